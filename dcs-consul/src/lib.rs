@@ -1,0 +1,1 @@
+//! `Dcs` over Consul (not yet implemented: see issue 4).

@@ -1,0 +1,1 @@
+//! `Dcs` over etcd v3 (not yet implemented: see issue 4).

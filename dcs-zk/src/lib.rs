@@ -1,0 +1,1 @@
+//! `Dcs` over ZooKeeper (not yet implemented: see issue 4).

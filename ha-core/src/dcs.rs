@@ -1,0 +1,111 @@
+//! The distributed configuration store as the HA logic needs it. One implementation per backend (`dcs-etcd`,
+//! `dcs-consul`, `dcs-zk`) plus [`crate::mock_dcs::MemoryDcs`]; all pass [`crate::conformance`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::model::{Cluster, Failover, GlobalConfig, HistoryEntry, MemberData, Status, SyncState};
+
+/// What went wrong talking to the DCS. The decision has one policy per kind, so keep them apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DcsError {
+    /// The DCS could not be reached, or did not answer within the deadline: nothing is known about the cluster.
+    #[error("DCS unreachable: {0}")]
+    Unreachable(String),
+    /// A compare-and-set lost: the version given is stale, or another node won the race.
+    #[error("DCS conflict: {0}")]
+    Conflict(String),
+    /// The DCS answered but refused the request (permissions, invalid argument, quota...).
+    #[error("DCS refused the request: {0}")]
+    Rejected(String),
+}
+
+impl DcsError {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, DcsError::Unreachable(_))
+    }
+}
+
+/// How a watch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchOutcome {
+    /// The leader key changed (written, deleted or expired).
+    LeaderChanged,
+    /// The timeout passed without a change.
+    TimedOut,
+}
+
+/// The DCS operations of one node. Each call must return within the client's own deadline (`retry_timeout`):
+/// a hung DCS call must not hang the loop.
+#[async_trait]
+pub trait Dcs: Send + Sync {
+    /// Reads the whole cluster prefix as one snapshot. Malformed values are logged and left out (see
+    /// [`Cluster::from_entries`]).
+    async fn load(&self) -> Result<Cluster, DcsError>;
+
+    /// Sets the lease length used for the leader and member keys from now on.
+    async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError>;
+
+    /// The bootstrap race: creates `initialize` with `value` only if it is absent (`Ok(false)`: someone else won).
+    async fn initialize_race(&self, value: &str) -> Result<bool, DcsError>;
+
+    /// Overwrites `initialize` (the winner writes the system identifier once initdb has made one).
+    async fn set_initialize(&self, sysid: &str) -> Result<(), DcsError>;
+
+    /// Deletes `initialize` after a failed bootstrap, so another node may try.
+    async fn cancel_initialization(&self) -> Result<(), DcsError>;
+
+    /// Creates the leader key with our name, bound to our lease, only if it is absent. `Ok(false)`: someone holds it.
+    async fn acquire_leader(&self, name: &str) -> Result<bool, DcsError>;
+
+    /// Renews our hold on the leader key. `Ok(false)`: the key is no longer ours (expired, deleted or taken), so we
+    /// are not the leader. Never creates the key for someone who does not hold it.
+    async fn renew_leader(&self, name: &str) -> Result<bool, DcsError>;
+
+    /// Deletes the leader key if it holds our name, so another node can take over at once.
+    async fn release_leader(&self, name: &str) -> Result<(), DcsError>;
+
+    /// Writes our member key, bound to our lease.
+    async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError>;
+
+    /// Deletes a member key (`hactl remove`, or a node leaving for good).
+    async fn delete_member(&self, name: &str) -> Result<(), DcsError>;
+
+    /// Writes `config`. `version: Some(v)` is a compare-and-set against the version read; `None` writes
+    /// unconditionally (bootstrap).
+    async fn set_config(&self, config: &GlobalConfig, version: Option<u64>)
+        -> Result<(), DcsError>;
+
+    /// Writes `failover` (`{}` clears it), compare-and-set on `version` when given.
+    async fn set_failover(&self, failover: &Failover, version: Option<u64>)
+        -> Result<(), DcsError>;
+
+    /// Writes `sync`, compare-and-set on `version` when given.
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError>;
+
+    /// Writes `history`, compare-and-set on `version` when given.
+    async fn set_history(
+        &self,
+        history: &[HistoryEntry],
+        version: Option<u64>,
+    ) -> Result<(), DcsError>;
+
+    /// Writes `status` (the leader's optime).
+    async fn write_status(&self, status: &Status) -> Result<(), DcsError>;
+
+    /// Writes `failsafe` (every member's api_url).
+    async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError>;
+
+    /// Deletes the whole cluster prefix (`hactl remove`).
+    async fn delete_cluster(&self) -> Result<(), DcsError>;
+
+    /// Returns as soon as the leader key changes, or after `timeout`. `known_version` is the leader key's version
+    /// in the last snapshot (`None`: there was no leader key), so a change between that load and this call is seen.
+    async fn watch_leader(
+        &self,
+        known_version: Option<u64>,
+        timeout: Duration,
+    ) -> Result<WatchOutcome, DcsError>;
+}

@@ -1,0 +1,83 @@
+//! Everything the decision looks at: one immutable snapshot per loop, time included.
+
+use crate::dcs::DcsError;
+use crate::model::{Cluster, GlobalConfig, Tags, Timing};
+use crate::pg::PgObservation;
+use crate::time::Millis;
+
+/// Who this node is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NodeIdentity {
+    pub name: String,
+    /// `postgres://host:port/postgres`
+    pub conn_url: String,
+    /// `http://host:port/patroni`
+    pub api_url: String,
+    pub tags: Tags,
+    pub version: String,
+}
+
+/// Failsafe inputs the driver gathered over the REST API (Patroni's `POST /failsafe`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FailsafeInput {
+    /// As the leader with an unreachable DCS: every member of the `failsafe` key accepted us, asked at this moment.
+    pub confirmed_at: Option<Millis>,
+    /// As a replica: a leader that asked us to accept it, and until when that holds.
+    pub accepted_leader: Option<(String, Millis)>,
+}
+
+/// Operator requests that reached this node through its REST API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Requests {
+    pub restart: bool,
+    pub reinitialize: bool,
+}
+
+/// What the driver remembers between loops, read-only to the decision.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LocalState {
+    /// We hold the leader lock and may act as primary until this instant (lease sent + ttl − safety margin).
+    pub lease_deadline: Option<Millis>,
+    /// PostgreSQL has not answered since this instant.
+    pub unresponsive_since: Option<Millis>,
+    /// The `config` version whose parameters were applied to PostgreSQL.
+    pub applied_config_version: Option<u64>,
+    /// The timing in force (from the last config read, kept for when the DCS is unreachable).
+    pub timing: Timing,
+    /// The last configuration read from the DCS (for when it is unreachable).
+    pub last_config: GlobalConfig,
+    pub failsafe: FailsafeInput,
+    pub requests: Requests,
+    /// When this daemon started: a restarted daemon has forgotten any failsafe promise it made.
+    pub started_at: Millis,
+}
+
+/// Known bugs the simulator must be able to catch; a test-only switch, never set in production code.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// A replica that cannot reach the DCS promotes itself without the lock.
+    PromoteWithoutLock,
+}
+
+/// One loop's input.
+#[derive(Debug, Clone, Copy)]
+pub struct Observation<'a> {
+    pub me: &'a NodeIdentity,
+    /// Monotonic time of this loop.
+    pub now: Millis,
+    /// Wall clock of this loop (for scheduled switchovers).
+    pub unix_ms: i64,
+    pub dcs: Result<&'a Cluster, &'a DcsError>,
+    pub pg: &'a PgObservation,
+    pub local: &'a LocalState,
+    #[doc(hidden)]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl<'a> Observation<'a> {
+    /// We hold a lease that is still valid now.
+    pub fn holds_lease(&self) -> bool {
+        self.local.lease_deadline.map_or(false, |d| self.now < d)
+    }
+}

@@ -1,0 +1,50 @@
+//! # ha-core: PostgreSQL high availability as a library
+//!
+//! hactl keeps one PostgreSQL primary per cluster and fails over to a replica when it goes, like Patroni, with
+//! Patroni's DCS layout and formats. This crate holds the parts that do not touch the outside world, so a product can
+//! embed them with its own DCS, its own PostgreSQL control and its own process model.
+//!
+//! # Layout
+//! - [`model`]: the cluster snapshot, members, global config and tags, byte-compatible with Patroni's DCS values.
+//! - [`dcs`]: the [`Dcs`](dcs::Dcs) trait and its typed errors; [`mock_dcs`] is an in-memory one with fault
+//!   injection for your tests; [`conformance`] is the suite every implementation passes.
+//! - [`pg`]: the [`PgControl`](pg::PgControl) trait and what it observes.
+//! - [`decision`]: the pure HA decision, observation in, ordered actions and a reason out.
+//! - [`driver`]: observe → decide → execute on a clock; owns the lease, the watchdog and the member key.
+//! - [`watchdog`]: fencing that works when the loop itself is frozen.
+//! - [`sim`]: a simulated PostgreSQL and a deterministic many-node simulator with invariants.
+//! - [`time`]: the clocks.
+//!
+//! # Embedding
+//! 1. Implement [`Dcs`](dcs::Dcs) or take one of `dcs-etcd`, `dcs-consul`, `dcs-zk`.
+//! 2. Implement [`PgControl`](pg::PgControl) or take `pg-control`.
+//! 3. Build a [`Driver`](driver::Driver) with your node's identity and `bootstrap.dcs`, then `run` it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ha_core::{driver::{Driver, DriverSettings}, decision::NodeIdentity, mock_dcs::MemoryDcs,
+//!               sim::{SimPgNet, now_or_never}, time::ManualClock};
+//! let clock = ManualClock::new(0);
+//! let dcs = MemoryDcs::new(Arc::new(clock.clone()));
+//! let pgs = SimPgNet::new();
+//! let settings = DriverSettings {
+//!     identity: NodeIdentity { name: "node1".into(), conn_url: "postgres://node1:5432/postgres".into(), ..Default::default() },
+//!     ..Default::default()
+//! };
+//! let mut node1 = Driver::new(dcs.client("node1"), pgs.server("node1"), Arc::new(clock.clone()), settings);
+//! let report = now_or_never(node1.cycle());          // the first loop bootstraps a new cluster
+//! assert_eq!(report.decision.reason, "bootstrapping a new cluster from node1");
+//! assert_eq!(dcs.leader().unwrap().0, "node1");
+//! ```
+
+pub mod dcs;
+pub mod decision;
+pub mod driver;
+pub mod mock_dcs;
+pub mod model;
+pub mod pg;
+pub mod sim;
+pub mod time;
+pub mod watchdog;
+
+pub mod conformance;

@@ -1,0 +1,293 @@
+//! Keys and values on the wire: Patroni's layout `/<namespace>/<scope>/<key>` and a tolerant decoder that turns the raw
+//! entries of any backend into a [`Cluster`]. A value that does not parse is logged and treated as absent: garbage in
+//! one key must never stop the HA loop.
+
+use std::collections::BTreeMap;
+
+use tracing::warn;
+
+use super::cluster::{Cluster, Failover, HistoryEntry, Leader, Status, SyncState, Versioned};
+use super::config::GlobalConfig;
+use super::member::{Member, MemberData};
+
+/// The key names under the cluster prefix.
+pub mod keys {
+    pub const INITIALIZE: &str = "initialize";
+    pub const CONFIG: &str = "config";
+    pub const LEADER: &str = "leader";
+    pub const MEMBERS: &str = "members/";
+    pub const FAILOVER: &str = "failover";
+    pub const SYNC: &str = "sync";
+    pub const HISTORY: &str = "history";
+    pub const STATUS: &str = "status";
+    pub const FAILSAFE: &str = "failsafe";
+    /// Legacy leader optime (Patroni < 2.1).
+    pub const OPTIME_LEADER: &str = "optime/leader";
+}
+
+/// The cluster prefix: `/<namespace>/<scope>/`, slashes collapsed as Patroni does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPath {
+    prefix: String,
+}
+
+impl KeyPath {
+    /// `namespace` defaults to `service` in Patroni; pass it as configured (with or without slashes).
+    pub fn new(namespace: &str, scope: &str) -> KeyPath {
+        let joined = format!(
+            "/{}/{}/",
+            namespace.trim_matches('/'),
+            scope.trim_matches('/')
+        );
+        let mut prefix = String::with_capacity(joined.len());
+        for c in joined.chars() {
+            if c == '/' && prefix.ends_with('/') {
+                continue;
+            }
+            prefix.push(c);
+        }
+        KeyPath { prefix }
+    }
+    /// `/service/batman/`
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+    /// Full path of a key under the prefix, e.g. `key("leader")` → `/service/batman/leader`.
+    pub fn key(&self, rel: &str) -> String {
+        format!("{}{}", self.prefix, rel)
+    }
+    pub fn member(&self, name: &str) -> String {
+        format!("{}{}{}", self.prefix, keys::MEMBERS, name)
+    }
+    /// The key relative to the prefix, or `None` when it is outside the cluster.
+    pub fn relative<'a>(&self, full: &'a str) -> Option<&'a str> {
+        full.strip_prefix(&self.prefix)
+    }
+}
+
+/// One key as a backend read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawEntry {
+    /// Relative to the cluster prefix: `leader`, `members/node1`, ...
+    pub key: String,
+    pub value: String,
+    pub version: u64,
+    /// The lease/session owning the key, where the backend has one.
+    pub session: Option<String>,
+}
+
+impl RawEntry {
+    pub fn new(key: impl Into<String>, value: impl Into<String>, version: u64) -> RawEntry {
+        RawEntry {
+            key: key.into(),
+            value: value.into(),
+            version,
+            session: None,
+        }
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(raw)
+}
+
+/// Like [`json`] but only from a JSON object: serde would also build a struct from an array.
+fn json_object<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, serde_json::Error> {
+    let v: serde_json::Value = serde_json::from_str(raw)?;
+    if !v.is_object() {
+        return Err(serde::de::Error::custom(format!("expected a JSON object, got {v}")));
+    }
+    serde_json::from_value(v)
+}
+
+fn parse_or_warn<T>(
+    key: &str,
+    raw: &str,
+    parse: impl FnOnce(&str) -> Result<T, serde_json::Error>,
+) -> Option<T> {
+    match parse(raw) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            warn!(key, error = %e, value = %truncate(raw), "ignoring malformed DCS value");
+            None
+        }
+    }
+}
+
+fn truncate(s: &str) -> String {
+    if s.len() > 120 {
+        let mut end = 120;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    } else {
+        s.to_string()
+    }
+}
+
+impl Cluster {
+    /// Builds a snapshot from the raw entries of the cluster prefix. Never fails: each malformed value is logged
+    /// and skipped.
+    pub fn from_entries(entries: impl IntoIterator<Item = RawEntry>) -> Cluster {
+        let mut c = Cluster::default();
+        let mut legacy_optime = None;
+        for e in entries {
+            let key = e.key.trim_start_matches('/');
+            match key {
+                keys::INITIALIZE => c.initialize = Some(e.value.trim().to_string()),
+                keys::CONFIG => {
+                    c.config =
+                        parse_or_warn(key, &e.value, json_object::<GlobalConfig>).map(|value| Versioned {
+                            value,
+                            version: e.version,
+                        })
+                }
+                keys::LEADER => {
+                    let name = e.value.trim();
+                    if name.is_empty() {
+                        warn!(key, "ignoring empty leader key");
+                    } else {
+                        c.leader = Some(Leader {
+                            name: name.to_string(),
+                            version: e.version,
+                            session: e.session.clone(),
+                        })
+                    }
+                }
+                keys::FAILOVER => {
+                    c.failover = if e.value.trim().is_empty() {
+                        Some(Versioned {
+                            value: Failover::default(),
+                            version: e.version,
+                        })
+                    } else {
+                        parse_or_warn(key, &e.value, Failover::parse).map(|value| Versioned {
+                            value,
+                            version: e.version,
+                        })
+                    }
+                }
+                keys::SYNC => {
+                    c.sync =
+                        parse_or_warn(key, &e.value, json_object::<SyncState>).map(|value| Versioned {
+                            value,
+                            version: e.version,
+                        })
+                }
+                keys::HISTORY => {
+                    c.history =
+                        parse_or_warn(key, &e.value, json::<Vec<HistoryEntry>>).map(|value| {
+                            Versioned {
+                                value,
+                                version: e.version,
+                            }
+                        })
+                }
+                keys::STATUS => c.status = parse_or_warn(key, &e.value, json_object::<Status>),
+                keys::OPTIME_LEADER => legacy_optime = e.value.trim().parse::<u64>().ok(),
+                keys::FAILSAFE => {
+                    c.failsafe = parse_or_warn(key, &e.value, json::<BTreeMap<String, String>>)
+                }
+                _ => {
+                    if let Some(name) = key.strip_prefix(keys::MEMBERS) {
+                        if name.is_empty() || name.contains('/') {
+                            continue;
+                        }
+                        if let Some(data) = parse_or_warn(key, &e.value, MemberData::parse) {
+                            c.members.push(Member {
+                                name: name.to_string(),
+                                data,
+                                version: e.version,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        if c.status.is_none() {
+            if let Some(optime) = legacy_optime {
+                c.status = Some(Status {
+                    optime: Some(optime),
+                    ..Default::default()
+                });
+            }
+        }
+        c.members.sort_by(|a, b| a.name.cmp(&b.name));
+        c
+    }
+}
+
+/// Compact JSON, as Patroni writes (`separators=(',', ':')`).
+pub fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("model values always serialise")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_path_collapses_slashes() {
+        let p = KeyPath::new("/service/", "batman");
+        assert_eq!(p.key("leader"), "/service/batman/leader");
+        assert_eq!(p.member("node1"), "/service/batman/members/node1");
+        assert_eq!(
+            p.relative("/service/batman/members/node1"),
+            Some("members/node1")
+        );
+    }
+
+    #[test]
+    fn garbage_in_every_key_is_skipped_not_fatal() {
+        let garbage = ["{not json", "[1,2", "\u{0}\u{1}", "42x", "[]"];
+        for g in garbage {
+            let entries = [
+                "config",
+                "failover",
+                "sync",
+                "history",
+                "status",
+                "failsafe",
+                "members/n1",
+            ]
+            .into_iter()
+            .map(|k| RawEntry::new(k, g, 1));
+            let c = Cluster::from_entries(entries);
+            assert!(
+                c.config.is_none() && c.members.is_empty() && c.failsafe.is_none() && c.status.is_none(),
+                "{g:?} gave {c:?}"
+            );
+        }
+        // Valid JSON of the wrong shape: a config whose ttl is an object.
+        let c = Cluster::from_entries(vec![RawEntry::new("config", r#"{"ttl":{}}"#, 1)]);
+        assert!(c.config.is_none());
+    }
+
+    #[test]
+    fn patroni_snapshot_is_understood() {
+        let c = Cluster::from_entries(vec![
+            RawEntry::new("initialize", "7268616322854375442", 2),
+            RawEntry::new("leader", "node1", 9),
+            RawEntry::new(
+                "status",
+                r#"{"optime":67393608,"slots":{"node2":67393608}}"#,
+                10,
+            ),
+            RawEntry::new(
+                "history",
+                r#"[[1,25165984,"no recovery target specified","2024-01-01T00:00:00+00:00","node1"]]"#,
+                5,
+            ),
+            RawEntry::new("failover", "node1:node2", 6),
+        ]);
+        assert_eq!(c.leader_name(), Some("node1"));
+        assert_eq!(c.last_leader_lsn(), Some(67393608));
+        assert_eq!(c.timeline(), 2);
+        assert_eq!(c.timeline_end_lsn(1), Some(25165984));
+        assert_eq!(
+            c.pending_failover().unwrap().value.member.as_deref(),
+            Some("node2")
+        );
+    }
+}

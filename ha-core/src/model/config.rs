@@ -1,0 +1,300 @@
+//! The dynamic, cluster-wide configuration kept in the DCS `config` key, and the timing derived from it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::lenient;
+
+/// Default `ttl` in seconds, as Patroni's.
+pub const DEFAULT_TTL_S: f64 = 30.0;
+/// Default `loop_wait` in seconds, as Patroni's.
+pub const DEFAULT_LOOP_WAIT_S: f64 = 10.0;
+/// Default `retry_timeout` in seconds, as Patroni's.
+pub const DEFAULT_RETRY_TIMEOUT_S: f64 = 10.0;
+/// Default `maximum_lag_on_failover` in bytes (1 MiB), as Patroni's.
+pub const DEFAULT_MAXIMUM_LAG_ON_FAILOVER_BYTES: u64 = 1_048_576;
+/// The shortest ttl hactl accepts. Patroni refuses anything under 20 s; hactl's lease is judged from the moment the
+/// renewal was sent, with a safety margin, so short leases stay safe (see [`Timing::lease_safety_margin_ms`]).
+pub const MIN_TTL_S: f64 = 2.0;
+/// The shortest loop_wait: below it the loop would only burn CPU and DCS requests.
+pub const MIN_LOOP_WAIT_S: f64 = 0.1;
+/// The shortest retry_timeout: one DCS round trip on a loaded machine must fit in it.
+pub const MIN_RETRY_TIMEOUT_S: f64 = 0.5;
+
+/// `config` key: Patroni's dynamic configuration. Every field is optional so that a value read and written back
+/// is unchanged; use the accessors for the effective values.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GlobalConfig {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_f64",
+        serialize_with = "lenient::ser_opt_f64"
+    )]
+    pub ttl: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_f64",
+        serialize_with = "lenient::ser_opt_f64"
+    )]
+    pub loop_wait: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_f64",
+        serialize_with = "lenient::ser_opt_f64"
+    )]
+    pub retry_timeout: Option<f64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_u64"
+    )]
+    pub maximum_lag_on_failover: Option<u64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub check_timeline: Option<bool>,
+    /// `true`/`false`/`"on"`/`"off"`/`"quorum"`: kept as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synchronous_mode: Option<Value>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub synchronous_mode_strict: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub failsafe_mode: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub pause: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_f64",
+        serialize_with = "lenient::ser_opt_f64"
+    )]
+    pub primary_start_timeout: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgresql: Option<DynamicPostgresql>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `config.postgresql`: the cluster-wide PostgreSQL settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DynamicPostgresql {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub use_pg_rewind: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub use_slots: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Map<String, Value>>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl GlobalConfig {
+    pub fn maximum_lag_on_failover(&self) -> u64 {
+        self.maximum_lag_on_failover
+            .unwrap_or(DEFAULT_MAXIMUM_LAG_ON_FAILOVER_BYTES)
+    }
+    pub fn check_timeline(&self) -> bool {
+        self.check_timeline.unwrap_or(false)
+    }
+    pub fn failsafe_mode(&self) -> bool {
+        self.failsafe_mode.unwrap_or(false)
+    }
+    pub fn is_paused(&self) -> bool {
+        self.pause.unwrap_or(false)
+    }
+    pub fn use_pg_rewind(&self) -> bool {
+        self.postgresql
+            .as_ref()
+            .and_then(|p| p.use_pg_rewind)
+            .unwrap_or(false)
+    }
+    pub fn synchronous_mode(&self) -> bool {
+        match &self.synchronous_mode {
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) => matches!(s.as_str(), "on" | "true" | "quorum"),
+            _ => false,
+        }
+    }
+    /// Cluster-wide PostgreSQL parameters as strings, the form `postgresql.conf` takes.
+    pub fn parameters(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        if let Some(params) = self.postgresql.as_ref().and_then(|p| p.parameters.as_ref()) {
+            for (k, v) in params {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Bool(b) => {
+                        if *b {
+                            "on".into()
+                        } else {
+                            "off".into()
+                        }
+                    }
+                    other => other.to_string(),
+                };
+                out.insert(k.clone(), s);
+            }
+        }
+        out
+    }
+
+    /// The effective timing, checked: `loop_wait + 2 * retry_timeout <= ttl` and each above its minimum.
+    pub fn timing(&self) -> Result<Timing, ConfigError> {
+        Timing::from_seconds(
+            self.ttl.unwrap_or(DEFAULT_TTL_S),
+            self.loop_wait.unwrap_or(DEFAULT_LOOP_WAIT_S),
+            self.retry_timeout.unwrap_or(DEFAULT_RETRY_TIMEOUT_S),
+        )
+    }
+}
+
+/// Why a configuration was refused. Each message names the keys to change.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("`{key}` is {value} s but must be at least {min} s")]
+    BelowMinimum {
+        key: &'static str,
+        value: f64,
+        min: f64,
+    },
+    #[error(
+        "`loop_wait` ({loop_wait} s) + 2 * `retry_timeout` ({retry_timeout} s) = {sum} s exceeds `ttl` ({ttl} s): \
+         a leader could lose its lock between two loops; raise ttl or lower loop_wait/retry_timeout"
+    )]
+    TimingRule {
+        ttl: f64,
+        loop_wait: f64,
+        retry_timeout: f64,
+        sum: f64,
+    },
+    #[error("`{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+/// The three timing knobs in milliseconds, validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    pub ttl_ms: u64,
+    pub loop_wait_ms: u64,
+    pub retry_timeout_ms: u64,
+}
+
+impl Timing {
+    pub fn from_seconds(
+        ttl: f64,
+        loop_wait: f64,
+        retry_timeout: f64,
+    ) -> Result<Timing, ConfigError> {
+        for (key, value, min) in [
+            ("ttl", ttl, MIN_TTL_S),
+            ("loop_wait", loop_wait, MIN_LOOP_WAIT_S),
+            ("retry_timeout", retry_timeout, MIN_RETRY_TIMEOUT_S),
+        ] {
+            if !(value >= min) {
+                return Err(ConfigError::BelowMinimum { key, value, min });
+            }
+        }
+        let sum = loop_wait + 2.0 * retry_timeout;
+        if sum > ttl + 1e-9 {
+            return Err(ConfigError::TimingRule {
+                ttl,
+                loop_wait,
+                retry_timeout,
+                sum,
+            });
+        }
+        Ok(Timing {
+            ttl_ms: (ttl * 1000.0).round() as u64,
+            loop_wait_ms: (loop_wait * 1000.0).round() as u64,
+            retry_timeout_ms: (retry_timeout * 1000.0).round() as u64,
+        })
+    }
+
+    /// How long before the server could expire our lease we stop acting as primary.
+    ///
+    /// The lease is counted from the moment the renewal was *sent* (the server can only have started it later), so the
+    /// margin only has to cover what happens on this node after the deadline is computed: a late wake-up of the loop,
+    /// clock-rate error between this node and the DCS server (well under 1 % on any sane machine) and the time to fence
+    /// PostgreSQL. A tenth of the ttl, at least 1 s, covers those for every ttl hactl accepts.
+    pub fn lease_safety_margin_ms(&self) -> u64 {
+        (self.ttl_ms / 10).max(1000).min(self.ttl_ms / 2)
+    }
+
+    /// How long after sending a successful renewal this node may still act as the leader.
+    pub fn lease_valid_ms(&self) -> u64 {
+        self.ttl_ms - self.lease_safety_margin_ms()
+    }
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            ttl_ms: 30_000,
+            loop_wait_ms: 10_000,
+            retry_timeout_ms: 10_000,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timing_rule_names_the_keys() {
+        let err = Timing::from_seconds(10.0, 5.0, 5.0).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("`loop_wait`") && msg.contains("`retry_timeout`") && msg.contains("`ttl`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn ttl_of_five_seconds_is_accepted_with_matching_loop_and_retry() {
+        let t = Timing::from_seconds(5.0, 1.0, 2.0).unwrap();
+        assert_eq!(t.lease_valid_ms(), 4000);
+    }
+
+    #[test]
+    fn strings_and_unknown_fields_survive() {
+        let raw = r#"{"ttl":"20","loop_wait":5,"retry_timeout":5,"postgresql":{"parameters":{"max_connections":100},"x":1},"custom":[1,2]}"#;
+        let c: GlobalConfig = serde_json::from_str(raw).unwrap();
+        assert_eq!(c.ttl, Some(20.0));
+        assert_eq!(c.timing().unwrap().ttl_ms, 20_000);
+        assert_eq!(
+            c.parameters().get("max_connections").map(String::as_str),
+            Some("100")
+        );
+        let back = serde_json::to_string(&c).unwrap();
+        assert!(back.starts_with(r#"{"ttl":20,"#), "{back}");
+        assert!(
+            back.contains(r#""custom":[1,2]"#) && back.contains(r#""x":1"#),
+            "{back}"
+        );
+    }
+}

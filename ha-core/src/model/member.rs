@@ -1,0 +1,247 @@
+//! A member key (`members/<name>`): what each node publishes about itself every loop.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::lenient;
+use super::tags::Tags;
+
+/// PostgreSQL state names as Patroni publishes them (`PostgresqlState`); the index is the `patroni_postgres_state` metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PgStateName {
+    InitializingNewCluster,
+    InitdbFailed,
+    RunningCustomBootstrapScript,
+    CustomBootstrapFailed,
+    CreatingReplica,
+    Running,
+    Starting,
+    StartingAfterCustomBootstrap,
+    StartFailed,
+    Restarting,
+    RestartFailed,
+    Stopping,
+    Stopped,
+    StopFailed,
+    Crashed,
+}
+
+impl PgStateName {
+    pub const ALL: [PgStateName; 15] = [
+        PgStateName::InitializingNewCluster,
+        PgStateName::InitdbFailed,
+        PgStateName::RunningCustomBootstrapScript,
+        PgStateName::CustomBootstrapFailed,
+        PgStateName::CreatingReplica,
+        PgStateName::Running,
+        PgStateName::Starting,
+        PgStateName::StartingAfterCustomBootstrap,
+        PgStateName::StartFailed,
+        PgStateName::Restarting,
+        PgStateName::RestartFailed,
+        PgStateName::Stopping,
+        PgStateName::Stopped,
+        PgStateName::StopFailed,
+        PgStateName::Crashed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PgStateName::InitializingNewCluster => "initializing new cluster",
+            PgStateName::InitdbFailed => "initdb failed",
+            PgStateName::RunningCustomBootstrapScript => "running custom bootstrap script",
+            PgStateName::CustomBootstrapFailed => "custom bootstrap failed",
+            PgStateName::CreatingReplica => "creating replica",
+            PgStateName::Running => "running",
+            PgStateName::Starting => "starting",
+            PgStateName::StartingAfterCustomBootstrap => "starting after custom bootstrap",
+            PgStateName::StartFailed => "start failed",
+            PgStateName::Restarting => "restarting",
+            PgStateName::RestartFailed => "restart failed",
+            PgStateName::Stopping => "stopping",
+            PgStateName::Stopped => "stopped",
+            PgStateName::StopFailed => "stop failed",
+            PgStateName::Crashed => "crashed",
+        }
+    }
+
+    /// The value of Patroni's `patroni_postgres_state` metric.
+    pub fn index(self) -> i64 {
+        PgStateName::ALL
+            .iter()
+            .position(|s| *s == self)
+            .map(|i| i as i64)
+            .unwrap_or(-1)
+    }
+
+    pub fn parse(s: &str) -> Option<PgStateName> {
+        PgStateName::ALL.iter().copied().find(|x| x.as_str() == s)
+    }
+}
+
+/// A member's role as written in its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Primary,
+    Replica,
+    StandbyLeader,
+    Demoted,
+    Uninitialized,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Replica => "replica",
+            Role::StandbyLeader => "standby_leader",
+            Role::Demoted => "demoted",
+            Role::Uninitialized => "uninitialized",
+        }
+    }
+    /// Accepts Patroni's old `master` spelling.
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "primary" | "master" => Role::Primary,
+            "replica" => Role::Replica,
+            "standby_leader" => Role::StandbyLeader,
+            "demoted" => Role::Demoted,
+            "uninitialized" => Role::Uninitialized,
+            _ => return None,
+        })
+    }
+}
+
+/// The JSON value of a member key. Field order follows Patroni's `touch_member`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MemberData {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conn_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_u64"
+    )]
+    pub xlog_location: Option<u64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_u64"
+    )]
+    pub replay_lsn: Option<u64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_u64"
+    )]
+    pub receive_lsn: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_state: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_u64"
+    )]
+    pub timeline: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Tags>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub pending_restart: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub pause: Option<bool>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// A member as read from the DCS: its name (from the key), its value and the value's version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub name: String,
+    pub data: MemberData,
+    pub version: u64,
+}
+
+impl Member {
+    pub fn role(&self) -> Option<Role> {
+        self.data.role.as_deref().and_then(Role::parse)
+    }
+    pub fn state(&self) -> Option<PgStateName> {
+        self.data.state.as_deref().and_then(PgStateName::parse)
+    }
+    pub fn is_running(&self) -> bool {
+        self.state() == Some(PgStateName::Running)
+    }
+    pub fn tags(&self) -> Tags {
+        self.data.tags.clone().unwrap_or_default()
+    }
+    /// The WAL position this member reported (`xlog_location`), 0 if it reported none.
+    pub fn lsn(&self) -> u64 {
+        self.data.xlog_location.unwrap_or(0)
+    }
+    pub fn timeline(&self) -> u64 {
+        self.data.timeline.unwrap_or(0)
+    }
+}
+
+impl MemberData {
+    /// Parses a member value; accepts Patroni's legacy form, a bare `postgres://` URL.
+    pub fn parse(raw: &str) -> Result<MemberData, serde_json::Error> {
+        let t = raw.trim();
+        if t.starts_with("postgres://") || t.starts_with("postgresql://") {
+            return Ok(MemberData {
+                conn_url: Some(t.to_string()),
+                ..Default::default()
+            });
+        }
+        let v: Value = serde_json::from_str(t)?;
+        if !v.is_object() {
+            return Err(serde::de::Error::custom(format!("expected a JSON object, got {v}")));
+        }
+        serde_json::from_value(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patroni_replica_value_round_trips_byte_for_byte() {
+        let raw = r#"{"conn_url":"postgres://127.0.0.1:5433/postgres","api_url":"http://127.0.0.1:8009/patroni","state":"running","role":"replica","version":"4.1.4","xlog_location":67393608,"replay_lsn":67393608,"receive_lsn":67393608,"replication_state":"streaming","timeline":1}"#;
+        let m = MemberData::parse(raw).unwrap();
+        assert_eq!(m.xlog_location, Some(67393608));
+        assert_eq!(serde_json::to_string(&m).unwrap(), raw);
+    }
+
+    #[test]
+    fn legacy_bare_url_is_a_conn_url() {
+        let m = MemberData::parse("postgres://10.0.0.1:5432/postgres").unwrap();
+        assert_eq!(
+            m.conn_url.as_deref(),
+            Some("postgres://10.0.0.1:5432/postgres")
+        );
+    }
+
+    #[test]
+    fn state_indexes_match_patroni_metric() {
+        assert_eq!(PgStateName::Running.index(), 5);
+        assert_eq!(PgStateName::Crashed.index(), 14);
+        assert_eq!(Role::parse("master"), Some(Role::Primary));
+    }
+}

@@ -1,0 +1,129 @@
+//! Member tags (`patroni/tags.py`): what a node allows the cluster to do with it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::lenient;
+
+/// Tags as they appear in the local config and, filtered, in the member key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Tags {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub nofailover: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_i64"
+    )]
+    pub failover_priority: Option<i64>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub noloadbalance: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub clonefrom: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub nosync: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_bool"
+    )]
+    pub nostream: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicatefrom: Option<String>,
+    /// Custom tags, kept as they are.
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Tags {
+    /// `nofailover: true` or `failover_priority: 0` keep a node out of every leader race. When both are given and
+    /// disagree, the boolean wins, as in Patroni.
+    pub fn nofailover(&self) -> bool {
+        match self.nofailover {
+            Some(b) => b,
+            None => self.failover_priority.map(|p| p <= 0).unwrap_or(false),
+        }
+    }
+
+    /// The priority among members with the same WAL position: 0 if the node may not fail over, else the tag (default 1).
+    pub fn failover_priority(&self) -> i64 {
+        if self.nofailover() {
+            0
+        } else {
+            self.failover_priority.unwrap_or(1).max(1)
+        }
+    }
+
+    pub fn noloadbalance(&self) -> bool {
+        self.noloadbalance.unwrap_or(false)
+    }
+    pub fn clonefrom(&self) -> bool {
+        self.clonefrom.unwrap_or(false)
+    }
+    pub fn nosync(&self) -> bool {
+        self.nosync.unwrap_or(false)
+    }
+
+    /// The tags as Patroni writes them into the member key: boolean tags only when true, custom tags always.
+    pub fn for_member_key(&self) -> Tags {
+        let keep = |b: Option<bool>| if b == Some(true) { Some(true) } else { None };
+        Tags {
+            nofailover: keep(self.nofailover),
+            failover_priority: if self.nofailover() {
+                None
+            } else {
+                self.failover_priority
+            },
+            noloadbalance: keep(self.noloadbalance),
+            clonefrom: keep(self.clonefrom),
+            nosync: keep(self.nosync),
+            nostream: keep(self.nostream),
+            replicatefrom: self.replicatefrom.clone(),
+            extra: self.extra.clone(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        *self == Tags::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boolean_tag_beats_priority_tag() {
+        let t: Tags = serde_json::from_str(r#"{"nofailover":true,"failover_priority":5}"#).unwrap();
+        assert!(t.nofailover());
+        assert_eq!(t.failover_priority(), 0);
+        let t: Tags = serde_json::from_str(r#"{"failover_priority":0}"#).unwrap();
+        assert!(t.nofailover());
+    }
+
+    #[test]
+    fn member_key_shows_only_true_booleans_and_custom_tags() {
+        let t: Tags =
+            serde_json::from_str(r#"{"nofailover":false,"nosync":true,"dc":"east"}"#).unwrap();
+        assert_eq!(
+            serde_json::to_string(&t.for_member_key()).unwrap(),
+            r#"{"nosync":true,"dc":"east"}"#
+        );
+    }
+}

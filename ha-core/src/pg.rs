@@ -1,0 +1,159 @@
+//! PostgreSQL as the HA logic needs it. `pg-control` implements it over PostgreSQL's binaries;
+//! [`crate::sim::SimPg`] simulates it.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+/// How to stop PostgreSQL (`pg_ctl stop -m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    Smart,
+    Fast,
+    Immediate,
+}
+
+/// Where to replicate from: a member's name and libpq connection URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub name: String,
+    pub conn_url: String,
+}
+
+/// Whether PostgreSQL runs, as far as the observer could tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgRunState {
+    /// The data directory is empty or missing: the node needs bootstrap or a clone.
+    Uninitialized,
+    /// Cleanly stopped (or never started).
+    Stopped,
+    /// The postmaster is gone but left its pid file: it crashed or was killed.
+    Crashed,
+    /// The postmaster is alive and answered a query.
+    Running,
+    /// The postmaster is alive but did not answer within the timeout (stopped by a signal, stuck on I/O...).
+    Unresponsive,
+    /// Starting up or in crash recovery: alive, not yet accepting queries.
+    Starting,
+}
+
+/// One timeline switch from the server's `.history` files: `timeline` ended at `lsn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelineSwitch {
+    pub timeline: u64,
+    pub lsn: u64,
+}
+
+/// What the observer saw of the local PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PgObservation {
+    pub run_state: Option<PgRunState>,
+    /// `pg_is_in_recovery()`; meaningful when running.
+    pub in_recovery: bool,
+    pub timeline: u64,
+    /// The primary's current WAL position, or on a replica max(receive, replay).
+    pub lsn: u64,
+    pub receive_lsn: Option<u64>,
+    pub replay_lsn: Option<u64>,
+    pub replay_paused: bool,
+    /// The system identifier from pg_controldata, once the cluster exists.
+    pub system_id: Option<String>,
+    /// Who this replica streams from (primary_conninfo's member), if known.
+    pub upstream: Option<String>,
+    /// Whether the WAL receiver is streaming.
+    pub streaming: bool,
+    /// Parameters changed in the configuration that only a restart applies.
+    pub pending_restart: Vec<String>,
+    /// Names of the replicas connected to this server (pg_stat_replication).
+    pub replicas: Vec<String>,
+    /// The server's timeline history (from pg_wal/*.history).
+    pub history: Vec<TimelineSwitch>,
+    /// The server's major version, e.g. 150018.
+    pub server_version: Option<u32>,
+}
+
+impl PgObservation {
+    pub fn state(&self) -> PgRunState {
+        self.run_state.unwrap_or(PgRunState::Stopped)
+    }
+    pub fn is_running(&self) -> bool {
+        self.state() == PgRunState::Running
+    }
+    /// Running and out of recovery: this server accepts writes.
+    pub fn is_primary(&self) -> bool {
+        self.is_running() && !self.in_recovery
+    }
+    pub fn is_replica(&self) -> bool {
+        self.is_running() && self.in_recovery
+    }
+    /// Alive in any form: a process that could still serve clients.
+    pub fn is_alive(&self) -> bool {
+        matches!(
+            self.state(),
+            PgRunState::Running | PgRunState::Unresponsive | PgRunState::Starting
+        )
+    }
+}
+
+/// What went wrong driving PostgreSQL. Each says what to fix; none leaves the data directory half-deleted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PgError {
+    #[error("PostgreSQL did not answer within {timeout_ms} ms during {operation}")]
+    Timeout { operation: String, timeout_ms: u64 },
+    #[error("{operation} failed: {reason}")]
+    Failed { operation: String, reason: String },
+    #[error("bad PostgreSQL setup: {0}")]
+    Setup(String),
+    #[error("refusing {operation}: {reason}")]
+    Refused { operation: String, reason: String },
+}
+
+impl PgError {
+    pub fn failed(operation: &str, reason: impl Into<String>) -> PgError {
+        PgError::Failed {
+            operation: operation.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The result of applying configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParamChange {
+    /// Parameters whose new value needs a restart to take effect.
+    pub pending_restart: Vec<String>,
+}
+
+/// Drives one local PostgreSQL. Every call is bounded by its own timeout: a hung PostgreSQL must never hang
+/// the caller, it makes the call fail with [`PgError::Timeout`] instead.
+#[async_trait]
+pub trait PgControl: Send + Sync {
+    /// Looks at the server: never fails, an unanswered query shows as [`PgRunState::Unresponsive`].
+    async fn observe(&self) -> PgObservation;
+    /// initdb, start as primary, create the roles; returns the new system identifier.
+    async fn bootstrap(&self) -> Result<String, PgError>;
+    /// Copies the data directory from a running member (pg_basebackup) and configures it as its replica.
+    async fn clone_from(&self, source: &Upstream) -> Result<(), PgError>;
+    /// Starts as a primary (no standby.signal).
+    async fn start_primary(&self) -> Result<(), PgError>;
+    /// Starts as a standby of `upstream` (or with no upstream yet).
+    async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError>;
+    async fn stop(&self, mode: StopMode) -> Result<(), PgError>;
+    async fn restart(&self) -> Result<(), PgError>;
+    async fn reload(&self) -> Result<(), PgError>;
+    /// Promotes a standby and waits until it is out of recovery.
+    async fn promote(&self) -> Result<(), PgError>;
+    /// Points a running standby at a new upstream (a reload where the server allows it).
+    async fn follow(&self, upstream: &Upstream) -> Result<(), PgError>;
+    /// pg_rewind from `source` (the data directory must be stopped).
+    async fn rewind(&self, source: &Upstream) -> Result<(), PgError>;
+    /// Wipes the data directory and clones again from `source` (never a directory of another cluster).
+    async fn reinitialize(&self, source: &Upstream) -> Result<(), PgError>;
+    /// Writes the cluster-wide parameters into the managed configuration and reloads.
+    async fn apply_parameters(
+        &self,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<ParamChange, PgError>;
+    /// Kills the postmaster and every backend at once (SIGKILL): the way to stop a server that does not answer.
+    async fn fence(&self) -> Result<(), PgError>;
+}

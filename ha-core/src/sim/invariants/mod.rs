@@ -1,0 +1,15 @@
+//! The properties checked at every simulated step, one file each. Each says what a user would suffer if it broke.
+
+pub mod promotion_lag;
+pub mod recovery_bound;
+pub mod single_writer;
+
+use crate::time::Millis;
+
+/// A broken invariant: which, when, and what the simulator saw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Violation {
+    pub at: Millis,
+    pub invariant: &'static str,
+    pub detail: String,
+}

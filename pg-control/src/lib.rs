@@ -1,0 +1,1 @@
+//! `PgControl` over PostgreSQL's binaries (not yet implemented: see issue 3).
