@@ -30,6 +30,23 @@ pub trait FailsafeProbe: Send + Sync {
     async fn confirm_all(&self, leader: &str, members: &BTreeMap<String, String>) -> bool;
 }
 
+/// Hooks an embedder runs around the driver's actions (Patroni's callbacks). All optional.
+#[async_trait]
+pub trait Hooks: Send + Sync {
+    /// Runs right before a promotion; `false` cancels it (Patroni's `pre_promote` with a non-zero exit). The driver
+    /// then releases the lock so another node can take over.
+    async fn pre_promote(&self) -> bool {
+        true
+    }
+    /// Runs after each executed action, with its outcome (role-change callbacks, metrics, logs).
+    async fn after_action(&self, _action: &Action, _outcome: &Outcome) {}
+}
+
+/// No hooks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoHooks;
+impl Hooks for NoHooks {}
+
 /// Failsafe requests received from a leader (the REST handler writes, the driver reads): `(leader, valid until)`.
 pub type FailsafeInbox = Arc<Mutex<Option<(String, Millis)>>>;
 
@@ -89,6 +106,8 @@ pub struct Driver<D, P> {
     clock: Arc<dyn Clock>,
     watchdog: Box<dyn Watchdog>,
     failsafe_probe: Option<Box<dyn FailsafeProbe>>,
+    hooks: Box<dyn Hooks>,
+    status: tokio::sync::watch::Sender<Option<CycleReport>>,
     failsafe_inbox: FailsafeInbox,
     requests: Arc<RequestBox>,
     settings: DriverSettings,
@@ -110,6 +129,8 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             clock,
             watchdog: Box::new(NoWatchdog),
             failsafe_probe: None,
+            hooks: Box::new(NoHooks),
+            status: tokio::sync::watch::channel(None).0,
             failsafe_inbox: Arc::default(),
             requests: Arc::default(),
             local: LocalState {
@@ -135,6 +156,16 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
     pub fn with_failsafe_probe(mut self, p: Box<dyn FailsafeProbe>) -> Self {
         self.failsafe_probe = Some(p);
         self
+    }
+
+    pub fn with_hooks(mut self, h: Box<dyn Hooks>) -> Self {
+        self.hooks = h;
+        self
+    }
+
+    /// Every loop's report, as it happens (for a REST API or metrics running beside the loop).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<CycleReport>> {
+        self.status.subscribe()
     }
 
     /// Where the REST API puts failsafe requests from a leader.
@@ -247,7 +278,16 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         let mut executed = Vec::with_capacity(decision.actions.len());
         let mut stopped_pg = false;
         for action in &decision.actions {
-            let outcome = self.execute(action, &pg_obs, &mut stopped_pg).await;
+            let outcome = if *action == Action::Promote && !self.hooks.pre_promote().await {
+                // Cancelled by the embedder: give the lock back so another node can lead.
+                self.local.lease_deadline = None;
+                self.watchdog.disarm();
+                let _ = self.dcs.release_leader(&self.settings.identity.name).await;
+                Outcome::Refused("pre_promote cancelled the promotion; released the lock".into())
+            } else {
+                self.execute(action, &pg_obs, &mut stopped_pg).await
+            };
+            self.hooks.after_action(action, &outcome).await;
             let stop = outcome != Outcome::Done;
             if stop {
                 match &outcome {
@@ -301,6 +341,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             next_wake: next,
         };
         self.last_report = Some(report.clone());
+        self.status.send_replace(Some(report.clone()));
         report
     }
 
