@@ -346,7 +346,11 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
     }
 
     async fn absorb_config(&mut self, cluster: &Cluster) {
-        let cfg = cluster.global_config();
+        // Before the first leader wrote `config`, the local `bootstrap.dcs` is the configuration in force.
+        let cfg = match &cluster.config {
+            Some(c) => c.value.clone(),
+            None => self.settings.bootstrap_config.clone(),
+        };
         match cfg.timing() {
             Ok(t) => self.local.timing = t,
             Err(e) => {

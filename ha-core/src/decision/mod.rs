@@ -46,7 +46,11 @@ pub fn decide(obs: &Observation) -> Decision {
     };
     let me = obs.me.name.as_str();
     let pg = obs.pg;
-    let cfg = cluster.global_config();
+    // The DCS value when there is one, else what the driver last knew (its bootstrap.dcs before the first leader).
+    let cfg = match &cluster.config {
+        Some(c) => c.value.clone(),
+        None => obs.local.last_config.clone(),
+    };
     let i_am_leader = cluster.leader_name() == Some(me);
 
     if cfg.is_paused() {

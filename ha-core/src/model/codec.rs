@@ -95,7 +95,9 @@ fn json<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, serde_json::Erro
 fn json_object<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, serde_json::Error> {
     let v: serde_json::Value = serde_json::from_str(raw)?;
     if !v.is_object() {
-        return Err(serde::de::Error::custom(format!("expected a JSON object, got {v}")));
+        return Err(serde::de::Error::custom(format!(
+            "expected a JSON object, got {v}"
+        )));
     }
     serde_json::from_value(v)
 }
@@ -138,9 +140,11 @@ impl Cluster {
                 keys::INITIALIZE => c.initialize = Some(e.value.trim().to_string()),
                 keys::CONFIG => {
                     c.config =
-                        parse_or_warn(key, &e.value, json_object::<GlobalConfig>).map(|value| Versioned {
-                            value,
-                            version: e.version,
+                        parse_or_warn(key, &e.value, json_object::<GlobalConfig>).map(|value| {
+                            Versioned {
+                                value,
+                                version: e.version,
+                            }
                         })
                 }
                 keys::LEADER => {
@@ -169,11 +173,12 @@ impl Cluster {
                     }
                 }
                 keys::SYNC => {
-                    c.sync =
-                        parse_or_warn(key, &e.value, json_object::<SyncState>).map(|value| Versioned {
+                    c.sync = parse_or_warn(key, &e.value, json_object::<SyncState>).map(|value| {
+                        Versioned {
                             value,
                             version: e.version,
-                        })
+                        }
+                    })
                 }
                 keys::HISTORY => {
                     c.history =
@@ -255,7 +260,10 @@ mod tests {
             .map(|k| RawEntry::new(k, g, 1));
             let c = Cluster::from_entries(entries);
             assert!(
-                c.config.is_none() && c.members.is_empty() && c.failsafe.is_none() && c.status.is_none(),
+                c.config.is_none()
+                    && c.members.is_empty()
+                    && c.failsafe.is_none()
+                    && c.status.is_none(),
                 "{g:?} gave {c:?}"
             );
         }

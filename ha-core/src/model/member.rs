@@ -211,7 +211,9 @@ impl MemberData {
         }
         let v: Value = serde_json::from_str(t)?;
         if !v.is_object() {
-            return Err(serde::de::Error::custom(format!("expected a JSON object, got {v}")));
+            return Err(serde::de::Error::custom(format!(
+                "expected a JSON object, got {v}"
+            )));
         }
         serde_json::from_value(v)
     }

@@ -1,0 +1,190 @@
+//! The driver with the mock DCS and simulated PostgreSQL: leases, the watchdog, hooks, graceful shutdown.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use ha_core::decision::{Action, NodeIdentity};
+use ha_core::driver::{Driver, DriverSettings, Hooks, Outcome};
+use ha_core::mock_dcs::{MemoryDcs, MemoryDcsClient};
+use ha_core::model::GlobalConfig;
+use ha_core::sim::{now_or_never, SimPg, SimPgNet};
+use ha_core::time::{ManualClock, Millis};
+use ha_core::watchdog::Watchdog;
+
+struct World {
+    clock: ManualClock,
+    dcs: MemoryDcs,
+    pgs: SimPgNet,
+}
+
+fn world() -> World {
+    let clock = ManualClock::new(1_767_225_600_000);
+    World {
+        dcs: MemoryDcs::new(Arc::new(clock.clone())),
+        pgs: SimPgNet::new(),
+        clock,
+    }
+}
+
+fn node(w: &World, name: &str) -> Driver<MemoryDcsClient, SimPg> {
+    let identity = NodeIdentity {
+        name: name.into(),
+        conn_url: format!("postgres://{name}:5432/postgres"),
+        api_url: format!("http://{name}:8008/patroni"),
+        ..Default::default()
+    };
+    let bootstrap_config = GlobalConfig {
+        ttl: Some(5.0),
+        loop_wait: Some(1.0),
+        retry_timeout: Some(2.0),
+        ..Default::default()
+    };
+    Driver::new(
+        w.dcs.client(name),
+        w.pgs.server(name),
+        Arc::new(w.clock.clone()),
+        DriverSettings {
+            identity,
+            bootstrap_config,
+            ..Default::default()
+        },
+    )
+}
+
+#[derive(Clone, Default)]
+struct RecordingWatchdog(Arc<Mutex<Vec<Option<Millis>>>>);
+impl Watchdog for RecordingWatchdog {
+    fn arm(&self, deadline: Millis) {
+        self.0.lock().unwrap().push(Some(deadline));
+    }
+    fn disarm(&self) {
+        self.0.lock().unwrap().push(None);
+    }
+}
+
+#[test]
+fn lease_runs_from_the_moment_the_renewal_was_sent_minus_the_safety_margin() {
+    let w = world();
+    let wd = RecordingWatchdog::default();
+    let mut n1 = node(&w, "node1").with_watchdog(Box::new(wd.clone()));
+    w.clock.advance_ms(1_000);
+    now_or_never(n1.cycle()); // bootstraps and takes the lock at t = 1 s
+                              // ttl 5 s, margin max(1 s, ttl/10) = 1 s: valid until 1 s + 4 s.
+    assert_eq!(n1.local_state().lease_deadline, Some(Millis(5_000)));
+    assert_eq!(wd.0.lock().unwrap().last(), Some(&Some(Millis(5_000))));
+    w.clock.advance_ms(1_000);
+    let r = now_or_never(n1.cycle());
+    assert_eq!(
+        r.executed.first(),
+        Some(&(Action::RenewLock, Outcome::Done))
+    );
+    assert_eq!(n1.local_state().lease_deadline, Some(Millis(6_000)));
+    // The next loop is due by the deadline at the latest, normally after loop_wait.
+    assert_eq!(r.next_wake, Millis(3_000));
+}
+
+#[test]
+fn dcs_outage_keeps_the_primary_until_its_lease_could_expire_then_demotes() {
+    let w = world();
+    let mut n1 = node(&w, "node1");
+    now_or_never(n1.cycle());
+    assert!(w.pgs.state("node1").unwrap().accepts_writes());
+    w.dcs.set_unavailable(true);
+    w.clock.advance_ms(2_000);
+    let r = now_or_never(n1.cycle());
+    assert!(r.executed.is_empty(), "{}", r.decision.reason);
+    assert!(
+        w.pgs.state("node1").unwrap().accepts_writes(),
+        "demoted on the first failed loop"
+    );
+    assert_eq!(
+        r.next_wake,
+        Millis(3_000),
+        "next loop after loop_wait, before the 4 s deadline"
+    );
+    w.clock.set(Millis(4_000));
+    let r = now_or_never(n1.cycle());
+    assert!(
+        r.decision.reason.contains("my lease has ended"),
+        "{}",
+        r.decision.reason
+    );
+    assert!(
+        !w.pgs.state("node1").unwrap().accepts_writes(),
+        "still primary after the lease deadline"
+    );
+    // The server could expire the lease only at 5 s: stopped a full margin before anyone else could lead.
+}
+
+#[test]
+fn graceful_shutdown_releases_the_lock_so_a_replica_takes_over_without_waiting_for_the_ttl() {
+    let w = world();
+    let mut n1 = node(&w, "node1");
+    let mut n2 = node(&w, "node2");
+    now_or_never(n1.cycle());
+    now_or_never(n2.cycle()); // clones from node1
+    now_or_never(n2.cycle()); // streams
+    w.pgs.replicate_step();
+    now_or_never(n1.cycle());
+    now_or_never(n2.cycle());
+    now_or_never(n1.shutdown());
+    assert_eq!(w.dcs.leader(), None, "the lock was not released");
+    assert!(
+        !w.pgs.state("node1").unwrap().alive(),
+        "PostgreSQL still runs after shutdown"
+    );
+    let r = now_or_never(n2.cycle()); // same instant: no ttl to wait for
+    assert!(r.promoted(), "{}", r.decision.reason);
+    assert_eq!(w.dcs.leader().map(|l| l.0), Some("node2".to_string()));
+}
+
+struct VetoPromotion;
+#[async_trait]
+impl Hooks for VetoPromotion {
+    async fn pre_promote(&self) -> bool {
+        false
+    }
+}
+
+#[test]
+fn a_failing_pre_promote_hook_cancels_the_promotion_and_gives_the_lock_back() {
+    let w = world();
+    let mut n1 = node(&w, "node1");
+    let mut n2 = node(&w, "node2").with_hooks(Box::new(VetoPromotion));
+    now_or_never(n1.cycle());
+    now_or_never(n2.cycle());
+    now_or_never(n2.cycle());
+    now_or_never(n1.shutdown());
+    let r = now_or_never(n2.cycle());
+    assert!(!r.promoted());
+    assert!(
+        matches!(
+            r.executed.last(),
+            Some((Action::Promote, Outcome::Refused(_)))
+        ),
+        "{:?}",
+        r.executed
+    );
+    assert_eq!(w.dcs.leader(), None);
+    assert!(w.pgs.state("node2").unwrap().standby);
+}
+
+#[test]
+fn timing_that_breaks_the_rule_is_rejected_with_the_key_names() {
+    let cfg = GlobalConfig {
+        ttl: Some(5.0),
+        loop_wait: Some(2.0),
+        retry_timeout: Some(2.0),
+        ..Default::default()
+    };
+    let err = cfg.timing().unwrap_err().to_string();
+    assert!(
+        err.contains("`loop_wait`") && err.contains("`retry_timeout`") && err.contains("`ttl`"),
+        "{err}"
+    );
+    let cfg = GlobalConfig {
+        ttl: Some(1.0),
+        ..Default::default()
+    };
+    assert!(cfg.timing().unwrap_err().to_string().contains("`ttl`"));
+}
