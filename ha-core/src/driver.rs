@@ -30,6 +30,9 @@ pub trait FailsafeProbe: Send + Sync {
     async fn confirm_all(&self, leader: &str, members: &BTreeMap<String, String>) -> bool;
 }
 
+/// How often an unreachable DCS is tried again between loops.
+pub const DCS_RETRY_INTERVAL_MS: u64 = 1_000;
+
 /// Hooks an embedder runs around the driver's actions (Patroni's callbacks). All optional.
 #[async_trait]
 pub trait Hooks: Send + Sync {
@@ -326,6 +329,10 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             || (interrupted && self.local.lease_deadline.is_none() && pg_after.is_primary())
         {
             after
+        } else if matches!(loaded, Err(DcsError::Unreachable(_))) {
+            // Retrying is the driver's job: an unreachable DCS is tried again every second (at most loop_wait),
+            // so a short blip costs a second, not a whole loop_wait.
+            after.plus_ms(self.local.timing.loop_wait_ms.min(DCS_RETRY_INTERVAL_MS))
         } else {
             after.plus_ms(self.local.timing.loop_wait_ms)
         };
