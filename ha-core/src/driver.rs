@@ -119,7 +119,6 @@ pub struct Driver<D, P> {
     last_leader_version: Option<u64>,
     last_failsafe_members: BTreeMap<String, String>,
     bootstrapped_sysid: Option<String>,
-    last_report: Option<CycleReport>,
 }
 
 impl<D: Dcs, P: PgControl> Driver<D, P> {
@@ -147,7 +146,6 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             last_leader_version: None,
             last_failsafe_members: BTreeMap::new(),
             bootstrapped_sysid: None,
-            last_report: None,
         }
     }
 
@@ -184,9 +182,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
     pub fn local_state(&self) -> &LocalState {
         &self.local
     }
-    pub fn last_report(&self) -> Option<&CycleReport> {
-        self.last_report.as_ref()
-    }
+
     pub fn dcs(&self) -> &D {
         &self.dcs
     }
@@ -347,8 +343,9 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             pg: pg_after,
             next_wake: next,
         };
-        self.last_report = Some(report.clone());
-        self.status.send_replace(Some(report.clone()));
+        if self.status.receiver_count() > 0 {
+            self.status.send_replace(Some(report.clone()));
+        }
         report
     }
 

@@ -62,6 +62,13 @@ impl Inner {
         self.revision
     }
     fn purge(&mut self, now: Millis) {
+        if !self
+            .entries
+            .values()
+            .any(|e| e.lease.as_ref().map_or(false, |(_, until)| *until <= now))
+        {
+            return;
+        }
         let expired: Vec<String> = self
             .entries
             .iter()

@@ -93,13 +93,10 @@ fn json<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, serde_json::Erro
 
 /// Like [`json`] but only from a JSON object: serde would also build a struct from an array.
 fn json_object<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, serde_json::Error> {
-    let v: serde_json::Value = serde_json::from_str(raw)?;
-    if !v.is_object() {
-        return Err(serde::de::Error::custom(format!(
-            "expected a JSON object, got {v}"
-        )));
+    if !raw.trim_start().starts_with('{') {
+        return Err(serde::de::Error::custom("expected a JSON object"));
     }
-    serde_json::from_value(v)
+    serde_json::from_str(raw)
 }
 
 fn parse_or_warn<T>(

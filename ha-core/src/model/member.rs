@@ -209,13 +209,11 @@ impl MemberData {
                 ..Default::default()
             });
         }
-        let v: Value = serde_json::from_str(t)?;
-        if !v.is_object() {
-            return Err(serde::de::Error::custom(format!(
-                "expected a JSON object, got {v}"
-            )));
+        // serde would also build the struct from a JSON array: only an object is a member value.
+        if !t.starts_with('{') {
+            return Err(serde::de::Error::custom("expected a JSON object"));
         }
-        serde_json::from_value(v)
+        serde_json::from_str(t)
     }
 }
 

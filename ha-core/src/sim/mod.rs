@@ -624,8 +624,8 @@ impl Simulation {
         match self.dcs.leader() {
             Some((name, _)) => self
                 .net
-                .state(&name)
-                .map_or(false, |s| s.accepts_writes() && s.run == SimRun::Running),
+                .with(&name, |s| s.accepts_writes() && s.run == SimRun::Running)
+                .unwrap_or(false),
             None => false,
         }
     }

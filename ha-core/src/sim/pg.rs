@@ -144,24 +144,30 @@ impl SimPgNet {
         let step = g.stream_bytes_per_step;
         let names: Vec<String> = g.servers.keys().cloned().collect();
         for n in names {
-            let (up_name, rep) = match g.servers.get(&n) {
-                Some(s) if s.run == SimRun::Running && s.standby && s.upstream.is_some() => {
-                    (s.upstream.clone().unwrap_or_default(), s.clone())
-                }
+            let (up_name, rep_tl, rep_lsn) = match g.servers.get(&n) {
+                Some(s) if s.run == SimRun::Running && s.standby => match &s.upstream {
+                    Some(u) => (u.clone(), s.timeline, s.lsn),
+                    None => continue,
+                },
                 _ => continue,
+            };
+            let same_system = |up: &SimPgState| {
+                g.servers
+                    .get(&n)
+                    .map_or(false, |r| r.system_id == up.system_id)
             };
             let streaming = match g.servers.get(&up_name) {
                 Some(up)
                     if up.run == SimRun::Running
-                        && up.system_id == rep.system_id
+                        && same_system(up)
                         && !g.no_stream.contains(&up_name) =>
                 {
-                    if rep.timeline == up.timeline {
-                        Some((up.timeline, up.lsn, up.history.clone(), false))
-                    } else if rep.timeline < up.timeline
-                        && up.end_of(rep.timeline).map_or(false, |end| rep.lsn <= end)
+                    if rep_tl == up.timeline {
+                        Some((up.timeline, up.lsn, None))
+                    } else if rep_tl < up.timeline
+                        && up.end_of(rep_tl).map_or(false, |end| rep_lsn <= end)
                     {
-                        Some((up.timeline, up.lsn, up.history.clone(), true))
+                        Some((up.timeline, up.lsn, Some(up.history.clone())))
                     } else {
                         None
                     }
@@ -170,8 +176,8 @@ impl SimPgNet {
             };
             if let Some(r) = g.servers.get_mut(&n) {
                 match streaming {
-                    Some((tl, up_lsn, hist, switch)) => {
-                        if switch {
+                    Some((tl, up_lsn, switched_history)) => {
+                        if let Some(hist) = switched_history {
                             r.timeline = tl;
                             r.history = hist;
                         }
