@@ -1,0 +1,14 @@
+//! # hactl: the reference daemon, as a library
+//!
+//! Everything the `hactl` binary does lives here so that a product embedding ha-core can reuse it piece by piece:
+//! load a Patroni config file, serve Patroni's REST API and metrics beside its own driver, or script the cluster with
+//! the CLI's commands.
+//!
+//! # Layout
+//! - [`config`]: Patroni's YAML configuration and its `PATRONI_*` environment overrides, typed, with errors that name
+//!   the key.
+
+pub mod config;
+
+/// The version hactl reports (member keys, `/patroni`, metrics).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
