@@ -24,3 +24,5 @@ impl Watchdog for NoWatchdog {
     fn arm(&self, _deadline: Millis) {}
     fn disarm(&self) {}
 }
+
+pub mod process;
