@@ -1,0 +1,130 @@
+//! The connection: one etcd-client [`Client`] per endpoint, one current endpoint, every call under the deadline.
+//!
+//! Why not etcd-client's own balanced channel over all endpoints: it does not skip a stopped member (its requests
+//! fail with "load balancer discovery error", etcd-client issue #12), and a client whose server went away does not
+//! always come back by itself. Here a call that fails to reach its endpoint drops that endpoint's client (it is
+//! rebuilt, lazily, on its next use) and moves on to the next endpoint while the deadline allows, so a 3-member
+//! cluster with one member down keeps answering, and a restarted server is reached again without help.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions};
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::error::{classify, Failure};
+
+/// The clients of all endpoints and which one is in use.
+pub(crate) struct Conn {
+    endpoints: Vec<String>,
+    options: ConnectOptions,
+    clients: Vec<Mutex<Option<Client>>>,
+    current: AtomicUsize,
+    timeout: Duration,
+    requests: AtomicU64,
+}
+
+impl Conn {
+    pub(crate) fn new(endpoints: Vec<String>, options: ConnectOptions, timeout: Duration) -> Conn {
+        Conn {
+            clients: endpoints.iter().map(|_| Mutex::new(None)).collect(),
+            endpoints,
+            options,
+            current: AtomicUsize::new(0),
+            timeout,
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// RPCs sent so far (each attempt on each endpoint counts: that is what the server sees).
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    async fn client(&self, i: usize) -> Result<Client, etcd_client::Error> {
+        if let Some(c) = self.clients[i].lock().expect("client slot").clone() {
+            return Ok(c);
+        }
+        // Lazy: without credentials this sends nothing; with them it authenticates (one RPC).
+        let c = Client::connect([self.endpoints[i].as_str()], Some(self.options.clone())).await?;
+        *self.clients[i].lock().expect("client slot") = Some(c.clone());
+        Ok(c)
+    }
+
+    fn drop_client(&self, i: usize) {
+        *self.clients[i].lock().expect("client slot") = None;
+    }
+
+    /// Runs `f` on the current endpoint, moving to the next ones on an unreachable-kind failure, all within
+    /// `budget` (the request timeout unless the caller has less time). Each endpoint gets an equal share of what
+    /// is left, so a hung member cannot eat the whole deadline.
+    pub(crate) async fn call_within<T, F, Fut>(
+        &self,
+        op: &'static str,
+        budget: Duration,
+        mut f: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let deadline = Instant::now() + budget;
+        let n = self.endpoints.len();
+        let first = self.current.load(Ordering::Relaxed) % n;
+        let mut last = String::from("no attempt made");
+        for attempt in 0..n {
+            let i = (first + attempt) % n;
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let share = (deadline - now) / (n - attempt) as u32;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let r = tokio::time::timeout(share, async {
+                let c = self.client(i).await?;
+                f(c).await
+            })
+            .await;
+            let failure = match r {
+                Ok(Ok(v)) => {
+                    self.current.store(i, Ordering::Relaxed);
+                    return Ok(v);
+                }
+                Ok(Err(e)) => classify(&e),
+                Err(_) => Failure::Unreachable(format!("no answer within {share:?}")),
+            };
+            match failure {
+                Failure::Unreachable(e) => {
+                    debug!(op, endpoint = %self.endpoints[i], error = %e, "etcd endpoint failed; trying the next");
+                    self.drop_client(i);
+                    last = format!("{}: {e}", self.endpoints[i]);
+                }
+                other => {
+                    self.current.store(i, Ordering::Relaxed);
+                    return Err(other);
+                }
+            }
+        }
+        // Start from the next endpoint on the next call: this one just failed.
+        self.current.store((first + 1) % n, Ordering::Relaxed);
+        Err(Failure::Unreachable(format!(
+            "no etcd endpoint answered within {budget:?} (last: {last})"
+        )))
+    }
+
+    /// [`Conn::call_within`] with the full request timeout.
+    pub(crate) async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, Failure>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.call_within(op, self.timeout, f).await
+    }
+}

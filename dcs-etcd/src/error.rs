@@ -1,0 +1,105 @@
+//! Errors: the crate's own (bad settings) and the mapping of etcd-client's errors onto the trait's
+//! [`DcsError`] kinds, because the HA decision has one policy per kind.
+
+use ha_core::dcs::DcsError;
+
+/// Settings that cannot work, found before any network traffic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EtcdDcsError {
+    #[error("no etcd endpoints configured")]
+    NoEndpoints,
+    #[error("invalid etcd endpoint {0:?}: expected host:port or http://host:port")]
+    BadEndpoint(String),
+    #[error("etcd endpoint {0:?} uses https, but this build has no TLS support")]
+    TlsUnsupported(String),
+    #[error("the cluster scope is empty")]
+    EmptyScope,
+    #[error("invalid member name {0:?}: it must be non-empty and contain no '/'")]
+    BadName(String),
+    #[error("an etcd password is set without a username")]
+    PasswordWithoutUser,
+    #[error("the request timeout (retry_timeout) must be positive")]
+    ZeroTimeout,
+}
+
+/// What one failed RPC means for the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The endpoint did not answer usefully (down, no leader, timed out): try another, then report `Unreachable`.
+    Unreachable(String),
+    /// Our lease is gone (expired while we were away, or revoked): grant a new one and retry once.
+    LeaseNotFound,
+    /// The server answered and refused: retrying elsewhere would not help.
+    Rejected(String),
+}
+
+impl Failure {
+    pub(crate) fn into_dcs(self, op: &str) -> DcsError {
+        match self {
+            Failure::Unreachable(e) => DcsError::Unreachable(format!("{op}: {e}")),
+            Failure::LeaseNotFound => DcsError::Unreachable(format!(
+                "{op}: the lease was lost and could not be replaced"
+            )),
+            Failure::Rejected(e) => DcsError::Rejected(format!("{op}: {e}")),
+        }
+    }
+}
+
+/// Sorts an etcd-client error into a [`Failure`]. Unknown kinds count as unreachable: the decision's policy for
+/// "nothing known" is the safe one.
+pub(crate) fn classify(e: &etcd_client::Error) -> Failure {
+    use etcd_client::Error as E;
+    use tonic::Code;
+    match e {
+        E::GRpcStatus(s) => {
+            let msg = s.message();
+            match s.code() {
+                Code::NotFound if msg.contains("lease not found") => Failure::LeaseNotFound,
+                Code::InvalidArgument
+                | Code::PermissionDenied
+                | Code::Unauthenticated
+                | Code::FailedPrecondition
+                | Code::OutOfRange
+                | Code::Unimplemented
+                | Code::AlreadyExists
+                | Code::NotFound => Failure::Rejected(format!("{:?}: {msg}", s.code())),
+                _ => Failure::Unreachable(format!("{:?}: {msg}", s.code())),
+            }
+        }
+        E::LeaseKeepAliveError(m) if m.contains("lease not found") => Failure::LeaseNotFound,
+        E::InvalidArgs(m) => Failure::Rejected(m.clone()),
+        E::InvalidUri(u) => Failure::Rejected(u.to_string()),
+        E::EndpointError(m) => Failure::Rejected(m.clone()),
+        other => Failure::Unreachable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lease_not_found_is_recognised_in_both_shapes() {
+        let s = tonic::Status::not_found("etcdserver: requested lease not found");
+        assert_eq!(
+            classify(&etcd_client::Error::GRpcStatus(s)),
+            Failure::LeaseNotFound
+        );
+        let k = etcd_client::Error::LeaseKeepAliveError("lease not found".into());
+        assert_eq!(classify(&k), Failure::LeaseNotFound);
+    }
+
+    #[test]
+    fn no_leader_is_unreachable_and_permission_is_rejected() {
+        let s = tonic::Status::unavailable("etcdserver: no leader");
+        assert!(matches!(
+            classify(&etcd_client::Error::GRpcStatus(s)),
+            Failure::Unreachable(_)
+        ));
+        let s = tonic::Status::permission_denied("etcdserver: permission denied");
+        assert!(matches!(
+            classify(&etcd_client::Error::GRpcStatus(s)),
+            Failure::Rejected(_)
+        ));
+    }
+}

@@ -1,0 +1,491 @@
+//! Test support (not for production): real etcd servers on free loopback ports in a directory you own, and a
+//! byte-counting TCP proxy that can also black-hole traffic. This crate's tests and benchmark use it, and so do the
+//! hactl crate's end-to-end tests.
+//!
+//! Every server is started from Debian's `etcd-server` binary (`/usr/bin/etcd`, or `$HACTL_ETCD_BIN`), logs to a
+//! file next to its data dir (`<dir>/<name>.log`) and is killed by its PID when dropped, so a failing test leaves no
+//! server behind. A stopped server can be started again on the same ports with the same data.
+//!
+//! ```no_run
+//! use dcs_etcd::testing::{etcd_or_skip, EtcdServer};
+//! let dir = tempfile::tempdir().unwrap();
+//! if etcd_or_skip("my_test").is_none() { return; }      // with CI=true a missing etcd panics instead
+//! let mut server = EtcdServer::start(dir.path()).unwrap();
+//! let endpoint = server.endpoint();                     // "http://127.0.0.1:<port>"
+//! server.stop();                                        // SIGKILL, data kept
+//! server.start_again().unwrap();                        // same ports, same data, healthy again
+//! # let _ = endpoint;
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a server (or a cluster member) may take to report healthy. A single member is healthy in ~0.15 s and
+/// three members in ~3 s on this project's machines; the margin covers a loaded 2-core CI.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+
+/// Failures of the test support itself.
+#[derive(Debug, thiserror::Error)]
+pub enum TestingError {
+    #[error("etcd binary not found (install Debian's etcd-server, or set HACTL_ETCD_BIN)")]
+    NoBinary,
+    #[error("could not {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("etcd member {name} was not healthy within {HEALTHY_WITHIN:?}; its log ends with:\n{log_tail}")]
+    NotHealthy { name: String, log_tail: String },
+    #[error("etcd member {name} exited at start ({status}); its log ends with:\n{log_tail}")]
+    Exited {
+        name: String,
+        status: String,
+        log_tail: String,
+    },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestingError {
+    let what = what.into();
+    move |source| TestingError::Io { what, source }
+}
+
+/// The etcd binary: `$HACTL_ETCD_BIN`, `/usr/bin/etcd`, or `etcd` on the PATH.
+pub fn etcd_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("HACTL_ETCD_BIN") {
+        let p = PathBuf::from(p);
+        return p.is_file().then_some(p);
+    }
+    let debian = PathBuf::from("/usr/bin/etcd");
+    if debian.is_file() {
+        return Some(debian);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("etcd"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// The etcd binary, or `None` after printing why `test` is skipped. With `CI=true` a missing etcd is a failure
+/// (panic), so CI cannot pass by skipping.
+pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
+    match etcd_binary() {
+        Some(p) => Some(p),
+        None if std::env::var("CI").map_or(false, |v| v == "true") => {
+            panic!("{test}: etcd is not installed and CI=true: scripts/install.sh must install etcd-server")
+        }
+        None => {
+            eprintln!("SKIPPED {test}: etcd is not installed (apt-get install etcd-server)");
+            None
+        }
+    }
+}
+
+/// A free loopback port, as the kernel hands one out. Another process may take it before etcd binds it; the ports
+/// come from the ephemeral range, where that is rare.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a loopback port")
+}
+
+/// One etcd member: how to start it, and its process while it runs.
+#[derive(Debug)]
+struct Member {
+    binary: PathBuf,
+    name: String,
+    data_dir: PathBuf,
+    log: PathBuf,
+    client_port: u16,
+    peer_port: u16,
+    initial_cluster: String,
+    token: String,
+    child: Option<Child>,
+}
+
+impl Member {
+    fn new(binary: &Path, dir: &Path, name: &str, initial_cluster: String, token: &str) -> Member {
+        Member {
+            binary: binary.to_path_buf(),
+            name: name.to_string(),
+            data_dir: dir.join(name),
+            log: dir.join(format!("{name}.log")),
+            client_port: 0,
+            peer_port: 0,
+            initial_cluster,
+            token: token.to_string(),
+            child: None,
+        }
+    }
+
+    fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    fn spawn(&mut self) -> Result<(), TestingError> {
+        if self.child.is_some() {
+            return Ok(());
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(io(format!("open {}", self.log.display())))?;
+        let log2 = log.try_clone().map_err(io("clone the log handle"))?;
+        let child = Command::new(&self.binary)
+            .args(["--logger=zap", "--log-level=warn"])
+            .args(["--name", &self.name])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--listen-client-urls", &self.client_url()])
+            .args(["--advertise-client-urls", &self.client_url()])
+            .args(["--listen-peer-urls", &self.peer_url()])
+            .args(["--initial-advertise-peer-urls", &self.peer_url()])
+            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", &self.token])
+            // Fast elections: a killed leader is replaced in ~1-2 s; the minimum lease ttl becomes 2 s.
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log2))
+            .spawn()
+            .map_err(io(format!("start {}", self.binary.display())))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL and reap. The data dir stays.
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = s.lines().collect();
+        lines[lines.len().saturating_sub(15)..].join("\n")
+    }
+
+    /// `GET /health` says `"health":"true"` (3.4: only when the member sees a leader).
+    fn healthy(&self) -> bool {
+        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
+        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
+        let req = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+        if s.write_all(req.as_bytes()).is_err() {
+            return false;
+        }
+        let mut body = String::new();
+        let _ = s.read_to_string(&mut body);
+        body.contains("\"health\":\"true\"")
+    }
+
+    fn wait_healthy(&mut self) -> Result<(), TestingError> {
+        let start = Instant::now();
+        loop {
+            if self.healthy() {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    self.child = None;
+                    return Err(TestingError::Exited {
+                        name: self.name.clone(),
+                        status: status.to_string(),
+                        log_tail: self.log_tail(),
+                    });
+                }
+            }
+            if start.elapsed() > HEALTHY_WITHIN {
+                return Err(TestingError::NotHealthy {
+                    name: self.name.clone(),
+                    log_tail: self.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn binary() -> Result<PathBuf, TestingError> {
+    etcd_binary().ok_or(TestingError::NoBinary)
+}
+
+/// A single-member etcd on free loopback ports, data in `<dir>/etcd1`.
+#[derive(Debug)]
+pub struct EtcdServer {
+    member: Member,
+}
+
+impl EtcdServer {
+    /// Starts etcd with its data under `dir` and waits until it is healthy.
+    pub fn start(dir: &Path) -> Result<EtcdServer, TestingError> {
+        let bin = binary()?;
+        // A port taken between free_port() and etcd's bind makes etcd exit: try a few port pairs.
+        let mut last = None;
+        for _ in 0..3 {
+            let (client_port, peer_port) = (free_port(), free_port());
+            let cluster = format!("etcd1=http://127.0.0.1:{peer_port}");
+            let mut m = Member::new(&bin, dir, "etcd1", cluster, "hactl-test");
+            m.client_port = client_port;
+            m.peer_port = peer_port;
+            let _ = std::fs::remove_dir_all(&m.data_dir);
+            m.spawn()?;
+            match m.wait_healthy() {
+                Ok(()) => return Ok(EtcdServer { member: m }),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
+    }
+
+    /// `http://127.0.0.1:<client port>`
+    pub fn endpoint(&self) -> String {
+        self.member.client_url()
+    }
+
+    /// The client address, e.g. for a [`TcpProxy`] in front of it.
+    pub fn addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.member.client_port).into()
+    }
+
+    /// Kills the server (SIGKILL); its data stays for [`EtcdServer::start_again`].
+    pub fn stop(&mut self) {
+        self.member.kill();
+    }
+
+    /// Starts the stopped server again on the same ports with the same data, and waits until it is healthy.
+    pub fn start_again(&mut self) -> Result<(), TestingError> {
+        self.member.spawn()?;
+        self.member.wait_healthy()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.member.child.is_some()
+    }
+
+    /// The server's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.member.child.as_ref().map(|c| c.id())
+    }
+}
+
+/// A cluster of `n` etcd members on loopback, data in `<dir>/etcd<i>`; each member can be stopped and started.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    members: Vec<Member>,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members (3 for the usual test) and waits until all are healthy (they have elected a leader).
+    pub fn start(dir: &Path, n: usize) -> Result<EtcdCluster, TestingError> {
+        assert!(n >= 1, "a cluster has at least one member");
+        let bin = binary()?;
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, p))| format!("etcd{}=http://127.0.0.1:{p}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = Vec::with_capacity(n);
+        for (i, (c, p)) in ports.iter().enumerate() {
+            let mut m = Member::new(
+                &bin,
+                dir,
+                &format!("etcd{}", i + 1),
+                initial.clone(),
+                "hactl-cluster",
+            );
+            m.client_port = *c;
+            m.peer_port = *p;
+            let _ = std::fs::remove_dir_all(&m.data_dir);
+            members.push(m);
+        }
+        for m in &mut members {
+            m.spawn()?;
+        }
+        for m in &mut members {
+            m.wait_healthy()?;
+        }
+        Ok(EtcdCluster { members })
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Client URLs of all members, in member order.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::client_url).collect()
+    }
+
+    /// Client URL of member `i` (0-based).
+    pub fn endpoint(&self, i: usize) -> String {
+        self.members[i].client_url()
+    }
+
+    /// Kills member `i` (SIGKILL); its data stays.
+    pub fn stop(&mut self, i: usize) {
+        self.members[i].kill();
+    }
+
+    /// Starts member `i` again with its data and waits until it is healthy (it has rejoined and sees a leader).
+    pub fn start_member(&mut self, i: usize) -> Result<(), TestingError> {
+        self.members[i].spawn()?;
+        self.members[i].wait_healthy()
+    }
+
+    /// Kills every member.
+    pub fn stop_all(&mut self) {
+        for m in &mut self.members {
+            m.kill();
+        }
+    }
+
+    /// Starts every stopped member and waits until all are healthy.
+    pub fn start_all(&mut self) -> Result<(), TestingError> {
+        for m in &mut self.members {
+            m.spawn()?;
+        }
+        for m in &mut self.members {
+            m.wait_healthy()?;
+        }
+        Ok(())
+    }
+}
+
+/// A TCP proxy on a free loopback port that counts the bytes it forwards each way, and can black-hole traffic
+/// (a network partition: packets vanish, connections stay open, so the client sees silence rather than a refusal).
+/// Runs on the current tokio runtime; stops when dropped.
+#[derive(Debug)]
+pub struct TcpProxy {
+    addr: SocketAddr,
+    shared: Arc<ProxyShared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct ProxyShared {
+    to_server: AtomicU64,
+    to_client: AtomicU64,
+    blackhole: AtomicBool,
+}
+
+impl TcpProxy {
+    /// Listens on `127.0.0.1:<free port>` and forwards each connection to `target`.
+    pub async fn start(target: SocketAddr) -> Result<TcpProxy, TestingError> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(io("bind the proxy"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(io("read the proxy address"))?;
+        let shared = Arc::new(ProxyShared::default());
+        let s = shared.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = Vec::new();
+            while let Ok((client, _)) = listener.accept().await {
+                let s = s.clone();
+                conns.push(tokio::spawn(async move {
+                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (cr, cw) = client.into_split();
+                    let (sr, sw) = server.into_split();
+                    let up = pump(cr, sw, s.clone(), true);
+                    let down = pump(sr, cw, s, false);
+                    let _ = tokio::join!(up, down);
+                }));
+                conns.retain(|h| !h.is_finished());
+            }
+            for c in conns {
+                c.abort();
+            }
+        });
+        Ok(TcpProxy { addr, shared, task })
+    }
+
+    /// `http://127.0.0.1:<proxy port>`
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Bytes forwarded client → server and server → client so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.shared.to_server.load(Ordering::Relaxed),
+            self.shared.to_client.load(Ordering::Relaxed),
+        )
+    }
+
+    /// While on, everything read from either side is dropped.
+    pub fn set_blackhole(&self, on: bool) {
+        self.shared.blackhole.store(on, Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    shared: Arc<ProxyShared>,
+    upstream: bool,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if shared.blackhole.load(Ordering::SeqCst) {
+            continue;
+        }
+        let counter = if upstream {
+            &shared.to_server
+        } else {
+            &shared.to_client
+        };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
+}
