@@ -1,0 +1,191 @@
+//! Looking at the local server without ever hanging: the data directory and postmaster.pid say whether a
+//! postmaster should be there, /proc says whether it is, and one query (bounded by the query timeout) says what
+//! it does.
+//!
+//! | postmaster.pid | process        | query            | state          |
+//! |----------------|----------------|------------------|----------------|
+//! | no PG_VERSION  |                |                  | Uninitialized  |
+//! | absent         |                |                  | Stopped, or Crashed if the control file says it was not shut down (and no backup_label says it is a fresh copy) |
+//! | present        | gone / zombie  |                  | Crashed        |
+//! | present        | alive          | answered         | Running        |
+//! | present        | alive          | timed out        | Unresponsive   |
+//! | present        | alive          | refused / error  | Starting       |
+
+use std::time::Instant;
+
+use ha_core::pg::{PgObservation, PgRunState};
+use tracing::{debug, warn};
+
+use crate::controldata::{parse_lsn, read_history};
+use crate::ctl::{ConnError, PgCtl};
+use crate::os;
+
+/// The one query observe runs on a live server.
+const OBSERVE_SQL: &str = "SELECT pg_is_in_recovery(),
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+  pg_last_wal_receive_lsn()::text,
+  pg_last_wal_replay_lsn()::text,
+  CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END,
+  CASE WHEN pg_is_in_recovery() THEN 0
+       ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+  (SELECT timeline_id FROM pg_control_checkpoint()),
+  (SELECT min_recovery_end_timeline FROM pg_control_recovery()),
+  COALESCE((SELECT received_tli FROM pg_stat_wal_receiver), 0),
+  COALESCE((SELECT status = 'streaming' FROM pg_stat_wal_receiver), false),
+  (SELECT system_identifier::text FROM pg_control_system()),
+  current_setting('server_version_num')::int,
+  ARRAY(SELECT name::text FROM pg_settings WHERE pending_restart ORDER BY name),
+  ARRAY(SELECT application_name::text FROM pg_stat_replication ORDER BY application_name)";
+
+struct Live {
+    in_recovery: bool,
+    current: Option<String>,
+    receive: Option<String>,
+    replay: Option<String>,
+    paused: bool,
+    primary_tli: i32,
+    checkpoint_tli: i32,
+    min_recovery_tli: i32,
+    received_tli: i32,
+    streaming: bool,
+    system_id: String,
+    version: i32,
+    pending: Vec<String>,
+    replicas: Vec<String>,
+}
+
+impl PgCtl {
+    /// Looks at the server. Never fails and never takes longer than about the query timeout plus one
+    /// pg_controldata run (only for a stopped server).
+    pub async fn observe(&self) -> PgObservation {
+        let started = Instant::now();
+        let obs = self.observe_inner().await;
+        debug!(
+            node = %self.s.name,
+            state = ?obs.run_state,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "observed"
+        );
+        obs
+    }
+
+    async fn observe_inner(&self) -> PgObservation {
+        let dd = self.data_dir();
+        let mut obs = PgObservation {
+            server_version: Some(self.version_num),
+            ..Default::default()
+        };
+        if !self.initialized() {
+            obs.run_state = Some(PgRunState::Uninitialized);
+            return obs;
+        }
+        obs.history = read_history(dd);
+        let standby_signal = dd.join("standby.signal").exists();
+        let upstream = self.node_state().upstream.map(|u| u.name);
+        let pid_file = os::read_pid_file(dd);
+        let alive = pid_file.as_ref().filter(|p| os::is_live_postgres(p.pid));
+        let Some(pid) = alive else {
+            // Not running: what the control file says.
+            let clean = match self.controldata().await {
+                Ok(cd) => {
+                    obs.system_id = Some(cd.system_id.clone());
+                    obs.timeline = cd.timeline();
+                    obs.lsn = cd.lsn();
+                    cd.clean_shutdown() || dd.join("backup_label").exists()
+                }
+                Err(e) => {
+                    warn!(error = %e, "pg_controldata failed");
+                    true
+                }
+            };
+            obs.in_recovery = standby_signal;
+            if standby_signal {
+                obs.upstream = upstream;
+            }
+            obs.run_state = Some(if pid_file.is_some() || !clean {
+                PgRunState::Crashed
+            } else {
+                PgRunState::Stopped
+            });
+            return obs;
+        };
+        if pid.status.as_deref() == Some("starting") {
+            obs.run_state = Some(PgRunState::Starting);
+            obs.in_recovery = standby_signal;
+            return obs;
+        }
+        let r = self
+            .with_client(self.local_config("postgres"), |c| async move {
+                let row = c.query_one(OBSERVE_SQL, &[]).await?;
+                Ok(Live {
+                    in_recovery: row.get(0),
+                    current: row.get(1),
+                    receive: row.get(2),
+                    replay: row.get(3),
+                    paused: row.get(4),
+                    primary_tli: row.get(5),
+                    checkpoint_tli: row.get(6),
+                    min_recovery_tli: row.get(7),
+                    received_tli: row.get(8),
+                    streaming: row.get(9),
+                    system_id: row.get(10),
+                    version: row.get(11),
+                    pending: row.get(12),
+                    replicas: row.get(13),
+                })
+            })
+            .await;
+        match r {
+            Ok(l) => {
+                obs.run_state = Some(PgRunState::Running);
+                obs.in_recovery = l.in_recovery;
+                obs.system_id = Some(l.system_id);
+                obs.server_version = Some(l.version as u32);
+                obs.pending_restart = l.pending;
+                obs.replicas = l.replicas;
+                obs.replay_paused = l.paused;
+                obs.streaming = l.streaming;
+                if l.in_recovery {
+                    obs.receive_lsn = l.receive.as_deref().and_then(parse_lsn);
+                    obs.replay_lsn = l.replay.as_deref().and_then(parse_lsn);
+                    obs.lsn = obs
+                        .receive_lsn
+                        .unwrap_or(0)
+                        .max(obs.replay_lsn.unwrap_or(0));
+                    obs.timeline = [l.received_tli, l.checkpoint_tli, l.min_recovery_tli]
+                        .into_iter()
+                        .max()
+                        .unwrap_or(0)
+                        .max(0) as u64;
+                    obs.upstream = upstream;
+                } else {
+                    obs.lsn = l.current.as_deref().and_then(parse_lsn).unwrap_or(0);
+                    obs.timeline = l.primary_tli.max(0) as u64;
+                }
+            }
+            Err(ConnError::Timeout) => {
+                warn!(
+                    pid = pid.pid,
+                    timeout_ms = self.s.timeouts.query.as_millis() as u64,
+                    stopped_by_signal = os::is_stopped(pid.pid),
+                    "PostgreSQL is alive but did not answer"
+                );
+                obs.run_state = Some(PgRunState::Unresponsive);
+                obs.in_recovery = standby_signal;
+            }
+            Err(ConnError::NotAccepting(m)) => {
+                debug!(message = %m, "PostgreSQL does not accept connections yet");
+                obs.run_state = Some(PgRunState::Starting);
+                obs.in_recovery = standby_signal;
+            }
+            Err(ConnError::Other(m)) => {
+                // Alive, answering, but not to us (authentication, a broken setting): not a hang, so not a reason
+                // to fence. Reported as not ready; the log says why.
+                warn!(message = %m, "PostgreSQL is alive but the observer's query failed");
+                obs.run_state = Some(PgRunState::Starting);
+                obs.in_recovery = standby_signal;
+            }
+        }
+        obs
+    }
+}

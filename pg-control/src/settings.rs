@@ -1,0 +1,212 @@
+//! Everything [`crate::PgCtl`] needs to know about one local PostgreSQL: Patroni's `postgresql:` section.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// A role name and its password. The password only ever goes into the 0600 pgpass file, an initdb `--pwfile` that
+/// is removed right after, or a `CREATE ROLE` statement: never onto a command line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+impl Credentials {
+    pub fn new(username: &str, password: Option<&str>) -> Credentials {
+        Credentials {
+            username: username.to_string(),
+            password: password.map(str::to_string),
+        }
+    }
+}
+
+/// One initdb option, as Patroni's `bootstrap.initdb` list holds them: `- data-checksums` or `- encoding: UTF8`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum InitdbOption {
+    Flag(String),
+    Value(BTreeMap<String, String>),
+}
+
+impl InitdbOption {
+    pub fn flag(name: &str) -> InitdbOption {
+        InitdbOption::Flag(name.to_string())
+    }
+    pub fn value(name: &str, value: &str) -> InitdbOption {
+        InitdbOption::Value(BTreeMap::from([(name.to_string(), value.to_string())]))
+    }
+    /// The command-line form: `--data-checksums`, `--encoding=UTF8`.
+    pub(crate) fn to_args(&self) -> Vec<String> {
+        match self {
+            InitdbOption::Flag(f) => vec![format!("--{}", f.trim_start_matches('-'))],
+            InitdbOption::Value(m) => m
+                .iter()
+                .map(|(k, v)| format!("--{}={}", k.trim_start_matches('-'), v))
+                .collect(),
+        }
+    }
+}
+
+/// Bounds on each kind of call. A hung PostgreSQL makes a call fail with a timeout, never hang the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting plus one query (observe, CHECKPOINT, slot management). Patroni's `retry_timeout` is a natural bound.
+    pub query: Duration,
+    /// `pg_ctl start` until the server accepts connections (crash recovery may take a while).
+    pub start: Duration,
+    /// `pg_ctl stop`, any mode.
+    pub stop: Duration,
+    /// `pg_ctl promote` until out of recovery.
+    pub promote: Duration,
+    /// initdb.
+    pub initdb: Duration,
+    /// pg_basebackup: grows with the database size.
+    pub clone: Duration,
+    /// pg_rewind.
+    pub rewind: Duration,
+    /// Short helper commands: pg_controldata, `postgres --version`, `pg_ctl reload`.
+    pub command: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            query: Duration::from_secs(5),
+            start: Duration::from_secs(60),
+            stop: Duration::from_secs(60),
+            promote: Duration::from_secs(60),
+            initdb: Duration::from_secs(120),
+            clone: Duration::from_secs(3600),
+            rewind: Duration::from_secs(600),
+            command: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Settings of one local PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct PgSettings {
+    /// The member name: `application_name` towards the upstream and (sanitized) the replication slot name.
+    pub name: String,
+    /// PostgreSQL's binaries (initdb, pg_ctl, postgres, pg_basebackup, pg_rewind, pg_controldata).
+    pub bin_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// `listen_addresses`.
+    pub listen_host: String,
+    /// `port`, also passed on every start's command line so a config copied by pg_rewind cannot change it.
+    pub port: u16,
+    /// Where other members reach this server (for the conn_url the daemon publishes).
+    pub connect_host: String,
+    /// `unix_socket_directories`: local connections (observe, role creation) go through it.
+    pub socket_dir: PathBuf,
+    /// The OS user that runs PostgreSQL. Required when this process runs as root.
+    pub os_user: Option<String>,
+    pub superuser: Credentials,
+    pub replication: Credentials,
+    /// The role pg_rewind connects as; the superuser when `None`.
+    pub rewind: Option<Credentials>,
+    /// Per-node parameters (`postgresql.parameters` of the local config): they win over the cluster-wide ones.
+    pub parameters: BTreeMap<String, String>,
+    /// pg_hba.conf lines; when empty, initdb's file (plus nothing) is kept.
+    pub pg_hba: Vec<String>,
+    /// `bootstrap.initdb`.
+    pub initdb: Vec<InitdbOption>,
+    /// The pgpass file holding the passwords (written 0600, owned by `os_user`).
+    pub pgpass: PathBuf,
+    /// The server log `pg_ctl -l` writes (outside the data directory so pg_basebackup and pg_rewind skip it).
+    pub log_file: PathBuf,
+    /// Small JSON file remembering the upstream name and the cluster-wide parameters across daemon restarts.
+    pub state_file: PathBuf,
+    pub timeouts: Timeouts,
+}
+
+impl PgSettings {
+    /// Settings with defaults: listens and connects on 127.0.0.1, the socket, pgpass, log and state files beside the
+    /// data directory (`<data_dir>.pgpass`, ...), superuser `postgres`, replication role `replicator`, no passwords.
+    pub fn new(
+        name: &str,
+        bin_dir: impl Into<PathBuf>,
+        data_dir: impl Into<PathBuf>,
+        port: u16,
+    ) -> Self {
+        let data_dir: PathBuf = data_dir.into();
+        let beside = |ext: &str| -> PathBuf {
+            let mut s = data_dir.clone().into_os_string();
+            s.push(ext);
+            PathBuf::from(s)
+        };
+        PgSettings {
+            name: name.to_string(),
+            bin_dir: bin_dir.into(),
+            listen_host: "127.0.0.1".into(),
+            port,
+            connect_host: "127.0.0.1".into(),
+            socket_dir: data_dir
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/tmp")),
+            os_user: None,
+            superuser: Credentials::new("postgres", None),
+            replication: Credentials::new("replicator", None),
+            rewind: None,
+            parameters: BTreeMap::new(),
+            pg_hba: Vec::new(),
+            initdb: Vec::new(),
+            pgpass: beside(".pgpass"),
+            log_file: beside(".log"),
+            state_file: beside(".hactl.json"),
+            data_dir,
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// The conn_url other members use to reach this server (Patroni's member `conn_url`).
+    pub fn conn_url(&self) -> String {
+        format!("postgres://{}:{}/postgres", self.connect_host, self.port)
+    }
+
+    /// The role pg_rewind uses.
+    pub fn rewind_credentials(&self) -> &Credentials {
+        self.rewind.as_ref().unwrap_or(&self.superuser)
+    }
+
+    /// The replication slot name for a member, as Patroni derives it: lower case, anything but `[a-z0-9_]`
+    /// becomes `_`, at most 63 bytes.
+    pub fn slot_name(member: &str) -> String {
+        let mut s: String = member
+            .to_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        s.truncate(63);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initdb_options_take_both_patroni_forms() {
+        let opts: Vec<InitdbOption> =
+            serde_json::from_str(r#"["data-checksums", {"encoding": "UTF8"}]"#).unwrap();
+        let args: Vec<String> = opts.iter().flat_map(|o| o.to_args()).collect();
+        assert_eq!(args, vec!["--data-checksums", "--encoding=UTF8"]);
+    }
+
+    #[test]
+    fn slot_names_are_sanitized_like_patroni() {
+        assert_eq!(PgSettings::slot_name("Node-1.dc"), "node_1_dc");
+    }
+}
