@@ -396,6 +396,24 @@ impl PgCtl {
                 std::fs::remove_file(&f).map_err(|e| Error::io(f, e))?;
             }
         }
+        // The socket's lock file names the dead postmaster too; PostgreSQL clears it itself only when that pid
+        // does not exist, and a zombie exists.
+        let lock = self
+            .s
+            .socket_dir
+            .join(format!(".s.PGSQL.{}.lock", self.s.port));
+        let lock_pid = std::fs::read_to_string(&lock)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+        if let Some(pid) = lock_pid {
+            if !os::is_live_postgres(pid) {
+                info!(pid, lock = ?lock, "removing the stale socket lock of a dead server");
+                let _ = std::fs::remove_file(
+                    self.s.socket_dir.join(format!(".s.PGSQL.{}", self.s.port)),
+                );
+                std::fs::remove_file(&lock).map_err(|e| Error::io(&lock, e))?;
+            }
+        }
         Ok(())
     }
 

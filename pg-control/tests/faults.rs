@@ -1,0 +1,144 @@
+//! A server that dies, one that hangs, and a parameter that waits for a restart.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::{postmaster_pid, signal, sql, wait_for, World};
+use ha_core::pg::{PgControl, PgRunState, StopMode};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkilled_postmaster_is_observed_crashed_and_restarts_with_its_data() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    n1.bootstrap().await.expect("bootstrap");
+    sql(
+        &n1,
+        "CREATE TABLE t(v int); INSERT INTO t SELECT generate_series(1, 1000)",
+    )
+    .await;
+
+    let pid = postmaster_pid(&n1.settings().data_dir).unwrap();
+    signal(pid, libc::SIGKILL);
+    wait_for(
+        Duration::from_secs(10),
+        "the crash to be observed",
+        || async { n1.observe().await.run_state == Some(PgRunState::Crashed) },
+    )
+    .await;
+    // Stopping a dead server is a no-op; it stays crashed (its pid file is still there).
+    n1.stop(StopMode::Fast).await.unwrap();
+    assert_eq!(n1.observe().await.run_state, Some(PgRunState::Crashed));
+
+    // The backends notice their postmaster died and exit; then the server restarts through crash recovery.
+    wait_for(
+        Duration::from_secs(10),
+        "the start after the crash",
+        || async { n1.start_primary().await.is_ok() },
+    )
+    .await;
+    let o = n1.observe().await;
+    assert!(o.is_primary());
+    assert_eq!(sql(&n1, "SELECT count(*) FROM t").await, ["1000"]);
+    n1.stop(StopMode::Fast).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstopped_postmaster_is_unresponsive_within_the_timeout_and_fence_kills_its_backends() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let mut s = w.settings("n1");
+    s.timeouts.query = Duration::from_millis(800);
+    let n1 = pg_control::PgCtl::new(s).await.unwrap();
+    n1.bootstrap().await.expect("bootstrap");
+    sql(&n1, "CREATE TABLE t(v int)").await;
+
+    // A client connected before the hang: its backend keeps serving while the postmaster is stopped.
+    let (client, conn) = n1
+        .local_config("postgres")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let conn_task = tokio::spawn(conn);
+
+    let pid = postmaster_pid(&n1.settings().data_dir).unwrap();
+    signal(pid, libc::SIGSTOP);
+    let started = Instant::now();
+    let o = PgControl::observe(&n1).await;
+    let took = started.elapsed();
+    assert_eq!(o.run_state, Some(PgRunState::Unresponsive));
+    assert!(!o.is_running(), "a hung server is not healthy");
+    assert!(o.is_alive(), "but it may still serve its clients");
+    assert!(
+        took < Duration::from_millis(800 + 700),
+        "observe must return within the query timeout, took {took:?}"
+    );
+    client
+        .batch_execute("INSERT INTO t VALUES (1)")
+        .await
+        .expect("an existing backend of a stopped postmaster still takes writes");
+
+    // A clean stop cannot work on a stopped postmaster: it fails in bounded time instead of hanging.
+    let mut short = n1.settings().clone();
+    short.timeouts.stop = Duration::from_secs(1);
+    let impatient = pg_control::PgCtl::new(short).await.unwrap();
+    let started = Instant::now();
+    let err = PgControl::stop(&impatient, StopMode::Fast)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ha_core::pg::PgError::Timeout { .. }),
+        "stop of a hung server: {err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(8));
+
+    PgControl::fence(&n1).await.expect("fence");
+    assert_eq!(n1.observe().await.run_state, Some(PgRunState::Crashed));
+    assert!(
+        client
+            .batch_execute("INSERT INTO t VALUES (2)")
+            .await
+            .is_err(),
+        "fencing killed the backend too"
+    );
+    conn_task.abort();
+
+    n1.start_primary().await.expect("start after fencing");
+    assert_eq!(sql(&n1, "SELECT array_agg(v) FROM t").await, ["{1}"]);
+    n1.stop(StopMode::Fast).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_only_parameter_is_pending_until_restart() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    n1.bootstrap().await.expect("bootstrap");
+    assert_eq!(sql(&n1, "SHOW max_connections").await, ["100"]);
+
+    let params = BTreeMap::from([
+        ("max_connections".to_string(), "123".to_string()),
+        ("work_mem".to_string(), "7MB".to_string()),
+        // A cluster-wide value never moves a node's port.
+        ("port".to_string(), "1".to_string()),
+    ]);
+    let change = PgControl::apply_parameters(&n1, &params).await.unwrap();
+    assert_eq!(change.pending_restart, vec!["max_connections"]);
+    assert_eq!(
+        sql(&n1, "SHOW work_mem").await,
+        ["7MB"],
+        "reloadable: applied at once"
+    );
+    assert_eq!(n1.observe().await.pending_restart, vec!["max_connections"]);
+
+    n1.restart().await.expect("restart");
+    assert_eq!(sql(&n1, "SHOW max_connections").await, ["123"]);
+    assert_eq!(
+        sql(&n1, "SHOW port").await,
+        [n1.settings().port.to_string()]
+    );
+    assert!(n1.observe().await.pending_restart.is_empty());
+    n1.stop(StopMode::Fast).await.unwrap();
+}
