@@ -7,7 +7,9 @@
 //! # Layout
 //! - [`config`]: Patroni's YAML configuration and its `PATRONI_*` environment overrides, typed, with errors that name
 //!   the key.
+//! - [`api`]: Patroni's REST API and `/metrics` on axum, generic over the state source and the DCS.
 
+pub mod api;
 pub mod config;
 
 /// The version hactl reports (member keys, `/patroni`, metrics).

@@ -92,3 +92,28 @@ fn yaml_syntax_errors_say_where() {
         "{err}"
     );
 }
+
+#[test]
+fn the_demo_node_configs_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/config");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut seen = 0;
+    for e in entries.flatten() {
+        if e.path().extension().and_then(|x| x.to_str()) != Some("yml") {
+            continue;
+        }
+        let c = Config::load(Some(&e.path()), &BTreeMap::new())
+            .unwrap_or_else(|err| panic!("{}: {err}", e.path().display()));
+        c.validate_for_daemon().unwrap();
+        assert!(
+            c.warnings.is_empty(),
+            "{}: {:?}",
+            e.path().display(),
+            c.warnings
+        );
+        seen += 1;
+    }
+    assert!(seen >= 3, "the demo has three node configs");
+}

@@ -1,0 +1,350 @@
+//! Patroni's REST API on axum: the same paths, status codes, JSON shapes and text bodies, so HAProxy checks,
+//! patronictl, vip-manager and the Patroni Grafana dashboard work against a hactl node unchanged.
+//!
+//! The server is generic over where the node's state comes from ([`StateSource`]: the driver's report channel in
+//! the daemon, a fixed report in a test) and over the DCS (any [`Dcs`], used lease-less for `/cluster`, `/config`
+//! and the switchover writes), so every endpoint is tested without PostgreSQL.
+//!
+//! Routing follows Patroni's: the first path segment picks the handler (`/patroni`, `/cluster`, ...); any other
+//! GET, HEAD or OPTIONS is a health check ([`health`]), HEAD and OPTIONS answering with the status line only.
+
+mod handlers;
+pub mod health;
+pub mod metrics;
+pub mod view;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::Response;
+use axum::Router;
+use ha_core::dcs::Dcs;
+use ha_core::decision::NodeIdentity;
+use ha_core::driver::{CycleReport, FailsafeInbox, RequestBox};
+use ha_core::time::Clock;
+use serde_json::Value;
+use tracing::info_span;
+
+use crate::config::BasicAuth;
+use view::{NodeView, StatusExtras};
+
+/// Where the REST API reads the node's state: the latest loop report.
+pub trait StateSource: Send + Sync {
+    fn latest(&self) -> Option<CycleReport>;
+}
+
+impl StateSource for tokio::sync::watch::Receiver<Option<CycleReport>> {
+    fn latest(&self) -> Option<CycleReport> {
+        self.borrow().clone()
+    }
+}
+
+/// A fixed state (tests, tools).
+impl StateSource for Mutex<Option<CycleReport>> {
+    fn latest(&self) -> Option<CycleReport> {
+        self.lock().ok().and_then(|g| g.clone())
+    }
+}
+
+/// A restart requested for later (`POST /restart {"schedule": ...}`), run by a timer task.
+struct ScheduledRestart {
+    json: Value,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Everything the handlers need. Build it with [`ApiContext::new`] and the `with_*` methods.
+pub struct ApiContext {
+    pub identity: NodeIdentity,
+    pub scope: String,
+    /// Basic auth required on POST/PATCH/PUT/DELETE when set.
+    pub auth: Option<BasicAuth>,
+    pub state: Arc<dyn StateSource>,
+    /// A lease-less DCS client: reads and compare-and-set writes only.
+    pub dcs: Arc<dyn Dcs>,
+    pub clock: Arc<dyn Clock>,
+    pub requests: Arc<RequestBox>,
+    pub failsafe_inbox: FailsafeInbox,
+    /// Called by `POST /reload` (the daemon's SIGHUP path).
+    pub reload: Arc<dyn Fn() + Send + Sync>,
+    /// How often switchover and restart requests poll for their outcome (Patroni: 1 s).
+    pub poll_interval: Duration,
+    /// Upper bound of those polls; `None`: Patroni's 2 × max(10 s, loop_wait).
+    pub poll_timeout: Option<Duration>,
+    dcs_last_seen: AtomicI64,
+    scheduled_restart: Mutex<Option<ScheduledRestart>>,
+}
+
+impl ApiContext {
+    pub fn new(
+        identity: NodeIdentity,
+        scope: impl Into<String>,
+        state: Arc<dyn StateSource>,
+        dcs: Arc<dyn Dcs>,
+        clock: Arc<dyn Clock>,
+    ) -> ApiContext {
+        ApiContext {
+            identity,
+            scope: scope.into(),
+            auth: None,
+            state,
+            dcs,
+            clock,
+            requests: Arc::default(),
+            failsafe_inbox: Arc::default(),
+            reload: Arc::new(|| {}),
+            poll_interval: Duration::from_secs(1),
+            poll_timeout: None,
+            dcs_last_seen: AtomicI64::new(0),
+            scheduled_restart: Mutex::new(None),
+        }
+    }
+
+    pub fn with_auth(mut self, auth: Option<BasicAuth>) -> Self {
+        self.auth = auth;
+        self
+    }
+    /// The driver's request flags (restart, reinitialize) and failsafe inbox.
+    pub fn with_driver_channels(mut self, requests: Arc<RequestBox>, inbox: FailsafeInbox) -> Self {
+        self.requests = requests;
+        self.failsafe_inbox = inbox;
+        self
+    }
+    pub fn with_reload(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Self {
+        self.reload = f;
+        self
+    }
+    pub fn with_poll(mut self, interval: Duration, timeout: Option<Duration>) -> Self {
+        self.poll_interval = interval;
+        self.poll_timeout = timeout;
+        self
+    }
+
+    /// The view of this node for one request.
+    pub fn view(&self) -> NodeView {
+        let report = self.state.latest();
+        if let Some(r) = &report {
+            if r.cluster.is_ok() {
+                // The loop read the DCS at `r.now` on the monotonic clock: convert to epoch seconds.
+                let age_ms = self.clock.now().since(r.now) as i64;
+                let seen = (self.clock.unix_ms() - age_ms) / 1000;
+                self.dcs_last_seen.fetch_max(seen, Ordering::Relaxed);
+            }
+        }
+        NodeView::new(&self.identity, report)
+    }
+
+    fn extras(&self) -> StatusExtras {
+        let seen = self.dcs_last_seen.load(Ordering::Relaxed);
+        StatusExtras {
+            dcs_last_seen: (seen > 0).then_some(seen),
+            scheduled_restart: self.scheduled_restart.lock().ok().and_then(|g| {
+                g.as_ref()
+                    .filter(|s| !s.task.is_finished())
+                    .map(|s| s.json.clone())
+            }),
+        }
+    }
+
+    /// The `/patroni` body.
+    pub fn status_json(&self, view: &NodeView) -> Value {
+        view::patroni_json(view, &self.identity, &self.scope, &self.extras())
+    }
+}
+
+/// The axum router serving every endpoint.
+pub fn router(ctx: Arc<ApiContext>) -> Router {
+    Router::new().fallback(dispatch).with_state(ctx)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<ApiContext>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(ctx))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+pub(crate) fn text(code: u16, body: impl Into<String>) -> Response {
+    let mut r = Response::new(Body::from(body.into()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+pub(crate) fn json_response(code: u16, v: &Value) -> Response {
+    let mut r = Response::new(Body::from(serde_json::to_string(v).unwrap_or_default()));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+pub(crate) fn status_only(code: u16) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r
+}
+
+/// Patroni's `check_access`: Basic auth on unsafe methods when `restapi.authentication` is set.
+fn check_auth(ctx: &ApiContext, headers: &HeaderMap) -> Option<Response> {
+    use base64::Engine;
+    let auth = ctx.auth.as_ref()?;
+    let Some(given) = headers.get(header::AUTHORIZATION) else {
+        return Some(unauthorized("no auth header received"));
+    };
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", auth.username, auth.password))
+    );
+    if given.as_bytes() == expected.as_bytes() {
+        None
+    } else {
+        Some(unauthorized("not authenticated"))
+    }
+}
+
+fn unauthorized(msg: &str) -> Response {
+    let mut r = text(401, msg);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"Patroni\""),
+    );
+    r
+}
+
+/// Every request enters here and is routed on method and first path segment, as Patroni's handler does.
+async fn dispatch(
+    State(ctx): State<Arc<ApiContext>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let span = info_span!("rest", node = %ctx.identity.name, cluster = %ctx.scope, %method, path = %uri.path());
+    let _g = span.enter();
+    let path = uri.path().to_string();
+    let segment = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                    (percent_decode(k), percent_decode(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    drop(_g);
+
+    let unsafe_method = matches!(
+        method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    if unsafe_method {
+        if let Some(denied) = check_auth(&ctx, &headers) {
+            return denied;
+        }
+    }
+    let req = handlers::Request {
+        headers,
+        body,
+        query,
+    };
+    match (method.clone(), segment.as_str()) {
+        (Method::GET, "patroni") => {
+            let v = ctx.view();
+            json_response(200, &ctx.status_json(&v))
+        }
+        (Method::GET, "cluster") => handlers::get_cluster(&ctx).await,
+        (Method::GET, "history") => handlers::get_history(&ctx).await,
+        (Method::GET, "config") => handlers::get_config(&ctx).await,
+        (Method::GET, "failsafe") => handlers::get_failsafe(&ctx),
+        (Method::GET, "metrics") => handlers::get_metrics(&ctx),
+        (Method::GET, "liveness") => {
+            let v = ctx.view();
+            let ttl = v.config.timing().map(|t| t.ttl_ms).unwrap_or(30_000);
+            status_only(health::liveness_status(&v, ctx.clock.now().0, ttl))
+        }
+        (Method::GET, "readiness") => {
+            let v = ctx.view();
+            match health::readiness(&v, &req.query) {
+                Ok(()) => status_only(200),
+                Err(reason) => {
+                    tracing::debug!(%reason, "readiness check failure");
+                    status_only(503)
+                }
+            }
+        }
+        (Method::GET | Method::HEAD | Method::OPTIONS, _) => {
+            let v = ctx.view();
+            let code = health::health_status(&path, &req.query, &v, &ctx.identity.tags);
+            if method == Method::GET {
+                json_response(code, &ctx.status_json(&v))
+            } else {
+                status_only(code)
+            }
+        }
+        (Method::PATCH, "config") => handlers::patch_config(&ctx, &req).await,
+        (Method::PUT, "config") => handlers::put_config(&ctx, &req).await,
+        (Method::POST, "switchover") => handlers::post_failover(&ctx, &req, "switchover").await,
+        (Method::POST, "failover") => handlers::post_failover(&ctx, &req, "failover").await,
+        (Method::DELETE, "switchover") => handlers::delete_switchover(&ctx).await,
+        (Method::POST, "restart") => handlers::post_restart(&ctx, &req).await,
+        (Method::DELETE, "restart") => handlers::delete_restart(&ctx),
+        (Method::POST, "reload") => {
+            (ctx.reload)();
+            text(202, "reload scheduled")
+        }
+        (Method::POST, "reinitialize") => handlers::post_reinitialize(&ctx, &req),
+        (Method::POST, "failsafe") => handlers::post_failsafe(&ctx, &req),
+        _ => text(501, format!("Unsupported method ({method})")),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The query pairs as a map (last value wins).
+pub fn query_map(q: &[(String, String)]) -> BTreeMap<&str, &str> {
+    q.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}

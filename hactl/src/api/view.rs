@@ -1,0 +1,391 @@
+//! What a request sees of the node: the latest loop report turned into Patroni's vocabulary (role, state, xlog...),
+//! and the JSON bodies built from it. Pure functions of their inputs, so each shape is tested without a server.
+
+use ha_core::decision::NodeIdentity;
+use ha_core::driver::{member_data, CycleReport};
+use ha_core::model::{Cluster, GlobalConfig, MemberData};
+use ha_core::pg::PgObservation;
+use serde_json::{json, Map, Value};
+
+/// One consistent view of this node for one request.
+#[derive(Debug, Clone)]
+pub struct NodeView {
+    /// The latest loop report, `None` before the first loop ran.
+    pub report: Option<CycleReport>,
+    pub pg: PgObservation,
+    /// The DCS snapshot of the latest loop, `None` when the DCS was unreachable (or no loop ran yet).
+    pub cluster: Option<Cluster>,
+    pub config: GlobalConfig,
+    /// What this node publishes in its member key: `state` and `role` in Patroni's words.
+    pub member: MemberData,
+    /// Holds the leader lock (or, with the DCS unreachable, still acts as primary within its lease).
+    pub is_leader: bool,
+    pub paused: bool,
+    /// Listed in the `sync` key while synchronous mode is on.
+    pub sync_standby: bool,
+}
+
+impl NodeView {
+    pub fn new(identity: &NodeIdentity, report: Option<CycleReport>) -> NodeView {
+        let pg = report.as_ref().map(|r| r.pg.clone()).unwrap_or_default();
+        let cluster = report.as_ref().and_then(|r| r.cluster.clone().ok());
+        let config = cluster
+            .as_ref()
+            .map(Cluster::global_config)
+            .unwrap_or_default();
+        let paused = config.is_paused();
+        let member = member_data(identity, &pg, paused);
+        let is_leader = match &cluster {
+            Some(c) => c.leader_name() == Some(identity.name.as_str()),
+            // The driver stops PostgreSQL when its lease runs out: until then a running primary is still the leader.
+            None => report.is_some() && pg.is_primary(),
+        };
+        let sync_standby = cluster
+            .as_ref()
+            .filter(|_| config.synchronous_mode())
+            .and_then(|c| c.sync.as_ref())
+            .and_then(|s| s.value.sync_standby.clone())
+            .map_or(false, |list| {
+                list.split(',').any(|n| n.trim() == identity.name)
+            });
+        NodeView {
+            report,
+            pg,
+            cluster,
+            config,
+            member,
+            is_leader,
+            paused,
+            sync_standby,
+        }
+    }
+
+    pub fn role(&self) -> &str {
+        self.member.role.as_deref().unwrap_or("uninitialized")
+    }
+    pub fn state(&self) -> &str {
+        self.member.state.as_deref().unwrap_or("stopped")
+    }
+    pub fn is_running(&self) -> bool {
+        self.state() == "running"
+    }
+    pub fn replication_state(&self) -> Option<&str> {
+        self.member.replication_state.as_deref()
+    }
+    /// The replica's replayed position (0 on a primary or a stopped node).
+    pub fn replayed_location(&self) -> u64 {
+        if self.pg.is_replica() {
+            self.pg.replay_lsn.unwrap_or(self.pg.lsn)
+        } else {
+            0
+        }
+    }
+    pub fn received_location(&self) -> u64 {
+        if self.pg.is_replica() {
+            self.pg.receive_lsn.unwrap_or(self.pg.lsn)
+        } else {
+            0
+        }
+    }
+    /// The leader's last known position (`status.optime`).
+    pub fn leader_optime(&self) -> u64 {
+        self.cluster
+            .as_ref()
+            .and_then(Cluster::last_leader_lsn)
+            .unwrap_or(0)
+    }
+    pub fn cluster_unlocked(&self) -> bool {
+        self.cluster.as_ref().map_or(false, |c| c.leader.is_none())
+    }
+}
+
+/// Patroni's text form of an LSN: `0/4000060`.
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
+/// Patroni's `parse_int(value, 'B')` for lag limits: `1048576`, `16kB`, `64MB`, `1GB`, `1TB` (binary multiples).
+pub fn parse_size_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits_end);
+    let n: f64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "kB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        _ => return None,
+    };
+    Some((n * mult as f64).round() as u64)
+}
+
+/// Extra facts the REST layer knows but the loop report does not.
+#[derive(Debug, Clone, Default)]
+pub struct StatusExtras {
+    /// Epoch seconds of the last successful DCS read.
+    pub dcs_last_seen: Option<i64>,
+    /// `{"schedule": ISO, ...}` of a scheduled restart.
+    pub scheduled_restart: Option<Value>,
+}
+
+/// The `/patroni` body (and the body of every GET health check), keys in Patroni's order.
+pub fn patroni_json(
+    view: &NodeView,
+    identity: &NodeIdentity,
+    scope: &str,
+    extras: &StatusExtras,
+) -> Value {
+    let mut m = Map::new();
+    m.insert("state".into(), json!(view.state()));
+    m.insert("role".into(), json!(view.role()));
+    let alive = view.pg.is_alive();
+    if alive {
+        if let Some(v) = view.pg.server_version {
+            m.insert("server_version".into(), json!(v));
+        }
+        if view.pg.in_recovery {
+            m.insert(
+                "xlog".into(),
+                json!({
+                    "received_location": view.received_location(),
+                    "replayed_location": view.replayed_location(),
+                    "replayed_timestamp": null,
+                    "paused": view.pg.replay_paused,
+                }),
+            );
+        } else {
+            m.insert("xlog".into(), json!({ "location": view.pg.lsn }));
+        }
+        m.insert("timeline".into(), json!(view.pg.timeline));
+        if let Some(rs) = view.replication_state() {
+            m.insert("replication_state".into(), json!(rs));
+        }
+        if !view.pg.in_recovery && !view.pg.replicas.is_empty() {
+            let sync: Vec<String> = view
+                .cluster
+                .as_ref()
+                .and_then(|c| c.sync.as_ref())
+                .and_then(|s| s.value.sync_standby.clone())
+                .map(|l| l.split(',').map(|x| x.trim().to_string()).collect())
+                .unwrap_or_default();
+            let reps: Vec<Value> = view
+                .pg
+                .replicas
+                .iter()
+                .map(|r| {
+                    let is_sync = view.config.synchronous_mode() && sync.contains(r);
+                    json!({
+                        "application_name": r,
+                        "state": "streaming",
+                        "sync_state": if is_sync { "sync" } else { "async" },
+                        "sync_priority": if is_sync { 1 } else { 0 },
+                    })
+                })
+                .collect();
+            m.insert("replication".into(), Value::Array(reps));
+        }
+    }
+    if view.sync_standby {
+        m.insert("sync_standby".into(), json!(true));
+    }
+    if view.paused {
+        m.insert("pause".into(), json!(true));
+    }
+    if view.cluster_unlocked() {
+        m.insert("cluster_unlocked".into(), json!(true));
+    }
+    if let Some(t) = extras.dcs_last_seen {
+        m.insert("dcs_last_seen".into(), json!(t));
+    }
+    let tags = identity.tags.for_member_key();
+    if !tags.is_empty() {
+        m.insert(
+            "tags".into(),
+            serde_json::to_value(tags).unwrap_or(Value::Null),
+        );
+    }
+    if let Some(sysid) = &view.pg.system_id {
+        m.insert("database_system_identifier".into(), json!(sysid));
+    }
+    if !view.pg.pending_restart.is_empty() {
+        m.insert("pending_restart".into(), json!(true));
+        let reasons: Map<String, Value> = view
+            .pg
+            .pending_restart
+            .iter()
+            .map(|p| (p.clone(), json!({})))
+            .collect();
+        m.insert("pending_restart_reason".into(), Value::Object(reasons));
+    }
+    if let Some(s) = &extras.scheduled_restart {
+        m.insert("scheduled_restart".into(), s.clone());
+    }
+    m.insert(
+        "patroni".into(),
+        json!({ "version": identity.version, "scope": scope, "name": identity.name }),
+    );
+    Value::Object(m)
+}
+
+/// `host` and `port` of a `postgres://host:port/db` URL.
+fn host_port_of(conn_url: &str) -> (Option<String>, Option<u16>) {
+    let rest = conn_url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(conn_url);
+    let authority = rest.split('/').next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() => (
+            Some(h.trim_matches(|c| c == '[' || c == ']').to_string()),
+            p.parse().ok(),
+        ),
+        _ if !authority.is_empty() => (Some(authority.to_string()), None),
+        _ => (None, None),
+    }
+}
+
+/// Patroni's `cluster_as_json`: members sorted by name, lags against `status.optime`, pause and scheduled
+/// switchover at the top level.
+pub fn cluster_json(cluster: &Cluster) -> Value {
+    let cfg = cluster.global_config();
+    let leader = cluster.leader_name();
+    let cluster_lsn = cluster.last_leader_lsn();
+    let sync_list: Vec<String> = cluster
+        .sync
+        .as_ref()
+        .and_then(|s| s.value.sync_standby.clone())
+        .map(|l| l.split(',').map(|x| x.trim().to_string()).collect())
+        .unwrap_or_default();
+    let mut members = Vec::new();
+    for m in &cluster.members {
+        let is_leader = Some(m.name.as_str()) == leader;
+        let role = if is_leader {
+            "leader"
+        } else if cfg.synchronous_mode() && sync_list.contains(&m.name) {
+            "sync_standby"
+        } else {
+            "replica"
+        };
+        let state = if is_leader {
+            m.data.state.clone()
+        } else {
+            m.data
+                .replication_state
+                .clone()
+                .filter(|s| !s.is_empty())
+                .or_else(|| m.data.state.clone())
+        }
+        .unwrap_or_default();
+        let mut o = Map::new();
+        o.insert("name".into(), json!(m.name));
+        o.insert("role".into(), json!(role));
+        o.insert("state".into(), json!(state));
+        o.insert("api_url".into(), json!(m.data.api_url));
+        if let Some(url) = &m.data.conn_url {
+            let (host, port) = host_port_of(url);
+            if let Some(h) = host {
+                o.insert("host".into(), json!(h));
+                if let Some(p) = port {
+                    o.insert("port".into(), json!(p));
+                }
+            }
+        }
+        if let Some(t) = m.data.timeline {
+            o.insert("timeline".into(), json!(t));
+        }
+        if m.data.pending_restart == Some(true) {
+            o.insert("pending_restart".into(), json!(true));
+        }
+        for k in ["pending_restart_reason", "scheduled_restart"] {
+            if let Some(v) = m.data.extra.get(k) {
+                o.insert(k.into(), v.clone());
+            }
+        }
+        if let Some(tags) = &m.data.tags {
+            o.insert(
+                "tags".into(),
+                serde_json::to_value(tags).unwrap_or(Value::Null),
+            );
+        }
+        if !is_leader {
+            for (lsn_key, lag_key, lsn) in [
+                ("receive_lsn", "receive_lag", m.data.receive_lsn),
+                ("replay_lsn", "replay_lag", m.data.replay_lsn),
+                ("lsn", "lag", m.data.xlog_location),
+            ] {
+                match lsn {
+                    None => {
+                        o.insert(lsn_key.into(), json!("unknown"));
+                        o.insert(lag_key.into(), json!("unknown"));
+                    }
+                    Some(l) => {
+                        o.insert(lsn_key.into(), json!(format_lsn(l)));
+                        match cluster_lsn {
+                            Some(c) => o.insert(lag_key.into(), json!(c.saturating_sub(l))),
+                            None => o.insert(lag_key.into(), json!("unknown")),
+                        };
+                    }
+                }
+            }
+        }
+        members.push(Value::Object(o));
+    }
+    members.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let mut ret = Map::new();
+    ret.insert("members".into(), Value::Array(members));
+    if cfg.is_paused() {
+        ret.insert("pause".into(), json!(true));
+    }
+    if let Some(f) = cluster.pending_failover() {
+        if let Some(at) = &f.value.scheduled_at {
+            let mut s = Map::new();
+            s.insert("at".into(), json!(at));
+            if let Some(l) = &f.value.leader {
+                s.insert("from".into(), json!(l));
+            }
+            if let Some(c) = &f.value.member {
+                s.insert("to".into(), json!(c));
+            }
+            ret.insert("scheduled_switchover".into(), Value::Object(s));
+        }
+    }
+    Value::Object(ret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_text_matches_postgres() {
+        assert_eq!(format_lsn(0x4000060), "0/4000060");
+        assert_eq!(format_lsn((1 << 32) + 0xA0), "1/A0");
+    }
+
+    #[test]
+    fn lag_sizes_like_patroni() {
+        assert_eq!(parse_size_bytes("1048576"), Some(1_048_576));
+        assert_eq!(parse_size_bytes("16kB"), Some(16 * 1024));
+        assert_eq!(parse_size_bytes("64MB"), Some(64 << 20));
+        assert_eq!(parse_size_bytes("1GB"), Some(1 << 30));
+        assert_eq!(parse_size_bytes("lots"), None);
+        assert_eq!(parse_size_bytes("1XB"), None);
+    }
+
+    #[test]
+    fn conn_url_host_and_port() {
+        assert_eq!(
+            host_port_of("postgres://10.0.0.1:5433/postgres"),
+            (Some("10.0.0.1".into()), Some(5433))
+        );
+        assert_eq!(
+            host_port_of("postgres://u:p@[::1]:5432/postgres"),
+            (Some("::1".into()), Some(5432))
+        );
+    }
+}
