@@ -3,7 +3,8 @@
 //! Why not etcd-client's own balanced channel over all endpoints: it does not skip a stopped member (its requests
 //! fail with "load balancer discovery error", etcd-client issue #12), and a client whose server went away does not
 //! always come back by itself. Here a call that fails to reach its endpoint drops that endpoint's client (it is
-//! rebuilt, lazily, on its next use) and moves on to the next endpoint while the deadline allows, so a 3-member
+//! rebuilt, lazily, on its next use) and moves on to the next endpoint, round and round with short pauses while the
+//! deadline allows, so a 3-member
 //! cluster with one member down keeps answering, and a restarted server is reached again without help.
 
 use std::future::Future;
@@ -16,6 +17,14 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::error::{classify, Failure};
+
+/// The first pause between two rounds over all endpoints; it doubles up to [`RETRY_PAUSE_MAX`].
+const RETRY_PAUSE_MIN: Duration = Duration::from_millis(50);
+/// The longest pause between two rounds: an etcd election takes ~1-2 s, so a member that got a leader is asked
+/// again within a few hundred milliseconds.
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(400);
+/// A bound on the rounds, whatever the deadline: with the pauses above, 64 rounds last over 20 s.
+const ROUNDS_MAX: u32 = 64;
 
 /// The clients of all endpoints and which one is in use.
 pub(crate) struct Conn {
@@ -62,9 +71,11 @@ impl Conn {
         *self.clients[i].lock().expect("client slot") = None;
     }
 
-    /// Runs `f` on the current endpoint, moving to the next ones on an unreachable-kind failure, all within
-    /// `budget` (the request timeout unless the caller has less time). Each endpoint gets an equal share of what
-    /// is left, so a hung member cannot eat the whole deadline.
+    /// Runs `f` on the current endpoint, moving on to the next ones on an unreachable-kind failure, and going
+    /// round again after a short pause, until `budget` (the request timeout unless the caller has less time) is
+    /// spent. An etcd election ("leader changed", "no leader" on every member for a second or two) is thus ridden
+    /// out inside the deadline instead of failing the loop. Each endpoint gets an equal share of what is left of
+    /// the round, so a hung member cannot eat the whole deadline.
     pub(crate) async fn call_within<T, F, Fut>(
         &self,
         op: &'static str,
@@ -77,40 +88,50 @@ impl Conn {
     {
         let deadline = Instant::now() + budget;
         let n = self.endpoints.len();
-        let first = self.current.load(Ordering::Relaxed) % n;
+        let mut first = self.current.load(Ordering::Relaxed) % n;
         let mut last = String::from("no attempt made");
-        for attempt in 0..n {
-            let i = (first + attempt) % n;
-            let now = Instant::now();
-            if now >= deadline {
+        let mut pause = RETRY_PAUSE_MIN;
+        for round in 0..ROUNDS_MAX {
+            for attempt in 0..n {
+                let i = (first + attempt) % n;
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                let share = (deadline - now) / (n - attempt) as u32;
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                let r = tokio::time::timeout(share, async {
+                    let c = self.client(i).await?;
+                    f(c).await
+                })
+                .await;
+                let failure = match r {
+                    Ok(Ok(v)) => {
+                        self.current.store(i, Ordering::Relaxed);
+                        return Ok(v);
+                    }
+                    Ok(Err(e)) => classify(&e),
+                    Err(_) => Failure::Unreachable(format!("no answer within {share:?}")),
+                };
+                match failure {
+                    Failure::Unreachable(e) => {
+                        debug!(op, round, endpoint = %self.endpoints[i], error = %e, "etcd endpoint failed; trying the next");
+                        self.drop_client(i);
+                        last = format!("{}: {e}", self.endpoints[i]);
+                    }
+                    other => {
+                        self.current.store(i, Ordering::Relaxed);
+                        return Err(other);
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 break;
             }
-            let share = (deadline - now) / (n - attempt) as u32;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let r = tokio::time::timeout(share, async {
-                let c = self.client(i).await?;
-                f(c).await
-            })
-            .await;
-            let failure = match r {
-                Ok(Ok(v)) => {
-                    self.current.store(i, Ordering::Relaxed);
-                    return Ok(v);
-                }
-                Ok(Err(e)) => classify(&e),
-                Err(_) => Failure::Unreachable(format!("no answer within {share:?}")),
-            };
-            match failure {
-                Failure::Unreachable(e) => {
-                    debug!(op, endpoint = %self.endpoints[i], error = %e, "etcd endpoint failed; trying the next");
-                    self.drop_client(i);
-                    last = format!("{}: {e}", self.endpoints[i]);
-                }
-                other => {
-                    self.current.store(i, Ordering::Relaxed);
-                    return Err(other);
-                }
-            }
+            tokio::time::sleep(pause.min(left)).await;
+            pause = (pause * 2).min(RETRY_PAUSE_MAX);
+            first = (first + 1) % n;
         }
         // Start from the next endpoint on the next call: this one just failed.
         self.current.store((first + 1) % n, Ordering::Relaxed);
