@@ -24,6 +24,8 @@ pub struct ControlData {
     pub checkpoint_timeline: u64,
     pub min_recovery_lsn: u64,
     pub min_recovery_timeline: u64,
+    /// "Bytes per WAL segment" (16 MiB unless initdb --wal-segsize).
+    pub wal_segment_bytes: u64,
 }
 
 impl ControlData {
@@ -50,6 +52,10 @@ impl ControlData {
             checkpoint_timeline: num("Latest checkpoint's TimeLineID"),
             min_recovery_lsn: lsn("Minimum recovery ending location"),
             min_recovery_timeline: num("Min recovery ending loc's timeline"),
+            wal_segment_bytes: match num("Bytes per WAL segment") {
+                0 => 16 * 1024 * 1024,
+                n => n,
+            },
         })
     }
 
@@ -69,6 +75,50 @@ impl ControlData {
     pub fn lsn(&self) -> u64 {
         self.checkpoint_lsn.max(self.min_recovery_lsn)
     }
+}
+
+/// An upper bound of how far the WAL in `pg_wal/` goes on `timeline`: the end of its highest segment file.
+///
+/// A server that crashed wrote WAL after its last checkpoint, which the control file does not show. Taking the
+/// end of the last segment overestimates (a segment may be partly written, or recycled ahead), which makes the
+/// rejoin check err towards a needless pg_rewind rather than towards following with diverged data.
+pub fn wal_end_upper_bound(data_dir: &Path, timeline: u64, segment_bytes: u64) -> Option<u64> {
+    let dir = std::fs::read_dir(data_dir.join("pg_wal")).ok()?;
+    dir.filter_map(|e| {
+        let name = e.ok()?.file_name().to_str()?.to_string();
+        segment_end(&name, timeline, segment_bytes)
+    })
+    .max()
+}
+
+/// The end LSN of WAL segment file `name` (24 hex digits: timeline, log, segment) if it is on `timeline`.
+pub fn segment_end(name: &str, timeline: u64, segment_bytes: u64) -> Option<u64> {
+    if name.len() != 24 || !name.chars().all(|c| c.is_ascii_hexdigit()) || segment_bytes == 0 {
+        return None;
+    }
+    let tli = u64::from_str_radix(&name[0..8], 16).ok()?;
+    if tli != timeline {
+        return None;
+    }
+    let log = u64::from_str_radix(&name[8..16], 16).ok()?;
+    let seg = u64::from_str_radix(&name[16..24], 16).ok()?;
+    let segno = log * (0x1_0000_0000 / segment_bytes) + seg;
+    Some((segno + 1) * segment_bytes)
+}
+
+/// The highest timeline a `.history` file in `pg_wal/` names (0 when none): a server that switched timelines and
+/// crashed before its next checkpoint has the history file, not yet the control file entry.
+pub fn highest_history_timeline(data_dir: &Path) -> u64 {
+    std::fs::read_dir(data_dir.join("pg_wal"))
+        .map(|d| {
+            d.filter_map(|e| {
+                let name = e.ok()?.file_name().to_str()?.to_string();
+                u64::from_str_radix(name.strip_suffix(".history")?, 16).ok()
+            })
+            .max()
+            .unwrap_or(0)
+        })
+        .unwrap_or(0)
 }
 
 /// Parses a `.history` file: "1\t0/3000148\tno recovery target specified" per line.
@@ -129,6 +179,25 @@ mod tests {
         assert!(cd.clean_shutdown());
         assert_eq!(cd.timeline(), 2);
         assert_eq!(cd.lsn(), 0x0300_0148);
+    }
+
+    #[test]
+    fn segment_names_give_their_end() {
+        let seg = 16 * 1024 * 1024;
+        assert_eq!(
+            segment_end("000000010000000000000003", 1, seg),
+            Some(0x0400_0000)
+        );
+        assert_eq!(
+            segment_end("000000010000000100000002", 1, seg),
+            Some((1 << 32) + 3 * seg)
+        );
+        assert_eq!(
+            segment_end("000000020000000000000003", 1, seg),
+            None,
+            "other timeline"
+        );
+        assert_eq!(segment_end("00000002.history", 2, seg), None);
     }
 
     #[test]

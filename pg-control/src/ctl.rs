@@ -844,11 +844,22 @@ impl PgCtl {
     }
 
     /// Starts as a primary: no standby.signal, no recovery settings.
+    ///
+    /// A standby's data directory (standby.signal present) is started as a standby with no upstream and then
+    /// promoted: removing standby.signal and starting would end recovery on the *same* timeline, and a diverged
+    /// old primary on that timeline would then look like a prefix to pg_rewind ("no rewind required").
     pub async fn start_primary(&self) -> Result<()> {
         let _g = self.op_lock.lock().await;
-        self.start_as(Role::Primary)
-            .instrument(info_span!("pg_start_primary", node = %self.s.name))
-            .await
+        async {
+            if self.is_standby_configured() && self.initialized() {
+                info!("the data directory is a standby's: starting it in recovery, then promoting");
+                self.start_as(Role::Standby(None)).await?;
+                return self.promote_inner().await;
+            }
+            self.start_as(Role::Primary).await
+        }
+        .instrument(info_span!("pg_start_primary", node = %self.s.name))
+        .await
     }
 
     /// Starts as a standby of `upstream` (or, with `None`, a standby that replays what it has and waits).

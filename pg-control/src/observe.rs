@@ -16,7 +16,7 @@ use std::time::Instant;
 use ha_core::pg::{PgObservation, PgRunState};
 use tracing::{debug, warn};
 
-use crate::controldata::{parse_lsn, read_history};
+use crate::controldata::{highest_history_timeline, parse_lsn, read_history, wal_end_upper_bound};
 use crate::ctl::{ConnError, PgCtl};
 use crate::os;
 
@@ -91,7 +91,17 @@ impl PgCtl {
                     obs.system_id = Some(cd.system_id.clone());
                     obs.timeline = cd.timeline();
                     obs.lsn = cd.lsn();
-                    cd.clean_shutdown() || dd.join("backup_label").exists()
+                    let clean = cd.clean_shutdown() || dd.join("backup_label").exists();
+                    if !clean {
+                        // Crashed: WAL went on after the last checkpoint; see wal_end_upper_bound.
+                        obs.timeline = obs.timeline.max(highest_history_timeline(dd));
+                        if let Some(end) =
+                            wal_end_upper_bound(dd, obs.timeline, cd.wal_segment_bytes)
+                        {
+                            obs.lsn = obs.lsn.max(end);
+                        }
+                    }
+                    clean
                 }
                 Err(e) => {
                     warn!(error = %e, "pg_controldata failed");

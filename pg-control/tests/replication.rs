@@ -181,3 +181,136 @@ async fn promote_demote_then_diverge_and_the_loser_rejoins_with_pg_rewind() {
     n1.stop(StopMode::Fast).await.unwrap();
     n2.stop(StopMode::Fast).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashed_primary_with_unreplicated_writes_is_rewound_and_follows() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    let n2 = w.node("n2").await;
+    n1.bootstrap().await.expect("bootstrap");
+    n2.clone_from(&upstream(&n1)).await.expect("clone");
+    n2.start_replica(Some(&upstream(&n1))).await.unwrap();
+    sql(
+        &n1,
+        "CREATE TABLE t(v text); INSERT INTO t VALUES ('replicated')",
+    )
+    .await;
+    wait_for(Duration::from_secs(20), "n2 to replay", || async {
+        sql(&n2, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
+            && sql(&n2, "SELECT count(*) FROM t").await == ["1"]
+    })
+    .await;
+    // The replica loses contact, the primary takes a write nobody else sees, then dies.
+    n2.stop(StopMode::Fast).await.unwrap();
+    sql(
+        &n1,
+        "INSERT INTO t SELECT 'unreplicated ' || g FROM generate_series(1, 1000) g",
+    )
+    .await;
+    common::signal(
+        common::postmaster_pid(&n1.settings().data_dir).unwrap(),
+        libc::SIGKILL,
+    );
+    wait_for(Duration::from_secs(10), "n1 crashed", || async {
+        n1.observe().await.run_state == Some(PgRunState::Crashed)
+    })
+    .await;
+
+    // n2 takes over (a standby started as primary leaves recovery on a new timeline).
+    n2.start_primary().await.expect("n2 as primary");
+    let o2 = n2.observe().await;
+    assert!(o2.is_primary());
+    assert_eq!(o2.timeline, 2);
+    // The crashed n1 reports a position past the fork point, so the rejoin check calls it diverged.
+    let crashed = n1.observe().await;
+    assert_eq!(crashed.timeline, 1);
+    let fork = o2
+        .history
+        .iter()
+        .find(|h| h.timeline == 1)
+        .expect("history of tl 1")
+        .lsn;
+    assert!(
+        crashed.lsn > fork,
+        "crashed lsn {:X} <= fork {fork:X}",
+        crashed.lsn
+    );
+    sql(&n2, "INSERT INTO t VALUES ('on n2')").await;
+    n2.ensure_slots(&["n1".into(), "n2".into()]).await.unwrap();
+
+    // The crashed n1 was never shut down cleanly: pg_rewind recovers it first, then rewinds.
+    n1.rewind(&upstream(&n2))
+        .await
+        .expect("rewind of a crashed primary");
+    n1.start_replica(Some(&upstream(&n2))).await.unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "n1 streaming from n2 with n2's rows",
+        || async {
+            n1.observe().await.streaming
+                && sql(&n1, "SELECT string_agg(v, ',' ORDER BY v) FROM t").await
+                    == ["on n2,replicated"]
+        },
+    )
+    .await;
+    n1.stop(StopMode::Fast).await.unwrap();
+    n2.stop(StopMode::Fast).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_moves_a_replica_without_restart_and_reinitialize_reclones_it() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    let n2 = w.node("n2").await;
+    let n3 = w.node("n3").await;
+    n1.bootstrap().await.expect("bootstrap");
+    sql(&n1, "CREATE TABLE t(v int); INSERT INTO t VALUES (1)").await;
+    n2.clone_from(&upstream(&n1)).await.unwrap();
+    n2.start_replica(Some(&upstream(&n1))).await.unwrap();
+    n3.clone_from(&upstream(&n1)).await.unwrap();
+    n3.start_replica(Some(&upstream(&n1))).await.unwrap();
+    wait_for(Duration::from_secs(20), "both replicas on n1", || async {
+        n1.observe().await.replicas == ["n2", "n3"]
+    })
+    .await;
+
+    // Cascade n3 behind n2: a reload, the postmaster stays the same process.
+    let pid = common::postmaster_pid(&n3.settings().data_dir).unwrap();
+    sql(
+        &n2,
+        "SELECT pg_create_physical_replication_slot('n3', true)",
+    )
+    .await;
+    n3.follow(&upstream(&n2)).await.expect("follow");
+    wait_for(Duration::from_secs(30), "n3 streaming from n2", || async {
+        sql(
+            &n2,
+            "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'n3'",
+        )
+        .await
+            == ["1"]
+    })
+    .await;
+    assert_eq!(common::postmaster_pid(&n3.settings().data_dir), Some(pid));
+    assert_eq!(n3.observe().await.upstream.as_deref(), Some("n2"));
+    sql(&n1, "INSERT INTO t VALUES (2)").await;
+    wait_for(
+        Duration::from_secs(20),
+        "the row through the cascade",
+        || async { sql(&n3, "SELECT count(*) FROM t").await == ["2"] },
+    )
+    .await;
+
+    // Reinitialize n3 from n1: same cluster, so the directory is wiped and cloned again.
+    n3.stop(StopMode::Fast).await.unwrap();
+    std::fs::write(n3.settings().data_dir.join("junk-from-before"), "x").unwrap();
+    n3.reinitialize(&upstream(&n1)).await.expect("reinitialize");
+    assert!(!n3.settings().data_dir.join("junk-from-before").exists());
+    n3.start_replica(Some(&upstream(&n1))).await.unwrap();
+    assert_eq!(sql(&n3, "SELECT count(*) FROM t").await, ["2"]);
+    for n in [&n3, &n2, &n1] {
+        n.stop(StopMode::Fast).await.unwrap();
+    }
+}
