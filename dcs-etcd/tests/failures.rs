@@ -1,0 +1,297 @@
+//! Failure semantics on a real etcd: silence (a black-holed network) is `Unreachable` within the deadline, a lost
+//! lease is replaced, a ttl change moves the keys to a new lease, a ctl client holds no lease, and the watch sees a
+//! change made between the load and the watch but not this node's own writes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{raw_client, settings, REQUEST_TIMEOUT, TTL};
+use dcs_etcd::testing::{etcd_or_skip, free_port, EtcdServer, TcpProxy};
+use dcs_etcd::EtcdDcs;
+use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
+use ha_core::model::codec::KeyPath;
+use ha_core::model::{Failover, GlobalConfig, MemberData};
+
+/// The deadline plus scheduling slack on a loaded 2-core machine.
+const DEADLINE: Duration = Duration::from_millis(2_500);
+
+fn server(test: &str) -> Option<(tempfile::TempDir, EtcdServer)> {
+    etcd_or_skip(test)?;
+    let dir = tempfile::tempdir().unwrap();
+    let s = EtcdServer::start(dir.path()).unwrap();
+    Some((dir, s))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blackholed_etcd_is_unreachable_within_the_deadline_then_recovers() {
+    let Some((_dir, server)) =
+        server("blackholed_etcd_is_unreachable_within_the_deadline_then_recovers")
+    else {
+        return;
+    };
+    let proxy = TcpProxy::start(server.addr()).await.unwrap();
+    let dcs = EtcdDcs::new(settings(&[proxy.endpoint()], "hole", "node1")).unwrap();
+    dcs.set_ttl(TTL).await.unwrap();
+    assert!(dcs.acquire_leader("node1").await.unwrap());
+    let known = dcs.load().await.unwrap().leader.map(|l| l.version);
+
+    proxy.set_blackhole(true);
+    for (what, r) in [
+        ("load", {
+            let t = Instant::now();
+            (dcs.load().await.map(|_| ()), t.elapsed())
+        }),
+        ("renew", {
+            let t = Instant::now();
+            (dcs.renew_leader("node1").await.map(|_| ()), t.elapsed())
+        }),
+        ("watch", {
+            let t = Instant::now();
+            // The cached revision makes the watch start at once: it is the stream creation that meets silence.
+            (
+                dcs.watch_leader(known, Duration::from_secs(10))
+                    .await
+                    .map(|_| ()),
+                t.elapsed(),
+            )
+        }),
+    ] {
+        let (res, took) = r;
+        assert!(
+            matches!(res, Err(DcsError::Unreachable(_))),
+            "{what}: {res:?}"
+        );
+        assert!(took <= DEADLINE, "{what} took {took:?}");
+    }
+    proxy.set_blackhole(false);
+    // Three deadlines of silence outlived the 2 s lease: the lock is gone, and renew says so instead of
+    // re-creating it; the node can compete again at once.
+    assert_eq!(dcs.load().await.unwrap().leader, None);
+    assert!(!dcs.renew_leader("node1").await.unwrap());
+    assert!(dcs.acquire_leader("node1").await.unwrap());
+    assert!(dcs.renew_leader("node1").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_first_endpoint_costs_a_share_of_the_deadline_not_all_of_it() {
+    let Some((_dir, server)) =
+        server("a_silent_first_endpoint_costs_a_share_of_the_deadline_not_all_of_it")
+    else {
+        return;
+    };
+    let proxy = TcpProxy::start(server.addr()).await.unwrap();
+    proxy.set_blackhole(true);
+    let dcs = EtcdDcs::new(settings(
+        &[proxy.endpoint(), server.endpoint()],
+        "share",
+        "node1",
+    ))
+    .unwrap();
+    let t = Instant::now();
+    dcs.load().await.unwrap();
+    assert!(t.elapsed() < REQUEST_TIMEOUT, "took {:?}", t.elapsed());
+    // The answering endpoint stays current: the next call is one quick round trip.
+    let t = Instant::now();
+    dcs.load().await.unwrap();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_listening_is_unreachable_and_construction_needs_no_server() {
+    let dcs = EtcdDcs::new(settings(
+        &[format!("127.0.0.1:{}", free_port())],
+        "none",
+        "node1",
+    ))
+    .unwrap();
+    let t = Instant::now();
+    let r = dcs.acquire_leader("node1").await;
+    assert!(matches!(r, Err(DcsError::Unreachable(_))), "{r:?}");
+    assert!(t.elapsed() <= DEADLINE, "took {:?}", t.elapsed());
+    let r = dcs.watch_leader(None, Duration::from_secs(5)).await;
+    assert!(matches!(r, Err(DcsError::Unreachable(_))), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_means_a_lost_lock_then_a_new_lease() {
+    let Some((_dir, server)) = server("a_lost_lease_means_a_lost_lock_then_a_new_lease") else {
+        return;
+    };
+    let ep = server.endpoint();
+    let dcs = EtcdDcs::new(settings(&[ep.clone()], "lost", "node1")).unwrap();
+    dcs.set_ttl(TTL).await.unwrap();
+    assert!(dcs.acquire_leader("node1").await.unwrap());
+    dcs.load().await.unwrap();
+    let old = dcs.lease_id().await.unwrap();
+    // The lease disappears behind our back (as if it expired while this node was frozen).
+    raw_client(&ep).await.lease_revoke(old).await.unwrap();
+    assert!(
+        !dcs.renew_leader("node1").await.unwrap(),
+        "a renew must not re-create a lost lock"
+    );
+    let new = dcs.lease_id().await.unwrap();
+    assert_ne!(new, old, "a new lease was granted");
+    assert!(dcs.load().await.unwrap().leader.is_none());
+    assert!(dcs.acquire_leader("node1").await.unwrap());
+    let c = dcs.load().await.unwrap();
+    assert_eq!(c.leader.unwrap().session, Some(new.to_string()));
+
+    // A put with a lease etcd no longer knows: the member write grants a new one and retries once.
+    raw_client(&ep).await.lease_revoke(new).await.unwrap();
+    dcs.touch_member("node1", &MemberData::default())
+        .await
+        .unwrap();
+    let newer = dcs.lease_id().await.unwrap();
+    assert_ne!(newer, new);
+    let c = dcs.load().await.unwrap();
+    assert!(c.member("node1").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ttl_change_moves_leader_and_member_to_a_new_lease() {
+    let Some((_dir, server)) = server("a_ttl_change_moves_leader_and_member_to_a_new_lease") else {
+        return;
+    };
+    let ep = server.endpoint();
+    let dcs = EtcdDcs::new(settings(&[ep.clone()], "ttl", "node1")).unwrap();
+    dcs.set_ttl(TTL).await.unwrap();
+    assert!(dcs.acquire_leader("node1").await.unwrap());
+    dcs.touch_member("node1", &MemberData::default())
+        .await
+        .unwrap();
+    let old = dcs.lease_id().await.unwrap();
+
+    dcs.set_ttl(Duration::from_secs(7)).await.unwrap();
+    dcs.load().await.unwrap();
+    assert!(dcs.renew_leader("node1").await.unwrap());
+    dcs.touch_member("node1", &MemberData::default())
+        .await
+        .unwrap();
+    let new = dcs.lease_id().await.unwrap();
+    assert_ne!(new, old);
+    let ttl = raw_client(&ep)
+        .await
+        .lease_time_to_live(new, None)
+        .await
+        .unwrap();
+    assert_eq!(ttl.granted_ttl(), 7);
+    let c = dcs.load().await.unwrap();
+    assert_eq!(c.leader.unwrap().session, Some(new.to_string()));
+    // The old lease, no longer kept alive, expires without taking the keys along.
+    tokio::time::sleep(TTL + Duration::from_secs(2)).await;
+    let c = dcs.load().await.unwrap();
+    assert_eq!(c.leader_name(), Some("node1"));
+    assert!(c.member("node1").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctl_mode_reads_and_compare_and_sets_but_holds_no_lease() {
+    let Some((_dir, server)) = server("ctl_mode_reads_and_compare_and_sets_but_holds_no_lease")
+    else {
+        return;
+    };
+    let ep = server.endpoint();
+    let node = EtcdDcs::new(settings(&[ep.clone()], "ctl", "node1")).unwrap();
+    node.set_ttl(TTL).await.unwrap();
+    assert!(node.acquire_leader("node1").await.unwrap());
+    node.set_config(&GlobalConfig::default(), None)
+        .await
+        .unwrap();
+
+    let mut s = settings(&[ep.clone()], "ctl", "");
+    s.name.clear();
+    let ctl = EtcdDcs::ctl(s).unwrap();
+    let c = ctl.load().await.unwrap();
+    assert_eq!(c.leader_name(), Some("node1"));
+    let switchover = Failover {
+        leader: Some("node1".into()),
+        member: Some("node2".into()),
+        ..Default::default()
+    };
+    ctl.set_failover(&switchover, None).await.unwrap();
+    let cfg = GlobalConfig {
+        pause: Some(true),
+        ..Default::default()
+    };
+    let v = c.config.unwrap().version;
+    ctl.set_config(&cfg, Some(v)).await.unwrap();
+    assert!(matches!(
+        ctl.set_config(&cfg, Some(v)).await,
+        Err(DcsError::Conflict(_))
+    ));
+    for r in [
+        ctl.acquire_leader("ctl").await.map(|_| ()),
+        ctl.renew_leader("ctl").await.map(|_| ()),
+        ctl.touch_member("ctl", &MemberData::default()).await,
+    ] {
+        assert!(matches!(r, Err(DcsError::Rejected(_))), "{r:?}");
+    }
+    assert_eq!(ctl.lease_id().await, None);
+    assert_eq!(
+        node.load().await.unwrap().pending_failover().unwrap().value,
+        switchover
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_sees_changes_since_the_load_but_not_our_own_writes() {
+    let Some((_dir, server)) =
+        server("the_watch_sees_changes_since_the_load_but_not_our_own_writes")
+    else {
+        return;
+    };
+    let ep = server.endpoint();
+    let a = EtcdDcs::new(settings(&[ep.clone()], "watch", "a")).unwrap();
+    let b = EtcdDcs::new(settings(&[ep.clone()], "watch", "b")).unwrap();
+    a.set_ttl(TTL).await.unwrap();
+    b.set_ttl(TTL).await.unwrap();
+
+    // A change between b's load and b's watch wakes b at once.
+    let known = b.load().await.unwrap().leader.map(|l| l.version);
+    assert!(a.acquire_leader("a").await.unwrap());
+    let t = Instant::now();
+    assert_eq!(
+        b.watch_leader(known, Duration::from_secs(5)).await.unwrap(),
+        WatchOutcome::LeaderChanged
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        t.elapsed()
+    );
+    // The same through the slow path: a known version that is not the last load's.
+    assert_eq!(
+        b.watch_leader(Some(1), Duration::from_secs(5))
+            .await
+            .unwrap(),
+        WatchOutcome::LeaderChanged
+    );
+
+    // a's own release and re-acquire after its load do not wake a's watch.
+    let known = a.load().await.unwrap().leader.map(|l| l.version);
+    a.release_leader("a").await.unwrap();
+    assert!(a.acquire_leader("a").await.unwrap());
+    assert_eq!(
+        a.watch_leader(known, Duration::from_millis(300))
+            .await
+            .unwrap(),
+        WatchOutcome::TimedOut
+    );
+    // But b's write does.
+    let known = a.load().await.unwrap().leader.map(|l| l.version);
+    let (w, _) = tokio::join!(a.watch_leader(known, Duration::from_secs(5)), async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let path = KeyPath::new("service", "watch");
+        raw_client(&ep)
+            .await
+            .delete(path.key("leader"), None)
+            .await
+            .unwrap();
+    });
+    assert_eq!(w.unwrap(), WatchOutcome::LeaderChanged);
+}
