@@ -660,8 +660,45 @@ impl PgCtl {
             Role::Standby(u) => *u,
         };
         self.remember_upstream(up)?;
+        if let Some(u) = up {
+            self.ensure_own_slot_on(u).await;
+        }
         self.write_config(role)?;
         self.pg_ctl_start().await
+    }
+
+    /// Creates this member's replication slot on `up` if it is missing (best effort: a warning if `up` cannot
+    /// be reached). A standby whose primary_slot_name does not exist on its upstream never streams, and the
+    /// primary's [`PgCtl::ensure_slots`] may not have run yet right after a failover.
+    async fn ensure_own_slot_on(&self, up: &Upstream) {
+        let Ok(ep) = self.endpoint(up) else { return };
+        let slot = PgSettings::slot_name(&self.s.name);
+        let r = self
+            .with_client(self.remote_config(&ep), |c| async move {
+                let exists = c
+                    .query_opt(
+                        "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&slot],
+                    )
+                    .await?
+                    .is_some();
+                if !exists {
+                    c.execute(
+                        "SELECT pg_create_physical_replication_slot($1, true)",
+                        &[&slot],
+                    )
+                    .await?;
+                }
+                Ok(!exists)
+            })
+            .await;
+        match r {
+            Ok(true) => info!(upstream = %up.name, "created our replication slot on the upstream"),
+            Ok(false) => {}
+            Err(e) => {
+                warn!(upstream = %up.name, error = ?e, "could not check our replication slot on the upstream")
+            }
+        }
     }
 
     // ---- the operations (typed errors) --------------------------------------------------------------------
@@ -1030,6 +1067,7 @@ impl PgCtl {
                 ));
             }
             self.remember_upstream(Some(upstream))?;
+            self.ensure_own_slot_on(upstream).await;
             self.write_config(Role::Standby(Some(upstream)))?;
             self.reload_inner().await
         }

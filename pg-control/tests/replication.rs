@@ -276,7 +276,7 @@ async fn follow_moves_a_replica_without_restart_and_reinitialize_reclones_it() {
     })
     .await;
 
-    // Cascade n3 behind n2: a reload, the postmaster stays the same process.
+    // Cascade n3 behind n2: a reload, the postmaster stays the same process. n3 creates its slot on n2 itself.
     let pid = common::postmaster_pid(&n3.settings().data_dir).unwrap();
     sql(
         &n2,
@@ -294,6 +294,14 @@ async fn follow_moves_a_replica_without_restart_and_reinitialize_reclones_it() {
     })
     .await;
     assert_eq!(common::postmaster_pid(&n3.settings().data_dir), Some(pid));
+    assert_eq!(
+        sql(
+            &n2,
+            "SELECT slot_name || ':' || active FROM pg_replication_slots"
+        )
+        .await,
+        ["n3:true"]
+    );
     assert_eq!(n3.observe().await.upstream.as_deref(), Some("n2"));
     sql(&n1, "INSERT INTO t VALUES (2)").await;
     wait_for(
