@@ -1,1 +1,851 @@
-//! `Dcs` over Consul (not yet implemented: see issue 4).
+//! # dcs-consul: hactl's [`Dcs`](ha_core::dcs::Dcs) over Consul
+//!
+//! Byte-compatible with Patroni's Consul backend (`patroni/dcs/consul.py`): the same keys
+//! (`service/<scope>/leader`, ...; Consul keys carry no leading slash), the same values (plain leader name, compact
+//! JSON), the same locking: one session per process named `<scope>-<name>` with `Behavior=delete`, and the `leader`
+//! and `members/<name>` keys written with `?acquire=<session>`.
+//!
+//! # Embedding
+//! ```no_run
+//! # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use dcs_consul::{ConsulDcs, ConsulSettings};
+//! let dcs = ConsulDcs::new(ConsulSettings {
+//!     url: "http://127.0.0.1:8500".into(),
+//!     namespace: "service".into(),
+//!     scope: "batman".into(),
+//!     name: "node1".into(),
+//!     ttl: Duration::from_secs(30),
+//!     retry_timeout: Duration::from_secs(10),
+//!     token: None,
+//! })?;
+//! // hand `dcs` to ha_core::driver::Driver::new(...)
+//! # Ok(()) }
+//! ```
+//!
+//! # Timing: how hactl's ttl maps onto Consul, and the failover bound
+//! Consul refuses session TTLs under 10 s and destroys an unrenewed session lazily, up to **2 × its TTL** after the
+//! last renewal (its timers run at twice the TTL). As Patroni does, the session TTL is `ttl / 2`, floored at Consul's
+//! 10 s minimum: `session_ttl = max(10 s, ttl / 2)`. Consequences:
+//! - with `ttl >= 20 s` (Patroni's default is 30 s) a dead leader's key disappears at most `ttl` after its last
+//!   renewal, the same bound as etcd and ZooKeeper;
+//! - with `ttl < 20 s` the key may survive up to **20 s**: the failover bound is `max(ttl, 20 s)` after the last
+//!   renewal, plus one `loop_wait` for a replica to notice, plus its `retry_timeout`.
+//!
+//! Safety does not depend on this bound: the holder stops acting as primary when its *own* lease runs out
+//! (`ttl` minus a margin from the renewal it sent), which is never later than Consul's destruction of the session.
+//! `LockDelay` is set to 0: Consul's default (15 s) would forbid anyone to take a lock for 15 s after the session that
+//! held it was invalidated, stalling every failover by 15 s.
+//!
+//! # Round trips
+//! Every request goes through one counter ([`ConsulDcs::requests_sent`]). A steady HA loop costs: `load` 1, the
+//! session renew 1 (in `touch_member`, or in `renew_leader` for the leader, which then reads the leader key: +1),
+//! the member key write only when its value changed, and the blocking watch (≥ 1: Consul's blocking query on one key
+//! also wakes on unrelated writes in the KV store, so it re-arms until the leader key itself changed).
+//!
+//! # Layout
+//! - this file: [`ConsulDcs`] and its settings;
+//! - [`error`]: the per-call error taxonomy folded into [`DcsError`](ha_core::dcs::DcsError);
+//! - [`testing`]: a throw-away Consul server on free loopback ports, for tests and benchmarks.
+
+pub mod error;
+pub mod testing;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine;
+use consulrs::api::kv::requests::{DeleteKeyRequest, ReadKeyRequest, SetKeyRequest};
+use consulrs::api::session::requests::{CreateSessionRequest, RenewSessionRequest};
+use consulrs::client::{ConsulClient, ConsulClientSettingsBuilder};
+use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
+use ha_core::model::codec::{keys, to_json};
+use ha_core::model::{
+    Cluster, Failover, GlobalConfig, HistoryEntry, KeyPath, MemberData, RawEntry, Status, SyncState,
+};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+pub use error::CallError;
+
+/// Consul's smallest accepted session TTL (`SessionTTLMin`).
+pub const MIN_SESSION_TTL: Duration = Duration::from_secs(10);
+
+/// A blocking query returns up to `wait / 16` late (Consul adds jitter); the HTTP call is cut this much after that.
+const BLOCKING_MARGIN: Duration = Duration::from_millis(250);
+
+/// Where and who.
+#[derive(Debug, Clone)]
+pub struct ConsulSettings {
+    /// `http://host:port` of a Consul agent.
+    pub url: String,
+    /// Patroni's `namespace` (default `service`).
+    pub namespace: String,
+    pub scope: String,
+    /// This node's name (the session is `<scope>-<name>`).
+    pub name: String,
+    /// hactl's ttl; the session TTL is `max(10 s, ttl / 2)` (see the crate doc).
+    pub ttl: Duration,
+    /// Deadline of every non-blocking call.
+    pub retry_timeout: Duration,
+    /// ACL token (`X-Consul-Token`), if the agent needs one.
+    pub token: Option<String>,
+}
+
+/// The session TTL Consul gets for hactl's `ttl`: half of it, as Patroni does, but never under Consul's minimum.
+pub fn session_ttl_for(ttl: Duration) -> Duration {
+    (ttl / 2).max(MIN_SESSION_TTL)
+}
+
+/// How long after its last renewal Consul may still keep a session (and so the keys it holds).
+pub fn worst_case_session_lifetime(ttl: Duration) -> Duration {
+    session_ttl_for(ttl) * 2
+}
+
+/// Mutable client state; never held across an await.
+#[derive(Debug, Default)]
+struct State {
+    session: Option<String>,
+    session_ttl: Duration,
+    /// Renewed since the last `load`: the leader's `renew_leader` and the `touch_member` of one loop renew once.
+    renewed_since_load: bool,
+    /// X-Consul-Index of the last `load`, the starting point of the next blocking watch.
+    last_index: Option<u64>,
+    /// Our member key as the last `load` saw it: (value, session). An unchanged value is not rewritten.
+    member_seen: Option<(String, Option<String>)>,
+}
+
+/// hactl's [`Dcs`] over Consul. One session per process; see the crate doc for the timing.
+pub struct ConsulDcs {
+    client: ConsulClient,
+    /// The same reqwest client consulrs uses, for the blocking watch (consulrs drops X-Consul-Index on a 404).
+    http: reqwest::Client,
+    base_url: String,
+    token: Option<String>,
+    path: KeyPath,
+    scope: String,
+    /// `None`: a ctl client (no session, cannot hold keys).
+    name: Option<String>,
+    retry_timeout: Duration,
+    state: Mutex<State>,
+    requests: AtomicU64,
+}
+
+impl std::fmt::Debug for ConsulDcs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsulDcs")
+            .field("url", &self.base_url)
+            .field("prefix", &self.prefix())
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl ConsulDcs {
+    /// A node's client. No request is sent yet; the session is created by the first call that needs it.
+    pub fn new(settings: ConsulSettings) -> Result<ConsulDcs, DcsError> {
+        let name = Some(settings.name.clone());
+        Self::build(settings, name)
+    }
+
+    /// A session-less client for tools (`hactl list`, `edit-config`, `remove`): reads and versioned writes only.
+    /// `acquire_leader`, `renew_leader` and `touch_member` return [`DcsError::Rejected`].
+    pub fn ctl(settings: ConsulSettings) -> Result<ConsulDcs, DcsError> {
+        Self::build(settings, None)
+    }
+
+    fn build(settings: ConsulSettings, name: Option<String>) -> Result<ConsulDcs, DcsError> {
+        // consulrs builds its reqwest client without any timeout: build ours, with a connect timeout, and put it in.
+        let http = reqwest::Client::builder()
+            .connect_timeout(settings.retry_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| DcsError::Rejected(format!("building the HTTP client: {e}")))?;
+        let mut b = ConsulClientSettingsBuilder::default();
+        b.address(settings.url.trim_end_matches('/'));
+        if let Some(t) = &settings.token {
+            b.token(t.clone());
+        }
+        let cs = b
+            .build()
+            .map_err(|e| DcsError::Rejected(format!("Consul client settings: {e}")))?;
+        let mut client =
+            ConsulClient::new(cs).map_err(|e| DcsError::Rejected(format!("Consul client: {e}")))?;
+        let base_url = settings.url.trim_end_matches('/').to_string();
+        client.http = rustify::clients::reqwest::Client::new(&base_url, http.clone());
+        Ok(ConsulDcs {
+            client,
+            http,
+            base_url,
+            token: settings.token.clone(),
+            path: KeyPath::new(&settings.namespace, &settings.scope),
+            scope: settings.scope,
+            name,
+            retry_timeout: settings.retry_timeout,
+            state: Mutex::new(State {
+                session_ttl: session_ttl_for(settings.ttl),
+                ..Default::default()
+            }),
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// HTTP requests sent so far (each is one round trip), for benchmarks and metrics.
+    pub fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The current session ID, if one was created (tests, diagnostics).
+    pub fn session_id(&self) -> Option<String> {
+        self.state().session.clone()
+    }
+
+    /// The Consul key prefix, `service/<scope>/` (Patroni strips the leading slash for Consul).
+    pub fn prefix(&self) -> &str {
+        self.path.prefix().trim_start_matches('/')
+    }
+
+    fn key(&self, rel: &str) -> String {
+        format!("{}{}", self.prefix(), rel)
+    }
+
+    fn member_key(&self, name: &str) -> String {
+        format!("{}{}{}", self.prefix(), keys::MEMBERS, name)
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs one consulrs call under `retry_timeout`, counting it.
+    async fn call<T, F>(&self, what: &'static str, fut: F) -> Result<T, CallError>
+    where
+        F: std::future::Future<Output = Result<T, consulrs::error::ClientError>>,
+    {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match tokio::time::timeout(self.retry_timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(error::from_consulrs(what, e)),
+            Err(_) => Err(CallError::Timeout {
+                what,
+                timeout: self.retry_timeout,
+            }),
+        }
+    }
+
+    async fn put(
+        &self,
+        what: &'static str,
+        key: String,
+        value: String,
+        cas: Option<u64>,
+        acquire: Option<String>,
+    ) -> Result<bool, CallError> {
+        let mut b = SetKeyRequest::builder();
+        b.key(key).value(value.into_bytes());
+        if let Some(c) = cas {
+            b.cas(c);
+        }
+        if let Some(s) = acquire {
+            b.acquire(s);
+        }
+        let ep = b.build().map_err(|e| CallError::Decode {
+            what,
+            detail: e.to_string(),
+        })?;
+        let r = self
+            .call(what, consulrs::api::exec_with_result(&self.client, ep))
+            .await?;
+        Ok(r.response)
+    }
+
+    async fn delete(
+        &self,
+        what: &'static str,
+        key: String,
+        cas: Option<u64>,
+        recurse: bool,
+    ) -> Result<bool, CallError> {
+        let mut b = DeleteKeyRequest::builder();
+        b.key(key);
+        if let Some(c) = cas {
+            b.cas(c);
+        }
+        if recurse {
+            b.recurse(true);
+        }
+        let ep = b.build().map_err(|e| CallError::Decode {
+            what,
+            detail: e.to_string(),
+        })?;
+        let r = self
+            .call(what, consulrs::api::exec_with_result(&self.client, ep))
+            .await?;
+        Ok(r.response)
+    }
+
+    /// Reads keys (one, or a prefix with `recurse`). `Ok(None)` on 404: nothing there.
+    async fn read(
+        &self,
+        what: &'static str,
+        key: String,
+        recurse: bool,
+    ) -> Result<Option<(Vec<consulrs::api::kv::common::KVPair>, Option<u64>)>, CallError> {
+        let mut b = ReadKeyRequest::builder();
+        b.key(key);
+        if recurse {
+            b.recurse(true);
+        }
+        let ep = b.build().map_err(|e| CallError::Decode {
+            what,
+            detail: e.to_string(),
+        })?;
+        match self
+            .call(what, consulrs::api::exec_with_result(&self.client, ep))
+            .await
+        {
+            Ok(r) => Ok(Some((
+                r.response,
+                r.index.and_then(|i| i.trim().parse().ok()),
+            ))),
+            Err(CallError::Status { code: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates a session `<scope>-<name>`: `Behavior=delete` (our keys vanish with it), `LockDelay=0s` (a failover
+    /// is not stalled 15 s after our death), no node checks (only the TTL decides, as with Patroni's default).
+    async fn create_session(&self) -> Result<String, CallError> {
+        let Some(name) = &self.name else {
+            return Err(CallError::NoSession {
+                what: "session create",
+            });
+        };
+        let ttl = self.state().session_ttl;
+        let mut b = CreateSessionRequest::builder();
+        b.name(format!("{}-{}", self.scope, name))
+            .behavior("delete")
+            .lock_delay("0s")
+            .node_checks(Vec::<String>::new())
+            .ttl(format!("{}ms", ttl.as_millis()));
+        let ep = b.build().map_err(|e| CallError::Decode {
+            what: "session create",
+            detail: e.to_string(),
+        })?;
+        let r = self
+            .call(
+                "session create",
+                consulrs::api::exec_with_result(&self.client, ep),
+            )
+            .await?;
+        let id = r.response.id;
+        info!(session = %id, ttl_ms = ttl.as_millis() as u64, "created a Consul session");
+        let mut st = self.state();
+        st.session = Some(id.clone());
+        st.renewed_since_load = true;
+        Ok(id)
+    }
+
+    /// Our session, created if there is none.
+    async fn ensure_session(&self) -> Result<String, CallError> {
+        if self.name.is_none() {
+            return Err(CallError::NoSession { what: "session" });
+        }
+        let existing = self.state().session.clone();
+        match existing {
+            Some(s) => Ok(s),
+            None => self.create_session().await,
+        }
+    }
+
+    /// Renews our session. `Ok(false)`: it was gone, a new one was created (every key it held is lost).
+    async fn renew_session(&self) -> Result<bool, CallError> {
+        let current = self.state().session.clone();
+        let Some(sid) = current else {
+            self.create_session().await?;
+            return Ok(false);
+        };
+        let mut b = RenewSessionRequest::builder();
+        b.uuid(sid.clone());
+        let ep = b.build().map_err(|e| CallError::Decode {
+            what: "session renew",
+            detail: e.to_string(),
+        })?;
+        match self
+            .call(
+                "session renew",
+                consulrs::api::exec_with_result(&self.client, ep),
+            )
+            .await
+        {
+            Ok(_) => {
+                self.state().renewed_since_load = true;
+                Ok(true)
+            }
+            Err(CallError::Status { code: 404, .. }) => {
+                warn!(session = %sid, "our Consul session expired: creating a new one; our keys are gone");
+                {
+                    let mut st = self.state();
+                    if st.session.as_deref() == Some(sid.as_str()) {
+                        st.session = None;
+                    }
+                }
+                self.create_session().await?;
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `PUT key?acquire=<session>`, with one retry on a new session if ours was gone (as Patroni does).
+    async fn put_acquire(
+        &self,
+        what: &'static str,
+        key: String,
+        value: String,
+    ) -> Result<bool, CallError> {
+        let sid = self.ensure_session().await?;
+        match self
+            .put(what, key.clone(), value.clone(), None, Some(sid.clone()))
+            .await
+        {
+            Err(CallError::SessionLost { .. }) => {
+                warn!(session = %sid, "our Consul session disappeared: retrying with a new one");
+                {
+                    let mut st = self.state();
+                    if st.session.as_deref() == Some(sid.as_str()) {
+                        st.session = None;
+                    }
+                }
+                let sid = self.create_session().await?;
+                self.put(what, key, value, None, Some(sid)).await
+            }
+            other => other,
+        }
+    }
+
+    /// Plain or compare-and-set write; a lost CAS is [`DcsError::Conflict`].
+    async fn put_versioned(
+        &self,
+        what: &'static str,
+        rel: &str,
+        value: String,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        if self.put(what, self.key(rel), value, version, None).await? {
+            Ok(())
+        } else {
+            Err(DcsError::Conflict(format!(
+                "{what}: version {version:?} is stale"
+            )))
+        }
+    }
+
+    /// The leader key as it is now: (value, ModifyIndex, session), `None` when absent.
+    async fn read_leader(&self) -> Result<Option<(String, u64, Option<String>)>, CallError> {
+        let got = self
+            .read("read leader", self.key(keys::LEADER), false)
+            .await?;
+        Ok(got.and_then(|(pairs, _)| {
+            pairs
+                .into_iter()
+                .next()
+                .map(|p| (decode_value(p.value), p.modify_index, p.session))
+        }))
+    }
+
+    /// One raw `GET` of the leader key, blocking when `index` is given. Returns (leader ModifyIndex or `None`,
+    /// X-Consul-Index). Raw reqwest because consulrs loses X-Consul-Index on a 404, which is the answer while there
+    /// is no leader.
+    async fn get_leader_raw(
+        &self,
+        index: Option<u64>,
+        wait: Duration,
+    ) -> Result<(Option<u64>, Option<u64>), CallError> {
+        const WHAT: &str = "watch leader";
+        let url = format!("{}/v1/kv/{}", self.base_url, self.key(keys::LEADER));
+        let mut req = self.http.get(&url);
+        if let Some(i) = index {
+            req = req.query(&[
+                ("index", i.to_string()),
+                ("wait", format!("{}ms", wait.as_millis().max(1))),
+            ]);
+        }
+        if let Some(t) = &self.token {
+            req = req.header("X-Consul-Token", t);
+        }
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = req.send().await.map_err(|e| CallError::Transport {
+            what: WHAT,
+            detail: e.to_string(),
+        })?;
+        let idx = resp
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let code = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| CallError::Transport {
+            what: WHAT,
+            detail: e.to_string(),
+        })?;
+        match code {
+            404 => Ok((None, idx)),
+            200 => {
+                let pairs: Vec<consulrs::api::kv::common::KVPair> =
+                    serde_json::from_slice(&body).map_err(|e| CallError::Decode {
+                        what: WHAT,
+                        detail: e.to_string(),
+                    })?;
+                Ok((pairs.first().map(|p| p.modify_index), idx))
+            }
+            code => Err(CallError::Status {
+                what: WHAT,
+                code,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }),
+        }
+    }
+}
+
+/// A KV value as text. Patroni writes UTF-8; anything else is passed on lossily and the decoder rejects it.
+fn decode_value(v: Option<consulrs::api::kv::common::Base64String>) -> String {
+    let Some(v) = v else {
+        return String::new();
+    };
+    // Base64String's field is private; its serde form is the plain base64 text.
+    let b64 = serde_json::to_value(&v)
+        .ok()
+        .and_then(|j| j.as_str().map(str::to_string))
+        .unwrap_or_default();
+    match base64::engine::general_purpose::STANDARD.decode(b64.as_bytes()) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => {
+            warn!(error = %e, "Consul returned a value that is not base64; treating it as empty");
+            String::new()
+        }
+    }
+}
+
+#[async_trait]
+impl Dcs for ConsulDcs {
+    async fn load(&self) -> Result<Cluster, DcsError> {
+        let span = info_span!("consul_load", prefix = %self.prefix());
+        async {
+            let got = self.read("load", self.prefix().to_string(), true).await?;
+            let (pairs, index) = got.unwrap_or_default();
+            let prefix = self.prefix().to_string();
+            let member_key = self.name.as_ref().map(|n| self.member_key(n));
+            let mut member_seen = None;
+            let entries: Vec<RawEntry> = pairs
+                .into_iter()
+                .filter_map(|p| {
+                    let rel = p.key.strip_prefix(&prefix)?.to_string();
+                    let value = decode_value(p.value);
+                    if member_key.as_deref() == Some(p.key.as_str()) {
+                        member_seen = Some((value.clone(), p.session.clone()));
+                    }
+                    Some(RawEntry {
+                        key: rel,
+                        value,
+                        version: p.modify_index,
+                        session: p.session,
+                    })
+                })
+                .collect();
+            {
+                let mut st = self.state();
+                st.last_index = index;
+                st.member_seen = member_seen;
+                st.renewed_since_load = false;
+            }
+            debug!(keys = entries.len(), index, "loaded");
+            Ok(Cluster::from_entries(entries))
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
+        let new = session_ttl_for(ttl);
+        let mut st = self.state();
+        if st.session_ttl != new {
+            // A session's TTL cannot change: the next call creates a new session, and the leader re-takes its key
+            // in `renew_leader` (Patroni does the same). The old session is left to expire.
+            info!(
+                old_ms = st.session_ttl.as_millis() as u64,
+                new_ms = new.as_millis() as u64,
+                "session TTL changed: a new Consul session will be created"
+            );
+            st.session_ttl = new;
+            st.session = None;
+        }
+        Ok(())
+    }
+
+    async fn initialize_race(&self, value: &str) -> Result<bool, DcsError> {
+        Ok(self
+            .put(
+                "initialize",
+                self.key(keys::INITIALIZE),
+                value.to_string(),
+                Some(0),
+                None,
+            )
+            .await?)
+    }
+
+    async fn set_initialize(&self, sysid: &str) -> Result<(), DcsError> {
+        self.put_versioned("initialize", keys::INITIALIZE, sysid.to_string(), None)
+            .await
+    }
+
+    async fn cancel_initialization(&self) -> Result<(), DcsError> {
+        self.delete(
+            "cancel initialization",
+            self.key(keys::INITIALIZE),
+            None,
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn acquire_leader(&self, name: &str) -> Result<bool, DcsError> {
+        let span = info_span!("consul_acquire", node = %name);
+        async {
+            let won = self
+                .put_acquire("acquire leader", self.key(keys::LEADER), name.to_string())
+                .await?;
+            if won {
+                info!("took the leader lock");
+            } else {
+                debug!("the leader lock is held by another session");
+            }
+            Ok(won)
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn renew_leader(&self, name: &str) -> Result<bool, DcsError> {
+        let span = info_span!("consul_renew", node = %name);
+        async {
+            if self.name.is_none() {
+                return Err(CallError::NoSession {
+                    what: "renew leader",
+                }
+                .into());
+            }
+            if !self.renew_session().await? {
+                // The session expired: Consul deleted the key with it (Behavior=delete). Never re-create it here.
+                return Ok(false);
+            }
+            let sid = self.state().session.clone();
+            match self.read_leader().await? {
+                Some((value, _, session)) if value.trim() == name && session == sid => Ok(true),
+                Some((value, version, session)) if value.trim() == name => {
+                    // Our name under another session: our previous session (a restart, a TTL change). Patroni
+                    // deletes it with CAS and re-acquires; a concurrent writer makes the CAS or the acquire fail.
+                    warn!(
+                        ?session,
+                        "the leader key names us under another session: re-taking it"
+                    );
+                    if !self
+                        .delete("renew leader", self.key(keys::LEADER), Some(version), false)
+                        .await?
+                    {
+                        return Ok(false);
+                    }
+                    Ok(self
+                        .put_acquire("renew leader", self.key(keys::LEADER), name.to_string())
+                        .await?)
+                }
+                _ => Ok(false),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn release_leader(&self, name: &str) -> Result<(), DcsError> {
+        // Delete (not `?release=`: that would leave the key with our name and no session) with CAS on the version
+        // read, so a key someone else took meanwhile is left alone.
+        if let Some((value, version, _)) = self.read_leader().await? {
+            if value.trim() == name {
+                let deleted = self
+                    .delete(
+                        "release leader",
+                        self.key(keys::LEADER),
+                        Some(version),
+                        false,
+                    )
+                    .await?;
+                info!(deleted, "released the leader lock");
+            }
+        }
+        Ok(())
+    }
+
+    async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError> {
+        if self.name.is_none() {
+            return Err(CallError::NoSession {
+                what: "touch member",
+            }
+            .into());
+        }
+        // The session is renewed once per loop; a lost session means our member key is gone with it.
+        let fresh = {
+            let st = self.state();
+            st.renewed_since_load && st.session.is_some()
+        };
+        let renewed = if fresh {
+            true
+        } else {
+            self.renew_session().await?
+        };
+        let value = to_json(data);
+        let sid = self.state().session.clone();
+        let unchanged = renewed
+            && self
+                .state()
+                .member_seen
+                .as_ref()
+                .is_some_and(|(v, s)| *v == value && *s == sid);
+        if unchanged {
+            return Ok(());
+        }
+        let key = self.member_key(name);
+        if self
+            .put_acquire("touch member", key.clone(), value.clone())
+            .await?
+        {
+            let mut st = self.state();
+            st.member_seen = Some((value, st.session.clone()));
+            return Ok(());
+        }
+        // Locked by another session: ours from before a restart. Drop it and write it under ours (Patroni too).
+        self.delete("touch member", key.clone(), None, false)
+            .await?;
+        if self.put_acquire("touch member", key, value.clone()).await? {
+            let mut st = self.state();
+            st.member_seen = Some((value, st.session.clone()));
+            Ok(())
+        } else {
+            Err(DcsError::Conflict(format!(
+                "member key {name} is locked by another session"
+            )))
+        }
+    }
+
+    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
+        self.delete("delete member", self.member_key(name), None, false)
+            .await?;
+        self.state().member_seen = None;
+        Ok(())
+    }
+
+    async fn set_config(
+        &self,
+        config: &GlobalConfig,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.put_versioned("config", keys::CONFIG, to_json(config), version)
+            .await
+    }
+
+    async fn set_failover(
+        &self,
+        failover: &Failover,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.put_versioned("failover", keys::FAILOVER, to_json(failover), version)
+            .await
+    }
+
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
+        self.put_versioned("sync", keys::SYNC, to_json(sync), version)
+            .await
+    }
+
+    async fn set_history(
+        &self,
+        history: &[HistoryEntry],
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.put_versioned("history", keys::HISTORY, to_json(&history), version)
+            .await
+    }
+
+    async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
+        self.put_versioned("status", keys::STATUS, to_json(status), None)
+            .await
+    }
+
+    async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError> {
+        self.put_versioned("failsafe", keys::FAILSAFE, to_json(members), None)
+            .await
+    }
+
+    async fn delete_cluster(&self) -> Result<(), DcsError> {
+        self.delete("delete cluster", self.prefix().to_string(), None, true)
+            .await?;
+        Ok(())
+    }
+
+    async fn watch_leader(
+        &self,
+        known_version: Option<u64>,
+        timeout: Duration,
+    ) -> Result<WatchOutcome, DcsError> {
+        let span = info_span!(
+            "consul_watch",
+            ?known_version,
+            timeout_ms = timeout.as_millis() as u64
+        );
+        async {
+            let deadline = Instant::now() + timeout;
+            // Start from the index of the last load: a change since then returns at once and is compared below.
+            let mut index = self.state().last_index;
+            // Bounded: each pass either returns or waits for a new index; 1000 passes is far beyond any real wait.
+            for _ in 0..1000 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left < Duration::from_millis(5) {
+                    return Ok(WatchOutcome::TimedOut);
+                }
+                let (call_limit, wait) = match index {
+                    Some(_) => (left + BLOCKING_MARGIN, left),
+                    None => (left.min(self.retry_timeout), Duration::ZERO),
+                };
+                let got = tokio::time::timeout(call_limit, self.get_leader_raw(index, wait)).await;
+                let (leader_version, new_index) = match got {
+                    // The blocking query outlived our deadline (Consul's jitter): nothing changed in time.
+                    Err(_) if index.is_some() => return Ok(WatchOutcome::TimedOut),
+                    Err(_) => {
+                        return Err(CallError::Timeout {
+                            what: "watch leader",
+                            timeout: call_limit,
+                        }
+                        .into())
+                    }
+                    Ok(r) => r?,
+                };
+                if leader_version != known_version {
+                    debug!(?leader_version, "leader key changed");
+                    return Ok(WatchOutcome::LeaderChanged);
+                }
+                // Consul's rule: an index that goes backwards (a restored snapshot) restarts from 0.
+                index = match (index, new_index) {
+                    (Some(old), Some(new)) if new < old => Some(0),
+                    (_, Some(new)) => Some(new.max(1)),
+                    (_, None) => Some(1),
+                };
+            }
+            Ok(WatchOutcome::TimedOut)
+        }
+        .instrument(span)
+        .await
+    }
+}

@@ -1,0 +1,211 @@
+//! Test support: a throw-away single-server Consul on free loopback ports, its data in a directory you give.
+//!
+//! Every port is chosen free on 127.0.0.1 (HTTP, serf LAN/WAN, server RPC; DNS and gRPC are off), so tests never
+//! touch a Consul on the default ports. It runs as a real server (`-server -bootstrap-expect 1`), not `-dev`, so that
+//! [`ConsulServer::stop`] then [`ConsulServer::start_again`] keep the KV data and sessions, as an outage would.
+//! The process is killed by PID on drop.
+//!
+//! ```no_run
+//! let dir = tempfile::tempdir().unwrap();
+//! if let Some(server) = dcs_consul::testing::ConsulServer::start_or_skip(dir.path()) {
+//!     println!("Consul at {}", server.url());
+//! }
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why a test server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TestServerError {
+    #[error(
+        "the `consul` binary was not found on PATH (scripts/install.sh installs Consul 1.8.7)"
+    )]
+    BinaryMissing,
+    #[error("could not spawn consul: {0}")]
+    Spawn(#[from] std::io::Error),
+    #[error("consul did not elect itself leader within {0:?}; log: {1}")]
+    NotReady(Duration, String),
+}
+
+/// How long a fresh server may take to elect itself (measured: ~2 s with raft_multiplier 1).
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A Consul server process owned by a test.
+#[derive(Debug)]
+pub struct ConsulServer {
+    dir: PathBuf,
+    http_port: u16,
+    serf_lan_port: u16,
+    serf_wan_port: u16,
+    server_port: u16,
+    child: Option<Child>,
+}
+
+/// A TCP port nobody listens on right now (the OS picks it; there is a small race until consul binds it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
+}
+
+/// Is `consul` on PATH?
+pub fn binary_available() -> bool {
+    Command::new("consul")
+        .arg("version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+impl ConsulServer {
+    /// Starts a server whose data and log live in `dir`, and waits until it has a leader.
+    pub fn start(dir: &Path) -> Result<ConsulServer, TestServerError> {
+        if !binary_available() {
+            return Err(TestServerError::BinaryMissing);
+        }
+        let mut s = ConsulServer {
+            dir: dir.to_path_buf(),
+            http_port: free_port(),
+            serf_lan_port: free_port(),
+            serf_wan_port: free_port(),
+            server_port: free_port(),
+            child: None,
+        };
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// [`ConsulServer::start`], or `None` with a message when the binary is missing. With `CI=true` a missing
+    /// binary panics: CI must not silently skip the Consul tests.
+    pub fn start_or_skip(dir: &Path) -> Option<ConsulServer> {
+        match ConsulServer::start(dir) {
+            Ok(s) => Some(s),
+            Err(TestServerError::BinaryMissing)
+                if std::env::var("CI").map(|v| v != "true").unwrap_or(true) =>
+            {
+                eprintln!("SKIPPED: consul is not installed (run scripts/install.sh); set CI=true to fail instead");
+                None
+            }
+            Err(e) => panic!("could not start consul: {e}"),
+        }
+    }
+
+    fn spawn(&mut self) -> Result<(), TestServerError> {
+        let data = self.dir.join("data");
+        std::fs::create_dir_all(&data)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("consul.log"))?;
+        let child = Command::new("consul")
+            .args([
+                "agent",
+                "-server",
+                "-bootstrap-expect",
+                "1",
+                "-node",
+                "hactl-test",
+            ])
+            .arg("-data-dir")
+            .arg(&data)
+            .args([
+                "-bind",
+                "127.0.0.1",
+                "-advertise",
+                "127.0.0.1",
+                "-client",
+                "127.0.0.1",
+            ])
+            .args(["-http-port", &self.http_port.to_string()])
+            .args(["-serf-lan-port", &self.serf_lan_port.to_string()])
+            .args(["-serf-wan-port", &self.serf_wan_port.to_string()])
+            .args(["-server-port", &self.server_port.to_string()])
+            .args(["-dns-port", "-1", "-grpc-port", "-1", "-log-level", "warn"])
+            // Faster elections than the production default (5): a restarted test server is back in ~1 s.
+            .args(["-hcl", "performance { raft_multiplier = 1 }"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), TestServerError> {
+        let start = Instant::now();
+        while start.elapsed() < READY_TIMEOUT {
+            if let Some(body) = http_get(self.http_port, "/v1/status/leader") {
+                // `"127.0.0.1:8300"` once elected, `""` before.
+                if body.contains(':') {
+                    return Ok(());
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Err(TestServerError::NotReady(
+                        start.elapsed(),
+                        format!("exited with {status}: {}", self.log_tail()),
+                    ));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(TestServerError::NotReady(READY_TIMEOUT, self.log_tail()))
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("consul.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// `http://127.0.0.1:<port>`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    /// The OS process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Kills the server (SIGKILL, by PID) and reaps it. Its data stays.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same ports with the same data.
+    pub fn start_again(&mut self) -> Result<(), TestServerError> {
+        self.stop();
+        self.spawn()
+    }
+}
+
+impl Drop for ConsulServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A minimal blocking HTTP GET (readiness only; keeps test support free of an HTTP client feature).
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    if !out.starts_with("HTTP/1.0 200") && !out.starts_with("HTTP/1.1 200") {
+        return None;
+    }
+    out.split("\r\n\r\n").nth(1).map(str::to_string)
+}

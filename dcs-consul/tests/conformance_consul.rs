@@ -1,0 +1,172 @@
+//! The DCS conformance suite, a Patroni snapshot and garbage against a real Consul 1.8 server (started per test on
+//! free loopback ports). Without the `consul` binary the tests are skipped with a message, unless `CI=true`.
+//!
+//! Consul's session TTL floor is 10 s and it destroys a session up to 2 × TTL after its last renewal, so the suite
+//! runs with ttl = 20 s (session TTL 10 s): the expiry checks make `run_all` take about 1.5 minutes.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use dcs_consul::testing::ConsulServer;
+use dcs_consul::{ConsulDcs, ConsulSettings};
+use ha_core::conformance::{self, Harness};
+use ha_core::dcs::Dcs;
+
+const SCOPE: &str = "batman";
+const RETRY_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct ConsulHarness {
+    server: Mutex<ConsulServer>,
+    url: String,
+    ttl: Duration,
+}
+
+impl ConsulHarness {
+    fn settings(&self, name: &str) -> ConsulSettings {
+        ConsulSettings {
+            url: self.url.clone(),
+            namespace: "service".into(),
+            scope: SCOPE.into(),
+            name: name.into(),
+            ttl: self.ttl,
+            retry_timeout: RETRY_TIMEOUT,
+            token: None,
+        }
+    }
+}
+
+#[async_trait]
+impl Harness for ConsulHarness {
+    async fn client(&self, name: &str) -> Box<dyn Dcs> {
+        Box::new(ConsulDcs::new(self.settings(name)).unwrap())
+    }
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+    async fn pass(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+    async fn put_raw(&self, key: &str, value: &str) {
+        let url = format!("{}/v1/kv/service/{SCOPE}/{key}", self.url);
+        let ok: bool = reqwest::Client::new()
+            .put(url)
+            .body(value.to_string())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(ok, "raw put of {key}");
+    }
+    async fn stop_server(&self) {
+        self.server.lock().unwrap().stop();
+    }
+    async fn start_server(&self) {
+        self.server.lock().unwrap().start_again().unwrap();
+    }
+    fn expiry_slack(&self) -> Duration {
+        // ttl 20 s → session TTL 10 s, destroyed at most 2 × 10 s = ttl after the last renewal; the slack covers
+        // Consul's timer granularity and the raft apply of the deletion.
+        Duration::from_secs(3)
+    }
+}
+
+fn harness(dir: &std::path::Path) -> Option<ConsulHarness> {
+    let server = ConsulServer::start_or_skip(dir)?;
+    Some(ConsulHarness {
+        url: server.url(),
+        server: Mutex::new(server),
+        ttl: Duration::from_secs(20),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let start = Instant::now();
+    conformance::run_all(&h).await.unwrap();
+    eprintln!("consul conformance suite: {:?}", start.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_outage_is_unreachable_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    conformance::outage_is_unreachable_then_recovers(
+        &h,
+        RETRY_TIMEOUT + Duration::from_millis(500),
+    )
+    .await
+    .unwrap();
+}
+
+/// A snapshot as Patroni writes it into Consul (keys without a leading slash, plain leader name, compact JSON) loads
+/// into the expected model, and values hactl writes back are byte-identical to Patroni's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_reads_and_writes_patroni_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let config = r#"{"ttl":30,"loop_wait":10,"retry_timeout":10,"maximum_lag_on_failover":1048576,"postgresql":{"use_pg_rewind":true}}"#;
+    let member = r#"{"conn_url":"postgres://127.0.0.1:5433/postgres","api_url":"http://127.0.0.1:8009/patroni","state":"running","role":"replica","version":"4.1.4","xlog_location":67393608,"replay_lsn":67393608,"receive_lsn":67393608,"replication_state":"streaming","timeline":1}"#;
+    let history =
+        r#"[[1,25165984,"no recovery target specified","2024-01-01T00:00:00+00:00","node1"]]"#;
+    h.put_raw("initialize", "7268616322854375442").await;
+    h.put_raw("config", config).await;
+    h.put_raw("leader", "node1").await;
+    h.put_raw("members/node2", member).await;
+    h.put_raw("history", history).await;
+    h.put_raw(
+        "status",
+        r#"{"optime":67393608,"slots":{"node2":67393608}}"#,
+    )
+    .await;
+    h.put_raw("failover", "{}").await;
+
+    let c = ConsulDcs::new(h.settings("node2")).unwrap();
+    let snap = c.load().await.unwrap();
+    assert_eq!(snap.initialize.as_deref(), Some("7268616322854375442"));
+    assert_eq!(snap.leader_name(), Some("node1"));
+    assert_eq!(snap.timeline(), 2);
+    assert_eq!(snap.last_leader_lsn(), Some(67393608));
+    let m = snap.member("node2").expect("member node2");
+    assert_eq!(m.data.xlog_location, Some(67393608));
+    let cfg = snap.config.clone().expect("config");
+    assert_eq!(cfg.value.ttl, Some(30.0));
+
+    // Written back through the client: byte-identical values.
+    c.touch_member("node2", &m.data).await.unwrap();
+    c.set_history(&snap.history.clone().unwrap().value, None)
+        .await
+        .unwrap();
+    let raw = |k: &str| {
+        let url = format!("{}/v1/kv/service/{SCOPE}/{k}?raw", h.url);
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(raw("members/node2").await, member);
+    assert_eq!(raw("history").await, history);
+    c.delete_cluster().await.unwrap();
+}
+
+/// A session that is gone (destroyed behind our back) is replaced, and the keys written with it are re-taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_lost_session_is_replaced_and_lock_reported_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let a = ConsulDcs::new(h.settings("a")).unwrap();
+    assert!(a.acquire_leader("a").await.unwrap());
+    let old = a.session_id().unwrap();
+    let url = format!("{}/v1/session/destroy/{old}", h.url);
+    reqwest::Client::new().put(url).send().await.unwrap();
+    // Behavior=delete: the leader key went with the session; renew says so and never re-creates it.
+    assert!(!a.renew_leader("a").await.unwrap());
+    assert_ne!(a.session_id().unwrap(), old);
+    assert!(a.load().await.unwrap().leader.is_none());
+    // LockDelay 0: the lock can be taken at once after the invalidation.
+    assert!(a.acquire_leader("a").await.unwrap());
+    assert!(a.renew_leader("a").await.unwrap());
+    a.release_leader("a").await.unwrap();
+    assert!(a.load().await.unwrap().leader.is_none());
+}
