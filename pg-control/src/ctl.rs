@@ -200,7 +200,7 @@ impl PgCtl {
             if s.replication.password.is_none() {
                 missing.push("replication");
             }
-            if s.rewind.as_ref().map_or(false, |r| r.password.is_none()) {
+            if s.rewind.as_ref().is_some_and(|r| r.password.is_none()) {
                 missing.push("rewind");
             }
             if !missing.is_empty() {
@@ -361,12 +361,16 @@ impl PgCtl {
     }
 
     pub(crate) async fn controldata(&self) -> Result<ControlData> {
+        self.controldata_within(self.s.timeouts.command).await
+    }
+
+    pub(crate) async fn controldata_within(&self, timeout: Duration) -> Result<ControlData> {
         let out = os::run(
             &self.run_as,
             &self.s.bin_dir.join("pg_controldata"),
             &["-D".into(), self.s.data_dir.to_string_lossy().into_owned()],
             &[],
-            self.s.timeouts.command,
+            timeout,
         )
         .await?;
         ControlData::parse(&out.stdout).ok_or_else(|| Error::Command {
@@ -747,17 +751,56 @@ impl PgCtl {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "initdb done"
         );
-        self.remember_upstream(None)?;
-        self.write_config(Role::Primary)?;
-        self.pg_ctl_start().await?;
-        self.create_roles().await?;
-        let sysid = self.controldata().await?.system_id;
-        info!(system_id = %sysid, "bootstrapped a new cluster");
-        Ok(sysid)
+        let r = async {
+            self.remember_upstream(None)?;
+            self.write_config(Role::Primary)?;
+            self.pg_ctl_start().await?;
+            self.create_roles().await?;
+            Ok(self.controldata().await?.system_id)
+        }
+        .await;
+        match r {
+            Ok(sysid) => {
+                info!(system_id = %sysid, "bootstrapped a new cluster");
+                Ok(sysid)
+            }
+            Err(e) => {
+                self.set_failed_bootstrap_aside().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// After a bootstrap that failed past initdb: stop what may run and move the half-made directory aside
+    /// (`<data_dir>.failed-<unix seconds>`), so the next attempt starts from an empty directory and nothing is
+    /// deleted. Best effort: a directory that cannot be renamed (a mount point) stays, and the next bootstrap
+    /// says it is not empty.
+    async fn set_failed_bootstrap_aside(&self) {
+        if let Some(pid) = self.live_postmaster() {
+            let _ = self.fence_pid(pid).await;
+        }
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut aside = self.s.data_dir.clone().into_os_string();
+        aside.push(format!(".failed-{secs}"));
+        match std::fs::rename(&self.s.data_dir, &aside) {
+            Ok(()) => {
+                warn!(moved_to = ?aside, "bootstrap failed: moved the new data directory aside")
+            }
+            Err(e) => {
+                warn!(error = %e, "bootstrap failed and the data directory could not be moved aside")
+            }
+        }
     }
 
     async fn create_roles(&self) -> Result<()> {
-        let mut sql = String::new();
+        // Statements carrying passwords must not reach the server log, whatever log_statement says.
+        let mut sql = String::from(
+            "SET log_statement TO 'none'; SET log_min_duration_statement TO -1; SET log_min_error_statement TO 'panic';\n",
+        );
+        let preamble = sql.len();
         let su = &self.s.superuser.username;
         let rep = &self.s.replication;
         if rep.username != *su {
@@ -791,7 +834,7 @@ impl PgCtl {
                 }
             }
         }
-        if sql.is_empty() {
+        if sql.len() == preamble {
             return Ok(());
         }
         self.execute_local(&sql).await

@@ -86,7 +86,7 @@ impl PgCtl {
         let alive = pid_file.as_ref().filter(|p| os::is_live_postgres(p.pid));
         let Some(pid) = alive else {
             // Not running: what the control file says.
-            let clean = match self.controldata().await {
+            let clean = match self.controldata_within(self.s.timeouts.query).await {
                 Ok(cd) => {
                     obs.system_id = Some(cd.system_id.clone());
                     obs.timeline = cd.timeline();

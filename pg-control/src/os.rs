@@ -295,7 +295,7 @@ pub fn children_of(pid: i32) -> Vec<i32> {
         return Vec::new();
     };
     dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| proc_info(*p).map_or(false, |i| i.ppid == pid))
+        .filter(|p| proc_info(*p).is_some_and(|i| i.ppid == pid))
         .collect()
 }
 

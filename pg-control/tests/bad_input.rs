@@ -189,3 +189,41 @@ async fn a_data_dir_of_another_cluster_is_never_wiped() {
     b.stop(ha_core::pg::StopMode::Fast).await.unwrap();
     a.stop(ha_core::pg::StopMode::Fast).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_whose_server_cannot_start_says_why_and_can_be_retried() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let mut s = w.settings("n1");
+    s.parameters
+        .insert("shared_buffers".into(), "not-a-size".into());
+    let n1 = PgCtl::new(s.clone()).await.unwrap();
+    let err = n1.bootstrap().await.unwrap_err();
+    assert!(matches!(err, Error::Command { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("shared_buffers"),
+        "the server log's reason is in the error: {err}"
+    );
+    assert!(
+        !s.data_dir.exists(),
+        "the half-made directory was moved aside: {err}; {:?}",
+        std::fs::read_dir(w.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
+    let aside: Vec<_> = std::fs::read_dir(w.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("n1.failed-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "nothing deleted: kept as n1.failed-*");
+
+    s.parameters.remove("shared_buffers");
+    let n1 = PgCtl::new(s).await.unwrap();
+    n1.bootstrap()
+        .await
+        .expect("the retry with a fixed setting");
+    assert!(n1.observe().await.is_primary());
+    n1.stop(ha_core::pg::StopMode::Fast).await.unwrap();
+}

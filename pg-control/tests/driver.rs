@@ -84,12 +84,12 @@ async fn until(
 fn is_primary(n: &Option<Node>) -> bool {
     n.as_ref()
         .and_then(|n| n.last.as_ref())
-        .map_or(false, |pg| pg.is_primary())
+        .is_some_and(|pg| pg.is_primary())
 }
 fn is_streaming_replica(n: &Option<Node>) -> bool {
     n.as_ref()
         .and_then(|n| n.last.as_ref())
-        .map_or(false, |pg| pg.is_replica() && pg.streaming)
+        .is_some_and(|pg| pg.is_replica() && pg.streaming)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
