@@ -1,8 +1,15 @@
-//! hactl: the reference daemon (not yet implemented: see issue 5).
+//! The `hactl` binary: parses the command line and hands over to the library (see `hactl::cli`).
+use clap::Parser;
+use hactl::cli::Cli;
+
 fn main() {
-    eprintln!(
-        "hactl {}: the daemon is not implemented yet",
-        env!("CARGO_PKG_VERSION")
-    );
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let code = match hactl::cli::main_with(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

@@ -13,6 +13,8 @@ pub mod health;
 pub mod metrics;
 pub mod view;
 
+pub use handlers::merge_patch;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};

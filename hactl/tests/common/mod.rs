@@ -50,13 +50,43 @@ pub fn bootstrap_config() -> GlobalConfig {
 impl TestCluster {
     /// `n` nodes; `auth` on every REST API; node `i` gets `tags[i]` when given.
     pub fn new(n: usize, auth: Option<BasicAuth>, tags: &[Tags]) -> TestCluster {
+        TestCluster::with_api_ports(n, auth, tags, None)
+    }
+
+    /// `n` nodes whose REST APIs listen on real sockets (their member keys carry those URLs), served until the test
+    /// ends.
+    pub async fn served(n: usize, auth: Option<BasicAuth>) -> TestCluster {
+        let mut listeners = Vec::new();
+        for _ in 0..n {
+            listeners.push(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        let c = TestCluster::with_api_ports(n, auth, &[], Some(ports));
+        for (l, ctx) in listeners.into_iter().zip(c.ctxs.iter()) {
+            tokio::spawn(hactl::api::serve(l, ctx.clone(), std::future::pending()));
+        }
+        c
+    }
+
+    fn with_api_ports(
+        n: usize,
+        auth: Option<BasicAuth>,
+        tags: &[Tags],
+        ports: Option<Vec<u16>>,
+    ) -> TestCluster {
         let clock = ManualClock::new(1_767_225_600_000);
         let dcs = MemoryDcs::new(Arc::new(clock.clone()));
         let pgs = SimPgNet::new();
         let mut drivers = Vec::new();
         let mut ctxs = Vec::new();
         for i in 1..=n {
-            let id = identity(i, tags.get(i - 1).cloned().unwrap_or_default());
+            let mut id = identity(i, tags.get(i - 1).cloned().unwrap_or_default());
+            if let Some(p) = &ports {
+                id.api_url = format!("http://127.0.0.1:{}/patroni", p[i - 1]);
+            }
             let settings = DriverSettings {
                 identity: id.clone(),
                 bootstrap_config: bootstrap_config(),

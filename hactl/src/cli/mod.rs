@@ -1,0 +1,222 @@
+//! The `hactl` command line: `hactl run CONFIG.yml`, `hactl validate CONFIG.yml`, and patronictl's commands
+//! (`hactl -c CONFIG.yml list`, `switchover`, `edit-config`...). Parsing lives here, the commands in [`ctl`], so an
+//! embedding product can run a command against its own DCS and writer.
+
+pub mod ctl;
+pub mod table;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum OutputFormat {
+    /// patronictl's tables.
+    #[default]
+    Pretty,
+    /// One JSON document, for scripts.
+    Json,
+    Yaml,
+}
+
+/// `hactl`: PostgreSQL high availability, Patroni-compatible.
+#[derive(Debug, Parser)]
+#[command(name = "hactl", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The Patroni-format config file (patronictl's `-c`); the PATRONI_* environment applies on top.
+    #[arg(
+        short = 'c',
+        long = "config-file",
+        env = "PATRONICTL_CONFIG_FILE",
+        global = true
+    )]
+    pub config: Option<PathBuf>,
+    /// Output format.
+    #[arg(short = 'f', long = "format", global = true, value_enum, default_value_t = OutputFormat::Pretty)]
+    pub format: OutputFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Members named on the command line; a first word equal to the cluster name is the cluster, as in patronictl's
+/// `restart <cluster> [members]`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Targets {
+    /// `[CLUSTER] [MEMBER]...`
+    pub names: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon for the node described by CONFIG.
+    Run {
+        /// The config file (or `-c`).
+        config: Option<PathBuf>,
+    },
+    /// Check a config file without starting anything.
+    Validate { config: Option<PathBuf> },
+    /// The members and their state.
+    List {
+        cluster: Option<String>,
+        /// Show pending restarts, scheduled restarts and tags.
+        #[arg(short = 'e', long)]
+        extended: bool,
+        /// Print a timestamp first.
+        #[arg(short = 't', long)]
+        timestamp: bool,
+    },
+    /// `list`, indented by replication topology.
+    Topology { cluster: Option<String> },
+    /// Move the leader role to a replica, now or at a given time.
+    Switchover {
+        cluster: Option<String>,
+        #[arg(long, alias = "master", visible_alias = "primary")]
+        leader: Option<String>,
+        #[arg(long)]
+        candidate: Option<String>,
+        /// `now` or an ISO 8601 time with a zone.
+        #[arg(long)]
+        scheduled: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Promote a given replica, with or without a healthy leader.
+    Failover {
+        cluster: Option<String>,
+        #[arg(long)]
+        candidate: Option<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Change the cluster-wide configuration (the DCS `config` key).
+    EditConfig {
+        cluster: Option<String>,
+        /// `key=value` (dotted keys, YAML values; `null` removes the key).
+        #[arg(short = 's', long = "set")]
+        set: Vec<String>,
+        /// A PostgreSQL parameter: `name=value`.
+        #[arg(short = 'p', long = "pg")]
+        pg: Vec<String>,
+        /// Merge a YAML file (`-` for stdin) into the config.
+        #[arg(long)]
+        apply: Option<PathBuf>,
+        /// Replace the config with a YAML file.
+        #[arg(long)]
+        replace: Option<PathBuf>,
+        /// Do not show the diff.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the cluster-wide configuration.
+    ShowConfig { cluster: Option<String> },
+    /// Restart PostgreSQL on members (all by default).
+    Restart {
+        #[command(flatten)]
+        targets: Targets,
+        #[arg(short = 'r', long, value_parser = ["leader", "primary", "replica", "any"])]
+        role: Option<String>,
+        /// Restart one member only.
+        #[arg(long)]
+        any: bool,
+        /// `now` or an ISO 8601 time with a zone.
+        #[arg(long)]
+        scheduled: Option<String>,
+        /// Only members running a PostgreSQL version older than this.
+        #[arg(long = "pg-version")]
+        pg_version: Option<String>,
+        /// Only members with a pending restart.
+        #[arg(long)]
+        pending: bool,
+        /// Seconds to wait for the restart.
+        #[arg(long)]
+        timeout: Option<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Reload the configuration of members (all by default).
+    Reload {
+        #[command(flatten)]
+        targets: Targets,
+        #[arg(short = 'r', long, value_parser = ["leader", "primary", "replica", "any"])]
+        role: Option<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Wipe and re-clone replicas.
+    Reinit {
+        #[command(flatten)]
+        targets: Targets,
+        #[arg(long)]
+        force: bool,
+        /// Wait until the members run again.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Maintenance mode: no automatic failover, PostgreSQL left alone.
+    Pause {
+        cluster: Option<String>,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Leave maintenance mode.
+    Resume {
+        cluster: Option<String>,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The timeline history (failovers and switchovers).
+    History { cluster: Option<String> },
+    /// Delete every key of the cluster from the DCS (asks for the cluster and leader names).
+    Remove { cluster: Option<String> },
+    /// Cancel a scheduled restart or switchover.
+    Flush {
+        #[command(flatten)]
+        targets: Targets,
+        /// `restart` or `switchover` (the last word).
+        #[arg(long)]
+        force: bool,
+    },
+    /// hactl's version, and with a cluster each member's.
+    Version {
+        #[command(flatten)]
+        targets: Targets,
+    },
+}
+
+/// What the binary does with parsed arguments: `validate`, `run`, or a ctl command. Returns the error to print.
+pub fn main_with(cli: Cli) -> Result<(), ctl::CliError> {
+    let env = crate::config::process_env();
+    let config_path = match &cli.command {
+        Command::Run { config } | Command::Validate { config } => {
+            config.clone().or(cli.config.clone())
+        }
+        _ => cli.config.clone(),
+    };
+    let config = crate::config::Config::load(config_path.as_deref(), &env)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match &cli.command {
+        Command::Validate { .. } => {
+            config.validate_for_daemon()?;
+            for w in &config.warnings {
+                eprintln!("Warning: {w}");
+            }
+            println!(
+                "{}: valid",
+                config_path
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "configuration".into())
+            );
+            Ok(())
+        }
+        Command::Run { .. } => runtime
+            .block_on(crate::daemon::run(config))
+            .map_err(|e| ctl::CliError::Failed(e.to_string())),
+        cmd => runtime.block_on(ctl::run_ctl(&config, cli.format, cmd)),
+    }
+}
