@@ -1,0 +1,59 @@
+//! What can go wrong on one ZooKeeper call, before it is folded into ha-core's [`DcsError`] taxonomy.
+
+use std::time::Duration;
+
+use ha_core::dcs::DcsError;
+use zookeeper_async::ZkError;
+
+/// One failed ZooKeeper call.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No answer within the deadline (the client queues requests while it reconnects, so every call is wrapped).
+    #[error("{what}: no answer from ZooKeeper within {timeout:?}")]
+    Timeout {
+        what: &'static str,
+        timeout: Duration,
+    },
+    /// The server answered with an error code.
+    #[error("{what}: ZooKeeper error {code:?}")]
+    Zk { what: &'static str, code: ZkError },
+    /// Our session is gone: every ephemeral key we held went with it.
+    #[error("{what}: our ZooKeeper session expired")]
+    SessionLost { what: &'static str },
+    /// This client was built without a node name (`ZkDcs::ctl`) and cannot hold keys.
+    #[error("{what}: a ctl client cannot hold the leader or member keys")]
+    NoSession { what: &'static str },
+}
+
+impl CallError {
+    pub(crate) fn code(&self) -> Option<ZkError> {
+        match self {
+            CallError::Zk { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl From<CallError> for DcsError {
+    fn from(e: CallError) -> DcsError {
+        let msg = e.to_string();
+        match e {
+            CallError::Timeout { .. } | CallError::SessionLost { .. } => DcsError::Unreachable(msg),
+            CallError::Zk { code, .. } => match code {
+                ZkError::ConnectionLoss
+                | ZkError::OperationTimeout
+                | ZkError::SessionExpired
+                | ZkError::SessionMoved
+                | ZkError::SystemError
+                | ZkError::RuntimeInconsistency
+                | ZkError::DataInconsistency
+                | ZkError::MarshallingError => DcsError::Unreachable(msg),
+                ZkError::BadVersion | ZkError::NodeExists | ZkError::NotEmpty => {
+                    DcsError::Conflict(msg)
+                }
+                _ => DcsError::Rejected(msg),
+            },
+            CallError::NoSession { .. } => DcsError::Rejected(msg),
+        }
+    }
+}

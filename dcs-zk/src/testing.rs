@@ -1,0 +1,208 @@
+//! Test support: a throw-away ZooKeeper 3.8 server on a free loopback port, its config and data in a directory you
+//! give. The process is killed by PID on drop; [`ZkServer::stop`] then [`ZkServer::start_again`] keep the data (and
+//! so the sessions), as an outage would.
+//!
+//! ```no_run
+//! let dir = tempfile::tempdir().unwrap();
+//! if let Some(server) = dcs_zk::testing::ZkServer::start_or_skip(dir.path()) {
+//!     println!("ZooKeeper at {}", server.hosts());
+//! }
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The Debian `zookeeper` package's jar (its manifest pulls in jute, netty...).
+pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
+/// Without an slf4j binding the server logs nothing at all.
+pub const SLF4J_SIMPLE_JAR: &str = "/usr/share/java/slf4j-simple.jar";
+
+/// ZooKeeper's tick: session expiry is checked once per tick, so a short one makes expiry tests precise.
+const TICK_MS: u64 = 500;
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a test server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TestServerError {
+    #[error("ZooKeeper is not installed ({ZOOKEEPER_JAR} or `java` missing; scripts/install.sh installs it)")]
+    BinaryMissing,
+    #[error("could not spawn java: {0}")]
+    Spawn(#[from] std::io::Error),
+    #[error("ZooKeeper was not serving within {0:?}; log: {1}")]
+    NotReady(Duration, String),
+}
+
+/// A TCP port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
+}
+
+/// Are java and the ZooKeeper jar there?
+pub fn binary_available() -> bool {
+    Path::new(ZOOKEEPER_JAR).exists()
+        && Command::new("java")
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+}
+
+/// A ZooKeeper server process owned by a test.
+#[derive(Debug)]
+pub struct ZkServer {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl ZkServer {
+    /// Starts a standalone server with its `zoo.cfg`, data and log in `dir`, and waits until it serves.
+    pub fn start(dir: &Path) -> Result<ZkServer, TestServerError> {
+        if !binary_available() {
+            return Err(TestServerError::BinaryMissing);
+        }
+        let mut s = ZkServer {
+            dir: dir.to_path_buf(),
+            port: free_port(),
+            child: None,
+        };
+        s.write_config()?;
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// [`ZkServer::start`], or `None` with a message when ZooKeeper is not installed. With `CI=true` that panics: CI
+    /// must not silently skip the ZooKeeper tests.
+    pub fn start_or_skip(dir: &Path) -> Option<ZkServer> {
+        match ZkServer::start(dir) {
+            Ok(s) => Some(s),
+            Err(TestServerError::BinaryMissing)
+                if std::env::var("CI").map(|v| v != "true").unwrap_or(true) =>
+            {
+                eprintln!("SKIPPED: ZooKeeper is not installed (run scripts/install.sh); set CI=true to fail instead");
+                None
+            }
+            Err(e) => panic!("could not start ZooKeeper: {e}"),
+        }
+    }
+
+    fn write_config(&self) -> std::io::Result<()> {
+        std::fs::create_dir_all(self.dir.join("data"))?;
+        std::fs::create_dir_all(self.dir.join("conf"))?;
+        let cfg = format!(
+            "tickTime={TICK_MS}\n\
+             dataDir={data}\n\
+             clientPort={port}\n\
+             clientPortAddress=127.0.0.1\n\
+             admin.enableServer=false\n\
+             4lw.commands.whitelist=ruok,stat,srvr,mntr\n\
+             minSessionTimeout=1000\n\
+             maxSessionTimeout=60000\n",
+            data = self.dir.join("data").display(),
+            port = self.port,
+        );
+        std::fs::write(self.dir.join("conf/zoo.cfg"), cfg)
+    }
+
+    fn spawn(&mut self) -> Result<(), TestServerError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("zookeeper.log"))?;
+        let cp = format!(
+            "{}:{ZOOKEEPER_JAR}:{SLF4J_SIMPLE_JAR}",
+            self.dir.join("conf").display()
+        );
+        let child = Command::new("java")
+            .args(["-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"])
+            .arg("-Dzookeeper.admin.enableServer=false")
+            .arg("-cp")
+            .arg(cp)
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(self.dir.join("conf/zoo.cfg"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        self.child = Some(child);
+        self.wait_ready()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), TestServerError> {
+        let start = Instant::now();
+        while start.elapsed() < READY_TIMEOUT {
+            // `ruok` says imok before the server serves; `srvr` shows `Mode:` only once it does.
+            if four_letter(self.port, "srvr").is_some_and(|s| s.contains("Mode:")) {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(status)) = c.try_wait() {
+                    return Err(TestServerError::NotReady(
+                        start.elapsed(),
+                        format!("exited with {status}: {}", self.log_tail()),
+                    ));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(TestServerError::NotReady(READY_TIMEOUT, self.log_tail()))
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir.join("zookeeper.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// `127.0.0.1:<port>`, the connect string.
+    pub fn hosts(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The OS process id while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    /// Kills the server (SIGKILL, by PID) and reaps it. Its data stays.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn start_again(&mut self) -> Result<(), TestServerError> {
+        self.stop();
+        self.spawn()
+    }
+}
+
+impl Drop for ZkServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sends a four-letter command and returns the answer.
+pub fn four_letter(port: u16, cmd: &str) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(cmd.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out)
+}

@@ -1,0 +1,271 @@
+//! The DCS conformance suite, a Patroni snapshot, garbage and session expiry against a real ZooKeeper 3.8 server
+//! (started per test on a free loopback port). Without ZooKeeper the tests are skipped with a message, unless
+//! `CI=true`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use dcs_zk::testing::ZkServer;
+use dcs_zk::{ZkDcs, ZkSettings};
+use ha_core::conformance::{self, Harness};
+use ha_core::dcs::Dcs;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+
+const SCOPE: &str = "batman";
+const RETRY_TIMEOUT: Duration = Duration::from_secs(2);
+const TTL: Duration = Duration::from_secs(4);
+
+struct ZkHarness {
+    server: Mutex<ZkServer>,
+    hosts: String,
+    /// A ctl client for raw writes.
+    raw: ZkDcs,
+}
+
+fn settings(hosts: &str, name: &str) -> ZkSettings {
+    ZkSettings {
+        hosts: hosts.to_string(),
+        namespace: "service".into(),
+        scope: SCOPE.into(),
+        name: name.into(),
+        ttl: TTL,
+        retry_timeout: RETRY_TIMEOUT,
+    }
+}
+
+#[async_trait]
+impl Harness for ZkHarness {
+    async fn client(&self, name: &str) -> Box<dyn Dcs> {
+        Box::new(ZkDcs::new(settings(&self.hosts, name)))
+    }
+    fn ttl(&self) -> Duration {
+        TTL
+    }
+    async fn pass(&self, d: Duration) {
+        tokio::time::sleep(d).await;
+    }
+    async fn put_raw(&self, key: &str, value: &str) {
+        self.raw.put_raw(key, value).await.unwrap();
+    }
+    async fn stop_server(&self) {
+        self.server.lock().unwrap().stop();
+    }
+    async fn start_server(&self) {
+        self.server.lock().unwrap().start_again().unwrap();
+    }
+    fn expiry_slack(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+fn harness(dir: &std::path::Path) -> Option<ZkHarness> {
+    let server = ZkServer::start_or_skip(dir)?;
+    let hosts = server.hosts();
+    Some(ZkHarness {
+        raw: ZkDcs::ctl(settings(&hosts, "raw")),
+        hosts,
+        server: Mutex::new(server),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_passes_the_conformance_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let start = Instant::now();
+    conformance::run_all(&h).await.unwrap();
+    eprintln!("zookeeper conformance suite: {:?}", start.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_outage_is_unreachable_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    conformance::outage_is_unreachable_then_recovers(
+        &h,
+        RETRY_TIMEOUT + Duration::from_millis(500),
+    )
+    .await
+    .unwrap();
+}
+
+/// A snapshot as Patroni writes it into ZooKeeper loads into the expected model, and values hactl writes back are
+/// byte-identical to Patroni's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_reads_and_writes_patroni_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let config = r#"{"ttl":30,"loop_wait":10,"retry_timeout":10,"maximum_lag_on_failover":1048576,"postgresql":{"use_pg_rewind":true}}"#;
+    let member = r#"{"conn_url":"postgres://127.0.0.1:5433/postgres","api_url":"http://127.0.0.1:8009/patroni","state":"running","role":"replica","version":"4.1.4","xlog_location":67393608,"replay_lsn":67393608,"receive_lsn":67393608,"replication_state":"streaming","timeline":1}"#;
+    let history =
+        r#"[[1,25165984,"no recovery target specified","2024-01-01T00:00:00+00:00","node1"]]"#;
+    h.put_raw("initialize", "7268616322854375442").await;
+    h.put_raw("config", config).await;
+    h.put_raw("leader", "node1").await;
+    h.put_raw("members/node3", member).await;
+    h.put_raw("history", history).await;
+    h.put_raw(
+        "status",
+        r#"{"optime":67393608,"slots":{"node2":67393608}}"#,
+    )
+    .await;
+    h.put_raw("optime/leader", "67393608").await;
+    h.put_raw("failover", "{}").await;
+
+    let c = ZkDcs::new(settings(&h.hosts, "node2"));
+    let snap = c.load().await.unwrap();
+    assert_eq!(snap.initialize.as_deref(), Some("7268616322854375442"));
+    assert_eq!(snap.leader_name(), Some("node1"));
+    assert_eq!(snap.timeline(), 2);
+    assert_eq!(snap.last_leader_lsn(), Some(67393608));
+    let m = snap.member("node3").expect("member node3");
+    assert_eq!(m.data.xlog_location, Some(67393608));
+    assert_eq!(snap.config.clone().expect("config").value.ttl, Some(30.0));
+
+    // Written back through the client: byte-identical values.
+    c.touch_member("node2", &m.data).await.unwrap();
+    c.set_history(
+        &snap.history.clone().unwrap().value,
+        snap.history.as_ref().map(|h| h.version),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        h.raw.get_raw("members/node2").await.unwrap().as_deref(),
+        Some(member)
+    );
+    assert_eq!(
+        h.raw.get_raw("history").await.unwrap().as_deref(),
+        Some(history)
+    );
+    c.delete_cluster().await.unwrap();
+    assert!(c.load().await.unwrap().members.is_empty());
+}
+
+/// A TCP proxy that can black-hole the client (as a network partition would), so the server expires its session.
+struct Proxy {
+    port: u16,
+    cut: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    async fn start(upstream: u16) -> Proxy {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let cut = Arc::new(AtomicBool::new(false));
+        let cut2 = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut down, _)) = l.accept().await else {
+                    return;
+                };
+                if cut2.load(Ordering::SeqCst) {
+                    let _ = down.shutdown().await;
+                    continue;
+                }
+                let cut3 = cut2.clone();
+                tokio::spawn(async move {
+                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
+                        return;
+                    };
+                    let copy = tokio::io::copy_bidirectional(&mut down, &mut up);
+                    let watch = async {
+                        while !cut3.load(Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! { _ = copy => {}, _ = watch => {} }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+}
+
+/// The crate opens a new session after an expiry without telling anyone; the client must notice, report the lock
+/// lost (never renew it under the new session) and re-create its member key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_expired_session_loses_the_lock_and_recreates_the_member() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let proxy = Proxy::start(h.server.lock().unwrap().port()).await;
+    let a = ZkDcs::new(settings(&format!("127.0.0.1:{}", proxy.port), "a"));
+    a.disable_local_lease_for_tests();
+    let data = ha_core::model::MemberData {
+        state: Some("running".into()),
+        ..Default::default()
+    };
+    assert!(a.acquire_leader("a").await.unwrap());
+    a.touch_member("a", &data).await.unwrap();
+    let old = a.session_id().await.unwrap();
+    // Partition a for longer than its session timeout, its local lease off so that only the server ends the session.
+    proxy.cut.store(true, Ordering::SeqCst);
+    let observer = ZkDcs::ctl(settings(&h.hosts, "observer"));
+    let start = Instant::now();
+    loop {
+        let snap = observer.load().await.unwrap();
+        if snap.leader.is_none() {
+            break;
+        }
+        assert!(
+            start.elapsed() < TTL * 3,
+            "the server never expired a's session"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    proxy.cut.store(false, Ordering::SeqCst);
+    // Once back, a learns its lock is gone, under whatever session the crate made meanwhile.
+    let start = Instant::now();
+    let renewed = loop {
+        match a.renew_leader("a").await {
+            Ok(r) => break r,
+            Err(e) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "a never came back: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    assert!(!renewed, "a renewed a lock its expired session had lost");
+    a.touch_member("a", &data).await.unwrap();
+    let snap = observer.load().await.unwrap();
+    let m = snap.member("a").expect("member key re-created");
+    assert_eq!(m.data, data);
+    assert!(a.acquire_leader("a").await.unwrap());
+    assert_ne!(a.session_id().await, Some(old));
+    assert!(a.renew_leader("a").await.unwrap());
+}
+
+/// A lock held by a client whose HA loop stopped renewing goes after ttl, although the crate keeps pinging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_unrenewed_lock_is_released_by_the_local_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let a = ZkDcs::new(settings(&h.hosts, "a"));
+    let b = ZkDcs::new(settings(&h.hosts, "b"));
+    assert!(a.acquire_leader("a").await.unwrap());
+    let start = Instant::now();
+    while b.load().await.unwrap().leader.is_some() {
+        assert!(
+            start.elapsed() < TTL + Duration::from_secs(2),
+            "lock outlived the ttl"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        start.elapsed() >= TTL - Duration::from_millis(300),
+        "lock went before the ttl: {:?}",
+        start.elapsed()
+    );
+    assert!(b.acquire_leader("b").await.unwrap());
+    assert!(!a.renew_leader("a").await.unwrap());
+}
