@@ -140,5 +140,18 @@ async fn restart_only_parameter_is_pending_until_restart() {
         [n1.settings().port.to_string()]
     );
     assert!(n1.observe().await.pending_restart.is_empty());
+
+    // An immediate stop skips the shutdown checkpoint: the control file says it was not shut down cleanly.
+    n1.stop(StopMode::Immediate).await.unwrap();
+    assert_eq!(n1.observe().await.run_state, Some(PgRunState::Crashed));
+    n1.start_primary()
+        .await
+        .expect("start after an immediate stop");
+    assert_eq!(
+        sql(&n1, "SHOW max_connections").await,
+        ["123"],
+        "the cluster-wide value survives"
+    );
     n1.stop(StopMode::Fast).await.unwrap();
+    assert_eq!(n1.observe().await.run_state, Some(PgRunState::Stopped));
 }
