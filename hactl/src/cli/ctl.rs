@@ -312,9 +312,9 @@ impl<'a> Ctl<'a> {
             Command::Remove { cluster } => self.remove(cluster.as_deref()).await,
             Command::Flush { targets, force } => self.flush(targets, *force).await,
             Command::Version { targets } => self.version(targets).await,
-            Command::Run { .. } | Command::Validate { .. } => Err(CliError::Usage(
-                "run and validate are not ctl commands".into(),
-            )),
+            Command::Run { .. } | Command::Validate { .. } | Command::Fencer { .. } => Err(
+                CliError::Usage("run and validate are not ctl commands".into()),
+            ),
         }
     }
 

@@ -180,6 +180,9 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// The watchdog process the daemon starts (internal).
+    #[command(hide = true)]
+    Fencer { data_dir: PathBuf },
     /// hactl's version, and with a cluster each member's.
     Version {
         #[command(flatten)]
@@ -189,6 +192,10 @@ pub enum Command {
 
 /// What the binary does with parsed arguments: `validate`, `run`, or a ctl command. Returns the error to print.
 pub fn main_with(cli: Cli) -> Result<(), ctl::CliError> {
+    if let Command::Fencer { data_dir } = &cli.command {
+        crate::daemon::fencer::run(data_dir);
+        return Ok(());
+    }
     let env = crate::config::process_env();
     let config_path = match &cli.command {
         Command::Run { config } | Command::Validate { config } => {
@@ -215,7 +222,7 @@ pub fn main_with(cli: Cli) -> Result<(), ctl::CliError> {
             Ok(())
         }
         Command::Run { .. } => runtime
-            .block_on(crate::daemon::run(config))
+            .block_on(crate::daemon::run(config, config_path))
             .map_err(|e| ctl::CliError::Failed(e.to_string())),
         cmd => runtime.block_on(ctl::run_ctl(&config, cli.format, cmd)),
     }

@@ -1,17 +1,384 @@
-//! The reference daemon: composes the DCS named in the config, pg-control, ha-core's driver, the REST API and the
-//! callbacks, and maps signals onto the driver's shutdown and a config reload.
+//! The reference daemon: composes the DCS named in the config, pg-control, ha-core's driver, the REST API, the
+//! callbacks and the fencer, and maps signals onto the driver: SIGTERM/SIGINT stop PostgreSQL cleanly and release
+//! the leader lock (a replica takes over at once instead of after the ttl), SIGHUP reloads the config file.
+//!
+//! Every piece is library code so a product can build its own daemon from them: [`pg_settings`] turns the
+//! `postgresql:` section into pg-control's settings, [`callbacks::CallbackHooks`] runs Patroni's callbacks,
+//! [`failsafe::HttpFailsafeProbe`] asks members over REST, [`shared`] shares the DCS and PostgreSQL control
+//! between the driver and the API.
+
+pub mod callbacks;
+pub mod failsafe;
+pub mod fencer;
+pub mod shared;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ha_core::decision::Action;
+use ha_core::driver::{Driver, DriverSettings, Hooks, Outcome};
+use ha_core::time::{Clock, SystemClock};
+use serde_json::Value;
+use tracing::{error, info, info_span, warn, Instrument};
+
+use crate::api::ApiContext;
+use crate::config::Config;
+use crate::dcs::{connect, DcsMode};
+use callbacks::CallbackHooks;
+use shared::{SharedDcs, SharedPg};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("not implemented yet")]
-    NotImplemented,
+    #[error(transparent)]
+    Dcs(#[from] crate::dcs::DcsBuildError),
+    #[error("PostgreSQL: {0}")]
+    Pg(#[from] pg_control::Error),
+    #[error("`postgresql.bin_dir` is not set and no /usr/lib/postgresql/*/bin was found")]
+    NoBinDir,
+    #[error("cannot listen on `restapi.listen` {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("signal handling: {0}")]
+    Signal(std::io::Error),
 }
 
-/// Runs a node until SIGTERM/SIGINT.
-pub async fn run(config: crate::config::Config) -> Result<(), DaemonError> {
+/// The newest `/usr/lib/postgresql/<major>/bin` (Debian's layout), for configs without `bin_dir`.
+fn find_bin_dir() -> Option<PathBuf> {
+    let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let major = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("pg_ctl").exists().then_some((major, bin))
+        })
+        .collect();
+    majors.sort();
+    majors.pop().map(|(_, p)| p)
+}
+
+fn param_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "on".into(),
+        Value::Bool(false) => "off".into(),
+        other => other.to_string(),
+    }
+}
+
+/// pg-control's settings from the `postgresql:` section (and `bootstrap.initdb`/`pg_hba`).
+pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonError> {
+    let pg = &config.postgresql;
+    let name = config.name.clone().unwrap_or_default();
+    let bin_dir = match &pg.bin_dir {
+        Some(b) => b.clone(),
+        None => find_bin_dir().ok_or(DaemonError::NoBinDir)?,
+    };
+    let listen = pg
+        .listen
+        .clone()
+        .ok_or_else(|| crate::config::ConfigError::Missing {
+            key: "postgresql.listen".into(),
+        })?;
+    let data_dir = pg
+        .data_dir
+        .clone()
+        .ok_or_else(|| crate::config::ConfigError::Missing {
+            key: "postgresql.data_dir".into(),
+        })?;
+    let mut s = pg_control::PgSettings::new(&name, bin_dir, data_dir, listen.port);
+    s.listen_host = match listen.host.as_str() {
+        "" | "*" => "*".into(),
+        h => h.to_string(),
+    };
+    if let Some(c) = &pg.connect_address {
+        s.connect_host = c.host.clone();
+    }
+    if let Some(dirs) = pg.parameters.get("unix_socket_directories") {
+        if let Some(first) = param_text(dirs)
+            .split(',')
+            .map(str::trim)
+            .find(|d| !d.is_empty())
+        {
+            s.socket_dir = PathBuf::from(first);
+        }
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        s.os_user = Some("postgres".into());
+    }
+    let creds = |u: &crate::config::PgUser| {
+        pg_control::Credentials::new(&u.username, u.password.as_deref())
+    };
+    if let Some(u) = &pg.authentication.superuser {
+        s.superuser = creds(u);
+    }
+    if let Some(u) = &pg.authentication.replication {
+        s.replication = creds(u);
+    }
+    s.rewind = pg.authentication.rewind.as_ref().map(creds);
+    s.parameters = pg
+        .parameters
+        .iter()
+        .filter(|(k, _)| k.as_str() != "unix_socket_directories")
+        .map(|(k, v)| (k.clone(), param_text(v)))
+        .collect();
+    s.pg_hba = if pg.pg_hba.is_empty() {
+        config.bootstrap.pg_hba.clone()
+    } else {
+        pg.pg_hba.clone()
+    };
+    s.initdb = config
+        .bootstrap
+        .initdb
+        .iter()
+        .map(|o| match o {
+            crate::config::InitdbOption::Flag(f) => pg_control::InitdbOption::flag(f),
+            crate::config::InitdbOption::Value(k, v) => pg_control::InitdbOption::value(k, v),
+        })
+        .collect();
+    if let Some(p) = &pg.pgpass {
+        s.pgpass = p.clone();
+    }
+    if let Ok(t) = config.bootstrap.dcs.timing() {
+        // One query to a healthy server fits well within retry_timeout; a server slower than that is unresponsive.
+        s.timeouts.query = Duration::from_millis(t.retry_timeout_ms.clamp(1000, 10_000));
+    }
+    Ok(s)
+}
+
+/// Sets up `tracing` with the config's level unless a subscriber is already installed (`RUST_LOG` wins).
+pub fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.log.tracing_filter()));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}
+
+/// Lets the driver and the reload path share the callback hooks.
+struct SharedHooks(Arc<CallbackHooks>);
+
+#[async_trait]
+impl Hooks for SharedHooks {
+    async fn pre_promote(&self) -> bool {
+        self.0.pre_promote().await
+    }
+    async fn after_action(&self, action: &Action, outcome: &Outcome) {
+        self.0.after_action(action, outcome).await
+    }
+}
+
+/// SIGTERM or SIGINT.
+async fn terminate_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => info!("SIGTERM: stopping PostgreSQL and releasing the leader lock"),
+                _ = i.recv() => info!("SIGINT: stopping PostgreSQL and releasing the leader lock"),
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+/// SIGHUP or `POST /reload`: re-read the config file, reload PostgreSQL, run on_reload.
+async fn reload(path: Option<&Path>, pg: &pg_control::PgCtl, hooks: &CallbackHooks, role: &str) {
+    if let Some(p) = path {
+        match Config::load(Some(p), &crate::config::process_env()) {
+            Ok(c) => {
+                for w in &c.warnings {
+                    warn!(warning = %w, "config");
+                }
+                info!(file = %p.display(), "configuration file re-read; changes to the node's identity, listen addresses or DCS need a restart of hactl");
+            }
+            Err(e) => {
+                error!(error = %e, "the new configuration is invalid; keeping the running one");
+                return;
+            }
+        }
+    }
+    match ha_core::pg::PgControl::reload(pg).await {
+        Ok(()) => hooks.fire("on_reload", role),
+        Err(e) => warn!(error = %e, "PostgreSQL reload failed"),
+    }
+}
+
+/// Runs a node until SIGTERM/SIGINT. `config_path` is re-read on SIGHUP.
+pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     config.validate_for_daemon()?;
-    Err(DaemonError::NotImplemented)
+    init_logging(&config);
+    let name = config.name.clone().unwrap_or_default();
+    let span = info_span!("hactl", node = %name, cluster = %config.scope);
+    run_inner(config, config_path).instrument(span).await
+}
+
+async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
+    for w in &config.warnings {
+        warn!(warning = %w, "config");
+    }
+    let timing = config
+        .bootstrap
+        .dcs
+        .timing()
+        .map_err(crate::config::ConfigError::Timing)?;
+    let identity = config.node_identity(crate::VERSION);
+    let pg = Arc::new(pg_control::PgCtl::new(pg_settings(&config)?).await?);
+    let node_dcs = connect(&config, DcsMode::Node)?;
+    let api_dcs = connect(&config, DcsMode::Ctl)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+
+    let hooks = Arc::new(CallbackHooks::new(
+        config.postgresql.callbacks.clone(),
+        config.postgresql.pre_promote.clone(),
+        config.scope.clone(),
+        // pre_promote runs while we hold a fresh lease: it must end well before the lease could.
+        Duration::from_millis(timing.lease_valid_ms() / 2),
+    ));
+    let http = crate::cli::ctl::http_client();
+    let mut driver = Driver::new(
+        SharedDcs(node_dcs),
+        SharedPg(pg.clone()),
+        clock.clone(),
+        DriverSettings {
+            identity: identity.clone(),
+            bootstrap_config: config.bootstrap.dcs.clone(),
+            ..Default::default()
+        },
+    )
+    .with_hooks(Box::new(SharedHooks(hooks.clone())))
+    .with_failsafe_probe(Box::new(failsafe::HttpFailsafeProbe {
+        http: http.clone(),
+        auth: config.restapi.authentication.clone(),
+        conn_url: identity.conn_url.clone(),
+        api_url: identity.api_url.clone(),
+    }));
+    let data_dir = config.postgresql.data_dir.clone().unwrap_or_default();
+    match std::env::current_exe().and_then(|exe| {
+        let mut cmd = std::process::Command::new(exe);
+        cmd.arg("fencer").arg(&data_dir);
+        ha_core::watchdog::process::ProcessWatchdog::spawn(cmd, clock.clone())
+    }) {
+        Ok(w) => {
+            info!(pid = w.pid(), "fencer started");
+            driver = driver.with_watchdog(Box::new(w));
+        }
+        Err(e) => {
+            error!(error = %e, "cannot start the fencer: a frozen daemon's primary would not be fenced")
+        }
+    }
+
+    // The REST API.
+    let listen = config.restapi.listen.clone().expect("validated");
+    let addr = format!("{}:{}", listen.bind_host(), listen.port);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|source| DaemonError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+    let reload_requests = Arc::new(tokio::sync::Notify::new());
+    let notify = reload_requests.clone();
+    let ctx = ApiContext::new(
+        identity.clone(),
+        config.scope.clone(),
+        Arc::new(driver.subscribe()),
+        api_dcs,
+        clock.clone(),
+    )
+    .with_auth(config.restapi.authentication.clone())
+    .with_driver_channels(driver.requests(), driver.failsafe_inbox())
+    .with_reload(Arc::new(move || notify.notify_one()));
+    let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let api = tokio::spawn(crate::api::serve(listener, Arc::new(ctx), async move {
+        let _ = api_stop_rx.await;
+    }));
+    info!(%addr, "REST API listening");
+
+    // One line per loop: the driver logs loops that act; this logs the others, and keeps slots for the members.
+    let mut reports = driver.subscribe();
+    let slots_pg = pg.clone();
+    let role = Arc::new(std::sync::Mutex::new("replica"));
+    let role_w = role.clone();
+    let watcher = tokio::spawn(async move {
+        let mut last_members: Vec<String> = Vec::new();
+        while reports.changed().await.is_ok() {
+            let Some(r) = reports.borrow_and_update().clone() else {
+                continue;
+            };
+            if r.decision.actions.is_empty() {
+                info!(reason = %r.decision.reason, "decision");
+            }
+            if let Ok(mut g) = role_w.lock() {
+                *g = if r.pg.is_primary() {
+                    "primary"
+                } else {
+                    "replica"
+                };
+            }
+            if let (true, Ok(c)) = (r.pg.is_primary(), &r.cluster) {
+                let members: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
+                if members != last_members {
+                    match slots_pg.ensure_slots(&members).await {
+                        Ok(_) => last_members = members,
+                        Err(e) => warn!(error = %e, "could not update replication slots"),
+                    }
+                }
+            } else {
+                last_members.clear();
+            }
+        }
+    });
+
+    // SIGHUP and POST /reload.
+    let reload_pg = pg.clone();
+    let reload_hooks = hooks.clone();
+    let reload_role = role.clone();
+    let reloader = tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).ok();
+        loop {
+            tokio::select! {
+                _ = reload_requests.notified() => info!("reload requested over REST"),
+                Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => info!("SIGHUP: reloading"),
+            }
+            let r = reload_role.lock().map(|g| *g).unwrap_or("replica");
+            reload(config_path.as_deref(), &reload_pg, &reload_hooks, r).await;
+        }
+    });
+
+    info!(version = crate::VERSION, "hactl started");
+    let driver = driver.run(terminate_signal()).await;
+    // The driver stopped PostgreSQL and released the lock; tell the scripts, then stop serving.
+    if !driver.local_state().last_config.is_paused() {
+        if let Some(cmd) = &config.postgresql.callbacks.on_stop {
+            let r = role.lock().map(|g| *g).unwrap_or("replica");
+            let _ = callbacks::run_with_timeout(
+                cmd,
+                &["on_stop", r, &config.scope],
+                callbacks::CALLBACK_TIMEOUT,
+            )
+            .await;
+        }
+    }
+    reloader.abort();
+    watcher.abort();
+    let _ = api_stop_tx.send(());
+    let _ = api.await;
+    drop(driver);
+    info!("hactl stopped");
+    Ok(())
 }

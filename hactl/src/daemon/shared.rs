@@ -1,0 +1,149 @@
+//! The driver owns its DCS and PostgreSQL control by value; the daemon also needs them beside it (the REST API's
+//! writes, slots, reload). These wrappers share one instance through an `Arc`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
+use ha_core::model::{
+    Cluster, Failover, GlobalConfig, HistoryEntry, MemberData, Status, SyncState,
+};
+use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream};
+
+/// A [`Dcs`] behind an `Arc`.
+#[derive(Clone)]
+pub struct SharedDcs(pub Arc<dyn Dcs>);
+
+#[async_trait]
+impl Dcs for SharedDcs {
+    async fn load(&self) -> Result<Cluster, DcsError> {
+        self.0.load().await
+    }
+    async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
+        self.0.set_ttl(ttl).await
+    }
+    async fn initialize_race(&self, value: &str) -> Result<bool, DcsError> {
+        self.0.initialize_race(value).await
+    }
+    async fn set_initialize(&self, sysid: &str) -> Result<(), DcsError> {
+        self.0.set_initialize(sysid).await
+    }
+    async fn cancel_initialization(&self) -> Result<(), DcsError> {
+        self.0.cancel_initialization().await
+    }
+    async fn acquire_leader(&self, name: &str) -> Result<bool, DcsError> {
+        self.0.acquire_leader(name).await
+    }
+    async fn renew_leader(&self, name: &str) -> Result<bool, DcsError> {
+        self.0.renew_leader(name).await
+    }
+    async fn release_leader(&self, name: &str) -> Result<(), DcsError> {
+        self.0.release_leader(name).await
+    }
+    async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError> {
+        self.0.touch_member(name, data).await
+    }
+    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
+        self.0.delete_member(name).await
+    }
+    async fn set_config(
+        &self,
+        config: &GlobalConfig,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.0.set_config(config, version).await
+    }
+    async fn set_failover(
+        &self,
+        failover: &Failover,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.0.set_failover(failover, version).await
+    }
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
+        self.0.set_sync_state(sync, version).await
+    }
+    async fn set_history(
+        &self,
+        history: &[HistoryEntry],
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.0.set_history(history, version).await
+    }
+    async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
+        self.0.write_status(status).await
+    }
+    async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError> {
+        self.0.write_failsafe(members).await
+    }
+    async fn delete_cluster(&self) -> Result<(), DcsError> {
+        self.0.delete_cluster().await
+    }
+    async fn watch_leader(
+        &self,
+        known_version: Option<u64>,
+        timeout: Duration,
+    ) -> Result<WatchOutcome, DcsError> {
+        self.0.watch_leader(known_version, timeout).await
+    }
+}
+
+/// A [`PgControl`] behind an `Arc`.
+pub struct SharedPg<P>(pub Arc<P>);
+
+impl<P> Clone for SharedPg<P> {
+    fn clone(&self) -> Self {
+        SharedPg(self.0.clone())
+    }
+}
+
+#[async_trait]
+impl<P: PgControl> PgControl for SharedPg<P> {
+    async fn observe(&self) -> PgObservation {
+        self.0.observe().await
+    }
+    async fn bootstrap(&self) -> Result<String, PgError> {
+        self.0.bootstrap().await
+    }
+    async fn clone_from(&self, source: &Upstream) -> Result<(), PgError> {
+        PgControl::clone_from(&*self.0, source).await
+    }
+    async fn start_primary(&self) -> Result<(), PgError> {
+        self.0.start_primary().await
+    }
+    async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError> {
+        self.0.start_replica(upstream).await
+    }
+    async fn stop(&self, mode: StopMode) -> Result<(), PgError> {
+        self.0.stop(mode).await
+    }
+    async fn restart(&self) -> Result<(), PgError> {
+        self.0.restart().await
+    }
+    async fn reload(&self) -> Result<(), PgError> {
+        self.0.reload().await
+    }
+    async fn promote(&self) -> Result<(), PgError> {
+        self.0.promote().await
+    }
+    async fn follow(&self, upstream: &Upstream) -> Result<(), PgError> {
+        self.0.follow(upstream).await
+    }
+    async fn rewind(&self, source: &Upstream) -> Result<(), PgError> {
+        self.0.rewind(source).await
+    }
+    async fn reinitialize(&self, source: &Upstream) -> Result<(), PgError> {
+        self.0.reinitialize(source).await
+    }
+    async fn apply_parameters(
+        &self,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<ParamChange, PgError> {
+        self.0.apply_parameters(parameters).await
+    }
+    async fn fence(&self) -> Result<(), PgError> {
+        self.0.fence().await
+    }
+}
