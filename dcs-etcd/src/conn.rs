@@ -7,6 +7,7 @@
 //! deadline allows, so a 3-member
 //! cluster with one member down keeps answering, and a restarted server is reached again without help.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -34,6 +35,7 @@ pub(crate) struct Conn {
     current: AtomicUsize,
     timeout: Duration,
     requests: AtomicU64,
+    by_op: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Conn {
@@ -45,6 +47,7 @@ impl Conn {
             current: AtomicUsize::new(0),
             timeout,
             requests: AtomicU64::new(0),
+            by_op: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -55,6 +58,11 @@ impl Conn {
     /// RPCs sent so far (each attempt on each endpoint counts: that is what the server sees).
     pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// [`Conn::requests`] per operation name.
+    pub(crate) fn requests_by_op(&self) -> BTreeMap<&'static str, u64> {
+        self.by_op.lock().expect("request counters").clone()
     }
 
     async fn client(&self, i: usize) -> Result<Client, etcd_client::Error> {
@@ -100,6 +108,12 @@ impl Conn {
                 }
                 let share = (deadline - now) / (n - attempt) as u32;
                 self.requests.fetch_add(1, Ordering::Relaxed);
+                *self
+                    .by_op
+                    .lock()
+                    .expect("request counters")
+                    .entry(op)
+                    .or_default() += 1;
                 let r = tokio::time::timeout(share, async {
                     let c = self.client(i).await?;
                     f(c).await

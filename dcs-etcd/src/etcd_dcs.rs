@@ -6,6 +6,7 @@
 //! keys. The object version everywhere is the key's `mod_revision`; a key's session is its lease id.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -78,8 +79,15 @@ impl Seen {
     }
 }
 
-/// The [`Dcs`] of one node (or of a CLI, see [`EtcdDcs::ctl`]) over etcd v3.
+/// The [`Dcs`] of one node (or of a CLI, see [`EtcdDcs::ctl`]) over etcd v3. Cloning is cheap and shares
+/// everything (connections, lease, counters): the driver can own one clone while a REST API or a benchmark keeps
+/// another.
+#[derive(Clone)]
 pub struct EtcdDcs {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     conn: Conn,
     keys: KeyPath,
     mode: Mode,
@@ -91,8 +99,8 @@ pub struct EtcdDcs {
 impl std::fmt::Debug for EtcdDcs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EtcdDcs")
-            .field("prefix", &self.keys.prefix())
-            .field("mode", &self.mode)
+            .field("prefix", &self.inner.keys.prefix())
+            .field("mode", &self.inner.mode)
             .finish_non_exhaustive()
     }
 }
@@ -147,35 +155,44 @@ impl EtcdDcs {
                 .with_auto_token_refresh(true);
         }
         Ok(EtcdDcs {
-            conn: Conn::new(endpoints, options, timeout),
-            keys: KeyPath::new(&settings.namespace, &settings.scope),
-            mode,
-            scope: settings.scope.trim_matches('/').to_string(),
-            lease: tokio::sync::Mutex::new(LeaseState {
-                id: None,
-                ttl_s: DEFAULT_TTL_S,
-                refreshed_at: None,
+            inner: Arc::new(Inner {
+                conn: Conn::new(endpoints, options, timeout),
+                keys: KeyPath::new(&settings.namespace, &settings.scope),
+                mode,
+                scope: settings.scope.trim_matches('/').to_string(),
+                lease: tokio::sync::Mutex::new(LeaseState {
+                    id: None,
+                    ttl_s: DEFAULT_TTL_S,
+                    refreshed_at: None,
+                }),
+                seen: std::sync::Mutex::new(Seen::default()),
             }),
-            seen: std::sync::Mutex::new(Seen::default()),
         })
     }
 
     /// The RPCs this client has sent (every attempt on every endpoint, watches included): the benchmark's count of
     /// DCS round trips.
     pub fn requests(&self) -> u64 {
-        self.conn.requests()
+        self.inner.conn.requests()
+    }
+
+    /// [`EtcdDcs::requests`] per operation (`load`, `lease_keepalive`, `acquire_leader`, `watch_leader`, ...).
+    pub fn requests_by_op(&self) -> BTreeMap<&'static str, u64> {
+        self.inner.conn.requests_by_op()
     }
 
     /// The lease this node holds now, if one was granted (`Leader.session` of a key we hold).
     pub async fn lease_id(&self) -> Option<i64> {
-        self.lease.lock().await.id
+        self.inner.lease.lock().await.id
     }
 
     /// The cluster prefix, `/<namespace>/<scope>/`.
     pub fn key_path(&self) -> &KeyPath {
-        &self.keys
+        &self.inner.keys
     }
+}
 
+impl Inner {
     fn span(&self, op: &'static str) -> Span {
         let node = match &self.mode {
             Mode::Node { name } => name.as_str(),
@@ -668,70 +685,84 @@ impl EtcdDcs {
 #[async_trait]
 impl Dcs for EtcdDcs {
     async fn load(&self) -> Result<Cluster, DcsError> {
-        self.do_load().instrument(self.span("load")).await
+        self.inner
+            .do_load()
+            .instrument(self.inner.span("load"))
+            .await
     }
 
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
-        self.do_set_ttl(ttl).instrument(self.span("set_ttl")).await
+        self.inner
+            .do_set_ttl(ttl)
+            .instrument(self.inner.span("set_ttl"))
+            .await
     }
 
     async fn initialize_race(&self, value: &str) -> Result<bool, DcsError> {
-        self.do_initialize_race(value)
-            .instrument(self.span("initialize_race"))
+        self.inner
+            .do_initialize_race(value)
+            .instrument(self.inner.span("initialize_race"))
             .await
     }
 
     async fn set_initialize(&self, sysid: &str) -> Result<(), DcsError> {
-        self.put(
-            "set_initialize",
-            self.keys.key(keys::INITIALIZE),
-            sysid.to_string(),
-        )
-        .instrument(self.span("set_initialize"))
-        .await
-        .map(|_| ())
+        self.inner
+            .put(
+                "set_initialize",
+                self.inner.keys.key(keys::INITIALIZE),
+                sysid.to_string(),
+            )
+            .instrument(self.inner.span("set_initialize"))
+            .await
+            .map(|_| ())
     }
 
     async fn cancel_initialization(&self) -> Result<(), DcsError> {
-        self.delete(
-            "cancel_initialization",
-            self.keys.key(keys::INITIALIZE),
-            false,
-        )
-        .instrument(self.span("cancel_initialization"))
-        .await
+        self.inner
+            .delete(
+                "cancel_initialization",
+                self.inner.keys.key(keys::INITIALIZE),
+                false,
+            )
+            .instrument(self.inner.span("cancel_initialization"))
+            .await
     }
 
     async fn acquire_leader(&self, name: &str) -> Result<bool, DcsError> {
-        self.node_name("acquire_leader")?;
-        self.do_acquire(name)
-            .instrument(self.span("acquire_leader"))
+        self.inner.node_name("acquire_leader")?;
+        self.inner
+            .do_acquire(name)
+            .instrument(self.inner.span("acquire_leader"))
             .await
     }
 
     async fn renew_leader(&self, name: &str) -> Result<bool, DcsError> {
-        self.node_name("renew_leader")?;
-        self.do_renew(name)
-            .instrument(self.span("renew_leader"))
+        self.inner.node_name("renew_leader")?;
+        self.inner
+            .do_renew(name)
+            .instrument(self.inner.span("renew_leader"))
             .await
     }
 
     async fn release_leader(&self, name: &str) -> Result<(), DcsError> {
-        self.do_release(name)
-            .instrument(self.span("release_leader"))
+        self.inner
+            .do_release(name)
+            .instrument(self.inner.span("release_leader"))
             .await
     }
 
     async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError> {
-        self.node_name("touch_member")?;
-        self.do_touch_member(name, data)
-            .instrument(self.span("touch_member"))
+        self.inner.node_name("touch_member")?;
+        self.inner
+            .do_touch_member(name, data)
+            .instrument(self.inner.span("touch_member"))
             .await
     }
 
     async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
-        self.do_delete_member(name)
-            .instrument(self.span("delete_member"))
+        self.inner
+            .do_delete_member(name)
+            .instrument(self.inner.span("delete_member"))
             .await
     }
 
@@ -740,8 +771,9 @@ impl Dcs for EtcdDcs {
         config: &GlobalConfig,
         version: Option<u64>,
     ) -> Result<(), DcsError> {
-        self.write_versioned("set_config", keys::CONFIG, to_json(config), version)
-            .instrument(self.span("set_config"))
+        self.inner
+            .write_versioned("set_config", keys::CONFIG, to_json(config), version)
+            .instrument(self.inner.span("set_config"))
             .await
     }
 
@@ -750,14 +782,16 @@ impl Dcs for EtcdDcs {
         failover: &Failover,
         version: Option<u64>,
     ) -> Result<(), DcsError> {
-        self.write_versioned("set_failover", keys::FAILOVER, to_json(failover), version)
-            .instrument(self.span("set_failover"))
+        self.inner
+            .write_versioned("set_failover", keys::FAILOVER, to_json(failover), version)
+            .instrument(self.inner.span("set_failover"))
             .await
     }
 
     async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.write_versioned("set_sync_state", keys::SYNC, to_json(sync), version)
-            .instrument(self.span("set_sync_state"))
+        self.inner
+            .write_versioned("set_sync_state", keys::SYNC, to_json(sync), version)
+            .instrument(self.inner.span("set_sync_state"))
             .await
     }
 
@@ -766,32 +800,40 @@ impl Dcs for EtcdDcs {
         history: &[HistoryEntry],
         version: Option<u64>,
     ) -> Result<(), DcsError> {
-        self.write_versioned("set_history", keys::HISTORY, to_json(&history), version)
-            .instrument(self.span("set_history"))
+        self.inner
+            .write_versioned("set_history", keys::HISTORY, to_json(&history), version)
+            .instrument(self.inner.span("set_history"))
             .await
     }
 
     async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
-        self.put("write_status", self.keys.key(keys::STATUS), to_json(status))
-            .instrument(self.span("write_status"))
+        self.inner
+            .put(
+                "write_status",
+                self.inner.keys.key(keys::STATUS),
+                to_json(status),
+            )
+            .instrument(self.inner.span("write_status"))
             .await
             .map(|_| ())
     }
 
     async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError> {
-        self.put(
-            "write_failsafe",
-            self.keys.key(keys::FAILSAFE),
-            to_json(members),
-        )
-        .instrument(self.span("write_failsafe"))
-        .await
-        .map(|_| ())
+        self.inner
+            .put(
+                "write_failsafe",
+                self.inner.keys.key(keys::FAILSAFE),
+                to_json(members),
+            )
+            .instrument(self.inner.span("write_failsafe"))
+            .await
+            .map(|_| ())
     }
 
     async fn delete_cluster(&self) -> Result<(), DcsError> {
-        self.do_delete_cluster()
-            .instrument(self.span("delete_cluster"))
+        self.inner
+            .do_delete_cluster()
+            .instrument(self.inner.span("delete_cluster"))
             .await
     }
 
@@ -800,8 +842,9 @@ impl Dcs for EtcdDcs {
         known_version: Option<u64>,
         timeout: Duration,
     ) -> Result<WatchOutcome, DcsError> {
-        self.do_watch(known_version, timeout)
-            .instrument(self.span("watch_leader"))
+        self.inner
+            .do_watch(known_version, timeout)
+            .instrument(self.inner.span("watch_leader"))
             .await
     }
 }

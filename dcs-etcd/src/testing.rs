@@ -77,7 +77,7 @@ pub fn etcd_binary() -> Option<PathBuf> {
 pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
     match etcd_binary() {
         Some(p) => Some(p),
-        None if std::env::var("CI").map_or(false, |v| v == "true") => {
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
             panic!("{test}: etcd is not installed and CI=true: scripts/install.sh must install etcd-server")
         }
         None => {

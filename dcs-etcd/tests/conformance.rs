@@ -22,7 +22,7 @@ struct EtcdHarness {
 #[async_trait]
 impl Harness for EtcdHarness {
     async fn client(&self, name: &str) -> Box<dyn Dcs> {
-        Box::new(EtcdDcs::new(settings(&[self.endpoint.clone()], &self.scope, name)).unwrap())
+        Box::new(EtcdDcs::new(settings(&[&self.endpoint], &self.scope, name)).unwrap())
     }
     fn ttl(&self) -> Duration {
         TTL

@@ -123,7 +123,7 @@ async fn a_lost_lease_means_a_lost_lock_then_a_new_lease() {
         return;
     };
     let ep = server.endpoint();
-    let dcs = EtcdDcs::new(settings(&[ep.clone()], "lost", "node1")).unwrap();
+    let dcs = EtcdDcs::new(settings(&[&ep], "lost", "node1")).unwrap();
     dcs.set_ttl(TTL).await.unwrap();
     assert!(dcs.acquire_leader("node1").await.unwrap());
     dcs.load().await.unwrap();
@@ -158,7 +158,7 @@ async fn a_ttl_change_moves_leader_and_member_to_a_new_lease() {
         return;
     };
     let ep = server.endpoint();
-    let dcs = EtcdDcs::new(settings(&[ep.clone()], "ttl", "node1")).unwrap();
+    let dcs = EtcdDcs::new(settings(&[&ep], "ttl", "node1")).unwrap();
     dcs.set_ttl(TTL).await.unwrap();
     assert!(dcs.acquire_leader("node1").await.unwrap());
     dcs.touch_member("node1", &MemberData::default())
@@ -196,14 +196,14 @@ async fn ctl_mode_reads_and_compare_and_sets_but_holds_no_lease() {
         return;
     };
     let ep = server.endpoint();
-    let node = EtcdDcs::new(settings(&[ep.clone()], "ctl", "node1")).unwrap();
+    let node = EtcdDcs::new(settings(&[&ep], "ctl", "node1")).unwrap();
     node.set_ttl(TTL).await.unwrap();
     assert!(node.acquire_leader("node1").await.unwrap());
     node.set_config(&GlobalConfig::default(), None)
         .await
         .unwrap();
 
-    let mut s = settings(&[ep.clone()], "ctl", "");
+    let mut s = settings(&[&ep], "ctl", "");
     s.name.clear();
     let ctl = EtcdDcs::ctl(s).unwrap();
     let c = ctl.load().await.unwrap();
@@ -246,8 +246,8 @@ async fn the_watch_sees_changes_since_the_load_but_not_our_own_writes() {
         return;
     };
     let ep = server.endpoint();
-    let a = EtcdDcs::new(settings(&[ep.clone()], "watch", "a")).unwrap();
-    let b = EtcdDcs::new(settings(&[ep.clone()], "watch", "b")).unwrap();
+    let a = EtcdDcs::new(settings(&[&ep], "watch", "a")).unwrap();
+    let b = EtcdDcs::new(settings(&[&ep], "watch", "b")).unwrap();
     a.set_ttl(TTL).await.unwrap();
     b.set_ttl(TTL).await.unwrap();
 

@@ -69,7 +69,7 @@ async fn patroni_snapshot_loads_into_the_right_cluster() {
     let server = EtcdServer::start(dir.path()).unwrap();
     let ep = server.endpoint();
     // Patroni's default namespace, given with slashes as a YAML file may: the prefix collapses them.
-    let mut s = settings(&[ep.clone()], "batman", "node3");
+    let mut s = settings(&[&ep], "batman", "node3");
     s.namespace = "/service/".into();
     let path = KeyPath::new("service", "batman");
     let lease = write_patroni_snapshot(&ep, &path).await;
@@ -128,7 +128,7 @@ async fn values_written_back_are_byte_identical_to_patronis() {
     write_patroni_snapshot(&ep, &path).await;
 
     // Read Patroni's snapshot, then write every value back through EtcdDcs (as node2, the replica).
-    let dcs = EtcdDcs::new(settings(&[ep.clone()], "batman", "node2")).unwrap();
+    let dcs = EtcdDcs::new(settings(&[&ep], "batman", "node2")).unwrap();
     dcs.set_ttl(TTL).await.unwrap();
     let c = dcs.load().await.unwrap();
     let cfg = c.config.clone().unwrap();

@@ -11,8 +11,12 @@ pub const TTL: Duration = Duration::from_secs(2);
 /// The per-call deadline (retry_timeout) of the test clients.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
-pub fn settings(endpoints: &[String], scope: &str, name: &str) -> EtcdSettings {
-    let mut s = EtcdSettings::new(endpoints.iter().cloned(), scope, name);
+pub fn settings<S: AsRef<str>>(endpoints: &[S], scope: &str, name: &str) -> EtcdSettings {
+    let mut s = EtcdSettings::new(
+        endpoints.iter().map(|e| e.as_ref().to_string()),
+        scope,
+        name,
+    );
     s.request_timeout = REQUEST_TIMEOUT;
     s
 }
