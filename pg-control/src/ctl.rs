@@ -3,14 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ha_core::pg::{StopMode, Upstream};
+use ha_core::pg::Upstream;
 use serde::{Deserialize, Serialize};
 use tokio_postgres::NoTls;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, warn};
 
 use crate::conf::{self, Endpoint, ManagedConf, Recovery};
 use crate::controldata::ControlData;
@@ -100,6 +100,18 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// pg_ctl's own `-t` ran out ("server did not start in time", "server did not promote in time"): a timeout, not
+/// a failure; the server may still get there.
+pub(crate) fn pg_ctl_timeout(e: Error, operation: &str, t: Duration) -> Error {
+    match e {
+        Error::Command { ref stderr, .. } if stderr.contains("in time") => Error::Timeout {
+            operation: operation.to_string(),
+            timeout_ms: t.as_millis() as u64,
+        },
+        other => other,
+    }
+}
+
 pub(crate) fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -116,7 +128,7 @@ pub struct PgCtl {
     pub(crate) run_as: RunAs,
     pub(crate) version_num: u32,
     pub(crate) state: Mutex<NodeState>,
-    op_lock: tokio::sync::Mutex<()>,
+    pub(crate) op_lock: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for PgCtl {
@@ -310,7 +322,7 @@ impl PgCtl {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    fn update_state(&self, f: impl FnOnce(&mut NodeState)) -> Result<()> {
+    pub(crate) fn update_state(&self, f: impl FnOnce(&mut NodeState)) -> Result<()> {
         let snapshot = {
             let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
             f(&mut g);
@@ -324,7 +336,7 @@ impl PgCtl {
         self.s.data_dir.join("PG_VERSION").is_file()
     }
 
-    fn data_dir_empty(&self) -> Result<bool> {
+    pub(crate) fn data_dir_empty(&self) -> Result<bool> {
         match std::fs::read_dir(&self.s.data_dir) {
             Ok(mut d) => Ok(d.next().is_none()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
@@ -333,7 +345,7 @@ impl PgCtl {
     }
 
     /// The data directory, if it exists, must belong to the PostgreSQL user and match the binaries' major version.
-    fn check_data_dir(&self) -> Result<()> {
+    pub(crate) fn check_data_dir(&self) -> Result<()> {
         let dd = &self.s.data_dir;
         if let Some(owner) = os::owner_uid(dd) {
             if owner != self.run_as.uid {
@@ -389,7 +401,7 @@ impl PgCtl {
 
     /// Removes a postmaster.pid whose process is gone (or a zombie nobody reaps): a new postmaster would
     /// otherwise take the zombie for a running server.
-    fn remove_stale_pid_file(&self) -> Result<()> {
+    pub(crate) fn remove_stale_pid_file(&self) -> Result<()> {
         if let Some(p) = os::read_pid_file(&self.s.data_dir) {
             if !os::is_live_postgres(p.pid) {
                 let f = self.s.data_dir.join("postmaster.pid");
@@ -421,11 +433,11 @@ impl PgCtl {
         Ok(())
     }
 
-    fn pg_env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn pg_env(&self) -> Vec<(&'static str, String)> {
         vec![("PGPASSFILE", self.s.pgpass.to_string_lossy().into_owned())]
     }
 
-    async fn pg_bin(
+    pub(crate) async fn pg_bin(
         &self,
         binary: &str,
         args: Vec<String>,
@@ -441,11 +453,11 @@ impl PgCtl {
         .await
     }
 
-    fn data_dir_arg(&self) -> String {
+    pub(crate) fn data_dir_arg(&self) -> String {
         self.s.data_dir.to_string_lossy().into_owned()
     }
 
-    fn write_pgpass(&self) -> Result<()> {
+    pub(crate) fn write_pgpass(&self) -> Result<()> {
         let mut entries: Vec<(&str, &str)> = Vec::new();
         for c in [
             Some(&self.s.replication),
@@ -471,7 +483,7 @@ impl PgCtl {
     }
 
     /// The conninfo a standby of `up` streams with.
-    fn primary_conninfo(&self, up: &Upstream) -> Result<String> {
+    pub(crate) fn primary_conninfo(&self, up: &Upstream) -> Result<String> {
         let ep = conf::parse_conn_url(&up.conn_url).ok_or_else(|| {
             Error::BadSetting(format!(
                 "cannot read host and port from {}'s conn_url {:?}",
@@ -543,18 +555,18 @@ impl PgCtl {
     }
 
     /// The role the data directory is configured for now (standby.signal), with the remembered upstream.
-    fn current_role_upstream(&self) -> Option<Upstream> {
+    pub(crate) fn current_role_upstream(&self) -> Option<Upstream> {
         self.node_state().upstream.map(|u| Upstream {
             name: u.name,
             conn_url: u.conn_url,
         })
     }
 
-    fn is_standby_configured(&self) -> bool {
+    pub(crate) fn is_standby_configured(&self) -> bool {
         self.s.data_dir.join("standby.signal").exists()
     }
 
-    fn rewrite_current_config(&self) -> Result<()> {
+    pub(crate) fn rewrite_current_config(&self) -> Result<()> {
         if self.is_standby_configured() {
             let up = self.current_role_upstream();
             self.write_config(Role::Standby(up.as_ref()))
@@ -563,7 +575,7 @@ impl PgCtl {
         }
     }
 
-    fn remember_upstream(&self, up: Option<&Upstream>) -> Result<()> {
+    pub(crate) fn remember_upstream(&self, up: Option<&Upstream>) -> Result<()> {
         self.update_state(|st| {
             st.upstream = up.map(|u| StoredUpstream {
                 name: u.name.clone(),
@@ -572,7 +584,7 @@ impl PgCtl {
         })
     }
 
-    fn check_port_free(&self) -> Result<()> {
+    pub(crate) fn check_port_free(&self) -> Result<()> {
         for host in self.s.listen_host.split(',').map(str::trim) {
             let host = match host {
                 "*" | "" => "0.0.0.0",
@@ -591,12 +603,12 @@ impl PgCtl {
         Ok(())
     }
 
-    fn secs(d: Duration) -> String {
+    pub(crate) fn secs(d: Duration) -> String {
         d.as_secs().max(1).to_string()
     }
 
     /// `pg_ctl start` with the port on the command line, waiting until it accepts connections.
-    async fn pg_ctl_start(&self) -> Result<()> {
+    pub(crate) async fn pg_ctl_start(&self) -> Result<()> {
         if self.live_postmaster().is_some() {
             return Err(Error::wrong_state("start", "PostgreSQL is already running"));
         }
@@ -624,805 +636,41 @@ impl PgCtl {
             t + Duration::from_secs(5),
         )
         .await
+        .map_err(|e| pg_ctl_timeout(e, "start", t))
         .map_err(|e| self.with_log_tail(e))?;
         Ok(())
     }
 
     /// Adds the end of the server log to a failed start: that is where PostgreSQL says why.
-    fn with_log_tail(&self, e: Error) -> Error {
+    pub(crate) fn with_log_tail(&self, e: Error) -> Error {
         match e {
             Error::Command {
                 command,
                 status,
                 stderr,
-            } => {
-                let log = std::fs::read_to_string(&self.s.log_file).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(5).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
-                Error::Command {
-                    command,
-                    status,
-                    stderr: format!("{stderr}; server log: {}", tail.join(" | ")),
-                }
-            }
+            } => Error::Command {
+                command,
+                status,
+                stderr: format!("{stderr}; server log: {}", self.log_tail(5)),
+            },
             other => other,
         }
     }
 
-    async fn start_as(&self, role: Role<'_>) -> Result<()> {
-        if !self.initialized() {
-            return Err(Error::NotInitialized {
-                path: self.s.data_dir.clone(),
-            });
-        }
-        self.check_data_dir()?;
-        if self.live_postmaster().is_some() {
-            return Err(Error::wrong_state("start", "PostgreSQL is already running"));
-        }
-        let up = match &role {
-            Role::Primary => None,
-            Role::Standby(u) => *u,
+    /// The last `lines` lines of the server log, reading at most its last 16 KiB (the log only grows).
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(&self.s.log_file) else {
+            return String::new();
         };
-        self.remember_upstream(up)?;
-        if let Some(u) = up {
-            self.ensure_own_slot_on(u).await;
-        }
-        self.write_config(role)?;
-        self.pg_ctl_start().await
-    }
-
-    /// Creates this member's replication slot on `up` if it is missing (best effort: a warning if `up` cannot
-    /// be reached). A standby whose primary_slot_name does not exist on its upstream never streams, and the
-    /// primary's [`PgCtl::ensure_slots`] may not have run yet right after a failover.
-    async fn ensure_own_slot_on(&self, up: &Upstream) {
-        let Ok(ep) = self.endpoint(up) else { return };
-        let slot = PgSettings::slot_name(&self.s.name);
-        let r = self
-            .with_client(self.remote_config(&ep), |c| async move {
-                let exists = c
-                    .query_opt(
-                        "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-                        &[&slot],
-                    )
-                    .await?
-                    .is_some();
-                if !exists {
-                    c.execute(
-                        "SELECT pg_create_physical_replication_slot($1, true)",
-                        &[&slot],
-                    )
-                    .await?;
-                }
-                Ok(!exists)
-            })
-            .await;
-        match r {
-            Ok(true) => info!(upstream = %up.name, "created our replication slot on the upstream"),
-            Ok(false) => {}
-            Err(e) => {
-                warn!(upstream = %up.name, error = ?e, "could not check our replication slot on the upstream")
-            }
-        }
-    }
-
-    // ---- the operations (typed errors) --------------------------------------------------------------------
-
-    /// initdb, the managed configuration, start as primary, the roles. Returns the system identifier.
-    pub async fn bootstrap(&self) -> Result<String> {
-        let _g = self.op_lock.lock().await;
-        self.bootstrap_inner()
-            .instrument(info_span!("pg_bootstrap", node = %self.s.name))
-            .await
-    }
-
-    async fn bootstrap_inner(&self) -> Result<String> {
-        let dd = self.s.data_dir.clone();
-        self.check_data_dir()?;
-        if !self.data_dir_empty()? {
-            return Err(Error::DataDirNotEmpty {
-                path: dd,
-                operation: "bootstrap".into(),
-            });
-        }
-        self.check_port_free()?;
-        os::ensure_dir(&self.run_as, &dd, 0o700)?;
-        self.write_pgpass()?;
-        let mut args = vec![
-            "-D".to_string(),
-            self.data_dir_arg(),
-            "-U".into(),
-            self.s.superuser.username.clone(),
-        ];
-        let pwfile = {
-            let mut p = dd.clone().into_os_string();
-            p.push(".initdb-pw");
-            PathBuf::from(p)
-        };
-        if let Some(pw) = &self.s.superuser.password {
-            os::write_file(&self.run_as, &pwfile, &format!("{pw}\n"), 0o600)?;
-            args.push(format!("--pwfile={}", pwfile.to_string_lossy()));
-        }
-        args.extend(self.s.initdb.iter().flat_map(|o| o.to_args()));
-        let started = Instant::now();
-        let r = self.pg_bin("initdb", args, self.s.timeouts.initdb).await;
-        let _ = std::fs::remove_file(&pwfile);
-        r?;
-        info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "initdb done"
-        );
-        let r = async {
-            self.remember_upstream(None)?;
-            self.write_config(Role::Primary)?;
-            self.pg_ctl_start().await?;
-            self.create_roles().await?;
-            Ok(self.controldata().await?.system_id)
-        }
-        .await;
-        match r {
-            Ok(sysid) => {
-                info!(system_id = %sysid, "bootstrapped a new cluster");
-                Ok(sysid)
-            }
-            Err(e) => {
-                self.set_failed_bootstrap_aside().await;
-                Err(e)
-            }
-        }
-    }
-
-    /// After a bootstrap that failed past initdb: stop what may run and move the half-made directory aside
-    /// (`<data_dir>.failed-<unix seconds>`), so the next attempt starts from an empty directory and nothing is
-    /// deleted. Best effort: a directory that cannot be renamed (a mount point) stays, and the next bootstrap
-    /// says it is not empty.
-    async fn set_failed_bootstrap_aside(&self) {
-        if let Some(pid) = self.live_postmaster() {
-            let _ = self.fence_pid(pid).await;
-        }
-        let secs = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let mut aside = self.s.data_dir.clone().into_os_string();
-        aside.push(format!(".failed-{secs}"));
-        match std::fs::rename(&self.s.data_dir, &aside) {
-            Ok(()) => {
-                warn!(moved_to = ?aside, "bootstrap failed: moved the new data directory aside")
-            }
-            Err(e) => {
-                warn!(error = %e, "bootstrap failed and the data directory could not be moved aside")
-            }
-        }
-    }
-
-    async fn create_roles(&self) -> Result<()> {
-        // Statements carrying passwords must not reach the server log, whatever log_statement says.
-        let mut sql = String::from(
-            "SET log_statement TO 'none'; SET log_min_duration_statement TO -1; SET log_min_error_statement TO 'panic';\n",
-        );
-        let preamble = sql.len();
-        let su = &self.s.superuser.username;
-        let rep = &self.s.replication;
-        if rep.username != *su {
-            sql.push_str(&format!(
-                "CREATE ROLE {} WITH LOGIN REPLICATION{};\n",
-                quote_ident(&rep.username),
-                rep.password
-                    .as_ref()
-                    .map(|p| format!(" PASSWORD {}", quote_literal(p)))
-                    .unwrap_or_default()
-            ));
-        }
-        if let Some(rw) = &self.s.rewind {
-            if rw.username != *su && rw.username != rep.username {
-                let r = quote_ident(&rw.username);
-                sql.push_str(&format!(
-                    "CREATE ROLE {r} WITH LOGIN{};\n",
-                    rw.password
-                        .as_ref()
-                        .map(|p| format!(" PASSWORD {}", quote_literal(p)))
-                        .unwrap_or_default()
-                ));
-                // What pg_rewind reads from the source (PostgreSQL documents these grants for a non-superuser).
-                for f in [
-                    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
-                    "pg_catalog.pg_stat_file(text, boolean)",
-                    "pg_catalog.pg_read_binary_file(text)",
-                    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
-                ] {
-                    sql.push_str(&format!("GRANT EXECUTE ON FUNCTION {f} TO {r};\n"));
-                }
-            }
-        }
-        if sql.len() == preamble {
-            return Ok(());
-        }
-        self.execute_local(&sql).await
-    }
-
-    /// Copies the data directory from `source` with pg_basebackup (WAL streamed, fast checkpoint, through this
-    /// member's replication slot, created on the source when missing) and configures it as `source`'s standby.
-    /// Leaves it stopped.
-    pub async fn clone_from(&self, source: &Upstream) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        self.clone_inner(source, "clone")
-            .instrument(info_span!("pg_clone", node = %self.s.name, source = %source.name))
-            .await
-    }
-
-    async fn clone_inner(&self, source: &Upstream, operation: &str) -> Result<()> {
-        let dd = self.s.data_dir.clone();
-        self.check_data_dir()?;
-        if self.live_postmaster().is_some() {
-            return Err(Error::wrong_state(operation, "PostgreSQL is running"));
-        }
-        if !self.data_dir_empty()? {
-            return Err(Error::DataDirNotEmpty {
-                path: dd,
-                operation: operation.into(),
-            });
-        }
-        let ep = self.endpoint(source)?;
-        os::ensure_dir(&self.run_as, &dd, 0o700)?;
-        self.write_pgpass()?;
-        let slot = PgSettings::slot_name(&self.s.name);
-        let slot_exists = {
-            let slot = slot.clone();
-            self.with_client(self.remote_config(&ep), |c| async move {
-                c.query_opt(
-                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-                    &[&slot],
-                )
-                .await
-                .map(|r| r.is_some())
-            })
-            .await
-        };
-        let conninfo = conf::conninfo(
-            &ep,
-            &self.s.replication.username,
-            &self.s.pgpass,
-            &[("application_name", &self.s.name)],
-        );
-        let mut args = vec![
-            "-D".to_string(),
-            self.data_dir_arg(),
-            "-d".into(),
-            conninfo,
-            "-X".into(),
-            "stream".into(),
-            "-c".into(),
-            "fast".into(),
-            "-w".into(),
-        ];
-        match slot_exists {
-            Ok(true) => args.extend(["-S".to_string(), slot]),
-            Ok(false) => args.extend(["-C".to_string(), "-S".to_string(), slot]),
-            Err(e) => {
-                warn!(error = ?e, "cannot check the source's replication slots: cloning without a slot")
-            }
-        }
-        let started = Instant::now();
-        self.pg_bin("pg_basebackup", args, self.s.timeouts.clone)
-            .await?;
-        info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "pg_basebackup done"
-        );
-        self.remember_upstream(Some(source))?;
-        self.write_config(Role::Standby(Some(source)))?;
-        Ok(())
-    }
-
-    fn endpoint(&self, up: &Upstream) -> Result<Endpoint> {
-        conf::parse_conn_url(&up.conn_url).ok_or_else(|| {
-            Error::BadSetting(format!(
-                "cannot read host and port from {}'s conn_url {:?}",
-                up.name, up.conn_url
-            ))
-        })
-    }
-
-    /// Starts as a primary: no standby.signal, no recovery settings.
-    ///
-    /// A standby's data directory (standby.signal present) is started as a standby with no upstream and then
-    /// promoted: removing standby.signal and starting would end recovery on the *same* timeline, and a diverged
-    /// old primary on that timeline would then look like a prefix to pg_rewind ("no rewind required").
-    pub async fn start_primary(&self) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        async {
-            if self.is_standby_configured() && self.initialized() {
-                info!("the data directory is a standby's: starting it in recovery, then promoting");
-                self.start_as(Role::Standby(None)).await?;
-                return self.promote_inner().await;
-            }
-            self.start_as(Role::Primary).await
-        }
-        .instrument(info_span!("pg_start_primary", node = %self.s.name))
-        .await
-    }
-
-    /// Starts as a standby of `upstream` (or, with `None`, a standby that replays what it has and waits).
-    pub async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        self.start_as(Role::Standby(upstream))
-            .instrument(info_span!("pg_start_replica", node = %self.s.name))
-            .await
-    }
-
-    /// `pg_ctl stop -m <mode>`. A server that is not running is already stopped.
-    pub async fn stop(&self, mode: StopMode) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        self.stop_inner(mode)
-            .instrument(info_span!("pg_stop", node = %self.s.name, ?mode))
-            .await
-    }
-
-    async fn stop_inner(&self, mode: StopMode) -> Result<()> {
-        if self.live_postmaster().is_none() {
-            return Ok(());
-        }
-        let m = match mode {
-            StopMode::Smart => "smart",
-            StopMode::Fast => "fast",
-            StopMode::Immediate => "immediate",
-        };
-        let t = self.s.timeouts.stop;
-        let r = self
-            .pg_bin(
-                "pg_ctl",
-                vec![
-                    "stop".into(),
-                    "-D".into(),
-                    self.data_dir_arg(),
-                    "-m".into(),
-                    m.into(),
-                    "-w".into(),
-                    "-t".into(),
-                    Self::secs(t),
-                ],
-                t + Duration::from_secs(5),
-            )
-            .await;
-        match r {
-            Err(Error::Command { stderr, .. }) if stderr.contains("does not shut down") => {
-                Err(Error::Timeout {
-                    operation: format!("stop ({m})"),
-                    timeout_ms: t.as_millis() as u64,
-                })
-            }
-            Err(Error::Command { stderr, .. })
-                if stderr.contains("Is server running?") && self.live_postmaster().is_none() =>
-            {
-                Ok(())
-            }
-            other => other.map(|_| ()),
-        }
-    }
-
-    /// Fast stop, then start in the same role (standby.signal and upstream kept): applies restart-only parameters.
-    pub async fn restart(&self) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        async {
-            if self.live_postmaster().is_none() {
-                return Err(Error::wrong_state("restart", "PostgreSQL is not running"));
-            }
-            self.stop_inner(StopMode::Fast).await?;
-            self.rewrite_current_config()?;
-            self.pg_ctl_start().await
-        }
-        .instrument(info_span!("pg_restart", node = %self.s.name))
-        .await
-    }
-
-    /// Regenerates the configuration for the current role and makes the server re-read it.
-    pub async fn reload(&self) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        self.rewrite_current_config()?;
-        self.reload_inner().await
-    }
-
-    async fn reload_inner(&self) -> Result<()> {
-        if self.live_postmaster().is_none() {
-            return Err(Error::wrong_state("reload", "PostgreSQL is not running"));
-        }
-        self.pg_bin(
-            "pg_ctl",
-            vec!["reload".into(), "-D".into(), self.data_dir_arg()],
-            self.s.timeouts.command,
-        )
-        .await
-        .map(|_| ())
-    }
-
-    /// `pg_ctl promote -w`: returns once the server is out of recovery (checked with a query).
-    pub async fn promote(&self) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        self.promote_inner()
-            .instrument(info_span!("pg_promote", node = %self.s.name))
-            .await
-    }
-
-    async fn promote_inner(&self) -> Result<()> {
-        if self.live_postmaster().is_none() {
-            return Err(Error::wrong_state("promote", "PostgreSQL is not running"));
-        }
-        if !self.is_standby_configured() {
-            // Already a primary? Then there is nothing to do.
-            let in_recovery = self
-                .with_client(self.local_config("postgres"), |c| async move {
-                    c.query_one("SELECT pg_is_in_recovery()", &[])
-                        .await
-                        .map(|r| r.get::<_, bool>(0))
-                })
-                .await
-                .map_err(|e| e.into_error("promote", self.s.timeouts.query))?;
-            if !in_recovery {
-                return Ok(());
-            }
-        }
-        let t = self.s.timeouts.promote;
-        self.pg_bin(
-            "pg_ctl",
-            vec![
-                "promote".into(),
-                "-D".into(),
-                self.data_dir_arg(),
-                "-w".into(),
-                "-t".into(),
-                Self::secs(t),
-            ],
-            t + Duration::from_secs(5),
-        )
-        .await?;
-        let in_recovery = self
-            .with_client(self.local_config("postgres"), |c| async move {
-                c.query_one("SELECT pg_is_in_recovery()", &[])
-                    .await
-                    .map(|r| r.get::<_, bool>(0))
-            })
-            .await
-            .map_err(|e| e.into_error("promote", self.s.timeouts.query))?;
-        if in_recovery {
-            return Err(Error::Command {
-                command: "pg_ctl promote".into(),
-                status: "0".into(),
-                stderr: "the server is still in recovery".into(),
-            });
-        }
-        self.remember_upstream(None)?;
-        // standby.signal is gone; drop the recovery settings from the file too so a restart stays a primary.
-        self.write_config(Role::Primary)?;
-        Ok(())
-    }
-
-    /// Points a running standby at `upstream`: PostgreSQL 13+ re-reads primary_conninfo on reload, no restart.
-    pub async fn follow(&self, upstream: &Upstream) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        async {
-            if self.live_postmaster().is_none() {
-                return Err(Error::wrong_state("follow", "PostgreSQL is not running"));
-            }
-            if !self.is_standby_configured() {
-                return Err(Error::wrong_state(
-                    "follow",
-                    "PostgreSQL runs as a primary; stop it and start it as a replica",
-                ));
-            }
-            self.remember_upstream(Some(upstream))?;
-            self.ensure_own_slot_on(upstream).await;
-            self.write_config(Role::Standby(Some(upstream)))?;
-            self.reload_inner().await
-        }
-        .instrument(info_span!("pg_follow", node = %self.s.name, upstream = %upstream.name))
-        .await
-    }
-
-    /// pg_rewind from `source` (CHECKPOINT on it first, so its control file shows its new timeline), then
-    /// regenerates this node's configuration (pg_rewind copied the source's) as `source`'s standby. The server
-    /// must be stopped; an unclean stop is recovered by pg_rewind itself (single-user mode, PostgreSQL 13+).
-    pub async fn rewind(&self, source: &Upstream) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        self.rewind_inner(source)
-            .instrument(info_span!("pg_rewind", node = %self.s.name, source = %source.name))
-            .await
-    }
-
-    async fn rewind_inner(&self, source: &Upstream) -> Result<()> {
-        self.check_data_dir()?;
-        if !self.initialized() {
-            return Err(Error::NotInitialized {
-                path: self.s.data_dir.clone(),
-            });
-        }
-        if self.live_postmaster().is_some() {
-            return Err(Error::wrong_state(
-                "rewind",
-                "PostgreSQL is running; stop it first",
-            ));
-        }
-        self.remove_stale_pid_file()?;
-        let ep = self.endpoint(source)?;
-        let local = self.controldata().await?.system_id;
-        let theirs = self.source_system_id(&ep, "rewind").await?;
-        if local != theirs {
-            return Err(Error::ForeignCluster {
-                path: self.s.data_dir.clone(),
-                operation: "rewind".into(),
-                local_system_id: local,
-                source_name: source.name.clone(),
-                source_system_id: theirs,
-            });
-        }
-        self.with_client(self.remote_config(&ep), |c| async move {
-            c.batch_execute("CHECKPOINT").await
-        })
-        .await
-        .map_err(|e| e.into_error("CHECKPOINT on the rewind source", self.s.timeouts.query))?;
-        self.write_pgpass()?;
-        let cred = self.s.rewind_credentials();
-        let source_server = conf::conninfo(
-            &ep,
-            &cred.username,
-            &self.s.pgpass,
-            &[("dbname", "postgres"), ("application_name", "hactl-rewind")],
-        );
-        let started = Instant::now();
-        let out = self
-            .pg_bin(
-                "pg_rewind",
-                vec![
-                    "-D".into(),
-                    self.data_dir_arg(),
-                    format!("--source-server={source_server}"),
-                ],
-                self.s.timeouts.rewind,
-            )
-            .await?;
-        info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            output = %out.stderr.lines().last().unwrap_or(""),
-            "pg_rewind done"
-        );
-        self.remember_upstream(Some(source))?;
-        self.write_config(Role::Standby(Some(source)))?;
-        Ok(())
-    }
-
-    async fn source_system_id(&self, ep: &Endpoint, operation: &str) -> Result<String> {
-        self.with_client(self.remote_config(ep), |c| async move {
-            c.query_one(
-                "SELECT system_identifier::text FROM pg_control_system()",
-                &[],
-            )
-            .await
-            .map(|r| r.get::<_, String>(0))
-        })
-        .await
-        .map_err(|e| {
-            e.into_error(
-                &format!("{operation}: reading the source's system identifier"),
-                self.s.timeouts.query,
-            )
-        })
-    }
-
-    /// Wipes the data directory and clones again from `source`. Refuses (deleting nothing) when the directory
-    /// holds another cluster than the source's, or when the source cannot tell its identifier.
-    pub async fn reinitialize(&self, source: &Upstream) -> Result<()> {
-        let _g = self.op_lock.lock().await;
-        async {
-            self.check_data_dir()?;
-            if self.live_postmaster().is_some() {
-                return Err(Error::wrong_state("reinitialize", "PostgreSQL is running; stop it first"));
-            }
-            let ep = self.endpoint(source)?;
-            let theirs = self.source_system_id(&ep, "reinitialize").await?;
-            if self.initialized() {
-                match self.controldata().await {
-                    Ok(cd) if cd.system_id != theirs => {
-                        return Err(Error::ForeignCluster {
-                            path: self.s.data_dir.clone(),
-                            operation: "reinitialize".into(),
-                            local_system_id: cd.system_id,
-                            source_name: source.name.clone(),
-                            source_system_id: theirs,
-                        })
-                    }
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "the control file is unreadable: the data directory is damaged, wiping it"),
-                }
-            }
-            self.wipe_data_dir()?;
-            self.clone_inner(source, "reinitialize").await
-        }
-        .instrument(info_span!("pg_reinitialize", node = %self.s.name, source = %source.name))
-        .await
-    }
-
-    /// Removes the data directory's contents (the directory itself and its ownership stay).
-    fn wipe_data_dir(&self) -> Result<()> {
-        let dd = &self.s.data_dir;
-        let Ok(entries) = std::fs::read_dir(dd) else {
-            return Ok(());
-        };
-        warn!(data_dir = ?dd, "wiping the data directory");
-        for e in entries {
-            let e = e.map_err(|e| Error::io(dd, e))?;
-            let p = e.path();
-            let r = if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                std::fs::remove_dir_all(&p)
-            } else {
-                std::fs::remove_file(&p)
-            };
-            r.map_err(|err| Error::io(&p, err))?;
-        }
-        Ok(())
-    }
-
-    /// Stores the cluster-wide parameters, regenerates postgresql.conf and, if the server runs, reloads it and
-    /// returns the parameters that wait for a restart.
-    pub async fn apply_parameters(
-        &self,
-        parameters: &BTreeMap<String, String>,
-    ) -> Result<Vec<String>> {
-        let _g = self.op_lock.lock().await;
-        async {
-            self.update_state(|st| st.cluster_parameters = parameters.clone())?;
-            if !self.initialized() {
-                return Ok(Vec::new());
-            }
-            self.rewrite_current_config()?;
-            if self.live_postmaster().is_none() {
-                return Ok(Vec::new());
-            }
-            self.reload_and_wait().await?;
-            self.pending_restart().await
-        }
-        .instrument(info_span!("pg_apply_parameters", node = %self.s.name))
-        .await
-    }
-
-    /// Reloads through SQL and waits until the postmaster has re-read the files (`pg_conf_load_time` moved), so a
-    /// following read of pg_settings sees the new state.
-    async fn reload_and_wait(&self) -> Result<()> {
-        let q = self.s.timeouts.query;
-        let before: std::time::SystemTime = self
-            .with_client(self.local_config("postgres"), |c| async move {
-                let r = c.query_one("SELECT pg_conf_load_time()", &[]).await?;
-                c.batch_execute("SELECT pg_reload_conf()").await?;
-                Ok(r.get(0))
-            })
-            .await
-            .map_err(|e| e.into_error("reload", q))?;
-        let deadline = Instant::now() + q;
-        loop {
-            let now: std::time::SystemTime = self
-                .with_client(self.local_config("postgres"), |c| async move {
-                    c.query_one("SELECT pg_conf_load_time()", &[])
-                        .await
-                        .map(|r| r.get(0))
-                })
-                .await
-                .map_err(|e| e.into_error("reload", q))?;
-            if now > before {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Timeout {
-                    operation: "reload (waiting for the server to re-read its configuration)"
-                        .into(),
-                    timeout_ms: q.as_millis() as u64,
-                });
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Parameters changed in the files that only a restart applies (pg_settings.pending_restart).
-    pub async fn pending_restart(&self) -> Result<Vec<String>> {
-        self.with_client(self.local_config("postgres"), |c| async move {
-            let rows = c
-                .query(
-                    "SELECT name FROM pg_settings WHERE pending_restart ORDER BY name",
-                    &[],
-                )
-                .await?;
-            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
-        })
-        .await
-        .map_err(|e| e.into_error("pending_restart", self.s.timeouts.query))
-    }
-
-    /// On a primary: makes the physical replication slots exactly the members' (`members` minus this node):
-    /// creates the missing ones (reserving WAL at once) and drops inactive physical slots of members no longer
-    /// listed. A slot in use is never dropped. Pass every member of the cluster.
-    pub async fn ensure_slots(&self, members: &[String]) -> Result<SlotChanges> {
-        let me = PgSettings::slot_name(&self.s.name);
-        let wanted: std::collections::BTreeSet<String> = members
-            .iter()
-            .map(|m| PgSettings::slot_name(m))
-            .filter(|s| *s != me)
-            .collect();
-        let q = self.s.timeouts.query;
-        self.with_client(self.local_config("postgres"), |c| async move {
-            let mut changes = SlotChanges::default();
-            let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await?.get(0);
-            if in_recovery {
-                return Ok(Err(Error::wrong_state(
-                    "ensure_slots",
-                    "this server is a standby; slots are managed on the primary",
-                )));
-            }
-            let rows = c
-                .query(
-                    "SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'physical'",
-                    &[],
-                )
-                .await?;
-            let existing: BTreeMap<String, bool> =
-                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-            for w in &wanted {
-                if !existing.contains_key(w) {
-                    c.execute("SELECT pg_create_physical_replication_slot($1, true)", &[w])
-                        .await?;
-                    changes.created.push(w.clone());
-                }
-            }
-            for (name, active) in &existing {
-                if !wanted.contains(name) && !active {
-                    c.execute("SELECT pg_drop_replication_slot($1)", &[name]).await?;
-                    changes.dropped.push(name.clone());
-                }
-            }
-            Ok(Ok(changes))
-        })
-        .await
-        .map_err(|e| e.into_error("ensure_slots", q))?
-    }
-
-    /// SIGKILLs the postmaster and every child of it. The postmaster is SIGSTOPped first so it cannot fork new
-    /// backends between the listing and the kill; a stopped postmaster's backends keep serving their clients,
-    /// so killing only the postmaster would not stop writes. Waits (bounded) until they are gone.
-    pub async fn fence(&self) -> Result<()> {
-        let Some(pid) = self.live_postmaster() else {
-            return Ok(());
-        };
-        self.fence_pid(pid)
-            .instrument(info_span!("pg_fence", node = %self.s.name, pid))
-            .await
-    }
-
-    async fn fence_pid(&self, pid: i32) -> Result<()> {
-        os::signal(pid, libc::SIGSTOP);
-        let mut victims = os::children_of(pid);
-        os::signal(pid, libc::SIGKILL);
-        for c in &victims {
-            os::signal(*c, libc::SIGKILL);
-        }
-        victims.push(pid);
-        warn!(killed = ?victims, "fenced PostgreSQL with SIGKILL");
-        let deadline = Instant::now() + self.s.timeouts.stop.min(Duration::from_secs(10));
-        loop {
-            let alive: Vec<i32> = victims
-                .iter()
-                .copied()
-                .filter(|p| os::is_live_postgres(*p))
-                .collect();
-            if alive.is_empty() {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(Error::Timeout {
-                    operation: format!("fence (processes {alive:?} survived SIGKILL)"),
-                    timeout_ms: self.s.timeouts.stop.as_millis() as u64,
-                });
-            }
-            for p in &alive {
-                os::signal(*p, libc::SIGKILL);
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
+        let mut buf = Vec::new();
+        let _ = f.read_to_end(&mut buf);
+        let text = String::from_utf8_lossy(&buf);
+        let mut tail: Vec<&str> = text.lines().rev().take(lines).collect();
+        tail.reverse();
+        tail.join(" | ")
     }
 
     pub(crate) fn data_dir(&self) -> &Path {

@@ -22,8 +22,10 @@
 //! # Layout
 //!
 //! - `settings`: [`PgSettings`], Patroni's `postgresql:` section (credentials, initdb options, timeouts).
-//! - `ctl`: [`PgCtl`]: bootstrap, clone, start/stop/restart/reload, promote, follow, rewind, reinitialize,
-//!   parameters, slots, fence.
+//! - `ctl`: [`PgCtl`] itself: checking the settings, connections, the files we own, starting the postmaster.
+//! - `lifecycle`: bootstrap, start as primary or replica, stop, restart, reload, promote, follow, parameters.
+//! - `replicas`: clone (pg_basebackup), rewind (pg_rewind), reinitialize, replication slots.
+//! - `fence`: SIGKILL of the postmaster and all its children.
 //! - `observe`: what state the server is in, from postmaster.pid, /proc, pg_controldata and one bounded query.
 //! - `conf`: the files we own (managed postgresql.conf including the user's postgresql.base.conf, pg_hba, pgpass).
 //! - `controldata`: parsing pg_controldata, timeline history files and LSNs.
@@ -41,8 +43,11 @@ mod conf;
 mod controldata;
 mod ctl;
 mod error;
+mod fence;
+mod lifecycle;
 mod observe;
 mod os;
+mod replicas;
 mod settings;
 
 use std::collections::BTreeMap;

@@ -9,7 +9,7 @@
 //! | present        | gone / zombie  |                  | Crashed        |
 //! | present        | alive          | answered         | Running        |
 //! | present        | alive          | timed out        | Unresponsive   |
-//! | present        | alive          | refused / error  | Starting       |
+//! | present        | alive          | refused / error  | Starting ("starting up", no socket yet, auth) |
 
 use std::time::Instant;
 
@@ -119,11 +119,8 @@ impl PgCtl {
             });
             return obs;
         };
-        if pid.status.as_deref() == Some("starting") {
-            obs.run_state = Some(PgRunState::Starting);
-            obs.in_recovery = standby_signal;
-            return obs;
-        }
+        // Even a postmaster whose pid file says "starting" is asked: one that answers "starting up" is Starting,
+        // one stopped by a signal during startup does not answer and is Unresponsive.
         let r = self
             .with_client(self.local_config("postgres"), |c| async move {
                 let row = c.query_one(OBSERVE_SQL, &[]).await?;

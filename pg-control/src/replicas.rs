@@ -1,0 +1,321 @@
+//! Copies and rejoins: clone with pg_basebackup, pg_rewind, reinitialize, and replication slots.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use ha_core::pg::Upstream;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::conf::{self, Endpoint};
+use crate::ctl::{PgCtl, Role, SlotChanges};
+use crate::error::{Error, Result};
+use crate::os;
+use crate::settings::PgSettings;
+
+impl PgCtl {
+    /// Creates this member's replication slot on `up` if it is missing (best effort: a warning if `up` cannot
+    /// be reached). A standby whose primary_slot_name does not exist on its upstream never streams, and the
+    /// primary's [`PgCtl::ensure_slots`] may not have run yet right after a failover.
+    pub(crate) async fn ensure_own_slot_on(&self, up: &Upstream) {
+        let Ok(ep) = self.endpoint(up) else { return };
+        let slot = PgSettings::slot_name(&self.s.name);
+        let r = self
+            .with_client(self.remote_config(&ep), |c| async move {
+                let exists = c
+                    .query_opt(
+                        "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                        &[&slot],
+                    )
+                    .await?
+                    .is_some();
+                if !exists {
+                    c.execute(
+                        "SELECT pg_create_physical_replication_slot($1, true)",
+                        &[&slot],
+                    )
+                    .await?;
+                }
+                Ok(!exists)
+            })
+            .await;
+        match r {
+            Ok(true) => info!(upstream = %up.name, "created our replication slot on the upstream"),
+            Ok(false) => {}
+            Err(e) => {
+                warn!(upstream = %up.name, error = ?e, "could not check our replication slot on the upstream")
+            }
+        }
+    }
+
+    /// Copies the data directory from `source` with pg_basebackup (WAL streamed, fast checkpoint, through this
+    /// member's replication slot, created on the source when missing) and configures it as `source`'s standby.
+    /// Leaves it stopped.
+    pub async fn clone_from(&self, source: &Upstream) -> Result<()> {
+        let _g = self.op_lock.lock().await;
+        self.clone_inner(source, "clone")
+            .instrument(info_span!("pg_clone", node = %self.s.name, source = %source.name))
+            .await
+    }
+
+    pub(crate) async fn clone_inner(&self, source: &Upstream, operation: &str) -> Result<()> {
+        let dd = self.s.data_dir.clone();
+        self.check_data_dir()?;
+        if self.live_postmaster().is_some() {
+            return Err(Error::wrong_state(operation, "PostgreSQL is running"));
+        }
+        if !self.data_dir_empty()? {
+            return Err(Error::DataDirNotEmpty {
+                path: dd,
+                operation: operation.into(),
+            });
+        }
+        let ep = self.endpoint(source)?;
+        os::ensure_dir(&self.run_as, &dd, 0o700)?;
+        self.write_pgpass()?;
+        let slot = PgSettings::slot_name(&self.s.name);
+        let slot_exists = {
+            let slot = slot.clone();
+            self.with_client(self.remote_config(&ep), |c| async move {
+                c.query_opt(
+                    "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
+                    &[&slot],
+                )
+                .await
+                .map(|r| r.is_some())
+            })
+            .await
+        };
+        let conninfo = conf::conninfo(
+            &ep,
+            &self.s.replication.username,
+            &self.s.pgpass,
+            &[("application_name", &self.s.name)],
+        );
+        let mut args = vec![
+            "-D".to_string(),
+            self.data_dir_arg(),
+            "-d".into(),
+            conninfo,
+            "-X".into(),
+            "stream".into(),
+            "-c".into(),
+            "fast".into(),
+            "-w".into(),
+        ];
+        match slot_exists {
+            Ok(true) => args.extend(["-S".to_string(), slot]),
+            Ok(false) => args.extend(["-C".to_string(), "-S".to_string(), slot]),
+            Err(e) => {
+                warn!(error = ?e, "cannot check the source's replication slots: cloning without a slot")
+            }
+        }
+        let started = Instant::now();
+        self.pg_bin("pg_basebackup", args, self.s.timeouts.clone)
+            .await?;
+        info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "pg_basebackup done"
+        );
+        self.remember_upstream(Some(source))?;
+        self.write_config(Role::Standby(Some(source)))?;
+        Ok(())
+    }
+
+    pub(crate) fn endpoint(&self, up: &Upstream) -> Result<Endpoint> {
+        conf::parse_conn_url(&up.conn_url).ok_or_else(|| {
+            Error::BadSetting(format!(
+                "cannot read host and port from {}'s conn_url {:?}",
+                up.name, up.conn_url
+            ))
+        })
+    }
+
+    /// pg_rewind from `source` (CHECKPOINT on it first, so its control file shows its new timeline), then
+    /// regenerates this node's configuration (pg_rewind copied the source's) as `source`'s standby. The server
+    /// must be stopped; an unclean stop is recovered by pg_rewind itself (single-user mode, PostgreSQL 13+).
+    pub async fn rewind(&self, source: &Upstream) -> Result<()> {
+        let _g = self.op_lock.lock().await;
+        self.rewind_inner(source)
+            .instrument(info_span!("pg_rewind", node = %self.s.name, source = %source.name))
+            .await
+    }
+
+    pub(crate) async fn rewind_inner(&self, source: &Upstream) -> Result<()> {
+        self.check_data_dir()?;
+        if !self.initialized() {
+            return Err(Error::NotInitialized {
+                path: self.s.data_dir.clone(),
+            });
+        }
+        if self.live_postmaster().is_some() {
+            return Err(Error::wrong_state(
+                "rewind",
+                "PostgreSQL is running; stop it first",
+            ));
+        }
+        self.remove_stale_pid_file()?;
+        let ep = self.endpoint(source)?;
+        let local = self.controldata().await?.system_id;
+        let theirs = self.source_system_id(&ep, "rewind").await?;
+        if local != theirs {
+            return Err(Error::ForeignCluster {
+                path: self.s.data_dir.clone(),
+                operation: "rewind".into(),
+                local_system_id: local,
+                source_name: source.name.clone(),
+                source_system_id: theirs,
+            });
+        }
+        self.with_client(self.remote_config(&ep), |c| async move {
+            c.batch_execute("CHECKPOINT").await
+        })
+        .await
+        .map_err(|e| e.into_error("CHECKPOINT on the rewind source", self.s.timeouts.query))?;
+        self.write_pgpass()?;
+        let cred = self.s.rewind_credentials();
+        let source_server = conf::conninfo(
+            &ep,
+            &cred.username,
+            &self.s.pgpass,
+            &[("dbname", "postgres"), ("application_name", "hactl-rewind")],
+        );
+        let started = Instant::now();
+        let out = self
+            .pg_bin(
+                "pg_rewind",
+                vec![
+                    "-D".into(),
+                    self.data_dir_arg(),
+                    format!("--source-server={source_server}"),
+                ],
+                self.s.timeouts.rewind,
+            )
+            .await?;
+        info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            output = %out.stderr.lines().last().unwrap_or(""),
+            "pg_rewind done"
+        );
+        self.remember_upstream(Some(source))?;
+        self.write_config(Role::Standby(Some(source)))?;
+        Ok(())
+    }
+
+    pub(crate) async fn source_system_id(&self, ep: &Endpoint, operation: &str) -> Result<String> {
+        self.with_client(self.remote_config(ep), |c| async move {
+            c.query_one(
+                "SELECT system_identifier::text FROM pg_control_system()",
+                &[],
+            )
+            .await
+            .map(|r| r.get::<_, String>(0))
+        })
+        .await
+        .map_err(|e| {
+            e.into_error(
+                &format!("{operation}: reading the source's system identifier"),
+                self.s.timeouts.query,
+            )
+        })
+    }
+
+    /// Wipes the data directory and clones again from `source`. Refuses (deleting nothing) when the directory
+    /// holds another cluster than the source's, or when the source cannot tell its identifier.
+    pub async fn reinitialize(&self, source: &Upstream) -> Result<()> {
+        let _g = self.op_lock.lock().await;
+        async {
+            self.check_data_dir()?;
+            if self.live_postmaster().is_some() {
+                return Err(Error::wrong_state("reinitialize", "PostgreSQL is running; stop it first"));
+            }
+            let ep = self.endpoint(source)?;
+            let theirs = self.source_system_id(&ep, "reinitialize").await?;
+            if self.initialized() {
+                match self.controldata().await {
+                    Ok(cd) if cd.system_id != theirs => {
+                        return Err(Error::ForeignCluster {
+                            path: self.s.data_dir.clone(),
+                            operation: "reinitialize".into(),
+                            local_system_id: cd.system_id,
+                            source_name: source.name.clone(),
+                            source_system_id: theirs,
+                        })
+                    }
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "the control file is unreadable: the data directory is damaged, wiping it"),
+                }
+            }
+            self.wipe_data_dir()?;
+            self.clone_inner(source, "reinitialize").await
+        }
+        .instrument(info_span!("pg_reinitialize", node = %self.s.name, source = %source.name))
+        .await
+    }
+
+    /// Removes the data directory's contents (the directory itself and its ownership stay).
+    pub(crate) fn wipe_data_dir(&self) -> Result<()> {
+        let dd = &self.s.data_dir;
+        let Ok(entries) = std::fs::read_dir(dd) else {
+            return Ok(());
+        };
+        warn!(data_dir = ?dd, "wiping the data directory");
+        for e in entries {
+            let e = e.map_err(|e| Error::io(dd, e))?;
+            let p = e.path();
+            let r = if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+            r.map_err(|err| Error::io(&p, err))?;
+        }
+        Ok(())
+    }
+
+    /// On a primary: makes the physical replication slots exactly the members' (`members` minus this node):
+    /// creates the missing ones (reserving WAL at once) and drops inactive physical slots of members no longer
+    /// listed. A slot in use is never dropped. Pass every member of the cluster.
+    pub async fn ensure_slots(&self, members: &[String]) -> Result<SlotChanges> {
+        let me = PgSettings::slot_name(&self.s.name);
+        let wanted: std::collections::BTreeSet<String> = members
+            .iter()
+            .map(|m| PgSettings::slot_name(m))
+            .filter(|s| *s != me)
+            .collect();
+        let q = self.s.timeouts.query;
+        self.with_client(self.local_config("postgres"), |c| async move {
+            let mut changes = SlotChanges::default();
+            let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await?.get(0);
+            if in_recovery {
+                return Ok(Err(Error::wrong_state(
+                    "ensure_slots",
+                    "this server is a standby; slots are managed on the primary",
+                )));
+            }
+            let rows = c
+                .query(
+                    "SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'physical'",
+                    &[],
+                )
+                .await?;
+            let existing: BTreeMap<String, bool> =
+                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            for w in &wanted {
+                if !existing.contains_key(w) {
+                    c.execute("SELECT pg_create_physical_replication_slot($1, true)", &[w])
+                        .await?;
+                    changes.created.push(w.clone());
+                }
+            }
+            for (name, active) in &existing {
+                if !wanted.contains(name) && !active {
+                    c.execute("SELECT pg_drop_replication_slot($1)", &[name]).await?;
+                    changes.dropped.push(name.clone());
+                }
+            }
+            Ok(Ok(changes))
+        })
+        .await
+        .map_err(|e| e.into_error("ensure_slots", q))?
+    }
+}
