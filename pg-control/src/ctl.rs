@@ -100,6 +100,38 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The node's own configuration that may change at run time.
+#[derive(Debug, Clone)]
+pub(crate) struct LocalConf {
+    pub parameters: BTreeMap<String, String>,
+    pub pg_hba: Vec<String>,
+}
+
+/// When pg_hba asks clients for passwords, every role we connect as needs one.
+fn check_passwords(s: &PgSettings, pg_hba: &[String]) -> Result<()> {
+    if !conf::hba_needs_password(pg_hba) {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    if s.superuser.password.is_none() {
+        missing.push("superuser");
+    }
+    if s.replication.password.is_none() {
+        missing.push("replication");
+    }
+    if s.rewind.as_ref().is_some_and(|r| r.password.is_none()) {
+        missing.push("rewind");
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MissingCredentials(format!(
+            "pg_hba asks for passwords but {} has none: set authentication.<role>.password",
+            missing.join(", ")
+        )))
+    }
+}
+
 /// pg_ctl's own `-t` ran out ("server did not start in time", "server did not promote in time"): a timeout, not
 /// a failure; the server may still get there.
 pub(crate) fn pg_ctl_timeout(e: Error, operation: &str, t: Duration) -> Error {
@@ -128,6 +160,9 @@ pub struct PgCtl {
     pub(crate) run_as: RunAs,
     pub(crate) version_num: u32,
     pub(crate) state: Mutex<NodeState>,
+    /// The node's own parameters and pg_hba lines: from the settings, replaceable at run time
+    /// ([`PgCtl::set_local_config`]) when the daemon re-reads its configuration file.
+    local: Mutex<LocalConf>,
     pub(crate) op_lock: tokio::sync::Mutex<()>,
 }
 
@@ -204,28 +239,15 @@ impl PgCtl {
                 "replication.username is empty: replicas need a role to stream as".into(),
             ));
         }
-        if conf::hba_needs_password(&s.pg_hba) {
-            let mut missing = Vec::new();
-            if s.superuser.password.is_none() {
-                missing.push("superuser");
-            }
-            if s.replication.password.is_none() {
-                missing.push("replication");
-            }
-            if s.rewind.as_ref().is_some_and(|r| r.password.is_none()) {
-                missing.push("rewind");
-            }
-            if !missing.is_empty() {
-                return Err(Error::MissingCredentials(format!(
-                    "pg_hba asks for passwords but {} has none: set authentication.<role>.password",
-                    missing.join(", ")
-                )));
-            }
-        }
+        check_passwords(&s, &s.pg_hba)?;
         let ctl = PgCtl {
             run_as,
             version_num,
             state: Mutex::new(NodeState::default()),
+            local: Mutex::new(LocalConf {
+                parameters: s.parameters.clone(),
+                pg_hba: s.pg_hba.clone(),
+            }),
             op_lock: tokio::sync::Mutex::new(()),
             s,
         };
@@ -241,8 +263,27 @@ impl PgCtl {
         Ok(ctl)
     }
 
+    /// The settings this controller was created with (the local parameters and pg_hba as they were then; see
+    /// [`PgCtl::set_local_config`]).
     pub fn settings(&self) -> &PgSettings {
         &self.s
+    }
+
+    /// Replaces the node's local parameters and pg_hba lines (the daemon re-read its configuration file). They
+    /// take effect with the next regenerated configuration: call [`PgCtl::reload`] (or restart) afterwards.
+    /// Refused if the new pg_hba asks for passwords that are not configured.
+    pub fn set_local_config(
+        &self,
+        parameters: BTreeMap<String, String>,
+        pg_hba: Vec<String>,
+    ) -> Result<()> {
+        check_passwords(&self.s, &pg_hba)?;
+        *self.local.lock().unwrap_or_else(|p| p.into_inner()) = LocalConf { parameters, pg_hba };
+        Ok(())
+    }
+
+    pub(crate) fn local_conf(&self) -> LocalConf {
+        self.local.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// `server_version_num` of the binaries, e.g. 150018.
@@ -524,9 +565,10 @@ impl PgCtl {
             }),
         };
         let st = self.node_state();
+        let local = self.local_conf();
         let managed = ManagedConf {
             cluster: &st.cluster_parameters,
-            local: &self.s.parameters,
+            local: &local.parameters,
             port: self.s.port,
             listen_host: &self.s.listen_host,
             socket_dir: &self.s.socket_dir,
@@ -543,11 +585,11 @@ impl PgCtl {
             }
             Role::Standby(_) => os::write_file(&self.run_as, &signal, "", 0o600)?,
         }
-        if !self.s.pg_hba.is_empty() {
+        if !local.pg_hba.is_empty() {
             os::write_file(
                 &self.run_as,
                 &dd.join("pg_hba.conf"),
-                &conf::render_hba(&self.s.pg_hba),
+                &conf::render_hba(&local.pg_hba),
                 0o600,
             )?;
         }

@@ -141,6 +141,17 @@ async fn restart_only_parameter_is_pending_until_restart() {
     );
     assert!(n1.observe().await.pending_restart.is_empty());
 
+    // The node's own parameters win over the cluster's, and can change at run time (the daemon re-read its file).
+    let mut local = n1.settings().parameters.clone();
+    local.insert("work_mem".into(), "9MB".into());
+    n1.set_local_config(local, n1.settings().pg_hba.clone())
+        .unwrap();
+    n1.reload().await.unwrap();
+    wait_for(Duration::from_secs(10), "the local work_mem", || async {
+        sql(&n1, "SHOW work_mem").await == ["9MB"]
+    })
+    .await;
+
     // An immediate stop skips the shutdown checkpoint: the control file says it was not shut down cleanly.
     n1.stop(StopMode::Immediate).await.unwrap();
     assert_eq!(n1.observe().await.run_state, Some(PgRunState::Crashed));
