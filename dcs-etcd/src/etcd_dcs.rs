@@ -35,6 +35,10 @@ const DEFAULT_TTL_S: i64 = 30;
 /// later than the driver's deadline, and saves a round trip when renew and touch_member follow each other.
 const LEASE_FRESH: Duration = Duration::from_millis(500);
 
+/// HTTP/2 pings on an idle connection, so a dead connection is noticed without a request. Not below etcd's
+/// `--grpc-keepalive-min-time` (5 s by default): a client that pings more often is disconnected ("too_many_pings").
+const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How many of our own writes to the leader key are remembered, so the watch does not wake this node for a change
 /// it made itself. A loop writes the leader key at most twice.
 const OWN_LEADER_WRITES_MAX: usize = 8;
@@ -148,7 +152,7 @@ impl EtcdDcs {
         let mut options = ConnectOptions::new()
             .with_require_leader(true)
             .with_connect_timeout(timeout)
-            .with_keep_alive(Duration::from_secs(5), timeout);
+            .with_keep_alive(HTTP2_PING_INTERVAL, timeout);
         if let Some(user) = &settings.username {
             options = options
                 .with_user(user.clone(), settings.password.clone().unwrap_or_default())

@@ -29,6 +29,9 @@ use std::time::{Duration, Instant};
 /// three members in ~3 s on this project's machines; the margin covers a loaded 2-core CI.
 pub const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
 
+/// Fresh port choices tried when etcd cannot bind the ports picked (another process took one in between).
+const START_ATTEMPTS: usize = 3;
+
 /// Failures of the test support itself.
 #[derive(Debug, thiserror::Error)]
 pub enum TestingError {
@@ -111,14 +114,23 @@ struct Member {
 }
 
 impl Member {
-    fn new(binary: &Path, dir: &Path, name: &str, initial_cluster: String, token: &str) -> Member {
+    /// The data dir and log are named after the member and its client port, so several servers and clusters can
+    /// share one directory.
+    fn new(
+        binary: &Path,
+        dir: &Path,
+        name: &str,
+        (client_port, peer_port): (u16, u16),
+        initial_cluster: String,
+        token: &str,
+    ) -> Member {
         Member {
             binary: binary.to_path_buf(),
             name: name.to_string(),
-            data_dir: dir.join(name),
-            log: dir.join(format!("{name}.log")),
-            client_port: 0,
-            peer_port: 0,
+            data_dir: dir.join(format!("{name}-{client_port}")),
+            log: dir.join(format!("{name}-{client_port}.log")),
+            client_port,
+            peer_port,
             initial_cluster,
             token: token.to_string(),
             child: None,
@@ -233,25 +245,22 @@ fn binary() -> Result<PathBuf, TestingError> {
     etcd_binary().ok_or(TestingError::NoBinary)
 }
 
-/// A single-member etcd on free loopback ports, data in `<dir>/etcd1`.
+/// A single-member etcd on free loopback ports, data in `<dir>/etcd1-<client port>`.
 #[derive(Debug)]
 pub struct EtcdServer {
     member: Member,
 }
 
 impl EtcdServer {
-    /// Starts etcd with its data under `dir` and waits until it is healthy.
+    /// Starts etcd with its data under `dir` (in `etcd1-<client port>/`) and waits until it is healthy.
     pub fn start(dir: &Path) -> Result<EtcdServer, TestingError> {
         let bin = binary()?;
         // A port taken between free_port() and etcd's bind makes etcd exit: try a few port pairs.
         let mut last = None;
-        for _ in 0..3 {
-            let (client_port, peer_port) = (free_port(), free_port());
-            let cluster = format!("etcd1=http://127.0.0.1:{peer_port}");
-            let mut m = Member::new(&bin, dir, "etcd1", cluster, "hactl-test");
-            m.client_port = client_port;
-            m.peer_port = peer_port;
-            let _ = std::fs::remove_dir_all(&m.data_dir);
+        for _ in 0..START_ATTEMPTS {
+            let ports = (free_port(), free_port());
+            let cluster = format!("etcd1=http://127.0.0.1:{}", ports.1);
+            let mut m = Member::new(&bin, dir, "etcd1", ports, cluster, "hactl-test");
             m.spawn()?;
             match m.wait_healthy() {
                 Ok(()) => return Ok(EtcdServer { member: m }),
@@ -292,7 +301,8 @@ impl EtcdServer {
     }
 }
 
-/// A cluster of `n` etcd members on loopback, data in `<dir>/etcd<i>`; each member can be stopped and started.
+/// A cluster of `n` etcd members on loopback, data in `<dir>/etcd<i>-<client port>`; each member can be stopped and
+/// started.
 #[derive(Debug)]
 pub struct EtcdCluster {
     members: Vec<Member>,
@@ -303,34 +313,32 @@ impl EtcdCluster {
     pub fn start(dir: &Path, n: usize) -> Result<EtcdCluster, TestingError> {
         assert!(n >= 1, "a cluster has at least one member");
         let bin = binary()?;
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-        let initial = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, p))| format!("etcd{}=http://127.0.0.1:{p}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut members = Vec::with_capacity(n);
-        for (i, (c, p)) in ports.iter().enumerate() {
-            let mut m = Member::new(
-                &bin,
-                dir,
-                &format!("etcd{}", i + 1),
-                initial.clone(),
-                "hactl-cluster",
-            );
-            m.client_port = *c;
-            m.peer_port = *p;
-            let _ = std::fs::remove_dir_all(&m.data_dir);
-            members.push(m);
+        let mut last = None;
+        for _ in 0..START_ATTEMPTS {
+            let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+            let initial = ports
+                .iter()
+                .enumerate()
+                .map(|(i, (_, p))| format!("etcd{}=http://127.0.0.1:{p}", i + 1))
+                .collect::<Vec<_>>()
+                .join(",");
+            let mut cluster = EtcdCluster {
+                members: ports
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        let name = format!("etcd{}", i + 1);
+                        Member::new(&bin, dir, &name, *p, initial.clone(), "hactl-cluster")
+                    })
+                    .collect(),
+            };
+            match cluster.start_all() {
+                Ok(()) => return Ok(cluster),
+                // Dropping the half-started cluster kills its members.
+                Err(e) => last = Some(e),
+            }
         }
-        for m in &mut members {
-            m.spawn()?;
-        }
-        for m in &mut members {
-            m.wait_healthy()?;
-        }
-        Ok(EtcdCluster { members })
+        Err(last.expect("at least one attempt"))
     }
 
     pub fn len(&self) -> usize {
@@ -369,15 +377,37 @@ impl EtcdCluster {
         }
     }
 
-    /// Starts every stopped member and waits until all are healthy.
+    /// Starts every stopped member and waits until all are healthy. A member that exits (a port taken, say) fails
+    /// this at once rather than after [`HEALTHY_WITHIN`].
     pub fn start_all(&mut self) -> Result<(), TestingError> {
         for m in &mut self.members {
             m.spawn()?;
         }
-        for m in &mut self.members {
-            m.wait_healthy()?;
+        let start = Instant::now();
+        loop {
+            for m in &mut self.members {
+                if let Some(status) = m.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                    m.child = None;
+                    return Err(TestingError::Exited {
+                        name: m.name.clone(),
+                        status: status.to_string(),
+                        log_tail: m.log_tail(),
+                    });
+                }
+            }
+            if self.members.iter().all(Member::healthy) {
+                return Ok(());
+            }
+            if start.elapsed() > HEALTHY_WITHIN {
+                let sick = self.members.iter().find(|m| !m.healthy());
+                let m = sick.unwrap_or(&self.members[0]);
+                return Err(TestingError::NotHealthy {
+                    name: m.name.clone(),
+                    log_tail: m.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        Ok(())
     }
 }
 

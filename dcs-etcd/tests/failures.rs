@@ -295,3 +295,42 @@ async fn the_watch_sees_changes_since_the_load_but_not_our_own_writes() {
     });
     assert_eq!(w.unwrap(), WatchOutcome::LeaderChanged);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_etcd_keeps_the_lock_and_the_client_reconnects() {
+    let Some((_dir, mut server)) =
+        server("a_restarted_etcd_keeps_the_lock_and_the_client_reconnects")
+    else {
+        return;
+    };
+    let dcs = EtcdDcs::new(settings(&[server.endpoint()], "restart", "node1")).unwrap();
+    dcs.set_ttl(Duration::from_secs(5)).await.unwrap();
+    assert!(dcs.acquire_leader("node1").await.unwrap());
+    let lease = dcs.lease_id().await;
+    server.stop();
+    assert!(matches!(
+        dcs.renew_leader("node1").await,
+        Err(DcsError::Unreachable(_))
+    ));
+    server.start_again().unwrap();
+    // etcd restores its leases on restart (with a fresh ttl): the same lease, the same lock, no new grant.
+    assert!(dcs.renew_leader("node1").await.unwrap());
+    assert_eq!(dcs.lease_id().await, lease);
+    assert_eq!(dcs.load().await.unwrap().leader_name(), Some("node1"));
+}
+
+#[test]
+fn servers_and_clusters_can_share_a_directory() {
+    if etcd_or_skip("servers_and_clusters_can_share_a_directory").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let a = EtcdServer::start(dir.path()).unwrap();
+    let b = EtcdServer::start(dir.path()).unwrap();
+    assert_ne!(a.endpoint(), b.endpoint());
+    let pid = a.pid().unwrap();
+    drop(a);
+    // Killed by PID on drop: /proc has no such process any more (it was reaped).
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
+    assert!(b.is_running());
+}
