@@ -51,10 +51,6 @@ impl Conn {
         }
     }
 
-    pub(crate) fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// RPCs sent so far (each attempt on each endpoint counts: that is what the server sees).
     pub(crate) fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -80,20 +76,16 @@ impl Conn {
     }
 
     /// Runs `f` on the current endpoint, moving on to the next ones on an unreachable-kind failure, and going
-    /// round again after a short pause, until `budget` (the request timeout unless the caller has less time) is
-    /// spent. An etcd election ("leader changed", "no leader" on every member for a second or two) is thus ridden
-    /// out inside the deadline instead of failing the loop. Each endpoint gets an equal share of what is left of
-    /// the round, so a hung member cannot eat the whole deadline.
-    pub(crate) async fn call_within<T, F, Fut>(
-        &self,
-        op: &'static str,
-        budget: Duration,
-        mut f: F,
-    ) -> Result<T, Failure>
+    /// round again after a short pause, until the request timeout is spent. An etcd election ("leader changed",
+    /// "no leader" on every member for a second or two) is thus ridden out inside the deadline instead of failing
+    /// the loop. Each endpoint of a round gets an equal share of the time left, so a hung member cannot eat the
+    /// whole deadline.
+    pub(crate) async fn call<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, Failure>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
+        let budget = self.timeout;
         let deadline = Instant::now() + budget;
         let n = self.endpoints.len();
         let mut first = self.current.load(Ordering::Relaxed) % n;
@@ -152,14 +144,5 @@ impl Conn {
         Err(Failure::Unreachable(format!(
             "no etcd endpoint answered within {budget:?} (last: {last})"
         )))
-    }
-
-    /// [`Conn::call_within`] with the full request timeout.
-    pub(crate) async fn call<T, F, Fut>(&self, op: &'static str, f: F) -> Result<T, Failure>
-    where
-        F: FnMut(Client) -> Fut,
-        Fut: Future<Output = Result<T, etcd_client::Error>>,
-    {
-        self.call_within(op, self.timeout, f).await
     }
 }

@@ -591,10 +591,15 @@ impl Inner {
         known_version: Option<u64>,
         timeout: Duration,
     ) -> Result<WatchOutcome, DcsError> {
-        let start = Instant::now();
-        let end = start + timeout;
+        if timeout.is_zero() {
+            return Ok(WatchOutcome::TimedOut);
+        }
+        let end = Instant::now() + timeout;
         let key = self.keys.key(keys::LEADER);
-        let budget = self.conn.timeout().min(timeout);
+        // Each request keeps its full deadline; only the caller's `timeout` cuts it short, and then the answer is
+        // "nothing changed yet": a request cut by the caller says nothing about the endpoint, so its connection is
+        // kept. An endpoint that fails within the deadline is an error as for any other call.
+        //
         // Start right after the snapshot the caller decided on, so a change in between is seen at once.
         let cached = {
             let seen = self.seen();
@@ -604,14 +609,14 @@ impl Inner {
         let from = match cached {
             Some(rev) => rev,
             None => {
-                let resp = self
-                    .conn
-                    .call_within("watch_leader", budget, |mut c: Client| {
-                        let k = key.clone();
-                        async move { c.get(k, None).await }
-                    })
-                    .await
-                    .map_err(|f| f.into_dcs("watch_leader"))?;
+                let get = self.conn.call("watch_leader", |mut c: Client| {
+                    let k = key.clone();
+                    async move { c.get(k, None).await }
+                });
+                let resp = match tokio::time::timeout(timeout, get).await {
+                    Err(_) => return Ok(WatchOutcome::TimedOut),
+                    Ok(r) => r.map_err(|f| f.into_dcs("watch_leader"))?,
+                };
                 let current = resp.kvs().first().map(version_of);
                 if current != known_version {
                     return Ok(WatchOutcome::LeaderChanged);
@@ -619,24 +624,21 @@ impl Inner {
                 revision_of(resp.header()) + 1
             }
         };
+        let create = self.conn.call("watch_leader", |mut c: Client| {
+            let k = key.clone();
+            async move {
+                let mut s = c
+                    .watch(k, Some(WatchOptions::new().with_start_revision(from)))
+                    .await?;
+                let first = s.message().await?;
+                Ok((s, first))
+            }
+        });
         let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(WatchOutcome::TimedOut);
-        }
-        let (mut stream, first) = self
-            .conn
-            .call_within("watch_leader", budget.min(left), |mut c: Client| {
-                let k = key.clone();
-                async move {
-                    let mut s = c
-                        .watch(k, Some(WatchOptions::new().with_start_revision(from)))
-                        .await?;
-                    let first = s.message().await?;
-                    Ok((s, first))
-                }
-            })
-            .await
-            .map_err(|f| f.into_dcs("watch_leader"))?;
+        let (mut stream, first) = match tokio::time::timeout(left, create).await {
+            Err(_) => return Ok(WatchOutcome::TimedOut),
+            Ok(r) => r.map_err(|f| f.into_dcs("watch_leader"))?,
+        };
         let mut next = first;
         loop {
             match next {

@@ -334,3 +334,47 @@ fn servers_and_clusters_can_share_a_directory() {
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert!(b.is_running());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn username_and_password_reach_an_etcd_with_auth_and_a_wrong_one_is_rejected() {
+    let Some((_dir, server)) =
+        server("username_and_password_reach_an_etcd_with_auth_and_a_wrong_one_is_rejected")
+    else {
+        return;
+    };
+    let ep = server.endpoint();
+    let mut root = raw_client(&ep).await;
+    root.user_add("root", "rootpw", None).await.unwrap();
+    root.user_grant_role("root", "root").await.unwrap();
+    root.auth_enable().await.unwrap();
+
+    let mut s = settings(&[&ep], "auth", "node1");
+    s.username = Some("root".into());
+    s.password = Some("rootpw".into());
+    let dcs = EtcdDcs::new(s.clone()).unwrap();
+    dcs.set_ttl(TTL).await.unwrap();
+    assert!(dcs.acquire_leader("node1").await.unwrap());
+    assert!(dcs.renew_leader("node1").await.unwrap());
+    let known = dcs.load().await.unwrap().leader.map(|l| l.version);
+    assert_eq!(
+        dcs.watch_leader(known, Duration::from_millis(200))
+            .await
+            .unwrap(),
+        WatchOutcome::TimedOut
+    );
+
+    s.password = Some("wrong".into());
+    let t = Instant::now();
+    let r = EtcdDcs::new(s).unwrap().load().await;
+    assert!(matches!(r, Err(DcsError::Rejected(_))), "{r:?}");
+    assert!(
+        t.elapsed() < REQUEST_TIMEOUT,
+        "a refusal is not retried until the deadline"
+    );
+    // Without credentials: refused too, not mistaken for an outage.
+    let r = EtcdDcs::new(settings(&[&ep], "auth", "node2"))
+        .unwrap()
+        .load()
+        .await;
+    assert!(matches!(r, Err(DcsError::Rejected(_))), "{r:?}");
+}
