@@ -134,7 +134,10 @@ pub async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .kill_on_drop(true)
+        // Its own process group, so a timeout kills what it forked too (pg_basebackup's WAL streamer would
+        // otherwise live on, holding the replication slot). pg_ctl's postmaster makes its own session anyway.
+        .process_group(0);
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -150,6 +153,7 @@ pub async fn run(
         status: "not started".into(),
         stderr: e.to_string(),
     })?;
+    let pgid = child.id().map(|p| p as i32);
     let out = match tokio::time::timeout(timeout, child.wait_with_output()).await {
         Ok(Ok(out)) => out,
         Ok(Err(e)) => {
@@ -160,10 +164,15 @@ pub async fn run(
             })
         }
         Err(_) => {
+            if let Some(g) = pgid {
+                signal_group(g, libc::SIGKILL);
+                // SIGKILL is asynchronous: give the group a moment to be gone before the caller cleans up after it.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             return Err(Error::Timeout {
                 operation: name,
                 timeout_ms: timeout.as_millis() as u64,
-            })
+            });
         }
     };
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -305,6 +314,16 @@ pub fn signal(pid: i32, sig: libc::c_int) {
         // SAFETY: kill has no memory effects; pid > 1 never targets init or a process group.
         unsafe {
             libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Sends `sig` to the process group `pgid` (one we created for a child: never our own or init's).
+pub fn signal_group(pgid: i32, sig: libc::c_int) {
+    // SAFETY: getpgrp cannot fail; killpg has no memory effects.
+    if pgid > 1 && pgid != unsafe { libc::getpgrp() } {
+        unsafe {
+            libc::killpg(pgid, sig);
         }
     }
 }

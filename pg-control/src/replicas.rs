@@ -110,8 +110,17 @@ impl PgCtl {
             }
         }
         let started = Instant::now();
-        self.pg_bin("pg_basebackup", args, self.s.timeouts.clone)
-            .await?;
+        if let Err(e) = self
+            .pg_bin("pg_basebackup", args, self.s.timeouts.clone)
+            .await
+        {
+            // The directory was empty before: emptying it again deletes only this attempt's partial copy (a
+            // pg_basebackup killed by our timeout cannot clean up after itself), so the next clone can start.
+            if let Err(w) = self.wipe_data_dir() {
+                warn!(error = %w, "could not remove the partial copy");
+            }
+            return Err(e);
+        }
         info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "pg_basebackup done"

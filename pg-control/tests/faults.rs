@@ -166,3 +166,38 @@ async fn restart_only_parameter_is_pending_until_restart() {
     n1.stop(StopMode::Fast).await.unwrap();
     assert_eq!(n1.observe().await.run_state, Some(PgRunState::Stopped));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clone_cut_short_by_its_timeout_leaves_an_empty_dir_and_can_be_retried() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    n1.bootstrap().await.expect("bootstrap");
+    sql(
+        &n1,
+        "CREATE TABLE t AS SELECT generate_series(1, 100000) AS v",
+    )
+    .await;
+
+    let mut s = w.settings("n2");
+    s.timeouts.clone = Duration::from_millis(30);
+    let hasty = pg_control::PgCtl::new(s.clone()).await.unwrap();
+    let err = hasty.clone_from(&common::upstream(&n1)).await.unwrap_err();
+    assert!(matches!(err, pg_control::Error::Timeout { .. }), "{err:?}");
+    let left: Vec<_> = std::fs::read_dir(&s.data_dir)
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the partial copy is gone: {left:?}");
+
+    s.timeouts.clone = Duration::from_secs(60);
+    let n2 = pg_control::PgCtl::new(s).await.unwrap();
+    n2.clone_from(&common::upstream(&n1))
+        .await
+        .expect("the retry");
+    n2.start_replica(Some(&common::upstream(&n1)))
+        .await
+        .unwrap();
+    assert_eq!(sql(&n2, "SELECT count(*) FROM t").await, ["100000"]);
+    n2.stop(StopMode::Fast).await.unwrap();
+    n1.stop(StopMode::Fast).await.unwrap();
+}
