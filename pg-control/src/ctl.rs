@@ -437,14 +437,14 @@ impl PgCtl {
     pub(crate) fn live_postmaster(&self) -> Option<i32> {
         os::read_pid_file(&self.s.data_dir)
             .map(|p| p.pid)
-            .filter(|pid| os::is_live_postgres(*pid))
+            .filter(|pid| os::is_our_postmaster(*pid, &self.s.data_dir))
     }
 
     /// Removes a postmaster.pid whose process is gone (or a zombie nobody reaps): a new postmaster would
     /// otherwise take the zombie for a running server.
     pub(crate) fn remove_stale_pid_file(&self) -> Result<()> {
         if let Some(p) = os::read_pid_file(&self.s.data_dir) {
-            if !os::is_live_postgres(p.pid) {
+            if !os::is_our_postmaster(p.pid, &self.s.data_dir) {
                 let f = self.s.data_dir.join("postmaster.pid");
                 info!(
                     pid = p.pid,

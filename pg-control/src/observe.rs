@@ -83,7 +83,9 @@ impl PgCtl {
         let standby_signal = dd.join("standby.signal").exists();
         let upstream = self.node_state().upstream.map(|u| u.name);
         let pid_file = os::read_pid_file(dd);
-        let alive = pid_file.as_ref().filter(|p| os::is_live_postgres(p.pid));
+        let alive = pid_file
+            .as_ref()
+            .filter(|p| os::is_our_postmaster(p.pid, dd));
         let Some(pid) = alive else {
             // Not running: what the control file says.
             let clean = match self.controldata_within(self.s.timeouts.query).await {

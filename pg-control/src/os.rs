@@ -293,6 +293,22 @@ pub fn is_live_postgres(pid: i32) -> bool {
     }
 }
 
+/// Whether `pid` is a live postgres process working in `data_dir`: the postmaster (and every backend) chdirs to
+/// its data directory, so a pid from an old postmaster.pid reused by another cluster's process is not taken for
+/// ours. When /proc/<pid>/cwd cannot be read (another user's process, without root), the name check decides.
+pub fn is_our_postmaster(pid: i32, data_dir: &Path) -> bool {
+    if !is_live_postgres(pid) {
+        return false;
+    }
+    match (
+        std::fs::read_link(format!("/proc/{pid}/cwd")),
+        std::fs::canonicalize(data_dir),
+    ) {
+        (Ok(cwd), Ok(dd)) => cwd == dd,
+        _ => true,
+    }
+}
+
 /// Whether the process is stopped by a signal (SIGSTOP/SIGTSTP) or traced.
 pub fn is_stopped(pid: i32) -> bool {
     matches!(proc_info(pid), Some(p) if p.state == 'T' || p.state == 't')
