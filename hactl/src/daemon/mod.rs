@@ -136,6 +136,14 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     } else {
         pg.pg_hba.clone()
     };
+    // pg-control talks to its server over the unix socket; Patroni's documented pg_hba lists only `host` lines
+    // (Patroni connects over TCP). Without a `local` line the bootstrap could not connect, so add one for the
+    // superuser only, with its password (peer cannot work: the daemon may run as root).
+    if !s.pg_hba.is_empty() && !s.pg_hba.iter().any(|l| l.trim_start().starts_with("local")) {
+        let line = format!("local all {} scram-sha-256", s.superuser.username);
+        warn!(%line, "pg_hba has no `local` line: adding one so hactl can reach its own server over the socket");
+        s.pg_hba.insert(0, line);
+    }
     s.initdb = config
         .bootstrap
         .initdb
@@ -162,6 +170,7 @@ pub fn init_logging(config: &Config) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .try_init();
 }
 
