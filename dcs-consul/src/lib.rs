@@ -41,7 +41,8 @@
 //! Every request goes through one counter ([`ConsulDcs::requests_sent`]). A steady HA loop costs: `load` 1, the
 //! session renew 1 (in `touch_member`, or in `renew_leader` for the leader, which then reads the leader key: +1),
 //! the member key write only when its value changed, and the blocking watch (≥ 1: Consul's blocking query on one key
-//! also wakes on unrelated writes in the KV store, so it re-arms until the leader key itself changed).
+//! also wakes on unrelated writes in the KV store, so it re-arms until the leader key itself changed). Measured
+//! (`benches/consul_dcs.rs`, 3 nodes): 3 round trips per loop on a replica, 4 on the leader, ~3.4 kB both ways.
 //!
 //! # Layout
 //! - this file: [`ConsulDcs`] and its settings;

@@ -171,6 +171,11 @@ impl ConsulServer {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// The HTTP API port.
+    pub fn http_port(&self) -> u16 {
+        self.http_port
+    }
+
     /// The OS process id while running.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(|c| c.id())
@@ -208,4 +213,100 @@ fn http_get(port: u16, path: &str) -> Option<String> {
         return None;
     }
     out.split("\r\n\r\n").nth(1).map(str::to_string)
+}
+
+/// A loopback TCP proxy that counts the payload bytes both ways (benchmarks: bytes per HA loop) and can cut every
+/// connection, as a network partition would (tests). Runs on the current tokio runtime.
+#[derive(Debug, Clone)]
+pub struct CountingProxy {
+    port: u16,
+    sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    received: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CountingProxy {
+    /// Listens on a free loopback port and forwards every connection to `127.0.0.1:upstream_port`.
+    pub async fn start(upstream_port: u16) -> std::io::Result<CountingProxy> {
+        use std::sync::atomic::Ordering;
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let p = CountingProxy {
+            port: l.local_addr()?.port(),
+            sent: Default::default(),
+            received: Default::default(),
+            cut: Default::default(),
+        };
+        let me = p.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((down, _)) = l.accept().await else {
+                    return;
+                };
+                if me.cut.load(Ordering::SeqCst) {
+                    drop(down);
+                    continue;
+                }
+                let me = me.clone();
+                tokio::spawn(async move {
+                    let Ok(up) = tokio::net::TcpStream::connect(("127.0.0.1", upstream_port)).await
+                    else {
+                        return;
+                    };
+                    let (dr, dw) = down.into_split();
+                    let (ur, uw) = up.into_split();
+                    let cut = me.cut.clone();
+                    let watch = async move {
+                        while !cut.load(Ordering::SeqCst) {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        }
+                    };
+                    tokio::select! {
+                        _ = pump(dr, uw, me.sent.clone()) => {}
+                        _ = pump(ur, dw, me.received.clone()) => {}
+                        _ = watch => {}
+                    }
+                });
+            }
+        });
+        Ok(p)
+    }
+
+    /// The port clients connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Payload bytes (client → server, server → client) so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `true`: drops every connection and refuses new ones; `false`: forwards again.
+    pub fn set_cut(&self, cut: bool) {
+        self.cut.store(cut, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                count.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                if to.write_all(&buf[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
 }
