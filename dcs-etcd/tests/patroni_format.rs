@@ -184,3 +184,50 @@ async fn values_written_back_are_byte_identical_to_patronis() {
         .unwrap();
     assert_eq!(raw_get(&ep, path.key("failover")).await.0, "{}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_key_on_a_foreign_lease_is_moved_to_ours_only_when_it_names_us() {
+    if etcd_or_skip("a_leader_key_on_a_foreign_lease_is_moved_to_ours_only_when_it_names_us")
+        .is_none()
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = EtcdServer::start(dir.path()).unwrap();
+    let ep = server.endpoint();
+    let path = KeyPath::new("service", "batman");
+    // What a Patroni node1 left behind before it was restarted as hactl: the leader key on its own old lease.
+    let mut raw = raw_client(&ep).await;
+    let patroni_lease = raw.lease_grant(30, None).await.unwrap().id();
+    raw.put(
+        path.key("leader"),
+        "node1",
+        Some(PutOptions::new().with_lease(patroni_lease)),
+    )
+    .await
+    .unwrap();
+
+    // Someone else's name on it: renew says "not ours" and changes nothing.
+    let node2 = EtcdDcs::new(settings(&[&ep], "batman", "node2")).unwrap();
+    node2.set_ttl(TTL).await.unwrap();
+    node2.load().await.unwrap();
+    assert!(!node2.renew_leader("node2").await.unwrap());
+    assert_eq!(
+        raw_get(&ep, path.key("leader")).await.0,
+        "node1",
+        "renew touched a key it does not hold"
+    );
+
+    // Our name on it: renew moves it to our lease, so the old lease's expiry no longer matters.
+    let node1 = EtcdDcs::new(settings(&[&ep], "batman", "node1")).unwrap();
+    node1.set_ttl(TTL).await.unwrap();
+    assert_eq!(
+        node1.load().await.unwrap().leader.unwrap().session,
+        Some(patroni_lease.to_string())
+    );
+    assert!(node1.renew_leader("node1").await.unwrap());
+    let ours = node1.lease_id().await.unwrap();
+    assert_eq!(raw_get(&ep, path.key("leader")).await.1, ours);
+    raw.lease_revoke(patroni_lease).await.unwrap();
+    assert_eq!(node1.load().await.unwrap().leader_name(), Some("node1"));
+}
