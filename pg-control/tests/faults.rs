@@ -201,3 +201,36 @@ async fn a_clone_cut_short_by_its_timeout_leaves_an_empty_dir_and_can_be_retried
     n2.stop(StopMode::Fast).await.unwrap();
     n1.stop(StopMode::Fast).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_that_refuses_connections_is_observed_starting_not_hung() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    n1.bootstrap().await.expect("bootstrap");
+    let mut s = w.settings("n2");
+    // With hot_standby off a standby answers every connection with "not accepting connections" (57P03).
+    s.parameters.insert("hot_standby".into(), "off".into());
+    let n2 = pg_control::PgCtl::new(s).await.unwrap();
+    n2.clone_from(&common::upstream(&n1)).await.unwrap();
+    n2.start_replica(Some(&common::upstream(&n1)))
+        .await
+        .expect("pg_ctl -w returns once the standby is consistent");
+    let started = Instant::now();
+    let o = n2.observe().await;
+    assert_eq!(o.run_state, Some(PgRunState::Starting));
+    assert!(o.in_recovery);
+    assert!(o.is_alive() && !o.is_running());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a refusal is quick, no timeout waited out"
+    );
+    wait_for(
+        Duration::from_secs(20),
+        "n2 to stream with hot_standby off",
+        || async { n1.observe().await.replicas == ["n2"] },
+    )
+    .await;
+    n2.stop(StopMode::Fast).await.unwrap();
+    n1.stop(StopMode::Fast).await.unwrap();
+}
