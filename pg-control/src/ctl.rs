@@ -263,6 +263,21 @@ impl PgCtl {
         Ok(ctl)
     }
 
+    /// Waits for the other operations on this server to finish, bounded: a call queued behind a long clone
+    /// fails with a timeout instead of hanging its caller. The wait bound is the stop timeout.
+    pub(crate) async fn op_guard(
+        &self,
+        operation: &str,
+    ) -> Result<tokio::sync::MutexGuard<'_, ()>> {
+        let t = self.s.timeouts.stop;
+        tokio::time::timeout(t, self.op_lock.lock())
+            .await
+            .map_err(|_| Error::Timeout {
+                operation: format!("{operation} (waiting for another operation on this server)"),
+                timeout_ms: t.as_millis() as u64,
+            })
+    }
+
     /// The settings this controller was created with (the local parameters and pg_hba as they were then; see
     /// [`PgCtl::set_local_config`]).
     pub fn settings(&self) -> &PgSettings {

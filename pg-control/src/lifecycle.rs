@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::os;
 
 impl PgCtl {
+    /// Starts the postmaster for `role`: remembers the upstream, makes sure our slot exists on it, regenerates
+    /// the configuration, then `pg_ctl start`.
     pub(crate) async fn start_as(&self, role: Role<'_>) -> Result<()> {
         if !self.initialized() {
             return Err(Error::NotInitialized {
@@ -37,7 +39,7 @@ impl PgCtl {
 
     /// initdb, the managed configuration, start as primary, the roles. Returns the system identifier.
     pub async fn bootstrap(&self) -> Result<String> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("bootstrap").await?;
         self.bootstrap_inner()
             .instrument(info_span!("pg_bootstrap", node = %self.s.name))
             .await
@@ -174,7 +176,7 @@ impl PgCtl {
     /// promoted: removing standby.signal and starting would end recovery on the *same* timeline, and a diverged
     /// old primary on that timeline would then look like a prefix to pg_rewind ("no rewind required").
     pub async fn start_primary(&self) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("start_primary").await?;
         async {
             if self.is_standby_configured() && self.initialized() {
                 info!("the data directory is a standby's: starting it in recovery, then promoting");
@@ -189,7 +191,7 @@ impl PgCtl {
 
     /// Starts as a standby of `upstream` (or, with `None`, a standby that replays what it has and waits).
     pub async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("start_replica").await?;
         self.start_as(Role::Standby(upstream))
             .instrument(info_span!("pg_start_replica", node = %self.s.name))
             .await
@@ -197,7 +199,7 @@ impl PgCtl {
 
     /// `pg_ctl stop -m <mode>`. A server that is not running is already stopped.
     pub async fn stop(&self, mode: StopMode) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("stop").await?;
         self.stop_inner(mode)
             .instrument(info_span!("pg_stop", node = %self.s.name, ?mode))
             .await
@@ -247,7 +249,7 @@ impl PgCtl {
 
     /// Fast stop, then start in the same role (standby.signal and upstream kept): applies restart-only parameters.
     pub async fn restart(&self) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("restart").await?;
         async {
             if self.live_postmaster().is_none() {
                 return Err(Error::wrong_state("restart", "PostgreSQL is not running"));
@@ -262,7 +264,7 @@ impl PgCtl {
 
     /// Regenerates the configuration for the current role and makes the server re-read it.
     pub async fn reload(&self) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("reload").await?;
         self.rewrite_current_config()?;
         self.reload_inner().await
     }
@@ -282,7 +284,7 @@ impl PgCtl {
 
     /// `pg_ctl promote -w`: returns once the server is out of recovery (checked with a query).
     pub async fn promote(&self) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("promote").await?;
         self.promote_inner()
             .instrument(info_span!("pg_promote", node = %self.s.name))
             .await
@@ -344,7 +346,7 @@ impl PgCtl {
 
     /// Points a running standby at `upstream`: PostgreSQL 13+ re-reads primary_conninfo on reload, no restart.
     pub async fn follow(&self, upstream: &Upstream) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("follow").await?;
         async {
             if self.live_postmaster().is_none() {
                 return Err(Error::wrong_state("follow", "PostgreSQL is not running"));
@@ -370,7 +372,7 @@ impl PgCtl {
         &self,
         parameters: &BTreeMap<String, String>,
     ) -> Result<Vec<String>> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("apply_parameters").await?;
         async {
             self.update_state(|st| st.cluster_parameters = parameters.clone())?;
             if !self.initialized() {

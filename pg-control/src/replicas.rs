@@ -51,7 +51,7 @@ impl PgCtl {
     /// member's replication slot, created on the source when missing) and configures it as `source`'s standby.
     /// Leaves it stopped.
     pub async fn clone_from(&self, source: &Upstream) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("clone_from").await?;
         self.clone_inner(source, "clone")
             .instrument(info_span!("pg_clone", node = %self.s.name, source = %source.name))
             .await
@@ -143,7 +143,7 @@ impl PgCtl {
     /// regenerates this node's configuration (pg_rewind copied the source's) as `source`'s standby. The server
     /// must be stopped; an unclean stop is recovered by pg_rewind itself (single-user mode, PostgreSQL 13+).
     pub async fn rewind(&self, source: &Upstream) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("rewind").await?;
         self.rewind_inner(source)
             .instrument(info_span!("pg_rewind", node = %self.s.name, source = %source.name))
             .await
@@ -231,7 +231,7 @@ impl PgCtl {
     /// Wipes the data directory and clones again from `source`. Refuses (deleting nothing) when the directory
     /// holds another cluster than the source's, or when the source cannot tell its identifier.
     pub async fn reinitialize(&self, source: &Upstream) -> Result<()> {
-        let _g = self.op_lock.lock().await;
+        let _g = self.op_guard("reinitialize").await?;
         async {
             self.check_data_dir()?;
             if self.live_postmaster().is_some() {
