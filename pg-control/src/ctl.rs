@@ -80,6 +80,14 @@ impl ConnError {
 }
 
 fn classify(e: tokio_postgres::Error) -> ConnError {
+    // A full listen queue (a postmaster that stopped accepting long ago) refuses a unix-socket connect with
+    // EAGAIN at once: that is the same hang as a connect that never gets an answer.
+    let io_kind = std::error::Error::source(&e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .map(|io| io.kind());
+    if io_kind == Some(std::io::ErrorKind::WouldBlock) {
+        return ConnError::Timeout;
+    }
     match e.code() {
         Some(c) if *c == tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW => {
             ConnError::NotAccepting(e.to_string())

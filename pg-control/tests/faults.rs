@@ -234,3 +234,46 @@ async fn a_standby_that_refuses_connections_is_observed_starting_not_hung() {
     n2.stop(StopMode::Fast).await.unwrap();
     n1.stop(StopMode::Fast).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_hung_postmaster_stays_unresponsive_after_its_listen_queue_fills() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let mut s = w.settings("n1");
+    // A small listen queue (its length follows max_connections) so a few dozen observations fill it.
+    s.parameters.insert("max_connections".into(), "5".into());
+    s.parameters
+        .insert("superuser_reserved_connections".into(), "1".into());
+    let n1 = pg_control::PgCtl::new(s.clone()).await.unwrap();
+    n1.bootstrap().await.expect("bootstrap");
+    s.timeouts.query = Duration::from_millis(50);
+    let n1 = pg_control::PgCtl::new(s).await.unwrap();
+    let pid = postmaster_pid(&n1.settings().data_dir).unwrap();
+    signal(pid, libc::SIGSTOP);
+    // PostgreSQL's queue is 2 × MaxBackends (5 + autovacuum + workers + wal senders = 27 here): 54 pending
+    // connections, never accepted, fill it; after that a connect is refused at once with EAGAIN.
+    let mut refused_at_once = 0;
+    for i in 0..80 {
+        let started = Instant::now();
+        let o = n1.observe().await;
+        assert_eq!(
+            o.run_state,
+            Some(PgRunState::Unresponsive),
+            "observation {i} of a hung server"
+        );
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(50 + 500),
+            "observation {i} took {took:?}"
+        );
+        if took < Duration::from_millis(25) {
+            refused_at_once += 1;
+        }
+    }
+    assert!(
+        refused_at_once > 0,
+        "the listen queue never filled: the test proves nothing"
+    );
+    n1.fence().await.unwrap();
+    assert_eq!(n1.observe().await.run_state, Some(PgRunState::Crashed));
+}
