@@ -116,6 +116,8 @@ struct State {
     last_index: Option<u64>,
     /// Our member key as the last `load` saw it: (value, session). An unchanged value is not rewritten.
     member_seen: Option<(String, Option<String>)>,
+    /// The session was dropped on purpose (a new ttl), not lost: the next renewal moves our keys to the new one.
+    replaced_for_ttl: bool,
 }
 
 /// hactl's [`Dcs`] over Consul. One session per process; see the crate doc for the timing.
@@ -124,7 +126,6 @@ pub struct ConsulDcs {
     /// The same reqwest client consulrs uses, for the blocking watch (consulrs drops X-Consul-Index on a 404).
     http: reqwest::Client,
     base_url: String,
-    token: Option<String>,
     path: KeyPath,
     scope: String,
     /// `None`: a ctl client (no session, cannot hold keys).
@@ -180,7 +181,6 @@ impl ConsulDcs {
             client,
             http,
             base_url,
-            token: settings.token.clone(),
             path: KeyPath::new(&settings.namespace, &settings.scope),
             scope: settings.scope,
             name,
@@ -366,7 +366,8 @@ impl ConsulDcs {
         let current = self.state().session.clone();
         let Some(sid) = current else {
             self.create_session().await?;
-            return Ok(false);
+            // Deliberately replaced: our keys still exist under the old session, and are re-taken by the caller.
+            return Ok(std::mem::take(&mut self.state().replaced_for_ttl));
         };
         let mut b = RenewSessionRequest::builder();
         b.uuid(sid.clone());
@@ -474,7 +475,7 @@ impl ConsulDcs {
                 ("wait", format!("{}ms", wait.as_millis().max(1))),
             ]);
         }
-        if let Some(t) = &self.token {
+        if let Some(t) = &self.client.settings.token {
             req = req.header("X-Consul-Token", t);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -581,7 +582,9 @@ impl Dcs for ConsulDcs {
                 "session TTL changed: a new Consul session will be created"
             );
             st.session_ttl = new;
-            st.session = None;
+            if st.session.take().is_some() {
+                st.replaced_for_ttl = true;
+            }
         }
         Ok(())
     }

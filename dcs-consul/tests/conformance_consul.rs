@@ -170,3 +170,37 @@ async fn consul_lost_session_is_replaced_and_lock_reported_lost() {
     a.release_leader("a").await.unwrap();
     assert!(a.load().await.unwrap().leader.is_none());
 }
+
+/// A session's TTL cannot change: a new ttl brings a new session, and the leader re-takes its key under it
+/// (deleting the old one with CAS first, as Patroni does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_ttl_change_moves_the_lock_to_a_new_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let a = ConsulDcs::new(h.settings("a")).unwrap();
+    assert!(a.acquire_leader("a").await.unwrap());
+    let old = a.session_id().unwrap();
+    a.set_ttl(Duration::from_secs(40)).await.unwrap();
+    assert!(a.renew_leader("a").await.unwrap());
+    let new = a.session_id().unwrap();
+    assert_ne!(new, old);
+    let snap = a.load().await.unwrap();
+    assert_eq!(snap.leader.unwrap().session.as_deref(), Some(new.as_str()));
+    a.release_leader("a").await.unwrap();
+}
+
+/// A ctl client has no session: it reads and writes versioned keys, but cannot hold the lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consul_ctl_client_cannot_hold_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let ctl = ConsulDcs::ctl(h.settings("ctl")).unwrap();
+    assert!(matches!(
+        ctl.acquire_leader("ctl").await,
+        Err(ha_core::dcs::DcsError::Rejected(_))
+    ));
+    assert!(ctl.initialize_race("").await.unwrap());
+    assert!(!ctl.initialize_race("").await.unwrap());
+    assert_eq!(ctl.load().await.unwrap().initialize.as_deref(), Some(""));
+    assert!(ctl.session_id().is_none());
+}

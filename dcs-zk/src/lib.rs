@@ -249,10 +249,12 @@ impl ZkDcs {
             .map(|(v, _)| v))
     }
 
-    /// Closes our session now: the server deletes our ephemerals (leader, member) at once.
+    /// Closes our session now: the server deletes our ephemerals (leader, member) at once. Returns when the close
+    /// was answered or after `retry_timeout`; in the latter case the close stays queued (see [`close_detached`]).
     pub async fn close(&self) {
         if let Some(c) = self.inner.conn.lock().await.take() {
-            let _ = tokio::time::timeout(self.inner.settings.retry_timeout, c.zk.close()).await;
+            let done = close_detached(c);
+            let _ = tokio::time::timeout(self.inner.settings.retry_timeout, done).await;
         }
     }
 }
@@ -265,7 +267,7 @@ impl Drop for ZkDcs {
         if let Ok(h) = tokio::runtime::Handle::try_current() {
             h.spawn(async move {
                 if let Some(c) = inner.conn.lock().await.take() {
-                    let _ = tokio::time::timeout(inner.settings.retry_timeout, c.zk.close()).await;
+                    close_detached(c);
                 }
             });
         }
@@ -291,10 +293,27 @@ async fn reaper(inner: Weak<Inner>) {
             warn!("no renewal within ttl: closing the ZooKeeper session so our leader and member keys go");
             let taken = inner.conn.lock().await.take();
             if let Some(c) = taken {
-                let _ = tokio::time::timeout(inner.settings.retry_timeout, c.zk.close()).await;
+                close_detached(c);
             }
         }
     }
+}
+
+/// Ends a session without waiting, and without a deadline on purpose: the close request must reach the client's
+/// queue even when the server is unreachable. Requests are sent in order on the session's connection, so a request
+/// that timed out earlier (an ephemeral `create` we gave up on) reaches the server *before* the close, and whatever
+/// it created is deleted with the session: no orphan lock outlives us. The returned receiver says when it is done.
+fn close_detached(c: Arc<Conn>) -> tokio::sync::oneshot::Receiver<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    c.lost.store(true, Ordering::SeqCst);
+    c.changed.notify_waiters();
+    tokio::spawn(async move {
+        if let Err(e) = c.zk.close().await {
+            debug!(error = ?e, "closing a ZooKeeper session");
+        }
+        let _ = tx.send(());
+    });
+    rx
 }
 
 fn zk_path(p: &str) -> String {
@@ -339,10 +358,7 @@ impl Inner {
                     "ttl grew past the session timeout: opening a new session"
                 );
             }
-            let rt = self.retry_timeout();
-            tokio::spawn(async move {
-                let _ = tokio::time::timeout(rt, old.zk.close()).await;
-            });
+            close_detached(old);
         }
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.round_trips.fetch_add(1, Ordering::Relaxed);
@@ -758,7 +774,18 @@ impl Dcs for ZkDcs {
                     info!(session = stat.ephemeral_owner, "took the leader lock");
                     Ok(true)
                 }
-                Err(e) if e.code() == Some(ZkError::NodeExists) => Ok(false),
+                Err(e) if e.code() == Some(ZkError::NodeExists) => {
+                    // Ours already? (an earlier acquire that timed out on our side but reached the server)
+                    let got = inner
+                        .get(&c, "acquire leader", &inner.key(keys::LEADER))
+                        .await?;
+                    let ours = matches!((&got, c.session_id()),
+                        (Some((v, stat)), Some(sid)) if v.trim() == name && stat.ephemeral_owner == sid);
+                    if ours {
+                        inner.extend_lease(sent);
+                    }
+                    Ok(ours)
+                }
                 Err(e) => Err(e.into()),
             }
         }

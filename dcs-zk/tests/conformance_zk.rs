@@ -269,3 +269,47 @@ async fn zk_unrenewed_lock_is_released_by_the_local_lease() {
     assert!(b.acquire_leader("b").await.unwrap());
     assert!(!a.renew_leader("a").await.unwrap());
 }
+
+/// A ttl longer than the session timeout would let the server keep our keys past our own lease: the session is
+/// restarted (as Patroni does) and the lock is reported lost, then can be taken again under the new session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_ttl_growth_restarts_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let a = ZkDcs::new(settings(&h.hosts, "a"));
+    assert!(a.acquire_leader("a").await.unwrap());
+    let old = a.session_id().await.unwrap();
+    a.set_ttl(TTL * 2).await.unwrap();
+    assert!(!a.renew_leader("a").await.unwrap());
+    assert!(a.acquire_leader("a").await.unwrap());
+    assert!(a.renew_leader("a").await.unwrap());
+    assert_ne!(a.session_id().await.unwrap(), old);
+    // A shorter ttl keeps the session: the server then holds our keys longer than our lease, never shorter.
+    a.set_ttl(TTL).await.unwrap();
+    assert!(a.renew_leader("a").await.unwrap());
+}
+
+/// A ctl client cannot hold keys, and `acquire_leader` reports a lock we already hold as ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_ctl_client_and_reentrant_acquire() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    assert!(matches!(
+        h.raw.acquire_leader("raw").await,
+        Err(ha_core::dcs::DcsError::Rejected(_))
+    ));
+    let a = ZkDcs::new(settings(&h.hosts, "a"));
+    let b = ZkDcs::new(settings(&h.hosts, "b"));
+    assert!(a.acquire_leader("a").await.unwrap());
+    assert!(a.acquire_leader("a").await.unwrap(), "our own lock is ours");
+    assert!(!b.acquire_leader("b").await.unwrap());
+    assert!(
+        !b.acquire_leader("a").await.unwrap(),
+        "the name alone does not make it ours"
+    );
+    a.close().await;
+    assert!(
+        b.acquire_leader("b").await.unwrap(),
+        "closing the session frees the lock at once"
+    );
+}
