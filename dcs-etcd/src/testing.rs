@@ -359,6 +359,11 @@ impl EtcdCluster {
         self.members[i].client_url()
     }
 
+    /// Client address of member `i`, e.g. for a [`TcpProxy`] in front of it (a partition of that member).
+    pub fn addr(&self, i: usize) -> SocketAddr {
+        ([127, 0, 0, 1], self.members[i].client_port).into()
+    }
+
     /// Kills member `i` (SIGKILL); its data stays.
     pub fn stop(&mut self, i: usize) {
         self.members[i].kill();
