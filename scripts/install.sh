@@ -27,6 +27,7 @@ apt_retry() {
 # Debian packages and a binary each one provides (checked to decide whether to install).
 declare -A PKGS=(
   [protobuf-compiler]=/usr/bin/protoc
+  [libprotobuf-dev]=/usr/include/google/protobuf/descriptor.proto
   [pkg-config]=/usr/bin/pkg-config
   [libssl-dev]=/usr/include/openssl/ssl.h
   [postgresql-15]=/usr/lib/postgresql/15/bin/postgres

@@ -589,6 +589,8 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             return;
         }
         let _ = self.pg.stop(crate::pg::StopMode::Fast).await;
+        // The member key goes first: a replica woken by the release must not still read "primary" in it.
+        let _ = self.dcs.delete_member(&name).await;
         if self.local.lease_deadline.take().is_some() {
             let obs = self.pg.observe().await;
             let _ = self
@@ -603,7 +605,6 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
         }
         self.watchdog.disarm();
-        let _ = self.dcs.delete_member(&name).await;
         info!(node = %name, "stopped PostgreSQL and left the cluster");
     }
 
