@@ -259,7 +259,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     ));
     let http = crate::cli::ctl::http_client();
     let mut driver = Driver::new(
-        SharedDcs(node_dcs),
+        SharedDcs::new(node_dcs),
         SharedPg(pg.clone()),
         clock.clone(),
         DriverSettings {

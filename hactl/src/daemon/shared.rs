@@ -12,81 +12,112 @@ use ha_core::model::{
 };
 use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream};
 
-/// A [`Dcs`] behind an `Arc`.
+/// A [`Dcs`] behind an `Arc`, which also skips rewriting a member key whose value the last load showed unchanged
+/// (Patroni's `touch_member` does the same): the key's lease or session keeps it alive, and an idle node then costs
+/// one DCS request less per loop. A key that vanished (lost lease) shows as missing in the next load and is written.
 #[derive(Clone)]
-pub struct SharedDcs(pub Arc<dyn Dcs>);
+pub struct SharedDcs {
+    inner: Arc<dyn Dcs>,
+    members_seen: Arc<std::sync::Mutex<BTreeMap<String, MemberData>>>,
+}
+
+impl SharedDcs {
+    pub fn new(inner: Arc<dyn Dcs>) -> SharedDcs {
+        SharedDcs {
+            inner,
+            members_seen: Arc::default(),
+        }
+    }
+}
 
 #[async_trait]
 impl Dcs for SharedDcs {
     async fn load(&self) -> Result<Cluster, DcsError> {
-        self.0.load().await
+        let r = self.inner.load().await;
+        let mut seen = self.members_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.clear();
+        if let Ok(c) = &r {
+            for m in &c.members {
+                seen.insert(m.name.clone(), m.data.clone());
+            }
+        }
+        r
     }
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
-        self.0.set_ttl(ttl).await
+        self.inner.set_ttl(ttl).await
     }
     async fn initialize_race(&self, value: &str) -> Result<bool, DcsError> {
-        self.0.initialize_race(value).await
+        self.inner.initialize_race(value).await
     }
     async fn set_initialize(&self, sysid: &str) -> Result<(), DcsError> {
-        self.0.set_initialize(sysid).await
+        self.inner.set_initialize(sysid).await
     }
     async fn cancel_initialization(&self) -> Result<(), DcsError> {
-        self.0.cancel_initialization().await
+        self.inner.cancel_initialization().await
     }
     async fn acquire_leader(&self, name: &str) -> Result<bool, DcsError> {
-        self.0.acquire_leader(name).await
+        self.inner.acquire_leader(name).await
     }
     async fn renew_leader(&self, name: &str) -> Result<bool, DcsError> {
-        self.0.renew_leader(name).await
+        self.inner.renew_leader(name).await
     }
     async fn release_leader(&self, name: &str) -> Result<(), DcsError> {
-        self.0.release_leader(name).await
+        self.inner.release_leader(name).await
     }
     async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError> {
-        self.0.touch_member(name, data).await
+        let unchanged = self
+            .members_seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .map_or(false, |d| d == data);
+        if unchanged {
+            return Ok(());
+        }
+        self.inner.touch_member(name, data).await
     }
     async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
-        self.0.delete_member(name).await
+        self.inner.delete_member(name).await
     }
     async fn set_config(
         &self,
         config: &GlobalConfig,
         version: Option<u64>,
     ) -> Result<(), DcsError> {
-        self.0.set_config(config, version).await
+        self.inner.set_config(config, version).await
     }
     async fn set_failover(
         &self,
         failover: &Failover,
         version: Option<u64>,
     ) -> Result<(), DcsError> {
-        self.0.set_failover(failover, version).await
+        self.inner.set_failover(failover, version).await
     }
     async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.0.set_sync_state(sync, version).await
+        self.inner.set_sync_state(sync, version).await
     }
     async fn set_history(
         &self,
         history: &[HistoryEntry],
         version: Option<u64>,
     ) -> Result<(), DcsError> {
-        self.0.set_history(history, version).await
+        self.inner.set_history(history, version).await
     }
     async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
-        self.0.write_status(status).await
+        self.inner.write_status(status).await
     }
     async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError> {
-        self.0.write_failsafe(members).await
+        self.inner.write_failsafe(members).await
     }
     async fn delete_cluster(&self) -> Result<(), DcsError> {
-        self.0.delete_cluster().await
+        self.inner.delete_cluster().await
     }
     async fn watch_leader(
         &self,
         known_version: Option<u64>,
         timeout: Duration,
     ) -> Result<WatchOutcome, DcsError> {
-        self.0.watch_leader(known_version, timeout).await
+        self.inner.watch_leader(known_version, timeout).await
     }
 }
 
@@ -145,5 +176,44 @@ impl<P: PgControl> PgControl for SharedPg<P> {
     }
     async fn fence(&self) -> Result<(), PgError> {
         self.0.fence().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ha_core::mock_dcs::MemoryDcs;
+    use ha_core::time::ManualClock;
+
+    #[tokio::test]
+    async fn an_unchanged_member_key_is_not_rewritten_but_a_missing_one_is() {
+        let clock = ManualClock::new(0);
+        let store = MemoryDcs::new(Arc::new(clock.clone()));
+        let dcs = SharedDcs::new(Arc::new(store.client("node1")));
+        let data = MemberData {
+            conn_url: Some("postgres://127.0.0.1:5432/postgres".into()),
+            state: Some("running".into()),
+            ..Default::default()
+        };
+        dcs.load().await.unwrap();
+        dcs.touch_member("node1", &data).await.unwrap();
+        let writes = |s: &MemoryDcs| s.request_counts().values().sum::<u64>();
+        dcs.load().await.unwrap();
+        let before = writes(&store);
+        dcs.touch_member("node1", &data).await.unwrap();
+        assert_eq!(writes(&store), before, "unchanged: no request");
+        let changed = MemberData {
+            state: Some("stopped".into()),
+            ..data.clone()
+        };
+        dcs.touch_member("node1", &changed).await.unwrap();
+        assert_eq!(writes(&store), before + 1);
+        store.client("ctl").delete_member("node1").await.unwrap();
+        dcs.load().await.unwrap();
+        dcs.touch_member("node1", &changed).await.unwrap();
+        assert!(
+            dcs.load().await.unwrap().member("node1").is_some(),
+            "a vanished key is written again"
+        );
     }
 }
