@@ -61,6 +61,8 @@ pub struct ZkServer {
     dir: PathBuf,
     port: u16,
     child: Option<Child>,
+    /// In an ensemble: (myid, the `server.N=` lines).
+    quorum: Option<(u32, String)>,
 }
 
 impl ZkServer {
@@ -73,9 +75,11 @@ impl ZkServer {
             dir: dir.to_path_buf(),
             port: free_port(),
             child: None,
+            quorum: None,
         };
         s.write_config()?;
         s.spawn()?;
+        s.wait_ready()?;
         Ok(s)
     }
 
@@ -97,7 +101,7 @@ impl ZkServer {
     fn write_config(&self) -> std::io::Result<()> {
         std::fs::create_dir_all(self.dir.join("data"))?;
         std::fs::create_dir_all(self.dir.join("conf"))?;
-        let cfg = format!(
+        let mut cfg = format!(
             "tickTime={TICK_MS}\n\
              dataDir={data}\n\
              clientPort={port}\n\
@@ -109,6 +113,11 @@ impl ZkServer {
             data = self.dir.join("data").display(),
             port = self.port,
         );
+        if let Some((myid, servers)) = &self.quorum {
+            cfg.push_str("initLimit=10\nsyncLimit=4\n");
+            cfg.push_str(servers);
+            std::fs::write(self.dir.join("data/myid"), format!("{myid}\n"))?;
+        }
         std::fs::write(self.dir.join("conf/zoo.cfg"), cfg)
     }
 
@@ -133,7 +142,7 @@ impl ZkServer {
             .stderr(log)
             .spawn()?;
         self.child = Some(child);
-        self.wait_ready()
+        Ok(())
     }
 
     fn wait_ready(&mut self) -> Result<(), TestServerError> {
@@ -184,16 +193,86 @@ impl ZkServer {
         }
     }
 
-    /// Starts it again on the same port with the same data.
+    /// Starts it again on the same port with the same data (in an ensemble: waits until it serves, i.e. rejoined a
+    /// quorum).
     pub fn start_again(&mut self) -> Result<(), TestServerError> {
         self.stop();
-        self.spawn()
+        self.spawn()?;
+        self.wait_ready()
     }
 }
 
 impl Drop for ZkServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A ZooKeeper ensemble (quorum) of `n` members on loopback, each with its own directory under the one given.
+#[derive(Debug)]
+pub struct ZkEnsemble {
+    pub members: Vec<ZkServer>,
+}
+
+impl ZkEnsemble {
+    /// Starts `n` members (3 for a quorum that survives one loss) and waits until every one serves.
+    pub fn start(dir: &Path, n: u32) -> Result<ZkEnsemble, TestServerError> {
+        if !binary_available() {
+            return Err(TestServerError::BinaryMissing);
+        }
+        let peers: Vec<(u32, u16, u16)> = (1..=n).map(|i| (i, free_port(), free_port())).collect();
+        let servers: String = peers
+            .iter()
+            .map(|(i, peer, election)| format!("server.{i}=127.0.0.1:{peer}:{election}\n"))
+            .collect();
+        let mut members = Vec::new();
+        for (i, _, _) in &peers {
+            let mut s = ZkServer {
+                dir: dir.join(format!("zk{i}")),
+                port: free_port(),
+                child: None,
+                quorum: Some((*i, servers.clone())),
+            };
+            s.write_config()?;
+            s.spawn()?;
+            members.push(s);
+        }
+        // A member serves only once a quorum formed: start them all, then wait.
+        for m in &mut members {
+            m.wait_ready()?;
+        }
+        Ok(ZkEnsemble { members })
+    }
+
+    /// [`ZkEnsemble::start`], or `None` with a message when ZooKeeper is not installed (a panic with `CI=true`).
+    pub fn start_or_skip(dir: &Path, n: u32) -> Option<ZkEnsemble> {
+        match ZkEnsemble::start(dir, n) {
+            Ok(s) => Some(s),
+            Err(TestServerError::BinaryMissing)
+                if std::env::var("CI").map(|v| v != "true").unwrap_or(true) =>
+            {
+                eprintln!("SKIPPED: ZooKeeper is not installed (run scripts/install.sh); set CI=true to fail instead");
+                None
+            }
+            Err(e) => panic!("could not start the ZooKeeper ensemble: {e}"),
+        }
+    }
+
+    /// `127.0.0.1:p1,127.0.0.1:p2,...`
+    pub fn hosts(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.hosts())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The index of the member that is the quorum leader right now (`srvr` says `Mode: leader`).
+    pub fn leader_index(&self) -> Option<usize> {
+        self.members.iter().position(|m| {
+            m.child.is_some()
+                && four_letter(m.port, "srvr").is_some_and(|s| s.contains("Mode: leader"))
+        })
     }
 }
 

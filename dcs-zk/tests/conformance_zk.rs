@@ -313,3 +313,39 @@ async fn zk_ctl_client_and_reentrant_acquire() {
         "closing the session frees the lock at once"
     );
 }
+
+/// With a 3-member ensemble, losing one member (the quorum leader, the worst case) costs nothing: the client moves to
+/// another member within its session, keeps its lock, and reads and writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_ensemble_survives_the_loss_of_one_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(mut ens) = dcs_zk::testing::ZkEnsemble::start_or_skip(dir.path(), 3) else {
+        return;
+    };
+    let mut s = settings(&ens.hosts(), "a");
+    s.ttl = Duration::from_secs(10);
+    let a = ZkDcs::new(s);
+    assert!(a.acquire_leader("a").await.unwrap());
+    a.touch_member("a", &Default::default()).await.unwrap();
+    let leader = ens.leader_index().expect("a quorum leader");
+    ens.members[leader].stop();
+    let start = Instant::now();
+    loop {
+        match a.renew_leader("a").await {
+            Ok(true) => break,
+            Ok(false) => panic!("the lock was lost with one member of three down"),
+            Err(e) => {
+                assert!(start.elapsed() < Duration::from_secs(8), "no recovery: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    eprintln!(
+        "lock renewed again {:?} after the quorum leader died",
+        start.elapsed()
+    );
+    let snap = a.load().await.unwrap();
+    assert_eq!(snap.leader_name(), Some("a"));
+    assert!(snap.member("a").is_some());
+    ens.members[leader].start_again().unwrap();
+}
