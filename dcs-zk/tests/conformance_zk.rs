@@ -2,17 +2,14 @@
 //! (started per test on a free loopback port). Without ZooKeeper the tests are skipped with a message, unless
 //! `CI=true`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use dcs_zk::testing::ZkServer;
+use dcs_zk::testing::{CountingProxy, ZkServer};
 use dcs_zk::{ZkDcs, ZkSettings};
 use ha_core::conformance::{self, Harness};
 use ha_core::dcs::Dcs;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
 
 const SCOPE: &str = "batman";
 const RETRY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -145,46 +142,6 @@ async fn zk_reads_and_writes_patroni_format() {
     assert!(c.load().await.unwrap().members.is_empty());
 }
 
-/// A TCP proxy that can black-hole the client (as a network partition would), so the server expires its session.
-struct Proxy {
-    port: u16,
-    cut: Arc<AtomicBool>,
-}
-
-impl Proxy {
-    async fn start(upstream: u16) -> Proxy {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let cut = Arc::new(AtomicBool::new(false));
-        let cut2 = cut.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut down, _)) = l.accept().await else {
-                    return;
-                };
-                if cut2.load(Ordering::SeqCst) {
-                    let _ = down.shutdown().await;
-                    continue;
-                }
-                let cut3 = cut2.clone();
-                tokio::spawn(async move {
-                    let Ok(mut up) = TcpStream::connect(("127.0.0.1", upstream)).await else {
-                        return;
-                    };
-                    let copy = tokio::io::copy_bidirectional(&mut down, &mut up);
-                    let watch = async {
-                        while !cut3.load(Ordering::SeqCst) {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                        }
-                    };
-                    tokio::select! { _ = copy => {}, _ = watch => {} }
-                });
-            }
-        });
-        Proxy { port, cut }
-    }
-}
-
 /// The crate opens a new session after an expiry without telling anyone; the client must notice, report the lock
 /// lost (never renew it under the new session) and re-create its member key.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,8 +152,9 @@ async fn zk_expired_session_loses_the_lock_and_recreates_the_member() {
         .try_init();
     let dir = tempfile::tempdir().unwrap();
     let Some(h) = harness(dir.path()) else { return };
-    let proxy = Proxy::start(h.server.lock().unwrap().port()).await;
-    let a = ZkDcs::new(settings(&format!("127.0.0.1:{}", proxy.port), "a"));
+    let zk_port = h.server.lock().unwrap().port();
+    let proxy = CountingProxy::start(zk_port).await.unwrap();
+    let a = ZkDcs::new(settings(&format!("127.0.0.1:{}", proxy.port()), "a"));
     a.disable_local_lease_for_tests();
     let data = ha_core::model::MemberData {
         state: Some("running".into()),
@@ -206,7 +164,7 @@ async fn zk_expired_session_loses_the_lock_and_recreates_the_member() {
     a.touch_member("a", &data).await.unwrap();
     let old = a.session_id().await.unwrap();
     // Partition a for longer than its session timeout, its local lease off so that only the server ends the session.
-    proxy.cut.store(true, Ordering::SeqCst);
+    proxy.set_cut(true);
     let observer = ZkDcs::ctl(settings(&h.hosts, "observer"));
     let start = Instant::now();
     loop {
@@ -220,7 +178,7 @@ async fn zk_expired_session_loses_the_lock_and_recreates_the_member() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    proxy.cut.store(false, Ordering::SeqCst);
+    proxy.set_cut(false);
     // Once back, a learns its lock is gone, under whatever session the crate made meanwhile.
     let start = Instant::now();
     let renewed = loop {
