@@ -159,20 +159,43 @@ impl ConsulDcs {
     }
 
     fn build(settings: ConsulSettings, name: Option<String>) -> Result<ConsulDcs, DcsError> {
-        // consulrs builds its reqwest client without any timeout: build ours, with a connect timeout, and put it in.
-        let http = reqwest::Client::builder()
-            .connect_timeout(settings.retry_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| DcsError::Rejected(format!("building the HTTP client: {e}")))?;
         let mut b = ConsulClientSettingsBuilder::default();
         b.address(settings.url.trim_end_matches('/'));
         if let Some(t) = &settings.token {
             b.token(t.clone());
         }
+        // The rest (CA, client certificate, TLS verification) comes from CONSUL_* variables, as with `consul` itself.
         let cs = b
             .build()
             .map_err(|e| DcsError::Rejected(format!("Consul client settings: {e}")))?;
+        // consulrs builds its reqwest client without any timeout: build ours, with a connect timeout and the same TLS
+        // settings, and put it in.
+        let mut hb = reqwest::Client::builder()
+            .connect_timeout(settings.retry_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .danger_accept_invalid_certs(!cs.verify);
+        for path in &cs.ca_certs {
+            let pem = std::fs::read(path)
+                .map_err(|e| DcsError::Rejected(format!("reading CA certificate {path}: {e}")))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| DcsError::Rejected(format!("CA certificate {path}: {e}")))?;
+            hb = hb.add_root_certificate(cert);
+        }
+        if let (Some(cert), Some(key)) = (&cs.client_cert, &cs.client_key) {
+            let mut pem = std::fs::read(cert).map_err(|e| {
+                DcsError::Rejected(format!("reading client certificate {cert}: {e}"))
+            })?;
+            pem.extend(
+                std::fs::read(key)
+                    .map_err(|e| DcsError::Rejected(format!("reading client key {key}: {e}")))?,
+            );
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| DcsError::Rejected(format!("client certificate {cert}: {e}")))?;
+            hb = hb.identity(id);
+        }
+        let http = hb
+            .build()
+            .map_err(|e| DcsError::Rejected(format!("building the HTTP client: {e}")))?;
         let mut client =
             ConsulClient::new(cs).map_err(|e| DcsError::Rejected(format!("Consul client: {e}")))?;
         let base_url = settings.url.trim_end_matches('/').to_string();
