@@ -99,6 +99,12 @@ struct Conn {
     lost: Arc<AtomicBool>,
     /// Wakes watches on every state change of the connection.
     changed: Arc<tokio::sync::Notify>,
+    /// One watch on the leader key at a time: the crate keeps every watcher closure until its znode changes, so
+    /// arming one per `watch_leader` call would pile up thousands in a stable cluster. Disarmed when it fires and on
+    /// every connection state change (a new connection carries no server-side watch).
+    leader_armed: Arc<AtomicBool>,
+    /// Bumped each time the armed leader watch fires.
+    leader_fired: Arc<tokio::sync::watch::Sender<u64>>,
     /// Our session id, learnt from the `ephemeralOwner` of an ephemeral we created (the crate does not expose it).
     session_id: Mutex<Option<i64>>,
     /// The member value we wrote in this session.
@@ -364,6 +370,7 @@ impl Inner {
         self.round_trips.fetch_add(1, Ordering::Relaxed);
         let lost = Arc::new(AtomicBool::new(false));
         let changed = Arc::new(tokio::sync::Notify::new());
+        let leader_armed = Arc::new(AtomicBool::new(false));
         let connect = ZooKeeper::connect_with_retry_time(
             &self.settings.hosts,
             ttl,
@@ -388,6 +395,7 @@ impl Inner {
         {
             let lost = lost.clone();
             let changed = changed.clone();
+            let leader_armed = leader_armed.clone();
             #[allow(deprecated)]
             zk.add_listener(move |state| {
                 debug!(?state, "ZooKeeper connection state");
@@ -398,6 +406,7 @@ impl Inner {
                     }
                     _ => {}
                 }
+                leader_armed.store(false, Ordering::SeqCst);
                 changed.notify_waiters();
             });
         }
@@ -405,6 +414,8 @@ impl Inner {
             zk,
             lost,
             changed,
+            leader_armed,
+            leader_fired: Arc::new(tokio::sync::watch::channel(0).0),
             session_id: Mutex::new(None),
             member_written: Mutex::new(None),
             timeout: ttl,
@@ -991,16 +1002,31 @@ impl Dcs for ZkDcs {
         async {
             let deadline = tokio::time::Instant::now() + timeout;
             let c = inner.conn().await?;
-            let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-            let stat = inner
-                .op(
-                    &c,
-                    "watch leader",
-                    c.zk.exists_w(&inner.key(keys::LEADER), move |_e: WatchedEvent| {
-                        let _ = tx.send(());
-                    }),
-                )
-                .await?;
+            // Subscribed before looking, so a change between the look and the wait is not missed.
+            let mut fired = c.leader_fired.subscribe();
+            let path = inner.key(keys::LEADER);
+            let stat = if c.leader_armed.swap(true, Ordering::SeqCst) {
+                inner
+                    .op(&c, "watch leader", c.zk.exists(&path, false))
+                    .await?
+            } else {
+                let armed = c.leader_armed.clone();
+                let tx = c.leader_fired.clone();
+                let r = inner
+                    .op(
+                        &c,
+                        "watch leader",
+                        c.zk.exists_w(&path, move |_e: WatchedEvent| {
+                            armed.store(false, Ordering::SeqCst);
+                            tx.send_modify(|n| *n += 1);
+                        }),
+                    )
+                    .await;
+                if r.is_err() {
+                    c.leader_armed.store(false, Ordering::SeqCst);
+                }
+                r?
+            };
             let current = stat.as_ref().map(|s| version_of(keys::LEADER, s));
             if current != known_version || c.is_lost() {
                 return Ok(WatchOutcome::LeaderChanged);
@@ -1015,7 +1041,7 @@ impl Dcs for ZkDcs {
                     return Ok(WatchOutcome::LeaderChanged);
                 }
                 tokio::select! {
-                    _ = &mut rx => return Ok(WatchOutcome::LeaderChanged),
+                    _ = fired.changed() => return Ok(WatchOutcome::LeaderChanged),
                     _ = &mut changed => continue,
                     _ = tokio::time::sleep_until(deadline) => return Ok(WatchOutcome::TimedOut),
                 }

@@ -307,3 +307,48 @@ async fn zk_ensemble_survives_the_loss_of_one_member() {
     assert!(snap.member("a").is_some());
     ens.members[leader].start_again().unwrap();
 }
+
+/// One leader watch is armed per connection (not one per call), and it is re-armed after a reconnect: many short
+/// watches, a server restart, and a change still wakes the watcher at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_leader_watch_is_reused_and_rearmed_after_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let w = ZkDcs::new(settings(&h.hosts, "w"));
+    let a = ZkDcs::new(settings(&h.hosts, "a"));
+    let before = w.requests_sent();
+    for _ in 0..50 {
+        let r = w
+            .watch_leader(None, Duration::from_millis(10))
+            .await
+            .unwrap();
+        assert_eq!(r, ha_core::dcs::WatchOutcome::TimedOut);
+    }
+    // One request per call (the first also connects): the watch itself is not re-sent each time.
+    assert!(
+        w.requests_sent() - before <= 51,
+        "{}",
+        w.requests_sent() - before
+    );
+    h.stop_server().await;
+    h.start_server().await;
+    let start = Instant::now();
+    while w.load().await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(15), "no reconnect");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let known = w.load().await.unwrap().leader.map(|l| l.version);
+    let (outcome, acquired) = tokio::join!(w.watch_leader(known, Duration::from_secs(5)), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sent = Instant::now();
+        (a.acquire_leader("a").await, sent)
+    });
+    let (acquired, sent) = acquired;
+    assert!(acquired.unwrap());
+    assert_eq!(outcome.unwrap(), ha_core::dcs::WatchOutcome::LeaderChanged);
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "the watch woke {:?} after the change",
+        sent.elapsed()
+    );
+}
