@@ -1,4 +1,4 @@
-//! # dcs-consul: hactl's [`Dcs`](ha_core::dcs::Dcs) over Consul
+//! # dcs-consul: hactl's `Dcs` over Consul
 //!
 //! Byte-compatible with Patroni's Consul backend (`patroni/dcs/consul.py`): the same keys
 //! (`service/<scope>/leader`, ...; Consul keys carry no leading slash), the same values (plain leader name, compact
@@ -46,7 +46,7 @@
 //!
 //! # Layout
 //! - this file: [`ConsulDcs`] and its settings;
-//! - [`error`]: the per-call error taxonomy folded into [`DcsError`](ha_core::dcs::DcsError);
+//! - [`error`]: the per-call error taxonomy folded into [`DcsError`];
 //! - [`testing`]: a throw-away Consul server on free loopback ports, for tests and benchmarks.
 
 pub mod error;

@@ -1,4 +1,4 @@
-//! # dcs-zk: hactl's [`Dcs`](ha_core::dcs::Dcs) over ZooKeeper
+//! # dcs-zk: hactl's `Dcs` over ZooKeeper
 //!
 //! Byte-compatible with Patroni's ZooKeeper backend (`patroni/dcs/zookeeper.py`): znodes
 //! `/<namespace>/<scope>/{initialize,config,leader,members/<name>,failover,sync,history,status,failsafe}` holding the
@@ -256,7 +256,7 @@ impl ZkDcs {
     }
 
     /// Closes our session now: the server deletes our ephemerals (leader, member) at once. Returns when the close
-    /// was answered or after `retry_timeout`; in the latter case the close stays queued (see [`close_detached`]).
+    /// was answered or after `retry_timeout`; in the latter case the close stays queued and is sent once the server is reachable again.
     pub async fn close(&self) {
         if let Some(c) = self.inner.conn.lock().await.take() {
             let done = close_detached(c);
