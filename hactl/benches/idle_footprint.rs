@@ -51,19 +51,33 @@ fn cpu_s(pid: u32) -> f64 {
     ticks as f64 / hz
 }
 
-/// gRPC messages etcd received (unary requests and stream messages such as lease keepalives).
-fn etcd_messages(endpoint: &str) -> u64 {
-    let Ok(out) = Command::new("curl")
+/// gRPC messages etcd received (unary requests and stream messages such as lease keepalives), by method.
+fn etcd_messages(endpoint: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(o) = Command::new("curl")
         .args(["-s", &format!("{endpoint}/metrics")])
         .output()
     else {
-        return 0;
+        return out;
     };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.starts_with("grpc_server_msg_received_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    for l in String::from_utf8_lossy(&o.stdout).lines() {
+        if !l.starts_with("grpc_server_msg_received_total") {
+            continue;
+        }
+        let method = l
+            .split("grpc_method=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?")
+            .to_string();
+        let v = l
+            .rsplit(' ')
+            .next()
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(0.0) as u64;
+        *out.entry(method).or_insert(0) += v;
+    }
+    out
 }
 
 fn children_of(pid: u32) -> Vec<u32> {
@@ -157,6 +171,13 @@ fn main() {
     let rss = rss_kb(pid);
     let fencer_rss: u64 = children_of(pid).iter().map(|c| rss_kb(*c)).sum();
     let per_min = 60.0 / window_s as f64;
+    let total = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
+    let by_method: Vec<String> = msgs1
+        .iter()
+        .map(|(k, v)| (k, v - msgs0.get(k).copied().unwrap_or(0)))
+        .filter(|(_, d)| *d > 0)
+        .map(|(k, d)| format!("{k} {:.0}", d as f64 * per_min))
+        .collect();
     println!("hactl idle footprint, one node leading, loop_wait {loop_wait} s, measured over {window_s} s:");
     println!(
         "  resident memory (daemon):     {:.1} MB   (target <= 12 MB; Patroni 4.1.5: 46 MB)",
@@ -170,7 +191,8 @@ fn main() {
         "  CPU per idle minute:          {:.3} s    (target <= 0.05 s; Patroni: 0.14-0.25 s)",
         (cpu1 - cpu0) * per_min
     );
-    println!("  DCS requests per idle minute: {:.0}      (Patroni: 7-10 at loop_wait 10, ~31 at loop_wait 2)", (msgs1 - msgs0) as f64 * per_min);
+    println!("  DCS requests per idle minute: {:.0}      (Patroni: 7-10 at loop_wait 10, ~31 at loop_wait 2)", (total(&msgs1) - total(&msgs0)) as f64 * per_min);
+    println!("    by etcd method per minute: {}", by_method.join(", "));
     // SAFETY: signalling our own child.
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);

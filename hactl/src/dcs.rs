@@ -14,6 +14,8 @@ use crate::config::{Config, DcsConfig, EtcdConfig};
 pub enum DcsBuildError {
     #[error("no DCS configured: add one of `etcd3`, `etcd`, `consul`, `zookeeper`")]
     NotConfigured,
+    #[error("`{0}` support is not built into this hactl (cargo feature `{0}`)")]
+    NotBuiltIn(&'static str),
     #[error("`{section}`: {message}")]
     Invalid {
         section: &'static str,
@@ -51,6 +53,10 @@ fn etcd_settings(config: &Config, e: &EtcdConfig) -> dcs_etcd::EtcdSettings {
 /// The DCS client for `config`. Call it inside a tokio runtime (the ZooKeeper client spawns its lease reaper).
 pub fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildError> {
     let dcs = config.dcs.as_ref().ok_or(DcsBuildError::NotConfigured)?;
+    #[cfg_attr(
+        not(any(feature = "consul", feature = "zookeeper")),
+        allow(unused_variables)
+    )]
     let timing = config.bootstrap.dcs.timing().unwrap_or_default();
     match dcs {
         DcsConfig::Etcd3(e) | DcsConfig::Etcd(e) => {
@@ -67,6 +73,7 @@ pub fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildE
                     message: e.to_string(),
                 })
         }
+        #[cfg(feature = "consul")]
         DcsConfig::Consul(c) => {
             let settings = dcs_consul::ConsulSettings {
                 url: format!("{}://{}", c.scheme, c.host),
@@ -88,6 +95,9 @@ pub fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildE
                     message: e.to_string(),
                 })
         }
+        #[cfg(not(feature = "consul"))]
+        DcsConfig::Consul(_) => Err(DcsBuildError::NotBuiltIn("consul")),
+        #[cfg(feature = "zookeeper")]
         DcsConfig::Zookeeper(z) => {
             let settings = dcs_zk::ZkSettings {
                 hosts: z.hosts.join(","),
@@ -102,6 +112,8 @@ pub fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildE
                 DcsMode::Ctl => Arc::new(dcs_zk::ZkDcs::ctl(settings)) as Arc<dyn Dcs>,
             })
         }
+        #[cfg(not(feature = "zookeeper"))]
+        DcsConfig::Zookeeper(_) => Err(DcsBuildError::NotBuiltIn("zookeeper")),
     }
 }
 
@@ -118,7 +130,9 @@ mod tests {
         for dcs in [
             "etcd3: {hosts: ['127.0.0.1:2379']}",
             "etcd: {host: '127.0.0.1:2379'}",
+            #[cfg(feature = "consul")]
             "consul: {host: '127.0.0.1:8500'}",
+            #[cfg(feature = "zookeeper")]
             "zookeeper: {hosts: ['127.0.0.1:2181']}",
         ] {
             let c = config(dcs);
