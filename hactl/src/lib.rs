@@ -4,12 +4,41 @@
 //! load a Patroni config file, serve Patroni's REST API and metrics beside its own driver, or script the cluster with
 //! the CLI's commands.
 //!
+//! # Embedding
+//! The `hactl` binary is [`cli::main_with`]; the pieces compose the same way in a product:
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use hactl::{api, config::Config, dcs};
+//! use ha_core::{driver::{Driver, DriverSettings}, time::SystemClock};
+//! let config = Config::load(Some("node1.yml".as_ref()), &hactl::config::process_env())?;
+//! config.validate_for_daemon()?;                           // errors name the key: `postgresql.data_dir` is required
+//! let identity = config.node_identity(hactl::VERSION);
+//! let pg = pg_control::PgCtl::new(hactl::daemon::pg_settings(&config)?).await?;
+//! let driver = Driver::new(
+//!     hactl::daemon::shared::SharedDcs::new(dcs::connect(&config, dcs::DcsMode::Node)?),
+//!     pg,
+//!     Arc::new(SystemClock::new()),
+//!     DriverSettings { identity: identity.clone(), bootstrap_config: config.bootstrap.dcs.clone(), ..Default::default() },
+//! );
+//! let ctx = api::ApiContext::new(identity, config.scope.clone(), Arc::new(driver.subscribe()),
+//!                                dcs::connect(&config, dcs::DcsMode::Ctl)?, Arc::new(SystemClock::new()))
+//!     .with_auth(config.restapi.authentication.clone())
+//!     .with_driver_channels(driver.requests(), driver.failsafe_inbox());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8008").await?;
+//! tokio::spawn(api::serve(listener, Arc::new(ctx), std::future::pending()));
+//! driver.run(async { let _ = tokio::signal::ctrl_c().await; }).await;  // stops PostgreSQL, releases the lock
+//! # Ok(()) }
+//! ```
+//!
 //! # Layout
 //! - [`config`]: Patroni's YAML configuration and its `PATRONI_*` environment overrides, typed, with errors that name
 //!   the key.
 //! - [`api`]: Patroni's REST API and `/metrics` on axum, generic over the state source and the DCS.
 //! - [`cli`]: the command line (clap) and patronictl's commands over any [`ha_core::dcs::Dcs`] and members' REST API.
-//! - [`dcs`]: builds the DCS client the config names (etcd3 today), with a lease for a node, without for the CLI.
+//! - [`dcs`]: builds the DCS client the config names (etcd3, Consul, ZooKeeper), with a lease for a node, without
+//!   for the CLI.
+//! - [`daemon`]: `hactl run`: composition, Patroni's callbacks, the fencer (watchdog process), signals.
 
 pub mod api;
 pub mod cli;

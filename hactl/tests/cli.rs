@@ -424,3 +424,19 @@ async fn remove_asks_for_the_cluster_and_leader_names() {
     );
     assert!(c.dcs.leader().is_none() && c.dcs.get_raw("config").is_none());
 }
+
+#[tokio::test]
+async fn a_second_daemon_with_a_running_nodes_name_refuses_to_start() {
+    let (c, _pump) = running_cluster(1).await;
+    let dcs: Arc<dyn ha_core::dcs::Dcs> = Arc::new(c.dcs.client("new-daemon"));
+    let err = hactl::daemon::ensure_unique_name(&dcs, "node1")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Can't start; there is already a node named 'node1' running"
+    );
+    hactl::daemon::ensure_unique_name(&dcs, "node2")
+        .await
+        .unwrap();
+}

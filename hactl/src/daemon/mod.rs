@@ -46,8 +46,8 @@ pub enum DaemonError {
         #[source]
         source: std::io::Error,
     },
-    #[error("signal handling: {0}")]
-    Signal(std::io::Error),
+    #[error("Can't start; there is already a node named '{0}' running")]
+    DuplicateName(String),
 }
 
 /// The newest `/usr/lib/postgresql/<major>/bin` (Debian's layout), for configs without `bin_dir`.
@@ -226,6 +226,39 @@ async fn reload(path: Option<&Path>, pg: &pg_control::PgCtl, hooks: &CallbackHoo
     }
 }
 
+/// Patroni's `ensure_unique_name`: a member key with our name whose REST API answers `/liveness` belongs to another
+/// running node (a copied config, a second daemon on the same host); two daemons with one name would fight over one
+/// member key and one lock. A member key left by our own previous run does not answer, so a restart is not blocked.
+pub async fn ensure_unique_name(
+    dcs: &Arc<dyn ha_core::dcs::Dcs>,
+    name: &str,
+) -> Result<(), DaemonError> {
+    let Ok(cluster) = dcs.load().await else {
+        return Ok(());
+    };
+    let Some(api) = cluster.member(name).and_then(|m| m.data.api_url.clone()) else {
+        return Ok(());
+    };
+    let url = format!(
+        "{}/liveness",
+        api.trim_end_matches('/').trim_end_matches("/patroni")
+    );
+    let alive = reqwest::Client::new()
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .map_or(false, |r| r.status().is_success());
+    if alive {
+        error!(
+            node = name,
+            "another node with this name answers on its REST API"
+        );
+        return Err(DaemonError::DuplicateName(name.to_string()));
+    }
+    Ok(())
+}
+
 /// Runs a node until SIGTERM/SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     config.validate_for_daemon()?;
@@ -249,6 +282,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     let node_dcs = connect(&config, DcsMode::Node)?;
     let api_dcs = connect(&config, DcsMode::Ctl)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
+    ensure_unique_name(&api_dcs, &identity.name).await?;
 
     let hooks = Arc::new(CallbackHooks::new(
         config.postgresql.callbacks.clone(),
