@@ -371,6 +371,21 @@ tags: {{nofailover: false}}
         "one log line per loop decision:\n{}",
         n1.log_text()
     );
+    // SIGHUP re-reads the config file and reloads PostgreSQL.
+    let pid2 = n2.child.as_ref().unwrap().id() as i32;
+    // SAFETY: signalling our own child.
+    unsafe {
+        libc::kill(pid2, libc::SIGHUP);
+    }
+    let mut reloaded = false;
+    for _ in 0..50 {
+        if n2.log_text().contains("configuration file re-read") {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reloaded, "SIGHUP did not reload:\n{}", n2.log_text());
     assert!(
         n2.sigterm_and_wait(Duration::from_secs(30)),
         "node2 did not exit on SIGTERM"
