@@ -473,17 +473,13 @@ impl Config {
         ha_core::model::KeyPath::new(&self.namespace, &self.scope)
     }
 
-    /// `http://connect_address/patroni` (https with a certfile), as members publish it.
+    /// `http://connect_address/patroni`, as members publish it (plain HTTP: the REST API has no TLS yet, so a
+    /// `certfile` does not turn it into https).
     pub fn api_url(&self) -> Option<String> {
-        let scheme = if self.restapi.certfile.is_some() {
-            "https"
-        } else {
-            "http"
-        };
         self.restapi
             .connect_address
             .as_ref()
-            .map(|a| format!("{scheme}://{a}/patroni"))
+            .map(|a| format!("http://{a}/patroni"))
     }
 
     /// `postgres://connect_address/postgres`, as members publish it.
@@ -554,6 +550,12 @@ fn parse_restapi(s: &Section, warnings: &mut Vec<String>) -> Result<RestApiConfi
         ],
         warnings,
     );
+    if s.has("certfile") {
+        warnings.push(format!(
+            "`{}`: hactl's REST API serves plain HTTP only (no TLS yet); members publish http:// API URLs",
+            s.key("certfile")
+        ));
+    }
     for k in ["allowlist", "allowlist_include_members", "verify_client"] {
         if s.has(k) {
             warnings.push(format!("`{}` is not enforced by hactl yet", s.key(k)));

@@ -273,3 +273,18 @@ fn host_port_forms() {
     );
     assert!(HostPort::parse("k", "8008").is_err());
 }
+
+#[test]
+fn a_certfile_warns_that_the_api_is_plain_http() {
+    let yaml = MINIMAL.replace(
+        "connect_address: 10.0.0.1:8008}",
+        "connect_address: 10.0.0.1:8008, certfile: /etc/ssl/x.pem}",
+    );
+    let c = Config::from_yaml_str(&yaml).unwrap();
+    assert_eq!(c.api_url().as_deref(), Some("http://10.0.0.1:8008/patroni"));
+    assert!(
+        c.warnings.iter().any(|w| w.contains("plain HTTP")),
+        "{:?}",
+        c.warnings
+    );
+}
