@@ -12,36 +12,24 @@ use ha_core::model::{
 };
 use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream};
 
-/// A [`Dcs`] behind an `Arc`, which also skips rewriting a member key whose value the last load showed unchanged
-/// (Patroni's `touch_member` does the same): the key's lease or session keeps it alive, and an idle node then costs
-/// one DCS request less per loop. A key that vanished (lost lease) shows as missing in the next load and is written.
+/// A [`Dcs`] behind an `Arc`. Every `touch_member` reaches the backend: skipping an unchanged value is the
+/// backend's call, because the same call is what keeps the member's lease alive (etcd's keepalive, a mock key's
+/// ttl). Skipping it here let replicas' leases run out and their member keys flap every ttl.
 #[derive(Clone)]
 pub struct SharedDcs {
     inner: Arc<dyn Dcs>,
-    members_seen: Arc<std::sync::Mutex<BTreeMap<String, MemberData>>>,
 }
 
 impl SharedDcs {
     pub fn new(inner: Arc<dyn Dcs>) -> SharedDcs {
-        SharedDcs {
-            inner,
-            members_seen: Arc::default(),
-        }
+        SharedDcs { inner }
     }
 }
 
 #[async_trait]
 impl Dcs for SharedDcs {
     async fn load(&self) -> Result<Cluster, DcsError> {
-        let r = self.inner.load().await;
-        let mut seen = self.members_seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.clear();
-        if let Ok(c) = &r {
-            for m in &c.members {
-                seen.insert(m.name.clone(), m.data.clone());
-            }
-        }
-        r
+        self.inner.load().await
     }
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
         self.inner.set_ttl(ttl).await
@@ -65,15 +53,6 @@ impl Dcs for SharedDcs {
         self.inner.release_leader(name).await
     }
     async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError> {
-        let unchanged = self
-            .members_seen
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .map_or(false, |d| d == data);
-        if unchanged {
-            return Ok(());
-        }
         self.inner.touch_member(name, data).await
     }
     async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
@@ -186,34 +165,25 @@ mod tests {
     use ha_core::time::ManualClock;
 
     #[tokio::test]
-    async fn an_unchanged_member_key_is_not_rewritten_but_a_missing_one_is() {
+    async fn an_unchanged_member_key_touched_every_loop_outlives_its_ttl() {
         let clock = ManualClock::new(0);
         let store = MemoryDcs::new(Arc::new(clock.clone()));
         let dcs = SharedDcs::new(Arc::new(store.client("node1")));
+        dcs.set_ttl(Duration::from_secs(10)).await.unwrap();
         let data = MemberData {
             conn_url: Some("postgres://127.0.0.1:5432/postgres".into()),
             state: Some("running".into()),
             ..Default::default()
         };
-        dcs.load().await.unwrap();
-        dcs.touch_member("node1", &data).await.unwrap();
-        let writes = |s: &MemoryDcs| s.request_counts().values().sum::<u64>();
-        dcs.load().await.unwrap();
-        let before = writes(&store);
-        dcs.touch_member("node1", &data).await.unwrap();
-        assert_eq!(writes(&store), before, "unchanged: no request");
-        let changed = MemberData {
-            state: Some("stopped".into()),
-            ..data.clone()
-        };
-        dcs.touch_member("node1", &changed).await.unwrap();
-        assert_eq!(writes(&store), before + 1);
-        store.client("ctl").delete_member("node1").await.unwrap();
-        dcs.load().await.unwrap();
-        dcs.touch_member("node1", &changed).await.unwrap();
-        assert!(
-            dcs.load().await.unwrap().member("node1").is_some(),
-            "a vanished key is written again"
-        );
+        // Thirty loops of 2 s with the same value: three ttls.
+        for _ in 0..30 {
+            dcs.load().await.unwrap();
+            dcs.touch_member("node1", &data).await.unwrap();
+            clock.advance_ms(2_000);
+            assert!(
+                dcs.load().await.unwrap().member("node1").is_some(),
+                "the member key vanished although its node touched it every loop"
+            );
+        }
     }
 }
