@@ -72,6 +72,11 @@ async fn switchover_to_a_named_candidate_loses_no_acknowledged_write() {
         .await
         .unwrap_or_else(|| panic!("old primary did not rejoin\n{}", c.dump_logs()));
     tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume through HAProxy\n{}",
+        c.dump_logs()
+    );
     let gap = w.longest_gap_since(t0);
     let acked = w.stop().await;
     let lost = lost_rows(&c, c.nodes[cand].pg_port, &acked).await;
@@ -110,6 +115,11 @@ async fn postgres_sigkill_on_the_primary_restarts_in_place() {
         c.primary().await,
         Some(p),
         "the leader changed after a PostgreSQL crash\n{}",
+        c.dump_logs()
+    );
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume through HAProxy\n{}",
         c.dump_logs()
     );
     let gap = w.longest_gap_since(t0);
@@ -154,6 +164,11 @@ async fn graceful_stop_of_the_primary_daemon_hands_over_without_waiting_for_the_
         "the handover took {took:?}, as long as waiting for the ttl"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume through HAProxy\n{}",
+        c.dump_logs()
+    );
     let gap = w.longest_gap_since(t0);
     let acked = w.stop().await;
     let lost = lost_rows(&c, c.nodes[newp].pg_port, &acked).await;
@@ -203,6 +218,11 @@ async fn sigkill_of_the_primary_daemon_fails_over_after_the_ttl_and_the_node_rej
         "two primaries: the old one still accepts writes after the failover"
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume through HAProxy\n{}",
+        c.dump_logs()
+    );
     let gap = w.longest_gap_since(t0);
     c.start_daemon(old);
     let rejoin = c
@@ -245,6 +265,11 @@ async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
         .wait_replica(old, Duration::from_secs(90))
         .await
         .unwrap_or_else(|| panic!("did not rejoin\n{}", c.dump_logs()));
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume through HAProxy\n{}",
+        c.dump_logs()
+    );
     let gap = w.longest_gap_since(t0);
     let acked = w.stop().await;
     let lost = lost_rows(&c, c.nodes[newp].pg_port, &acked).await;
@@ -254,4 +279,97 @@ async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
                "rows_acked": acked.len(), "rows_lost": lost.len(), "ttl_s": FAST.ttl_s}),
     );
     assert!(lost.len() < 100, "{} acknowledged rows lost", lost.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstop_of_postgres_on_the_primary_is_fenced_and_a_replica_takes_over() {
+    let _g = serial();
+    if !prerequisites_or_skip("pg_sigstop") {
+        return;
+    }
+    let c = Cluster::start("pgstop", 3, FAST).await;
+    let old = c.primary().await.expect("a primary");
+    let w = Writer::start(c.write_port).await;
+    warm_up(&w).await;
+    let t0 = Instant::now();
+    let pm = c.nodes[old].postmaster_pid().expect("postmaster pid");
+    support_signal(pm, "STOP");
+    // The daemon must not hang: its REST API keeps answering while PostgreSQL does not.
+    let bound = Duration::from_secs(FAST.ttl_s + FAST.retry_timeout_s + 2 * FAST.loop_wait_s + 10);
+    let found = c.wait_new_primary(old, bound).await;
+    support_signal(pm, "CONT");
+    let (newp, took) = found.unwrap_or_else(|| {
+        panic!(
+            "no new primary within {bound:?} of a hung PostgreSQL\n{}",
+            c.dump_logs()
+        )
+    });
+    let rejoin = c
+        .wait_replica(old, Duration::from_secs(90))
+        .await
+        .unwrap_or_else(|| panic!("did not rejoin\n{}", c.dump_logs()));
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume through HAProxy\n{}",
+        c.dump_logs()
+    );
+    let gap = w.longest_gap_since(t0);
+    let acked = w.stop().await;
+    if std::env::var("E2E_VERBOSE").is_ok() {
+        eprintln!("{}", c.dump_logs());
+    }
+    let lost = lost_rows(&c, c.nodes[newp].pg_port, &acked).await;
+    record(
+        "postgres_sigstop_primary",
+        json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64(),
+               "rows_acked": acked.len(), "rows_lost": lost.len(), "retry_timeout_s": FAST.retry_timeout_s}),
+    );
+    assert!(lost.len() < 100, "{} acknowledged rows lost", lost.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_machine_crash_fails_over_and_the_node_returns_as_a_replica() {
+    let _g = serial();
+    if !prerequisites_or_skip("node_crash") {
+        return;
+    }
+    let mut c = Cluster::start("crash", 3, FAST).await;
+    let old = c.primary().await.expect("a primary");
+    let w = Writer::start(c.write_port).await;
+    warm_up(&w).await;
+    let t0 = Instant::now();
+    c.crash_node(old);
+    let (newp, took) = c
+        .wait_new_primary(old, Duration::from_secs(FAST.ttl_s * 4))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "no failover after the primary's machine died\n{}",
+                c.dump_logs()
+            )
+        });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume through HAProxy\n{}",
+        c.dump_logs()
+    );
+    let gap = w.longest_gap_since(t0);
+    c.start_daemon(old);
+    let rejoin = c
+        .wait_replica(old, Duration::from_secs(90))
+        .await
+        .unwrap_or_else(|| panic!("did not return\n{}", c.dump_logs()));
+    let acked = w.stop().await;
+    let lost = lost_rows(&c, c.nodes[newp].pg_port, &acked).await;
+    record(
+        "primary_machine_crash",
+        json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64(),
+               "rows_acked": acked.len(), "rows_lost": lost.len(), "ttl_s": FAST.ttl_s}),
+    );
+    assert!(lost.len() < 100, "{} acknowledged rows lost", lost.len());
+}
+
+fn support_signal(pid: i32, sig: &str) {
+    e2e_support::signal(pid, sig);
 }

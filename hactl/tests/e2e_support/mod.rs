@@ -162,7 +162,7 @@ impl Cluster {
             c.start_daemon(i);
         }
         c.start_haproxy();
-        let deadline = Instant::now() + Duration::from_secs(120);
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             if let Some(p) = c.primary().await {
                 let replicas = c.streaming_replicas().await;
@@ -303,6 +303,22 @@ tags: {{}}
         if let Some(mut child) = self.nodes[i].child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+
+    /// The machine dies: daemon, fencer, postmaster and backends SIGKILLed at once.
+    pub fn crash_node(&mut self, i: usize) {
+        let data = self.nodes[i].data_dir.display().to_string();
+        let pm = self.nodes[i].postmaster_pid();
+        self.kill_daemon(i);
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &format!("hactl fencer {data}")])
+            .status();
+        if let Some(pid) = pm {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &pid.to_string()])
+                .status();
+            signal(pid, "KILL");
         }
     }
 
@@ -512,7 +528,13 @@ impl Writer {
                             let _ = cl.execute("CREATE TABLE IF NOT EXISTS e2e_writes (id bigint PRIMARY KEY, at timestamptz DEFAULT now())", &[]).await;
                             client = Some(cl);
                         }
-                        Err(_) => {
+                        Err(e) => {
+                            if std::env::var("E2E_VERBOSE").is_ok() {
+                                eprintln!(
+                                    "[e2e writer] {:?} connect failed: {e}",
+                                    std::time::SystemTime::now()
+                                );
+                            }
                             tokio::time::sleep(Duration::from_millis(20)).await;
                             continue;
                         }
@@ -534,7 +556,15 @@ impl Writer {
                             .push((next, Instant::now()));
                         next += 1;
                     }
-                    _ => client = None,
+                    other => {
+                        if std::env::var("E2E_VERBOSE").is_ok() {
+                            eprintln!(
+                                "[e2e writer] {:?} write {next} failed: {other:?}",
+                                std::time::SystemTime::now()
+                            );
+                        }
+                        client = None
+                    }
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -551,11 +581,36 @@ impl Writer {
         let acked = self.acked();
         let mut last = from;
         let mut worst = Duration::ZERO;
+        let mut at = Duration::ZERO;
+        let mut n = 0;
         for (_, t) in acked.iter().filter(|(_, t)| *t >= from) {
-            worst = worst.max(t.duration_since(last));
+            if t.duration_since(last) > worst {
+                worst = t.duration_since(last);
+                at = last.duration_since(from);
+            }
             last = *t;
+            n += 1;
         }
+        // A gap still open now counts too.
+        if Instant::now().duration_since(last) > worst {
+            worst = Instant::now().duration_since(last);
+            at = last.duration_since(from);
+        }
+        eprintln!("[e2e writer] {n} writes acknowledged since the fault; longest gap {worst:?} starting {at:?} after it");
         worst
+    }
+
+    /// Waits until `n` more writes were acknowledged (writes flow again after a fault); false on timeout.
+    pub async fn wait_progress(&self, n: usize, within: Duration) -> bool {
+        let start = Instant::now();
+        let before = self.acked().len();
+        while start.elapsed() < within {
+            if self.acked().len() >= before + n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
     }
 
     pub async fn stop(self) -> Vec<(i64, Instant)> {
