@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 bash scripts/install.sh
 export CARGO_TERM_COLOR=never
 cargo build --workspace --all-targets
-cargo test --workspace
+cargo test --workspace --no-fail-fast
