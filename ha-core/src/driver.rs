@@ -82,6 +82,10 @@ pub struct CycleReport {
     pub pg: PgObservation,
     /// When the next loop is due.
     pub next_wake: Millis,
+    /// Until when this node may act as the leader (its lease, counted from the last renewal sent), if it holds one.
+    /// A REST API answering `/primary` checks it against the clock, so a daemon that was frozen does not report a
+    /// lock it has lost before its next loop ran.
+    pub lease_deadline: Option<Millis>,
 }
 
 impl CycleReport {
@@ -336,6 +340,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             next = next.min(deadline);
         }
         let report = CycleReport {
+            lease_deadline: self.local.lease_deadline,
             now,
             decision,
             executed,

@@ -137,7 +137,7 @@ impl ApiContext {
                 self.dcs_last_seen.fetch_max(seen, Ordering::Relaxed);
             }
         }
-        NodeView::new(&self.identity, report)
+        NodeView::at(&self.identity, report, Some(self.clock.now()))
     }
 
     fn extras(&self) -> StatusExtras {

@@ -27,6 +27,20 @@ pub struct NodeView {
 
 impl NodeView {
     pub fn new(identity: &NodeIdentity, report: Option<CycleReport>) -> NodeView {
+        NodeView::at(identity, report, None)
+    }
+
+    /// The view at monotonic time `now` (the driver's clock): a leader whose lease has run out since its last loop
+    /// (a daemon frozen, then resumed) is not reported as the leader, even before its next loop runs.
+    pub fn at(
+        identity: &NodeIdentity,
+        report: Option<CycleReport>,
+        now: Option<ha_core::time::Millis>,
+    ) -> NodeView {
+        let lease_ok = match (now, report.as_ref()) {
+            (Some(now), Some(r)) => r.lease_deadline.map_or(false, |d| now < d),
+            _ => true,
+        };
         let pg = report.as_ref().map(|r| r.pg.clone()).unwrap_or_default();
         let cluster = report.as_ref().and_then(|r| r.cluster.clone().ok());
         let config = cluster
@@ -35,11 +49,12 @@ impl NodeView {
             .unwrap_or_default();
         let paused = config.is_paused();
         let member = member_data(identity, &pg, paused);
-        let is_leader = match &cluster {
-            Some(c) => c.leader_name() == Some(identity.name.as_str()),
-            // The driver stops PostgreSQL when its lease runs out: until then a running primary is still the leader.
-            None => report.is_some() && pg.is_primary(),
-        };
+        let is_leader = lease_ok
+            && match &cluster {
+                Some(c) => c.leader_name() == Some(identity.name.as_str()),
+                // The driver stops PostgreSQL when its lease runs out: until then a running primary is still the leader.
+                None => report.is_some() && pg.is_primary(),
+            };
         let sync_standby = cluster
             .as_ref()
             .filter(|_| config.synchronous_mode())
@@ -360,6 +375,41 @@ pub fn cluster_json(cluster: &Cluster) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_leader_whose_lease_ran_out_since_its_last_loop_is_not_reported_leader() {
+        use ha_core::decision::{Decision, NodeIdentity};
+        use ha_core::model::Leader;
+        use ha_core::pg::{PgObservation, PgRunState};
+        use ha_core::time::Millis;
+        let id = NodeIdentity {
+            name: "node1".into(),
+            ..Default::default()
+        };
+        let cluster = Cluster {
+            leader: Some(Leader {
+                name: "node1".into(),
+                version: 1,
+                session: None,
+            }),
+            ..Default::default()
+        };
+        let report = CycleReport {
+            now: Millis(1_000),
+            decision: Decision::none("no action. I am (node1), the leader with the lock"),
+            executed: Vec::new(),
+            cluster: Ok(cluster),
+            pg: PgObservation {
+                run_state: Some(PgRunState::Running),
+                ..Default::default()
+            },
+            next_wake: Millis(3_000),
+            lease_deadline: Some(Millis(9_000)),
+        };
+        assert!(NodeView::at(&id, Some(report.clone()), Some(Millis(8_999))).is_leader);
+        // The daemon was frozen past its lease and has not looped since: not the leader any more.
+        assert!(!NodeView::at(&id, Some(report), Some(Millis(9_000))).is_leader);
+    }
 
     #[test]
     fn lsn_text_matches_postgres() {
