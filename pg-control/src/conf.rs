@@ -150,11 +150,87 @@ pub struct ManagedConf<'a> {
     pub socket_dir: &'a Path,
     pub cluster_name: Option<&'a str>,
     pub recovery: Option<&'a Recovery>,
+    /// The control file's recovery-sensitive settings ([`crate::controldata::ControlData::recovery_minimums`]):
+    /// on a standby each of these parameters is written as max(configured, recorded), as Patroni does.
+    pub recovery_minimums: &'a BTreeMap<String, u64>,
+    /// Plain `name = value` settings of postgresql.base.conf: the configured value of a recovery-sensitive
+    /// parameter none of our layers sets.
+    pub base: &'a BTreeMap<String, String>,
+}
+
+/// PostgreSQL's built-in defaults of the recovery-sensitive parameters.
+const RECOVERY_SENSITIVE_DEFAULTS: &[(&str, &str)] = &[
+    ("max_connections", "100"),
+    ("max_worker_processes", "8"),
+    ("max_wal_senders", "10"),
+    ("max_prepared_transactions", "0"),
+    ("max_locks_per_transaction", "64"),
+];
+
+/// The plain `name = value` lines of a postgresql.conf (no includes followed), last one winning.
+pub fn parse_simple_conf(text: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (k, v) = match line.split_once('=') {
+            Some((k, v)) => (k.trim(), v.trim()),
+            None => match line.split_once(char::is_whitespace) {
+                Some((k, v)) => (k.trim(), v.trim()),
+                None => continue,
+            },
+        };
+        let v = v.split('#').next().unwrap_or("").trim().trim_matches('\'');
+        if !k.is_empty() && !v.is_empty() {
+            out.insert(k.to_ascii_lowercase(), v.to_string());
+        }
+    }
+    out
 }
 
 impl ManagedConf<'_> {
-    /// The effective parameter map, later layers winning.
+    /// The configured value of each recovery-sensitive parameter: from our layers, else postgresql.base.conf,
+    /// else PostgreSQL's default. What a restart should bring the server to, whatever a standby is running with.
+    pub fn configured_recovery_values(&self) -> BTreeMap<String, String> {
+        let p = self.layered();
+        RECOVERY_SENSITIVE_DEFAULTS
+            .iter()
+            .map(|(name, default)| {
+                let v = p
+                    .get(*name)
+                    .or_else(|| self.base.get(*name))
+                    .cloned()
+                    .unwrap_or_else(|| default.to_string());
+                (name.to_string(), v)
+            })
+            .collect()
+    }
+
+    /// The effective parameter map, later layers winning; on a standby, the recovery-sensitive parameters are
+    /// raised to what the control file records (a standby with less refuses to start).
     pub fn parameters(&self) -> BTreeMap<String, String> {
+        let mut p = self.layered();
+        if self.recovery.is_some() {
+            for (name, configured) in self.configured_recovery_values() {
+                let Some(min) = self.recovery_minimums.get(&name) else {
+                    continue;
+                };
+                match configured.trim().parse::<u64>() {
+                    Ok(v) if v >= *min => {}
+                    Ok(_) => {
+                        p.insert(name, min.to_string());
+                    }
+                    // Not a plain number: PostgreSQL will say what is wrong with it.
+                    Err(_) => {}
+                }
+            }
+        }
+        p
+    }
+
+    fn layered(&self) -> BTreeMap<String, String> {
         let mut p = replication_defaults();
         for (k, v) in self.cluster {
             if !LOCAL_ONLY.contains(&k.as_str()) {
@@ -286,6 +362,8 @@ mod tests {
             socket_dir: Path::new("/tmp/s"),
             cluster_name: None,
             recovery: Some(&rec),
+            recovery_minimums: &BTreeMap::new(),
+            base: &BTreeMap::new(),
         };
         let p = conf.parameters();
         assert_eq!(p["port"], "5433", "the DCS never moves a node's port");
@@ -298,6 +376,60 @@ mod tests {
         assert!(text.contains("include 'postgresql.base.conf'"));
         conf.recovery = None;
         assert!(!conf.parameters().contains_key("primary_conninfo"));
+    }
+
+    #[test]
+    fn a_standby_runs_with_at_least_the_control_file_settings() {
+        let cluster = BTreeMap::from([
+            ("max_connections".to_string(), "50".to_string()),
+            ("max_wal_senders".to_string(), "20".to_string()),
+        ]);
+        let local = BTreeMap::new();
+        let minimums = BTreeMap::from([
+            ("max_connections".to_string(), 100),
+            ("max_wal_senders".to_string(), 10),
+            ("max_worker_processes".to_string(), 16),
+            ("max_prepared_transactions".to_string(), 0),
+            ("max_locks_per_transaction".to_string(), 64),
+        ]);
+        let base = parse_simple_conf(
+            "# initdb\nmax_worker_processes = 12 # comment\nmax_locks_per_transaction 128\n",
+        );
+        assert_eq!(base["max_worker_processes"], "12");
+        let rec = Recovery {
+            primary_conninfo: None,
+            primary_slot_name: None,
+        };
+        let mut conf = ManagedConf {
+            cluster: &cluster,
+            local: &local,
+            port: 5433,
+            listen_host: "127.0.0.1",
+            socket_dir: Path::new("/tmp/s"),
+            cluster_name: None,
+            recovery: Some(&rec),
+            recovery_minimums: &minimums,
+            base: &base,
+        };
+        let p = conf.parameters();
+        assert_eq!(p["max_connections"], "100", "raised to the control file's");
+        assert_eq!(p["max_wal_senders"], "20", "configured higher: kept");
+        assert_eq!(p["max_worker_processes"], "16", "base.conf's 12 raised");
+        assert!(
+            !p.contains_key("max_locks_per_transaction"),
+            "base.conf's 128 is enough: left to it"
+        );
+        assert!(!p.contains_key("max_prepared_transactions"));
+        let wanted = conf.configured_recovery_values();
+        assert_eq!(wanted["max_connections"], "50");
+        assert_eq!(wanted["max_locks_per_transaction"], "128");
+        assert_eq!(wanted["max_prepared_transactions"], "0");
+        conf.recovery = None;
+        assert_eq!(
+            conf.parameters()["max_connections"],
+            "50",
+            "a primary runs as configured"
+        );
     }
 
     #[test]

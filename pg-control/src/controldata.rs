@@ -26,7 +26,19 @@ pub struct ControlData {
     pub min_recovery_timeline: u64,
     /// "Bytes per WAL segment" (16 MiB unless initdb --wal-segsize).
     pub wal_segment_bytes: u64,
+    /// The recovery-sensitive settings the control file records (parameter name -> value): a standby must run
+    /// with at least these, or recovery aborts with "insufficient parameter settings".
+    pub recovery_minimums: BTreeMap<String, u64>,
 }
+
+/// Parameters a standby must set at least as high as the primary's, with pg_controldata's name for each.
+pub const RECOVERY_SENSITIVE: &[(&str, &str)] = &[
+    ("max_connections", "max_connections setting"),
+    ("max_worker_processes", "max_worker_processes setting"),
+    ("max_wal_senders", "max_wal_senders setting"),
+    ("max_prepared_transactions", "max_prepared_xacts setting"),
+    ("max_locks_per_transaction", "max_locks_per_xact setting"),
+];
 
 impl ControlData {
     pub fn parse(text: &str) -> Option<ControlData> {
@@ -56,6 +68,13 @@ impl ControlData {
                 0 => 16 * 1024 * 1024,
                 n => n,
             },
+            recovery_minimums: RECOVERY_SENSITIVE
+                .iter()
+                .filter_map(|(param, field)| {
+                    let v = fields.get(field)?.parse::<u64>().ok()?;
+                    Some((param.to_string(), v))
+                })
+                .collect(),
         })
     }
 
@@ -173,8 +192,17 @@ mod tests {
             Latest checkpoint location:           0/3000060\n\
             Latest checkpoint's TimeLineID:       1\n\
             Minimum recovery ending location:     0/3000148\n\
-            Min recovery ending loc's timeline:   2\n";
+            Min recovery ending loc's timeline:   2\n\
+            max_connections setting:              100\n\
+            max_worker_processes setting:         8\n\
+            max_wal_senders setting:              10\n\
+            max_prepared_xacts setting:           0\n\
+            max_locks_per_xact setting:           64\n";
         let cd = ControlData::parse(text).unwrap();
+        assert_eq!(cd.recovery_minimums["max_connections"], 100);
+        assert_eq!(cd.recovery_minimums["max_prepared_transactions"], 0);
+        assert_eq!(cd.recovery_minimums["max_locks_per_transaction"], 64);
+        assert_eq!(cd.recovery_minimums.len(), 5);
         assert_eq!(cd.system_id, "7311111111111111111");
         assert!(cd.clean_shutdown());
         assert_eq!(cd.timeline(), 2);

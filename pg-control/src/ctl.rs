@@ -564,7 +564,29 @@ impl PgCtl {
 
     /// Regenerates every file we own in the data directory for `role`: postgresql.conf (moving a user's file to
     /// postgresql.base.conf first), standby.signal, pg_hba.conf, and the pgpass file beside it.
-    pub(crate) fn write_config(&self, role: Role<'_>) -> Result<()> {
+    ///
+    /// On a standby, the recovery-sensitive parameters are raised to the control file's settings (see
+    /// [`ManagedConf::parameters`]); [`PgCtl::observe`] still reports them pending a restart while the server runs
+    /// with other values than configured.
+    pub(crate) async fn write_config(&self, role: Role<'_>) -> Result<()> {
+        let recovery_minimums = match &role {
+            Role::Primary => BTreeMap::new(),
+            Role::Standby(_) => match self.controldata().await {
+                Ok(cd) => cd.recovery_minimums,
+                Err(e) => {
+                    warn!(error = %e, "pg_controldata failed: the standby's settings are not raised to the control file's");
+                    BTreeMap::new()
+                }
+            },
+        };
+        self.write_config_with(role, &recovery_minimums)
+    }
+
+    fn write_config_with(
+        &self,
+        role: Role<'_>,
+        recovery_minimums: &BTreeMap<String, u64>,
+    ) -> Result<()> {
         let dd = &self.s.data_dir;
         let conf_path = dd.join("postgresql.conf");
         let base_path = dd.join("postgresql.base.conf");
@@ -589,6 +611,8 @@ impl PgCtl {
         };
         let st = self.node_state();
         let local = self.local_conf();
+        let base =
+            conf::parse_simple_conf(&std::fs::read_to_string(&base_path).unwrap_or_default());
         let managed = ManagedConf {
             cluster: &st.cluster_parameters,
             local: &local.parameters,
@@ -597,6 +621,8 @@ impl PgCtl {
             socket_dir: &self.s.socket_dir,
             cluster_name: None,
             recovery: recovery.as_ref(),
+            recovery_minimums,
+            base: &base,
         };
         os::write_file(&self.run_as, &conf_path, &managed.render(), 0o600)?;
         let signal = dd.join("standby.signal");
@@ -631,13 +657,49 @@ impl PgCtl {
         self.s.data_dir.join("standby.signal").exists()
     }
 
-    pub(crate) fn rewrite_current_config(&self) -> Result<()> {
+    pub(crate) async fn rewrite_current_config(&self) -> Result<()> {
         if self.is_standby_configured() {
             let up = self.current_role_upstream();
-            self.write_config(Role::Standby(up.as_ref()))
+            self.write_config(Role::Standby(up.as_ref())).await
         } else {
-            self.write_config(Role::Primary)
+            self.write_config(Role::Primary).await
         }
+    }
+
+    /// The recovery-sensitive parameters whose running value (`running`: "name=setting" from pg_settings) is not
+    /// the configured one: a standby raised them to the control file's settings, and only a restart (once the
+    /// primary runs with the configured values too) brings them where they are configured.
+    pub(crate) fn recovery_sensitive_pending(&self, running: &[String]) -> Vec<String> {
+        let st = self.node_state();
+        let local = self.local_conf();
+        let base = conf::parse_simple_conf(
+            &std::fs::read_to_string(self.s.data_dir.join("postgresql.base.conf"))
+                .unwrap_or_default(),
+        );
+        let none = BTreeMap::new();
+        let managed = ManagedConf {
+            cluster: &st.cluster_parameters,
+            local: &local.parameters,
+            port: self.s.port,
+            listen_host: &self.s.listen_host,
+            socket_dir: &self.s.socket_dir,
+            cluster_name: None,
+            recovery: None,
+            recovery_minimums: &none,
+            base: &base,
+        };
+        let wanted = managed.configured_recovery_values();
+        running
+            .iter()
+            .filter_map(|r| {
+                let (name, value) = r.split_once('=')?;
+                let w = wanted.get(name)?;
+                match (w.trim().parse::<u64>(), value.trim().parse::<u64>()) {
+                    (Ok(w), Ok(v)) if w != v => Some(name.to_string()),
+                    _ => None,
+                }
+            })
+            .collect()
     }
 
     pub(crate) fn remember_upstream(&self, up: Option<&Upstream>) -> Result<()> {

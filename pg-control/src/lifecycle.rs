@@ -33,7 +33,7 @@ impl PgCtl {
         if let Some(u) = up {
             self.ensure_own_slot_on(u).await;
         }
-        self.write_config(role)?;
+        self.write_config(role).await?;
         self.pg_ctl_start().await
     }
 
@@ -83,7 +83,7 @@ impl PgCtl {
         );
         let r = async {
             self.remember_upstream(None)?;
-            self.write_config(Role::Primary)?;
+            self.write_config(Role::Primary).await?;
             self.pg_ctl_start().await?;
             self.create_roles().await?;
             Ok(self.controldata().await?.system_id)
@@ -255,7 +255,7 @@ impl PgCtl {
                 return Err(Error::wrong_state("restart", "PostgreSQL is not running"));
             }
             self.stop_inner(StopMode::Fast).await?;
-            self.rewrite_current_config()?;
+            self.rewrite_current_config().await?;
             self.pg_ctl_start().await
         }
         .instrument(info_span!("pg_restart", node = %self.s.name))
@@ -265,7 +265,7 @@ impl PgCtl {
     /// Regenerates the configuration for the current role and makes the server re-read it.
     pub async fn reload(&self) -> Result<()> {
         let _g = self.op_guard("reload").await?;
-        self.rewrite_current_config()?;
+        self.rewrite_current_config().await?;
         self.reload_inner().await
     }
 
@@ -340,7 +340,7 @@ impl PgCtl {
         }
         self.remember_upstream(None)?;
         // standby.signal is gone; drop the recovery settings from the file too so a restart stays a primary.
-        self.write_config(Role::Primary)?;
+        self.write_config(Role::Primary).await?;
         Ok(())
     }
 
@@ -359,7 +359,7 @@ impl PgCtl {
             }
             self.remember_upstream(Some(upstream))?;
             self.ensure_own_slot_on(upstream).await;
-            self.write_config(Role::Standby(Some(upstream)))?;
+            self.write_config(Role::Standby(Some(upstream))).await?;
             self.reload_inner().await
         }
         .instrument(info_span!("pg_follow", node = %self.s.name, upstream = %upstream.name))
@@ -378,7 +378,7 @@ impl PgCtl {
             if !self.initialized() {
                 return Ok(Vec::new());
             }
-            self.rewrite_current_config()?;
+            self.rewrite_current_config().await?;
             if self.live_postmaster().is_none() {
                 return Ok(Vec::new());
             }
@@ -426,17 +426,37 @@ impl PgCtl {
     }
 
     /// Parameters changed in the files that only a restart applies (pg_settings.pending_restart).
+    ///
+    /// Also the recovery-sensitive parameters a standby runs with at other values than configured (raised to the
+    /// control file's settings when it started).
     pub async fn pending_restart(&self) -> Result<Vec<String>> {
-        self.with_client(self.local_config("postgres"), |c| async move {
-            let rows = c
-                .query(
-                    "SELECT name FROM pg_settings WHERE pending_restart ORDER BY name",
-                    &[],
-                )
-                .await?;
-            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
-        })
-        .await
-        .map_err(|e| e.into_error("pending_restart", self.s.timeouts.query))
+        let (mut pending, running) = self
+            .with_client(self.local_config("postgres"), |c| async move {
+                let rows = c
+                    .query(
+                        "SELECT name FROM pg_settings WHERE pending_restart ORDER BY name",
+                        &[],
+                    )
+                    .await?;
+                let running = c.query(crate::observe::RECOVERY_SENSITIVE_SQL, &[]).await?;
+                Ok((
+                    rows.iter()
+                        .map(|r| r.get::<_, String>(0))
+                        .collect::<Vec<_>>(),
+                    running
+                        .iter()
+                        .map(|r| r.get::<_, String>(0))
+                        .collect::<Vec<_>>(),
+                ))
+            })
+            .await
+            .map_err(|e| e.into_error("pending_restart", self.s.timeouts.query))?;
+        for name in self.recovery_sensitive_pending(&running) {
+            if !pending.contains(&name) {
+                pending.push(name);
+            }
+        }
+        pending.sort();
+        Ok(pending)
     }
 }

@@ -35,7 +35,17 @@ const OBSERVE_SQL: &str = "SELECT pg_is_in_recovery(),
   (SELECT system_identifier::text FROM pg_control_system()),
   current_setting('server_version_num')::int,
   ARRAY(SELECT name::text FROM pg_settings WHERE pending_restart ORDER BY name),
-  ARRAY(SELECT application_name::text FROM pg_stat_replication ORDER BY application_name)";
+  ARRAY(SELECT application_name::text FROM pg_stat_replication ORDER BY application_name),
+  ARRAY(SELECT name || '=' || setting FROM pg_settings WHERE name IN (
+    'max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
+    'max_locks_per_transaction') AND pg_is_in_recovery())";
+
+/// Running values of the recovery-sensitive parameters on a standby ("name=setting"), see
+/// [`PgCtl::recovery_sensitive_pending`].
+pub(crate) const RECOVERY_SENSITIVE_SQL: &str =
+    "SELECT name || '=' || setting FROM pg_settings WHERE name IN (
+    'max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
+    'max_locks_per_transaction') AND pg_is_in_recovery()";
 
 struct Live {
     in_recovery: bool,
@@ -52,6 +62,7 @@ struct Live {
     version: i32,
     pending: Vec<String>,
     replicas: Vec<String>,
+    recovery_sensitive: Vec<String>,
 }
 
 impl PgCtl {
@@ -141,6 +152,7 @@ impl PgCtl {
                     version: row.get(11),
                     pending: row.get(12),
                     replicas: row.get(13),
+                    recovery_sensitive: row.get(14),
                 })
             })
             .await;
@@ -151,6 +163,12 @@ impl PgCtl {
                 obs.system_id = Some(l.system_id);
                 obs.server_version = Some(l.version as u32);
                 obs.pending_restart = l.pending;
+                for name in self.recovery_sensitive_pending(&l.recovery_sensitive) {
+                    if !obs.pending_restart.contains(&name) {
+                        obs.pending_restart.push(name);
+                    }
+                }
+                obs.pending_restart.sort();
                 obs.replicas = l.replicas;
                 obs.replay_paused = l.paused;
                 obs.streaming = l.streaming;

@@ -126,7 +126,7 @@ impl PgCtl {
             "pg_basebackup done"
         );
         self.remember_upstream(Some(source))?;
-        self.write_config(Role::Standby(Some(source)))?;
+        self.write_config(Role::Standby(Some(source))).await?;
         Ok(())
     }
 
@@ -175,11 +175,39 @@ impl PgCtl {
                 source_system_id: theirs,
             });
         }
-        self.with_client(self.remote_config(&ep), |c| async move {
-            c.batch_execute("CHECKPOINT").await
-        })
-        .await
-        .map_err(|e| e.into_error("CHECKPOINT on the rewind source", self.s.timeouts.query))?;
+        let (source_tli, source_lsn) = self
+            .with_client(self.remote_config(&ep), |c| async move {
+                c.batch_execute("CHECKPOINT").await?;
+                let r = c
+                    .query_one(
+                        "SELECT (SELECT timeline_id FROM pg_control_checkpoint())::bigint,
+                            (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
+                                  ELSE pg_current_wal_lsn() END)::text",
+                        &[],
+                    )
+                    .await?;
+                Ok((r.get::<_, i64>(0), r.get::<_, Option<String>>(1)))
+            })
+            .await
+            .map_err(|e| e.into_error("CHECKPOINT on the rewind source", self.s.timeouts.query))?;
+        // A standby stopped cleanly on the source's timeline, no further than the source: its WAL is a prefix of
+        // the source's, nothing to rewind. pg_rewind itself may fail on it: with its last restartpoint still on
+        // the previous timeline it looks for the divergence point in WAL the standby never wrote on that timeline.
+        let cd = self.controldata().await?;
+        let source_lsn = source_lsn
+            .as_deref()
+            .and_then(crate::controldata::parse_lsn);
+        if cd.clean_shutdown()
+            && cd.timeline() == source_tli.max(0) as u64
+            && source_lsn.is_some_and(|l| cd.lsn() <= l)
+        {
+            info!(
+                timeline = cd.timeline(),
+                "already on the source's timeline and behind it: no rewind needed"
+            );
+            self.remember_upstream(Some(source))?;
+            return self.write_config(Role::Standby(Some(source))).await;
+        }
         self.write_pgpass()?;
         let cred = self.s.rewind_credentials();
         let source_server = conf::conninfo(
@@ -188,6 +216,17 @@ impl PgCtl {
             &self.s.pgpass,
             &[("dbname", "postgres"), ("application_name", "hactl-rewind")],
         );
+        // pg_rewind recovers an unclean target with `postgres --single`, which refuses a standby ("standby mode
+        // is not supported by single-user servers"): the signal files go, and the standby configuration written
+        // below puts standby.signal back (or, if pg_rewind fails, the files are restored as they were).
+        let mut removed = Vec::new();
+        for name in ["standby.signal", "recovery.signal"] {
+            let f = self.s.data_dir.join(name);
+            if f.exists() {
+                std::fs::remove_file(&f).map_err(|e| Error::io(&f, e))?;
+                removed.push(f);
+            }
+        }
         let started = Instant::now();
         let out = self
             .pg_bin(
@@ -199,14 +238,25 @@ impl PgCtl {
                 ],
                 self.s.timeouts.rewind,
             )
-            .await?;
+            .await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => {
+                for f in &removed {
+                    if let Err(w) = os::write_file(&self.run_as, f, "", 0o600) {
+                        warn!(file = ?f, error = %w, "could not restore the signal file after a failed pg_rewind");
+                    }
+                }
+                return Err(e);
+            }
+        };
         info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             output = %out.stderr.lines().last().unwrap_or(""),
             "pg_rewind done"
         );
         self.remember_upstream(Some(source))?;
-        self.write_config(Role::Standby(Some(source)))?;
+        self.write_config(Role::Standby(Some(source))).await?;
         Ok(())
     }
 

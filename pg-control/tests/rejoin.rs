@@ -1,0 +1,206 @@
+//! An old primary rejoining after a switchover, as the 3-node end-to-end run does it (real PostgreSQL 15):
+//! recovery-sensitive parameters lowered cluster-wide but not yet restarted, a standby with no upstream in
+//! between, and pg_rewind of a target that was stopped (or crashed) in recovery.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{sql, upstream, wait_for, World};
+use ha_core::pg::{PgRunState, StopMode};
+
+fn lowered() -> BTreeMap<String, String> {
+    BTreeMap::from([("max_connections".to_string(), "50".to_string())])
+}
+
+/// primary → stop(Fast) → start_replica(None) → stop(Fast) → start_replica(Some(new primary promoted from its
+/// replica)), with max_connections lowered cluster-wide from 100 to 50 and never restarted; then the same node
+/// stopped and rewound, and started as a replica again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_primary_rejoins_with_lowered_max_connections_through_a_standby_without_upstream() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    let n2 = w.node("n2").await;
+    n1.bootstrap().await.expect("bootstrap");
+    assert_eq!(sql(&n1, "SHOW max_connections").await, ["100"]);
+    n2.clone_from(&upstream(&n1)).await.expect("clone");
+    n2.start_replica(Some(&upstream(&n1))).await.unwrap();
+    sql(
+        &n1,
+        "CREATE TABLE t(v text); INSERT INTO t VALUES ('from n1')",
+    )
+    .await;
+    wait_for(Duration::from_secs(20), "n2 to replay", || async {
+        sql(&n2, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
+    })
+    .await;
+
+    // The cluster-wide configuration lowers max_connections; nobody restarts.
+    let p1 = n1.apply_parameters(&lowered()).await.unwrap();
+    assert!(p1.contains(&"max_connections".to_string()), "{p1:?}");
+    let p2 = n2.apply_parameters(&lowered()).await.unwrap();
+    assert!(
+        p2.contains(&"max_connections".to_string()),
+        "the standby runs with 100 while 50 is configured: {p2:?}"
+    );
+    assert!(n2
+        .observe()
+        .await
+        .pending_restart
+        .contains(&"max_connections".to_string()));
+
+    // Switchover: n1 stops cleanly and waits as a standby with no upstream; n2 is promoted.
+    n1.stop(StopMode::Fast).await.unwrap();
+    n1.start_replica(None)
+        .await
+        .expect("start as a standby with no upstream despite max_connections = 50 < 100");
+    assert_eq!(sql(&n1, "SHOW max_connections").await, ["100"]);
+    let o1 = n1.observe().await;
+    assert!(o1.in_recovery);
+    assert!(
+        o1.pending_restart.contains(&"max_connections".to_string()),
+        "configured 50, running 100: still pending ({:?})",
+        o1.pending_restart
+    );
+    n2.promote().await.expect("promote n2");
+    n2.ensure_slots(&["n1".to_string(), "n2".to_string()])
+        .await
+        .unwrap();
+    sql(&n2, "INSERT INTO t VALUES ('from n2')").await;
+
+    // n1 follows n2.
+    n1.stop(StopMode::Fast).await.unwrap();
+    n1.start_replica(Some(&upstream(&n2)))
+        .await
+        .expect("start as n2's replica");
+    wait_for(Duration::from_secs(30), "n1 to stream from n2", || async {
+        let o = n1.observe().await;
+        o.is_replica() && o.streaming && o.timeline == 2
+    })
+    .await;
+    wait_for(Duration::from_secs(20), "n2's row on n1", || async {
+        sql(&n1, "SELECT string_agg(v, ',' ORDER BY v) FROM t").await == ["from n1,from n2"]
+    })
+    .await;
+
+    // A running standby that follows keeps its raised settings too.
+    n1.follow(&upstream(&n2)).await.expect("follow");
+    let conf = std::fs::read_to_string(n1.settings().data_dir.join("postgresql.conf")).unwrap();
+    assert!(conf.contains("max_connections = '100'"), "{conf}");
+
+    // Rewinding such a node (stopped cleanly in recovery, standby.signal present) works and leaves it n2's
+    // standby.
+    n1.stop(StopMode::Fast).await.unwrap();
+    n1.rewind(&upstream(&n2)).await.expect("pg_rewind");
+    let o1 = n1.observe().await;
+    assert_eq!(o1.run_state, Some(PgRunState::Stopped));
+    assert!(o1.in_recovery, "still a standby after the rewind");
+    assert_eq!(o1.upstream.as_deref(), Some("n2"));
+    n1.start_replica(Some(&upstream(&n2)))
+        .await
+        .expect("start the rewound replica");
+    sql(&n2, "INSERT INTO t VALUES ('after rewind')").await;
+    wait_for(Duration::from_secs(20), "the new row on n1", || async {
+        n1.observe().await.streaming && sql(&n1, "SELECT count(*) FROM t").await == ["3"]
+    })
+    .await;
+
+    // Once n2 restarts with 50, its standby can too and nothing is pending any more.
+    n2.restart().await.expect("restart n2");
+    assert_eq!(sql(&n2, "SHOW max_connections").await, ["50"]);
+    sql(&n2, "INSERT INTO t VALUES ('after n2 restart'); CHECKPOINT").await;
+    wait_for(
+        Duration::from_secs(20),
+        "n1 to replay past n2's restart",
+        || async { sql(&n1, "SELECT count(*) FROM t").await == ["4"] },
+    )
+    .await;
+    sql(&n1, "CHECKPOINT").await;
+    n1.restart().await.expect("restart n1");
+    assert_eq!(sql(&n1, "SHOW max_connections").await, ["50"]);
+    assert!(!n1
+        .observe()
+        .await
+        .pending_restart
+        .contains(&"max_connections".to_string()));
+
+    n1.stop(StopMode::Fast).await.unwrap();
+    n2.stop(StopMode::Fast).await.unwrap();
+}
+
+/// A diverged old primary that is then started as a standby with no upstream and crashes while in recovery
+/// (standby.signal present, control file "in archive recovery"): pg_rewind's crash recovery runs
+/// `postgres --single`, which refuses standby mode unless the signal files are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standby_that_crashed_in_recovery_is_rewound() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    let n2 = w.node("n2").await;
+    n1.bootstrap().await.expect("bootstrap");
+    n2.clone_from(&upstream(&n1)).await.expect("clone");
+    n2.start_replica(Some(&upstream(&n1))).await.unwrap();
+    sql(
+        &n1,
+        "CREATE TABLE t(v text); INSERT INTO t VALUES ('replicated')",
+    )
+    .await;
+    wait_for(Duration::from_secs(20), "n2 to replay", || async {
+        sql(&n2, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
+            && sql(&n2, "SELECT count(*) FROM t").await == ["1"]
+    })
+    .await;
+
+    // n2 stops; n1 writes what n2 never sees, then becomes a standby with no upstream.
+    n2.stop(StopMode::Fast).await.unwrap();
+    sql(&n1, "INSERT INTO t VALUES ('lost on n1'); CHECKPOINT").await;
+    n1.stop(StopMode::Fast).await.unwrap();
+    n1.start_replica(None)
+        .await
+        .expect("standby with no upstream");
+    // n2 takes over on timeline 2.
+    n2.start_primary().await.expect("n2 as primary");
+    sql(&n2, "INSERT INTO t VALUES ('kept on n2')").await;
+    n2.ensure_slots(&["n1".to_string(), "n2".to_string()])
+        .await
+        .unwrap();
+
+    // n1 crashes in recovery.
+    n1.stop(StopMode::Immediate).await.unwrap();
+    let o1 = n1.observe().await;
+    assert_eq!(o1.run_state, Some(PgRunState::Crashed));
+    assert!(n1.settings().data_dir.join("standby.signal").exists());
+
+    n1.rewind(&upstream(&n2))
+        .await
+        .expect("pg_rewind of a standby that crashed in recovery");
+    assert!(
+        n1.settings().data_dir.join("standby.signal").exists(),
+        "the rewound node is configured as a standby again"
+    );
+    assert!(!n1.settings().data_dir.join("recovery.signal").exists());
+    let o1 = n1.observe().await;
+    assert!(o1.in_recovery);
+    assert_eq!(o1.upstream.as_deref(), Some("n2"));
+    n1.start_replica(Some(&upstream(&n2)))
+        .await
+        .expect("start the rewound replica");
+    sql(&n2, "INSERT INTO t VALUES ('after rewind')").await;
+    wait_for(
+        Duration::from_secs(30),
+        "n1 to have exactly n2's rows",
+        || async {
+            let o = n1.observe().await;
+            o.is_replica()
+                && o.streaming
+                && sql(&n1, "SELECT string_agg(v, ',' ORDER BY v) FROM t").await
+                    == ["after rewind,kept on n2,replicated"]
+        },
+    )
+    .await;
+
+    n1.stop(StopMode::Fast).await.unwrap();
+    n2.stop(StopMode::Fast).await.unwrap();
+}
