@@ -35,6 +35,7 @@ declare -A PKGS=(
   [etcd-server]=/usr/bin/etcd
   [etcd-client]=/usr/bin/etcdctl
   [zookeeper]=/usr/share/java/zookeeper.jar
+  [libslf4j-java]=/usr/share/java/slf4j-simple.jar
   [haproxy]=/usr/sbin/haproxy
   [prometheus]=/usr/bin/prometheus
   [iptables]=/usr/sbin/iptables
