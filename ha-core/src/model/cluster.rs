@@ -64,13 +64,7 @@ impl Failover {
                 });
             }
         }
-        let v: Value = serde_json::from_str(t)?;
-        if !v.is_object() {
-            return Err(serde::de::Error::custom(format!(
-                "expected a JSON object, got {v}"
-            )));
-        }
-        serde_json::from_value(v)
+        super::codec::json_object(t)
     }
 
     /// `scheduled_at` in ms since the epoch; `Err` with the text when it does not parse as ISO 8601 with a zone.

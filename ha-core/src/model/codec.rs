@@ -92,7 +92,9 @@ fn json<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, serde_json::Erro
 }
 
 /// Like [`json`] but only from a JSON object: serde would also build a struct from an array.
-fn json_object<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, serde_json::Error> {
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
+    raw: &str,
+) -> Result<T, serde_json::Error> {
     if !raw.trim_start().starts_with('{') {
         return Err(serde::de::Error::custom("expected a JSON object"));
     }

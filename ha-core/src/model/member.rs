@@ -209,11 +209,7 @@ impl MemberData {
                 ..Default::default()
             });
         }
-        // serde would also build the struct from a JSON array: only an object is a member value.
-        if !t.starts_with('{') {
-            return Err(serde::de::Error::custom("expected a JSON object"));
-        }
-        serde_json::from_str(t)
+        super::codec::json_object(t)
     }
 }
 
