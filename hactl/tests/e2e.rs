@@ -271,3 +271,41 @@ async fn primary_machine_crash_fails_over_and_the_node_returns_as_a_replica() {
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64()});
     finish(&c, w, newp, "primary_machine_crash", figures, FEW_ROWS).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_of_one_etcd_member_of_three_changes_nothing() {
+    let _g = serial();
+    if !prerequisites_or_skip("etcd_member_loss") {
+        return;
+    }
+    let mut c = Cluster::start_with_etcd("etcdloss", 3, FAST, 3).await;
+    let p = c.primary().await.expect("a primary");
+    let w = Writer::start(c.write_port).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t0 = Instant::now();
+    if let e2e_support::Etcd::Members(m) = &mut c.etcd {
+        m.stop(0);
+    }
+    // Three ttls with one member down: the lock is renewed through the other two, nobody fails over.
+    tokio::time::sleep(Duration::from_secs(3 * FAST.ttl_s)).await;
+    assert_eq!(
+        c.primary().await,
+        Some(p),
+        "the leader changed after losing one etcd member\n{}",
+        c.dump_logs()
+    );
+    let gap = write_gap(&c, &w, t0).await;
+    assert!(
+        gap < Duration::from_secs(1),
+        "writes stalled {gap:?} after losing one etcd member"
+    );
+    finish(
+        &c,
+        w,
+        p,
+        "etcd_member_loss",
+        json!({"write_gap_s": gap.as_secs_f64(), "leader_changed": false}),
+        0,
+    )
+    .await;
+}

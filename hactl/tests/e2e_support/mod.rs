@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dcs_etcd::testing::{free_port, EtcdServer};
+use dcs_etcd::testing::{free_port, EtcdCluster, EtcdServer};
 
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const SUPERUSER_PASSWORD: &str = "super-pass";
@@ -118,10 +118,30 @@ impl Node {
     }
 }
 
+/// The DCS of a test cluster: one etcd, or a cluster of them (for the loss of one member).
+pub enum Etcd {
+    Single(EtcdServer),
+    Members(EtcdCluster),
+}
+
+impl Etcd {
+    /// `host:port` of every member, for the `etcd3.hosts` list.
+    pub fn hosts(&self) -> String {
+        let all = match self {
+            Etcd::Single(s) => vec![s.endpoint()],
+            Etcd::Members(c) => c.endpoints(),
+        };
+        all.iter()
+            .map(|e| e.trim_start_matches("http://").to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 pub struct Cluster {
     pub dir: PathBuf,
     pub scope: String,
-    pub etcd: EtcdServer,
+    pub etcd: Etcd,
     pub nodes: Vec<Node>,
     pub haproxy: Option<Child>,
     pub write_port: u16,
@@ -139,11 +159,25 @@ pub fn signal(pid: i32, sig: &str) {
 impl Cluster {
     /// Starts etcd, `n` daemons and HAProxy; returns once one node is primary and the others stream from it.
     pub async fn start(test: &str, n: usize, timing: Timing) -> Cluster {
+        Cluster::start_with_etcd(test, n, timing, 1).await
+    }
+
+    /// Like [`Cluster::start`], with `etcd_members` etcd servers (1: a single one).
+    pub async fn start_with_etcd(
+        test: &str,
+        n: usize,
+        timing: Timing,
+        etcd_members: usize,
+    ) -> Cluster {
         let dir = PathBuf::from(format!("/tmp/hactl-e2e-{}-{}", test, std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("e2e dir");
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let etcd = EtcdServer::start(&dir).expect("etcd");
+        let etcd = if etcd_members > 1 {
+            Etcd::Members(EtcdCluster::start(&dir, etcd_members).expect("etcd cluster"))
+        } else {
+            Etcd::Single(EtcdServer::start(&dir).expect("etcd"))
+        };
         let mut c = Cluster {
             scope: format!("e2e-{test}"),
             etcd,
@@ -243,7 +277,7 @@ postgresql:
 tags: {{}}
 "#,
             scope = self.scope,
-            etcd = self.etcd.endpoint().trim_start_matches("http://"),
+            etcd = self.etcd.hosts(),
             ttl = t.ttl_s,
             lw = t.loop_wait_s,
             rt = t.retry_timeout_s,
