@@ -309,3 +309,87 @@ async fn loss_of_one_etcd_member_of_three_changes_nothing() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_replica_joins_with_the_data_and_the_cluster_wide_parameters_and_serves_reads() {
+    let _g = serial();
+    if !prerequisites_or_skip("new_replica") {
+        return;
+    }
+    let mut c = Cluster::start_some("join", 3, 2, FAST, 1).await;
+    let p = c.primary().await.expect("a primary");
+    let w = Writer::start(c.write_port).await;
+    assert!(
+        w.wait_progress(50, Duration::from_secs(30)).await,
+        "no writes before the join"
+    );
+    let t0 = Instant::now();
+    c.start_daemon(2);
+    let joined = rejoined(&c, 2).await;
+    // Cloned with the data written before, and streaming what is written since.
+    let acked = w.acked();
+    let newest = acked.last().map(|(id, _)| *id).expect("writes");
+    let replica = c
+        .connect(c.nodes[2].pg_port)
+        .await
+        .expect("connect to the new replica");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n: i64 = replica
+            .query_one("SELECT count(*) FROM e2e_writes WHERE id <= $1", &[&newest])
+            .await
+            .expect("count")
+            .get(0);
+        if n == newest {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new replica has {n} of the first {newest} rows after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The cluster-wide parameters from the DCS (bootstrap.dcs) reach it within a loop of its start.
+    let deadline = Instant::now() + Duration::from_secs(2 * FAST.loop_wait_s + 10);
+    loop {
+        let keep: String = replica
+            .query_one("SHOW wal_keep_size", &[])
+            .await
+            .expect("SHOW")
+            .get(0);
+        if keep == "256MB" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new replica still has wal_keep_size {keep}, not the cluster-wide 256MB"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // HAProxy's replica frontend reaches it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut reached = false;
+    while !reached && Instant::now() < deadline {
+        if let Ok(cl) = c.connect(c.read_port).await {
+            if let Ok(row) = cl.query_one("SELECT inet_server_port()", &[]).await {
+                reached = row.get::<_, Option<i32>>(0) == Some(i32::from(c.nodes[2].pg_port));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        reached,
+        "HAProxy's replica frontend never reached the new replica\n{}",
+        c.dump_logs()
+    );
+    let gap = w.longest_gap_since(t0);
+    finish(
+        &c,
+        w,
+        p,
+        "new_replica_joins",
+        json!({"join_s": joined.as_secs_f64(), "write_gap_s": gap.as_secs_f64()}),
+        0,
+    )
+    .await;
+}

@@ -169,6 +169,17 @@ impl Cluster {
         timing: Timing,
         etcd_members: usize,
     ) -> Cluster {
+        Cluster::start_some(test, n, n, timing, etcd_members).await
+    }
+
+    /// `n` nodes configured (and behind HAProxy), the first `running` of them started.
+    pub async fn start_some(
+        test: &str,
+        n: usize,
+        running: usize,
+        timing: Timing,
+        etcd_members: usize,
+    ) -> Cluster {
         let dir = PathBuf::from(format!("/tmp/hactl-e2e-{}-{}", test, std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("e2e dir");
@@ -192,7 +203,7 @@ impl Cluster {
         for i in 1..=n {
             c.add_node(i);
         }
-        for i in 0..n {
+        for i in 0..running {
             c.start_daemon(i);
         }
         c.start_haproxy();
@@ -200,7 +211,7 @@ impl Cluster {
         loop {
             if let Some(p) = c.primary().await {
                 let replicas = c.streaming_replicas().await;
-                if replicas + 1 >= n {
+                if replicas + 1 >= running {
                     eprintln!("[e2e {test}] cluster up: primary {}", c.nodes[p].name);
                     break;
                 }
