@@ -14,7 +14,8 @@ use super::ConfigError;
 
 const PREFIX: &str = "PATRONI_";
 
-const RESTAPI_PARAMS: &[&str] = &[
+/// `restapi` keys settable as `PATRONI_RESTAPI_<KEY>`: every known `restapi` key but `authentication`.
+pub(crate) const RESTAPI_PARAMS: &[&str] = &[
     "listen",
     "connect_address",
     "certfile",

@@ -529,27 +529,12 @@ fn opt_host_port(s: &Section, key: &str) -> Result<Option<HostPort>, ConfigError
 }
 
 fn parse_restapi(s: &Section, warnings: &mut Vec<String>) -> Result<RestApiConfig, ConfigError> {
-    s.warn_unknown(
-        &[
-            "listen",
-            "connect_address",
-            "authentication",
-            "certfile",
-            "keyfile",
-            "keyfile_password",
-            "cafile",
-            "ciphers",
-            "verify_client",
-            "proxy_address",
-            "allowlist",
-            "allowlist_include_members",
-            "http_extra_headers",
-            "https_extra_headers",
-            "request_queue_size",
-            "server_tokens",
-        ],
-        warnings,
-    );
+    let known: Vec<&str> = env::RESTAPI_PARAMS
+        .iter()
+        .copied()
+        .chain(["authentication"])
+        .collect();
+    s.warn_unknown(&known, warnings);
     if s.has("certfile") {
         warnings.push(format!(
             "`{}`: hactl's REST API serves plain HTTP only (no TLS yet); members publish http:// API URLs",
