@@ -107,6 +107,9 @@ struct Member {
     data_dir: PathBuf,
     log: PathBuf,
     client_port: u16,
+    /// More client ports the member also listens on, so a test can cut one client's link to etcd (iptables on
+    /// that port) while the others keep theirs.
+    extra_client_ports: Vec<u16>,
     peer_port: u16,
     initial_cluster: String,
     token: String,
@@ -130,6 +133,7 @@ impl Member {
             data_dir: dir.join(format!("{name}-{client_port}")),
             log: dir.join(format!("{name}-{client_port}.log")),
             client_port,
+            extra_client_ports: Vec::new(),
             peer_port,
             initial_cluster,
             token: token.to_string(),
@@ -139,6 +143,14 @@ impl Member {
 
     fn client_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn listen_client_urls(&self) -> String {
+        std::iter::once(self.client_port)
+            .chain(self.extra_client_ports.iter().copied())
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     fn peer_url(&self) -> String {
@@ -160,7 +172,7 @@ impl Member {
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
-            .args(["--listen-client-urls", &self.client_url()])
+            .args(["--listen-client-urls", &self.listen_client_urls()])
             .args(["--advertise-client-urls", &self.client_url()])
             .args(["--listen-peer-urls", &self.peer_url()])
             .args(["--initial-advertise-peer-urls", &self.peer_url()])
@@ -254,6 +266,12 @@ pub struct EtcdServer {
 impl EtcdServer {
     /// Starts etcd with its data under `dir` (in `etcd1-<client port>/`) and waits until it is healthy.
     pub fn start(dir: &Path) -> Result<EtcdServer, TestingError> {
+        EtcdServer::start_with_client_ports(dir, 0)
+    }
+
+    /// Like [`EtcdServer::start`], also listening on `extra` more client ports ([`EtcdServer::extra_endpoint`]):
+    /// one per client whose link a test wants to cut alone.
+    pub fn start_with_client_ports(dir: &Path, extra: usize) -> Result<EtcdServer, TestingError> {
         let bin = binary()?;
         // A port taken between free_port() and etcd's bind makes etcd exit: try a few port pairs.
         let mut last = None;
@@ -261,6 +279,7 @@ impl EtcdServer {
             let ports = (free_port(), free_port());
             let cluster = format!("etcd1=http://127.0.0.1:{}", ports.1);
             let mut m = Member::new(&bin, dir, "etcd1", ports, cluster, "hactl-test");
+            m.extra_client_ports = (0..extra).map(|_| free_port()).collect();
             m.spawn()?;
             match m.wait_healthy() {
                 Ok(()) => return Ok(EtcdServer { member: m }),
@@ -278,6 +297,14 @@ impl EtcdServer {
     /// The client address, e.g. for a [`TcpProxy`] in front of it.
     pub fn addr(&self) -> SocketAddr {
         ([127, 0, 0, 1], self.member.client_port).into()
+    }
+
+    /// `http://127.0.0.1:<port>` of the `i`th extra client port (see [`EtcdServer::start_with_client_ports`]).
+    pub fn extra_endpoint(&self, i: usize) -> Option<String> {
+        self.member
+            .extra_client_ports
+            .get(i)
+            .map(|p| format!("http://127.0.0.1:{p}"))
     }
 
     /// Kills the server (SIGKILL); its data stays for [`EtcdServer::start_again`].

@@ -7,7 +7,10 @@ mod e2e_support;
 
 use std::time::{Duration, Instant};
 
-use e2e_support::{lost_rows, prerequisites_or_skip, record, Cluster, Writer, FAST, SERIAL};
+use e2e_support::{
+    assert_no_corruption, lost_rows, prerequisites_on, prerequisites_or_skip, record, Backend,
+    Census, Cluster, Partition, Spec, Writer, FAST, SERIAL,
+};
 use serde_json::{json, Value};
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
@@ -28,10 +31,15 @@ async fn post(url: &str, body: Value) -> (u16, String) {
 
 /// A 3-node cluster with the writer running, and the primary at the start.
 async fn cluster_with_writer(test: &str) -> Option<(Cluster, Writer, usize)> {
-    if !prerequisites_or_skip(test) {
+    cluster_with_writer_as(Spec::new(test)).await
+}
+
+/// The cluster `spec` describes, with the writer running, and the primary at the start.
+async fn cluster_with_writer_as(spec: Spec) -> Option<(Cluster, Writer, usize)> {
+    if !prerequisites_on(&spec.test, spec.backend) {
         return None;
     }
-    let c = Cluster::start(test, 3, FAST).await;
+    let c = Cluster::start_spec(spec).await;
     let p = c.primary().await.expect("a primary");
     let w = Writer::start(c.write_port).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -99,8 +107,13 @@ const FEW_ROWS: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_to_a_named_candidate_loses_no_acknowledged_write() {
+    switchover_to_a_named_candidate(Backend::Etcd).await
+}
+
+async fn switchover_to_a_named_candidate(backend: Backend) {
     let _g = serial();
-    let Some((c, w, old)) = cluster_with_writer("switchover").await else {
+    let scenario = format!("switchover{}", backend.suffix());
+    let Some((c, w, old)) = cluster_with_writer_as(Spec::new(&scenario).on(backend)).await else {
         return;
     };
     let cand = (old + 1) % 3;
@@ -125,7 +138,7 @@ async fn switchover_to_a_named_candidate_loses_no_acknowledged_write() {
     let rejoin = rejoined(&c, old).await;
     let gap = write_gap(&c, &w, t0).await;
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64()});
-    finish(&c, w, cand, "switchover", figures, 0).await;
+    finish(&c, w, cand, &scenario, figures, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,8 +222,14 @@ async fn graceful_stop_of_the_primary_daemon_hands_over_without_waiting_for_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_the_primary_daemon_fails_over_after_the_ttl_and_the_node_rejoins() {
+    sigkill_of_the_primary_daemon(Backend::Etcd).await
+}
+
+async fn sigkill_of_the_primary_daemon(backend: Backend) {
     let _g = serial();
-    let Some((mut c, w, old)) = cluster_with_writer("dkill").await else {
+    let scenario = format!("daemon_sigkill_primary{}", backend.suffix());
+    let Some((mut c, w, old)) = cluster_with_writer_as(Spec::new(&scenario).on(backend)).await
+    else {
         return;
     };
     let t0 = Instant::now();
@@ -233,13 +252,18 @@ async fn sigkill_of_the_primary_daemon_fails_over_after_the_ttl_and_the_node_rej
     c.start_daemon(old);
     let rejoin = rejoined(&c, old).await;
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64()});
-    finish(&c, w, newp, "daemon_sigkill_primary", figures, FEW_ROWS).await;
+    finish(&c, w, newp, &scenario, figures, FEW_ROWS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
+    sigstop_of_the_primary_daemon(Backend::Etcd).await
+}
+
+async fn sigstop_of_the_primary_daemon(backend: Backend) {
     let _g = serial();
-    let Some((c, w, old)) = cluster_with_writer("dstop").await else {
+    let scenario = format!("daemon_sigstop_primary{}", backend.suffix());
+    let Some((c, w, old)) = cluster_with_writer_as(Spec::new(&scenario).on(backend)).await else {
         return;
     };
     let t0 = Instant::now();
@@ -253,7 +277,7 @@ async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
     let rejoin = rejoined(&c, old).await;
     let gap = write_gap(&c, &w, t0).await;
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64()});
-    finish(&c, w, newp, "daemon_sigstop_primary", figures, FEW_ROWS).await;
+    finish(&c, w, newp, &scenario, figures, FEW_ROWS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +307,7 @@ async fn loss_of_one_etcd_member_of_three_changes_nothing() {
     let w = Writer::start(c.write_port).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let t0 = Instant::now();
-    if let e2e_support::Etcd::Members(m) = &mut c.etcd {
+    if let e2e_support::DcsServer::Etcd(e2e_support::Etcd::Members(m)) = &mut c.dcs {
         m.stop(0);
     }
     // Three ttls with one member down: the lock is renewed through the other two, nobody fails over.
@@ -392,4 +416,378 @@ async fn a_new_replica_joins_with_the_data_and_the_cluster_wide_parameters_and_s
         0,
     )
     .await;
+}
+
+/// Polls until some node answers 200 on `/primary`.
+async fn any_primary(c: &Cluster, within: Duration) -> Option<(usize, Duration)> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if let Some(p) = c.primary().await {
+            return Some((p, start.elapsed()));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Waits until every node's `SHOW name` is `want`; how long it took.
+async fn setting_everywhere(c: &Cluster, name: &str, want: &str, within: Duration) -> Duration {
+    let start = Instant::now();
+    let mut pending: Vec<usize> = (0..c.nodes.len()).collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for i in pending {
+            let v = match c.nodes[i].socket().connect().await {
+                Ok(cl) => cl
+                    .query_one(&format!("SHOW {name}"), &[])
+                    .await
+                    .map(|r| r.get::<_, String>(0))
+                    .unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if v != want {
+                still.push(i);
+            }
+        }
+        pending = still;
+        assert!(
+            pending.is_empty() || start.elapsed() < within,
+            "{name} is not {want} on {:?} after {within:?}\n{}",
+            pending
+                .iter()
+                .map(|i| &c.nodes[*i].name)
+                .collect::<Vec<_>>(),
+            c.dump_logs()
+        );
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    start.elapsed()
+}
+
+/// Node `i`'s `pending_restart` flag as its REST API reports it.
+async fn pending_restart(c: &Cluster, i: usize) -> bool {
+    c.rest(i, "/patroni")
+        .await
+        .map_or(false, |(_, b)| b["pending_restart"] == true)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_config_reaches_every_node_and_restart_applies_the_pending_parameters() {
+    let _g = serial();
+    let Some((c, w, p)) = cluster_with_writer("editconfig").await else {
+        return;
+    };
+    // A reloadable parameter: every node has it after a reload, without a restart.
+    let (ok, out) = c.ctl(0, &["edit-config", "--pg", "work_mem=8MB", "--force"]);
+    assert!(ok, "edit-config work_mem: {out}");
+    let reload_bound = Duration::from_secs(2 * FAST.loop_wait_s + 10);
+    let reloaded = setting_everywhere(&c, "work_mem", "8MB", reload_bound).await;
+    // A restart-only parameter: every node shows a pending restart and keeps the old value…
+    let (ok, out) = c.ctl(
+        0,
+        &["edit-config", "--pg", "max_connections=150", "--force"],
+    );
+    assert!(ok, "edit-config max_connections: {out}");
+    let deadline = Instant::now() + reload_bound;
+    for i in 0..c.nodes.len() {
+        while !pending_restart(&c, i).await {
+            assert!(
+                Instant::now() < deadline,
+                "{} shows no pending restart after max_connections changed\n{}",
+                c.nodes[i].name,
+                c.dump_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    setting_everywhere(&c, "max_connections", "100", Duration::ZERO).await;
+    let (ok, list) = c.ctl(0, &["list"]);
+    assert!(
+        ok && list.contains("Pending restart"),
+        "`hactl list` does not show the pending restart:\n{list}"
+    );
+    // …until `hactl restart --pending` applies it node by node.
+    let t0 = Instant::now();
+    let (ok, out) = c.ctl(0, &["restart", &c.scope, "--pending", "--force"]);
+    assert!(ok, "restart --pending: {out}\n{}", c.dump_logs());
+    assert_eq!(
+        out.matches("Success: restart on member").count(),
+        3,
+        "{out}"
+    );
+    setting_everywhere(&c, "max_connections", "150", Duration::from_secs(60)).await;
+    let applied = t0.elapsed();
+    for i in 0..c.nodes.len() {
+        assert!(
+            !pending_restart(&c, i).await,
+            "{} still shows a pending restart",
+            c.nodes[i].name
+        );
+    }
+    let gap = write_gap(&c, &w, t0).await;
+    assert_eq!(
+        c.primary().await,
+        Some(p),
+        "a restart of the members moved the leader\n{}",
+        c.dump_logs()
+    );
+    let figures = json!({"reload_reached_all_s": reloaded.as_secs_f64(), "restart_pending_applied_s": applied.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
+    finish(&c, w, p, "edit_config", figures, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_of_the_dcs_without_failsafe_stops_writes_within_the_ttl_and_a_leader_returns_with_it()
+{
+    loss_of_the_dcs_without_failsafe(Backend::Etcd).await
+}
+
+async fn loss_of_the_dcs_without_failsafe(backend: Backend) {
+    let _g = serial();
+    let scenario = format!("dcs_loss{}", backend.suffix());
+    let Some((mut c, w, p)) = cluster_with_writer_as(Spec::new(&scenario).on(backend)).await else {
+        return;
+    };
+    let census = Census::start(&c);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    c.dcs.stop();
+    // Without the DCS a primary cannot know it still holds the lock: it must stop taking writes within the ttl.
+    let bound = Duration::from_secs(FAST.ttl_s + FAST.loop_wait_s + 5);
+    while !census.nobody_writable_since(t0) {
+        assert!(
+            t0.elapsed() < bound,
+            "a node still takes writes {bound:?} after the DCS went away\n{}",
+            c.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let read_only_after = t0.elapsed();
+    // Nobody is promoted while the DCS is away.
+    tokio::time::sleep(Duration::from_secs(FAST.ttl_s)).await;
+    for i in 0..c.nodes.len() {
+        assert_eq!(
+            census.first_primary_since(i, t0 + read_only_after + Duration::from_millis(200)),
+            None,
+            "{} took writes while the DCS was away\n{}",
+            c.nodes[i].name,
+            c.dump_logs()
+        );
+    }
+    let t1 = Instant::now();
+    c.dcs.start_again();
+    let (newp, leader_back) = any_primary(&c, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("no leader after the DCS came back\n{}", c.dump_logs()));
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume\n{}",
+        c.dump_logs()
+    );
+    let writes_back = t1.elapsed();
+    for i in (0..c.nodes.len()).filter(|i| *i != newp) {
+        rejoined(&c, i).await;
+    }
+    census.assert_never_two_primaries(&c);
+    census.stop().await;
+    assert_no_corruption(&c, newp).await;
+    let figures = json!({"read_only_after_s": read_only_after.as_secs_f64(), "leader_back_after_dcs_s": leader_back.as_secs_f64(), "writes_back_after_dcs_s": writes_back.as_secs_f64(), "same_leader": newp == p});
+    finish(&c, w, newp, &scenario, figures, FEW_ROWS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_of_the_dcs_with_failsafe_keeps_the_primary_while_it_reaches_every_member() {
+    loss_of_the_dcs_with_failsafe(Backend::Etcd).await
+}
+
+async fn loss_of_the_dcs_with_failsafe(backend: Backend) {
+    let _g = serial();
+    let scenario = format!("dcs_loss_failsafe{}", backend.suffix());
+    let spec = Spec::new(&scenario).on(backend).failsafe();
+    let Some((mut c, w, p)) = cluster_with_writer_as(spec).await else {
+        return;
+    };
+    // The leader publishes the failsafe topology (every member) before the outage.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let members = c
+            .rest(p, "/failsafe")
+            .await
+            .map(|(code, b)| (code, b.as_object().map_or(0, |o| o.len())));
+        if members == Some((200, 3)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no failsafe topology published: {members:?}\n{}",
+            c.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let census = Census::start(&c);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let t0 = Instant::now();
+    c.dcs.stop();
+    // Every member answers the leader's POST /failsafe: it keeps serving through two ttls of outage.
+    tokio::time::sleep(Duration::from_secs(2 * FAST.ttl_s)).await;
+    assert_eq!(
+        c.primary().await,
+        Some(p),
+        "the primary gave up although failsafe mode is on\n{}",
+        c.dump_logs()
+    );
+    let gap_in_outage = w.longest_gap_since(t0);
+    assert!(
+        gap_in_outage < Duration::from_secs(2),
+        "writes stalled {gap_in_outage:?} during the outage although failsafe mode is on\n{}",
+        c.dump_logs()
+    );
+    // A member stops answering (its daemon frozen): the primary cannot confirm it is alone, so it stops.
+    let r = (p + 1) % 3;
+    let t2 = Instant::now();
+    c.signal_daemon(r, "STOP");
+    let bound = Duration::from_secs(FAST.ttl_s + FAST.loop_wait_s + 5);
+    while !census.nobody_writable_since(t2) {
+        if t2.elapsed() > bound {
+            c.signal_daemon(r, "CONT");
+            panic!(
+                "the primary kept taking writes {bound:?} after a member stopped answering\n{}",
+                c.dump_logs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let read_only_after = t2.elapsed();
+    c.signal_daemon(r, "CONT");
+    c.dcs.start_again();
+    let (newp, leader_back) = any_primary(&c, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("no leader after the DCS came back\n{}", c.dump_logs()));
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume\n{}",
+        c.dump_logs()
+    );
+    for i in (0..c.nodes.len()).filter(|i| *i != newp) {
+        rejoined(&c, i).await;
+    }
+    census.assert_never_two_primaries(&c);
+    census.stop().await;
+    assert_no_corruption(&c, newp).await;
+    let figures = json!({"write_gap_in_outage_s": gap_in_outage.as_secs_f64(), "read_only_after_member_lost_s": read_only_after.as_secs_f64(), "leader_back_after_dcs_s": leader_back.as_secs_f64()});
+    finish(&c, w, newp, &scenario, figures, FEW_ROWS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes() {
+    let _g = serial();
+    if !Partition::available("partition") {
+        return;
+    }
+    let Some((c, w, old)) = cluster_with_writer("partition").await else {
+        return;
+    };
+    let census = Census::start(&c);
+    // A client on the primary's own machine, on its side of the cut (unix socket), ids apart from the main writer's.
+    let local = Writer::start_at(c.nodes[old].socket(), 1_000_000_000).await;
+    assert!(
+        local.wait_progress(25, Duration::from_secs(10)).await,
+        "the local writer got nothing through"
+    );
+    let t0 = Instant::now();
+    let cut = Partition::cut(&c, old);
+    let (newp, took) = failed_over(&c, old, Duration::from_secs(FAST.ttl_s * 4)).await;
+    let promoted_seen = {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(t) = census.first_primary_since(newp, t0) {
+                break t;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the census never saw {} primary",
+                c.nodes[newp].name
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let local_acked = local.stop().await;
+    let (_, last_local_ack) = *local_acked.last().expect("local writes");
+    assert!(
+        last_local_ack < promoted_seen,
+        "the cut-off primary acknowledged a write {:?} after the majority's new primary was seen\n{}",
+        last_local_ack - promoted_seen,
+        c.dump_logs()
+    );
+    let margin = promoted_seen - last_local_ack;
+    let stopped_after = last_local_ack.saturating_duration_since(t0);
+    drop(cut);
+    let rejoin = rejoined(&c, old).await;
+    let gap = write_gap(&c, &w, t0).await;
+    census.assert_never_two_primaries(&c);
+    census.stop().await;
+    // What the local client wrote on the cut-off side after the cut never reached the majority (asynchronous
+    // replication): counted, not asserted; synchronous_mode is what prevents it.
+    let local_after_cut: Vec<(i64, Instant)> =
+        local_acked.into_iter().filter(|(_, t)| *t >= t0).collect();
+    let local_lost = lost_rows(&c, c.nodes[newp].pg_port, &local_after_cut)
+        .await
+        .len();
+    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "old_primary_stopped_writes_after_s": stopped_after.as_secs_f64(), "margin_before_promotion_s": margin.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64(), "local_rows_acked_after_cut": local_after_cut.len(), "local_rows_lost": local_lost});
+    finish(&c, w, newp, "network_partition_primary", figures, FEW_ROWS).await;
+}
+
+// The scenarios marked * in the test plan, on Consul and ZooKeeper.
+
+#[cfg(feature = "consul")]
+mod on_consul {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn switchover_to_a_named_candidate_loses_no_acknowledged_write() {
+        switchover_to_a_named_candidate(Backend::Consul).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_of_the_primary_daemon_fails_over_and_the_node_rejoins() {
+        sigkill_of_the_primary_daemon(Backend::Consul).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
+        sigstop_of_the_primary_daemon(Backend::Consul).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn loss_of_the_dcs_without_failsafe_stops_writes_and_a_leader_returns_with_it() {
+        loss_of_the_dcs_without_failsafe(Backend::Consul).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn loss_of_the_dcs_with_failsafe_keeps_the_primary() {
+        loss_of_the_dcs_with_failsafe(Backend::Consul).await
+    }
+}
+
+#[cfg(feature = "zookeeper")]
+mod on_zookeeper {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn switchover_to_a_named_candidate_loses_no_acknowledged_write() {
+        switchover_to_a_named_candidate(Backend::Zookeeper).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigkill_of_the_primary_daemon_fails_over_and_the_node_rejoins() {
+        sigkill_of_the_primary_daemon(Backend::Zookeeper).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
+        sigstop_of_the_primary_daemon(Backend::Zookeeper).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn loss_of_the_dcs_without_failsafe_stops_writes_and_a_leader_returns_with_it() {
+        loss_of_the_dcs_without_failsafe(Backend::Zookeeper).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn loss_of_the_dcs_with_failsafe_keeps_the_primary() {
+        loss_of_the_dcs_with_failsafe(Backend::Zookeeper).await
+    }
 }

@@ -24,8 +24,49 @@ pub const SUPERUSER_PASSWORD: &str = "super-pass";
 /// Scenarios run one at a time: each starts a whole cluster and the machine has two cores.
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
-/// True when the servers an e2e test needs are here; under CI a missing one is a failure.
+/// Which DCS a test cluster runs on: etcd by default; the scenarios marked * in issue 6 also on Consul and ZooKeeper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Etcd,
+    #[cfg(feature = "consul")]
+    Consul,
+    #[cfg(feature = "zookeeper")]
+    Zookeeper,
+}
+
+impl Backend {
+    /// The suffix of a scenario's name in the figures table (none for etcd, the default).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Backend::Etcd => "",
+            #[cfg(feature = "consul")]
+            Backend::Consul => "_consul",
+            #[cfg(feature = "zookeeper")]
+            Backend::Zookeeper => "_zookeeper",
+        }
+    }
+
+    fn missing(self) -> Option<&'static str> {
+        match self {
+            Backend::Etcd => dcs_etcd::testing::etcd_binary()
+                .is_none()
+                .then_some("etcd-server"),
+            #[cfg(feature = "consul")]
+            Backend::Consul => (!dcs_consul::testing::binary_available()).then_some("consul"),
+            #[cfg(feature = "zookeeper")]
+            Backend::Zookeeper => (!dcs_zk::testing::binary_available()).then_some("zookeeper"),
+        }
+    }
+}
+
+/// True when the servers an e2e test on etcd needs are here; under CI a missing one is a failure.
 pub fn prerequisites_or_skip(test: &str) -> bool {
+    prerequisites_on(test, Backend::Etcd)
+}
+
+/// True when PostgreSQL, HAProxy, the postgres OS user and `backend`'s server are here; under CI a missing one is a
+/// failure.
+pub fn prerequisites_on(test: &str, backend: Backend) -> bool {
     let missing: Vec<&str> = [
         (format!("{PG_BIN}/postgres"), "postgresql-15"),
         ("/usr/sbin/haproxy".into(), "haproxy"),
@@ -33,11 +74,7 @@ pub fn prerequisites_or_skip(test: &str) -> bool {
     .iter()
     .filter(|(p, _)| !Path::new(p).exists())
     .map(|(_, n)| *n)
-    .chain(
-        dcs_etcd::testing::etcd_binary()
-            .is_none()
-            .then_some("etcd-server"),
-    )
+    .chain(backend.missing())
     .chain(
         uid_gid("postgres")
             .is_none()
@@ -99,6 +136,17 @@ impl Node {
     pub fn api(&self) -> String {
         format!("http://127.0.0.1:{}", self.api_port)
     }
+    /// The node's directory: config, log, and PostgreSQL's unix socket.
+    pub fn home(&self) -> PathBuf {
+        self.data_dir
+            .parent()
+            .expect("data dir in the node dir")
+            .to_path_buf()
+    }
+    /// Its PostgreSQL through the unix socket: reachable whatever happens to the network.
+    pub fn socket(&self) -> Endpoint {
+        Endpoint::Socket(self.home(), self.pg_port)
+    }
     pub fn postmaster_pid(&self) -> Option<i32> {
         fs::read_to_string(self.data_dir.join("postmaster.pid"))
             .ok()?
@@ -138,15 +186,132 @@ impl Etcd {
     }
 }
 
+/// The DCS server(s) of a test cluster.
+pub enum DcsServer {
+    Etcd(Etcd),
+    #[cfg(feature = "consul")]
+    Consul(dcs_consul::testing::ConsulServer),
+    #[cfg(feature = "zookeeper")]
+    Zookeeper(dcs_zk::testing::ZkServer),
+}
+
+impl DcsServer {
+    fn start(backend: Backend, dir: &Path, nodes: usize, etcd_members: usize) -> DcsServer {
+        match backend {
+            Backend::Etcd if etcd_members > 1 => DcsServer::Etcd(Etcd::Members(
+                EtcdCluster::start(dir, etcd_members).expect("etcd cluster"),
+            )),
+            // One client port per node, so one node's link to etcd can be cut alone (a partition).
+            Backend::Etcd => DcsServer::Etcd(Etcd::Single(
+                EtcdServer::start_with_client_ports(dir, nodes).expect("etcd"),
+            )),
+            #[cfg(feature = "consul")]
+            Backend::Consul => DcsServer::Consul(
+                dcs_consul::testing::ConsulServer::start(&dir.join("consul")).expect("consul"),
+            ),
+            #[cfg(feature = "zookeeper")]
+            Backend::Zookeeper => DcsServer::Zookeeper(
+                dcs_zk::testing::ZkServer::start(&dir.join("zookeeper")).expect("zookeeper"),
+            ),
+        }
+    }
+
+    /// Node `i`'s DCS section of its config file.
+    fn yaml(&self, i: usize) -> String {
+        match self {
+            DcsServer::Etcd(Etcd::Single(s)) => format!(
+                "etcd3:\n  hosts: [{}]\n",
+                s.extra_endpoint(i)
+                    .unwrap_or_else(|| s.endpoint())
+                    .trim_start_matches("http://")
+            ),
+            DcsServer::Etcd(e) => format!("etcd3:\n  hosts: [{}]\n", e.hosts()),
+            #[cfg(feature = "consul")]
+            DcsServer::Consul(s) => format!("consul:\n  host: 127.0.0.1:{}\n", s.http_port()),
+            #[cfg(feature = "zookeeper")]
+            DcsServer::Zookeeper(s) => format!("zookeeper:\n  hosts: ['{}']\n", s.hosts()),
+        }
+    }
+
+    /// The whole DCS goes away (every server SIGKILLed; the data stays).
+    pub fn stop(&mut self) {
+        match self {
+            DcsServer::Etcd(Etcd::Single(s)) => s.stop(),
+            DcsServer::Etcd(Etcd::Members(m)) => m.stop_all(),
+            #[cfg(feature = "consul")]
+            DcsServer::Consul(s) => s.stop(),
+            #[cfg(feature = "zookeeper")]
+            DcsServer::Zookeeper(s) => s.stop(),
+        }
+    }
+
+    /// The DCS comes back with its data.
+    pub fn start_again(&mut self) {
+        match self {
+            DcsServer::Etcd(Etcd::Single(s)) => s.start_again().expect("etcd again"),
+            DcsServer::Etcd(Etcd::Members(m)) => m.start_all().expect("etcd cluster again"),
+            #[cfg(feature = "consul")]
+            DcsServer::Consul(s) => s.start_again().expect("consul again"),
+            #[cfg(feature = "zookeeper")]
+            DcsServer::Zookeeper(s) => s.start_again().expect("zookeeper again"),
+        }
+    }
+
+    /// The TCP port node `i` reaches the DCS on, when it has one of its own (single etcd).
+    pub fn own_port_of(&self, i: usize) -> Option<u16> {
+        match self {
+            DcsServer::Etcd(Etcd::Single(s)) => s
+                .extra_endpoint(i)
+                .and_then(|e| e.rsplit(':').next()?.parse().ok()),
+            _ => None,
+        }
+    }
+}
+
+/// What to start: the defaults are 3 nodes, all running, on one etcd, with [`FAST`] timings and failsafe off.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub test: String,
+    pub nodes: usize,
+    pub running: usize,
+    pub timing: Timing,
+    pub backend: Backend,
+    pub etcd_members: usize,
+    pub failsafe_mode: bool,
+}
+
+impl Spec {
+    pub fn new(test: &str) -> Spec {
+        Spec {
+            test: test.to_string(),
+            nodes: 3,
+            running: 3,
+            timing: FAST,
+            backend: Backend::Etcd,
+            etcd_members: 1,
+            failsafe_mode: false,
+        }
+    }
+    pub fn on(mut self, backend: Backend) -> Spec {
+        self.backend = backend;
+        self
+    }
+    pub fn failsafe(mut self) -> Spec {
+        self.failsafe_mode = true;
+        self
+    }
+}
+
 pub struct Cluster {
     pub dir: PathBuf,
     pub scope: String,
-    pub etcd: Etcd,
+    pub dcs: DcsServer,
     pub nodes: Vec<Node>,
     pub haproxy: Option<Child>,
     pub write_port: u16,
     pub read_port: u16,
     pub timing: Timing,
+    pub failsafe_mode: bool,
     hactl: PathBuf,
 }
 
@@ -180,18 +345,29 @@ impl Cluster {
         timing: Timing,
         etcd_members: usize,
     ) -> Cluster {
+        Cluster::start_spec(Spec {
+            nodes: n,
+            running,
+            timing,
+            etcd_members,
+            ..Spec::new(test)
+        })
+        .await
+    }
+
+    /// Starts what `spec` says; returns once one node is primary and the other running ones stream from it.
+    pub async fn start_spec(spec: Spec) -> Cluster {
+        let (test, n, running, timing) =
+            (spec.test.as_str(), spec.nodes, spec.running, spec.timing);
         let dir = PathBuf::from(format!("/tmp/hactl-e2e-{}-{}", test, std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("e2e dir");
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let etcd = if etcd_members > 1 {
-            Etcd::Members(EtcdCluster::start(&dir, etcd_members).expect("etcd cluster"))
-        } else {
-            Etcd::Single(EtcdServer::start(&dir).expect("etcd"))
-        };
+        let dcs = DcsServer::start(spec.backend, &dir, n, spec.etcd_members);
         let mut c = Cluster {
             scope: format!("e2e-{test}"),
-            etcd,
+            dcs,
+            failsafe_mode: spec.failsafe_mode,
             nodes: Vec::new(),
             haproxy: None,
             write_port: free_port(),
@@ -248,10 +424,9 @@ name: {name}
 restapi:
   listen: 127.0.0.1:{api_port}
   connect_address: 127.0.0.1:{api_port}
-etcd3:
-  hosts: [{etcd}]
-bootstrap:
+{dcs}bootstrap:
   dcs:
+    failsafe_mode: {failsafe}
     ttl: {ttl}
     loop_wait: {lw}
     retry_timeout: {rt}
@@ -270,6 +445,7 @@ bootstrap:
     - encoding: UTF8
     - data-checksums
   pg_hba:
+    - local all all md5
     - host replication replicator 127.0.0.1/32 md5
     - host all all 127.0.0.1/32 md5
 postgresql:
@@ -288,7 +464,8 @@ postgresql:
 tags: {{}}
 "#,
             scope = self.scope,
-            etcd = self.etcd.hosts(),
+            dcs = self.dcs.yaml(i - 1),
+            failsafe = self.failsafe_mode,
             ttl = t.ttl_s,
             lw = t.loop_wait_s,
             rt = t.retry_timeout_s,
@@ -481,19 +658,7 @@ tags: {{}}
         &self,
         port: u16,
     ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-        let (client, conn) = tokio_postgres::Config::new()
-            .host("127.0.0.1")
-            .port(port)
-            .user("postgres")
-            .password(SUPERUSER_PASSWORD)
-            .dbname("postgres")
-            .connect_timeout(Duration::from_secs(2))
-            .connect(tokio_postgres::NoTls)
-            .await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(client)
+        Endpoint::Tcp(port).connect().await
     }
 
     pub fn dump_logs(&self) -> String {
@@ -538,6 +703,40 @@ impl Drop for Cluster {
     }
 }
 
+/// Where a client reaches PostgreSQL: a loopback TCP port (HAProxy's frontends, a node's listen port), or a node's
+/// unix socket (a client on the node itself, on its side of any network partition).
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    Tcp(u16),
+    Socket(PathBuf, u16),
+}
+
+impl Endpoint {
+    fn config(&self, connect_timeout: Duration) -> tokio_postgres::Config {
+        let mut c = tokio_postgres::Config::new();
+        match self {
+            Endpoint::Tcp(port) => c.host("127.0.0.1").port(*port),
+            Endpoint::Socket(dir, port) => c.host_path(dir).port(*port),
+        };
+        c.user("postgres")
+            .password(SUPERUSER_PASSWORD)
+            .dbname("postgres")
+            .connect_timeout(connect_timeout);
+        c
+    }
+
+    pub async fn connect(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = self
+            .config(Duration::from_secs(2))
+            .connect(tokio_postgres::NoTls)
+            .await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(client)
+    }
+}
+
 /// A client that commits one row every 20 ms through HAProxy's write frontend, reconnecting after every failure,
 /// and keeps each acknowledged id with its time.
 pub struct Writer {
@@ -548,21 +747,21 @@ pub struct Writer {
 
 impl Writer {
     pub async fn start(port: u16) -> Writer {
+        Writer::start_at(Endpoint::Tcp(port), 1).await
+    }
+
+    /// A writer on `endpoint` whose ids start at `first_id` (two writers on one table do not collide).
+    pub async fn start_at(endpoint: Endpoint, first_id: i64) -> Writer {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (a, s) = (acked.clone(), stop.clone());
         let task = tokio::spawn(async move {
-            let mut next: i64 = 1;
+            let mut next: i64 = first_id;
             let mut client: Option<tokio_postgres::Client> = None;
             while !s.load(std::sync::atomic::Ordering::SeqCst) {
                 if client.is_none() {
-                    let c = tokio_postgres::Config::new()
-                        .host("127.0.0.1")
-                        .port(port)
-                        .user("postgres")
-                        .password(SUPERUSER_PASSWORD)
-                        .dbname("postgres")
-                        .connect_timeout(Duration::from_secs(1))
+                    let c = endpoint
+                        .config(Duration::from_secs(1))
                         .connect(tokio_postgres::NoTls)
                         .await;
                     match c {
@@ -696,5 +895,324 @@ pub fn record(scenario: &str, figures: serde_json::Value) {
     eprintln!("\n=== e2e figures ({}) ===", path.display());
     for l in &kept {
         eprintln!("{l}");
+    }
+}
+
+/// Watches every node's PostgreSQL through its unix socket (so a network cut does not blind it) and keeps, per
+/// node, the times it was seen accepting writes (`NOT pg_is_in_recovery()`), sampled every 50 ms. It proves the
+/// property that matters most: never two primaries at once.
+pub struct Census {
+    /// Per node: when it was asked, and whether it took writes (`None`: it did not answer).
+    seen: Arc<Mutex<Vec<Vec<(Instant, Option<bool>)>>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Census {
+    pub fn start(c: &Cluster) -> Census {
+        let seen = Arc::new(Mutex::new(vec![Vec::new(); c.nodes.len()]));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = c
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let (seen, stop, at) = (seen.clone(), stop.clone(), n.socket());
+                tokio::spawn(async move {
+                    let mut client: Option<tokio_postgres::Client> = None;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        if client.is_none() {
+                            client = at.connect().await.ok();
+                        }
+                        let answer = match &client {
+                            Some(cl) => {
+                                let q = tokio::time::timeout(
+                                    Duration::from_secs(1),
+                                    cl.query_one("SELECT NOT pg_is_in_recovery()", &[]),
+                                )
+                                .await;
+                                match q {
+                                    Ok(Ok(row)) => Some(row.get::<_, bool>(0)),
+                                    _ => None,
+                                }
+                            }
+                            None => None,
+                        };
+                        if answer.is_none() {
+                            client = None;
+                        }
+                        seen.lock().unwrap_or_else(|p| p.into_inner())[i]
+                            .push((Instant::now(), answer));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                })
+            })
+            .collect();
+        Census { seen, stop, tasks }
+    }
+
+    /// Each node's spans of consecutive samples as primary: (first, last) sample time.
+    pub fn primary_spans(&self) -> Vec<Vec<(Instant, Instant)>> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter()
+            .map(|samples| {
+                let mut spans = Vec::new();
+                let mut open: Option<(Instant, Instant)> = None;
+                for (t, primary) in samples {
+                    match (*primary == Some(true), open) {
+                        (true, None) => open = Some((*t, *t)),
+                        (true, Some((a, _))) => open = Some((a, *t)),
+                        (false, Some(span)) => {
+                            spans.push(span);
+                            open = None
+                        }
+                        (false, None) => {}
+                    }
+                }
+                spans.extend(open);
+                spans
+            })
+            .collect()
+    }
+
+    /// The first time node `i` was seen primary at or after `from`.
+    pub fn first_primary_since(&self, i: usize, from: Instant) -> Option<Instant> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen[i]
+            .iter()
+            .find(|(t, p)| *p == Some(true) && *t >= from)
+            .map(|(t, _)| *t)
+    }
+
+    /// The last time node `i` was seen primary.
+    pub fn last_primary(&self, i: usize) -> Option<Instant> {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen[i]
+            .iter()
+            .rev()
+            .find(|(_, p)| *p == Some(true))
+            .map(|(t, _)| *t)
+    }
+
+    /// True when no node is accepting writes now: each one was asked after `since`, and its latest answer is
+    /// "read-only" or no answer at all.
+    pub fn nobody_writable_since(&self, since: Instant) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().all(|s| match s.last() {
+            Some((t, primary)) => *t >= since && *primary != Some(true),
+            None => false,
+        })
+    }
+
+    /// Panics with both spans if two nodes were ever seen primary at overlapping times.
+    pub fn assert_never_two_primaries(&self, c: &Cluster) {
+        let spans = self.primary_spans();
+        for a in 0..spans.len() {
+            for b in a + 1..spans.len() {
+                for sa in &spans[a] {
+                    for sb in &spans[b] {
+                        assert!(
+                            sa.1 < sb.0 || sb.1 < sa.0,
+                            "two primaries: {} and {} both accepted writes at the same time\n{}",
+                            c.nodes[a].name,
+                            c.nodes[b].name,
+                            c.dump_logs()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    pub async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// No corruption on any node: `pg_amcheck` (heap and B-tree checks of every database) passes on every running
+/// node, and no data-checksum failure was counted (the clusters are initialised with `--data-checksums`).
+/// amcheck is installed on the primary and reaches the replicas by replication.
+pub async fn assert_no_corruption(c: &Cluster, primary: usize) {
+    let run = |port: u16, install: bool| {
+        let mut cmd = Command::new(format!("{PG_BIN}/pg_amcheck"));
+        cmd.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "--all",
+        ])
+        .env("PGPASSWORD", SUPERUSER_PASSWORD);
+        if install {
+            cmd.arg("--install-missing");
+        }
+        let out = cmd.output().expect("pg_amcheck");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = run(c.nodes[primary].pg_port, true);
+    assert_eq!(
+        code,
+        Some(0),
+        "pg_amcheck on the primary {}: {out}",
+        c.nodes[primary].name
+    );
+    let primary_client = c.connect(c.nodes[primary].pg_port).await.expect("primary");
+    let lsn: String = primary_client
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .expect("lsn")
+        .get(0);
+    for (i, n) in c.nodes.iter().enumerate() {
+        let client = c.connect(n.pg_port).await.unwrap_or_else(|e| {
+            panic!(
+                "{} is not running after the scenario: {e}\n{}",
+                n.name,
+                c.dump_logs()
+            )
+        });
+        if i != primary {
+            // The replica must have replayed the amcheck extension before it is checked.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let caught_up: bool = client
+                    .query_one(
+                        "SELECT pg_last_wal_replay_lsn() >= $1::text::pg_lsn",
+                        &[&lsn],
+                    )
+                    .await
+                    .expect("replay lsn")
+                    .get(0);
+                if caught_up {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{} does not replay to {lsn}",
+                    n.name
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let (code, out) = run(n.pg_port, false);
+            assert_eq!(code, Some(0), "pg_amcheck on {}: {out}", n.name);
+        }
+        let failures: i64 = client
+            .query_one(
+                "SELECT coalesce(sum(checksum_failures), 0)::bigint FROM pg_stat_database",
+                &[],
+            )
+            .await
+            .expect("checksum failures")
+            .get(0);
+        assert_eq!(
+            failures, 0,
+            "{} counted {failures} data checksum failures",
+            n.name
+        );
+    }
+}
+
+/// A network partition of one node, made with iptables: every packet to or from its DCS port (its own etcd client
+/// port), its PostgreSQL port and its REST port is dropped, so its links hang as a cut cable makes them hang (no
+/// reset). Its unix socket still works: a client on the node itself stays on its side of the cut. Healed on drop.
+pub struct Partition {
+    chain: String,
+}
+
+impl Partition {
+    /// True when iptables can be used here (root, and the binary installed); under CI its absence is a failure.
+    pub fn available(test: &str) -> bool {
+        let ok = Command::new("iptables")
+            .args(["-w", "-L", "INPUT", "-n"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map_or(false, |s| s.success());
+        if !ok {
+            if std::env::var("CI").map_or(false, |v| v == "true") {
+                panic!("{test}: iptables is not usable under CI (run scripts/install.sh as root)");
+            }
+            eprintln!("{test}: skipped, iptables is not usable here");
+        }
+        ok
+    }
+
+    pub fn cut(c: &Cluster, i: usize) -> Partition {
+        let chain = format!("HACTL-E2E-{}", std::process::id());
+        let ipt = |args: &[&str]| {
+            let st = Command::new("iptables")
+                .arg("-w")
+                .args(args)
+                .status()
+                .expect("iptables");
+            assert!(st.success(), "iptables {args:?} failed");
+        };
+        ipt(&["-N", &chain]);
+        let n = &c.nodes[i];
+        let ports = [
+            c.dcs
+                .own_port_of(i)
+                .expect("the node has a DCS port of its own"),
+            n.pg_port,
+            n.api_port,
+        ];
+        for port in ports {
+            for dir in ["--dport", "--sport"] {
+                ipt(&[
+                    "-A",
+                    &chain,
+                    "-p",
+                    "tcp",
+                    dir,
+                    &port.to_string(),
+                    "-j",
+                    "DROP",
+                ]);
+            }
+        }
+        ipt(&["-I", "INPUT", "-j", &chain]);
+        Partition { chain }
+    }
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        for args in [
+            vec!["-D", "INPUT", "-j", &self.chain],
+            vec!["-F", &self.chain],
+            vec!["-X", &self.chain],
+        ] {
+            let _ = Command::new("iptables").arg("-w").args(&args).status();
+        }
+    }
+}
+
+impl Cluster {
+    /// Runs the hactl CLI with node `i`'s config (`hactl -c CONFIG args…`); returns its exit success and output.
+    pub fn ctl(&self, i: usize, args: &[&str]) -> (bool, String) {
+        let out = Command::new(&self.hactl)
+            .arg("-c")
+            .arg(&self.nodes[i].config)
+            .args(args)
+            .output()
+            .expect("run hactl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    /// GET `path` on node `i`'s REST API.
+    pub async fn rest(&self, i: usize, path: &str) -> Option<(u16, serde_json::Value)> {
+        Self::get(&format!("{}{path}", self.nodes[i].api())).await
     }
 }
