@@ -58,6 +58,16 @@ pub type FailsafeInbox = Arc<Mutex<Option<(String, Millis)>>>;
 pub struct RequestBox {
     pub restart: std::sync::atomic::AtomicBool,
     pub reinitialize: std::sync::atomic::AtomicBool,
+    /// Wakes a sleeping [`Driver::run`] (Patroni's `ha.wakeup()`).
+    wakeup: tokio::sync::Notify,
+}
+
+impl RequestBox {
+    /// Runs the next loop now instead of after loop_wait: a request (switchover, restart, new config…) was just
+    /// written, and the DCS watch only sees the leader key. A wake-up during a loop runs one more loop right after.
+    pub fn wake(&self) {
+        self.wakeup.notify_one();
+    }
 }
 
 /// What one executed action did.
@@ -325,7 +335,13 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
 
         let after = self.clock.now();
         let interrupted = executed.iter().any(|(_, o)| *o != Outcome::Done);
+        // The snapshot this loop decided on predates a lock it just took: loop again at once, so the REST API (whose
+        // `/primary` HAProxy checks) and the member key show the new leader now rather than a loop_wait later.
+        let took_lock = executed
+            .iter()
+            .any(|(a, o)| *a == Action::AcquireLock && *o == Outcome::Done);
         let mut next = if decision.rerun_now
+            || took_lock
             || (interrupted && self.local.lease_deadline.is_none() && pg_after.is_primary())
         {
             after
@@ -616,6 +632,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
     /// The real loop: cycles until `shutdown` resolves, waking early when the leader key changes.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Self {
         tokio::pin!(shutdown);
+        let requests = self.requests.clone();
         loop {
             let report = self.cycle().await;
             let now = self.clock.now();
@@ -625,6 +642,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 .watch_leader(self.last_leader_version, Duration::from_millis(wait_ms));
             tokio::select! {
                 _ = &mut shutdown => break,
+                _ = requests.wakeup.notified() => debug!("woken by a request: running a loop now"),
                 r = watch => {
                     match r {
                         Ok(WatchOutcome::LeaderChanged) => debug!("leader key changed: running a loop now"),

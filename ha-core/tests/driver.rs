@@ -188,3 +188,55 @@ fn timing_that_breaks_the_rule_is_rejected_with_the_key_names() {
     };
     assert!(cfg.timing().unwrap_err().to_string().contains("`ttl`"));
 }
+
+#[test]
+fn a_node_that_just_took_the_lock_loops_again_at_once_so_it_shows_itself_leader() {
+    let w = world();
+    let mut n1 = node(&w, "node1");
+    w.clock.advance_ms(1_000);
+    let r = now_or_never(n1.cycle()); // bootstraps: takes the lock on a snapshot without a leader
+    assert_eq!(r.next_wake, r.now, "the loop after taking the lock waits");
+    let r = now_or_never(n1.cycle());
+    let leader = r
+        .cluster
+        .as_ref()
+        .ok()
+        .and_then(|c| c.leader_name().map(str::to_string));
+    assert_eq!(leader.as_deref(), Some("node1"), "{}", r.decision.reason);
+    assert_eq!(
+        r.next_wake,
+        r.now.plus_ms(1_000),
+        "then it sleeps loop_wait as usual"
+    );
+}
+
+#[tokio::test]
+async fn a_request_from_the_rest_api_wakes_the_driver_before_loop_wait() {
+    let w = world();
+    let n1 = node(&w, "node1");
+    let requests = n1.requests();
+    let mut status = n1.subscribe();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(n1.run(async {
+        let _ = stop_rx.await;
+    }));
+    let loops = |s: &tokio::sync::watch::Receiver<Option<ha_core::driver::CycleReport>>| {
+        s.borrow().as_ref().map(|r| r.decision.reason.clone())
+    };
+    // Bootstrap, the loop right after taking the lock, then asleep for loop_wait (the manual clock never moves, so
+    // without a wake-up it would sleep a whole real loop_wait).
+    for _ in 0..2 {
+        tokio::time::timeout(std::time::Duration::from_secs(5), status.changed())
+            .await
+            .expect("a loop")
+            .expect("driver alive");
+    }
+    let before = loops(&status);
+    requests.wake();
+    tokio::time::timeout(std::time::Duration::from_millis(500), status.changed())
+        .await
+        .unwrap_or_else(|_| panic!("no loop within 500 ms of the wake-up (last: {before:?})"))
+        .expect("driver alive");
+    let _ = stop_tx.send(());
+    let _ = task.await;
+}

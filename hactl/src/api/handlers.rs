@@ -176,6 +176,7 @@ pub(crate) async fn patch_config(ctx: &ApiContext, req: &Request) -> Response {
     };
     match ctx.dcs.set_config(&cfg, Some(current.version)).await {
         Ok(()) => {
+            ctx.requests.wake();
             let patch_text = Value::Object(patch).to_string();
             info!(patch = %patch_text, "configuration patched");
             json_response(200, &serde_json::to_value(&cfg).unwrap_or(json!({})))
@@ -195,7 +196,10 @@ pub(crate) async fn put_config(ctx: &ApiContext, req: &Request) -> Response {
         Err(r) => return r,
     };
     match ctx.dcs.set_config(&cfg, None).await {
-        Ok(()) => json_response(200, &Value::Object(body)),
+        Ok(()) => {
+            ctx.requests.wake();
+            json_response(200, &Value::Object(body))
+        }
         Err(e) => text(502, format!("failed to write the configuration: {e}")),
     }
 }
@@ -385,6 +389,7 @@ pub(crate) async fn post_failover(ctx: &ApiContext, req: &Request, action: &str)
         warn!(error = %e, "could not write the failover key");
         return text(503, "failed to write failover key into DCS");
     }
+    ctx.requests.wake();
     if scheduled_at.is_some() {
         return text(202, format!("{} scheduled", title(&action)));
     }
@@ -495,6 +500,7 @@ fn restart_conditions_met(ctx: &ApiContext, filters: &Map<String, Value>) -> boo
 async fn restart_now(ctx: &ApiContext, timeout: Duration) -> (u16, String) {
     let before = ctx.state.latest().map(|r| r.now);
     ctx.requests.restart.store(true, Ordering::SeqCst);
+    ctx.requests.wake();
     let deadline = tokio::time::Instant::now() + timeout;
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(ctx.poll_interval).await;
@@ -602,6 +608,7 @@ pub(crate) async fn post_restart(ctx: &ApiContext, req: &Request) -> Response {
                 tokio::time::sleep(Duration::from_millis(wait_ms)).await;
                 info!("running the scheduled restart");
                 requests.restart.store(true, Ordering::SeqCst);
+                requests.wake();
             });
             let mut json = Map::new();
             json.insert("schedule".into(), json!(at));
@@ -656,6 +663,7 @@ pub(crate) fn post_reinitialize(ctx: &ApiContext, req: &Request) -> Response {
         return text(503, "reinitialize already in progress");
     }
     ctx.requests.reinitialize.store(true, Ordering::SeqCst);
+    ctx.requests.wake();
     text(200, "reinitialize started")
 }
 

@@ -697,7 +697,8 @@ impl Drop for Cluster {
         let _ = Command::new("pkill")
             .args(["-KILL", "-f", &self.dir.display().to_string()])
             .status();
-        if !std::thread::panicking() {
+        // A failed scenario keeps its directory (logs, data) for a look; E2E_KEEP=1 keeps every one.
+        if !std::thread::panicking() && std::env::var_os("E2E_KEEP").is_none() {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
