@@ -640,9 +640,19 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             let watch = self
                 .dcs
                 .watch_leader(self.last_leader_version, Duration::from_millis(wait_ms));
+            // Only a server this loop saw alive can die in between; a dead one is the next loop's business.
+            let pg_alive = report.pg.is_alive();
+            let pg_exit = async {
+                if pg_alive {
+                    self.pg.exited().await
+                } else {
+                    std::future::pending().await
+                }
+            };
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = requests.wakeup.notified() => debug!("woken by a request: running a loop now"),
+                _ = pg_exit => info!("PostgreSQL exited: running a loop now"),
                 r = watch => {
                     match r {
                         Ok(WatchOutcome::LeaderChanged) => debug!("leader key changed: running a loop now"),

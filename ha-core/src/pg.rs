@@ -156,4 +156,11 @@ pub trait PgControl: Send + Sync {
     ) -> Result<ParamChange, PgError>;
     /// Kills the postmaster and every backend at once (SIGKILL): the way to stop a server that does not answer.
     async fn fence(&self) -> Result<(), PgError>;
+    /// Resolves once no server runs: when the one running now exits by itself (a crash, a kill), or at once if
+    /// none runs. The driver waits on it only while its last observation saw a live server, so it reacts to a
+    /// death at once instead of at its next loop. The default never resolves: without a cheap way to know, the
+    /// next loop finds out.
+    async fn exited(&self) {
+        std::future::pending::<()>().await
+    }
 }

@@ -64,6 +64,9 @@ impl PgControl for PgCtl {
     async fn observe(&self) -> PgObservation {
         PgCtl::observe(self).await
     }
+    async fn exited(&self) {
+        PgCtl::postmaster_exited(self).await
+    }
     async fn bootstrap(&self) -> Result<String, PgError> {
         Ok(PgCtl::bootstrap(self).await?)
     }

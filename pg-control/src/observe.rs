@@ -80,6 +80,17 @@ impl PgCtl {
         obs
     }
 
+    /// Resolves when the postmaster running now exits, at once if none runs. The driver waits on it beside its
+    /// loop timer while it saw the server alive, so a crashed or killed server is restarted (or a dead primary
+    /// given up) at once, not after loop_wait.
+    pub async fn postmaster_exited(&self) {
+        if let Some(p) = os::read_pid_file(self.data_dir())
+            .filter(|p| os::is_our_postmaster(p.pid, self.data_dir()))
+        {
+            os::process_exit(p.pid).await
+        }
+    }
+
     async fn observe_inner(&self) -> PgObservation {
         let dd = self.data_dir();
         let mut obs = PgObservation {

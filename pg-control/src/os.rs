@@ -309,6 +309,28 @@ pub fn is_our_postmaster(pid: i32, data_dir: &Path) -> bool {
     }
 }
 
+/// Resolves when process `pid` exits (or is already gone). A pidfd (Linux 5.3+) makes it a wait without polling:
+/// the descriptor turns readable at the exit, for any process, not only a child. Without pidfds, /proc is looked
+/// at every 250 ms.
+pub async fn process_exit(pid: i32) {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; nothing else is touched.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd >= 0 {
+        // SAFETY: the descriptor was just returned by the kernel and is owned by nobody else.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        if let Ok(afd) =
+            tokio::io::unix::AsyncFd::with_interest(owned, tokio::io::Interest::READABLE)
+        {
+            let _ = afd.readable().await;
+            return;
+        }
+    }
+    while proc_info(pid).is_some_and(|p| p.state != 'Z' && p.state != 'X') {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// Whether the process is stopped by a signal (SIGSTOP/SIGTSTP) or traced.
 pub fn is_stopped(pid: i32) -> bool {
     matches!(proc_info(pid), Some(p) if p.state == 'T' || p.state == 't')

@@ -46,6 +46,41 @@ async fn sigkilled_postmaster_is_observed_crashed_and_restarts_with_its_data() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_exit_of_a_killed_postmaster_is_noticed_at_once() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    n1.bootstrap().await.expect("bootstrap");
+    let waiting = tokio::spawn({
+        let n1 = pg_control::PgCtl::new(n1.settings().clone()).await.unwrap();
+        async move { PgControl::exited(&n1).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "exited() resolved while the server runs"
+    );
+    let pid = postmaster_pid(&n1.settings().data_dir).unwrap();
+    let killed = Instant::now();
+    signal(pid, libc::SIGKILL);
+    tokio::time::timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("the postmaster's exit was not noticed within 2 s")
+        .unwrap();
+    eprintln!("postmaster exit noticed after {:?}", killed.elapsed());
+    // A server already gone: nothing to wait for.
+    wait_for(
+        Duration::from_secs(10),
+        "the crash to be observed",
+        || async { n1.observe().await.run_state == Some(PgRunState::Crashed) },
+    )
+    .await;
+    tokio::time::timeout(Duration::from_millis(300), PgControl::exited(&n1))
+        .await
+        .expect("exited() waits although no server runs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigstopped_postmaster_is_unresponsive_within_the_timeout_and_fence_kills_its_backends() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);

@@ -156,6 +156,9 @@ impl<P: PgControl> PgControl for SharedPg<P> {
     async fn fence(&self) -> Result<(), PgError> {
         self.0.fence().await
     }
+    async fn exited(&self) {
+        self.0.exited().await
+    }
 }
 
 #[cfg(test)]
