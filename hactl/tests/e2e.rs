@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use e2e_support::{
     assert_no_corruption, lost_rows, prerequisites_on, prerequisites_or_skip, record, Backend,
-    Census, Cluster, Partition, Spec, Writer, FAST, SERIAL,
+    Census, Cluster, Partition, Spec, Timing, Writer, FAST, SERIAL,
 };
 use serde_json::{json, Value};
 
@@ -91,8 +91,8 @@ async fn finish(
     let lost = lost_rows(c, c.nodes[primary].pg_port, &acked).await;
     figures["rows_acked"] = acked.len().into();
     figures["rows_lost"] = lost.len().into();
-    figures["ttl_s"] = FAST.ttl_s.into();
-    figures["loop_wait_s"] = FAST.loop_wait_s.into();
+    figures["ttl_s"] = c.timing.ttl_s.into();
+    figures["loop_wait_s"] = c.timing.loop_wait_s.into();
     record(scenario, figures);
     assert!(
         lost.len() <= max_lost,
@@ -101,6 +101,13 @@ async fn finish(
         &lost[..lost.len().min(10)]
     );
 }
+
+/// The shortest timing the targets name: ttl 5 s (loop_wait + 2 × retry_timeout ≤ ttl).
+const TTL5: Timing = Timing {
+    ttl_s: 5,
+    loop_wait_s: 1,
+    retry_timeout_s: 2,
+};
 
 /// Async replication may lose the last few commits when a primary dies; a switchover or a restart must lose none.
 const FEW_ROWS: usize = 100;
@@ -260,16 +267,27 @@ async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
     sigstop_of_the_primary_daemon(Backend::Etcd).await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigstop_of_the_primary_daemon_at_ttl_5_fails_over_and_it_demotes_on_resume() {
+    let _g = serial();
+    frozen_primary_daemon(Spec::new("daemon_sigstop_primary_ttl5").timing(TTL5)).await
+}
+
 async fn sigstop_of_the_primary_daemon(backend: Backend) {
     let _g = serial();
     let scenario = format!("daemon_sigstop_primary{}", backend.suffix());
-    let Some((c, w, old)) = cluster_with_writer_as(Spec::new(&scenario).on(backend)).await else {
+    frozen_primary_daemon(Spec::new(&scenario).on(backend)).await
+}
+
+async fn frozen_primary_daemon(spec: Spec) {
+    let scenario = spec.test.clone();
+    let Some((c, w, old)) = cluster_with_writer_as(spec).await else {
         return;
     };
     let t0 = Instant::now();
     c.signal_daemon(old, "STOP");
     let found = c
-        .wait_new_primary(old, Duration::from_secs(FAST.ttl_s * 4))
+        .wait_new_primary(old, Duration::from_secs(c.timing.ttl_s * 4))
         .await;
     c.signal_daemon(old, "CONT");
     let (newp, took) = found
@@ -283,17 +301,28 @@ async fn sigstop_of_the_primary_daemon(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_machine_crash_fails_over_and_the_node_returns_as_a_replica() {
     let _g = serial();
-    let Some((mut c, w, old)) = cluster_with_writer("crash").await else {
+    primary_machine_crash(Spec::new("primary_machine_crash")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primary_machine_crash_at_ttl_5_fails_over_and_the_node_returns() {
+    let _g = serial();
+    primary_machine_crash(Spec::new("primary_machine_crash_ttl5").timing(TTL5)).await
+}
+
+async fn primary_machine_crash(spec: Spec) {
+    let scenario = spec.test.clone();
+    let Some((mut c, w, old)) = cluster_with_writer_as(spec).await else {
         return;
     };
     let t0 = Instant::now();
     c.crash_node(old);
-    let (newp, took) = failed_over(&c, old, Duration::from_secs(FAST.ttl_s * 4)).await;
+    let (newp, took) = failed_over(&c, old, Duration::from_secs(c.timing.ttl_s * 4)).await;
     let gap = write_gap(&c, &w, t0).await;
     c.start_daemon(old);
     let rejoin = rejoined(&c, old).await;
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64()});
-    finish(&c, w, newp, "primary_machine_crash", figures, FEW_ROWS).await;
+    finish(&c, w, newp, &scenario, figures, FEW_ROWS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

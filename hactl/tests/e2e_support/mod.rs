@@ -296,6 +296,10 @@ impl Spec {
         self.backend = backend;
         self
     }
+    pub fn timing(mut self, timing: Timing) -> Spec {
+        self.timing = timing;
+        self
+    }
     pub fn failsafe(mut self) -> Spec {
         self.failsafe_mode = true;
         self
