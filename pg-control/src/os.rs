@@ -319,9 +319,11 @@ pub async fn process_exit(pid: i32) {
     if fd >= 0 {
         // SAFETY: the descriptor was just returned by the kernel and is owned by nobody else.
         let owned = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-        if let Ok(afd) =
-            tokio::io::unix::AsyncFd::with_interest(owned, tokio::io::Interest::READABLE)
-        {
+        // SAFETY: an OwnedFd keeps its descriptor open, and the same, until the AsyncFd that owns it drops it.
+        let registered = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(owned, tokio::io::Interest::READABLE)
+        };
+        if let Ok(afd) = registered {
             let _ = afd.readable().await;
             return;
         }
