@@ -316,6 +316,12 @@ async fn frozen_primary_daemon(spec: Spec) {
     let (newp, took) = found
         .unwrap_or_else(|| panic!("no failover while the daemon was frozen\n{}", c.dump_logs()));
     let rejoin = rejoined(&c, old).await;
+    assert!(
+        c.fencer_running(old),
+        "{} has no fencer after it fenced its frozen primary: the next freeze would not be guarded\n{}",
+        c.nodes[old].name,
+        c.dump_logs()
+    );
     let gap = write_gap(&c, &w, t0).await;
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64()});
     finish(&c, w, newp, &scenario, figures, FEW_ROWS).await;

@@ -4,7 +4,8 @@
 //! child's stdin, one line per message: `arm <ms>` (fence PostgreSQL `<ms>` from now unless told again) or `disarm`.
 //! A SIGSTOP or SIGKILL of the daemon does not stop the fencer, so a frozen or dead lock holder still stops taking
 //! writes before its lease can expire; when its stdin closes (the daemon died) the fencer keeps the last deadline,
-//! fences at it if armed, and exits.
+//! fences at it if armed, and exits. After fencing for a frozen daemon it stays, disarmed, so the node is guarded
+//! again once the daemon resumes; a fencer that died anyway is started again at the daemon's next message.
 //!
 //! Deadlines travel as durations because the two processes' monotonic clocks have different origins; a message
 //! delayed in the pipe only makes the fencer act *later* than the daemon meant if the daemon was frozen between
@@ -43,33 +44,60 @@ impl FencerMessage {
     }
 }
 
+/// How to start the fencer process (called again if it has to be replaced).
+pub type FencerCommand = Box<dyn Fn() -> Command + Send + Sync>;
+
 /// The daemon's side: a [`Watchdog`] that forwards to a fencer child process.
 pub struct ProcessWatchdog {
     clock: Arc<dyn Clock>,
+    command: FencerCommand,
     child: Mutex<(Child, ChildStdin)>,
+}
+
+fn start(command: &FencerCommand) -> std::io::Result<(Child, ChildStdin)> {
+    let mut child = command().stdin(Stdio::piped()).spawn()?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("fencer has no stdin"))?;
+    Ok((child, stdin))
 }
 
 impl ProcessWatchdog {
     /// Starts the fencer with `command` (its stdin becomes the message pipe).
-    pub fn spawn(mut command: Command, clock: Arc<dyn Clock>) -> std::io::Result<ProcessWatchdog> {
-        let mut child = command.stdin(Stdio::piped()).spawn()?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| std::io::Error::other("fencer has no stdin"))?;
+    pub fn spawn(
+        command: FencerCommand,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<ProcessWatchdog> {
+        let child = start(&command)?;
         Ok(ProcessWatchdog {
             clock,
-            child: Mutex::new((child, stdin)),
+            command,
+            child: Mutex::new(child),
         })
     }
 
-    fn send(&self, m: FencerMessage) {
+    fn send(&self, m: FencerMessage, restart_if_gone: bool) {
         let mut g = self.child.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) =
+        let write = |g: &mut (Child, ChildStdin)| {
             g.1.write_all(m.to_line().as_bytes())
                 .and_then(|_| g.1.flush())
-        {
-            tracing::error!(error = %e, "cannot reach the fencer process: PostgreSQL is not protected against a frozen daemon");
+        };
+        if let Err(e) = write(&mut g) {
+            if !restart_if_gone {
+                return;
+            }
+            // The fencer is gone (killed, or an old one that exited): start a new one and tell it again.
+            let _ = g.0.try_wait();
+            match start(&self.command).and_then(|mut c| write(&mut c).map(|_| c)) {
+                Ok(c) => {
+                    tracing::warn!(error = %e, pid = c.0.id(), "the fencer was gone: started a new one");
+                    *g = c;
+                }
+                Err(e2) => {
+                    tracing::error!(error = %e, restart_error = %e2, "cannot reach the fencer process: PostgreSQL is not protected against a frozen daemon")
+                }
+            }
         }
     }
 
@@ -82,17 +110,17 @@ impl ProcessWatchdog {
 impl Watchdog for ProcessWatchdog {
     fn arm(&self, deadline: Millis) {
         let in_ms = deadline.since(self.clock.now());
-        self.send(FencerMessage::Arm { in_ms });
+        self.send(FencerMessage::Arm { in_ms }, true);
     }
     fn disarm(&self) {
-        self.send(FencerMessage::Disarm);
+        self.send(FencerMessage::Disarm, true);
     }
 }
 
 impl Drop for ProcessWatchdog {
     fn drop(&mut self) {
-        // A clean daemon exit disarms first, so the fencer exits without fencing.
-        self.send(FencerMessage::Disarm);
+        // A clean daemon exit disarms first, so the fencer exits without fencing (a gone one stays gone).
+        self.send(FencerMessage::Disarm, false);
     }
 }
 
@@ -105,9 +133,10 @@ pub enum FencerExit {
     Disarmed,
 }
 
-/// The fencer's loop: reads messages from `input` (the daemon's pipe) and calls `fence` once if an armed deadline
-/// passes. Returns after fencing, or when the input ends while disarmed. The pipe is read on its own thread, so a
-/// silent daemon never keeps the loop from acting on its deadline.
+/// The fencer's loop: reads messages from `input` (the daemon's pipe) and calls `fence` whenever an armed deadline
+/// passes, then waits disarmed for the next `arm` (a frozen daemon that resumes is guarded again). Returns when the
+/// input ends: after fencing at the last deadline if it was armed. The pipe is read on its own thread, so a silent
+/// daemon never keeps the loop from acting on its deadline.
 pub fn run_fencer<R: BufRead + Send + 'static>(input: R, mut fence: impl FnMut()) -> FencerExit {
     let (tx, rx) = mpsc::channel::<Option<FencerMessage>>();
     std::thread::spawn(move || {
@@ -127,15 +156,19 @@ pub fn run_fencer<R: BufRead + Send + 'static>(input: R, mut fence: impl FnMut()
     });
     let mut deadline: Option<Instant> = None;
     let mut input_open = true;
+    let mut fenced = false;
     loop {
         let wait = match deadline {
             Some(d) => d.saturating_duration_since(Instant::now()),
             None if input_open => Duration::from_secs(3600),
+            None if fenced => return FencerExit::Fenced,
             None => return FencerExit::Disarmed,
         };
         if deadline.is_some() && wait.is_zero() {
             fence();
-            return FencerExit::Fenced;
+            fenced = true;
+            deadline = None;
+            continue;
         }
         if !input_open {
             std::thread::sleep(wait);
@@ -181,6 +214,40 @@ mod tests {
     }
 
     #[test]
+    fn a_fencer_that_died_is_started_again_at_the_next_message() {
+        let dir = std::env::temp_dir().join(format!("hactl-fencer-{}", std::process::id()));
+        let log = dir.with_extension("pids");
+        let _ = std::fs::remove_file(&log);
+        let log2 = log.clone();
+        let command: FencerCommand = Box::new(move || {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!(
+                "echo $$ >> {}; exec cat > /dev/null",
+                log2.display()
+            ));
+            c
+        });
+        let clock = Arc::new(crate::time::ManualClock::new(0));
+        let w = ProcessWatchdog::spawn(command, clock).expect("spawn");
+        let first = w.pid();
+        kill9(first);
+        std::thread::sleep(Duration::from_millis(200));
+        w.arm(Millis(5_000));
+        assert_ne!(w.pid(), first, "no new fencer after the first one died");
+        std::thread::sleep(Duration::from_millis(200));
+        let pids = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(pids.lines().count(), 2, "{pids}");
+        w.disarm();
+        drop(w);
+        let _ = std::fs::remove_file(&log);
+    }
+
+    /// SIGKILL without a libc dependency in ha-core: `kill -9`.
+    fn kill9(pid: u32) {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+
+    #[test]
     fn a_daemon_that_disarmed_before_leaving_fences_nothing() {
         let mut fenced = false;
         assert_eq!(
@@ -191,16 +258,25 @@ mod tests {
     }
 
     #[test]
-    fn a_frozen_daemon_that_stops_re_arming_is_fenced_while_its_pipe_stays_open() {
+    fn a_frozen_daemon_is_fenced_while_its_pipe_stays_open_and_guarded_again_when_it_resumes() {
         let (r, mut w) = std::io::pipe().expect("pipe");
-        w.write_all(b"arm 150\n").unwrap();
         let start = Instant::now();
-        let mut fenced_at = None;
-        let exit = run_fencer(std::io::BufReader::new(r), || {
-            fenced_at = Some(start.elapsed())
+        let daemon = std::thread::spawn(move || {
+            w.write_all(b"arm 150\n").unwrap();
+            // Frozen past the deadline, then resumed: it arms again and freezes again.
+            std::thread::sleep(Duration::from_millis(500));
+            w.write_all(b"arm 100\n").unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            w.write_all(b"disarm\n").unwrap();
         });
-        drop(w);
+        let mut fenced_at = Vec::new();
+        let exit = run_fencer(std::io::BufReader::new(r), || {
+            fenced_at.push(start.elapsed())
+        });
+        daemon.join().unwrap();
         assert_eq!(exit, FencerExit::Fenced);
-        assert!(fenced_at.unwrap() >= Duration::from_millis(150));
+        assert_eq!(fenced_at.len(), 2, "{fenced_at:?}");
+        assert!(fenced_at[0] >= Duration::from_millis(150), "{fenced_at:?}");
+        assert!(fenced_at[1] >= Duration::from_millis(600), "{fenced_at:?}");
     }
 }

@@ -311,9 +311,12 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     }));
     let data_dir = config.postgresql.data_dir.clone().unwrap_or_default();
     match std::env::current_exe().and_then(|exe| {
-        let mut cmd = std::process::Command::new(exe);
-        cmd.arg("fencer").arg(&data_dir);
-        ha_core::watchdog::process::ProcessWatchdog::spawn(cmd, clock.clone())
+        let command = move || {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg("fencer").arg(&data_dir);
+            cmd
+        };
+        ha_core::watchdog::process::ProcessWatchdog::spawn(Box::new(command), clock.clone())
     }) {
         Ok(w) => {
             info!(pid = w.pid(), "fencer started");

@@ -1216,6 +1216,16 @@ impl Cluster {
         )
     }
 
+    /// Whether node `i`'s fencer process (`hactl fencer DATA_DIR`) runs.
+    pub fn fencer_running(&self, i: usize) -> bool {
+        let pattern = format!("hactl fencer {}", self.nodes[i].data_dir.display());
+        Command::new("pgrep")
+            .args(["-f", &pattern])
+            .stdout(Stdio::null())
+            .status()
+            .map_or(false, |s| s.success())
+    }
+
     /// GET `path` on node `i`'s REST API.
     pub async fn rest(&self, i: usize, path: &str) -> Option<(u16, serde_json::Value)> {
         Self::get(&format!("{}{path}", self.nodes[i].api())).await
