@@ -798,54 +798,36 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
 
 // The scenarios marked * in the test plan, on Consul and ZooKeeper.
 
-#[cfg(feature = "consul")]
-mod on_consul {
-    use super::*;
+/// The five wrappers of one backend: a module per backend, so `cargo test on_consul` runs just those.
+macro_rules! starred_scenarios_on {
+    ($module:ident, $feature:literal, $backend:expr) => {
+        #[cfg(feature = $feature)]
+        mod $module {
+            use super::*;
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn switchover_to_a_named_candidate_loses_no_acknowledged_write() {
-        switchover_to_a_named_candidate(Backend::Consul).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sigkill_of_the_primary_daemon_fails_over_and_the_node_rejoins() {
-        sigkill_of_the_primary_daemon(Backend::Consul).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
-        sigstop_of_the_primary_daemon(Backend::Consul).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn loss_of_the_dcs_without_failsafe_stops_writes_and_a_leader_returns_with_it() {
-        loss_of_the_dcs_without_failsafe(Backend::Consul).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn loss_of_the_dcs_with_failsafe_keeps_the_primary() {
-        loss_of_the_dcs_with_failsafe(Backend::Consul).await
-    }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn switchover_to_a_named_candidate_loses_no_acknowledged_write() {
+                switchover_to_a_named_candidate($backend).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sigkill_of_the_primary_daemon_fails_over_and_the_node_rejoins() {
+                sigkill_of_the_primary_daemon($backend).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
+                sigstop_of_the_primary_daemon($backend).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn loss_of_the_dcs_without_failsafe_stops_writes_and_a_leader_returns_with_it() {
+                loss_of_the_dcs_without_failsafe($backend).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn loss_of_the_dcs_with_failsafe_keeps_the_primary() {
+                loss_of_the_dcs_with_failsafe($backend).await
+            }
+        }
+    };
 }
 
-#[cfg(feature = "zookeeper")]
-mod on_zookeeper {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn switchover_to_a_named_candidate_loses_no_acknowledged_write() {
-        switchover_to_a_named_candidate(Backend::Zookeeper).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sigkill_of_the_primary_daemon_fails_over_and_the_node_rejoins() {
-        sigkill_of_the_primary_daemon(Backend::Zookeeper).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sigstop_of_the_primary_daemon_fails_over_and_it_demotes_on_resume() {
-        sigstop_of_the_primary_daemon(Backend::Zookeeper).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn loss_of_the_dcs_without_failsafe_stops_writes_and_a_leader_returns_with_it() {
-        loss_of_the_dcs_without_failsafe(Backend::Zookeeper).await
-    }
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn loss_of_the_dcs_with_failsafe_keeps_the_primary() {
-        loss_of_the_dcs_with_failsafe(Backend::Zookeeper).await
-    }
-}
+starred_scenarios_on!(on_consul, "consul", Backend::Consul);
+starred_scenarios_on!(on_zookeeper, "zookeeper", Backend::Zookeeper);
