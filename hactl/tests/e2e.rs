@@ -831,3 +831,106 @@ macro_rules! starred_scenarios_on {
 
 starred_scenarios_on!(on_consul, "consul", Backend::Consul);
 starred_scenarios_on!(on_zookeeper, "zookeeper", Backend::Zookeeper);
+
+/// `hactl -f json list` on node `i`'s config: (member, role, state) of each member.
+fn members(c: &Cluster, i: usize) -> Vec<(String, String, String)> {
+    let (ok, out) = c.ctl(i, &["-f", "json", "list"]);
+    assert!(ok, "hactl list: {out}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|m| {
+            let s = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+            (s("Member"), s("Role"), s("State"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_drives_a_real_cluster_list_switchover_history_pause_and_resume() {
+    let _g = serial();
+    let Some((c, w, old)) = cluster_with_writer("cli").await else {
+        return;
+    };
+    let m = members(&c, 0);
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert_eq!(
+        m.iter()
+            .filter(|(_, role, _)| role == "Leader")
+            .map(|(n, _, _)| n.as_str())
+            .collect::<Vec<_>>(),
+        [c.nodes[old].name.as_str()]
+    );
+    let (ok, table) = c.ctl(0, &["list"]);
+    assert!(
+        ok && table.contains(&format!("Cluster: {}", c.scope)),
+        "{table}"
+    );
+
+    // A switchover to a named candidate, confirmed with --force.
+    let cand = (old + 2) % 3;
+    let (ok, out) = c.ctl(
+        1,
+        &[
+            "switchover",
+            &c.scope,
+            "--leader",
+            &c.nodes[old].name,
+            "--candidate",
+            &c.nodes[cand].name,
+            "--force",
+        ],
+    );
+    assert!(ok, "hactl switchover: {out}\n{}", c.dump_logs());
+    failed_over(&c, old, Duration::from_secs(60)).await;
+    rejoined(&c, old).await;
+    let leaders: Vec<String> = members(&c, 2)
+        .into_iter()
+        .filter(|(_, role, _)| role == "Leader")
+        .map(|(n, _, _)| n)
+        .collect();
+    assert_eq!(leaders, [c.nodes[cand].name.clone()]);
+    // The history records the new timeline.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (ok, hist) = c.ctl(0, &["-f", "json", "history"]);
+        assert!(ok, "hactl history: {hist}");
+        let rows: Value = serde_json::from_str(&hist).unwrap_or(Value::Null);
+        if rows.as_array().map_or(0, |r| r.len()) >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no history after the switchover: {hist}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Maintenance mode: every node reports it, `list` says so, and resume ends it.
+    let (ok, out) = c.ctl(0, &["pause", &c.scope, "--wait"]);
+    assert!(ok, "hactl pause: {out}");
+    for i in 0..3 {
+        let paused = c.rest(i, "/patroni").await.map(|(_, b)| b["pause"] == true);
+        assert_eq!(
+            paused,
+            Some(true),
+            "{} does not report the pause",
+            c.nodes[i].name
+        );
+    }
+    let (_, table) = c.ctl(0, &["list"]);
+    assert!(table.contains("Maintenance mode: on"), "{table}");
+    let (ok, out) = c.ctl(0, &["resume", &c.scope, "--wait"]);
+    assert!(ok, "hactl resume: {out}");
+    for i in 0..3 {
+        let paused = c.rest(i, "/patroni").await.map(|(_, b)| b["pause"] == true);
+        assert_eq!(
+            paused,
+            Some(false),
+            "{} still reports the pause",
+            c.nodes[i].name
+        );
+    }
+    finish(&c, w, cand, "cli_on_a_real_cluster", json!({}), 0).await;
+}
