@@ -244,6 +244,26 @@ fn bootstrap_and_clone() {
             ],
             "creating a replica from node1",
         ),
+        Case {
+            local: LocalState {
+                applied_config_version: None,
+                ..local()
+            },
+            ..case(
+                "a new replica writes the cluster-wide parameters before its first start",
+                cluster(),
+                empty.clone(),
+                vec![
+                    Action::ApplyConfig {
+                        version: 7,
+                        parameters: cluster().global_config().parameters(),
+                    },
+                    Action::CloneFrom(up("node1")),
+                    Action::StartReplica(Some(up("node1"))),
+                ],
+                "creating a replica from node1",
+            )
+        },
         case(
             "initialized, no leader yet: wait",
             waiting,

@@ -431,7 +431,17 @@ async fn a_new_replica_joins_with_the_data_and_the_cluster_wide_parameters_and_s
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The cluster-wide parameters from the DCS (bootstrap.dcs) reach it within a loop of its start.
+    // The cluster-wide parameters from the DCS (bootstrap.dcs) were in its configuration before its first start:
+    // shared_buffers takes effect only at a start, and nothing restarted it.
+    let buffers: String = replica
+        .query_one("SHOW shared_buffers", &[])
+        .await
+        .expect("SHOW")
+        .get(0);
+    assert_eq!(
+        buffers, "16MB",
+        "the new replica started without the cluster-wide parameters"
+    );
     let deadline = Instant::now() + Duration::from_secs(2 * FAST.loop_wait_s + 10);
     loop {
         let keep: String = replica
