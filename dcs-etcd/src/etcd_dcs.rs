@@ -402,7 +402,9 @@ impl EtcdDcs {
         self.inner.conn.requests()
     }
 
-    /// [`EtcdDcs::requests`] per operation (`load`, `lease_keepalive`, `acquire_leader`, `watch_leader`, ...).
+    /// [`EtcdDcs::requests`] per operation (`load`, `lease_keepalive`, `acquire_leader`, `watch_leader`, ...;
+    /// `watch` is the creation of the cluster watch that feeds the cache, `load` a read that the cache could not
+    /// answer).
     pub fn requests_by_op(&self) -> BTreeMap<&'static str, u64> {
         self.inner.conn.requests_by_op()
     }
