@@ -16,9 +16,10 @@
 //!   store like any other and arrives as a watch event;
 //! - the watch carries etcd-client's `require_leader`: a member cut off from the etcd quorum cancels it, and a dead
 //!   connection fails it (HTTP/2 pings), so a stream that no longer follows the store stops being trusted;
-//! - the copy is only trusted while this node's lease keepalives succeed (see [`Inner::cache_trust`]): a node whose
-//!   watch went quiet without failing learns of the outage from its next keepalive, which fails, and then reads
-//!   through to etcd and gets `DcsError::Unreachable` as without a cache;
+//! - the copy is only trusted while this node's lease keepalives succeed (see [`Inner::cache_trust`] and
+//!   [`Inner::trusted_until`]): a node whose watch went quiet without failing (a black-holed network) learns of the
+//!   outage from its next keepalive, which every loop sends and which fails; from that failure on, it reads through
+//!   to etcd and gets `DcsError::Unreachable` as without a cache, until a keepalive succeeds again;
 //! - a load never returns a state older than this node's own last write (see [`Seen::write_revision`]).
 //!
 //! A CLI ([`EtcdDcs::ctl`]) runs once and has no lease: it reads with plain ranges and starts no task.

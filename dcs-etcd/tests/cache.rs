@@ -256,3 +256,34 @@ async fn a_ctl_client_reads_with_ranges_and_starts_no_watch() {
     assert_eq!(op_count(&ctl, "load"), 2);
     assert_eq!(op_count(&ctl, "watch"), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_keepalives_stopped_reads_through_after_ttl_minus_retry_timeout() {
+    let Some((_dir, server)) =
+        server("a_node_whose_keepalives_stopped_reads_through_after_ttl_minus_retry_timeout")
+    else {
+        return;
+    };
+    let ep = server.endpoint();
+    // ttl 4 s, retry_timeout 2 s: the cache is trusted for 2 s after a keepalive.
+    let node = EtcdDcs::new(settings(&[&ep], "trust", "node1")).unwrap();
+    node.set_ttl(Duration::from_secs(4)).await.unwrap();
+    node.touch_member("node1", &MemberData::default())
+        .await
+        .unwrap();
+    node.load().await.unwrap();
+    wait_live(&node).await;
+
+    // A loop that stalls (no renew, no touch_member) past the bound: its next load asks etcd.
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let ranges = op_count(&node, "load");
+    node.load().await.unwrap();
+    assert_eq!(op_count(&node, "load"), ranges + 1, "read through to etcd");
+
+    // The next keepalive makes the cache trusted again.
+    node.touch_member("node1", &MemberData::default())
+        .await
+        .unwrap();
+    node.load().await.unwrap();
+    assert_eq!(op_count(&node, "load"), ranges + 1, "answered by the cache");
+}
