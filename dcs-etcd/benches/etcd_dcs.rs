@@ -5,7 +5,7 @@
 //!    proxy (bytes = TCP payload both ways: gRPC, HTTP/2 framing and pings included). One loop is what
 //!    `Driver::run` does: `cycle()` then `watch_leader` until the next loop is due.
 //! 2. Watch latency: from the moment a client sends a leader-key change to the moment another node's
-//!    `watch_leader` returns, median and p99 over `WATCH_CHANGES` changes.
+//!    `watch_leader` returns (woken by that node's cluster watch), median and p99 over `WATCH_CHANGES` changes.
 //!
 //! Run: `cargo bench -p dcs-etcd --bench etcd_dcs` (needs `etcd`: Debian's etcd-server).
 
@@ -18,7 +18,7 @@ use dcs_etcd::{EtcdDcs, EtcdSettings};
 use ha_core::dcs::{Dcs, WatchOutcome};
 use ha_core::decision::NodeIdentity;
 use ha_core::driver::{CycleReport, Driver, DriverSettings};
-use ha_core::model::GlobalConfig;
+use ha_core::model::{GlobalConfig, MemberData};
 use ha_core::sim::{SimPg, SimPgNet};
 use ha_core::time::{Clock, SystemClock};
 
@@ -181,6 +181,11 @@ async fn watch_latency(server: &EtcdServer) {
     let watcher = Arc::new(
         EtcdDcs::new(settings(server.endpoint(), "bench-watch", "watcher")).expect("settings"),
     );
+    // A node like a daemon's, with a lease: its watch_leader waits on its cluster watch, not on a Watch RPC.
+    watcher
+        .set_ttl(Duration::from_secs(10))
+        .await
+        .expect("set_ttl");
     let flipper =
         EtcdDcs::new(settings(server.endpoint(), "bench-watch", "flipper")).expect("settings");
     flipper
@@ -190,6 +195,11 @@ async fn watch_latency(server: &EtcdServer) {
     let mut latencies = Vec::with_capacity(WATCH_CHANGES);
     let mut held = false;
     for _ in 0..WATCH_CHANGES {
+        // The keepalive of the watcher's loop, which keeps its cache trusted.
+        watcher
+            .touch_member("watcher", &MemberData::default())
+            .await
+            .expect("touch_member");
         let known = watcher
             .load()
             .await

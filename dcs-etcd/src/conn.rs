@@ -36,6 +36,8 @@ pub(crate) struct Conn {
     timeout: Duration,
     requests: AtomicU64,
     by_op: Mutex<BTreeMap<&'static str, u64>>,
+    /// When a call last ended unreachable (every endpoint tried until the deadline).
+    last_unreachable: Mutex<Option<Instant>>,
 }
 
 impl Conn {
@@ -48,6 +50,7 @@ impl Conn {
             timeout,
             requests: AtomicU64::new(0),
             by_op: Mutex::new(BTreeMap::new()),
+            last_unreachable: Mutex::new(None),
         }
     }
 
@@ -59,6 +62,12 @@ impl Conn {
     /// [`Conn::requests`] per operation name.
     pub(crate) fn requests_by_op(&self) -> BTreeMap<&'static str, u64> {
         self.by_op.lock().expect("request counters").clone()
+    }
+
+    /// When a call last failed for want of a reachable etcd: the watch-fed cache is not trusted again until a
+    /// request sent after it succeeded.
+    pub(crate) fn last_unreachable(&self) -> Option<Instant> {
+        *self.last_unreachable.lock().expect("failure time")
     }
 
     async fn client(&self, i: usize) -> Result<Client, etcd_client::Error> {
@@ -141,6 +150,7 @@ impl Conn {
         }
         // Start from the next endpoint on the next call: this one just failed.
         self.current.store((first + 1) % n, Ordering::Relaxed);
+        *self.last_unreachable.lock().expect("failure time") = Some(Instant::now());
         Err(Failure::Unreachable(format!(
             "no etcd endpoint answered within {budget:?} (last: {last})"
         )))

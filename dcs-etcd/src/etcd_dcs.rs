@@ -4,6 +4,25 @@
 //! One lease per process, TTL = ttl; `leader` and `members/<name>` are put with it, no other key is. The lease is
 //! the liveness: keepalives renew it, and when the process stops they stop, the lease expires and etcd deletes both
 //! keys. The object version everywhere is the key's `mod_revision`; a key's session is its lease id.
+//!
+//! # The watch-fed cache (node mode)
+//! Like Patroni 4's etcd3 backend, a node keeps one long-lived watch on the cluster prefix and answers `load` from
+//! the copy it feeds, so an idle loop costs one request: the lease keepalive. The watch starts right after a
+//! linearizable range, from that range's revision + 1, so the copy is that snapshot plus every later change in
+//! revision order, never an older state.
+//!
+//! Why a cached read is safe enough for the HA decision, which otherwise reads linearizably:
+//! - the one change that must not be missed, the leader key going away when its lease expires, is a delete in the
+//!   store like any other and arrives as a watch event;
+//! - the watch carries etcd-client's `require_leader`: a member cut off from the etcd quorum cancels it, and a dead
+//!   connection fails it (HTTP/2 pings), so a stream that no longer follows the store stops being trusted;
+//! - the copy is only trusted while this node's lease keepalives succeed (see [`Inner::cache_trust`] and
+//!   [`Inner::trusted_until`]): a node whose watch went quiet without failing (a black-holed network) learns of the
+//!   outage from its next keepalive, which every loop sends and which fails; from that failure on, it reads through
+//!   to etcd and gets `DcsError::Unreachable` as without a cache, until a keepalive succeeds again;
+//! - a load never returns a state older than this node's own last write (see [`Seen::write_revision`]).
+//!
+//! A CLI ([`EtcdDcs::ctl`]) runs once and has no lease: it reads with plain ranges and starts no task.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -43,6 +62,15 @@ const HTTP2_PING_INTERVAL: Duration = Duration::from_secs(10);
 /// it made itself. A loop writes the leader key at most twice.
 const OWN_LEADER_WRITES_MAX: usize = 8;
 
+/// How long a load waits for the watch to deliver this node's own last write before reading from etcd instead.
+/// On a working connection the event follows the write's answer within a round trip (well under a millisecond on
+/// loopback); a watch that lags more than this is not one to answer from.
+const OWN_WRITE_WAIT: Duration = Duration::from_millis(200);
+
+/// How many changes of the leader key the cache remembers for `watch_leader`: a loop makes at most two itself, and
+/// a change older than the caller's snapshot no longer matters.
+const LEADER_CHANGES_MAX: usize = 16;
+
 /// Node mode (a daemon with a lease) or ctl mode (a CLI: reads and compare-and-set writes, no lease).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Mode {
@@ -72,6 +100,17 @@ struct Seen {
     member: Option<(String, i64)>,
     /// Revisions at which we wrote or deleted the leader key ourselves.
     own_leader_writes: VecDeque<i64>,
+    /// The highest revision at which this client changed a key of the prefix: the watch will deliver it, and a load
+    /// must not answer before the cache holds it (read-your-writes).
+    write_revision: i64,
+    /// The highest store revision etcd answered a request of ours without a change of ours (a lost compare-and-set,
+    /// a delete of nothing): no event of ours will come, and the revision may belong to a key outside the prefix
+    /// which the watch never reports, so a cache behind it reads through to etcd instead of waiting.
+    answer_revision: i64,
+    /// When the request of the last successful lease grant or keepalive was sent: the proof the cache may be used.
+    lease_alive_at: Option<Instant>,
+    /// The lease length asked for (`set_ttl`), which bounds how long the cache is trusted without a keepalive.
+    ttl: Duration,
 }
 
 impl Seen {
@@ -80,6 +119,170 @@ impl Seen {
             self.own_leader_writes.pop_front();
         }
         self.own_leader_writes.push_back(revision);
+    }
+}
+
+/// One key of the prefix as the cache holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CachedKv {
+    value: String,
+    /// `mod_revision`.
+    version: u64,
+    lease: i64,
+}
+
+/// Where the cluster watch stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WatchState {
+    /// No watch task: the next load reads from etcd and starts one.
+    Stopped,
+    /// A task is creating the watch; the copy is not yet followed.
+    Starting,
+    /// etcd confirmed the watch: every change after the copy's revision will arrive, in order.
+    Live,
+}
+
+/// The copy of the cluster prefix and the state of the watch that feeds it.
+#[derive(Debug)]
+struct CacheState {
+    /// Full key → value, by key.
+    entries: BTreeMap<String, CachedKv>,
+    /// Every change up to this store revision is in `entries` (0: never filled).
+    revision: i64,
+    watch: WatchState,
+    /// The number of the current watch task: a task from before a restart finds another one and leaves.
+    generation: u64,
+    task: Option<tokio::task::AbortHandle>,
+    /// Revisions of the last changes of the leader key (events, or differences found by a range).
+    leader_changes: VecDeque<i64>,
+}
+
+/// The watch-fed cache of a node (see the module doc). Shared by the node's clones and its watch task.
+#[derive(Debug)]
+struct Cache {
+    state: std::sync::Mutex<CacheState>,
+    /// Bumped after every change of `state`, so `watch_leader` and a load waiting for its own write wake up.
+    changed: tokio::sync::watch::Sender<u64>,
+    leader_key: String,
+}
+
+impl Cache {
+    fn new(leader_key: String) -> Cache {
+        Cache {
+            state: std::sync::Mutex::new(CacheState {
+                entries: BTreeMap::new(),
+                revision: 0,
+                watch: WatchState::Stopped,
+                generation: 0,
+                task: None,
+                leader_changes: VecDeque::new(),
+            }),
+            changed: tokio::sync::watch::channel(0).0,
+            leader_key,
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
+        self.state.lock().expect("cluster cache")
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn leader_changed(st: &mut CacheState, revision: i64) {
+        if st.leader_changes.len() == LEADER_CHANGES_MAX {
+            st.leader_changes.pop_front();
+        }
+        st.leader_changes.push_back(revision);
+    }
+
+    /// Replaces the copy by a range taken at `revision`, unless the copy is already newer. A range reflects every
+    /// change up to its revision, so later watch events apply on top of it and earlier ones are skipped.
+    fn replace(&self, entries: BTreeMap<String, CachedKv>, revision: i64) {
+        let mut st = self.state();
+        if revision <= st.revision {
+            return;
+        }
+        let before = st.entries.get(&self.leader_key).map(|kv| kv.version);
+        let after = entries.get(&self.leader_key).map(|kv| kv.version);
+        if before != after && st.revision > 0 {
+            // Changed while the watch was down: the revision of a delete is unknown, the range's stands for it.
+            Cache::leader_changed(&mut st, after.map_or(revision, |v| v as i64));
+        }
+        st.entries = entries;
+        st.revision = revision;
+        drop(st);
+        self.bump();
+    }
+
+    /// Applies one watch response of task `generation`; false when that task is no longer the current one.
+    fn apply(&self, generation: u64, resp: &etcd_client::WatchResponse) -> bool {
+        let mut st = self.state();
+        if st.generation != generation {
+            return false;
+        }
+        // All events of one revision (a prefix delete removes several keys at once) come in one response, so
+        // comparing with the revision before this response keeps them together.
+        let base = st.revision;
+        let mut top = base;
+        for ev in resp.events() {
+            let Some(kv) = ev.kv() else { continue };
+            let rev = kv.mod_revision();
+            if rev <= base {
+                continue;
+            }
+            top = top.max(rev);
+            let key = text(kv.key());
+            if key == self.leader_key {
+                Cache::leader_changed(&mut st, rev);
+            }
+            match ev.event_type() {
+                EventType::Put => {
+                    let v = CachedKv {
+                        value: text(kv.value()),
+                        version: version_of(kv),
+                        lease: kv.lease(),
+                    };
+                    st.entries.insert(key, v);
+                }
+                EventType::Delete => {
+                    st.entries.remove(&key);
+                }
+            }
+        }
+        st.revision = top;
+        drop(st);
+        self.bump();
+        true
+    }
+
+    /// Task `generation` has a confirmed watch; false when it is no longer the current one.
+    fn went_live(&self, generation: u64) -> bool {
+        let mut st = self.state();
+        if st.generation != generation {
+            return false;
+        }
+        st.watch = WatchState::Live;
+        drop(st);
+        self.bump();
+        true
+    }
+
+    /// Task `generation` ended: the copy is no longer followed, loads read from etcd until a new watch is live.
+    fn stopped(&self, generation: u64, why: &str) {
+        let mut st = self.state();
+        if st.generation != generation {
+            return;
+        }
+        info!(
+            reason = why,
+            "the cluster watch stopped; loads read from etcd until it is back"
+        );
+        st.watch = WatchState::Stopped;
+        st.task = None;
+        drop(st);
+        self.bump();
     }
 }
 
@@ -98,6 +301,19 @@ struct Inner {
     scope: String,
     lease: tokio::sync::Mutex<LeaseState>,
     seen: std::sync::Mutex<Seen>,
+    /// The watch-fed copy of the prefix; unused in ctl mode.
+    cache: Arc<Cache>,
+    /// The deadline of every call (retry_timeout).
+    request_timeout: Duration,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The watch task holds only the cache, not the client: the last clone going away ends it.
+        if let Some(task) = self.cache.state().task.take() {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for EtcdDcs {
@@ -158,10 +374,12 @@ impl EtcdDcs {
                 .with_user(user.clone(), settings.password.clone().unwrap_or_default())
                 .with_auto_token_refresh(true);
         }
+        let key_path = KeyPath::new(&settings.namespace, &settings.scope);
+        let leader_key = key_path.key(keys::LEADER);
         Ok(EtcdDcs {
             inner: Arc::new(Inner {
                 conn: Conn::new(endpoints, options, timeout),
-                keys: KeyPath::new(&settings.namespace, &settings.scope),
+                keys: key_path,
                 mode,
                 scope: settings.scope.trim_matches('/').to_string(),
                 lease: tokio::sync::Mutex::new(LeaseState {
@@ -169,7 +387,12 @@ impl EtcdDcs {
                     ttl_s: DEFAULT_TTL_S,
                     refreshed_at: None,
                 }),
-                seen: std::sync::Mutex::new(Seen::default()),
+                seen: std::sync::Mutex::new(Seen {
+                    ttl: Duration::from_secs(DEFAULT_TTL_S as u64),
+                    ..Seen::default()
+                }),
+                cache: Arc::new(Cache::new(leader_key)),
+                request_timeout: timeout,
             }),
         })
     }
@@ -180,7 +403,9 @@ impl EtcdDcs {
         self.inner.conn.requests()
     }
 
-    /// [`EtcdDcs::requests`] per operation (`load`, `lease_keepalive`, `acquire_leader`, `watch_leader`, ...).
+    /// [`EtcdDcs::requests`] per operation (`load`, `lease_keepalive`, `acquire_leader`, `watch_leader`, ...;
+    /// `watch` is the creation of the cluster watch that feeds the cache, `load` a read that the cache could not
+    /// answer).
     pub fn requests_by_op(&self) -> BTreeMap<&'static str, u64> {
         self.inner.conn.requests_by_op()
     }
@@ -233,6 +458,7 @@ impl Inner {
         info!(lease = resp.id(), ttl_s = resp.ttl(), "granted a new lease");
         st.id = Some(resp.id());
         st.refreshed_at = Some(sent);
+        self.seen().lease_alive_at = Some(sent);
         Ok(resp.id())
     }
 
@@ -258,11 +484,13 @@ impl Inner {
         match r {
             Ok(()) => {
                 st.refreshed_at = Some(sent);
+                self.seen().lease_alive_at = Some(sent);
                 Ok(id)
             }
             Err(Failure::LeaseNotFound) => {
                 warn!(lease = id, "our lease expired; granting a new one");
                 st.id = None;
+                self.seen().lease_alive_at = None;
                 self.grant(&mut st).await
             }
             Err(f) => Err(f.into_dcs("lease_keepalive")),
@@ -275,6 +503,7 @@ impl Inner {
         if st.id == Some(id) {
             st.id = None;
             st.refreshed_at = None;
+            self.seen().lease_alive_at = None;
         }
     }
 
@@ -289,11 +518,14 @@ impl Inner {
             })
             .await
             .map_err(|f| f.into_dcs(op))?;
-        Ok(revision_of(resp.header()))
+        let revision = revision_of(resp.header());
+        self.wrote(revision);
+        Ok(revision)
     }
 
     async fn delete(&self, op: &'static str, key: String, prefix: bool) -> Result<(), DcsError> {
-        self.conn
+        let resp = self
+            .conn
             .call(op, |mut c: Client| {
                 let k = key.clone();
                 let opts = prefix.then(|| DeleteOptions::new().with_prefix());
@@ -301,16 +533,43 @@ impl Inner {
             })
             .await
             .map_err(|f| f.into_dcs(op))?;
+        let revision = revision_of(resp.header());
+        if resp.deleted() > 0 {
+            self.wrote(revision);
+        } else {
+            self.answered(revision);
+        }
         Ok(())
     }
 
+    /// A transaction; every one of ours writes in its success branch only, which tells whether an event follows.
     async fn txn(&self, op: &'static str, txn: Txn) -> Result<etcd_client::TxnResponse, Failure> {
-        self.conn
+        let resp = self
+            .conn
             .call(op, |mut c: Client| {
                 let t = txn.clone();
                 async move { c.txn(t).await }
             })
-            .await
+            .await?;
+        let revision = revision_of(resp.header());
+        if resp.succeeded() {
+            self.wrote(revision);
+        } else {
+            self.answered(revision);
+        }
+        Ok(resp)
+    }
+
+    /// We changed the prefix at `revision`: the next load must show it.
+    fn wrote(&self, revision: i64) {
+        let mut seen = self.seen();
+        seen.write_revision = seen.write_revision.max(revision);
+    }
+
+    /// etcd answered us at `revision` without a change of ours: the next load must not show an older state.
+    fn answered(&self, revision: i64) {
+        let mut seen = self.seen();
+        seen.answer_revision = seen.answer_revision.max(revision);
     }
 
     /// Puts `key` with our lease; if etcd no longer knows the lease, grants a new one and tries once more
@@ -326,7 +585,11 @@ impl Inner {
                 })
                 .await;
             match r {
-                Ok(resp) => return Ok(revision_of(resp.header())),
+                Ok(resp) => {
+                    let revision = revision_of(resp.header());
+                    self.wrote(revision);
+                    return Ok(revision);
+                }
                 Err(Failure::LeaseNotFound) if attempt == 0 => self.drop_lease(lease).await,
                 Err(f) => return Err(f.into_dcs(op)),
             }
@@ -365,10 +628,25 @@ impl Inner {
 
     // ---- the trait's operations, each run inside its span ----------------------------------------------------
 
-    async fn do_load(&self) -> Result<Cluster, DcsError> {
+    async fn do_load(self: &Arc<Self>) -> Result<Cluster, DcsError> {
+        if self.mode == Mode::Ctl {
+            let (entries, revision) = self.range_prefix().await?;
+            return Ok(self.snapshot(&entries, revision));
+        }
+        if let Some((entries, revision)) = self.cached().await {
+            return Ok(self.snapshot(&entries, revision));
+        }
+        let (entries, revision) = self.range_prefix().await?;
+        let cluster = self.snapshot(&entries, revision);
+        self.cache.replace(entries, revision);
+        self.ensure_watch();
+        Ok(cluster)
+    }
+
+    /// The whole prefix, read linearizably (not Patroni's serializable): the read goes through the etcd leader, so
+    /// a member that lags cannot show this node a leader key that is already gone. It is one round trip.
+    async fn range_prefix(&self) -> Result<(BTreeMap<String, CachedKv>, i64), DcsError> {
         let prefix = self.keys.prefix().to_string();
-        // Linearizable (not Patroni's serializable): the read goes through the etcd leader, so a member that
-        // lags cannot show this node a leader key that is already gone. It is still one round trip.
         let mut resp = self
             .conn
             .call("load", |mut c: Client| {
@@ -378,33 +656,114 @@ impl Inner {
             .await
             .map_err(|f| f.into_dcs("load"))?;
         let revision = revision_of(resp.header());
+        let entries = resp
+            .take_kvs()
+            .into_iter()
+            .map(|kv| {
+                let v = CachedKv {
+                    value: text(kv.value()),
+                    version: version_of(&kv),
+                    lease: kv.lease(),
+                };
+                (text(kv.key()), v)
+            })
+            .collect();
+        Ok((entries, revision))
+    }
+
+    /// How long after the last successful lease keepalive the cache is still trusted: `ttl - retry_timeout`, at
+    /// least `ttl / 2`.
+    ///
+    /// By the timing rule `loop_wait + 2 * retry_timeout <= ttl`, `ttl - retry_timeout` is longer than a loop_wait
+    /// plus a retry_timeout, so at idle the keepalive of the previous loop always qualifies; a node that has not
+    /// reached etcd for longer than that has seen its keepalive fail and reads through (an outage then surfaces
+    /// as `Unreachable` from `load` too, as the driver expects). The `ttl / 2` floor is for settings outside
+    /// the rule (tests with ttl = retry_timeout). Why the keepalive and not any contact: it is the one request
+    /// every loop of every node sends (renew, or touch_member), and the lease is what ends a node's
+    /// membership; a client without a live lease (a node before its first touch_member) always reads through.
+    fn cache_trust(&self, ttl: Duration) -> Duration {
+        ttl.saturating_sub(self.request_timeout).max(ttl / 2)
+    }
+
+    /// Until when the cache may answer: [`Inner::cache_trust`] after the last successful keepalive, and not at all
+    /// once a request failed after it (etcd unreachable): a black-holed network leaves a watch silent but not
+    /// failed, and the first failed request is how this node learns of it. `None`: read from etcd.
+    fn trusted_until(&self) -> Option<Instant> {
+        let (alive_at, ttl) = {
+            let seen = self.seen();
+            (seen.lease_alive_at?, seen.ttl)
+        };
+        if self.conn.last_unreachable().is_some_and(|f| f >= alive_at) {
+            return None;
+        }
+        Some(alive_at + self.cache_trust(ttl)).filter(|t| *t > Instant::now())
+    }
+
+    /// The cached copy and its revision, if it may answer a load now: the watch is live, the cache is trusted
+    /// ([`Inner::trusted_until`]), the copy is not older than anything etcd told us, and it holds our own last
+    /// write (waiting up to [`OWN_WRITE_WAIT`] for its event). `None`: read from etcd.
+    async fn cached(&self) -> Option<(BTreeMap<String, CachedKv>, i64)> {
+        if self.trusted_until().is_none() {
+            debug!("no recent lease keepalive, or a failed request since: reading from etcd");
+            return None;
+        }
+        let (write_revision, answer_revision) = {
+            let seen = self.seen();
+            (seen.write_revision, seen.answer_revision)
+        };
+        let mut changed = self.cache.changed.subscribe();
+        let deadline = Instant::now() + OWN_WRITE_WAIT;
+        loop {
+            {
+                let st = self.cache.state();
+                if st.watch != WatchState::Live || st.revision < answer_revision {
+                    return None;
+                }
+                if st.revision >= write_revision {
+                    return Some((st.entries.clone(), st.revision));
+                }
+            }
+            match tokio::time::timeout_at(deadline, changed.changed()).await {
+                Ok(Ok(())) => {}
+                _ => {
+                    debug!(
+                        write_revision,
+                        "the watch has not delivered our own write yet: reading from etcd"
+                    );
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// A cluster snapshot of the prefix `entries` at `revision`; remembers what the lease shortcuts and the watch
+    /// need from it.
+    fn snapshot(&self, entries: &BTreeMap<String, CachedKv>, revision: i64) -> Cluster {
         let me = match &self.mode {
             Mode::Node { name } => Some(self.keys.member(name)),
             Mode::Ctl => None,
         };
-        let leader_key = self.keys.key(keys::LEADER);
+        let leader_key = &self.cache.leader_key;
         let mut seen_leader = None;
         let mut seen_member = None;
         let mut loaded_leader_version = None;
-        let mut entries = Vec::with_capacity(resp.kvs().len());
-        for kv in resp.take_kvs() {
-            let full = text(kv.key());
-            let Some(rel) = self.keys.relative(&full) else {
+        let mut raw = Vec::with_capacity(entries.len());
+        for (full, kv) in entries {
+            let Some(rel) = self.keys.relative(full) else {
                 continue;
             };
-            let value = text(kv.value());
             if full == leader_key {
-                seen_leader = Some((value.clone(), kv.lease()));
-                loaded_leader_version = Some(version_of(&kv));
+                seen_leader = Some((kv.value.clone(), kv.lease));
+                loaded_leader_version = Some(kv.version);
             }
-            if Some(&full) == me.as_ref() {
-                seen_member = Some((value.clone(), kv.lease()));
+            if Some(full) == me.as_ref() {
+                seen_member = Some((kv.value.clone(), kv.lease));
             }
-            entries.push(RawEntry {
+            raw.push(RawEntry {
                 key: rel.to_string(),
-                value,
-                version: version_of(&kv),
-                session: (kv.lease() != 0).then(|| kv.lease().to_string()),
+                value: kv.value.clone(),
+                version: kv.version,
+                session: (kv.lease != 0).then(|| kv.lease.to_string()),
             });
         }
         {
@@ -414,7 +773,28 @@ impl Inner {
             seen.leader = seen_leader;
             seen.member = seen_member;
         }
-        Ok(Cluster::from_entries(entries))
+        Cluster::from_entries(raw)
+    }
+
+    /// Starts the watch task if none runs, from the cache's revision + 1 (the cache was just filled by a range).
+    fn ensure_watch(self: &Arc<Self>) {
+        let mut st = self.cache.state();
+        if st.watch != WatchState::Stopped || st.revision == 0 {
+            return;
+        }
+        st.generation += 1;
+        st.watch = WatchState::Starting;
+        let node = match &self.mode {
+            Mode::Node { name } => name.as_str(),
+            Mode::Ctl => "ctl",
+        };
+        // A root span: the task outlives the load that started it.
+        let span =
+            info_span!(parent: None, "etcd_dcs", node = %node, cluster = %self.scope, op = "watch");
+        let task = tokio::spawn(
+            run_watch(Arc::downgrade(self), st.generation, st.revision + 1).instrument(span),
+        );
+        st.task = Some(task.abort_handle());
     }
 
     async fn do_set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
@@ -434,6 +814,9 @@ impl Inner {
             st.ttl_s = ttl_s;
             st.id = None;
             st.refreshed_at = None;
+            let mut seen = self.seen();
+            seen.ttl = Duration::from_secs(ttl_s as u64);
+            seen.lease_alive_at = None;
         }
         Ok(())
     }
@@ -586,7 +969,67 @@ impl Inner {
         Ok(())
     }
 
+    /// `watch_leader` of a node: waits on the cache while its watch is live and trusted (no request at all), and
+    /// with a Watch RPC of its own for the rest of the time when it is not (ctl mode, before the first load or
+    /// keepalive, after the watch or a request failed), so the semantics do not depend on the cache.
     async fn do_watch(
+        &self,
+        known_version: Option<u64>,
+        timeout: Duration,
+    ) -> Result<WatchOutcome, DcsError> {
+        if timeout.is_zero() {
+            return Ok(WatchOutcome::TimedOut);
+        }
+        let end = Instant::now() + timeout;
+        if self.mode != Mode::Ctl {
+            let mut changed = self.cache.changed.subscribe();
+            loop {
+                // The caller's snapshot is the last load when the versions agree: then every leader change after
+                // that load's revision counts; otherwise compare the cached leader version with the caller's.
+                let (base, own) = {
+                    let seen = self.seen();
+                    let base = (seen.load_revision > 0
+                        && seen.loaded_leader_version == known_version)
+                        .then_some(seen.load_revision);
+                    (base, seen.own_leader_writes.clone())
+                };
+                let Some(trusted_until) = self.trusted_until() else {
+                    break;
+                };
+                {
+                    let st = self.cache.state();
+                    if st.watch != WatchState::Live {
+                        break;
+                    }
+                    let foreign = match base {
+                        Some(b) => st.leader_changes.iter().any(|r| *r > b && !own.contains(r)),
+                        None => {
+                            let current =
+                                st.entries.get(&self.cache.leader_key).map(|kv| kv.version);
+                            current != known_version
+                                && !current.is_some_and(|v| own.contains(&(v as i64)))
+                        }
+                    };
+                    if foreign {
+                        debug!("leader key changed (cluster watch)");
+                        return Ok(WatchOutcome::LeaderChanged);
+                    }
+                }
+                match tokio::time::timeout_at(end.min(trusted_until), changed.changed()).await {
+                    Err(_) if trusted_until >= end => return Ok(WatchOutcome::TimedOut),
+                    // No longer trusted: the rest of the wait is a Watch RPC.
+                    Err(_) => break,
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break,
+                }
+            }
+        }
+        self.watch_rpc(known_version, end.saturating_duration_since(Instant::now()))
+            .await
+    }
+
+    /// `watch_leader` with a Watch RPC on the leader key, for `timeout`.
+    async fn watch_rpc(
         &self,
         known_version: Option<u64>,
         timeout: Duration,
@@ -684,6 +1127,66 @@ impl Inner {
                     )))
                 }
             }
+        }
+    }
+}
+
+/// The cluster watch of task `generation`: creates the watch from `from` (through the connection's endpoint
+/// failover), then applies every response to the cache until the stream fails, closes or is cancelled (a
+/// compaction past `from`, or etcd's "no leader" under `require_leader`). It then marks the cache stopped and ends:
+/// the next load reads from etcd and starts a new watch from that range, so a failed watch costs no requests of its
+/// own during an outage. It holds only a weak reference to the client, so dropping the client ends it.
+async fn run_watch(inner: std::sync::Weak<Inner>, generation: u64, from: i64) {
+    let Some(strong) = inner.upgrade() else {
+        return;
+    };
+    let cache = strong.cache.clone();
+    let prefix = strong.keys.prefix().to_string();
+    let created = strong
+        .conn
+        .call("watch", |mut c: Client| {
+            let p = prefix.clone();
+            async move {
+                let options = WatchOptions::new().with_prefix().with_start_revision(from);
+                let mut s = c.watch(p, Some(options)).await?;
+                let first = s.message().await?;
+                Ok((s, first))
+            }
+        })
+        .await;
+    drop(strong);
+    let mut stream = match created {
+        Ok((s, Some(first))) if first.created() && !first.canceled() => s,
+        Ok((_, Some(first))) => {
+            return cache.stopped(
+                generation,
+                &format!("not created: {}", first.cancel_reason()),
+            )
+        }
+        Ok((_, None)) => return cache.stopped(generation, "the stream closed at once"),
+        Err(f) => return cache.stopped(generation, &format!("{f:?}")),
+    };
+    if !cache.went_live(generation) {
+        return;
+    }
+    debug!(from, "the cluster watch is live");
+    loop {
+        match stream.message().await {
+            Ok(Some(resp)) if resp.canceled() => {
+                let why = format!(
+                    "cancelled by etcd (compacted at {}): {}",
+                    resp.compact_revision(),
+                    resp.cancel_reason()
+                );
+                return cache.stopped(generation, &why);
+            }
+            Ok(Some(resp)) => {
+                if !cache.apply(generation, &resp) {
+                    return;
+                }
+            }
+            Ok(None) => return cache.stopped(generation, "the stream closed"),
+            Err(e) => return cache.stopped(generation, &format!("the stream failed: {e}")),
         }
     }
 }

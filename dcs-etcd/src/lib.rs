@@ -11,6 +11,11 @@
 //!   release = txn `value == name` → delete; `config`/`failover`/`sync`/`history` compare-and-set on `mod_revision`;
 //! - a key's version is its `mod_revision`, a leader's session its lease id.
 //!
+//! A node keeps one watch on the cluster prefix and answers `load` and `watch_leader` from the copy it feeds, as
+//! Patroni 4 does: an idle loop costs one request, the lease keepalive. The copy is trusted only while the watch
+//! is live and the keepalives succeed, and never shows an older state than this node's own last write; otherwise
+//! `load` reads linearizably from etcd (see the `etcd_dcs` module doc for why that is safe).
+//!
 //! Every call runs under the request timeout (`retry_timeout`): an etcd that does not answer gives
 //! `DcsError::Unreachable` within it, on any endpoint list. With several endpoints a call moves on to the next
 //! member when one is down, and a server that comes back is reconnected to without help.
@@ -34,7 +39,7 @@
 //! - [`settings`]: [`EtcdSettings`], validated before any traffic.
 //! - [`error`]: [`EtcdDcsError`] (bad settings) and how etcd errors map onto `DcsError` kinds.
 //! - `conn`: one client per endpoint, failover between endpoints, the deadline, the request counter.
-//! - `etcd_dcs`: [`EtcdDcs`] itself: the lease, the transactions, the watch.
+//! - `etcd_dcs`: [`EtcdDcs`] itself: the lease, the transactions, the watch-fed cache.
 //! - [`testing`]: real etcd servers and clusters for tests (yours too), and a byte-counting proxy.
 
 mod conn;

@@ -1,0 +1,7 @@
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct CreateSessionResponse {
+    #[serde(rename = "ID")]
+    pub id: String,
+}
