@@ -857,6 +857,18 @@ fn members(c: &Cluster, i: usize) -> Vec<(String, String, String)> {
         .collect()
 }
 
+async fn every_node_reports_pause(c: &Cluster, paused: bool) {
+    for i in 0..c.nodes.len() {
+        let seen = c.rest(i, "/patroni").await.map(|(_, b)| b["pause"] == true);
+        assert_eq!(
+            seen,
+            Some(paused),
+            "{}: pause is not {paused}",
+            c.nodes[i].name
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_drives_a_real_cluster_list_switchover_history_pause_and_resume() {
     let _g = serial();
@@ -920,27 +932,11 @@ async fn the_cli_drives_a_real_cluster_list_switchover_history_pause_and_resume(
     // Maintenance mode: every node reports it, `list` says so, and resume ends it.
     let (ok, out) = c.ctl(0, &["pause", &c.scope, "--wait"]);
     assert!(ok, "hactl pause: {out}");
-    for i in 0..3 {
-        let paused = c.rest(i, "/patroni").await.map(|(_, b)| b["pause"] == true);
-        assert_eq!(
-            paused,
-            Some(true),
-            "{} does not report the pause",
-            c.nodes[i].name
-        );
-    }
+    every_node_reports_pause(&c, true).await;
     let (_, table) = c.ctl(0, &["list"]);
     assert!(table.contains("Maintenance mode: on"), "{table}");
     let (ok, out) = c.ctl(0, &["resume", &c.scope, "--wait"]);
     assert!(ok, "hactl resume: {out}");
-    for i in 0..3 {
-        let paused = c.rest(i, "/patroni").await.map(|(_, b)| b["pause"] == true);
-        assert_eq!(
-            paused,
-            Some(false),
-            "{} still reports the pause",
-            c.nodes[i].name
-        );
-    }
+    every_node_reports_pause(&c, false).await;
     finish(&c, w, cand, "cli_on_a_real_cluster", json!({}), 0).await;
 }
