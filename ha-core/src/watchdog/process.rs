@@ -227,16 +227,25 @@ mod tests {
             ));
             c
         });
+        let started = |n: usize| {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let pids = std::fs::read_to_string(&log).unwrap_or_default();
+                if pids.lines().count() >= n || Instant::now() > deadline {
+                    return pids.lines().count();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
         let clock = Arc::new(crate::time::ManualClock::new(0));
         let w = ProcessWatchdog::spawn(command, clock).expect("spawn");
         let first = w.pid();
+        assert_eq!(started(1), 1, "the first fencer did not start");
         kill9(first);
         std::thread::sleep(Duration::from_millis(200));
         w.arm(Millis(5_000));
         assert_ne!(w.pid(), first, "no new fencer after the first one died");
-        std::thread::sleep(Duration::from_millis(200));
-        let pids = std::fs::read_to_string(&log).unwrap_or_default();
-        assert_eq!(pids.lines().count(), 2, "{pids}");
+        assert_eq!(started(2), 2, "the second fencer did not start");
         w.disarm();
         drop(w);
         let _ = std::fs::remove_file(&log);
