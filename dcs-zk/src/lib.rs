@@ -819,7 +819,41 @@ impl Dcs for ZkDcs {
             let got = inner
                 .get(&c, "renew leader", &inner.key(keys::LEADER))
                 .await?;
+            let path = inner.key(keys::LEADER);
             let ours = match (&got, c.session_id()) {
+                (Some((value, stat)), Some(sid))
+                    if value.trim() == name && stat.ephemeral_owner != sid && !c.is_lost() =>
+                {
+                    // Our own key, from a session of ours that is gone on our side (a restarted daemon; a server
+                    // restart that brought the old session back): recreate it under this session, as Patroni does
+                    // ("Recreating the leader ZNode due to ownership mismatch"), instead of leaving the cluster
+                    // leaderless until the server expires the old session. The version check makes it lose to any
+                    // change in between.
+                    warn!(
+                        old_session = stat.ephemeral_owner,
+                        session = sid,
+                        "recreating the leader key under this session"
+                    );
+                    match inner
+                        .delete(&c, "renew leader", &path, Some(stat.version))
+                        .await
+                    {
+                        Ok(true) => match inner
+                            .create(&c, "renew leader", &path, name, CreateMode::Ephemeral)
+                            .await
+                        {
+                            Ok(created) => {
+                                c.learn_session(&created);
+                                true
+                            }
+                            Err(e) if e.code() == Some(ZkError::NodeExists) => false,
+                            Err(e) => return Err(e.into()),
+                        },
+                        Ok(false) => false,
+                        Err(e) if e.code() == Some(ZkError::BadVersion) => false,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 (Some((value, stat)), Some(sid)) => {
                     value.trim() == name && stat.ephemeral_owner == sid && !c.is_lost()
                 }

@@ -203,6 +203,48 @@ async fn zk_expired_session_loses_the_lock_and_recreates_the_member() {
     assert!(a.renew_leader("a").await.unwrap());
 }
 
+/// A restarted daemon finds the lock under its own name but an old session (still alive on the server, about to
+/// expire): it recreates the key under its new session at once, as Patroni does, instead of leaving the cluster
+/// leaderless until the server expires the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zk_our_own_lock_from_an_earlier_session_is_recreated_on_renew() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(h) = harness(dir.path()) else { return };
+    let zk_port = h.server.lock().unwrap().port();
+    let proxy = CountingProxy::start(zk_port).await.unwrap();
+    let before = ZkDcs::new(settings(&format!("127.0.0.1:{}", proxy.port()), "a"));
+    before.disable_local_lease_for_tests();
+    assert!(before.acquire_leader("a").await.unwrap());
+    let old = before.session_id().await.unwrap();
+    // The old process goes silent (SIGKILL): its session lives on the server until the timeout.
+    proxy.set_cut(true);
+    let cut = Instant::now();
+    let after = ZkDcs::new(settings(&h.hosts, "a"));
+    after
+        .touch_member("a", &ha_core::model::MemberData::default())
+        .await
+        .unwrap();
+    assert!(
+        after.renew_leader("a").await.unwrap(),
+        "the lock under our own name was not taken over"
+    );
+    assert!(cut.elapsed() < TTL / 2, "took {:?}", cut.elapsed());
+    let new = after.session_id().await.unwrap();
+    assert_ne!(new, old);
+    let observer = ZkDcs::ctl(settings(&h.hosts, "observer"));
+    let leader = observer.load().await.unwrap().leader.expect("a leader");
+    assert_eq!(leader.name, "a");
+    assert_eq!(leader.session, Some(new.to_string()));
+    // Another node's lock is never taken over that way.
+    let b = ZkDcs::new(settings(&h.hosts, "b"));
+    b.touch_member("b", &ha_core::model::MemberData::default())
+        .await
+        .unwrap();
+    assert!(!b.renew_leader("b").await.unwrap());
+    assert!(after.renew_leader("a").await.unwrap());
+    drop(before);
+}
+
 /// A lock held by a client whose HA loop stopped renewing goes after ttl, although the crate keeps pinging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zk_unrenewed_lock_is_released_by_the_local_lease() {
