@@ -1,4 +1,6 @@
-//! The driver: observe → [`decide`] → execute, every `loop_wait` and at once when the leader key changes.
+//! The driver: observe → [`decide`] → execute, every `loop_wait`, and at once when the leader key changes, when the
+//! local postmaster exits ([`PgControl::exited`]), when a REST request arrives ([`RequestBox::wake`]) and right
+//! after this node took the lock (so the leader it now is shows without a loop_wait's delay).
 //!
 //! It owns everything with effects and timing: the lease deadline (counted from the moment a successful renewal was
 //! *sent*), the watchdog, PostgreSQL's unresponsiveness clock, the applied config version and the member key.
