@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`model`]: the cluster snapshot, members, global config and tags, byte-compatible with Patroni's DCS values.
 //! - [`dcs`]: the [`Dcs`](dcs::Dcs) trait and its typed errors; [`mock_dcs`] is an in-memory one with fault
-//!   injection for your tests; [`conformance`] is the suite every implementation passes.
+//!   injection for your tests; [`conformance`] is the suite every implementation passes (with feature `testing`,
+//!   also `conformance::bench`, the benchmark every backend runs, and `testing`, a counting, cutting TCP proxy).
 //! - [`pg`]: the [`PgControl`](pg::PgControl) trait and what it observes.
 //! - [`decision`]: the pure HA decision, observation in, ordered actions and a reason out.
 //! - [`driver`]: observe → decide → execute on a clock; owns the lease, the watchdog and the member key.
@@ -48,3 +49,5 @@ pub mod time;
 pub mod watchdog;
 
 pub mod conformance;
+#[cfg(feature = "testing")]
+pub mod testing;
