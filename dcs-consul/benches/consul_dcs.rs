@@ -1,35 +1,19 @@
-//! What the Consul DCS costs and how fast it reacts, on a real single-server Consul 1.8 on loopback:
+//! What the Consul DCS costs and how fast it reacts, on a real single-server Consul 1.8 on loopback: ha-core's DCS
+//! benchmark ([`ha_core::conformance::bench`]) with a `ConsulDcs` per node.
 //!
-//! 1. DCS round trips and bytes per HA loop per node at steady state: three ha-core `Driver`s over a simulated
-//!    PostgreSQL (`ha_core::sim::SimPgNet`), each with its own `ConsulDcs` reaching Consul through its own counting
-//!    proxy (bytes = TCP payload both ways: HTTP headers included). One loop is what `Driver::run` does: `cycle()`
-//!    then `watch_leader` until the next loop is due.
-//! 2. Watch latency: from the moment a client sends a leader-key change to the moment another node's
-//!    `watch_leader` (a blocking query) returns, median and p99 over `WATCH_CHANGES` changes.
+//! 1. DCS round trips and bytes per HA loop per node at steady state (bytes = TCP payload both ways: HTTP headers
+//!    included).
+//! 2. Watch latency: leader-key change sent → another node's `watch_leader` (a blocking query) returned.
 //!
 //! Run: `cargo bench -p dcs-consul --bench consul_dcs` (needs `consul`).
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use dcs_consul::testing::{ConsulServer, CountingProxy};
+use dcs_consul::testing::ConsulServer;
 use dcs_consul::{ConsulDcs, ConsulSettings};
-use ha_core::dcs::{Dcs, WatchOutcome};
-use ha_core::decision::NodeIdentity;
-use ha_core::driver::{CycleReport, Driver, DriverSettings};
+use ha_core::conformance::bench::{self, Counters, LoopBench, WatchBench};
 use ha_core::model::GlobalConfig;
-use ha_core::sim::{SimPg, SimPgNet};
-use ha_core::time::SystemClock;
-
-const NODES: usize = 3;
-/// Loops until the cluster is formed (bootstrap, replicas cloned and streaming).
-const WARMUP_LOOPS: usize = 30;
-/// Loops measured per node.
-const MEASURED_LOOPS: usize = 100;
-/// How long each loop's watch waits: the real loop waits `loop_wait`; a short wait keeps the benchmark quick.
-const LOOP_WATCH: Duration = Duration::from_millis(50);
-/// Leader changes timed for the watch latency.
-const WATCH_CHANGES: usize = 200;
 
 fn settings(url: String, scope: &str, name: &str) -> ConsulSettings {
     ConsulSettings {
@@ -44,180 +28,8 @@ fn settings(url: String, scope: &str, name: &str) -> ConsulSettings {
     }
 }
 
-struct NodeStats {
-    name: String,
-    leader: bool,
-    requests: u64,
-    bytes: (u64, u64),
-}
-
-/// One HA loop as `Driver::run` does it: a cycle, then the watch until the next loop is due.
-async fn one_loop(d: &mut Driver<ConsulDcs, SimPg>) -> CycleReport {
-    let report = d.cycle().await;
-    let known = report
-        .cluster
-        .as_ref()
-        .ok()
-        .and_then(|c| c.leader.as_ref().map(|l| l.version));
-    let _ = d.dcs().watch_leader(known, LOOP_WATCH).await;
-    report
-}
-
-/// Returns the driver too: dropping it ends its session, which must not happen while the others still measure.
-async fn run_node(
-    mut driver: Driver<ConsulDcs, SimPg>,
-    proxy: CountingProxy,
-) -> (NodeStats, Driver<ConsulDcs, SimPg>) {
-    for _ in 0..WARMUP_LOOPS {
-        one_loop(&mut driver).await;
-    }
-    let (r0, b0) = (driver.dcs().requests_sent(), proxy.bytes());
-    let mut leader = false;
-    for _ in 0..MEASURED_LOOPS {
-        let report = one_loop(&mut driver).await;
-        leader = report
-            .cluster
-            .as_ref()
-            .ok()
-            .and_then(|c| c.leader_name().map(str::to_string))
-            == Some(driver.identity().name.clone());
-    }
-    let b1 = proxy.bytes();
-    let stats = NodeStats {
-        name: driver.identity().name.clone(),
-        leader,
-        requests: driver.dcs().requests_sent() - r0,
-        bytes: (b1.0 - b0.0, b1.1 - b0.1),
-    };
-    (stats, driver)
-}
-
-async fn ha_loop_cost(server: &ConsulServer) {
-    let pgs = SimPgNet::new();
-    let bootstrap = GlobalConfig {
-        ttl: Some(20.0),
-        loop_wait: Some(1.0),
-        retry_timeout: Some(2.0),
-        ..Default::default()
-    };
-    let stepper = {
-        let pgs = pgs.clone();
-        tokio::spawn(async move {
-            loop {
-                pgs.replicate_step();
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
-    let mut tasks = Vec::new();
-    for i in 1..=NODES {
-        let name = format!("node{i}");
-        let proxy = CountingProxy::start(server.http_port())
-            .await
-            .expect("proxy");
-        let dcs = ConsulDcs::new(settings(
-            format!("http://127.0.0.1:{}", proxy.port()),
-            "bench-loop",
-            &name,
-        ))
-        .expect("client");
-        let identity = NodeIdentity {
-            name: name.clone(),
-            conn_url: format!("postgres://127.0.0.1:{}/postgres", 5431 + i),
-            api_url: format!("http://127.0.0.1:{}/patroni", 8007 + i),
-            version: "0.1.0".into(),
-            ..Default::default()
-        };
-        let driver = Driver::new(
-            dcs,
-            pgs.server(&name),
-            Arc::new(SystemClock::new()),
-            DriverSettings {
-                identity,
-                bootstrap_config: bootstrap.clone(),
-                ..Default::default()
-            },
-        );
-        tasks.push(tokio::spawn(run_node(driver, proxy)));
-        // Staggered starts, as real nodes: the first one bootstraps, the others clone it.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut stats = Vec::new();
-    let mut drivers = Vec::new();
-    for t in tasks {
-        let (s, d) = t.await.expect("node task");
-        stats.push(s);
-        drivers.push(d);
-    }
-    drop(drivers);
-    stepper.abort();
-
-    println!("== consul steady state: {NODES} nodes, {MEASURED_LOOPS} HA loops each after {WARMUP_LOOPS} warm-up loops (ttl 20 s, session TTL 10 s) ==");
-    let loops = MEASURED_LOOPS as f64;
-    for s in &stats {
-        println!(
-            "{:<6} {:<8} {:5.2} round trips/loop  {:7.0} B/loop sent  {:7.0} B/loop received",
-            s.name,
-            if s.leader { "leader" } else { "replica" },
-            s.requests as f64 / loops,
-            s.bytes.0 as f64 / loops,
-            s.bytes.1 as f64 / loops,
-        );
-    }
-    let total: u64 = stats.iter().map(|s| s.requests).sum();
-    let bytes: u64 = stats.iter().map(|s| s.bytes.0 + s.bytes.1).sum();
-    println!(
-        "mean per node: {:.2} round trips/loop, {:.0} bytes/loop (both ways)",
-        total as f64 / loops / NODES as f64,
-        bytes as f64 / loops / NODES as f64
-    );
-}
-
-async fn watch_latency(server: &ConsulServer) {
-    let watcher =
-        Arc::new(ConsulDcs::new(settings(server.url(), "bench-watch", "watcher")).expect("client"));
-    let flipper = ConsulDcs::new(settings(server.url(), "bench-watch", "flipper")).expect("client");
-    let mut latencies = Vec::with_capacity(WATCH_CHANGES);
-    let mut held = false;
-    for _ in 0..WATCH_CHANGES {
-        let known = watcher
-            .load()
-            .await
-            .expect("load")
-            .leader
-            .map(|l| l.version);
-        let w = watcher.clone();
-        let watch = tokio::spawn(async move {
-            let r = w.watch_leader(known, Duration::from_secs(5)).await;
-            (r, Instant::now())
-        });
-        // Let the blocking query reach Consul, so the time measured is the notification, not the set-up.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let sent = Instant::now();
-        if held {
-            flipper.release_leader("flipper").await.expect("release");
-        } else {
-            assert!(flipper.acquire_leader("flipper").await.expect("acquire"));
-        }
-        held = !held;
-        let (r, woke) = watch.await.expect("watch task");
-        assert_eq!(r.expect("watch"), WatchOutcome::LeaderChanged);
-        latencies.push(woke.saturating_duration_since(sent));
-    }
-    latencies.sort();
-    let pct =
-        |p: f64| latencies[((latencies.len() as f64 * p).ceil() as usize).min(latencies.len()) - 1];
-    println!("== consul watch latency: leader-key change sent -> watch_leader returned, {WATCH_CHANGES} changes ==");
-    println!(
-        "median {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        pct(0.5).as_secs_f64() * 1e3,
-        pct(0.99).as_secs_f64() * 1e3,
-        latencies[latencies.len() - 1].as_secs_f64() * 1e3
-    );
-}
-
 fn main() {
-    // RUST_LOG=dcs_zk=info,ha_core=info shows every decision and DCS event.
+    // RUST_LOG=dcs_consul=info,ha_core=info shows every decision and DCS event.
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -234,8 +46,38 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         let t = Instant::now();
-        ha_loop_cost(&server).await;
-        watch_latency(&server).await;
+        let loops = LoopBench {
+            title: "consul steady state".into(),
+            conditions: "ttl 20 s, session TTL 10 s".into(),
+            bootstrap: GlobalConfig {
+                ttl: Some(20.0),
+                loop_wait: Some(1.0),
+                retry_timeout: Some(2.0),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        bench::ha_loop_cost(
+            &loops,
+            SocketAddr::from(([127, 0, 0, 1], server.http_port())),
+            |name, proxy| {
+                ConsulDcs::new(settings(format!("http://{proxy}"), "bench-loop", name))
+                    .expect("client")
+            },
+            |dcs| Counters {
+                requests: dcs.requests_sent(),
+                round_trips: dcs.requests_sent(),
+                by_op: Default::default(),
+            },
+        )
+        .await;
+        let watch = WatchBench {
+            title: "consul watch latency".into(),
+            ..Default::default()
+        };
+        let client =
+            |name| ConsulDcs::new(settings(server.url(), "bench-watch", name)).expect("client");
+        bench::watch_latency(&watch, client("watcher"), client("flipper")).await;
         println!("(benchmark took {:.1} s)", t.elapsed().as_secs_f64());
     });
 }

@@ -2,6 +2,9 @@
 //! checks. A backend provides a [`Harness`]: clients per node, a way to let time pass, to stop and start its server
 //! and to write raw garbage.
 
+#[cfg(feature = "testing")]
+pub mod bench;
+
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
