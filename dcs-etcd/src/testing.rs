@@ -1,6 +1,6 @@
-//! Test support (not for production): real etcd servers on free loopback ports in a directory you own, and a
-//! byte-counting TCP proxy that can also black-hole traffic. This crate's tests and benchmark use it, and so do the
-//! hactl crate's end-to-end tests.
+//! Test support (not for production): real etcd servers on free loopback ports in a directory you own. This
+//! crate's tests and benchmark use it, and so do the hactl crate's end-to-end tests; the byte-counting TCP proxy
+//! that can black-hole traffic is ha-core's (`ha_core::testing::TcpProxy`, feature `testing`).
 //!
 //! Every server is started from Debian's `etcd-server` binary (`/usr/bin/etcd`, or `$HACTL_ETCD_BIN`), logs to a
 //! file next to its data dir (`<dir>/<name>.log`) and is killed by its PID when dropped, so a failing test leaves no
@@ -21,8 +21,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a server (or a cluster member) may take to report healthy. A single member is healthy in ~0.15 s and
@@ -441,113 +439,4 @@ impl EtcdCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-/// A TCP proxy on a free loopback port that counts the bytes it forwards each way, and can black-hole traffic
-/// (a network partition: packets vanish, connections stay open, so the client sees silence rather than a refusal).
-/// Runs on the current tokio runtime; stops when dropped.
-#[derive(Debug)]
-pub struct TcpProxy {
-    addr: SocketAddr,
-    shared: Arc<ProxyShared>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-#[derive(Debug, Default)]
-struct ProxyShared {
-    to_server: AtomicU64,
-    to_client: AtomicU64,
-    blackhole: AtomicBool,
-}
-
-impl TcpProxy {
-    /// Listens on `127.0.0.1:<free port>` and forwards each connection to `target`.
-    pub async fn start(target: SocketAddr) -> Result<TcpProxy, TestingError> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(io("bind the proxy"))?;
-        let addr = listener
-            .local_addr()
-            .map_err(io("read the proxy address"))?;
-        let shared = Arc::new(ProxyShared::default());
-        let s = shared.clone();
-        let task = tokio::spawn(async move {
-            let mut conns = Vec::new();
-            while let Ok((client, _)) = listener.accept().await {
-                let s = s.clone();
-                conns.push(tokio::spawn(async move {
-                    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
-                        return;
-                    };
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    let up = pump(cr, sw, s.clone(), true);
-                    let down = pump(sr, cw, s, false);
-                    let _ = tokio::join!(up, down);
-                }));
-                conns.retain(|h| !h.is_finished());
-            }
-            for c in conns {
-                c.abort();
-            }
-        });
-        Ok(TcpProxy { addr, shared, task })
-    }
-
-    /// `http://127.0.0.1:<proxy port>`
-    pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Bytes forwarded client → server and server → client so far.
-    pub fn bytes(&self) -> (u64, u64) {
-        (
-            self.shared.to_server.load(Ordering::Relaxed),
-            self.shared.to_client.load(Ordering::Relaxed),
-        )
-    }
-
-    /// While on, everything read from either side is dropped.
-    pub fn set_blackhole(&self, on: bool) {
-        self.shared.blackhole.store(on, Ordering::SeqCst);
-    }
-}
-
-impl Drop for TcpProxy {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    shared: Arc<ProxyShared>,
-    upstream: bool,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        if shared.blackhole.load(Ordering::SeqCst) {
-            continue;
-        }
-        let counter = if upstream {
-            &shared.to_server
-        } else {
-            &shared.to_client
-        };
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        if to.write_all(&buf[..n]).await.is_err() {
-            break;
-        }
-    }
-    let _ = to.shutdown().await;
 }

@@ -7,11 +7,12 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{raw_client, settings, REQUEST_TIMEOUT, TTL};
-use dcs_etcd::testing::{etcd_or_skip, free_port, EtcdServer, TcpProxy};
+use dcs_etcd::testing::{etcd_or_skip, free_port, EtcdServer};
 use dcs_etcd::EtcdDcs;
 use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
 use ha_core::model::codec::KeyPath;
 use ha_core::model::{Failover, GlobalConfig, MemberData};
+use ha_core::testing::TcpProxy;
 
 /// The deadline plus scheduling slack on a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_millis(2_500);
@@ -31,7 +32,12 @@ async fn blackholed_etcd_is_unreachable_within_the_deadline_then_recovers() {
         return;
     };
     let proxy = TcpProxy::start(server.addr()).await.unwrap();
-    let dcs = EtcdDcs::new(settings(&[proxy.endpoint()], "hole", "node1")).unwrap();
+    let dcs = EtcdDcs::new(settings(
+        &[format!("http://{}", proxy.addr())],
+        "hole",
+        "node1",
+    ))
+    .unwrap();
     dcs.set_ttl(TTL).await.unwrap();
     assert!(dcs.acquire_leader("node1").await.unwrap());
     let known = dcs.load().await.unwrap().leader.map(|l| l.version);
@@ -85,7 +91,7 @@ async fn a_silent_first_endpoint_costs_a_share_of_the_deadline_not_all_of_it() {
     let proxy = TcpProxy::start(server.addr()).await.unwrap();
     proxy.set_blackhole(true);
     let dcs = EtcdDcs::new(settings(
-        &[proxy.endpoint(), server.endpoint()],
+        &[format!("http://{}", proxy.addr()), server.endpoint()],
         "share",
         "node1",
     ))

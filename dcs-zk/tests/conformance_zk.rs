@@ -6,10 +6,11 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use dcs_zk::testing::{CountingProxy, ZkServer};
+use dcs_zk::testing::ZkServer;
 use dcs_zk::{ZkDcs, ZkSettings};
 use ha_core::conformance::{self, Harness};
 use ha_core::dcs::Dcs;
+use ha_core::testing::TcpProxy;
 
 const SCOPE: &str = "batman";
 const RETRY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -153,7 +154,9 @@ async fn zk_expired_session_loses_the_lock_and_recreates_the_member() {
     let dir = tempfile::tempdir().unwrap();
     let Some(h) = harness(dir.path()) else { return };
     let zk_port = h.server.lock().unwrap().port();
-    let proxy = CountingProxy::start(zk_port).await.unwrap();
+    let proxy = TcpProxy::start(([127, 0, 0, 1], zk_port).into())
+        .await
+        .unwrap();
     let a = ZkDcs::new(settings(&format!("127.0.0.1:{}", proxy.port()), "a"));
     a.disable_local_lease_for_tests();
     let data = ha_core::model::MemberData {
@@ -211,7 +214,9 @@ async fn zk_our_own_lock_from_an_earlier_session_is_recreated_on_renew() {
     let dir = tempfile::tempdir().unwrap();
     let Some(h) = harness(dir.path()) else { return };
     let zk_port = h.server.lock().unwrap().port();
-    let proxy = CountingProxy::start(zk_port).await.unwrap();
+    let proxy = TcpProxy::start(([127, 0, 0, 1], zk_port).into())
+        .await
+        .unwrap();
     let before = ZkDcs::new(settings(&format!("127.0.0.1:{}", proxy.port()), "a"));
     before.disable_local_lease_for_tests();
     assert!(before.acquire_leader("a").await.unwrap());
