@@ -605,6 +605,30 @@ async fn edit_config_reaches_every_node_and_restart_applies_the_pending_paramete
     finish(&c, w, p, "edit_config", figures, 0).await;
 }
 
+/// The DCS comes back: a leader returns, writes resume through HAProxy and every other node streams again; the
+/// census never saw two primaries and every node's data checks clean. Returns the leader, how long it took to show
+/// and how long until writes flowed again.
+async fn dcs_returns(c: &mut Cluster, w: &Writer, census: Census) -> (usize, Duration, Duration) {
+    let t = Instant::now();
+    c.dcs.start_again();
+    let (newp, leader_back) = any_primary(c, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("no leader after the DCS came back\n{}", c.dump_logs()));
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume\n{}",
+        c.dump_logs()
+    );
+    let writes_back = t.elapsed();
+    for i in (0..c.nodes.len()).filter(|i| *i != newp) {
+        rejoined(c, i).await;
+    }
+    census.assert_never_two_primaries(c);
+    census.stop().await;
+    assert_no_corruption(c, newp).await;
+    (newp, leader_back, writes_back)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loss_of_the_dcs_without_failsafe_stops_writes_within_the_ttl_and_a_leader_returns_with_it()
 {
@@ -643,23 +667,7 @@ async fn loss_of_the_dcs_without_failsafe(backend: Backend) {
             c.dump_logs()
         );
     }
-    let t1 = Instant::now();
-    c.dcs.start_again();
-    let (newp, leader_back) = any_primary(&c, Duration::from_secs(60))
-        .await
-        .unwrap_or_else(|| panic!("no leader after the DCS came back\n{}", c.dump_logs()));
-    assert!(
-        w.wait_progress(25, Duration::from_secs(60)).await,
-        "writes did not resume\n{}",
-        c.dump_logs()
-    );
-    let writes_back = t1.elapsed();
-    for i in (0..c.nodes.len()).filter(|i| *i != newp) {
-        rejoined(&c, i).await;
-    }
-    census.assert_never_two_primaries(&c);
-    census.stop().await;
-    assert_no_corruption(&c, newp).await;
+    let (newp, leader_back, writes_back) = dcs_returns(&mut c, &w, census).await;
     let figures = json!({"read_only_after_s": read_only_after.as_secs_f64(), "leader_back_after_dcs_s": leader_back.as_secs_f64(), "writes_back_after_dcs_s": writes_back.as_secs_f64(), "same_leader": newp == p});
     finish(&c, w, newp, &scenario, figures, FEW_ROWS).await;
 }
@@ -728,21 +736,7 @@ async fn loss_of_the_dcs_with_failsafe(backend: Backend) {
     }
     let read_only_after = t2.elapsed();
     c.signal_daemon(r, "CONT");
-    c.dcs.start_again();
-    let (newp, leader_back) = any_primary(&c, Duration::from_secs(60))
-        .await
-        .unwrap_or_else(|| panic!("no leader after the DCS came back\n{}", c.dump_logs()));
-    assert!(
-        w.wait_progress(25, Duration::from_secs(60)).await,
-        "writes did not resume\n{}",
-        c.dump_logs()
-    );
-    for i in (0..c.nodes.len()).filter(|i| *i != newp) {
-        rejoined(&c, i).await;
-    }
-    census.assert_never_two_primaries(&c);
-    census.stop().await;
-    assert_no_corruption(&c, newp).await;
+    let (newp, leader_back, _) = dcs_returns(&mut c, &w, census).await;
     let figures = json!({"write_gap_in_outage_s": gap_in_outage.as_secs_f64(), "read_only_after_member_lost_s": read_only_after.as_secs_f64(), "leader_back_after_dcs_s": leader_back.as_secs_f64()});
     finish(&c, w, newp, &scenario, figures, FEW_ROWS).await;
 }
