@@ -631,7 +631,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         info!(node = %name, "stopped PostgreSQL and left the cluster");
     }
 
-    /// The real loop: cycles until `shutdown` resolves, waking early when the leader key changes.
+    /// The real loop: cycles until `shutdown` resolves, waking early for the reasons the module doc lists.
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Self {
         tokio::pin!(shutdown);
         let requests = self.requests.clone();
