@@ -111,15 +111,7 @@ async fn primary_dies_a_replica_takes_over_through_etcd_then_a_graceful_handover
     let cluster = EtcdCluster::start(dir.path(), 3).unwrap();
     let eps = cluster.endpoints();
     let pgs = SimPgNet::new();
-    let stepper = {
-        let pgs = pgs.clone();
-        tokio::spawn(async move {
-            loop {
-                pgs.replicate_step();
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-    };
+    let stepper = pgs.replicate_in_background(Duration::from_millis(50));
     let mut nodes: Vec<Node> = (1..=3)
         .map(|i| start_node(&format!("node{i}"), &eps, &pgs))
         .collect();

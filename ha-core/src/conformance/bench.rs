@@ -127,15 +127,7 @@ where
     K: Fn(&D) -> Counters + Send + Sync + 'static,
 {
     let pgs = SimPgNet::new();
-    let stepper = {
-        let pgs = pgs.clone();
-        tokio::spawn(async move {
-            loop {
-                pgs.replicate_step();
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
+    let stepper = pgs.replicate_in_background(Duration::from_millis(20));
     let counters = Arc::new(counters);
     let mut tasks = Vec::new();
     for i in 1..=settings.nodes {

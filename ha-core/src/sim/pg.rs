@@ -136,6 +136,21 @@ impl SimPgNet {
         self.lock().servers.get_mut(name).map(f)
     }
 
+    /// Replicates in real time, one [`SimPgNet::replicate_step`] every `every`, on a tokio task (drivers running on a
+    /// real DCS over simulated servers: benchmarks, tests). Abort the handle to stop it.
+    pub fn replicate_in_background(
+        &self,
+        every: std::time::Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let net = self.clone();
+        tokio::spawn(async move {
+            loop {
+                net.replicate_step();
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+
     /// Moves WAL one step: each running replica receives from its running upstream what it can. A replica on an
     /// older timeline follows the switch only if it did not go past the fork point; otherwise it is diverged and
     /// stops streaming.

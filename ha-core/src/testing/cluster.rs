@@ -45,15 +45,7 @@ impl DriverCluster {
         client: impl Fn(&str) -> D,
     ) -> DriverCluster {
         let pgs = SimPgNet::new();
-        let stepper = {
-            let pgs = pgs.clone();
-            tokio::spawn(async move {
-                loop {
-                    pgs.replicate_step();
-                    tokio::time::sleep(REPLICATE_STEP).await;
-                }
-            })
-        };
+        let stepper = pgs.replicate_in_background(REPLICATE_STEP);
         let clock = Arc::new(SystemClock::new());
         let (tx, events) = mpsc::unbounded_channel();
         let mut freezes = Vec::new();
