@@ -581,6 +581,39 @@ impl Inner {
         }
     }
 
+    /// Our own leader key, from a session of ours that is gone on our side (a restarted daemon; a server restart
+    /// that brought the old session back), recreated under this session, as Patroni does ("Recreating the leader
+    /// ZNode due to ownership mismatch"), instead of leaving the cluster leaderless until the server expires the old
+    /// session. The version check makes it lose to any change in between: `false` then.
+    async fn recreate_own_leader_key(
+        &self,
+        c: &Conn,
+        name: &str,
+        old: &Stat,
+    ) -> Result<bool, CallError> {
+        let path = self.key(keys::LEADER);
+        match self
+            .delete(c, "renew leader", &path, Some(old.version))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Ok(false),
+            Err(e) if e.code() == Some(ZkError::BadVersion) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        match self
+            .create(c, "renew leader", &path, name, CreateMode::Ephemeral)
+            .await
+        {
+            Ok(created) => {
+                c.learn_session(&created);
+                Ok(true)
+            }
+            Err(e) if e.code() == Some(ZkError::NodeExists) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes `path` and everything under it (children first).
     async fn delete_tree(&self, c: &Conn, path: &str) -> Result<(), CallError> {
         let mut stack = vec![(path.to_string(), false)];
@@ -819,40 +852,16 @@ impl Dcs for ZkDcs {
             let got = inner
                 .get(&c, "renew leader", &inner.key(keys::LEADER))
                 .await?;
-            let path = inner.key(keys::LEADER);
             let ours = match (&got, c.session_id()) {
                 (Some((value, stat)), Some(sid))
                     if value.trim() == name && stat.ephemeral_owner != sid && !c.is_lost() =>
                 {
-                    // Our own key, from a session of ours that is gone on our side (a restarted daemon; a server
-                    // restart that brought the old session back): recreate it under this session, as Patroni does
-                    // ("Recreating the leader ZNode due to ownership mismatch"), instead of leaving the cluster
-                    // leaderless until the server expires the old session. The version check makes it lose to any
-                    // change in between.
                     warn!(
                         old_session = stat.ephemeral_owner,
                         session = sid,
                         "recreating the leader key under this session"
                     );
-                    match inner
-                        .delete(&c, "renew leader", &path, Some(stat.version))
-                        .await
-                    {
-                        Ok(true) => match inner
-                            .create(&c, "renew leader", &path, name, CreateMode::Ephemeral)
-                            .await
-                        {
-                            Ok(created) => {
-                                c.learn_session(&created);
-                                true
-                            }
-                            Err(e) if e.code() == Some(ZkError::NodeExists) => false,
-                            Err(e) => return Err(e.into()),
-                        },
-                        Ok(false) => false,
-                        Err(e) if e.code() == Some(ZkError::BadVersion) => false,
-                        Err(e) => return Err(e.into()),
-                    }
+                    inner.recreate_own_leader_key(&c, name, stat).await?
                 }
                 (Some((value, stat)), Some(sid)) => {
                     value.trim() == name && stat.ephemeral_owner == sid && !c.is_lost()
