@@ -131,6 +131,16 @@ struct CachedKv {
     lease: i64,
 }
 
+impl CachedKv {
+    fn of(kv: &KeyValue) -> CachedKv {
+        CachedKv {
+            value: text(kv.value()),
+            version: version_of(kv),
+            lease: kv.lease(),
+        }
+    }
+}
+
 /// Where the cluster watch stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum WatchState {
@@ -239,12 +249,7 @@ impl Cache {
             }
             match ev.event_type() {
                 EventType::Put => {
-                    let v = CachedKv {
-                        value: text(kv.value()),
-                        version: version_of(kv),
-                        lease: kv.lease(),
-                    };
-                    st.entries.insert(key, v);
+                    st.entries.insert(key, CachedKv::of(kv));
                 }
                 EventType::Delete => {
                     st.entries.remove(&key);
@@ -659,14 +664,7 @@ impl Inner {
         let entries = resp
             .take_kvs()
             .into_iter()
-            .map(|kv| {
-                let v = CachedKv {
-                    value: text(kv.value()),
-                    version: version_of(&kv),
-                    lease: kv.lease(),
-                };
-                (text(kv.key()), v)
-            })
+            .map(|kv| (text(kv.key()), CachedKv::of(&kv)))
             .collect();
         Ok((entries, revision))
     }
