@@ -46,6 +46,19 @@ pub struct ConsulServer {
 }
 
 /// A TCP port nobody listens on right now (the OS picks it; there is a small race until consul binds it).
+/// Four different free ports: every listener is held until all four are chosen, so the OS cannot hand out one
+/// port twice (consul refuses to start when two of its ports are equal).
+fn distinct_free_ports() -> [u16; 4] {
+    let listeners: Vec<TcpListener> = (0..4)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0"))
+        .collect();
+    let port = |i: usize| listeners[i].local_addr().expect("local address").port();
+    [port(0), port(1), port(2), port(3)]
+}
+
+/// How many port sets [`ConsulServer::start`] tries.
+const START_ATTEMPTS: usize = 3;
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -70,16 +83,29 @@ impl ConsulServer {
         if !binary_available() {
             return Err(TestServerError::BinaryMissing);
         }
-        let mut s = ConsulServer {
-            dir: dir.to_path_buf(),
-            http_port: free_port(),
-            serf_lan_port: free_port(),
-            serf_wan_port: free_port(),
-            server_port: free_port(),
-            child: None,
-        };
-        s.spawn()?;
-        Ok(s)
+        // A port taken by someone else between choosing it and consul's bind makes consul exit: try a few sets.
+        let mut last = None;
+        for _ in 0..START_ATTEMPTS {
+            let [http_port, serf_lan_port, serf_wan_port, server_port] = distinct_free_ports();
+            let mut s = ConsulServer {
+                dir: dir.to_path_buf(),
+                http_port,
+                serf_lan_port,
+                serf_wan_port,
+                server_port,
+                child: None,
+            };
+            match s.spawn() {
+                Ok(()) => return Ok(s),
+                Err(e) => {
+                    // The next attempt starts from an empty data dir, with none of this one's ports in it.
+                    drop(s);
+                    let _ = std::fs::remove_dir_all(dir.join("data"));
+                    last = Some(e)
+                }
+            }
+        }
+        Err(last.expect("at least one attempt"))
     }
 
     /// [`ConsulServer::start`], or `None` with a message when the binary is missing. With `CI=true` a missing
