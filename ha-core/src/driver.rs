@@ -369,6 +369,13 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         if self.status.receiver_count() > 0 {
             self.status.send_replace(Some(report.clone()));
         }
+        if report.executed.iter().any(|(a, _)| *a == Action::Restart) {
+            // Only now: `POST /restart` answers when the flag drops, from the latest report, which must be this
+            // one (restarted, pending_restart cleared) and not the loop before it.
+            self.requests
+                .restart
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
         report
     }
 
@@ -491,6 +498,14 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
             Action::ReleaseLock => {
                 self.local.lease_deadline = None;
+                if *stopped_pg {
+                    // The others race the moment the key goes: let them see our PostgreSQL stopped, not the
+                    // running primary the member key showed before, or they would wait for us.
+                    let data = self.member_data(&self.pg.observe().await);
+                    if let Err(e) = self.dcs.touch_member(&name, &data).await {
+                        warn!(error = %e, "could not update the member key before releasing the lock");
+                    }
+                }
                 dcs_res(self.dcs.release_leader(&name).await)
             }
             Action::ForgetLease => {
@@ -530,6 +545,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 let r = self.pg.fence().await;
                 if r.is_ok() {
                     *stopped_pg = true;
+                    self.local.fenced_at = Some(self.clock.now());
                 }
                 pg_res(r)
             }
@@ -544,13 +560,8 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 }
                 pg_res(r)
             }
-            Action::Restart => {
-                let r = self.pg.restart().await;
-                self.requests
-                    .restart
-                    .store(false, std::sync::atomic::Ordering::SeqCst);
-                pg_res(r)
-            }
+            // The request flag is taken once this loop's report is out (see `cycle_inner`).
+            Action::Restart => pg_res(self.pg.restart().await),
             Action::ApplyConfig {
                 version,
                 parameters,

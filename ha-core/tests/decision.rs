@@ -730,6 +730,49 @@ fn hung_postgres_on_the_primary_is_fenced_after_retry_timeout() {
 }
 
 #[test]
+fn a_node_that_fenced_its_hung_primary_leaves_the_next_race_to_the_others() {
+    let fenced = |ago_ms: u64| LocalState {
+        fenced_at: Some(Millis(NOW.0 - ago_ms)),
+        ..local()
+    };
+    let ttl_ms = Timing::default().ttl_ms;
+    let down = stopped(1000, 2, false);
+    check(vec![
+        Case {
+            local: fenced(2_000),
+            ..case(
+                "no leader a moment after fencing: PostgreSQL stays stopped, so it neither races nor looks like a \
+                 running member the others would wait for",
+                without_leader(cluster()),
+                down.clone(),
+                vec![],
+                "leaving the race to the others",
+            )
+        },
+        Case {
+            local: fenced(ttl_ms),
+            ..case(
+                "no leader one ttl after fencing (nobody else took over): it starts again and may race",
+                without_leader(cluster()),
+                down.clone(),
+                vec![Action::StartReplica(None)],
+                "before the leader race",
+            )
+        },
+        Case {
+            local: fenced(2_000),
+            ..case(
+                "another member leads: rejoins it at once",
+                cluster(),
+                down,
+                vec![Action::StartReplica(Some(up("node1")))],
+                "",
+            )
+        },
+    ]);
+}
+
+#[test]
 fn dcs_unreachable_primary_demotes_before_its_lease_could_expire() {
     let err = DcsError::Unreachable("connection refused".into());
     let id = me(Tags::default());

@@ -245,6 +245,13 @@ fn unresponsive(obs: &Observation, i_am_leader: bool) -> Decision {
     ))
 }
 
+/// How much longer this node stays out of the leader race after fencing its own hung PostgreSQL, if it does.
+fn fenced_recently(obs: &Observation) -> Option<u64> {
+    let at = obs.local.fenced_at?;
+    let until = at.plus_ms(obs.local.timing.ttl_ms);
+    (obs.now < until).then(|| until.since(obs.now))
+}
+
 fn uninitialized(obs: &Observation, cluster: &Cluster, i_am_leader: bool) -> Decision {
     let me = &obs.me.name;
     if i_am_leader {
@@ -550,6 +557,13 @@ fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> D
     }
     match pg.state() {
         PgRunState::Stopped | PgRunState::Crashed => {
+            if let Some(left) = fenced_recently(obs) {
+                // Started now, it would show as a running member as far along as any other and might win the race
+                // it just left; kept stopped, the others race without it and it rejoins the winner.
+                return Decision::none(format!(
+                    "no leader: {me} fenced its hung PostgreSQL; leaving the race to the others for {left} ms more"
+                ));
+            }
             return Decision::new(
                 vec![Action::StartReplica(None)],
                 format!("no leader: starting {me} as a secondary before the leader race"),

@@ -40,6 +40,9 @@ pub struct LocalState {
     pub lease_deadline: Option<Millis>,
     /// PostgreSQL has not answered since this instant.
     pub unresponsive_since: Option<Millis>,
+    /// When this node last fenced its own PostgreSQL because it stopped answering. For one ttl afterwards the node
+    /// stays out of a leader race: the server it just killed was hung, so another member should take over.
+    pub fenced_at: Option<Millis>,
     /// The `config` version whose parameters were applied to PostgreSQL.
     pub applied_config_version: Option<u64>,
     /// The timing in force (from the last config read, kept for when the DCS is unreachable).
