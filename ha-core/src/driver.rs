@@ -352,7 +352,9 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             // so a short blip costs a second, not a whole loop_wait.
             after.plus_ms(self.local.timing.loop_wait_ms.min(DCS_RETRY_INTERVAL_MS))
         } else {
-            after.plus_ms(self.local.timing.loop_wait_ms)
+            // Paced from the loop's start, as Patroni's `schedule_next_run` does: a loop that took long (a query
+            // to a hung PostgreSQL waits out its timeout) does not add a whole loop_wait on top.
+            now.plus_ms(self.local.timing.loop_wait_ms).max(after)
         };
         if let Some(deadline) = self.local.lease_deadline {
             next = next.min(deadline);

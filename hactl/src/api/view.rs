@@ -1,8 +1,8 @@
 //! What a request sees of the node: the latest loop report turned into Patroni's vocabulary (role, state, xlog...),
 //! and the JSON bodies built from it. Pure functions of their inputs, so each shape is tested without a server.
 
-use ha_core::decision::NodeIdentity;
-use ha_core::driver::{member_data, CycleReport};
+use ha_core::decision::{Action, NodeIdentity};
+use ha_core::driver::{member_data, CycleReport, Outcome};
 use ha_core::model::{Cluster, GlobalConfig, MemberData};
 use ha_core::pg::PgObservation;
 use serde_json::{json, Map, Value};
@@ -49,9 +49,16 @@ impl NodeView {
             .unwrap_or_default();
         let paused = config.is_paused();
         let member = member_data(identity, &pg, paused);
+        // The snapshot a loop decided on predates the lock that loop took: the lock taken counts as well, so a
+        // new primary answers `/primary` (HAProxy's check) at the end of its promoting loop, not a loop later.
+        let took_lock = report.as_ref().map_or(false, |r| {
+            r.executed
+                .iter()
+                .any(|(a, o)| *a == Action::AcquireLock && *o == Outcome::Done)
+        });
         let is_leader = lease_ok
             && match &cluster {
-                Some(c) => c.leader_name() == Some(identity.name.as_str()),
+                Some(c) => took_lock || c.leader_name() == Some(identity.name.as_str()),
                 // The driver stops PostgreSQL when its lease runs out: until then a running primary is still the leader.
                 None => report.is_some() && pg.is_primary(),
             };
@@ -409,6 +416,46 @@ mod tests {
         assert!(NodeView::at(&id, Some(report.clone()), Some(Millis(8_999))).is_leader);
         // The daemon was frozen past its lease and has not looped since: not the leader any more.
         assert!(!NodeView::at(&id, Some(report), Some(Millis(9_000))).is_leader);
+    }
+
+    #[test]
+    fn a_node_that_took_the_lock_in_its_last_loop_is_the_leader_before_its_snapshot_says_so() {
+        use ha_core::decision::{Decision, NodeIdentity};
+        use ha_core::model::Leader;
+        use ha_core::pg::{PgObservation, PgRunState};
+        use ha_core::time::Millis;
+        let id = NodeIdentity {
+            name: "node2".into(),
+            ..Default::default()
+        };
+        // The snapshot was loaded before the old leader's key went, then this loop took the lock and promoted.
+        let before = Cluster {
+            leader: Some(Leader {
+                name: "node1".into(),
+                version: 1,
+                session: None,
+            }),
+            ..Default::default()
+        };
+        let report = |executed| CycleReport {
+            now: Millis(1_000),
+            decision: Decision::none("promoted self (node2) to leader by acquiring session lock"),
+            executed,
+            cluster: Ok(before.clone()),
+            pg: PgObservation {
+                run_state: Some(PgRunState::Running),
+                ..Default::default()
+            },
+            next_wake: Millis(1_000),
+            lease_deadline: Some(Millis(9_000)),
+        };
+        let took = vec![
+            (Action::AcquireLock, Outcome::Done),
+            (Action::Promote, Outcome::Done),
+        ];
+        assert!(NodeView::at(&id, Some(report(took)), Some(Millis(1_001))).is_leader);
+        let lost = vec![(Action::AcquireLock, Outcome::Lost)];
+        assert!(!NodeView::at(&id, Some(report(lost)), Some(Millis(1_001))).is_leader);
     }
 
     #[test]

@@ -504,7 +504,11 @@ tags: {{}}
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .stdin(Stdio::null());
-        cmd.env("RUST_LOG", "info");
+        // E2E_RUST_LOG=debug,h2=info… gives the daemons' finer logs when looking into a scenario.
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        );
         if let Some((u, g)) = uid_gid("postgres") {
             cmd.uid(u).gid(g);
         }
@@ -573,8 +577,10 @@ tags: {{}}
                 .collect::<String>()
                 + &format!("    option httpchk GET {check}\n    http-check expect status 200\n")
         };
+        // The global and defaults sections are the shipped example's, so the figures are those of the config users get.
         let cfg = format!(
-            "global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5m\n    timeout server 5m\n    timeout check 2s\n    default-server inter 1s fall 2 rise 1 on-marked-down shutdown-sessions\nlisten primary\n    bind 127.0.0.1:{w}\n{p}listen replicas\n    bind 127.0.0.1:{r}\n    balance roundrobin\n{rp}",
+            "{shipped}listen primary\n    bind 127.0.0.1:{w}\n{p}listen replicas\n    bind 127.0.0.1:{r}\n    balance roundrobin\n{rp}",
+            shipped = shipped_haproxy_defaults(),
             w = self.write_port,
             r = self.read_port,
             p = servers("/primary"),
@@ -1230,4 +1236,14 @@ impl Cluster {
     pub async fn rest(&self, i: usize, path: &str) -> Option<(u16, serde_json::Value)> {
         Self::get(&format!("{}{path}", self.nodes[i].api())).await
     }
+}
+
+/// `examples/haproxy/haproxy.cfg` up to its first `listen` section: the `global` and `defaults` users deploy.
+fn shipped_haproxy_defaults() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/haproxy/haproxy.cfg");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let end = text
+        .find("\nlisten ")
+        .expect("a listen section in the example");
+    text[..=end].to_string()
 }
