@@ -383,79 +383,61 @@ pub fn cluster_json(cluster: &Cluster) -> Value {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_leader_whose_lease_ran_out_since_its_last_loop_is_not_reported_leader() {
-        use ha_core::decision::{Decision, NodeIdentity};
-        use ha_core::model::Leader;
-        use ha_core::pg::{PgObservation, PgRunState};
-        use ha_core::time::Millis;
-        let id = NodeIdentity {
-            name: "node1".into(),
+    use ha_core::decision::Decision;
+    use ha_core::model::Leader;
+    use ha_core::pg::{PgObservation, PgRunState};
+    use ha_core::time::Millis;
+
+    fn node(name: &str) -> NodeIdentity {
+        NodeIdentity {
+            name: name.into(),
             ..Default::default()
-        };
-        let cluster = Cluster {
-            leader: Some(Leader {
-                name: "node1".into(),
-                version: 1,
-                session: None,
-            }),
-            ..Default::default()
-        };
-        let report = CycleReport {
+        }
+    }
+
+    /// The report of a loop at 1 s that saw `leader` hold the lock, ran `executed`, and left PostgreSQL running
+    /// with a lease until 9 s.
+    fn report(leader: &str, executed: Vec<(Action, Outcome)>) -> CycleReport {
+        CycleReport {
             now: Millis(1_000),
-            decision: Decision::none("no action. I am (node1), the leader with the lock"),
-            executed: Vec::new(),
-            cluster: Ok(cluster),
+            decision: Decision::none("a loop"),
+            executed,
+            cluster: Ok(Cluster {
+                leader: Some(Leader {
+                    name: leader.into(),
+                    version: 1,
+                    session: None,
+                }),
+                ..Default::default()
+            }),
             pg: PgObservation {
                 run_state: Some(PgRunState::Running),
                 ..Default::default()
             },
             next_wake: Millis(3_000),
             lease_deadline: Some(Millis(9_000)),
-        };
-        assert!(NodeView::at(&id, Some(report.clone()), Some(Millis(8_999))).is_leader);
+        }
+    }
+
+    #[test]
+    fn a_leader_whose_lease_ran_out_since_its_last_loop_is_not_reported_leader() {
+        let r = report("node1", Vec::new());
+        assert!(NodeView::at(&node("node1"), Some(r.clone()), Some(Millis(8_999))).is_leader);
         // The daemon was frozen past its lease and has not looped since: not the leader any more.
-        assert!(!NodeView::at(&id, Some(report), Some(Millis(9_000))).is_leader);
+        assert!(!NodeView::at(&node("node1"), Some(r), Some(Millis(9_000))).is_leader);
     }
 
     #[test]
     fn a_node_that_took_the_lock_in_its_last_loop_is_the_leader_before_its_snapshot_says_so() {
-        use ha_core::decision::{Decision, NodeIdentity};
-        use ha_core::model::Leader;
-        use ha_core::pg::{PgObservation, PgRunState};
-        use ha_core::time::Millis;
-        let id = NodeIdentity {
-            name: "node2".into(),
-            ..Default::default()
-        };
-        // The snapshot was loaded before the old leader's key went, then this loop took the lock and promoted.
-        let before = Cluster {
-            leader: Some(Leader {
-                name: "node1".into(),
-                version: 1,
-                session: None,
-            }),
-            ..Default::default()
-        };
-        let report = |executed| CycleReport {
-            now: Millis(1_000),
-            decision: Decision::none("promoted self (node2) to leader by acquiring session lock"),
-            executed,
-            cluster: Ok(before.clone()),
-            pg: PgObservation {
-                run_state: Some(PgRunState::Running),
-                ..Default::default()
-            },
-            next_wake: Millis(1_000),
-            lease_deadline: Some(Millis(9_000)),
-        };
+        // The snapshot was loaded while node1 still held the lock; then this loop took it and promoted.
         let took = vec![
             (Action::AcquireLock, Outcome::Done),
             (Action::Promote, Outcome::Done),
         ];
-        assert!(NodeView::at(&id, Some(report(took)), Some(Millis(1_001))).is_leader);
+        let at = Some(Millis(1_001));
+        assert!(NodeView::at(&node("node2"), Some(report("node1", took)), at).is_leader);
         let lost = vec![(Action::AcquireLock, Outcome::Lost)];
-        assert!(!NodeView::at(&id, Some(report(lost)), Some(Millis(1_001))).is_leader);
+        assert!(!NodeView::at(&node("node2"), Some(report("node1", lost)), at).is_leader);
     }
 
     #[test]
