@@ -349,8 +349,10 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             after
         } else if matches!(loaded, Err(DcsError::Unreachable(_))) {
             // Retrying is the driver's job: an unreachable DCS is tried again every second (at most loop_wait),
-            // so a short blip costs a second, not a whole loop_wait.
-            after.plus_ms(self.local.timing.loop_wait_ms.min(DCS_RETRY_INTERVAL_MS))
+            // so a short blip costs a second, not a whole loop_wait; a request that waited out its timeout is
+            // followed by the next at once, so a healed network is seen as soon as possible.
+            now.plus_ms(self.local.timing.loop_wait_ms.min(DCS_RETRY_INTERVAL_MS))
+                .max(after)
         } else {
             // Paced from the loop's start, as Patroni's `schedule_next_run` does: a loop that took long (a query
             // to a hung PostgreSQL waits out its timeout) does not add a whole loop_wait on top.
