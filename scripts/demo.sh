@@ -29,7 +29,11 @@ cleanup() {
     [ -f "$RUN/node$i/data/postmaster.pid" ] && kill -QUIT "$(head -1 "$RUN/node$i/data/postmaster.pid")" 2>/dev/null || true
   done
 }
-trap cleanup EXIT INT TERM
+# Ctrl-C or a TERM ends the script (a trap alone would run the clean-up and carry on with the loop below); the
+# clean-up runs once, on the way out.
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 for port in 2379 2380 2381 2382 2383 2384 5000 5001 5432 5433 5434 7000 8008 8009 8010 9090; do
   if ss -ltn "( sport = :$port )" | grep -q LISTEN; then
@@ -91,6 +95,8 @@ cat <<INFO
 INFO
 "$HACTL" -c "$ROOT/examples/config/node1.yml" list || true
 while true; do
-  sleep 10
+  # In the background and waited for, so a signal is acted on at once rather than after the sleep.
+  sleep 10 &
+  wait $!
   "$HACTL" -c "$ROOT/examples/config/node1.yml" list 2>/dev/null | tail -n +1 || true
 done
