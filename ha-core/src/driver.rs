@@ -135,6 +135,8 @@ pub struct Driver<D, P> {
     last_leader_version: Option<u64>,
     last_failsafe_members: BTreeMap<String, String>,
     bootstrapped_sysid: Option<String>,
+    /// This loop's lock renewal found the DCS unreachable (its `load` may still have been served from a cache).
+    renew_unreachable: bool,
 }
 
 impl<D: Dcs, P: PgControl> Driver<D, P> {
@@ -162,6 +164,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             last_leader_version: None,
             last_failsafe_members: BTreeMap::new(),
             bootstrapped_sysid: None,
+            renew_unreachable: false,
         }
     }
 
@@ -230,6 +233,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
 
     async fn cycle_inner(&mut self) -> CycleReport {
         let now = self.clock.now();
+        self.renew_unreachable = false;
         let pg_obs = self.pg.observe().await;
         if pg_obs.state() == PgRunState::Unresponsive {
             self.local.unresponsive_since.get_or_insert(now);
@@ -324,7 +328,9 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         } else {
             pg_obs
         };
-        if loaded.is_ok() {
+        // After a renewal that found the DCS unreachable, the member write would only wait out another timeout
+        // while the lease runs down: the next loop (at once, below) sees the outage and can act on it.
+        if loaded.is_ok() && !self.renew_unreachable {
             let data = self.member_data(&pg_after);
             if let Err(e) = self
                 .dcs
@@ -347,8 +353,9 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             || (interrupted && self.local.lease_deadline.is_none() && pg_after.is_primary())
         {
             after
-        } else if matches!(loaded, Err(DcsError::Unreachable(_))) {
-            // Retrying is the driver's job: an unreachable DCS is tried again every second (at most loop_wait),
+        } else if matches!(loaded, Err(DcsError::Unreachable(_))) || self.renew_unreachable {
+            // Retrying is the driver's job: an unreachable DCS (seen by the load, or by the renewal when the load
+            // came from a cache) is tried again every second (at most loop_wait),
             // so a short blip costs a second, not a whole loop_wait; a request that waited out its timeout is
             // followed by the next at once, so a healed network is seen as soon as possible.
             now.plus_ms(self.local.timing.loop_wait_ms.min(DCS_RETRY_INTERVAL_MS))
@@ -497,7 +504,10 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                         self.local.lease_deadline = None;
                         Outcome::Lost
                     }
-                    Err(e) => Outcome::Failed(e.to_string()),
+                    Err(e) => {
+                        self.renew_unreachable = matches!(e, DcsError::Unreachable(_));
+                        Outcome::Failed(e.to_string())
+                    }
                 }
             }
             Action::ReleaseLock => {
