@@ -49,6 +49,8 @@ struct Inner {
     entries: BTreeMap<String, Entry>,
     revision: u64,
     unavailable: bool,
+    /// Only `load` is answered: an outage seen through a client-side cache (etcd's watch-fed one).
+    only_loads: bool,
     partitioned: BTreeSet<String>,
     latency_ms: u64,
     /// Lease length per client.
@@ -138,6 +140,11 @@ impl MemoryDcs {
     pub fn set_unavailable(&self, down: bool) {
         self.lock().unavailable = down;
     }
+    /// Every call but `load` fails with [`DcsError::Unreachable`] while set: an outage as a client with a read cache
+    /// (etcd's watch-fed one) first sees it, its loads still answered and its first renewal failing.
+    pub fn set_only_loads(&self, on: bool) {
+        self.lock().only_loads = on;
+    }
     /// Cuts one node off from the DCS (or heals it).
     pub fn set_partitioned(&self, node: &str, cut: bool) {
         let mut g = self.lock();
@@ -197,6 +204,15 @@ impl MemoryDcsClient {
         &self,
         f: impl FnOnce(&mut Inner, Millis) -> Result<T, DcsError>,
     ) -> Result<T, DcsError> {
+        self.with_op(false, f).await
+    }
+
+    /// [`MemoryDcsClient::with`] for a read that a client-side cache would answer (see [`MemoryDcs::set_only_loads`]).
+    async fn with_op<T>(
+        &self,
+        cached_read: bool,
+        f: impl FnOnce(&mut Inner, Millis) -> Result<T, DcsError>,
+    ) -> Result<T, DcsError> {
         let latency = self.store.lock().latency_ms;
         if latency > 0 && tokio::runtime::Handle::try_current().is_ok() {
             tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -204,7 +220,7 @@ impl MemoryDcsClient {
         let now = self.store.clock.now();
         let mut g = self.store.lock();
         *g.requests.entry(self.name.clone()).or_default() += 1;
-        if g.unavailable {
+        if g.unavailable || (g.only_loads && !cached_read) {
             return Err(DcsError::Unreachable("mock DCS is down".into()));
         }
         if g.partitioned.contains(&self.name) {
@@ -228,7 +244,7 @@ impl MemoryDcsClient {
 #[async_trait]
 impl Dcs for MemoryDcsClient {
     async fn load(&self) -> Result<Cluster, DcsError> {
-        self.with(|g, _| {
+        self.with_op(true, |g, _| {
             Ok(Cluster::from_entries(g.entries.iter().map(|(k, e)| {
                 RawEntry {
                     key: k.clone(),

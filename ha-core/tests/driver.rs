@@ -8,7 +8,7 @@ use ha_core::driver::{Driver, DriverSettings, Hooks, Outcome};
 use ha_core::mock_dcs::{MemoryDcs, MemoryDcsClient};
 use ha_core::model::GlobalConfig;
 use ha_core::sim::{now_or_never, SimPg, SimPgNet};
-use ha_core::time::{ManualClock, Millis};
+use ha_core::time::{Clock, ManualClock, Millis};
 use ha_core::watchdog::Watchdog;
 
 struct World {
@@ -239,4 +239,46 @@ async fn a_request_from_the_rest_api_wakes_the_driver_before_loop_wait() {
         .expect("driver alive");
     let _ = stop_tx.send(());
     let _ = task.await;
+}
+
+#[test]
+fn a_renewal_that_finds_the_dcs_gone_skips_the_member_write_and_retries_within_a_second() {
+    let w = world();
+    let mut n1 = node(&w, "node1");
+    now_or_never(n1.cycle()); // bootstraps and takes the lock
+                              // The outage as a cached client sees it first: its load still answered, its renewal unreachable.
+    w.dcs.set_only_loads(true);
+    w.clock.advance_ms(1_000);
+    let start = w.clock.now();
+    let before = w.dcs.request_counts().get("node1").copied().unwrap_or(0);
+    let r = now_or_never(n1.cycle());
+    assert!(
+        matches!(
+            r.executed.first(),
+            Some((Action::RenewLock, Outcome::Failed(_)))
+        ),
+        "{:?}",
+        r.executed
+    );
+    // The load and the renewal, no member write: it would only wait out another timeout while the lease runs down.
+    assert_eq!(
+        w.dcs.request_counts().get("node1").copied().unwrap_or(0) - before,
+        2
+    );
+    assert!(
+        r.next_wake <= start.plus_ms(1_000),
+        "next loop at {:?}, more than a second after {start:?}",
+        r.next_wake
+    );
+    // The next loop sees the outage through its load too and keeps the primary until the lease could end.
+    w.dcs.set_only_loads(false);
+    w.dcs.set_unavailable(true);
+    w.clock.set(r.next_wake);
+    let r = now_or_never(n1.cycle());
+    assert!(
+        r.decision.reason.contains("until my lease could expire"),
+        "{}",
+        r.decision.reason
+    );
+    assert!(w.pgs.state("node1").unwrap().accepts_writes());
 }
