@@ -135,7 +135,8 @@ pub struct Driver<D, P> {
     last_leader_version: Option<u64>,
     last_failsafe_members: BTreeMap<String, String>,
     bootstrapped_sysid: Option<String>,
-    /// This loop's lock renewal found the DCS unreachable (its `load` may still have been served from a cache).
+    /// This loop's lock renewal found the DCS unreachable (its `load` may still have been served from a cache): the
+    /// next loop treats the DCS as unreachable without asking.
     renew_unreachable: bool,
 }
 
@@ -233,14 +234,23 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
 
     async fn cycle_inner(&mut self) -> CycleReport {
         let now = self.clock.now();
-        self.renew_unreachable = false;
+        let renewal_just_failed = std::mem::take(&mut self.renew_unreachable);
         let pg_obs = self.pg.observe().await;
         if pg_obs.state() == PgRunState::Unresponsive {
             self.local.unresponsive_since.get_or_insert(now);
         } else {
             self.local.unresponsive_since = None;
         }
-        let loaded = self.dcs.load().await;
+        // The last loop's renewal found the DCS unreachable: asking again would wait out another timeout (a cache
+        // may even answer) while the lease runs down; this loop acts on the outage at once (failsafe mode confirms
+        // the leader with the members), and the next one asks the DCS again.
+        let loaded = if renewal_just_failed {
+            Err(DcsError::Unreachable(
+                "the last lock renewal found the DCS unreachable".into(),
+            ))
+        } else {
+            self.dcs.load().await
+        };
         if let Ok(cluster) = &loaded {
             self.absorb_config(cluster).await;
             self.last_leader_version = cluster.leader.as_ref().map(|l| l.version);

@@ -242,7 +242,7 @@ async fn a_request_from_the_rest_api_wakes_the_driver_before_loop_wait() {
 }
 
 #[test]
-fn a_renewal_that_finds_the_dcs_gone_skips_the_member_write_and_retries_within_a_second() {
+fn a_renewal_that_finds_the_dcs_gone_ends_the_loop_and_the_next_one_acts_on_the_outage_at_once() {
     let w = world();
     let mut n1 = node(&w, "node1");
     now_or_never(n1.cycle()); // bootstraps and takes the lock
@@ -270,15 +270,30 @@ fn a_renewal_that_finds_the_dcs_gone_skips_the_member_write_and_retries_within_a
         "next loop at {:?}, more than a second after {start:?}",
         r.next_wake
     );
-    // The next loop sees the outage through its load too and keeps the primary until the lease could end.
-    w.dcs.set_only_loads(false);
-    w.dcs.set_unavailable(true);
+    // The next loop acts on the outage without asking again (the cache would still answer): the DCS is
+    // unreachable to the decision, which keeps the primary until the lease could end (and, in failsafe mode, asks
+    // the members to confirm it at once).
     w.clock.set(r.next_wake);
+    let before = w.dcs.request_counts().get("node1").copied().unwrap_or(0);
     let r = now_or_never(n1.cycle());
     assert!(
         r.decision.reason.contains("until my lease could expire"),
         "{}",
         r.decision.reason
     );
+    assert_eq!(
+        w.dcs.request_counts().get("node1").copied().unwrap_or(0),
+        before
+    );
     assert!(w.pgs.state("node1").unwrap().accepts_writes());
+    // The DCS is back: the loop after asks it again and renews.
+    w.dcs.set_only_loads(false);
+    w.clock.set(r.next_wake);
+    let r = now_or_never(n1.cycle());
+    assert_eq!(
+        r.executed.first(),
+        Some(&(Action::RenewLock, Outcome::Done)),
+        "{}",
+        r.decision.reason
+    );
 }
