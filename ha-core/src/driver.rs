@@ -102,10 +102,20 @@ pub struct CycleReport {
 
 impl CycleReport {
     pub fn promoted(&self) -> bool {
-        self.executed
-            .iter()
-            .any(|(a, o)| *a == Action::Promote && *o == Outcome::Done)
+        done(&self.executed, &Action::Promote)
     }
+
+    /// This loop took the leader lock: its snapshot, loaded before, does not show it yet.
+    pub fn took_lock(&self) -> bool {
+        done(&self.executed, &Action::AcquireLock)
+    }
+}
+
+/// `action` ran in this list of executed actions and succeeded.
+fn done(executed: &[(Action, Outcome)], action: &Action) -> bool {
+    executed
+        .iter()
+        .any(|(a, o)| a == action && *o == Outcome::Done)
 }
 
 /// Static settings of a driver.
@@ -355,9 +365,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         let interrupted = executed.iter().any(|(_, o)| *o != Outcome::Done);
         // The snapshot this loop decided on predates a lock it just took: loop again at once, so the REST API (whose
         // `/primary` HAProxy checks) and the member key show the new leader now rather than a loop_wait later.
-        let took_lock = executed
-            .iter()
-            .any(|(a, o)| *a == Action::AcquireLock && *o == Outcome::Done);
+        let took_lock = done(&executed, &Action::AcquireLock);
         let mut next = if decision.rerun_now
             || took_lock
             || (interrupted && self.local.lease_deadline.is_none() && pg_after.is_primary())

@@ -1,8 +1,8 @@
 //! What a request sees of the node: the latest loop report turned into Patroni's vocabulary (role, state, xlog...),
 //! and the JSON bodies built from it. Pure functions of their inputs, so each shape is tested without a server.
 
-use ha_core::decision::{Action, NodeIdentity};
-use ha_core::driver::{member_data, CycleReport, Outcome};
+use ha_core::decision::NodeIdentity;
+use ha_core::driver::{member_data, CycleReport};
 use ha_core::model::{Cluster, GlobalConfig, MemberData};
 use ha_core::pg::PgObservation;
 use serde_json::{json, Map, Value};
@@ -51,11 +51,7 @@ impl NodeView {
         let member = member_data(identity, &pg, paused);
         // The snapshot a loop decided on predates the lock that loop took: the lock taken counts as well, so a
         // new primary answers `/primary` (HAProxy's check) at the end of its promoting loop, not a loop later.
-        let took_lock = report.as_ref().map_or(false, |r| {
-            r.executed
-                .iter()
-                .any(|(a, o)| *a == Action::AcquireLock && *o == Outcome::Done)
-        });
+        let took_lock = report.as_ref().map_or(false, CycleReport::took_lock);
         let is_leader = lease_ok
             && match &cluster {
                 Some(c) => took_lock || c.leader_name() == Some(identity.name.as_str()),
@@ -382,6 +378,8 @@ pub fn cluster_json(cluster: &Cluster) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ha_core::decision::Action;
+    use ha_core::driver::Outcome;
 
     use ha_core::decision::Decision;
     use ha_core::model::Leader;
