@@ -187,20 +187,25 @@ impl Hooks for SharedHooks {
     }
 }
 
-/// SIGTERM or SIGINT.
-async fn terminate_signal() {
+/// SIGTERM or SIGINT. The handlers are installed when this is called, not when the future is first polled: the
+/// driver polls it only after its first loop, and a SIGTERM during that loop (a bootstrap) took the default action,
+/// killing the daemon without stopping PostgreSQL or releasing the lock.
+fn terminate_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => info!("SIGTERM: stopping PostgreSQL and releasing the leader lock"),
-                _ = i.recv() => info!("SIGINT: stopping PostgreSQL and releasing the leader lock"),
+    );
+    async move {
+        match handlers {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => info!("SIGTERM: stopping PostgreSQL and releasing the leader lock"),
+                    _ = i.recv() => info!("SIGINT: stopping PostgreSQL and releasing the leader lock"),
+                }
             }
+            _ => std::future::pending::<()>().await,
         }
-        _ => std::future::pending::<()>().await,
     }
 }
 
@@ -406,8 +411,9 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
         }
     });
 
+    let stop = terminate_signal();
     info!(version = crate::VERSION, "hactl started");
-    let driver = driver.run(terminate_signal()).await;
+    let driver = driver.run(stop).await;
     // The driver stopped PostgreSQL and released the lock; tell the scripts, then stop serving.
     if !driver.local_state().last_config.is_paused() {
         if let Some(cmd) = &config.postgresql.callbacks.on_stop {
