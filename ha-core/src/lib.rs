@@ -15,6 +15,7 @@
 //! - [`watchdog`]: fencing that works when the loop itself is frozen.
 //! - [`sim`]: a simulated PostgreSQL and a deterministic many-node simulator with invariants.
 //! - [`time`]: the clocks.
+//! - [`sync`]: the one policy for a poisoned lock (recover and go on).
 //!
 //! # Embedding
 //! 1. Implement [`Dcs`](dcs::Dcs) or take one of `dcs-etcd`, `dcs-consul`, `dcs-zk`.
@@ -45,6 +46,7 @@ pub mod mock_dcs;
 pub mod model;
 pub mod pg;
 pub mod sim;
+pub mod sync;
 pub mod time;
 pub mod watchdog;
 
