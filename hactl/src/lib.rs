@@ -38,6 +38,7 @@
 //! - [`cli`]: the command line (clap) and patronictl's commands over any [`ha_core::dcs::Dcs`] and members' REST API.
 //! - [`dcs`]: builds the DCS client the config names (etcd3, Consul, ZooKeeper), with a lease for a node, without
 //!   for the CLI.
+//! - [`tls`]: HTTPS for the REST API as server and client (rustls), from Patroni's `restapi`/`ctl` keys.
 //! - [`daemon`]: `hactl run`: composition, Patroni's callbacks, the fencer (watchdog process), signals.
 
 pub mod api;
@@ -45,6 +46,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod dcs;
+pub mod tls;
 
 /// The version hactl reports (member keys, `/patroni`, metrics).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -8,9 +8,11 @@
 //! Routing follows Patroni's: the first path segment picks the handler (`/patroni`, `/cluster`, ...); any other
 //! GET, HEAD or OPTIONS is a health check ([`health`]), HEAD and OPTIONS answering with the status line only.
 
+pub mod access;
 mod handlers;
 pub mod health;
 pub mod metrics;
+pub mod server;
 pub mod view;
 
 pub use handlers::merge_patch;
@@ -22,7 +24,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use ha_core::dcs::Dcs;
@@ -65,6 +67,8 @@ pub struct ApiContext {
     pub scope: String,
     /// Basic auth required on POST/PATCH/PUT/DELETE when set.
     pub auth: Option<BasicAuth>,
+    /// The allowlist and client-certificate rules on the same methods ([`access`]).
+    pub access: access::AccessPolicy,
     pub state: Arc<dyn StateSource>,
     /// A lease-less DCS client: reads and compare-and-set writes only.
     pub dcs: Arc<dyn Dcs>,
@@ -93,6 +97,7 @@ impl ApiContext {
             identity,
             scope: scope.into(),
             auth: None,
+            access: access::AccessPolicy::default(),
             state,
             dcs,
             clock,
@@ -108,6 +113,10 @@ impl ApiContext {
 
     pub fn with_auth(mut self, auth: Option<BasicAuth>) -> Self {
         self.auth = auth;
+        self
+    }
+    pub fn with_access(mut self, access: access::AccessPolicy) -> Self {
+        self.access = access;
         self
     }
     /// The driver's request flags (restart, reinitialize) and failsafe inbox.
@@ -163,16 +172,27 @@ pub fn router(ctx: Arc<ApiContext>) -> Router {
     Router::new().fallback(dispatch).with_state(ctx)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves.
+/// Serves the API over plain HTTP on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: Arc<ApiContext>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(ctx))
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, ctx, server::ServeOptions::default(), shutdown).await
 }
+
+/// Serves the API on `listener`, over HTTPS when `options.tls` is set, until `shutdown` resolves.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    ctx: Arc<ApiContext>,
+    options: server::ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::serve_router(listener, router(ctx), options, shutdown).await
+}
+
+/// Request bodies above this are refused with 413: the largest real one, a `PATCH /config`, is a few kB.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 pub(crate) fn text(code: u16, body: impl Into<String>) -> Response {
     let mut r = Response::new(Body::from(body.into()));
@@ -200,26 +220,7 @@ pub(crate) fn status_only(code: u16) -> Response {
     r
 }
 
-/// Patroni's `check_access`: Basic auth on unsafe methods when `restapi.authentication` is set.
-fn check_auth(ctx: &ApiContext, headers: &HeaderMap) -> Option<Response> {
-    use base64::Engine;
-    let auth = ctx.auth.as_ref()?;
-    let Some(given) = headers.get(header::AUTHORIZATION) else {
-        return Some(unauthorized("no auth header received"));
-    };
-    let expected = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", auth.username, auth.password))
-    );
-    if given.as_bytes() == expected.as_bytes() {
-        None
-    } else {
-        Some(unauthorized("not authenticated"))
-    }
-}
-
-fn unauthorized(msg: &str) -> Response {
+pub(crate) fn unauthorized(msg: &str) -> Response {
     let mut r = text(401, msg);
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
@@ -229,13 +230,21 @@ fn unauthorized(msg: &str) -> Response {
 }
 
 /// Every request enters here and is routed on method and first path segment, as Patroni's handler does.
-async fn dispatch(
-    State(ctx): State<Arc<ApiContext>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+async fn dispatch(State(ctx): State<Arc<ApiContext>>, request: axum::extract::Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let conn = parts.extensions.get::<server::ConnInfo>().copied();
+    let (method, uri, headers) = (parts.method, parts.uri, parts.headers);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return text(413, "request body too large");
+    }
+    let body: Bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return text(413, "request body too large"),
+    };
     let span = info_span!("rest", node = %ctx.identity.name, cluster = %ctx.scope, %method, path = %uri.path());
     let _g = span.enter();
     let path = uri.path().to_string();
@@ -264,7 +273,9 @@ async fn dispatch(
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
     if unsafe_method {
-        if let Some(denied) = check_auth(&ctx, &headers) {
+        // Patroni skips the members part of the allowlist for POST /failsafe: the leader asking is a member.
+        let check_members = !(method == Method::POST && segment == "failsafe");
+        if let Some(denied) = access::check_access(&ctx, conn, &headers, check_members).await {
             return denied;
         }
     }
