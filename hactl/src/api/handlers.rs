@@ -14,7 +14,11 @@ use ha_core::model::{Cluster, Failover, GlobalConfig};
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
-use super::{json_response, metrics, text, view, ApiContext, ScheduledRestart};
+use super::{json_response, metrics, text, ApiContext, ScheduledRestart};
+use crate::json::cluster_json;
+
+// `api::merge_patch` is re-exported from here; the merge lives with the JSON views the CLI shares.
+pub use crate::json::merge_patch;
 
 pub(crate) struct Request {
     pub headers: HeaderMap,
@@ -75,7 +79,7 @@ async fn cluster_or_snapshot(ctx: &ApiContext) -> Option<Cluster> {
 pub(crate) async fn get_cluster(ctx: &ApiContext) -> Response {
     match cluster_or_snapshot(ctx).await {
         Some(c) => {
-            let mut v = view::cluster_json(&c);
+            let mut v = cluster_json(&c);
             v["scope"] = json!(ctx.scope);
             json_response(200, &v)
         }
@@ -124,27 +128,6 @@ pub(crate) fn get_metrics(ctx: &ApiContext) -> Response {
         },
     );
     text(200, body)
-}
-
-/// Patroni's `patch_config`: a JSON merge patch where `null` deletes the key.
-pub fn merge_patch(target: &mut Value, patch: &Map<String, Value>) {
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let t = target.as_object_mut().expect("made an object");
-    for (k, v) in patch {
-        match v {
-            Value::Null => {
-                t.remove(k);
-            }
-            Value::Object(p) if t.get(k).map_or(false, Value::is_object) => {
-                merge_patch(t.get_mut(k).expect("checked"), p)
-            }
-            other => {
-                t.insert(k.clone(), other.clone());
-            }
-        }
-    }
 }
 
 /// A config value a DCS write may take: it parses as Patroni's dynamic config and its timing is valid.

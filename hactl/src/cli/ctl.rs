@@ -12,8 +12,12 @@ use serde_json::{json, Map, Value};
 
 use super::table::{render, Cell};
 use super::{Command, OutputFormat, Targets};
-use crate::api::view::cluster_json;
+use crate::client::{self, Reply};
 use crate::config::BasicAuth;
+use crate::json::{cluster_json, merge_patch};
+
+/// The client builder moved to [`crate::client`] (the daemon uses it too); this path is kept for embedders.
+pub use crate::client::http_client;
 
 /// Why a command failed: printed as one line, the process exits non-zero.
 #[derive(Debug, thiserror::Error)]
@@ -50,33 +54,11 @@ pub struct Ctl<'a> {
     pub poll_interval: Duration,
 }
 
-/// A REST reply: status and body text.
-struct Reply {
-    status: u16,
-    body: String,
-}
-
 /// patronictl's timestamp.
 fn timestamp() -> String {
     chrono::Local::now()
         .format("%Y-%m-%d %H:%M:%S%.6f")
         .to_string()
-}
-
-fn base_url(api_url: &str) -> String {
-    api_url
-        .trim_end_matches('/')
-        .trim_end_matches("/patroni")
-        .to_string()
-}
-
-/// A new HTTP client with patronictl's short timeouts: a dead member must not hang the command.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap_or_default()
 }
 
 fn role_name(role: &str) -> String {
@@ -152,6 +134,7 @@ impl<'a> Ctl<'a> {
         Ok(self.dcs.load().await?)
     }
 
+    /// `method` on `path` of a member's REST API, with the ctl credentials.
     async fn request(
         &self,
         member: &Member,
@@ -159,23 +142,7 @@ impl<'a> Ctl<'a> {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Reply, String> {
-        let api = member
-            .data
-            .api_url
-            .as_deref()
-            .ok_or_else(|| format!("member {} has no api_url", member.name))?;
-        let url = format!("{}/{}", base_url(api), path);
-        let mut req = self.http.request(method, &url);
-        if let Some(a) = &self.auth {
-            req = req.basic_auth(&a.username, Some(&a.password));
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let r = req.send().await.map_err(|e| format!("{url}: {e}"))?;
-        let status = r.status().as_u16();
-        let body = r.text().await.unwrap_or_default();
-        Ok(Reply { status, body })
+        client::request(&self.http, self.auth.as_ref(), member, method, path, body).await
     }
 
     /// Runs one command (not `run`/`validate`, which the binary handles).
@@ -634,7 +601,7 @@ impl<'a> Ctl<'a> {
         if let Some(p) = apply {
             let patch = read_yaml(p, self.input)?;
             if let Value::Object(m) = patch {
-                crate::api::merge_patch(&mut after, &m);
+                merge_patch(&mut after, &m);
             }
         }
         for kv in set {

@@ -296,7 +296,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
         // pre_promote runs while we hold a fresh lease: it must end well before the lease could.
         Duration::from_millis(timing.lease_valid_ms() / 2),
     ));
-    let http = crate::cli::ctl::http_client();
+    let http = crate::client::http_client();
     let mut driver = Driver::new(
         SharedDcs::new(node_dcs),
         SharedPg(pg.clone()),
