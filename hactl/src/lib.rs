@@ -35,7 +35,8 @@
 //! - [`config`]: Patroni's YAML configuration and its `PATRONI_*` environment overrides, typed, with errors that name
 //!   the key: a schema and one parser per section.
 //! - [`api`]: Patroni's REST API and `/metrics` on axum, generic over the state source and the DCS.
-//! - [`cli`]: the command line (clap) and patronictl's commands over any [`ha_core::dcs::Dcs`] and members' REST API.
+//! - [`cli`]: the command line (clap) and patronictl's commands over any [`ha_core::dcs::Dcs`] and members' REST API,
+//!   one file per command under `cli/ctl/` with the shared context in [`cli::ctl`].
 //! - [`dcs`]: builds the DCS client the config names (etcd3, Consul, ZooKeeper), with a lease for a node, without
 //!   for the CLI.
 //! - [`daemon`]: `hactl run`: composition, Patroni's callbacks, the fencer (watchdog process), signals.
