@@ -8,7 +8,7 @@
 //!
 //! # Layout
 //! - `schema`: the typed sections and [`Config`] itself; [`ConfigError`] in `error`.
-//! - [`value`]: the YAML tree with the key path at hand; [`env`]: the `PATRONI_*` variables.
+//! - [`value`]: the YAML tree with the key path at hand; [`env`](mod@env): the `PATRONI_*` variables.
 //! - One parser per section: `restapi` (with `ctl`), `dcs` (etcd, Consul, ZooKeeper), `bootstrap`, `postgresql`,
 //!   `tags`, `log`.
 //! - Here: [`Config::load`] and the top level (`scope`, `namespace`, `name`, unsupported sections).
