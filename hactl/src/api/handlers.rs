@@ -11,6 +11,7 @@ use ha_core::dcs::DcsError;
 use ha_core::decision::Action;
 use ha_core::driver::Outcome;
 use ha_core::model::{Cluster, Failover, GlobalConfig};
+use ha_core::sync::lock;
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
@@ -575,10 +576,7 @@ pub(crate) async fn post_restart(ctx: &ApiContext, req: &Request) -> Response {
             text(code, msg)
         }
         Some(at) => {
-            let mut slot = match ctx.scheduled_restart.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut slot = lock(&ctx.scheduled_restart);
             if slot.as_ref().map_or(false, |s| !s.task.is_finished()) {
                 return text(409, "Another restart is already scheduled");
             }
@@ -610,10 +608,7 @@ pub(crate) async fn post_restart(ctx: &ApiContext, req: &Request) -> Response {
 }
 
 pub(crate) fn delete_restart(ctx: &ApiContext) -> Response {
-    let mut slot = match ctx.scheduled_restart.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
+    let mut slot = lock(&ctx.scheduled_restart);
     match slot.take() {
         Some(s) if !s.task.is_finished() => {
             s.task.abort();
@@ -671,9 +666,7 @@ pub(crate) fn post_failsafe(ctx: &ApiContext, req: &Request) -> Response {
         return text(500, "Running as a leader");
     }
     let ttl_ms = v.config.timing().map(|t| t.ttl_ms).unwrap_or(30_000);
-    if let Ok(mut g) = ctx.failsafe_inbox.lock() {
-        *g = Some((leader, ctx.clock.now().plus_ms(ttl_ms)));
-    }
+    *lock(&ctx.failsafe_inbox) = Some((leader, ctx.clock.now().plus_ms(ttl_ms)));
     let mut r = text(200, "Accepted");
     if let Ok(h) = HeaderValue::from_str(&v.pg.lsn.to_string()) {
         r.headers_mut().insert("lsn", h);
