@@ -33,19 +33,28 @@
 //!
 //! # Layout
 //! - [`config`]: Patroni's YAML configuration and its `PATRONI_*` environment overrides, typed, with errors that name
-//!   the key.
+//!   the key: a schema and one parser per section.
 //! - [`api`]: Patroni's REST API and `/metrics` on axum, generic over the state source and the DCS.
-//! - [`cli`]: the command line (clap) and patronictl's commands over any [`ha_core::dcs::Dcs`] and members' REST API.
+//! - [`cli`]: the command line (clap) and patronictl's commands over any [`ha_core::dcs::Dcs`] and members' REST API,
+//!   one file per command under `cli/ctl/` with the shared context in [`cli::ctl`].
 //! - [`dcs`]: builds the DCS client the config names (etcd3, Consul, ZooKeeper), with a lease for a node, without
 //!   for the CLI.
 //! - [`tls`]: HTTPS for the REST API as server and client (rustls), from Patroni's `restapi`/`ctl` keys.
 //! - [`daemon`]: `hactl run`: composition, Patroni's callbacks, the fencer (watchdog process), signals.
+//! - [`client`]: the REST client to members (timeouts, URLs, one request), used by the CLI and the daemon's
+//!   failsafe probe.
+//! - [`json`]: the JSON views both the REST API and the CLI use (`cluster_as_json`, the config merge patch).
+//!
+//! Imports go one way, so no module imports one that imports it back: `cli` → `daemon` → `api` → `json`; `cli` and
+//! `daemon` also use `client` and `dcs`, which use only `config`; `config` uses none of them.
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod dcs;
+pub mod json;
 pub mod tls;
 
 /// The version hactl reports (member keys, `/patroni`, metrics).

@@ -11,10 +11,15 @@ use ha_core::dcs::DcsError;
 use ha_core::decision::Action;
 use ha_core::driver::Outcome;
 use ha_core::model::{Cluster, Failover, GlobalConfig};
+use ha_core::sync::lock;
 use serde_json::{json, Map, Value};
 use tracing::{info, warn};
 
-use super::{json_response, metrics, text, view, ApiContext, ScheduledRestart};
+use super::{json_response, metrics, text, ApiContext, ScheduledRestart};
+use crate::json::cluster_json;
+
+// `api::merge_patch` is re-exported from here; the merge lives with the JSON views the CLI shares.
+pub use crate::json::merge_patch;
 
 pub(crate) struct Request {
     pub headers: HeaderMap,
@@ -75,7 +80,7 @@ async fn cluster_or_snapshot(ctx: &ApiContext) -> Option<Cluster> {
 pub(crate) async fn get_cluster(ctx: &ApiContext) -> Response {
     match cluster_or_snapshot(ctx).await {
         Some(c) => {
-            let mut v = view::cluster_json(&c);
+            let mut v = cluster_json(&c);
             v["scope"] = json!(ctx.scope);
             json_response(200, &v)
         }
@@ -124,27 +129,6 @@ pub(crate) fn get_metrics(ctx: &ApiContext) -> Response {
         },
     );
     text(200, body)
-}
-
-/// Patroni's `patch_config`: a JSON merge patch where `null` deletes the key.
-pub fn merge_patch(target: &mut Value, patch: &Map<String, Value>) {
-    if !target.is_object() {
-        *target = Value::Object(Map::new());
-    }
-    let t = target.as_object_mut().expect("made an object");
-    for (k, v) in patch {
-        match v {
-            Value::Null => {
-                t.remove(k);
-            }
-            Value::Object(p) if t.get(k).map_or(false, Value::is_object) => {
-                merge_patch(t.get_mut(k).expect("checked"), p)
-            }
-            other => {
-                t.insert(k.clone(), other.clone());
-            }
-        }
-    }
 }
 
 /// A config value a DCS write may take: it parses as Patroni's dynamic config and its timing is valid.
@@ -592,10 +576,7 @@ pub(crate) async fn post_restart(ctx: &ApiContext, req: &Request) -> Response {
             text(code, msg)
         }
         Some(at) => {
-            let mut slot = match ctx.scheduled_restart.lock() {
-                Ok(g) => g,
-                Err(p) => p.into_inner(),
-            };
+            let mut slot = lock(&ctx.scheduled_restart);
             if slot.as_ref().map_or(false, |s| !s.task.is_finished()) {
                 return text(409, "Another restart is already scheduled");
             }
@@ -627,10 +608,7 @@ pub(crate) async fn post_restart(ctx: &ApiContext, req: &Request) -> Response {
 }
 
 pub(crate) fn delete_restart(ctx: &ApiContext) -> Response {
-    let mut slot = match ctx.scheduled_restart.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    };
+    let mut slot = lock(&ctx.scheduled_restart);
     match slot.take() {
         Some(s) if !s.task.is_finished() => {
             s.task.abort();
@@ -688,9 +666,7 @@ pub(crate) fn post_failsafe(ctx: &ApiContext, req: &Request) -> Response {
         return text(500, "Running as a leader");
     }
     let ttl_ms = v.config.timing().map(|t| t.ttl_ms).unwrap_or(30_000);
-    if let Ok(mut g) = ctx.failsafe_inbox.lock() {
-        *g = Some((leader, ctx.clock.now().plus_ms(ttl_ms)));
-    }
+    *lock(&ctx.failsafe_inbox) = Some((leader, ctx.clock.now().plus_ms(ttl_ms)));
     let mut r = text(200, "Accepted");
     if let Ok(h) = HeaderValue::from_str(&v.pg.lsn.to_string()) {
         r.headers_mut().insert("lsn", h);

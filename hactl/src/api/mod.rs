@@ -30,6 +30,7 @@ use axum::Router;
 use ha_core::dcs::Dcs;
 use ha_core::decision::NodeIdentity;
 use ha_core::driver::{CycleReport, FailsafeInbox, RequestBox};
+use ha_core::sync::lock;
 use ha_core::time::Clock;
 use serde_json::Value;
 use tracing::info_span;
@@ -51,7 +52,7 @@ impl StateSource for tokio::sync::watch::Receiver<Option<CycleReport>> {
 /// A fixed state (tests, tools).
 impl StateSource for Mutex<Option<CycleReport>> {
     fn latest(&self) -> Option<CycleReport> {
-        self.lock().ok().and_then(|g| g.clone())
+        lock(self).clone()
     }
 }
 
@@ -153,11 +154,10 @@ impl ApiContext {
         let seen = self.dcs_last_seen.load(Ordering::Relaxed);
         StatusExtras {
             dcs_last_seen: (seen > 0).then_some(seen),
-            scheduled_restart: self.scheduled_restart.lock().ok().and_then(|g| {
-                g.as_ref()
-                    .filter(|s| !s.task.is_finished())
-                    .map(|s| s.json.clone())
-            }),
+            scheduled_restart: lock(&self.scheduled_restart)
+                .as_ref()
+                .filter(|s| !s.task.is_finished())
+                .map(|s| s.json.clone()),
         }
     }
 

@@ -7,6 +7,9 @@ use ha_core::model::{Cluster, GlobalConfig, MemberData};
 use ha_core::pg::PgObservation;
 use serde_json::{json, Map, Value};
 
+/// Moved to [`crate::json`], shared with the CLI; re-exported so `api::view::cluster_json` keeps working.
+pub use crate::json::{cluster_json, format_lsn};
+
 /// One consistent view of this node for one request.
 #[derive(Debug, Clone)]
 pub struct NodeView {
@@ -115,11 +118,6 @@ impl NodeView {
     pub fn cluster_unlocked(&self) -> bool {
         self.cluster.as_ref().map_or(false, |c| c.leader.is_none())
     }
-}
-
-/// Patroni's text form of an LSN: `0/4000060`.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
 }
 
 /// Patroni's `parse_int(value, 'B')` for lag limits: `1048576`, `16kB`, `64MB`, `1GB`, `1TB` (binary multiples).
@@ -249,132 +247,6 @@ pub fn patroni_json(
     Value::Object(m)
 }
 
-/// `host` and `port` of a `postgres://host:port/db` URL.
-fn host_port_of(conn_url: &str) -> (Option<String>, Option<u16>) {
-    let rest = conn_url
-        .split_once("://")
-        .map(|(_, r)| r)
-        .unwrap_or(conn_url);
-    let authority = rest.split('/').next().unwrap_or("");
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    match authority.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() => (
-            Some(h.trim_matches(|c| c == '[' || c == ']').to_string()),
-            p.parse().ok(),
-        ),
-        _ if !authority.is_empty() => (Some(authority.to_string()), None),
-        _ => (None, None),
-    }
-}
-
-/// Patroni's `cluster_as_json`: members sorted by name, lags against `status.optime`, pause and scheduled
-/// switchover at the top level.
-pub fn cluster_json(cluster: &Cluster) -> Value {
-    let cfg = cluster.global_config();
-    let leader = cluster.leader_name();
-    let cluster_lsn = cluster.last_leader_lsn();
-    let sync_list: Vec<String> = cluster
-        .sync
-        .as_ref()
-        .and_then(|s| s.value.sync_standby.clone())
-        .map(|l| l.split(',').map(|x| x.trim().to_string()).collect())
-        .unwrap_or_default();
-    let mut members = Vec::new();
-    for m in &cluster.members {
-        let is_leader = Some(m.name.as_str()) == leader;
-        let role = if is_leader {
-            "leader"
-        } else if cfg.synchronous_mode() && sync_list.contains(&m.name) {
-            "sync_standby"
-        } else {
-            "replica"
-        };
-        let state = if is_leader {
-            m.data.state.clone()
-        } else {
-            m.data
-                .replication_state
-                .clone()
-                .filter(|s| !s.is_empty())
-                .or_else(|| m.data.state.clone())
-        }
-        .unwrap_or_default();
-        let mut o = Map::new();
-        o.insert("name".into(), json!(m.name));
-        o.insert("role".into(), json!(role));
-        o.insert("state".into(), json!(state));
-        o.insert("api_url".into(), json!(m.data.api_url));
-        if let Some(url) = &m.data.conn_url {
-            let (host, port) = host_port_of(url);
-            if let Some(h) = host {
-                o.insert("host".into(), json!(h));
-                if let Some(p) = port {
-                    o.insert("port".into(), json!(p));
-                }
-            }
-        }
-        if let Some(t) = m.data.timeline {
-            o.insert("timeline".into(), json!(t));
-        }
-        if m.data.pending_restart == Some(true) {
-            o.insert("pending_restart".into(), json!(true));
-        }
-        for k in ["pending_restart_reason", "scheduled_restart"] {
-            if let Some(v) = m.data.extra.get(k) {
-                o.insert(k.into(), v.clone());
-            }
-        }
-        if let Some(tags) = &m.data.tags {
-            o.insert(
-                "tags".into(),
-                serde_json::to_value(tags).unwrap_or(Value::Null),
-            );
-        }
-        if !is_leader {
-            for (lsn_key, lag_key, lsn) in [
-                ("receive_lsn", "receive_lag", m.data.receive_lsn),
-                ("replay_lsn", "replay_lag", m.data.replay_lsn),
-                ("lsn", "lag", m.data.xlog_location),
-            ] {
-                match lsn {
-                    None => {
-                        o.insert(lsn_key.into(), json!("unknown"));
-                        o.insert(lag_key.into(), json!("unknown"));
-                    }
-                    Some(l) => {
-                        o.insert(lsn_key.into(), json!(format_lsn(l)));
-                        match cluster_lsn {
-                            Some(c) => o.insert(lag_key.into(), json!(c.saturating_sub(l))),
-                            None => o.insert(lag_key.into(), json!("unknown")),
-                        };
-                    }
-                }
-            }
-        }
-        members.push(Value::Object(o));
-    }
-    members.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    let mut ret = Map::new();
-    ret.insert("members".into(), Value::Array(members));
-    if cfg.is_paused() {
-        ret.insert("pause".into(), json!(true));
-    }
-    if let Some(f) = cluster.pending_failover() {
-        if let Some(at) = &f.value.scheduled_at {
-            let mut s = Map::new();
-            s.insert("at".into(), json!(at));
-            if let Some(l) = &f.value.leader {
-                s.insert("from".into(), json!(l));
-            }
-            if let Some(c) = &f.value.member {
-                s.insert("to".into(), json!(c));
-            }
-            ret.insert("scheduled_switchover".into(), Value::Object(s));
-        }
-    }
-    Value::Object(ret)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,12 +311,6 @@ mod tests {
     }
 
     #[test]
-    fn lsn_text_matches_postgres() {
-        assert_eq!(format_lsn(0x4000060), "0/4000060");
-        assert_eq!(format_lsn((1 << 32) + 0xA0), "1/A0");
-    }
-
-    #[test]
     fn lag_sizes_like_patroni() {
         assert_eq!(parse_size_bytes("1048576"), Some(1_048_576));
         assert_eq!(parse_size_bytes("16kB"), Some(16 * 1024));
@@ -452,17 +318,5 @@ mod tests {
         assert_eq!(parse_size_bytes("1GB"), Some(1 << 30));
         assert_eq!(parse_size_bytes("lots"), None);
         assert_eq!(parse_size_bytes("1XB"), None);
-    }
-
-    #[test]
-    fn conn_url_host_and_port() {
-        assert_eq!(
-            host_port_of("postgres://10.0.0.1:5433/postgres"),
-            (Some("10.0.0.1".into()), Some(5433))
-        );
-        assert_eq!(
-            host_port_of("postgres://u:p@[::1]:5432/postgres"),
-            (Some("::1".into()), Some(5432))
-        );
     }
 }

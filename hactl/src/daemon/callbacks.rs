@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ha_core::decision::Action;
 use ha_core::driver::{Hooks, Outcome};
+use ha_core::sync::lock;
 use tracing::{info, warn};
 
 use crate::config::Callbacks;
@@ -143,7 +144,7 @@ impl CallbackHooks {
 
     /// The callback for an action that completed, and the role PostgreSQL has after it.
     fn callback_for(&self, action: &Action) -> Option<(&'static str, &'static str)> {
-        let mut last = self.role.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = lock(&self.role);
         let (cb, role) = match action {
             Action::Bootstrap | Action::StartPrimary => {
                 let cb = if *last == Some("replica") {

@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use ha_core::driver::FailsafeProbe;
 use serde_json::json;
 
+use crate::client::base_url;
 use crate::config::BasicAuth;
 
 /// Each member gets this long to answer (Patroni: 2 s): a member that does not answer in time has not accepted.
@@ -26,10 +27,7 @@ impl FailsafeProbe for HttpFailsafeProbe {
         let body = json!({ "name": leader, "conn_url": self.conn_url, "api_url": self.api_url });
         let mut tasks = Vec::new();
         for (name, api_url) in members {
-            let url = format!(
-                "{}/failsafe",
-                api_url.trim_end_matches('/').trim_end_matches("/patroni")
-            );
+            let url = format!("{}/failsafe", base_url(api_url));
             let mut req = self
                 .http
                 .post(url)

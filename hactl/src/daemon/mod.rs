@@ -19,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ha_core::decision::Action;
 use ha_core::driver::{Driver, DriverSettings, Hooks, Outcome};
+use ha_core::sync::lock;
 use ha_core::time::{Clock, SystemClock};
 use serde_json::Value;
 use tracing::{error, info, info_span, warn, Instrument};
@@ -296,7 +297,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
         // pre_promote runs while we hold a fresh lease: it must end well before the lease could.
         Duration::from_millis(timing.lease_valid_ms() / 2),
     ));
-    let http = crate::cli::ctl::http_client();
+    let http = crate::client::http_client();
     let mut driver = Driver::new(
         SharedDcs::new(node_dcs),
         SharedPg(pg.clone()),
@@ -373,13 +374,11 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
             if r.decision.actions.is_empty() {
                 info!(reason = %r.decision.reason, "decision");
             }
-            if let Ok(mut g) = role_w.lock() {
-                *g = if r.pg.is_primary() {
-                    "primary"
-                } else {
-                    "replica"
-                };
-            }
+            *lock(&role_w) = if r.pg.is_primary() {
+                "primary"
+            } else {
+                "replica"
+            };
             if let (true, Ok(c)) = (r.pg.is_primary(), &r.cluster) {
                 let members: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
                 if members != last_members {
@@ -406,7 +405,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
                 _ = reload_requests.notified() => info!("reload requested over REST"),
                 Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => info!("SIGHUP: reloading"),
             }
-            let r = reload_role.lock().map(|g| *g).unwrap_or("replica");
+            let r = *lock(&reload_role);
             reload(config_path.as_deref(), &reload_pg, &reload_hooks, r).await;
         }
     });
@@ -417,7 +416,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     // The driver stopped PostgreSQL and released the lock; tell the scripts, then stop serving.
     if !driver.local_state().last_config.is_paused() {
         if let Some(cmd) = &config.postgresql.callbacks.on_stop {
-            let r = role.lock().map(|g| *g).unwrap_or("replica");
+            let r = *lock(&role);
             let _ = callbacks::run_with_timeout(
                 cmd,
                 &["on_stop", r, &config.scope],

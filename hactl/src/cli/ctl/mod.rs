@@ -1,0 +1,339 @@
+//! patronictl's commands over the [`Dcs`] trait (a lease-less client: reads and compare-and-set writes) and the
+//! members' REST API (`api_url` from their member keys). Output goes to a writer and questions are read from a
+//! reader, so each command is tested against a running simulated cluster.
+//!
+//! # Layout
+//! This module is the shared context, [`Ctl`]: the DCS, the REST client, the writer and reader, the helpers every
+//! command uses (confirm, prompt, member selection, a member request) and [`Ctl::execute`], which dispatches a
+//! parsed [`Command`] to its file. One file per command, as mini-redis has one per Redis command: `list` (and
+//! `topology`), `switchover` (and `failover`), `edit_config`, `show_config`, `restart`, `reload`, `reinit`, `pause`
+//! (and `resume`), `history`, `remove`, `flush`, `version`. The command files are children of this module so they
+//! reach the context's private helpers without widening them.
+
+mod edit_config;
+mod flush;
+mod history;
+mod list;
+mod pause;
+mod reinit;
+mod reload;
+mod remove;
+mod restart;
+mod show_config;
+mod switchover;
+mod version;
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ha_core::dcs::{Dcs, DcsError};
+use ha_core::model::{Cluster, Member};
+use serde_json::Value;
+
+use super::{Command, OutputFormat, Targets};
+use crate::client::{self, Reply};
+use crate::config::BasicAuth;
+
+/// The client builder moved to [`crate::client`] (the daemon uses it too); this path is kept for embedders.
+pub use crate::client::http_client;
+
+/// Why a command failed: printed as one line, the process exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    DcsBuild(#[from] crate::dcs::DcsBuildError),
+    #[error("DCS: {0}")]
+    Dcs(#[from] DcsError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("Aborted")]
+    Aborted,
+    #[error("{0}")]
+    Failed(String),
+    #[error("output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything a command needs: the DCS, an HTTP client for members' REST APIs, where to print and where to read
+/// answers from.
+pub struct Ctl<'a> {
+    pub scope: String,
+    pub dcs: Arc<dyn Dcs>,
+    pub http: reqwest::Client,
+    pub auth: Option<BasicAuth>,
+    pub format: OutputFormat,
+    pub out: &'a mut dyn Write,
+    pub input: &'a mut dyn BufRead,
+    /// `$EDITOR` for edit-config.
+    pub editor: Option<String>,
+    /// How often `--wait` polls.
+    pub poll_interval: Duration,
+}
+
+/// patronictl's timestamp.
+fn timestamp() -> String {
+    chrono::Local::now()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string()
+}
+
+impl<'a> Ctl<'a> {
+    fn say(&mut self, line: impl AsRef<str>) -> Result<(), CliError> {
+        writeln!(self.out, "{}", line.as_ref())?;
+        Ok(())
+    }
+
+    /// Asks a yes/no question; no answer (end of input) is a no.
+    fn confirm(&mut self, question: &str) -> Result<(), CliError> {
+        write!(self.out, "{question} [y/N]: ")?;
+        self.out.flush()?;
+        let mut line = String::new();
+        self.input.read_line(&mut line)?;
+        if matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            Ok(())
+        } else {
+            Err(CliError::Aborted)
+        }
+    }
+
+    fn prompt(&mut self, question: &str, default: &str) -> Result<String, CliError> {
+        write!(self.out, "{question} [{default}]: ")?;
+        self.out.flush()?;
+        let mut line = String::new();
+        self.input.read_line(&mut line)?;
+        let t = line.trim();
+        Ok(if t.is_empty() {
+            default.to_string()
+        } else {
+            t.to_string()
+        })
+    }
+
+    fn check_cluster(&self, cluster: &Option<String>) -> Result<(), CliError> {
+        match cluster {
+            Some(c) if c != &self.scope => Err(CliError::Usage(format!(
+                "cluster {c} is not the configured one ({}); use -c with its config",
+                self.scope
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Member names from `[CLUSTER] [MEMBER]...`.
+    fn member_names(&self, t: &Targets) -> Vec<String> {
+        let mut names = t.names.clone();
+        if names.first() == Some(&self.scope) {
+            names.remove(0);
+        }
+        names
+    }
+
+    async fn load(&self) -> Result<Cluster, CliError> {
+        Ok(self.dcs.load().await?)
+    }
+
+    /// `method` on `path` of a member's REST API, with the ctl credentials.
+    async fn request(
+        &self,
+        member: &Member,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Reply, String> {
+        client::request(&self.http, self.auth.as_ref(), member, method, path, body).await
+    }
+
+    /// Members selected by names and role, leader first.
+    fn select_members(
+        &self,
+        cluster: &Cluster,
+        t: &Targets,
+        role: Option<&str>,
+    ) -> Result<Vec<Member>, CliError> {
+        let names = self.member_names(t);
+        for n in &names {
+            if cluster.member(n).is_none() {
+                return Err(CliError::Usage(format!(
+                    "{n} is not a member of cluster {}",
+                    self.scope
+                )));
+            }
+        }
+        let leader = cluster.leader_name();
+        let mut out: Vec<Member> = cluster
+            .members
+            .iter()
+            .filter(|m| names.is_empty() || names.contains(&m.name))
+            .filter(|m| match role {
+                Some("leader" | "primary") => Some(m.name.as_str()) == leader,
+                Some("replica") => Some(m.name.as_str()) != leader,
+                _ => true,
+            })
+            .cloned()
+            .collect();
+        out.sort_by_key(|m| (Some(m.name.as_str()) != leader, m.name.clone()));
+        if out.is_empty() {
+            return Err(CliError::Usage("No members selected".into()));
+        }
+        Ok(out)
+    }
+
+    /// Runs one command (not `run`/`validate`, which the binary handles).
+    pub async fn execute(&mut self, cmd: &Command) -> Result<(), CliError> {
+        match cmd {
+            Command::List {
+                cluster,
+                extended,
+                timestamp: ts,
+            } => {
+                self.check_cluster(cluster)?;
+                self.list(*extended, *ts).await
+            }
+            Command::Topology { cluster } => {
+                self.check_cluster(cluster)?;
+                self.topology().await
+            }
+            Command::Switchover {
+                cluster,
+                leader,
+                candidate,
+                scheduled,
+                force,
+            } => {
+                self.check_cluster(cluster)?;
+                self.switchover(
+                    leader.clone(),
+                    candidate.clone(),
+                    scheduled.clone(),
+                    *force,
+                    "switchover",
+                )
+                .await
+            }
+            Command::Failover {
+                cluster,
+                candidate,
+                force,
+            } => {
+                self.check_cluster(cluster)?;
+                self.switchover(None, candidate.clone(), None, *force, "failover")
+                    .await
+            }
+            Command::EditConfig {
+                cluster,
+                set,
+                pg,
+                apply,
+                replace,
+                quiet,
+                force,
+            } => {
+                self.check_cluster(cluster)?;
+                self.edit_config(
+                    set,
+                    pg,
+                    apply.as_deref(),
+                    replace.as_deref(),
+                    *quiet,
+                    *force,
+                )
+                .await
+            }
+            Command::ShowConfig { cluster } => {
+                self.check_cluster(cluster)?;
+                self.show_config().await
+            }
+            Command::Restart {
+                targets,
+                role,
+                any,
+                scheduled,
+                pg_version,
+                pending,
+                timeout,
+                force,
+            } => {
+                self.restart(
+                    targets,
+                    role.as_deref(),
+                    *any,
+                    scheduled.as_deref(),
+                    pg_version.as_deref(),
+                    *pending,
+                    timeout.as_deref(),
+                    *force,
+                )
+                .await
+            }
+            Command::Reload {
+                targets,
+                role,
+                force,
+            } => self.reload(targets, role.as_deref(), *force).await,
+            Command::Reinit {
+                targets,
+                force,
+                wait,
+            } => self.reinit(targets, *force, *wait).await,
+            Command::Pause { cluster, wait } => {
+                self.check_cluster(cluster)?;
+                self.toggle_pause(true, *wait).await
+            }
+            Command::Resume { cluster, wait } => {
+                self.check_cluster(cluster)?;
+                self.toggle_pause(false, *wait).await
+            }
+            Command::History { cluster } => {
+                self.check_cluster(cluster)?;
+                self.history().await
+            }
+            Command::Remove { cluster } => self.remove(cluster.as_deref()).await,
+            Command::Flush { targets, force } => self.flush(targets, *force).await,
+            Command::Version { targets } => self.version(targets).await,
+            Command::Run { .. } | Command::Validate { .. } | Command::Fencer { .. } => Err(
+                CliError::Usage("run and validate are not ctl commands".into()),
+            ),
+        }
+    }
+}
+
+/// A YAML document (or scalar) as JSON.
+pub fn parse_yaml_value(text: &str) -> Result<Value, String> {
+    let y: serde_norway::Value =
+        serde_norway::from_str(text).map_err(|e| format!("invalid YAML: {e}"))?;
+    Ok(crate::config::value::yaml_to_json(y))
+}
+
+/// JSON as block YAML, keys in their order, as `show-config` prints it.
+pub fn to_yaml(v: &Value) -> String {
+    serde_norway::to_string(v).unwrap_or_default()
+}
+
+/// The entry point of the `hactl` binary for ctl commands: loads the config, builds a lease-less DCS client and runs
+/// `cmd`, printing to stdout and reading answers from stdin.
+pub async fn run_ctl(
+    config: &crate::config::Config,
+    format: OutputFormat,
+    cmd: &Command,
+) -> Result<(), CliError> {
+    let dcs = crate::dcs::connect(config, crate::dcs::DcsMode::Ctl)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let mut ctl = Ctl {
+        scope: config.scope.clone(),
+        dcs,
+        http: http_client(),
+        auth: config.ctl_auth().cloned(),
+        format,
+        out: &mut out,
+        input: &mut input,
+        editor: std::env::var("EDITOR").ok().or_else(|| Some("vi".into())),
+        poll_interval: Duration::from_secs(1),
+    };
+    ctl.execute(cmd).await
+}

@@ -1,0 +1,354 @@
+//! The typed configuration: one struct per Patroni section (`restapi`, `ctl`, the DCS, `bootstrap`, `postgresql`,
+//! `log`) and the whole [`Config`], with what the rest of hactl asks of it (the daemon's required keys, the URLs a
+//! member publishes, its identity). Parsing into these types is in the section parsers beside this file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ha_core::decision::NodeIdentity;
+use ha_core::model::{GlobalConfig, Tags};
+use serde_json::{Map, Value};
+
+use super::ConfigError;
+
+/// Patroni's default namespace.
+pub const DEFAULT_NAMESPACE: &str = "/service/";
+
+/// `host:port` as Patroni writes listen and connect addresses. `host` may be a comma-separated list for
+/// `postgresql.listen` (`0.0.0.0,::` style) and is empty for "all interfaces".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// Parses `host:port`, `[v6]:port` or `:port`.
+    pub fn parse(key: &str, s: &str) -> Result<HostPort, ConfigError> {
+        let bad = || ConfigError::Invalid {
+            key: key.to_string(),
+            expected: "host:port".into(),
+            got: format!("{s:?}"),
+        };
+        let (host, port) = s.trim().rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        Ok(HostPort { host, port })
+    }
+    /// The address to bind: `*`, empty and `0.0.0.0` all mean every IPv4 interface; the first of a list otherwise.
+    pub fn bind_host(&self) -> &str {
+        let first = self.host.split(',').next().unwrap_or("").trim();
+        match first {
+            "" | "*" => "0.0.0.0",
+            h => h,
+        }
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A username and password (REST basic auth, ctl credentials, DCS credentials).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+/// `restapi`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RestApiConfig {
+    pub listen: Option<HostPort>,
+    pub connect_address: Option<HostPort>,
+    /// Required on unsafe methods (POST/PATCH/PUT/DELETE) when set.
+    pub authentication: Option<BasicAuth>,
+    pub certfile: Option<String>,
+    pub keyfile: Option<String>,
+}
+
+/// `ctl`: how the CLI authenticates to members' REST API.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CtlConfig {
+    pub authentication: Option<BasicAuth>,
+    pub insecure: bool,
+}
+
+/// `etcd3` or `etcd`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EtcdConfig {
+    /// `host:port` of every endpoint (from `host`, `hosts` or `url`).
+    pub hosts: Vec<String>,
+    /// `http` or `https`.
+    pub protocol: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub cacert: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+impl EtcdConfig {
+    /// `http://h:p` for each host.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .map(|h| format!("{}://{}", self.protocol, h))
+            .collect()
+    }
+}
+
+/// `consul`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsulConfig {
+    /// `host:port`, default `127.0.0.1:8500`.
+    pub host: String,
+    pub scheme: String,
+    pub token: Option<String>,
+    pub dc: Option<String>,
+    pub consistency: Option<String>,
+    pub checks: Option<Vec<String>>,
+    pub register_service: bool,
+    pub verify: Option<bool>,
+    pub cacert: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+/// `zookeeper`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ZookeeperConfig {
+    pub hosts: Vec<String>,
+    pub use_ssl: bool,
+}
+
+/// The DCS section: Patroni uses the first one it finds in this order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DcsConfig {
+    Etcd3(EtcdConfig),
+    /// etcd's v2 API: hactl talks v3 to the same endpoints (a warning says so).
+    Etcd(EtcdConfig),
+    Consul(ConsulConfig),
+    Zookeeper(ZookeeperConfig),
+}
+
+impl DcsConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DcsConfig::Etcd3(_) => "etcd3",
+            DcsConfig::Etcd(_) => "etcd",
+            DcsConfig::Consul(_) => "consul",
+            DcsConfig::Zookeeper(_) => "zookeeper",
+        }
+    }
+}
+
+/// One `bootstrap.initdb` item: `data-checksums` or `{encoding: UTF8}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitdbOption {
+    Flag(String),
+    Value(String, String),
+}
+
+impl InitdbOption {
+    /// The initdb command-line argument.
+    pub fn to_arg(&self) -> String {
+        match self {
+            InitdbOption::Flag(f) => format!("--{f}"),
+            InitdbOption::Value(k, v) => format!("--{k}={v}"),
+        }
+    }
+}
+
+/// `bootstrap`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BootstrapConfig {
+    /// Written once to the DCS `config` key by the node that bootstraps the cluster.
+    pub dcs: GlobalConfig,
+    pub initdb: Vec<InitdbOption>,
+    pub pg_hba: Vec<String>,
+}
+
+/// A PostgreSQL role from `postgresql.authentication`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PgUser {
+    pub username: String,
+    pub password: Option<String>,
+    /// sslmode, sslcert... as given.
+    pub options: BTreeMap<String, String>,
+}
+
+/// `postgresql.authentication`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PgAuthentication {
+    pub superuser: Option<PgUser>,
+    pub replication: Option<PgUser>,
+    pub rewind: Option<PgUser>,
+}
+
+/// `postgresql.callbacks`: each run as `<cmd> <action> <role> <scope>`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Callbacks {
+    pub on_start: Option<String>,
+    pub on_stop: Option<String>,
+    pub on_restart: Option<String>,
+    pub on_reload: Option<String>,
+    pub on_role_change: Option<String>,
+}
+
+/// `postgresql`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PostgresqlConfig {
+    pub listen: Option<HostPort>,
+    pub connect_address: Option<HostPort>,
+    pub data_dir: Option<PathBuf>,
+    pub config_dir: Option<PathBuf>,
+    pub bin_dir: Option<PathBuf>,
+    /// Overrides of binary names (`bin_name: {pg_ctl: ...}`).
+    pub bin_name: BTreeMap<String, String>,
+    pub pgpass: Option<PathBuf>,
+    pub authentication: PgAuthentication,
+    /// Local parameters: they override the cluster-wide ones.
+    pub parameters: Map<String, Value>,
+    pub pg_hba: Vec<String>,
+    pub use_pg_rewind: Option<bool>,
+    pub callbacks: Callbacks,
+    /// `postgresql.pre_promote`: a non-zero exit cancels the promotion.
+    pub pre_promote: Option<String>,
+}
+
+/// `log`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// Patroni's level names: DEBUG, INFO, WARNING, ERROR, CRITICAL.
+    pub level: String,
+    pub format: Option<String>,
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "INFO".into(),
+            format: None,
+            dir: None,
+        }
+    }
+}
+
+impl LogConfig {
+    /// The `tracing` filter for Patroni's level name.
+    pub fn tracing_filter(&self) -> &'static str {
+        match self.level.to_ascii_uppercase().as_str() {
+            "DEBUG" | "NOTSET" => "debug",
+            "WARNING" | "WARN" => "warn",
+            "ERROR" | "CRITICAL" | "FATAL" => "error",
+            _ => "info",
+        }
+    }
+}
+
+/// A whole node configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub scope: String,
+    pub namespace: String,
+    pub name: Option<String>,
+    pub restapi: RestApiConfig,
+    pub ctl: CtlConfig,
+    pub dcs: Option<DcsConfig>,
+    pub bootstrap: BootstrapConfig,
+    pub postgresql: PostgresqlConfig,
+    pub tags: Tags,
+    pub log: LogConfig,
+    /// Unknown or unsupported keys, one line each: log them at start.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// The keys the daemon cannot start without (Patroni's validator's required set): `name`, `restapi.listen` and
+    /// `connect_address`, a DCS, `postgresql.listen`, `connect_address`, `data_dir`, and the superuser and
+    /// replication users.
+    pub fn validate_for_daemon(&self) -> Result<(), ConfigError> {
+        let missing = |key: &str| ConfigError::Missing { key: key.into() };
+        if self.name.as_deref().map_or(true, |n| n.trim().is_empty()) {
+            return Err(missing("name"));
+        }
+        if self.restapi.listen.is_none() {
+            return Err(missing("restapi.listen"));
+        }
+        if self.restapi.connect_address.is_none() {
+            return Err(missing("restapi.connect_address"));
+        }
+        if self.dcs.is_none() {
+            return Err(ConfigError::NoDcs);
+        }
+        let pg = &self.postgresql;
+        if pg.listen.is_none() {
+            return Err(missing("postgresql.listen"));
+        }
+        if pg.connect_address.is_none() {
+            return Err(missing("postgresql.connect_address"));
+        }
+        if pg.data_dir.is_none() {
+            return Err(missing("postgresql.data_dir"));
+        }
+        if pg.authentication.superuser.is_none() {
+            return Err(missing("postgresql.authentication.superuser"));
+        }
+        if pg.authentication.replication.is_none() {
+            return Err(missing("postgresql.authentication.replication"));
+        }
+        Ok(())
+    }
+
+    /// The DCS key prefix, e.g. `/service/batman/`.
+    pub fn key_path(&self) -> ha_core::model::KeyPath {
+        ha_core::model::KeyPath::new(&self.namespace, &self.scope)
+    }
+
+    /// `http://connect_address/patroni`, as members publish it (plain HTTP: the REST API has no TLS yet, so a
+    /// `certfile` does not turn it into https).
+    pub fn api_url(&self) -> Option<String> {
+        self.restapi
+            .connect_address
+            .as_ref()
+            .map(|a| format!("http://{a}/patroni"))
+    }
+
+    /// `postgres://connect_address/postgres`, as members publish it.
+    pub fn conn_url(&self) -> Option<String> {
+        self.postgresql
+            .connect_address
+            .as_ref()
+            .map(|a| format!("postgres://{a}/postgres"))
+    }
+
+    /// Who this node is, for the driver.
+    pub fn node_identity(&self, version: &str) -> NodeIdentity {
+        NodeIdentity {
+            name: self.name.clone().unwrap_or_default(),
+            conn_url: self.conn_url().unwrap_or_default(),
+            api_url: self.api_url().unwrap_or_default(),
+            tags: self.tags.clone(),
+            version: version.to_string(),
+        }
+    }
+
+    /// The credentials the CLI sends to members: `ctl.authentication`, else `restapi.authentication`.
+    pub fn ctl_auth(&self) -> Option<&BasicAuth> {
+        self.ctl
+            .authentication
+            .as_ref()
+            .or(self.restapi.authentication.as_ref())
+    }
+}
