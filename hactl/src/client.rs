@@ -8,6 +8,8 @@ use ha_core::model::Member;
 use serde_json::Value;
 
 use crate::config::BasicAuth;
+use crate::tls::client::ClientTlsSettings;
+use crate::tls::TlsError;
 
 /// A REST reply: status and body text.
 pub struct Reply {
@@ -23,13 +25,24 @@ pub fn base_url(api_url: &str) -> String {
         .to_string()
 }
 
-/// A new HTTP client with patronictl's short timeouts: a dead member must not hang the command.
+/// A new HTTP client with patronictl's short timeouts (a dead member must not hang the command), HTTPS with the
+/// system's CA certificates.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    http_client_with(&ClientTlsSettings::default()).unwrap_or_default()
+}
+
+/// The same with `ctl`'s TLS settings ([`crate::config::Config::client_tls`]): a CA, a client certificate,
+/// `insecure`. An unreadable file is an error naming its key, never a client that silently skips it.
+pub fn http_client_with(tls: &ClientTlsSettings) -> Result<reqwest::Client, TlsError> {
+    let builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap_or_default()
+        .timeout(Duration::from_secs(60));
+    let builder = if *tls == ClientTlsSettings::default() {
+        builder.use_rustls_tls()
+    } else {
+        builder.use_preconfigured_tls(crate::tls::client::client_config(tls)?)
+    };
+    builder.build().map_err(|e| TlsError::new("ctl", e.to_string()))
 }
 
 /// `method` on `path` of `member`'s REST API, with `auth` as basic auth and `body` as JSON. An error is the one line

@@ -72,8 +72,13 @@ pub struct RestApiConfig {
     pub connect_address: Option<HostPort>,
     /// Required on unsafe methods (POST/PATCH/PUT/DELETE) when set.
     pub authentication: Option<BasicAuth>,
-    pub certfile: Option<String>,
-    pub keyfile: Option<String>,
+    /// HTTPS when set (`certfile` and the keys beside it); the API URL members publish is then `https://`.
+    pub tls: Option<crate::tls::ServerTlsSettings>,
+    /// `allowlist`: networks, addresses or host names allowed to change anything (resolved at start).
+    pub allowlist: Vec<String>,
+    pub allowlist_include_members: bool,
+    /// `http_extra_headers`, then `https_extra_headers` when serving HTTPS: added to every response.
+    pub extra_headers: Vec<(String, String)>,
 }
 
 /// `ctl`: how the CLI authenticates to members' REST API.
@@ -81,6 +86,10 @@ pub struct RestApiConfig {
 pub struct CtlConfig {
     pub authentication: Option<BasicAuth>,
     pub insecure: bool,
+    pub cacert: Option<std::path::PathBuf>,
+    pub certfile: Option<std::path::PathBuf>,
+    pub keyfile: Option<std::path::PathBuf>,
+    pub keyfile_password: Option<String>,
 }
 
 /// `etcd3` or `etcd`.
@@ -322,7 +331,7 @@ impl Config {
         self.restapi
             .connect_address
             .as_ref()
-            .map(|a| format!("http://{a}/patroni"))
+            .map(|a| format!("{}://{a}/patroni", if self.restapi.tls.is_some() { "https" } else { "http" }))
     }
 
     /// `postgres://connect_address/postgres`, as members publish it.
@@ -341,6 +350,27 @@ impl Config {
             api_url: self.api_url().unwrap_or_default(),
             tags: self.tags.clone(),
             version: version.to_string(),
+        }
+    }
+
+    /// How this process talks HTTPS to members (the CLI, and the daemon's own requests): each `ctl` key, else the
+    /// `restapi` one, as Patroni's `PatroniRequest` reads them (`cacert` falls back to `restapi.cafile`).
+    pub fn client_tls(&self) -> crate::tls::client::ClientTlsSettings {
+        let server = self.restapi.tls.as_ref();
+        crate::tls::client::ClientTlsSettings {
+            cacert: self.ctl.cacert.clone().or_else(|| server.and_then(|t| t.cafile.clone())),
+            certfile: self.ctl.certfile.clone().or_else(|| server.map(|t| t.certfile.clone())),
+            keyfile: if self.ctl.certfile.is_some() {
+                self.ctl.keyfile.clone()
+            } else {
+                self.ctl.keyfile.clone().or_else(|| server.and_then(|t| t.keyfile.clone()))
+            },
+            keyfile_password: self
+                .ctl
+                .keyfile_password
+                .clone()
+                .or_else(|| server.and_then(|t| t.keyfile_password.clone())),
+            insecure: self.ctl.insecure,
         }
     }
 

@@ -49,6 +49,10 @@ pub enum DaemonError {
     },
     #[error("Can't start; there is already a node named '{0}' running")]
     DuplicateName(String),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Allowlist(#[from] crate::api::access::AllowlistError),
 }
 
 /// The newest `/usr/lib/postgresql/<major>/bin` (Debian's layout), for configs without `bin_dir`.
@@ -239,6 +243,16 @@ pub async fn ensure_unique_name(
     dcs: &Arc<dyn ha_core::dcs::Dcs>,
     name: &str,
 ) -> Result<(), DaemonError> {
+    ensure_unique_name_with(dcs, name, &crate::client::http_client()).await
+}
+
+/// [`ensure_unique_name`] with this node's own REST client (its CA and client certificate, for members serving
+/// HTTPS with `verify_client`).
+pub async fn ensure_unique_name_with(
+    dcs: &Arc<dyn ha_core::dcs::Dcs>,
+    name: &str,
+    http: &reqwest::Client,
+) -> Result<(), DaemonError> {
     let Ok(cluster) = dcs.load().await else {
         return Ok(());
     };
@@ -249,7 +263,7 @@ pub async fn ensure_unique_name(
         "{}/liveness",
         api.trim_end_matches('/').trim_end_matches("/patroni")
     );
-    let alive = reqwest::Client::new()
+    let alive = http
         .get(url)
         .timeout(Duration::from_secs(2))
         .send()
@@ -288,7 +302,28 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     let node_dcs = connect(&config, DcsMode::Node)?;
     let api_dcs = connect(&config, DcsMode::Ctl)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
-    ensure_unique_name(&api_dcs, &identity.name).await?;
+    // Every TLS and access setting is read and checked before anything starts: one that cannot be honoured
+    // refuses the start, naming its key.
+    let server_tls = match &config.restapi.tls {
+        Some(t) => Some(Arc::new(crate::tls::server::ServerTls::new(t.clone())?)),
+        None => None,
+    };
+    let access = crate::api::access::AccessPolicy {
+        allowlist: crate::api::access::AccessPolicy::resolve_allowlist(&config.restapi.allowlist)?,
+        include_members: config.restapi.allowlist_include_members,
+        client_cert_required: server_tls
+            .as_ref()
+            .is_some_and(|t| t.verify_client() != crate::tls::VerifyClient::None),
+    };
+    let http = crate::client::http_client_with(&config.client_tls())?;
+    if config.restapi.authentication.is_none() {
+        warn!(
+            "the REST API accepts changes (switchover, restart, PATCH /config, POST /failsafe) WITHOUT \
+             AUTHENTICATION: set `restapi.authentication` (PATRONI_RESTAPI_USERNAME/PASSWORD){}",
+            if access.client_cert_required { "; client certificates are required" } else { "" }
+        );
+    }
+    ensure_unique_name_with(&api_dcs, &identity.name, &http).await?;
 
     let hooks = Arc::new(CallbackHooks::new(
         config.postgresql.callbacks.clone(),
@@ -297,7 +332,6 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
         // pre_promote runs while we hold a fresh lease: it must end well before the lease could.
         Duration::from_millis(timing.lease_valid_ms() / 2),
     ));
-    let http = crate::client::http_client();
     let mut driver = Driver::new(
         SharedDcs::new(node_dcs),
         SharedPg(pg.clone()),
@@ -352,13 +386,23 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
         clock.clone(),
     )
     .with_auth(config.restapi.authentication.clone())
+    .with_access(access)
     .with_driver_channels(driver.requests(), driver.failsafe_inbox())
     .with_reload(Arc::new(move || notify.notify_one()));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let api = tokio::spawn(crate::api::serve(listener, Arc::new(ctx), async move {
+    let options = crate::api::server::ServeOptions {
+        tls: server_tls.clone(),
+        extra_headers: config
+            .restapi
+            .extra_headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?)))
+            .collect(),
+    };
+    let api = tokio::spawn(crate::api::serve_with(listener, Arc::new(ctx), options, async move {
         let _ = api_stop_rx.await;
     }));
-    info!(%addr, "REST API listening");
+    info!(%addr, https = server_tls.is_some(), "REST API listening");
 
     // One line per loop: the driver logs loops that act; this logs the others, and keeps slots for the members.
     let mut reports = driver.subscribe();

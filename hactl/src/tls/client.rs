@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -27,25 +26,6 @@ pub struct ClientTlsSettings {
     pub keyfile_password: Option<String>,
     /// Do not verify members' certificates (Patroni's `ctl.insecure`).
     pub insecure: bool,
-}
-
-/// Connection timeouts: a member that does not accept a connection within this is down for the caller.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A reqwest client for members' REST API with these TLS settings (plain HTTP URLs work with it too).
-pub fn http_client(tls: &ClientTlsSettings) -> Result<reqwest::Client, TlsError> {
-    let builder = reqwest::Client::builder().connect_timeout(CONNECT_TIMEOUT);
-    if *tls == ClientTlsSettings::default() {
-        return builder
-            .use_rustls_tls()
-            .build()
-            .map_err(|e| TlsError::new("ctl", e.to_string()));
-    }
-    let config = client_config(tls)?;
-    builder
-        .use_preconfigured_tls(config)
-        .build()
-        .map_err(|e| TlsError::new("ctl", e.to_string()))
 }
 
 /// The rustls client configuration for `tls`.

@@ -55,6 +55,8 @@ pub enum CliError {
     Failed(String),
     #[error("output: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// Everything a command needs: the DCS, an HTTP client for members' REST APIs, where to print and where to read
@@ -327,7 +329,7 @@ pub async fn run_ctl(
     let mut ctl = Ctl {
         scope: config.scope.clone(),
         dcs,
-        http: http_client(),
+        http: crate::client::http_client_with(&config.client_tls())?,
         auth: config.ctl_auth().cloned(),
         format,
         out: &mut out,
