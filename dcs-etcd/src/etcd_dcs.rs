@@ -38,6 +38,7 @@ use ha_core::model::codec::{keys, to_json, KeyPath, RawEntry};
 use ha_core::model::{
     Cluster, Failover, GlobalConfig, HistoryEntry, MemberData, Status, SyncState,
 };
+use ha_core::sync::lock;
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument, Span};
 
@@ -193,7 +194,7 @@ impl Cache {
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, CacheState> {
-        self.state.lock().expect("cluster cache")
+        lock(&self.state)
     }
 
     fn bump(&self) {
@@ -445,7 +446,7 @@ impl Inner {
     }
 
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
-        self.seen.lock().expect("seen cache")
+        lock(&self.seen)
     }
 
     // ---- the lease -------------------------------------------------------------------------------------------
