@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions};
+use ha_core::sync::lock;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -61,27 +62,27 @@ impl Conn {
 
     /// [`Conn::requests`] per operation name.
     pub(crate) fn requests_by_op(&self) -> BTreeMap<&'static str, u64> {
-        self.by_op.lock().expect("request counters").clone()
+        lock(&self.by_op).clone()
     }
 
     /// When a call last failed for want of a reachable etcd: the watch-fed cache is not trusted again until a
     /// request sent after it succeeded.
     pub(crate) fn last_unreachable(&self) -> Option<Instant> {
-        *self.last_unreachable.lock().expect("failure time")
+        *lock(&self.last_unreachable)
     }
 
     async fn client(&self, i: usize) -> Result<Client, etcd_client::Error> {
-        if let Some(c) = self.clients[i].lock().expect("client slot").clone() {
+        if let Some(c) = lock(&self.clients[i]).clone() {
             return Ok(c);
         }
         // Lazy: without credentials this sends nothing; with them it authenticates (one RPC).
         let c = Client::connect([self.endpoints[i].as_str()], Some(self.options.clone())).await?;
-        *self.clients[i].lock().expect("client slot") = Some(c.clone());
+        *lock(&self.clients[i]) = Some(c.clone());
         Ok(c)
     }
 
     fn drop_client(&self, i: usize) {
-        *self.clients[i].lock().expect("client slot") = None;
+        *lock(&self.clients[i]) = None;
     }
 
     /// Runs `f` on the current endpoint, moving on to the next ones on an unreachable-kind failure, and going
@@ -109,12 +110,7 @@ impl Conn {
                 }
                 let share = (deadline - now) / (n - attempt) as u32;
                 self.requests.fetch_add(1, Ordering::Relaxed);
-                *self
-                    .by_op
-                    .lock()
-                    .expect("request counters")
-                    .entry(op)
-                    .or_default() += 1;
+                *lock(&self.by_op).entry(op).or_default() += 1;
                 let r = tokio::time::timeout(share, async {
                     let c = self.client(i).await?;
                     f(c).await
@@ -150,7 +146,7 @@ impl Conn {
         }
         // Start from the next endpoint on the next call: this one just failed.
         self.current.store((first + 1) % n, Ordering::Relaxed);
-        *self.last_unreachable.lock().expect("failure time") = Some(Instant::now());
+        *lock(&self.last_unreachable) = Some(Instant::now());
         Err(Failure::Unreachable(format!(
             "no etcd endpoint answered within {budget:?} (last: {last})"
         )))

@@ -14,7 +14,7 @@
 //! A node keeps one watch on the cluster prefix and answers `load` and `watch_leader` from the copy it feeds, as
 //! Patroni 4 does: an idle loop costs one request, the lease keepalive. The copy is trusted only while the watch
 //! is live and the keepalives succeed, and never shows an older state than this node's own last write; otherwise
-//! `load` reads linearizably from etcd (see the `etcd_dcs` module doc for why that is safe).
+//! `load` reads linearizably from etcd (see the `cache` module doc for why that is safe).
 //!
 //! Every call runs under the request timeout (`retry_timeout`): an etcd that does not answer gives
 //! `DcsError::Unreachable` within it, on any endpoint list. With several endpoints a call moves on to the next
@@ -39,15 +39,25 @@
 //! - [`settings`]: [`EtcdSettings`], validated before any traffic.
 //! - [`error`]: [`EtcdDcsError`] (bad settings) and how etcd errors map onto `DcsError` kinds.
 //! - `conn`: one client per endpoint, failover between endpoints, the deadline, the request counter.
-//! - `etcd_dcs`: [`EtcdDcs`] itself: the lease, the transactions, the watch-fed cache.
+//! - `dcs`: [`EtcdDcs`] itself and its `impl Dcs`, which runs each operation inside its span.
+//! - `lease`: the lease, and the leader and member keys put with it (acquire, renew, release, touch).
+//! - `kv`: plain puts, deletes and ranges, transactions, compare-and-set on a key's `mod_revision`.
+//! - `seen`: what this client's own loads and writes told it (read-your-writes, the write shortcuts).
+//! - `cache`: the watch-fed copy of the prefix that answers `load`, and why a cached load is safe.
+//! - `watch`: the cluster watch that feeds the cache, and `watch_leader`.
 //! - [`testing`]: real etcd servers and clusters for tests (yours too), and a byte-counting proxy.
 
+mod cache;
 mod conn;
+mod dcs;
 pub mod error;
-mod etcd_dcs;
+mod kv;
+mod lease;
+mod seen;
 pub mod settings;
 pub mod testing;
+mod watch;
 
+pub use dcs::EtcdDcs;
 pub use error::EtcdDcsError;
-pub use etcd_dcs::EtcdDcs;
 pub use settings::{EtcdSettings, DEFAULT_NAMESPACE, DEFAULT_REQUEST_TIMEOUT};

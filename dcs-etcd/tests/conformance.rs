@@ -11,6 +11,7 @@ use dcs_etcd::EtcdDcs;
 use ha_core::conformance::{self, Harness};
 use ha_core::dcs::Dcs;
 use ha_core::model::codec::KeyPath;
+use ha_core::sync::lock;
 
 /// The suite's view of one etcd server.
 struct EtcdHarness {
@@ -36,10 +37,10 @@ impl Harness for EtcdHarness {
         c.put(path.key(key), value, None).await.unwrap();
     }
     async fn stop_server(&self) {
-        self.server.lock().unwrap().stop();
+        lock(&self.server).stop();
     }
     async fn start_server(&self) {
-        self.server.lock().unwrap().start_again().unwrap();
+        lock(&self.server).start_again().unwrap();
     }
 }
 
