@@ -63,6 +63,7 @@ use ha_core::model::codec::{keys, to_json};
 use ha_core::model::{
     Cluster, Failover, GlobalConfig, HistoryEntry, KeyPath, MemberData, RawEntry, Status, SyncState,
 };
+use ha_core::sync::lock;
 use tracing::{debug, info, info_span, warn, Instrument};
 use zookeeper_async::{Acl, CreateMode, Stat, WatchedEvent, ZkError, ZkState, ZooKeeper};
 
@@ -115,24 +116,18 @@ struct Conn {
 
 impl Conn {
     fn session_id(&self) -> Option<i64> {
-        *self.session_id.lock().unwrap_or_else(|p| p.into_inner())
+        *lock(&self.session_id)
     }
     fn learn_session(&self, stat: &Stat) {
         if stat.ephemeral_owner != 0 {
-            *self.session_id.lock().unwrap_or_else(|p| p.into_inner()) = Some(stat.ephemeral_owner);
+            *lock(&self.session_id) = Some(stat.ephemeral_owner);
         }
     }
     fn member_written(&self) -> Option<String> {
-        self.member_written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.member_written).clone()
     }
     fn set_member_written(&self, v: Option<String>) {
-        *self
-            .member_written
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = v;
+        *lock(&self.member_written) = v;
     }
     fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
@@ -170,10 +165,6 @@ impl std::fmt::Debug for ZkDcs {
             .field("name", &self.inner.name)
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl ZkDcs {
