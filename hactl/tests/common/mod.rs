@@ -2,6 +2,8 @@
 //! PostgreSQL, on a manual clock, with each node's REST API context wired to its driver.
 #![allow(dead_code)]
 
+pub mod certs;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
