@@ -52,6 +52,7 @@
 pub mod error;
 mod kv;
 mod session;
+mod settings;
 pub mod testing;
 mod watch;
 
@@ -61,7 +62,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use consulrs::client::{ConsulClient, ConsulClientSettingsBuilder};
+use consulrs::client::ConsulClient;
 use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
 use ha_core::model::codec::{keys, to_json};
 use ha_core::model::{
@@ -72,25 +73,8 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use kv::decode_value;
 
 pub use error::CallError;
+pub use settings::ConsulSettings;
 pub use session::{session_ttl_for, worst_case_session_lifetime, MIN_SESSION_TTL};
-
-/// Where and who.
-#[derive(Debug, Clone)]
-pub struct ConsulSettings {
-    /// `http://host:port` of a Consul agent.
-    pub url: String,
-    /// Patroni's `namespace` (default `service`).
-    pub namespace: String,
-    pub scope: String,
-    /// This node's name (the session is `<scope>-<name>`).
-    pub name: String,
-    /// hactl's ttl; the session TTL is `max(10 s, ttl / 2)` (see the crate doc).
-    pub ttl: Duration,
-    /// Deadline of every non-blocking call.
-    pub retry_timeout: Duration,
-    /// ACL token (`X-Consul-Token`), if the agent needs one.
-    pub token: Option<String>,
-}
 
 /// Mutable client state; never held across an await.
 #[derive(Debug, Default)]
@@ -133,76 +117,6 @@ impl std::fmt::Debug for ConsulDcs {
 }
 
 impl ConsulDcs {
-    /// A node's client. No request is sent yet; the session is created by the first call that needs it.
-    pub fn new(settings: ConsulSettings) -> Result<ConsulDcs, DcsError> {
-        let name = Some(settings.name.clone());
-        Self::build(settings, name)
-    }
-
-    /// A session-less client for tools (`hactl list`, `edit-config`, `remove`): reads and versioned writes only.
-    /// `acquire_leader`, `renew_leader` and `touch_member` return [`DcsError::Rejected`].
-    pub fn ctl(settings: ConsulSettings) -> Result<ConsulDcs, DcsError> {
-        Self::build(settings, None)
-    }
-
-    fn build(settings: ConsulSettings, name: Option<String>) -> Result<ConsulDcs, DcsError> {
-        let mut b = ConsulClientSettingsBuilder::default();
-        b.address(settings.url.trim_end_matches('/'));
-        if let Some(t) = &settings.token {
-            b.token(t.clone());
-        }
-        // The rest (CA, client certificate, TLS verification) comes from CONSUL_* variables, as with `consul` itself.
-        let cs = b
-            .build()
-            .map_err(|e| DcsError::Rejected(format!("Consul client settings: {e}")))?;
-        // consulrs builds its reqwest client without any timeout: build ours, with a connect timeout and the same TLS
-        // settings, and put it in.
-        let mut hb = reqwest::Client::builder()
-            .connect_timeout(settings.retry_timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .danger_accept_invalid_certs(!cs.verify);
-        for path in &cs.ca_certs {
-            let pem = std::fs::read(path)
-                .map_err(|e| DcsError::Rejected(format!("reading CA certificate {path}: {e}")))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| DcsError::Rejected(format!("CA certificate {path}: {e}")))?;
-            hb = hb.add_root_certificate(cert);
-        }
-        if let (Some(cert), Some(key)) = (&cs.client_cert, &cs.client_key) {
-            let mut pem = std::fs::read(cert).map_err(|e| {
-                DcsError::Rejected(format!("reading client certificate {cert}: {e}"))
-            })?;
-            pem.extend(
-                std::fs::read(key)
-                    .map_err(|e| DcsError::Rejected(format!("reading client key {key}: {e}")))?,
-            );
-            let id = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| DcsError::Rejected(format!("client certificate {cert}: {e}")))?;
-            hb = hb.identity(id);
-        }
-        let http = hb
-            .build()
-            .map_err(|e| DcsError::Rejected(format!("building the HTTP client: {e}")))?;
-        let mut client =
-            ConsulClient::new(cs).map_err(|e| DcsError::Rejected(format!("Consul client: {e}")))?;
-        let base_url = settings.url.trim_end_matches('/').to_string();
-        client.http = rustify::clients::reqwest::Client::new(&base_url, http.clone());
-        Ok(ConsulDcs {
-            client,
-            http,
-            base_url,
-            path: KeyPath::new(&settings.namespace, &settings.scope),
-            scope: settings.scope,
-            name,
-            retry_timeout: settings.retry_timeout,
-            state: Mutex::new(State {
-                session_ttl: session_ttl_for(settings.ttl),
-                ..Default::default()
-            }),
-            requests: AtomicU64::new(0),
-        })
-    }
-
     /// HTTP requests sent so far (each is one round trip), for benchmarks and metrics.
     pub fn requests_sent(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
