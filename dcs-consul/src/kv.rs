@@ -143,7 +143,9 @@ impl ConsulDcs {
     }
 
     /// The leader key as it is now: (value, ModifyIndex, session), `None` when absent.
-    pub(crate) async fn read_leader(&self) -> Result<Option<(String, u64, Option<String>)>, CallError> {
+    pub(crate) async fn read_leader(
+        &self,
+    ) -> Result<Option<(String, u64, Option<String>)>, CallError> {
         let got = self
             .read("read leader", self.key(keys::LEADER), false)
             .await?;

@@ -13,8 +13,9 @@ use consulrs::client::{ConsulClient, ConsulClientSettingsBuilder};
 use ha_core::dcs::DcsError;
 use ha_core::model::KeyPath;
 
+use crate::dcs::State;
 use crate::session::session_ttl_for;
-use crate::{ConsulDcs, State};
+use crate::ConsulDcs;
 
 /// Where and who.
 #[derive(Debug, Clone)]
