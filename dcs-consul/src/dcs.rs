@@ -14,6 +14,7 @@ use ha_core::model::codec::{keys, to_json};
 use ha_core::model::{
     Cluster, Failover, GlobalConfig, HistoryEntry, KeyPath, MemberData, RawEntry, Status, SyncState,
 };
+use ha_core::sync::lock;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::error::CallError;
@@ -84,8 +85,9 @@ impl ConsulDcs {
         format!("{}{}{}", self.prefix(), keys::MEMBERS, name)
     }
 
+    /// The client state, through the workspace's poisoned-lock policy ([`ha_core::sync::lock`]).
     pub(crate) fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// Runs one consulrs call under `retry_timeout`, counting it.
