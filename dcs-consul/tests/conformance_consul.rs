@@ -12,6 +12,7 @@ use dcs_consul::testing::ConsulServer;
 use dcs_consul::{ConsulDcs, ConsulSettings};
 use ha_core::conformance::{self, Harness};
 use ha_core::dcs::Dcs;
+use ha_core::sync::lock;
 
 const SCOPE: &str = "batman";
 const RETRY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -61,10 +62,10 @@ impl Harness for ConsulHarness {
         assert!(ok, "raw put of {key}");
     }
     async fn stop_server(&self) {
-        self.server.lock().unwrap().stop();
+        lock(&self.server).stop();
     }
     async fn start_server(&self) {
-        self.server.lock().unwrap().start_again().unwrap();
+        lock(&self.server).start_again().unwrap();
     }
     fn expiry_slack(&self) -> Duration {
         // ttl 20 s → session TTL 10 s, destroyed at most 2 × 10 s = ttl after the last renewal; the slack covers

@@ -1,0 +1,108 @@
+//! Where and who: [`ConsulSettings`], and the client built from them ([`ConsulDcs::new`] for a node,
+//! [`ConsulDcs::ctl`] for tools).
+//!
+//! TLS (CA, client certificate, verification) is not a field here: it comes from the `CONSUL_*` environment
+//! variables, as with the `consul` CLI itself. One reqwest client, with a connect timeout consulrs would not set,
+//! serves both consulrs and the raw blocking watch.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use consulrs::client::{ConsulClient, ConsulClientSettingsBuilder};
+use ha_core::dcs::DcsError;
+use ha_core::model::KeyPath;
+
+use crate::dcs::State;
+use crate::session::session_ttl_for;
+use crate::ConsulDcs;
+
+/// Where and who.
+#[derive(Debug, Clone)]
+pub struct ConsulSettings {
+    /// `http://host:port` of a Consul agent.
+    pub url: String,
+    /// Patroni's `namespace` (default `service`).
+    pub namespace: String,
+    pub scope: String,
+    /// This node's name (the session is `<scope>-<name>`).
+    pub name: String,
+    /// hactl's ttl; the session TTL is `max(10 s, ttl / 2)` (see the crate doc).
+    pub ttl: Duration,
+    /// Deadline of every non-blocking call.
+    pub retry_timeout: Duration,
+    /// ACL token (`X-Consul-Token`), if the agent needs one.
+    pub token: Option<String>,
+}
+
+impl ConsulDcs {
+    /// A node's client. No request is sent yet; the session is created by the first call that needs it.
+    pub fn new(settings: ConsulSettings) -> Result<ConsulDcs, DcsError> {
+        let name = Some(settings.name.clone());
+        Self::build(settings, name)
+    }
+
+    /// A session-less client for tools (`hactl list`, `edit-config`, `remove`): reads and versioned writes only.
+    /// `acquire_leader`, `renew_leader` and `touch_member` return [`DcsError::Rejected`].
+    pub fn ctl(settings: ConsulSettings) -> Result<ConsulDcs, DcsError> {
+        Self::build(settings, None)
+    }
+
+    fn build(settings: ConsulSettings, name: Option<String>) -> Result<ConsulDcs, DcsError> {
+        let mut b = ConsulClientSettingsBuilder::default();
+        b.address(settings.url.trim_end_matches('/'));
+        if let Some(t) = &settings.token {
+            b.token(t.clone());
+        }
+        // The rest (CA, client certificate, TLS verification) comes from CONSUL_* variables, as with `consul` itself.
+        let cs = b
+            .build()
+            .map_err(|e| DcsError::Rejected(format!("Consul client settings: {e}")))?;
+        // consulrs builds its reqwest client without any timeout: build ours, with a connect timeout and the same TLS
+        // settings, and put it in.
+        let mut hb = reqwest::Client::builder()
+            .connect_timeout(settings.retry_timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .danger_accept_invalid_certs(!cs.verify);
+        for path in &cs.ca_certs {
+            let pem = std::fs::read(path)
+                .map_err(|e| DcsError::Rejected(format!("reading CA certificate {path}: {e}")))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| DcsError::Rejected(format!("CA certificate {path}: {e}")))?;
+            hb = hb.add_root_certificate(cert);
+        }
+        if let (Some(cert), Some(key)) = (&cs.client_cert, &cs.client_key) {
+            let mut pem = std::fs::read(cert).map_err(|e| {
+                DcsError::Rejected(format!("reading client certificate {cert}: {e}"))
+            })?;
+            pem.extend(
+                std::fs::read(key)
+                    .map_err(|e| DcsError::Rejected(format!("reading client key {key}: {e}")))?,
+            );
+            let id = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| DcsError::Rejected(format!("client certificate {cert}: {e}")))?;
+            hb = hb.identity(id);
+        }
+        let http = hb
+            .build()
+            .map_err(|e| DcsError::Rejected(format!("building the HTTP client: {e}")))?;
+        let mut client =
+            ConsulClient::new(cs).map_err(|e| DcsError::Rejected(format!("Consul client: {e}")))?;
+        let base_url = settings.url.trim_end_matches('/').to_string();
+        client.http = rustify::clients::reqwest::Client::new(&base_url, http.clone());
+        Ok(ConsulDcs {
+            client,
+            http,
+            base_url,
+            path: KeyPath::new(&settings.namespace, &settings.scope),
+            scope: settings.scope,
+            name,
+            retry_timeout: settings.retry_timeout,
+            state: Mutex::new(State {
+                session_ttl: session_ttl_for(settings.ttl),
+                ..Default::default()
+            }),
+            requests: AtomicU64::new(0),
+        })
+    }
+}
