@@ -152,7 +152,7 @@ pub struct Driver<D, P> {
 
 impl<D: Dcs, P: PgControl> Driver<D, P> {
     pub fn new(dcs: D, pg: P, clock: Arc<dyn Clock>, settings: DriverSettings) -> Self {
-        let timing = settings.bootstrap_config.timing().unwrap_or_default();
+        let timing = settings.bootstrap_config.timing();
         let started_at = clock.now();
         Driver {
             dcs,
@@ -414,12 +414,13 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             Some(c) => c.value.clone(),
             None => self.settings.bootstrap_config.clone(),
         };
-        match cfg.timing() {
-            Ok(t) => self.local.timing = t,
-            Err(e) => {
-                warn!(error = %e, "ignoring the timing in the DCS config; keeping the last valid one")
+        let timing = cfg.timing();
+        if timing != self.local.timing || self.ttl_set_ms.is_none() {
+            for w in cfg.timing_adjustments() {
+                warn!(warning = %w, "timing in the DCS config adjusted");
             }
         }
+        self.local.timing = timing;
         self.local.last_config = cfg;
         if self.ttl_set_ms != Some(self.local.timing.ttl_ms) {
             if self

@@ -170,23 +170,23 @@ fn a_failing_pre_promote_hook_cancels_the_promotion_and_gives_the_lock_back() {
 }
 
 #[test]
-fn timing_that_breaks_the_rule_is_rejected_with_the_key_names() {
+fn timing_that_breaks_the_rule_is_adjusted_with_warnings_naming_the_keys() {
     let cfg = GlobalConfig {
         ttl: Some(5.0),
         loop_wait: Some(2.0),
         retry_timeout: Some(2.0),
         ..Default::default()
     };
-    let err = cfg.timing().unwrap_err().to_string();
-    assert!(
-        err.contains("`loop_wait`") && err.contains("`retry_timeout`") && err.contains("`ttl`"),
-        "{err}"
-    );
+    let t = cfg.timing();
+    assert_eq!((t.ttl_ms, t.loop_wait_ms, t.retry_timeout_ms), (5_000, 1_000, 2_000));
+    let w = cfg.timing_adjustments().join(" ");
+    assert!(w.contains("loop_wait") && w.contains("retry_timeout") && w.contains("ttl"), "{w}");
     let cfg = GlobalConfig {
         ttl: Some(1.0),
         ..Default::default()
     };
-    assert!(cfg.timing().unwrap_err().to_string().contains("`ttl`"));
+    assert_eq!(cfg.timing().ttl_ms, 2_000);
+    assert!(cfg.timing_adjustments()[0].starts_with("ttl=1"));
 }
 
 #[test]

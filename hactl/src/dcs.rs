@@ -40,12 +40,7 @@ fn etcd_settings(config: &Config, e: &EtcdConfig) -> dcs_etcd::EtcdSettings {
     s.username = e.username.clone();
     s.password = e.password.clone();
     // Every DCS call must finish within retry_timeout, so a hung etcd never stalls the loop longer.
-    let retry_ms = config
-        .bootstrap
-        .dcs
-        .timing()
-        .map(|t| t.retry_timeout_ms)
-        .unwrap_or(10_000);
+    let retry_ms = config.bootstrap.dcs.timing().retry_timeout_ms;
     s.request_timeout = Duration::from_millis(retry_ms);
     s
 }
@@ -57,7 +52,7 @@ pub fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildE
         not(any(feature = "consul", feature = "zookeeper")),
         allow(unused_variables)
     )]
-    let timing = config.bootstrap.dcs.timing().unwrap_or_default();
+    let timing = config.bootstrap.dcs.timing();
     match dcs {
         DcsConfig::Etcd3(e) | DcsConfig::Etcd(e) => {
             let section = dcs.kind();

@@ -27,7 +27,7 @@ fn patroni_documentation_style_three_node_etcd3_config_loads_unchanged() {
             ),
             other => panic!("expected etcd3, got {other:?}"),
         }
-        let t = c.bootstrap.dcs.timing().unwrap();
+        let t = c.bootstrap.dcs.timing();
         assert_eq!(
             (t.ttl_ms, t.loop_wait_ms, t.retry_timeout_ms),
             (30_000, 10_000, 10_000)

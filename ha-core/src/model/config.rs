@@ -162,9 +162,19 @@ impl GlobalConfig {
         out
     }
 
-    /// The effective timing, checked: `loop_wait + 2 * retry_timeout <= ttl` and each above its minimum.
-    pub fn timing(&self) -> Result<Timing, ConfigError> {
-        Timing::from_seconds(
+    /// The effective timing: the configured values adjusted as Patroni adjusts them
+    /// ([`Timing::adjusted`]), so a config that runs under Patroni runs under hactl.
+    pub fn timing(&self) -> Timing {
+        self.adjusted_timing().0
+    }
+
+    /// What [`GlobalConfig::timing`] changed, one line per adjustment naming the keys (log them as warnings).
+    pub fn timing_adjustments(&self) -> Vec<String> {
+        self.adjusted_timing().1
+    }
+
+    fn adjusted_timing(&self) -> (Timing, Vec<String>) {
+        Timing::adjusted(
             self.ttl.unwrap_or(DEFAULT_TTL_S),
             self.loop_wait.unwrap_or(DEFAULT_LOOP_WAIT_S),
             self.retry_timeout.unwrap_or(DEFAULT_RETRY_TIMEOUT_S),
@@ -234,6 +244,47 @@ impl Timing {
         })
     }
 
+    /// Patroni's `_validate_and_adjust_timeouts` with hactl's lower minimums: a value below its minimum is raised to
+    /// it; if `loop_wait + 2 * retry_timeout > ttl`, `loop_wait` is lowered to fit, and if even a 1 s `loop_wait`
+    /// does not fit, `loop_wait` becomes 1 s and `retry_timeout` `(ttl - 1) / 2` (rounded down to whole seconds
+    /// where that stays above its minimum, as Patroni's integer division does). Never refused: Patroni accepts
+    /// `PATCH /config {"ttl": 20}` beside `retry_timeout: 10` this way, and so does hactl. Each change is
+    /// returned as a warning naming the keys, in Patroni's words.
+    pub fn adjusted(ttl: f64, loop_wait: f64, retry_timeout: f64) -> (Timing, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut raise = |key: &str, value: f64, min: f64| {
+            if value >= min && value.is_finite() {
+                value
+            } else {
+                warnings.push(format!("{key}={value} can't be smaller than {min}, adjusting..."));
+                min
+            }
+        };
+        let mut loop_wait = raise("loop_wait", loop_wait, MIN_LOOP_WAIT_S);
+        let mut retry_timeout = raise("retry_timeout", retry_timeout, MIN_RETRY_TIMEOUT_S);
+        let ttl = raise("ttl", ttl, MIN_TTL_S);
+        const ADJUSTED_LOOP_WAIT_S: f64 = 1.0;
+        if ADJUSTED_LOOP_WAIT_S + 2.0 * retry_timeout > ttl + 1e-9 {
+            let exact = (ttl - ADJUSTED_LOOP_WAIT_S) / 2.0;
+            let new_retry = if exact.floor() >= MIN_RETRY_TIMEOUT_S { exact.floor() } else { exact };
+            warnings.push(format!(
+                "Violated the rule \"loop_wait + 2*retry_timeout <= ttl\", where ttl={ttl}. Adjusting loop_wait \
+                 from {loop_wait} to {ADJUSTED_LOOP_WAIT_S} and retry_timeout from {retry_timeout} to {new_retry}"
+            ));
+            loop_wait = ADJUSTED_LOOP_WAIT_S;
+            retry_timeout = new_retry;
+        } else if loop_wait + 2.0 * retry_timeout > ttl + 1e-9 {
+            let new_loop = ttl - 2.0 * retry_timeout;
+            warnings.push(format!(
+                "Violated the rule \"loop_wait + 2*retry_timeout <= ttl\", where ttl={ttl} and \
+                 retry_timeout={retry_timeout}. Adjusting loop_wait from {loop_wait} to {new_loop}"
+            ));
+            loop_wait = new_loop;
+        }
+        let timing = Timing::from_seconds(ttl, loop_wait, retry_timeout).unwrap_or_default();
+        (timing, warnings)
+    }
+
     /// How long before the server could expire our lease we stop acting as primary.
     ///
     /// The lease is counted from the moment the renewal was *sent* (the server can only have started it later), so the
@@ -275,6 +326,22 @@ mod tests {
     }
 
     #[test]
+    fn timing_is_adjusted_as_patroni_adjusts_it_never_refused() {
+        // Patroni's acceptance suite: PATCH {"ttl": 20} beside retry_timeout 10 and loop_wait 2.
+        let (t, w) = Timing::adjusted(20.0, 2.0, 10.0);
+        assert_eq!((t.ttl_ms, t.loop_wait_ms, t.retry_timeout_ms), (20_000, 1_000, 9_000));
+        assert!(w[0].contains("Adjusting loop_wait from 2 to 1 and retry_timeout from 10 to 9"), "{w:?}");
+        let (t, w) = Timing::adjusted(10.0, 5.0, 3.0);
+        assert_eq!((t.loop_wait_ms, t.retry_timeout_ms), (4_000, 3_000));
+        assert!(w[0].contains("Adjusting loop_wait from 5 to 4"), "{w:?}");
+        let (t, w) = Timing::adjusted(1.0, 0.0, 10.0);
+        assert!(t.ttl_ms >= 2_000 && t.loop_wait_ms + 2 * t.retry_timeout_ms <= t.ttl_ms, "{t:?}");
+        assert!(w.iter().any(|l| l.starts_with("ttl=1 can't be smaller than 2")), "{w:?}");
+        let (_, w) = Timing::adjusted(30.0, 10.0, 10.0);
+        assert!(w.is_empty(), "Patroni's defaults need no adjustment");
+    }
+
+    #[test]
     fn ttl_of_five_seconds_is_accepted_with_matching_loop_and_retry() {
         let t = Timing::from_seconds(5.0, 1.0, 2.0).unwrap();
         assert_eq!(t.lease_valid_ms(), 4000);
@@ -285,7 +352,7 @@ mod tests {
         let raw = r#"{"ttl":"20","loop_wait":5,"retry_timeout":5,"postgresql":{"parameters":{"max_connections":100},"x":1},"custom":[1,2]}"#;
         let c: GlobalConfig = serde_json::from_str(raw).unwrap();
         assert_eq!(c.ttl, Some(20.0));
-        assert_eq!(c.timing().unwrap().ttl_ms, 20_000);
+        assert_eq!(c.timing().ttl_ms, 20_000);
         assert_eq!(
             c.parameters().get("max_connections").map(String::as_str),
             Some("100")

@@ -131,12 +131,15 @@ pub(crate) fn get_metrics(ctx: &ApiContext) -> Response {
     text(200, body)
 }
 
-/// A config value a DCS write may take: it parses as Patroni's dynamic config and its timing is valid.
+/// A config value a DCS write may take: it parses as Patroni's dynamic config. Timing that breaks
+/// `loop_wait + 2 * retry_timeout <= ttl` is accepted as Patroni accepts it: every node adjusts it when it reads
+/// it (`Timing::adjusted`) and logs what it changed.
 fn checked_config(v: Value) -> Result<GlobalConfig, Response> {
     let cfg: GlobalConfig = serde_json::from_value(v)
         .map_err(|e| text(400, format!("Bad request: invalid configuration: {e}")))?;
-    cfg.timing()
-        .map_err(|e| text(400, format!("Bad request: {e}")))?;
+    for w in cfg.timing_adjustments() {
+        tracing::warn!(warning = %w, "the new config's timing will be adjusted");
+    }
     Ok(cfg)
 }
 
@@ -297,7 +300,7 @@ fn title(action: &str) -> String {
 
 fn poll_timeout(ctx: &ApiContext, cfg: &GlobalConfig) -> Duration {
     ctx.poll_timeout.unwrap_or_else(|| {
-        let loop_wait_ms = cfg.timing().map(|t| t.loop_wait_ms).unwrap_or(10_000);
+        let loop_wait_ms = cfg.timing().loop_wait_ms;
         Duration::from_millis(2 * loop_wait_ms.max(10_000))
     })
 }
@@ -665,7 +668,7 @@ pub(crate) fn post_failsafe(ctx: &ApiContext, req: &Request) -> Response {
     if v.pg.is_primary() {
         return text(500, "Running as a leader");
     }
-    let ttl_ms = v.config.timing().map(|t| t.ttl_ms).unwrap_or(30_000);
+    let ttl_ms = v.config.timing().ttl_ms;
     *lock(&ctx.failsafe_inbox) = Some((leader, ctx.clock.now().plus_ms(ttl_ms)));
     let mut r = text(200, "Accepted");
     if let Ok(h) = HeaderValue::from_str(&v.pg.lsn.to_string()) {

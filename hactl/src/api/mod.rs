@@ -296,7 +296,7 @@ async fn dispatch(State(ctx): State<Arc<ApiContext>>, request: axum::extract::Re
         (Method::GET, "metrics") => handlers::get_metrics(&ctx),
         (Method::GET, "liveness") => {
             let v = ctx.view();
-            let ttl = v.config.timing().map(|t| t.ttl_ms).unwrap_or(30_000);
+            let ttl = v.config.timing().ttl_ms;
             status_only(health::liveness_status(&v, ctx.clock.now().0, ttl))
         }
         (Method::GET, "readiness") => {

@@ -42,7 +42,11 @@ pub(super) fn parse_bootstrap(
             })?
         }
     };
-    dcs.timing()?;
+    warnings.extend(
+        dcs.timing_adjustments()
+            .into_iter()
+            .map(|w| format!("`{}`: {w}", dcs_tree.path)),
+    );
     let mut initdb = Vec::new();
     if let Some(v) = s.get("initdb") {
         let items = v

@@ -161,10 +161,9 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     if let Some(p) = &pg.pgpass {
         s.pgpass = p.clone();
     }
-    if let Ok(t) = config.bootstrap.dcs.timing() {
-        // One query to a healthy server fits well within retry_timeout; a server slower than that is unresponsive.
-        s.timeouts.query = Duration::from_millis(t.retry_timeout_ms.clamp(1000, 10_000));
-    }
+    // One query to a healthy server fits well within retry_timeout; a server slower than that is unresponsive.
+    let t = config.bootstrap.dcs.timing();
+    s.timeouts.query = Duration::from_millis(t.retry_timeout_ms.clamp(1000, 10_000));
     Ok(s)
 }
 
@@ -292,11 +291,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     for w in &config.warnings {
         warn!(warning = %w, "config");
     }
-    let timing = config
-        .bootstrap
-        .dcs
-        .timing()
-        .map_err(crate::config::ConfigError::Timing)?;
+    let timing = config.bootstrap.dcs.timing();
     let identity = config.node_identity(crate::VERSION);
     let pg = Arc::new(pg_control::PgCtl::new(pg_settings(&config)?).await?);
     let node_dcs = connect(&config, DcsMode::Node)?;

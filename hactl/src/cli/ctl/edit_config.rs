@@ -90,9 +90,9 @@ impl Ctl<'_> {
         }
         let new_cfg: GlobalConfig = serde_json::from_value(after)
             .map_err(|e| CliError::Failed(format!("invalid configuration: {e}")))?;
-        new_cfg
-            .timing()
-            .map_err(|e| CliError::Failed(format!("invalid configuration: {e}")))?;
+        for w in new_cfg.timing_adjustments() {
+            self.say(&format!("Warning: {w}"))?;
+        }
         match self.dcs.set_config(&new_cfg, Some(cfg.version)).await {
             Ok(()) => self.say("Configuration changed"),
             Err(DcsError::Conflict(_)) => Err(CliError::Failed(

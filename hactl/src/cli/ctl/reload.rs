@@ -19,11 +19,7 @@ impl Ctl<'_> {
                 names.join(", ")
             ))?;
         }
-        let loop_wait = cluster
-            .global_config()
-            .timing()
-            .map(|t| t.loop_wait_ms / 1000)
-            .unwrap_or(10);
+        let loop_wait = cluster.global_config().timing().loop_wait_ms / 1000;
         let mut failed = 0;
         for m in &members {
             let line = match self.request(m, reqwest::Method::POST, "reload", None).await {
