@@ -40,6 +40,7 @@
 //! - Nothing is deleted on an error; a data directory of another cluster is never wiped.
 
 mod conf;
+mod connect;
 mod controldata;
 mod ctl;
 mod error;
