@@ -48,6 +48,7 @@ mod fence;
 mod lifecycle;
 mod observe;
 mod os;
+mod pidfile;
 mod replicas;
 mod settings;
 
