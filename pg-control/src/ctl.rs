@@ -7,7 +7,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ha_core::pg::Upstream;
-use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::conf::{self, ManagedConf, Recovery};
@@ -15,6 +14,7 @@ use crate::controldata::ControlData;
 use crate::error::{Error, Result};
 use crate::os::{self, RunAs};
 use crate::settings::PgSettings;
+use crate::state::NodeState;
 
 /// The PostgreSQL major versions this crate is written and tested for.
 pub const SUPPORTED_MAJORS: std::ops::RangeInclusive<u32> = 13..=17;
@@ -27,20 +27,6 @@ const BINARIES: &[&str] = &[
     "pg_rewind",
     "pg_controldata",
 ];
-
-/// What this node remembers across daemon restarts (in [`PgSettings::state_file`]): PostgreSQL's files do not say
-/// which member a standby follows, and the cluster-wide parameters must survive a regenerated postgresql.conf.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct NodeState {
-    pub upstream: Option<StoredUpstream>,
-    pub cluster_parameters: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StoredUpstream {
-    pub name: String,
-    pub conn_url: String,
-}
 
 /// What [`PgCtl::ensure_slots`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -201,14 +187,7 @@ impl PgCtl {
             s,
         };
         ctl.check_data_dir()?;
-        if let Ok(text) = std::fs::read_to_string(&ctl.s.state_file) {
-            match serde_json::from_str::<NodeState>(&text) {
-                Ok(st) => *ctl.state.lock().unwrap_or_else(|p| p.into_inner()) = st,
-                Err(e) => {
-                    warn!(file = ?ctl.s.state_file, error = %e, "ignoring an unreadable state file")
-                }
-            }
-        }
+        ctl.load_state_file();
         Ok(ctl)
     }
 
@@ -253,25 +232,6 @@ impl PgCtl {
     /// `server_version_num` of the binaries, e.g. 150018.
     pub fn binary_version(&self) -> u32 {
         self.version_num
-    }
-
-    /// The member this node follows, as last told (clone, start_replica, follow, rewind).
-    pub fn upstream_name(&self) -> Option<String> {
-        self.node_state().upstream.map(|u| u.name)
-    }
-
-    pub(crate) fn node_state(&self) -> NodeState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub(crate) fn update_state(&self, f: impl FnOnce(&mut NodeState)) -> Result<()> {
-        let snapshot = {
-            let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut g);
-            g.clone()
-        };
-        let text = serde_json::to_string_pretty(&snapshot).unwrap_or_default();
-        os::write_file(&self.run_as, &self.s.state_file, &text, 0o600)
     }
 
     pub(crate) fn initialized(&self) -> bool {
@@ -537,15 +497,6 @@ impl PgCtl {
                 }
             })
             .collect()
-    }
-
-    pub(crate) fn remember_upstream(&self, up: Option<&Upstream>) -> Result<()> {
-        self.update_state(|st| {
-            st.upstream = up.map(|u| StoredUpstream {
-                name: u.name.clone(),
-                conn_url: u.conn_url.clone(),
-            })
-        })
     }
 
     pub(crate) fn check_port_free(&self) -> Result<()> {

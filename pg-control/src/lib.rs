@@ -51,6 +51,7 @@ mod os;
 mod pidfile;
 mod replicas;
 mod settings;
+mod state;
 
 use std::collections::BTreeMap;
 
