@@ -39,10 +39,12 @@
 //! - Passwords live in a 0600 pgpass file, never on a command line.
 //! - Nothing is deleted on an error; a data directory of another cluster is never wiped.
 
+mod binaries;
 mod conf;
 mod connect;
 mod controldata;
 mod ctl;
+mod datadir;
 mod error;
 mod fence;
 mod lifecycle;

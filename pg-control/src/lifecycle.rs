@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use ha_core::pg::{StopMode, Upstream};
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::binaries::pg_ctl_timeout;
 use crate::connect::{quote_ident, quote_literal};
-use crate::ctl::{pg_ctl_timeout, PgCtl, Role};
+use crate::ctl::{PgCtl, Role};
 use crate::error::{Error, Result};
 use crate::os;
 
