@@ -9,8 +9,9 @@ use ha_core::pg::{StopMode, Upstream};
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::binaries::pg_ctl_timeout;
+use crate::conf::Role;
 use crate::connect::{quote_ident, quote_literal};
-use crate::ctl::{PgCtl, Role};
+use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
 use crate::os;
 

@@ -6,8 +6,8 @@ use std::time::Instant;
 use ha_core::pg::Upstream;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::conf::{self, Endpoint};
-use crate::ctl::{PgCtl, Role, SlotChanges};
+use crate::conf::{self, Endpoint, Role};
+use crate::ctl::{PgCtl, SlotChanges};
 use crate::error::{Error, Result};
 use crate::os;
 use crate::settings::PgSettings;
