@@ -40,6 +40,7 @@
 //! - Nothing is deleted on an error; a data directory of another cluster is never wiped.
 
 mod binaries;
+mod checks;
 mod conf;
 mod connect;
 mod controldata;
@@ -60,7 +61,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream};
 
-pub use ctl::{PgCtl, SlotChanges, SUPPORTED_MAJORS};
+pub use checks::SUPPORTED_MAJORS;
+pub use ctl::{PgCtl, SlotChanges};
 pub use error::Error;
 pub use settings::{Credentials, InitdbOption, PgSettings, Timeouts};
 
