@@ -1,21 +1,20 @@
 //! [`PgCtl`]: one local PostgreSQL driven through its binaries (initdb, pg_ctl, pg_basebackup, pg_rewind,
 //! pg_controldata) and tokio-postgres.
+//!
+//! This file holds the type, its constructor and its [`PgControl`] impl; the methods live beside what they work on
+//! (`lifecycle`, `replicas`, `observe`, `conf`, `connect`, ...; see the crate's layout).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+
+use async_trait::async_trait;
+use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream};
 
 use crate::checks;
 use crate::error::{Error, Result};
 use crate::os::RunAs;
 use crate::settings::PgSettings;
 use crate::state::NodeState;
-
-/// What [`PgCtl::ensure_slots`] changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SlotChanges {
-    pub created: Vec<String>,
-    pub dropped: Vec<String>,
-}
 
 /// The node's own configuration that may change at run time.
 #[derive(Debug, Clone)]
@@ -118,5 +117,58 @@ impl PgCtl {
     /// `server_version_num` of the binaries, e.g. 150018.
     pub fn binary_version(&self) -> u32 {
         self.version_num
+    }
+}
+
+#[async_trait]
+impl PgControl for PgCtl {
+    async fn observe(&self) -> PgObservation {
+        PgCtl::observe(self).await
+    }
+    async fn exited(&self) {
+        PgCtl::postmaster_exited(self).await
+    }
+    async fn bootstrap(&self) -> Result<String, PgError> {
+        Ok(PgCtl::bootstrap(self).await?)
+    }
+    async fn clone_from(&self, source: &Upstream) -> Result<(), PgError> {
+        Ok(PgCtl::clone_from(self, source).await?)
+    }
+    async fn start_primary(&self) -> Result<(), PgError> {
+        Ok(PgCtl::start_primary(self).await?)
+    }
+    async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError> {
+        Ok(PgCtl::start_replica(self, upstream).await?)
+    }
+    async fn stop(&self, mode: StopMode) -> Result<(), PgError> {
+        Ok(PgCtl::stop(self, mode).await?)
+    }
+    async fn restart(&self) -> Result<(), PgError> {
+        Ok(PgCtl::restart(self).await?)
+    }
+    async fn reload(&self) -> Result<(), PgError> {
+        Ok(PgCtl::reload(self).await?)
+    }
+    async fn promote(&self) -> Result<(), PgError> {
+        Ok(PgCtl::promote(self).await?)
+    }
+    async fn follow(&self, upstream: &Upstream) -> Result<(), PgError> {
+        Ok(PgCtl::follow(self, upstream).await?)
+    }
+    async fn rewind(&self, source: &Upstream) -> Result<(), PgError> {
+        Ok(PgCtl::rewind(self, source).await?)
+    }
+    async fn reinitialize(&self, source: &Upstream) -> Result<(), PgError> {
+        Ok(PgCtl::reinitialize(self, source).await?)
+    }
+    async fn apply_parameters(
+        &self,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<ParamChange, PgError> {
+        let pending_restart = PgCtl::apply_parameters(self, parameters).await?;
+        Ok(ParamChange { pending_restart })
+    }
+    async fn fence(&self) -> Result<(), PgError> {
+        Ok(PgCtl::fence(self).await?)
     }
 }
