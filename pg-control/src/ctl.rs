@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream};
+use ha_core::sync::lock;
 
 use crate::checks;
 use crate::error::{Error, Result};
@@ -106,12 +107,12 @@ impl PgCtl {
         pg_hba: Vec<String>,
     ) -> Result<()> {
         checks::check_passwords(&self.s, &pg_hba)?;
-        *self.local.lock().unwrap_or_else(|p| p.into_inner()) = LocalConf { parameters, pg_hba };
+        *lock(&self.local) = LocalConf { parameters, pg_hba };
         Ok(())
     }
 
     pub(crate) fn local_conf(&self) -> LocalConf {
-        self.local.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.local).clone()
     }
 
     /// `server_version_num` of the binaries, e.g. 150018.

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use ha_core::pg::Upstream;
+use ha_core::sync::lock;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -30,7 +31,7 @@ impl PgCtl {
     pub(crate) fn load_state_file(&self) {
         if let Ok(text) = std::fs::read_to_string(&self.s.state_file) {
             match serde_json::from_str::<NodeState>(&text) {
-                Ok(st) => *self.state.lock().unwrap_or_else(|p| p.into_inner()) = st,
+                Ok(st) => *lock(&self.state) = st,
                 Err(e) => {
                     warn!(file = ?self.s.state_file, error = %e, "ignoring an unreadable state file")
                 }
@@ -44,12 +45,12 @@ impl PgCtl {
     }
 
     pub(crate) fn node_state(&self) -> NodeState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.state).clone()
     }
 
     pub(crate) fn update_state(&self, f: impl FnOnce(&mut NodeState)) -> Result<()> {
         let snapshot = {
-            let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut g = lock(&self.state);
             f(&mut g);
             g.clone()
         };
