@@ -1,4 +1,5 @@
-//! The configuration files hactl owns, rendered by pure functions.
+//! The configuration files hactl owns: rendered by pure functions (the submodules), written into the data
+//! directory by the [`PgCtl`] methods of this file.
 //!
 //! As Patroni does it: initdb's `postgresql.conf` is renamed `postgresql.base.conf` and left to the user; the
 //! `postgresql.conf` PostgreSQL reads is ours, regenerated whole every time (after a clone or a pg_rewind too, since
