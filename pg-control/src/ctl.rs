@@ -1,162 +1,27 @@
 //! [`PgCtl`]: one local PostgreSQL driven through its binaries (initdb, pg_ctl, pg_basebackup, pg_rewind,
 //! pg_controldata) and tokio-postgres.
+//!
+//! This file holds the type, its constructor and its [`PgControl`] impl; the methods live beside what they work on
+//! (`lifecycle`, `replicas`, `observe`, `conf`, `connect`, ...; see the crate's layout).
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
 
-use ha_core::pg::Upstream;
-use serde::{Deserialize, Serialize};
-use tokio_postgres::NoTls;
-use tracing::{info, warn};
+use async_trait::async_trait;
+use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream};
+use ha_core::sync::lock;
 
-use crate::conf::{self, Endpoint, ManagedConf, Recovery};
-use crate::controldata::ControlData;
+use crate::checks;
 use crate::error::{Error, Result};
-use crate::os::{self, RunAs};
+use crate::os::RunAs;
 use crate::settings::PgSettings;
-
-/// The PostgreSQL major versions this crate is written and tested for.
-pub const SUPPORTED_MAJORS: std::ops::RangeInclusive<u32> = 13..=17;
-
-const BINARIES: &[&str] = &[
-    "initdb",
-    "pg_ctl",
-    "postgres",
-    "pg_basebackup",
-    "pg_rewind",
-    "pg_controldata",
-];
-
-/// What this node remembers across daemon restarts (in [`PgSettings::state_file`]): PostgreSQL's files do not say
-/// which member a standby follows, and the cluster-wide parameters must survive a regenerated postgresql.conf.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct NodeState {
-    pub upstream: Option<StoredUpstream>,
-    pub cluster_parameters: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StoredUpstream {
-    pub name: String,
-    pub conn_url: String,
-}
-
-/// What [`PgCtl::ensure_slots`] changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SlotChanges {
-    pub created: Vec<String>,
-    pub dropped: Vec<String>,
-}
-
-/// The role a (re)generated configuration is for.
-#[derive(Debug, Clone)]
-pub(crate) enum Role<'a> {
-    Primary,
-    Standby(Option<&'a Upstream>),
-}
-
-/// Why a connection attempt gave no answer.
-#[derive(Debug)]
-pub(crate) enum ConnError {
-    Timeout,
-    /// The server answered "starting up" / "shutting down" (SQLSTATE 57P03).
-    NotAccepting(String),
-    Other(String),
-}
-
-impl ConnError {
-    pub(crate) fn into_error(self, operation: &str, timeout: Duration) -> Error {
-        match self {
-            ConnError::Timeout => Error::Timeout {
-                operation: operation.to_string(),
-                timeout_ms: timeout.as_millis() as u64,
-            },
-            ConnError::NotAccepting(m) | ConnError::Other(m) => Error::query(operation, m),
-        }
-    }
-}
-
-fn classify(e: tokio_postgres::Error) -> ConnError {
-    // A full listen queue (a postmaster that stopped accepting long ago) refuses a unix-socket connect with
-    // EAGAIN at once: that is the same hang as a connect that never gets an answer.
-    let io_kind = std::error::Error::source(&e)
-        .and_then(|s| s.downcast_ref::<std::io::Error>())
-        .map(|io| io.kind());
-    if io_kind == Some(std::io::ErrorKind::WouldBlock) {
-        return ConnError::Timeout;
-    }
-    match e.code() {
-        Some(c) if *c == tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW => {
-            ConnError::NotAccepting(e.to_string())
-        }
-        _ => ConnError::Other(match e.as_db_error() {
-            Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
-        }),
-    }
-}
-
-/// Aborts the spawned connection task when the query is done or abandoned: a connection to a hung server would
-/// otherwise wait forever.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+use crate::state::NodeState;
 
 /// The node's own configuration that may change at run time.
 #[derive(Debug, Clone)]
 pub(crate) struct LocalConf {
     pub parameters: BTreeMap<String, String>,
     pub pg_hba: Vec<String>,
-}
-
-/// When pg_hba asks clients for passwords, every role we connect as needs one.
-fn check_passwords(s: &PgSettings, pg_hba: &[String]) -> Result<()> {
-    if !conf::hba_needs_password(pg_hba) {
-        return Ok(());
-    }
-    let mut missing = Vec::new();
-    if s.superuser.password.is_none() {
-        missing.push("superuser");
-    }
-    if s.replication.password.is_none() {
-        missing.push("replication");
-    }
-    if s.rewind.as_ref().is_some_and(|r| r.password.is_none()) {
-        missing.push("rewind");
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::MissingCredentials(format!(
-            "pg_hba asks for passwords but {} has none: set authentication.<role>.password",
-            missing.join(", ")
-        )))
-    }
-}
-
-/// pg_ctl's own `-t` ran out ("server did not start in time", "server did not promote in time"): a timeout, not
-/// a failure; the server may still get there.
-pub(crate) fn pg_ctl_timeout(e: Error, operation: &str, t: Duration) -> Error {
-    match e {
-        Error::Command { ref stderr, .. } if stderr.contains("in time") => Error::Timeout {
-            operation: operation.to_string(),
-            timeout_ms: t.as_millis() as u64,
-        },
-        other => other,
-    }
-}
-
-pub(crate) fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-pub(crate) fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// One local PostgreSQL. Implements [`ha_core::pg::PgControl`]; the inherent methods of the same names return this
@@ -190,64 +55,12 @@ impl PgCtl {
     /// version, credentials) without changing anything, and loads the state file.
     pub async fn new(settings: PgSettings) -> Result<PgCtl> {
         let s = settings;
-        if s.name.trim().is_empty() {
-            return Err(Error::BadSetting("name is empty".into()));
-        }
-        if s.port == 0 {
-            return Err(Error::BadSetting("port is 0".into()));
-        }
+        checks::check_name_and_port(&s)?;
         let run_as = RunAs::resolve(s.os_user.as_deref())?;
-        for b in BINARIES {
-            let p = s.bin_dir.join(b);
-            let ok = std::fs::metadata(&p)
-                .map(|m| {
-                    m.is_file()
-                        && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-                })
-                .unwrap_or(false);
-            if !ok {
-                return Err(Error::BinDir {
-                    bin_dir: s.bin_dir.clone(),
-                    binary: b.to_string(),
-                });
-            }
-        }
-        let out = os::run(
-            &run_as,
-            &s.bin_dir.join("postgres"),
-            &["--version".to_string()],
-            &[],
-            s.timeouts.command,
-        )
-        .await?;
-        let version_num = os::parse_version(&out.stdout).ok_or_else(|| Error::WrongVersion {
-            detail: format!(
-                "cannot read a version from `postgres --version`: {:?}",
-                out.stdout.trim()
-            ),
-        })?;
-        let major = version_num / 10000;
-        if !SUPPORTED_MAJORS.contains(&major) {
-            return Err(Error::WrongVersion {
-                detail: format!(
-                    "{:?} holds PostgreSQL {major}; supported are {}..={}",
-                    s.bin_dir,
-                    SUPPORTED_MAJORS.start(),
-                    SUPPORTED_MAJORS.end()
-                ),
-            });
-        }
-        if s.superuser.username.trim().is_empty() {
-            return Err(Error::MissingCredentials(
-                "superuser.username is empty".into(),
-            ));
-        }
-        if s.replication.username.trim().is_empty() {
-            return Err(Error::MissingCredentials(
-                "replication.username is empty: replicas need a role to stream as".into(),
-            ));
-        }
-        check_passwords(&s, &s.pg_hba)?;
+        checks::check_binaries(&s)?;
+        let version_num = checks::binary_version(&s, &run_as).await?;
+        checks::check_usernames(&s)?;
+        checks::check_passwords(&s, &s.pg_hba)?;
         let ctl = PgCtl {
             run_as,
             version_num,
@@ -260,14 +73,7 @@ impl PgCtl {
             s,
         };
         ctl.check_data_dir()?;
-        if let Ok(text) = std::fs::read_to_string(&ctl.s.state_file) {
-            match serde_json::from_str::<NodeState>(&text) {
-                Ok(st) => *ctl.state.lock().unwrap_or_else(|p| p.into_inner()) = st,
-                Err(e) => {
-                    warn!(file = ?ctl.s.state_file, error = %e, "ignoring an unreadable state file")
-                }
-            }
-        }
+        ctl.load_state_file();
         Ok(ctl)
     }
 
@@ -300,507 +106,70 @@ impl PgCtl {
         parameters: BTreeMap<String, String>,
         pg_hba: Vec<String>,
     ) -> Result<()> {
-        check_passwords(&self.s, &pg_hba)?;
-        *self.local.lock().unwrap_or_else(|p| p.into_inner()) = LocalConf { parameters, pg_hba };
+        checks::check_passwords(&self.s, &pg_hba)?;
+        *lock(&self.local) = LocalConf { parameters, pg_hba };
         Ok(())
     }
 
     pub(crate) fn local_conf(&self) -> LocalConf {
-        self.local.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        lock(&self.local).clone()
     }
 
     /// `server_version_num` of the binaries, e.g. 150018.
     pub fn binary_version(&self) -> u32 {
         self.version_num
     }
+}
 
-    /// The member this node follows, as last told (clone, start_replica, follow, rewind).
-    pub fn upstream_name(&self) -> Option<String> {
-        self.node_state().upstream.map(|u| u.name)
+#[async_trait]
+impl PgControl for PgCtl {
+    async fn observe(&self) -> PgObservation {
+        PgCtl::observe(self).await
     }
-
-    /// A tokio-postgres config for the local server over its unix socket, as the superuser.
-    pub fn local_config(&self, dbname: &str) -> tokio_postgres::Config {
-        let mut c = tokio_postgres::Config::new();
-        c.host_path(&self.s.socket_dir)
-            .port(self.s.port)
-            .user(&self.s.superuser.username)
-            .dbname(dbname)
-            .application_name("hactl")
-            .connect_timeout(self.s.timeouts.query);
-        if let Some(p) = &self.s.superuser.password {
-            c.password(p);
-        }
-        c
+    async fn exited(&self) {
+        PgCtl::postmaster_exited(self).await
     }
-
-    /// A tokio-postgres config for another member, as the superuser.
-    pub(crate) fn remote_config(&self, ep: &Endpoint) -> tokio_postgres::Config {
-        let mut c = tokio_postgres::Config::new();
-        c.host(&ep.host)
-            .port(ep.port)
-            .user(&self.s.superuser.username)
-            .dbname("postgres")
-            .application_name("hactl")
-            .connect_timeout(self.s.timeouts.query);
-        if let Some(p) = &self.s.superuser.password {
-            c.password(p);
-        }
-        c
+    async fn bootstrap(&self) -> Result<String, PgError> {
+        Ok(PgCtl::bootstrap(self).await?)
     }
-
-    /// Connects and runs `f`, the whole bounded by the query timeout.
-    pub(crate) async fn with_client<T, F, Fut>(
+    async fn clone_from(&self, source: &Upstream) -> Result<(), PgError> {
+        Ok(PgCtl::clone_from(self, source).await?)
+    }
+    async fn start_primary(&self) -> Result<(), PgError> {
+        Ok(PgCtl::start_primary(self).await?)
+    }
+    async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError> {
+        Ok(PgCtl::start_replica(self, upstream).await?)
+    }
+    async fn stop(&self, mode: StopMode) -> Result<(), PgError> {
+        Ok(PgCtl::stop(self, mode).await?)
+    }
+    async fn restart(&self) -> Result<(), PgError> {
+        Ok(PgCtl::restart(self).await?)
+    }
+    async fn reload(&self) -> Result<(), PgError> {
+        Ok(PgCtl::reload(self).await?)
+    }
+    async fn promote(&self) -> Result<(), PgError> {
+        Ok(PgCtl::promote(self).await?)
+    }
+    async fn follow(&self, upstream: &Upstream) -> Result<(), PgError> {
+        Ok(PgCtl::follow(self, upstream).await?)
+    }
+    async fn rewind(&self, source: &Upstream) -> Result<(), PgError> {
+        Ok(PgCtl::rewind(self, source).await?)
+    }
+    async fn reinitialize(&self, source: &Upstream) -> Result<(), PgError> {
+        Ok(PgCtl::reinitialize(self, source).await?)
+    }
+    async fn apply_parameters(
         &self,
-        config: tokio_postgres::Config,
-        f: F,
-    ) -> std::result::Result<T, ConnError>
-    where
-        F: FnOnce(tokio_postgres::Client) -> Fut,
-        Fut: Future<Output = std::result::Result<T, tokio_postgres::Error>>,
-    {
-        let work = async move {
-            let (client, connection) = config.connect(NoTls).await.map_err(classify)?;
-            let _guard = AbortOnDrop(tokio::spawn(async move {
-                let _ = connection.await;
-            }));
-            f(client).await.map_err(classify)
-        };
-        match tokio::time::timeout(self.s.timeouts.query, work).await {
-            Ok(r) => r,
-            Err(_) => Err(ConnError::Timeout),
-        }
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<ParamChange, PgError> {
+        let pending_restart = PgCtl::apply_parameters(self, parameters).await?;
+        Ok(ParamChange { pending_restart })
     }
-
-    /// Runs statements on the local server (as the superuser), each bounded by the query timeout.
-    pub async fn execute_local(&self, sql: &str) -> Result<()> {
-        let sql = sql.to_string();
-        self.with_client(self.local_config("postgres"), |c| async move {
-            c.batch_execute(&sql).await
-        })
-        .await
-        .map_err(|e| e.into_error("query", self.s.timeouts.query))
-    }
-
-    pub(crate) fn node_state(&self) -> NodeState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    pub(crate) fn update_state(&self, f: impl FnOnce(&mut NodeState)) -> Result<()> {
-        let snapshot = {
-            let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut g);
-            g.clone()
-        };
-        let text = serde_json::to_string_pretty(&snapshot).unwrap_or_default();
-        os::write_file(&self.run_as, &self.s.state_file, &text, 0o600)
-    }
-
-    pub(crate) fn initialized(&self) -> bool {
-        self.s.data_dir.join("PG_VERSION").is_file()
-    }
-
-    pub(crate) fn data_dir_empty(&self) -> Result<bool> {
-        match std::fs::read_dir(&self.s.data_dir) {
-            Ok(mut d) => Ok(d.next().is_none()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
-            Err(e) => Err(Error::io(&self.s.data_dir, e)),
-        }
-    }
-
-    /// The data directory, if it exists, must belong to the PostgreSQL user and match the binaries' major version.
-    pub(crate) fn check_data_dir(&self) -> Result<()> {
-        let dd = &self.s.data_dir;
-        if let Some(owner) = os::owner_uid(dd) {
-            if owner != self.run_as.uid {
-                return Err(Error::DataDirOwner {
-                    path: dd.clone(),
-                    owner_uid: owner,
-                    expected_uid: self.run_as.uid,
-                });
-            }
-        }
-        if let Ok(v) = std::fs::read_to_string(dd.join("PG_VERSION")) {
-            let data_major: u32 = v.trim().parse().unwrap_or(0);
-            if data_major != self.version_num / 10000 {
-                return Err(Error::WrongVersion {
-                    detail: format!(
-                        "data directory {dd:?} is PostgreSQL {}, the binaries in {:?} are {}: use the matching bin_dir",
-                        v.trim(),
-                        self.s.bin_dir,
-                        self.version_num / 10000
-                    ),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) async fn controldata(&self) -> Result<ControlData> {
-        self.controldata_within(self.s.timeouts.command).await
-    }
-
-    pub(crate) async fn controldata_within(&self, timeout: Duration) -> Result<ControlData> {
-        let out = os::run(
-            &self.run_as,
-            &self.s.bin_dir.join("pg_controldata"),
-            &["-D".into(), self.s.data_dir.to_string_lossy().into_owned()],
-            &[],
-            timeout,
-        )
-        .await?;
-        ControlData::parse(&out.stdout).ok_or_else(|| Error::Command {
-            command: "pg_controldata".into(),
-            status: "unparsable output".into(),
-            stderr: out.stdout.chars().take(200).collect(),
-        })
-    }
-
-    /// The postmaster's pid if one is alive for our data directory.
-    pub(crate) fn live_postmaster(&self) -> Option<i32> {
-        os::read_pid_file(&self.s.data_dir)
-            .map(|p| p.pid)
-            .filter(|pid| os::is_our_postmaster(*pid, &self.s.data_dir))
-    }
-
-    /// Removes a postmaster.pid whose process is gone (or a zombie nobody reaps): a new postmaster would
-    /// otherwise take the zombie for a running server.
-    pub(crate) fn remove_stale_pid_file(&self) -> Result<()> {
-        if let Some(p) = os::read_pid_file(&self.s.data_dir) {
-            if !os::is_our_postmaster(p.pid, &self.s.data_dir) {
-                let f = self.s.data_dir.join("postmaster.pid");
-                info!(
-                    pid = p.pid,
-                    "removing the stale postmaster.pid of a dead server"
-                );
-                std::fs::remove_file(&f).map_err(|e| Error::io(f, e))?;
-            }
-        }
-        // The socket's lock file names the dead postmaster too; PostgreSQL clears it itself only when that pid
-        // does not exist, and a zombie exists.
-        let lock = self
-            .s
-            .socket_dir
-            .join(format!(".s.PGSQL.{}.lock", self.s.port));
-        let lock_pid = std::fs::read_to_string(&lock)
-            .ok()
-            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
-        if let Some(pid) = lock_pid {
-            if !os::is_live_postgres(pid) {
-                info!(pid, lock = ?lock, "removing the stale socket lock of a dead server");
-                let _ = std::fs::remove_file(
-                    self.s.socket_dir.join(format!(".s.PGSQL.{}", self.s.port)),
-                );
-                std::fs::remove_file(&lock).map_err(|e| Error::io(&lock, e))?;
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn pg_env(&self) -> Vec<(&'static str, String)> {
-        vec![("PGPASSFILE", self.s.pgpass.to_string_lossy().into_owned())]
-    }
-
-    pub(crate) async fn pg_bin(
-        &self,
-        binary: &str,
-        args: Vec<String>,
-        timeout: Duration,
-    ) -> Result<os::Output> {
-        os::run(
-            &self.run_as,
-            &self.s.bin_dir.join(binary),
-            &args,
-            &self.pg_env(),
-            timeout,
-        )
-        .await
-    }
-
-    pub(crate) fn data_dir_arg(&self) -> String {
-        self.s.data_dir.to_string_lossy().into_owned()
-    }
-
-    pub(crate) fn write_pgpass(&self) -> Result<()> {
-        let mut entries: Vec<(&str, &str)> = Vec::new();
-        for c in [
-            Some(&self.s.replication),
-            Some(&self.s.superuser),
-            self.s.rewind.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            if let Some(p) = &c.password {
-                entries.push((&c.username, p));
-            }
-        }
-        if let Some(parent) = self.s.pgpass.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-        }
-        os::write_file(
-            &self.run_as,
-            &self.s.pgpass,
-            &conf::render_pgpass(&entries),
-            0o600,
-        )
-    }
-
-    /// The conninfo a standby of `up` streams with.
-    pub(crate) fn primary_conninfo(&self, up: &Upstream) -> Result<String> {
-        let ep = conf::parse_conn_url(&up.conn_url).ok_or_else(|| {
-            Error::BadSetting(format!(
-                "cannot read host and port from {}'s conn_url {:?}",
-                up.name, up.conn_url
-            ))
-        })?;
-        Ok(conf::conninfo(
-            &ep,
-            &self.s.replication.username,
-            &self.s.pgpass,
-            &[("application_name", &self.s.name), ("sslmode", "prefer")],
-        ))
-    }
-
-    /// Regenerates every file we own in the data directory for `role`: postgresql.conf (moving a user's file to
-    /// postgresql.base.conf first), standby.signal, pg_hba.conf, and the pgpass file beside it.
-    ///
-    /// On a standby, the recovery-sensitive parameters are raised to the control file's settings (see
-    /// [`ManagedConf::parameters`]); [`PgCtl::observe`] still reports them pending a restart while the server runs
-    /// with other values than configured.
-    pub(crate) async fn write_config(&self, role: Role<'_>) -> Result<()> {
-        let recovery_minimums = match &role {
-            Role::Primary => BTreeMap::new(),
-            Role::Standby(_) => match self.controldata().await {
-                Ok(cd) => cd.recovery_minimums,
-                Err(e) => {
-                    warn!(error = %e, "pg_controldata failed: the standby's settings are not raised to the control file's");
-                    BTreeMap::new()
-                }
-            },
-        };
-        self.write_config_with(role, &recovery_minimums)
-    }
-
-    fn write_config_with(
-        &self,
-        role: Role<'_>,
-        recovery_minimums: &BTreeMap<String, u64>,
-    ) -> Result<()> {
-        let dd = &self.s.data_dir;
-        let conf_path = dd.join("postgresql.conf");
-        let base_path = dd.join("postgresql.base.conf");
-        let current = std::fs::read_to_string(&conf_path).unwrap_or_default();
-        if !current.is_empty() && !current.starts_with(conf::MANAGED_MARKER) {
-            let target = if base_path.exists() {
-                dd.join("postgresql.conf.before-hactl")
-            } else {
-                base_path.clone()
-            };
-            std::fs::rename(&conf_path, &target).map_err(|e| Error::io(&conf_path, e))?;
-        }
-        if !base_path.exists() {
-            os::write_file(&self.run_as, &base_path, "", 0o600)?;
-        }
-        let recovery = match &role {
-            Role::Primary => None,
-            Role::Standby(up) => Some(Recovery {
-                primary_conninfo: up.map(|u| self.primary_conninfo(u)).transpose()?,
-                primary_slot_name: up.map(|_| PgSettings::slot_name(&self.s.name)),
-            }),
-        };
-        let st = self.node_state();
-        let local = self.local_conf();
-        let base =
-            conf::parse_simple_conf(&std::fs::read_to_string(&base_path).unwrap_or_default());
-        let managed = ManagedConf {
-            cluster: &st.cluster_parameters,
-            local: &local.parameters,
-            port: self.s.port,
-            listen_host: &self.s.listen_host,
-            socket_dir: &self.s.socket_dir,
-            cluster_name: None,
-            recovery: recovery.as_ref(),
-            recovery_minimums,
-            base: &base,
-        };
-        os::write_file(&self.run_as, &conf_path, &managed.render(), 0o600)?;
-        let signal = dd.join("standby.signal");
-        match role {
-            Role::Primary => {
-                if signal.exists() {
-                    std::fs::remove_file(&signal).map_err(|e| Error::io(&signal, e))?;
-                }
-            }
-            Role::Standby(_) => os::write_file(&self.run_as, &signal, "", 0o600)?,
-        }
-        if !local.pg_hba.is_empty() {
-            os::write_file(
-                &self.run_as,
-                &dd.join("pg_hba.conf"),
-                &conf::render_hba(&local.pg_hba),
-                0o600,
-            )?;
-        }
-        self.write_pgpass()
-    }
-
-    /// The role the data directory is configured for now (standby.signal), with the remembered upstream.
-    pub(crate) fn current_role_upstream(&self) -> Option<Upstream> {
-        self.node_state().upstream.map(|u| Upstream {
-            name: u.name,
-            conn_url: u.conn_url,
-        })
-    }
-
-    pub(crate) fn is_standby_configured(&self) -> bool {
-        self.s.data_dir.join("standby.signal").exists()
-    }
-
-    pub(crate) async fn rewrite_current_config(&self) -> Result<()> {
-        if self.is_standby_configured() {
-            let up = self.current_role_upstream();
-            self.write_config(Role::Standby(up.as_ref())).await
-        } else {
-            self.write_config(Role::Primary).await
-        }
-    }
-
-    /// The recovery-sensitive parameters whose running value (`running`: "name=setting" from pg_settings) is not
-    /// the configured one: a standby raised them to the control file's settings, and only a restart (once the
-    /// primary runs with the configured values too) brings them where they are configured.
-    pub(crate) fn recovery_sensitive_pending(&self, running: &[String]) -> Vec<String> {
-        let st = self.node_state();
-        let local = self.local_conf();
-        let base = conf::parse_simple_conf(
-            &std::fs::read_to_string(self.s.data_dir.join("postgresql.base.conf"))
-                .unwrap_or_default(),
-        );
-        let none = BTreeMap::new();
-        let managed = ManagedConf {
-            cluster: &st.cluster_parameters,
-            local: &local.parameters,
-            port: self.s.port,
-            listen_host: &self.s.listen_host,
-            socket_dir: &self.s.socket_dir,
-            cluster_name: None,
-            recovery: None,
-            recovery_minimums: &none,
-            base: &base,
-        };
-        let wanted = managed.configured_recovery_values();
-        running
-            .iter()
-            .filter_map(|r| {
-                let (name, value) = r.split_once('=')?;
-                let w = wanted.get(name)?;
-                match (w.trim().parse::<u64>(), value.trim().parse::<u64>()) {
-                    (Ok(w), Ok(v)) if w != v => Some(name.to_string()),
-                    _ => None,
-                }
-            })
-            .collect()
-    }
-
-    pub(crate) fn remember_upstream(&self, up: Option<&Upstream>) -> Result<()> {
-        self.update_state(|st| {
-            st.upstream = up.map(|u| StoredUpstream {
-                name: u.name.clone(),
-                conn_url: u.conn_url.clone(),
-            })
-        })
-    }
-
-    pub(crate) fn check_port_free(&self) -> Result<()> {
-        for host in self.s.listen_host.split(',').map(str::trim) {
-            let host = match host {
-                "*" | "" => "0.0.0.0",
-                "localhost" => "127.0.0.1",
-                h => h,
-            };
-            if let Err(e) = std::net::TcpListener::bind((host, self.s.port)) {
-                if e.kind() == std::io::ErrorKind::AddrInUse {
-                    return Err(Error::PortInUse {
-                        host: host.to_string(),
-                        port: self.s.port,
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    pub(crate) fn secs(d: Duration) -> String {
-        d.as_secs().max(1).to_string()
-    }
-
-    /// `pg_ctl start` with the port on the command line, waiting until it accepts connections.
-    pub(crate) async fn pg_ctl_start(&self) -> Result<()> {
-        if self.live_postmaster().is_some() {
-            return Err(Error::wrong_state("start", "PostgreSQL is already running"));
-        }
-        self.remove_stale_pid_file()?;
-        self.check_port_free()?;
-        os::ensure_dir(&self.run_as, &self.s.socket_dir, 0o755)?;
-        if !self.s.log_file.exists() {
-            os::write_file(&self.run_as, &self.s.log_file, "", 0o600)?;
-        }
-        let t = self.s.timeouts.start;
-        self.pg_bin(
-            "pg_ctl",
-            vec![
-                "start".into(),
-                "-D".into(),
-                self.data_dir_arg(),
-                "-l".into(),
-                self.s.log_file.to_string_lossy().into_owned(),
-                "-w".into(),
-                "-t".into(),
-                Self::secs(t),
-                "-o".into(),
-                format!("-p {}", self.s.port),
-            ],
-            t + Duration::from_secs(5),
-        )
-        .await
-        .map_err(|e| pg_ctl_timeout(e, "start", t))
-        .map_err(|e| self.with_log_tail(e))?;
-        Ok(())
-    }
-
-    /// Adds the end of the server log to a failed start: that is where PostgreSQL says why.
-    pub(crate) fn with_log_tail(&self, e: Error) -> Error {
-        match e {
-            Error::Command {
-                command,
-                status,
-                stderr,
-            } => Error::Command {
-                command,
-                status,
-                stderr: format!("{stderr}; server log: {}", self.log_tail(5)),
-            },
-            other => other,
-        }
-    }
-
-    /// The last `lines` lines of the server log, reading at most its last 16 KiB (the log only grows).
-    pub(crate) fn log_tail(&self, lines: usize) -> String {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut f) = std::fs::File::open(&self.s.log_file) else {
-            return String::new();
-        };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let _ = f.seek(SeekFrom::Start(len.saturating_sub(16 * 1024)));
-        let mut buf = Vec::new();
-        let _ = f.read_to_end(&mut buf);
-        let text = String::from_utf8_lossy(&buf);
-        let mut tail: Vec<&str> = text.lines().rev().take(lines).collect();
-        tail.reverse();
-        tail.join(" | ")
-    }
-
-    pub(crate) fn data_dir(&self) -> &Path {
-        &self.s.data_dir
+    async fn fence(&self) -> Result<(), PgError> {
+        Ok(PgCtl::fence(self).await?)
     }
 }

@@ -22,12 +22,20 @@
 //! # Layout
 //!
 //! - `settings`: [`PgSettings`], Patroni's `postgresql:` section (credentials, initdb options, timeouts).
-//! - `ctl`: [`PgCtl`] itself: checking the settings, connections, the files we own, starting the postmaster.
+//! - `ctl`: [`PgCtl`] itself (its fields, [`PgCtl::new`], the local configuration) and its `PgControl` impl.
+//! - `checks`: what `PgCtl::new` refuses before anything changes (settings, binaries and their version,
+//!   credentials), and the port check before a start.
 //! - `lifecycle`: bootstrap, start as primary or replica, stop, restart, reload, promote, follow, parameters.
 //! - `replicas`: clone (pg_basebackup), rewind (pg_rewind), reinitialize, replication slots.
 //! - `fence`: SIGKILL of the postmaster and all its children.
 //! - `observe`: what state the server is in, from postmaster.pid, /proc, pg_controldata and one bounded query.
-//! - `conf`: the files we own (managed postgresql.conf including the user's postgresql.base.conf, pg_hba, pgpass).
+//! - `connect`: connections to the local server and to other members, each bounded by the query timeout.
+//! - `conf/`: the files we own (managed postgresql.conf including the user's postgresql.base.conf, pg_hba, pgpass),
+//!   rendered by pure functions and written into the data directory for a role.
+//! - `state`: the state file, what the node remembers across restarts (its upstream, the cluster-wide parameters).
+//! - `datadir`: the data directory: does it hold a cluster, is it empty, is it ours and of the binaries' version.
+//! - `pidfile`: postmaster.pid and the socket lock: is a postmaster alive, and clearing a dead one's files.
+//! - `binaries`: running PostgreSQL's binaries as the PostgreSQL user: pg_controldata, `pg_ctl start`.
 //! - `controldata`: parsing pg_controldata, timeline history files and LSNs.
 //! - `os`: running binaries as the PostgreSQL user under a timeout, file ownership, /proc and signals.
 //! - `error`: the typed [`Error`].
@@ -39,75 +47,25 @@
 //! - Passwords live in a 0600 pgpass file, never on a command line.
 //! - Nothing is deleted on an error; a data directory of another cluster is never wiped.
 
+mod binaries;
+mod checks;
 mod conf;
+mod connect;
 mod controldata;
 mod ctl;
+mod datadir;
 mod error;
 mod fence;
 mod lifecycle;
 mod observe;
 mod os;
+mod pidfile;
 mod replicas;
 mod settings;
+mod state;
 
-use std::collections::BTreeMap;
-
-use async_trait::async_trait;
-use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream};
-
-pub use ctl::{PgCtl, SlotChanges, SUPPORTED_MAJORS};
+pub use checks::SUPPORTED_MAJORS;
+pub use ctl::PgCtl;
 pub use error::Error;
+pub use replicas::SlotChanges;
 pub use settings::{Credentials, InitdbOption, PgSettings, Timeouts};
-
-#[async_trait]
-impl PgControl for PgCtl {
-    async fn observe(&self) -> PgObservation {
-        PgCtl::observe(self).await
-    }
-    async fn exited(&self) {
-        PgCtl::postmaster_exited(self).await
-    }
-    async fn bootstrap(&self) -> Result<String, PgError> {
-        Ok(PgCtl::bootstrap(self).await?)
-    }
-    async fn clone_from(&self, source: &Upstream) -> Result<(), PgError> {
-        Ok(PgCtl::clone_from(self, source).await?)
-    }
-    async fn start_primary(&self) -> Result<(), PgError> {
-        Ok(PgCtl::start_primary(self).await?)
-    }
-    async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError> {
-        Ok(PgCtl::start_replica(self, upstream).await?)
-    }
-    async fn stop(&self, mode: StopMode) -> Result<(), PgError> {
-        Ok(PgCtl::stop(self, mode).await?)
-    }
-    async fn restart(&self) -> Result<(), PgError> {
-        Ok(PgCtl::restart(self).await?)
-    }
-    async fn reload(&self) -> Result<(), PgError> {
-        Ok(PgCtl::reload(self).await?)
-    }
-    async fn promote(&self) -> Result<(), PgError> {
-        Ok(PgCtl::promote(self).await?)
-    }
-    async fn follow(&self, upstream: &Upstream) -> Result<(), PgError> {
-        Ok(PgCtl::follow(self, upstream).await?)
-    }
-    async fn rewind(&self, source: &Upstream) -> Result<(), PgError> {
-        Ok(PgCtl::rewind(self, source).await?)
-    }
-    async fn reinitialize(&self, source: &Upstream) -> Result<(), PgError> {
-        Ok(PgCtl::reinitialize(self, source).await?)
-    }
-    async fn apply_parameters(
-        &self,
-        parameters: &BTreeMap<String, String>,
-    ) -> Result<ParamChange, PgError> {
-        let pending_restart = PgCtl::apply_parameters(self, parameters).await?;
-        Ok(ParamChange { pending_restart })
-    }
-    async fn fence(&self) -> Result<(), PgError> {
-        Ok(PgCtl::fence(self).await?)
-    }
-}

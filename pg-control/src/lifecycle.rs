@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use ha_core::pg::{StopMode, Upstream};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::ctl::{pg_ctl_timeout, quote_ident, quote_literal, PgCtl, Role};
+use crate::binaries::pg_ctl_timeout;
+use crate::conf::Role;
+use crate::connect::{quote_ident, quote_literal};
+use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
 use crate::os;
 

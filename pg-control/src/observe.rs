@@ -16,8 +16,9 @@ use std::time::Instant;
 use ha_core::pg::{PgObservation, PgRunState};
 use tracing::{debug, warn};
 
+use crate::connect::ConnError;
 use crate::controldata::{highest_history_timeline, parse_lsn, read_history, wal_end_upper_bound};
-use crate::ctl::{ConnError, PgCtl};
+use crate::ctl::PgCtl;
 use crate::os;
 
 /// The one query observe runs on a live server.

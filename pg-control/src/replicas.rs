@@ -6,11 +6,18 @@ use std::time::Instant;
 use ha_core::pg::Upstream;
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::conf::{self, Endpoint};
-use crate::ctl::{PgCtl, Role, SlotChanges};
+use crate::conf::{self, Endpoint, Role};
+use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
 use crate::os;
 use crate::settings::PgSettings;
+
+/// What [`PgCtl::ensure_slots`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotChanges {
+    pub created: Vec<String>,
+    pub dropped: Vec<String>,
+}
 
 impl PgCtl {
     /// Creates this member's replication slot on `up` if it is missing (best effort: a warning if `up` cannot

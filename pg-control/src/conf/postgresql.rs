@@ -1,20 +1,11 @@
-//! The configuration files hactl owns, rendered by pure functions.
-//!
-//! As Patroni does it: initdb's `postgresql.conf` is renamed `postgresql.base.conf` and left to the user; the
-//! `postgresql.conf` PostgreSQL reads is ours, regenerated whole every time (after a clone or a pg_rewind too, since
-//! both copy the source's files). It `include`s the base file first, so every setting of ours wins over it:
-//!
-//! 1. hactl's defaults for replication (`wal_level`, `hot_standby`, `wal_log_hints`...),
-//! 2. the cluster-wide `postgresql.parameters` from the DCS,
-//! 3. the node's local parameters,
-//! 4. what only this node can decide: `port`, `listen_addresses`, the socket directory and, on a standby, the
-//!    recovery settings.
+//! The managed postgresql.conf, rendered by pure functions: hactl's replication defaults, then the cluster-wide
+//! parameters, then the node's own, then what only this node decides; on a standby, the recovery settings and the
+//! recovery-sensitive parameters raised to what the control file records.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// First line of every file we generate: a file without it is the user's.
-pub const MANAGED_MARKER: &str = "# Managed by hactl (pg-control): regenerated on every role change; edit postgresql.base.conf or the hactl configuration instead.";
+use super::MANAGED_MARKER;
 
 /// Parameters only this node decides: a cluster-wide value for them is ignored.
 pub const LOCAL_ONLY: &[&str] = &[
@@ -54,82 +45,6 @@ pub fn replication_defaults() -> BTreeMap<String, String> {
 /// Quotes a value for postgresql.conf.
 pub fn quote_conf(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-/// Quotes a value for a libpq connection string.
-pub fn quote_conninfo(v: &str) -> String {
-    if !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-/:".contains(c))
-    {
-        v.to_string()
-    } else {
-        format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
-    }
-}
-
-/// Host and port of a member's conn_url (`postgres://host:port/db`) or of a key/value conninfo.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub host: String,
-    pub port: u16,
-}
-
-pub fn parse_conn_url(url: &str) -> Option<Endpoint> {
-    let url = url.trim();
-    if let Some(rest) = url
-        .strip_prefix("postgres://")
-        .or_else(|| url.strip_prefix("postgresql://"))
-    {
-        let authority = rest.split(['/', '?']).next()?;
-        let hostport = authority.rsplit('@').next()?;
-        let (host, port) = if let Some(h) = hostport.strip_prefix('[') {
-            let (h, after) = h.split_once(']')?;
-            (h.to_string(), after.strip_prefix(':').unwrap_or(""))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), p),
-                None => (hostport.to_string(), ""),
-            }
-        };
-        let port = if port.is_empty() {
-            5432
-        } else {
-            port.parse().ok()?
-        };
-        if host.is_empty() {
-            return None;
-        }
-        return Some(Endpoint { host, port });
-    }
-    // key=value form
-    let mut host = None;
-    let mut port = 5432;
-    for kv in url.split_whitespace() {
-        let (k, v) = kv.split_once('=')?;
-        let v = v.trim_matches('\'');
-        match k {
-            "host" | "hostaddr" => host = Some(v.to_string()),
-            "port" => port = v.parse().ok()?,
-            _ => {}
-        }
-    }
-    Some(Endpoint { host: host?, port })
-}
-
-/// A libpq conninfo to `ep` as `user`, reading the password from `passfile`.
-pub fn conninfo(ep: &Endpoint, user: &str, passfile: &Path, extra: &[(&str, &str)]) -> String {
-    let mut s = format!(
-        "host={} port={} user={} passfile={}",
-        quote_conninfo(&ep.host),
-        ep.port,
-        quote_conninfo(user),
-        quote_conninfo(&passfile.to_string_lossy())
-    );
-    for (k, v) in extra {
-        s.push_str(&format!(" {k}={}", quote_conninfo(v)));
-    }
-    s
 }
 
 /// Recovery settings of a standby.
@@ -280,67 +195,9 @@ impl ManagedConf<'_> {
     }
 }
 
-/// The pgpass file: one line per role, any host (the file is ours alone, mode 0600).
-pub fn render_pgpass(entries: &[(&str, &str)]) -> String {
-    let esc = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = String::new();
-    for (user, password) in entries {
-        if seen.insert(*user) {
-            out.push_str(&format!("*:*:*:{}:{}\n", esc(user), esc(password)));
-        }
-    }
-    out
-}
-
-pub fn render_hba(lines: &[String]) -> String {
-    let mut out = String::from(MANAGED_MARKER);
-    out.push('\n');
-    for l in lines {
-        out.push_str(l);
-        out.push('\n');
-    }
-    out
-}
-
-/// Whether an hba method asks the client for a password.
-pub fn hba_needs_password(lines: &[String]) -> bool {
-    lines.iter().any(|l| {
-        let l = l.split('#').next().unwrap_or("");
-        l.split_whitespace()
-            .any(|w| matches!(w, "md5" | "scram-sha-256" | "password"))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn conn_urls_parse() {
-        assert_eq!(
-            parse_conn_url("postgres://127.0.0.1:5433/postgres"),
-            Some(Endpoint {
-                host: "127.0.0.1".into(),
-                port: 5433
-            })
-        );
-        assert_eq!(
-            parse_conn_url("postgresql://u@[::1]:6000/db?sslmode=disable"),
-            Some(Endpoint {
-                host: "::1".into(),
-                port: 6000
-            })
-        );
-        assert_eq!(
-            parse_conn_url("host=node2 port=5434 user=x"),
-            Some(Endpoint {
-                host: "node2".into(),
-                port: 5434
-            })
-        );
-        assert_eq!(parse_conn_url("postgres:///nohost"), None);
-    }
 
     #[test]
     fn local_settings_win_and_recovery_is_only_on_standbys() {
@@ -435,17 +292,5 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(quote_conf("it's"), "'it''s'");
-        assert_eq!(quote_conninfo("a b"), "'a b'");
-        assert_eq!(quote_conninfo("/tmp/x.pgpass"), "/tmp/x.pgpass");
-        assert_eq!(
-            render_pgpass(&[("u", "p:w"), ("u", "other")]),
-            "*:*:*:u:p\\:w\n"
-        );
-        assert!(hba_needs_password(&[
-            "host all all 0.0.0.0/0 scram-sha-256".into()
-        ]));
-        assert!(!hba_needs_password(&[
-            "local all all trust # md5 later".into()
-        ]));
     }
 }
