@@ -83,6 +83,38 @@ pub(crate) async fn binary_version(s: &PgSettings, run_as: &RunAs) -> Result<u32
     Ok(version_num)
 }
 
+/// Every parameter name the binaries know (`postgres --describe-config`, one tab-separated line each), so a
+/// parameter another major renamed or dropped can be translated or left out instead of stopping the server. `None`
+/// (and a warning) if it cannot be read: the parameters are then written as configured.
+pub(crate) async fn server_parameters(
+    s: &PgSettings,
+    run_as: &RunAs,
+    version_num: u32,
+) -> Option<crate::conf::ServerParameters> {
+    let out = os::run(
+        run_as,
+        &s.bin_dir.join("postgres"),
+        &["--describe-config".to_string()],
+        &[],
+        s.timeouts.command,
+    )
+    .await;
+    let names: std::collections::BTreeSet<String> = match out {
+        Ok(o) => o
+            .stdout
+            .lines()
+            .filter_map(|l| l.split('\t').next())
+            .filter(|n| !n.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the server's parameters; writing them as configured");
+            return None;
+        }
+    };
+    (!names.is_empty()).then_some(crate::conf::ServerParameters { version_num, names })
+}
+
 /// Every role we connect as has a name.
 pub(crate) fn check_usernames(s: &PgSettings) -> Result<()> {
     if s.superuser.username.trim().is_empty() {

@@ -32,6 +32,8 @@ pub struct PgCtl {
     pub(crate) s: PgSettings,
     pub(crate) run_as: RunAs,
     pub(crate) version_num: u32,
+    /// The parameter names the binaries know; `None` if `postgres --describe-config` could not be read.
+    pub(crate) server_params: Option<crate::conf::ServerParameters>,
     pub(crate) state: Mutex<NodeState>,
     /// The node's own parameters and pg_hba lines: from the settings, replaceable at run time
     /// ([`PgCtl::set_local_config`]) when the daemon re-reads its configuration file.
@@ -59,11 +61,13 @@ impl PgCtl {
         let run_as = RunAs::resolve(s.os_user.as_deref())?;
         checks::check_binaries(&s)?;
         let version_num = checks::binary_version(&s, &run_as).await?;
+        let server_params = checks::server_parameters(&s, &run_as, version_num).await;
         checks::check_usernames(&s)?;
         checks::check_passwords(&s, &s.pg_hba)?;
         let ctl = PgCtl {
             run_as,
             version_num,
+            server_params,
             state: Mutex::new(NodeState::default()),
             local: Mutex::new(LocalConf {
                 parameters: s.parameters.clone(),

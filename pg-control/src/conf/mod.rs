@@ -36,7 +36,7 @@ use crate::settings::PgSettings;
 
 pub use conninfo::{conninfo, parse_conn_url, Endpoint};
 pub use hba::{hba_needs_password, render_hba};
-pub use postgresql::{parse_simple_conf, ManagedConf, Recovery};
+pub use postgresql::{parse_simple_conf, ManagedConf, Recovery, ServerParameters};
 
 /// First line of every file we generate: a file without it is the user's.
 pub const MANAGED_MARKER: &str = "# Managed by hactl (pg-control): regenerated on every role change; edit postgresql.base.conf or the hactl configuration instead.";
@@ -109,7 +109,11 @@ impl PgCtl {
             recovery: recovery.as_ref(),
             recovery_minimums,
             base: &base,
+            server: self.server_params.as_ref(),
         };
+        for note in managed.adaptations() {
+            warn!(%note, "a configured parameter does not fit this PostgreSQL");
+        }
         os::write_file(&self.run_as, &conf_path, &managed.render(), 0o600)?;
         let signal = dd.join("standby.signal");
         match role {
@@ -173,6 +177,7 @@ impl PgCtl {
             recovery: None,
             recovery_minimums: &none,
             base: &base,
+            server: self.server_params.as_ref(),
         };
         let wanted = managed.configured_recovery_values();
         running

@@ -2,7 +2,7 @@
 //! parameters, then the node's own, then what only this node decides; on a standby, the recovery settings and the
 //! recovery-sensitive parameters raised to what the control file records.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use super::MANAGED_MARKER;
@@ -71,6 +71,61 @@ pub struct ManagedConf<'a> {
     /// Plain `name = value` settings of postgresql.base.conf: the configured value of a recovery-sensitive
     /// parameter none of our layers sets.
     pub base: &'a BTreeMap<String, String>,
+    /// The server's parameter names (`postgres --describe-config`) and `server_version_num`: parameters this
+    /// major does not know are translated or left out ([`adapt_to_server`]); `None`: written as configured.
+    pub server: Option<&'a ServerParameters>,
+}
+
+/// What the server binaries accept: their version and every parameter name they know.
+#[derive(Debug, Clone, Default)]
+pub struct ServerParameters {
+    pub version_num: u32,
+    pub names: BTreeSet<String>,
+}
+
+/// One segment, the default `wal_segment_size`: what `wal_keep_segments` counts in.
+const WAL_SEGMENT_MB: u64 = 16;
+
+/// Patroni's handling of a parameter map the running major does not fully know, so a cluster-wide parameter that
+/// an older or newer major renamed never leaves a node unable to start ("configuration file contains errors"):
+/// - `wal_keep_segments` (PostgreSQL < 13) becomes `wal_keep_size` = segments × 16 MB on 13+ (unless
+///   `wal_keep_size` is set too), and `wal_keep_size` becomes `wal_keep_segments` below 13;
+/// - any other name the server does not know is left out. Names with a dot (`pg_stat_statements.track`) are
+///   extensions' and always kept.
+///
+/// Returns what was translated or left out, one line each, for the caller to log as warnings naming them.
+pub fn adapt_to_server(p: &mut BTreeMap<String, String>, server: &ServerParameters) -> Vec<String> {
+    let mut notes = Vec::new();
+    let knows = |n: &str| server.names.contains(n);
+    if !knows("wal_keep_segments") && knows("wal_keep_size") {
+        if let Some(segments) = p.remove("wal_keep_segments") {
+            match segments.trim().parse::<u64>() {
+                Ok(n) if !p.contains_key("wal_keep_size") || p.get("wal_keep_size").map(String::as_str) == Some("128MB") => {
+                    let size = format!("{}MB", n * WAL_SEGMENT_MB);
+                    notes.push(format!("wal_keep_segments={segments} written as wal_keep_size={size} (PostgreSQL {} has no wal_keep_segments)", server.version_num / 10000));
+                    p.insert("wal_keep_size".into(), size);
+                }
+                _ => notes.push(format!("wal_keep_segments={segments} left out: PostgreSQL {} has no wal_keep_segments and wal_keep_size is set", server.version_num / 10000)),
+            }
+        }
+    } else if knows("wal_keep_segments") && !knows("wal_keep_size") {
+        if let Some(size) = p.remove("wal_keep_size") {
+            let mb = size.trim().trim_end_matches("MB").trim().parse::<u64>().ok();
+            if let (Some(mb), false) = (mb, p.contains_key("wal_keep_segments")) {
+                p.insert("wal_keep_segments".into(), (mb / WAL_SEGMENT_MB).max(1).to_string());
+            }
+        }
+    }
+    let unknown: Vec<String> = p
+        .keys()
+        .filter(|k| !k.contains('.') && !knows(&k.to_ascii_lowercase()))
+        .cloned()
+        .collect();
+    for k in unknown {
+        let v = p.remove(&k).unwrap_or_default();
+        notes.push(format!("Removing invalid parameter `{k}` ({v:?}): PostgreSQL {} does not know it", server.version_num / 10000));
+    }
+    notes
 }
 
 /// PostgreSQL's built-in defaults of the recovery-sensitive parameters.
@@ -155,6 +210,9 @@ impl ManagedConf<'_> {
         for (k, v) in self.local {
             p.insert(k.clone(), v.clone());
         }
+        if let Some(server) = self.server {
+            adapt_to_server(&mut p, server);
+        }
         p.insert("port".into(), self.port.to_string());
         p.insert("listen_addresses".into(), self.listen_host.to_string());
         p.insert(
@@ -184,6 +242,17 @@ impl ManagedConf<'_> {
         p
     }
 
+    /// What [`adapt_to_server`] changed in the configured parameters, one line each (for warnings).
+    pub fn adaptations(&self) -> Vec<String> {
+        let Some(server) = self.server else {
+            return Vec::new();
+        };
+        let mut p = replication_defaults();
+        p.extend(self.cluster.iter().filter(|(k, _)| !LOCAL_ONLY.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())));
+        p.extend(self.local.iter().map(|(k, v)| (k.clone(), v.clone())));
+        adapt_to_server(&mut p, server)
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str(MANAGED_MARKER);
@@ -198,6 +267,42 @@ impl ManagedConf<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pg15() -> ServerParameters {
+        ServerParameters {
+            version_num: 150_000,
+            names: ["wal_keep_size", "max_connections", "archive_mode", "work_mem"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn patronis_wal_keep_segments_becomes_wal_keep_size_on_13_and_unknown_names_are_left_out() {
+        let mut p = BTreeMap::from([
+            ("wal_keep_segments".to_string(), "100".to_string()),
+            ("wal_keep_size".to_string(), "128MB".to_string()),
+            ("max_connections".to_string(), "101".to_string()),
+            ("checkpoint_segments".to_string(), "8".to_string()),
+            ("pg_stat_statements.track".to_string(), "all".to_string()),
+        ]);
+        let notes = adapt_to_server(&mut p, &pg15());
+        assert_eq!(p["wal_keep_size"], "1600MB");
+        assert!(!p.contains_key("wal_keep_segments") && !p.contains_key("checkpoint_segments"));
+        assert_eq!(p["pg_stat_statements.track"], "all", "extensions' parameters are kept");
+        assert_eq!(p["max_connections"], "101");
+        assert!(notes.iter().any(|n| n.contains("wal_keep_segments=100 written as wal_keep_size=1600MB")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("`checkpoint_segments`")), "{notes:?}");
+        // An explicit wal_keep_size wins over the old name.
+        let mut p = BTreeMap::from([
+            ("wal_keep_segments".to_string(), "100".to_string()),
+            ("wal_keep_size".to_string(), "1GB".to_string()),
+        ]);
+        adapt_to_server(&mut p, &pg15());
+        assert_eq!(p["wal_keep_size"], "1GB");
+        assert!(!p.contains_key("wal_keep_segments"));
+    }
 
     #[test]
     fn local_settings_win_and_recovery_is_only_on_standbys() {
@@ -221,6 +326,7 @@ mod tests {
             recovery: Some(&rec),
             recovery_minimums: &BTreeMap::new(),
             base: &BTreeMap::new(),
+            server: None,
         };
         let p = conf.parameters();
         assert_eq!(p["port"], "5433", "the DCS never moves a node's port");
@@ -267,6 +373,7 @@ mod tests {
             recovery: Some(&rec),
             recovery_minimums: &minimums,
             base: &base,
+            server: None,
         };
         let p = conf.parameters();
         assert_eq!(p["max_connections"], "100", "raised to the control file's");
