@@ -247,7 +247,7 @@ fn unsupported_sections_warn_and_etcd_url_form_is_read() {
     assert!(
         c.warnings
             .iter()
-            .any(|w| w.contains("`watchdog` is not supported")),
+            .any(|w| w.contains("`kubernetes` is not supported")),
         "{:?}",
         c.warnings
     );
@@ -353,4 +353,16 @@ fn allowlist_and_extra_headers_are_read_and_https_headers_only_with_https() {
     );
     let err = Config::from_yaml_str(&bad).unwrap_err().to_string();
     assert!(err.contains("restapi.http_extra_headers.Bad Header"), "{err}");
+}
+
+#[test]
+fn watchdog_required_refuses_to_start_and_automatic_says_what_covers_it() {
+    let err = Config::from_yaml_str(&format!("{MINIMAL}watchdog: {{mode: required, device: /dev/watchdog}}\n"))
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "watchdog.mode"), "{err}");
+    assert!(err.to_string().contains("no /dev/watchdog"), "{err}");
+    let c = Config::from_yaml_str(&format!("{MINIMAL}watchdog: {{mode: automatic}}\n")).unwrap();
+    assert!(c.warnings.iter().any(|w| w.contains("watchdog.mode") && w.contains("fencer")), "{:?}", c.warnings);
+    let c = Config::from_yaml_str(&format!("{MINIMAL}watchdog: {{mode: off}}\n")).unwrap();
+    assert!(c.warnings.iter().all(|w| !w.contains("watchdog")), "{:?}", c.warnings);
 }
