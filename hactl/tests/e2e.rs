@@ -8,8 +8,8 @@ mod e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::{
-    assert_no_corruption, lost_rows, prerequisites_on, prerequisites_or_skip, record, Backend,
-    Census, Cluster, Partition, Spec, Timing, Writer, FAST, SERIAL,
+    assert_no_corruption, finish, lost_rows, prerequisites_on, prerequisites_or_skip, write_gap,
+    Backend, Census, Cluster, Partition, Spec, Timing, Writer, FAST, SERIAL,
 };
 use serde_json::{json, Value};
 
@@ -66,40 +66,6 @@ async fn rejoined(c: &Cluster, node: usize) -> Duration {
                 c.dump_logs()
             )
         })
-}
-
-/// Waits until writes flow again and returns the longest gap since the fault.
-async fn write_gap(c: &Cluster, w: &Writer, fault_at: Instant) -> Duration {
-    assert!(
-        w.wait_progress(25, Duration::from_secs(60)).await,
-        "writes did not resume through HAProxy\n{}",
-        c.dump_logs()
-    );
-    w.longest_gap_since(fault_at)
-}
-
-/// Stops the writer, counts acknowledged rows missing on `primary`, records the figures and checks the losses.
-async fn finish(
-    c: &Cluster,
-    w: Writer,
-    primary: usize,
-    scenario: &str,
-    mut figures: Value,
-    max_lost: usize,
-) {
-    let acked = w.stop().await;
-    let lost = lost_rows(c, c.nodes[primary].pg_port, &acked).await;
-    figures["rows_acked"] = acked.len().into();
-    figures["rows_lost"] = lost.len().into();
-    figures["ttl_s"] = c.timing.ttl_s.into();
-    figures["loop_wait_s"] = c.timing.loop_wait_s.into();
-    record(scenario, figures);
-    assert!(
-        lost.len() <= max_lost,
-        "{scenario}: {} acknowledged rows lost: {:?}",
-        lost.len(),
-        &lost[..lost.len().min(10)]
-    );
 }
 
 /// The shortest timing the targets name: ttl 5 s (loop_wait + 2 × retry_timeout ≤ ttl).

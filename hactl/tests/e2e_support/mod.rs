@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 
 use dcs_etcd::testing::{free_port, EtcdCluster, EtcdServer};
 
+#[path = "../common/certs.rs"]
+pub mod certs;
+
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const SUPERUSER_PASSWORD: &str = "super-pass";
 
@@ -123,6 +126,8 @@ pub const FAST: Timing = Timing {
 };
 
 pub struct Node {
+    /// The REST API serves HTTPS.
+    pub https: bool,
     pub name: String,
     pub api_port: u16,
     pub pg_port: u16,
@@ -134,7 +139,8 @@ pub struct Node {
 
 impl Node {
     pub fn api(&self) -> String {
-        format!("http://127.0.0.1:{}", self.api_port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.api_port)
     }
     /// The node's directory: config, log, and PostgreSQL's unix socket.
     pub fn home(&self) -> PathBuf {
@@ -278,6 +284,8 @@ pub struct Spec {
     pub backend: Backend,
     pub etcd_members: usize,
     pub failsafe_mode: bool,
+    /// TLS on the REST API (client certificates required), for the CLI, HAProxy's checks and Prometheus.
+    pub tls: bool,
 }
 
 impl Spec {
@@ -290,7 +298,12 @@ impl Spec {
             backend: Backend::Etcd,
             etcd_members: 1,
             failsafe_mode: false,
+            tls: false,
         }
+    }
+    pub fn tls(mut self) -> Spec {
+        self.tls = true;
+        self
     }
     pub fn on(mut self, backend: Backend) -> Spec {
         self.backend = backend;
@@ -316,6 +329,9 @@ pub struct Cluster {
     pub read_port: u16,
     pub timing: Timing,
     pub failsafe_mode: bool,
+    /// The test PKI when the REST API serves HTTPS; `http` trusts its CA and shows its client certificate.
+    pub tls: Option<certs::TestPki>,
+    pub http: reqwest::Client,
     hactl: PathBuf,
 }
 
@@ -368,7 +384,26 @@ impl Cluster {
         fs::create_dir_all(&dir).expect("e2e dir");
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
         let dcs = DcsServer::start(spec.backend, &dir, n, spec.etcd_members);
+        let tls = spec.tls.then(|| certs::make_pki(&dir, "e2e"));
+        let http = match &tls {
+            None => reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client"),
+            Some(p) => reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .use_preconfigured_tls(
+                    hactl::tls::client::client_config(&hactl::tls::client::ClientTlsSettings {
+                        cacert: Some(p.ca.clone()),
+                        certfile: Some(p.client_cert.clone()),
+                        keyfile: Some(p.client_key.clone()),
+                        ..Default::default()
+                    })
+                    .expect("client TLS"),
+                )
+                .build()
+                .expect("client"),
+        };
         let mut c = Cluster {
+            tls,
+            http,
             scope: format!("e2e-{test}"),
             dcs,
             failsafe_mode: spec.failsafe_mode,
@@ -421,6 +456,23 @@ impl Cluster {
         let data_dir = home.join("data");
         let config = home.join("hactl.yml");
         let t = self.timing;
+        let (restapi_tls, ctl) = match &self.tls {
+            None => (String::new(), String::new()),
+            Some(p) => (
+                format!(
+                    "  certfile: {}\n  keyfile: {}\n  cafile: {}\n  verify_client: required\n",
+                    p.server_cert.display(),
+                    p.server_key.display(),
+                    p.ca.display()
+                ),
+                format!(
+                    "ctl:\n  certfile: {}\n  keyfile: {}\n  cacert: {}\n",
+                    p.client_cert.display(),
+                    p.client_key.display(),
+                    p.ca.display()
+                ),
+            ),
+        };
         let yaml = format!(
             r#"scope: {scope}
 namespace: /service
@@ -428,7 +480,7 @@ name: {name}
 restapi:
   listen: 127.0.0.1:{api_port}
   connect_address: 127.0.0.1:{api_port}
-{dcs}bootstrap:
+{restapi_tls}{ctl}{dcs}bootstrap:
   dcs:
     failsafe_mode: {failsafe}
     ttl: {ttl}
@@ -480,6 +532,7 @@ tags: {{}}
         chown_postgres(&config);
         let log = home.join("hactl.log");
         self.nodes.push(Node {
+            https: self.tls.is_some(),
             name,
             api_port,
             pg_port,
@@ -565,12 +618,23 @@ tags: {{}}
     }
 
     fn start_haproxy(&mut self) {
+        // Over HTTPS HAProxy verifies the nodes against the test CA and shows the client certificate they require.
+        let ssl = match &self.tls {
+            None => String::new(),
+            Some(p) => {
+                let pem = self.dir.join("haproxy-client.pem");
+                let text = fs::read_to_string(&p.client_cert).expect("client cert")
+                    + &fs::read_to_string(&p.client_key).expect("client key");
+                fs::write(&pem, text).expect("haproxy client pem");
+                format!(" check-ssl verify required ca-file {} crt {}", p.ca.display(), pem.display())
+            }
+        };
         let servers = |check: &str| {
             self.nodes
                 .iter()
                 .map(|n| {
                     format!(
-                        "    server {} 127.0.0.1:{} check port {}\n",
+                        "    server {} 127.0.0.1:{} check port {}{ssl}\n",
                         n.name, n.pg_port, n.api_port
                     )
                 })
@@ -599,12 +663,8 @@ tags: {{}}
         self.haproxy = Some(child);
     }
 
-    async fn get(url: &str) -> Option<(u16, serde_json::Value)> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .build()
-            .ok()?;
-        let r = client.get(url).send().await.ok()?;
+    async fn get(&self, url: &str) -> Option<(u16, serde_json::Value)> {
+        let r = self.http.get(url).send().await.ok()?;
         let code = r.status().as_u16();
         Some((code, r.json().await.unwrap_or(serde_json::Value::Null)))
     }
@@ -615,7 +675,7 @@ tags: {{}}
             if n.child.is_none() {
                 continue;
             }
-            if let Some((200, _)) = Self::get(&format!("{}/primary", n.api())).await {
+            if let Some((200, _)) = self.get(&format!("{}/primary", n.api())).await {
                 return Some(i);
             }
         }
@@ -625,7 +685,7 @@ tags: {{}}
     pub async fn streaming_replicas(&self) -> usize {
         let mut k = 0;
         for n in &self.nodes {
-            if let Some((200, body)) = Self::get(&format!("{}/replica", n.api())).await {
+            if let Some((200, body)) = self.get(&format!("{}/replica", n.api())).await {
                 if body["replication_state"] == "streaming" || body["role"] == "replica" {
                     k += 1;
                 }
@@ -656,7 +716,7 @@ tags: {{}}
     pub async fn wait_replica(&self, i: usize, within: Duration) -> Option<Duration> {
         let start = Instant::now();
         while start.elapsed() < within {
-            if let Some((200, _)) = Self::get(&format!("{}/replica", self.nodes[i].api())).await {
+            if let Some((200, _)) = self.get(&format!("{}/replica", self.nodes[i].api())).await {
                 return Some(start.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1234,8 +1294,42 @@ impl Cluster {
 
     /// GET `path` on node `i`'s REST API.
     pub async fn rest(&self, i: usize, path: &str) -> Option<(u16, serde_json::Value)> {
-        Self::get(&format!("{}{path}", self.nodes[i].api())).await
+        self.get(&format!("{}{path}", self.nodes[i].api())).await
     }
+}
+
+/// Waits until writes flow again and returns the longest gap since the fault.
+pub async fn write_gap(c: &Cluster, w: &Writer, fault_at: Instant) -> Duration {
+    assert!(
+        w.wait_progress(25, Duration::from_secs(60)).await,
+        "writes did not resume through HAProxy\n{}",
+        c.dump_logs()
+    );
+    w.longest_gap_since(fault_at)
+}
+
+/// Stops the writer, counts acknowledged rows missing on `primary`, records the figures and checks the losses.
+pub async fn finish(
+    c: &Cluster,
+    w: Writer,
+    primary: usize,
+    scenario: &str,
+    mut figures: serde_json::Value,
+    max_lost: usize,
+) {
+    let acked = w.stop().await;
+    let lost = lost_rows(c, c.nodes[primary].pg_port, &acked).await;
+    figures["rows_acked"] = acked.len().into();
+    figures["rows_lost"] = lost.len().into();
+    figures["ttl_s"] = c.timing.ttl_s.into();
+    figures["loop_wait_s"] = c.timing.loop_wait_s.into();
+    record(scenario, figures);
+    assert!(
+        lost.len() <= max_lost,
+        "{scenario}: {} acknowledged rows lost: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
 }
 
 /// `examples/haproxy/haproxy.cfg` up to its first `listen` section: the `global` and `defaults` users deploy.

@@ -1,0 +1,124 @@
+//! A cluster with TLS on its REST API the way a production Patroni deployment runs it — client certificates
+//! required (`verify_client: required`), the CLI and the daemons' own requests showing theirs, HAProxy checking
+//! over HTTPS with `check-ssl verify required` and a client certificate, Prometheus scraping `/metrics` over HTTPS —
+//! and a switchover through the CLI with a writer committing through HAProxy the whole time.
+//! One cluster start, several checks; certificates made by the test (rcgen), nothing checked in.
+
+mod e2e_support;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e_support::{finish, prerequisites_on, write_gap, Backend, Cluster, Spec, Writer};
+use serde_json::json;
+
+/// Prometheus scraping every node's `/metrics` over HTTPS with the test CA and client certificate; killed on drop.
+struct Prometheus {
+    child: Child,
+    port: u16,
+}
+
+impl Prometheus {
+    fn start(c: &Cluster) -> Prometheus {
+        let p = c.tls.as_ref().expect("a TLS cluster");
+        let port = dcs_etcd::testing::free_port();
+        let targets: Vec<String> = c.nodes.iter().map(|n| format!("'127.0.0.1:{}'", n.api_port)).collect();
+        let cfg = format!(
+            "global: {{scrape_interval: 1s, scrape_timeout: 900ms}}\nscrape_configs:\n  - job_name: hactl\n    scheme: https\n    \
+             tls_config: {{ca_file: '{}', cert_file: '{}', key_file: '{}'}}\n    static_configs: [{{targets: [{}]}}]\n",
+            p.ca.display(),
+            p.client_cert.display(),
+            p.client_key.display(),
+            targets.join(", ")
+        );
+        let path = c.dir.join("prometheus.yml");
+        std::fs::write(&path, cfg).expect("prometheus.yml");
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!("--storage.tsdb.path={}", c.dir.join("prometheus-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(c.dir.join("prometheus.log")).expect("log"))
+            .spawn()
+            .expect("prometheus");
+        Prometheus { child, port }
+    }
+
+    /// The value of a PromQL expression that returns one sample, once Prometheus answers it.
+    async fn query(&self, expr: &str) -> Option<f64> {
+        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
+        let r = reqwest::Client::new().get(url).query(&[("query", expr)]).send().await.ok()?;
+        let v: serde_json::Value = r.json().await.ok()?;
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_only() {
+    let scenario = "switchover_tls";
+    if !prerequisites_on(scenario, Backend::Etcd) {
+        return;
+    }
+    if !std::path::Path::new("/usr/bin/prometheus").exists() {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "prometheus missing under CI");
+        eprintln!("{scenario}: skipped, prometheus missing (run scripts/install.sh)");
+        return;
+    }
+    let c = Cluster::start_spec(Spec::new(scenario).tls()).await;
+    let first = c.primary().await.expect("a primary (found over HTTPS with the client certificate)");
+    let api = c.nodes[first].api();
+    assert!(api.starts_with("https://"));
+
+    // Without the client certificate, or over plain HTTP, the API does not answer at all.
+    let pki = c.tls.as_ref().unwrap();
+    let no_cert = hactl::client::http_client_with(&hactl::tls::client::ClientTlsSettings {
+        cacert: Some(pki.ca.clone()),
+        ..Default::default()
+    })
+    .unwrap();
+    assert!(no_cert.get(format!("{api}/patroni")).send().await.is_err(), "a handshake without a client certificate");
+    let plain = reqwest::Client::new().get(format!("{}/patroni", api.replace("https", "http"))).send().await;
+    assert!(plain.map_or(true, |r| !r.status().is_success()), "plain HTTP is not served");
+    // The member keys carry https API URLs, so members and tools reach each other over HTTPS.
+    let (ok, list) = c.ctl(first, &["list", "-f", "json"]);
+    assert!(ok, "hactl list over HTTPS: {list}");
+
+    // HAProxy's checks run over HTTPS: writes reach the primary through it.
+    let w = Writer::start(c.write_port).await;
+    assert!(w.wait_progress(25, Duration::from_secs(30)).await, "no write through HAProxy\n{}", c.dump_logs());
+
+    // Prometheus scrapes every node over HTTPS with the client certificate.
+    let prom = Prometheus::start(&c);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut up = 0.0;
+    while Instant::now() < deadline {
+        up = prom.query("sum(up{job=\"hactl\"})").await.unwrap_or(0.0);
+        if up == 3.0 && prom.query("sum(patroni_primary)").await == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(up, 3.0, "Prometheus scraped every node over HTTPS");
+    assert_eq!(prom.query("sum(patroni_primary)").await, Some(1.0), "one primary in the scraped metrics");
+
+    // A switchover through the CLI: it reaches the primary's REST API over HTTPS with its certificate.
+    let cand = (first + 1) % 3;
+    let t0 = Instant::now();
+    let (ok, out) = c.ctl(first, &["switchover", "--candidate", &c.nodes[cand].name, "--force"]);
+    assert!(ok, "hactl switchover over HTTPS: {out}\n{}", c.dump_logs());
+    let (newp, took) = c
+        .wait_new_primary(first, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("no new primary\n{}", c.dump_logs()));
+    assert_eq!(newp, cand);
+    let gap = write_gap(&c, &w, t0).await;
+    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
+    finish(&c, w, newp, scenario, figures, 0).await;
+}
