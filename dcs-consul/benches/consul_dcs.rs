@@ -25,6 +25,7 @@ fn settings(url: String, scope: &str, name: &str) -> ConsulSettings {
         ttl: Duration::from_secs(20),
         retry_timeout: Duration::from_secs(2),
         token: None,
+        tls: Default::default(),
     }
 }
 

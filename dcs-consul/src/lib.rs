@@ -18,6 +18,7 @@
 //!     ttl: Duration::from_secs(30),
 //!     retry_timeout: Duration::from_secs(10),
 //!     token: None,
+//!     tls: Default::default(),
 //! })?;
 //! // hand `dcs` to ha_core::driver::Driver::new(...)
 //! # Ok(()) }
@@ -67,4 +68,4 @@ mod watch;
 pub use dcs::ConsulDcs;
 pub use error::CallError;
 pub use session::{session_ttl_for, worst_case_session_lifetime, MIN_SESSION_TTL};
-pub use settings::ConsulSettings;
+pub use settings::{ConsulSettings, ConsulTls};

@@ -1,8 +1,9 @@
 //! Where and who: [`ConsulSettings`], and the client built from them ([`ConsulDcs::new`] for a node,
 //! [`ConsulDcs::ctl`] for tools).
 //!
-//! TLS (CA, client certificate, verification) is not a field here: it comes from the `CONSUL_*` environment
-//! variables, as with the `consul` CLI itself. One reqwest client, with a connect timeout consulrs would not set,
+//! TLS (CA, client certificate, verification) comes from [`ConsulTls`] (Patroni's `consul.cacert`, `cert`, `key`,
+//! `verify`); what it leaves unset falls back to the `CONSUL_*` environment variables, as with the `consul` CLI
+//! itself. One reqwest client, with a connect timeout consulrs would not set,
 //! serves both consulrs and the raw blocking watch.
 
 use std::sync::atomic::AtomicU64;
@@ -33,6 +34,21 @@ pub struct ConsulSettings {
     pub retry_timeout: Duration,
     /// ACL token (`X-Consul-Token`), if the agent needs one.
     pub token: Option<String>,
+    /// TLS settings for an `https://` url.
+    pub tls: ConsulTls,
+}
+
+/// Patroni's `consul.cacert`, `cert`, `key` and `verify`: paths to PEM files, read when the client is built (an
+/// unreadable or unusable file fails [`ConsulDcs::new`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsulTls {
+    /// The CA that signs the agent's certificate (`CONSUL_CACERT` when unset).
+    pub cacert: Option<String>,
+    /// The client certificate and its key (`CONSUL_CLIENT_CERT`/`KEY` when unset); the key may sit in `cert`.
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    /// `false` accepts any server certificate (`CONSUL_HTTP_SSL_VERIFY` when unset).
+    pub verify: Option<bool>,
 }
 
 impl ConsulDcs {
@@ -54,7 +70,18 @@ impl ConsulDcs {
         if let Some(t) = &settings.token {
             b.token(t.clone());
         }
-        // The rest (CA, client certificate, TLS verification) comes from CONSUL_* variables, as with `consul` itself.
+        // What the settings leave unset comes from CONSUL_* variables, as with `consul` itself.
+        let tls = &settings.tls;
+        if let Some(ca) = &tls.cacert {
+            b.ca_certs(vec![ca.clone()]);
+        }
+        if let Some(cert) = &tls.cert {
+            b.client_cert(cert.clone());
+            b.client_key(tls.key.clone().unwrap_or_else(|| cert.clone()));
+        }
+        if let Some(verify) = tls.verify {
+            b.verify(verify);
+        }
         let cs = b
             .build()
             .map_err(|e| DcsError::Rejected(format!("Consul client settings: {e}")))?;
@@ -75,10 +102,14 @@ impl ConsulDcs {
             let mut pem = std::fs::read(cert).map_err(|e| {
                 DcsError::Rejected(format!("reading client certificate {cert}: {e}"))
             })?;
-            pem.extend(
-                std::fs::read(key)
-                    .map_err(|e| DcsError::Rejected(format!("reading client key {key}: {e}")))?,
-            );
+            // Patroni allows the key inside the certificate file: then it is read once.
+            if key != cert {
+                pem.extend(
+                    std::fs::read(key).map_err(|e| {
+                        DcsError::Rejected(format!("reading client key {key}: {e}"))
+                    })?,
+                );
+            }
             let id = reqwest::Identity::from_pem(&pem)
                 .map_err(|e| DcsError::Rejected(format!("client certificate {cert}: {e}")))?;
             hb = hb.identity(id);

@@ -33,6 +33,7 @@ impl ConsulHarness {
             ttl: self.ttl,
             retry_timeout: RETRY_TIMEOUT,
             token: None,
+            tls: Default::default(),
         }
     }
 }

@@ -26,6 +26,7 @@ fn settings(server: &ConsulServer, name: &str) -> ConsulSettings {
         ttl: Duration::from_secs_f64(TTL_S),
         retry_timeout: Duration::from_secs_f64(RETRY_TIMEOUT_S),
         token: None,
+        tls: Default::default(),
     }
 }
 

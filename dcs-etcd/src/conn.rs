@@ -18,7 +18,9 @@ use ha_core::sync::lock;
 use tokio::time::Instant;
 use tracing::debug;
 
-use crate::error::{classify, Failure};
+use crate::error::{classify, tls_failure_in, Failure};
+use crate::settings::EtcdTls;
+use crate::tls_probe;
 
 /// The first pause between two rounds over all endpoints; it doubles up to [`RETRY_PAUSE_MAX`].
 const RETRY_PAUSE_MIN: Duration = Duration::from_millis(50);
@@ -28,10 +30,21 @@ const RETRY_PAUSE_MAX: Duration = Duration::from_millis(400);
 /// A bound on the rounds, whatever the deadline: with the pauses above, 64 rounds last over 20 s.
 const ROUNDS_MAX: u32 = 64;
 
+/// How long the TLS probe may take at most (a handshake on a live server takes milliseconds).
+const PROBE_BUDGET_MAX: Duration = Duration::from_secs(1);
+
+/// An attempt the server ended by closing the connection (as opposed to refusing it or not answering): under TLS
+/// 1.3 that is how a refused client certificate looks.
+fn closed_by_server(e: &str) -> bool {
+    e.contains("Cancelled") || e.contains("transport error") || e.contains("connection closed")
+}
+
 /// The clients of all endpoints and which one is in use.
 pub(crate) struct Conn {
     endpoints: Vec<String>,
     options: ConnectOptions,
+    /// For the probe of an https endpoint that closes our connections (see `tls_probe`).
+    tls: Option<EtcdTls>,
     clients: Vec<Mutex<Option<Client>>>,
     current: AtomicUsize,
     timeout: Duration,
@@ -42,8 +55,14 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(endpoints: Vec<String>, options: ConnectOptions, timeout: Duration) -> Conn {
+    pub(crate) fn new(
+        endpoints: Vec<String>,
+        options: ConnectOptions,
+        tls: Option<EtcdTls>,
+        timeout: Duration,
+    ) -> Conn {
         Conn {
+            tls,
             clients: endpoints.iter().map(|_| Mutex::new(None)).collect(),
             endpoints,
             options,
@@ -81,6 +100,17 @@ impl Conn {
         Ok(c)
     }
 
+    /// A rejection naming the TLS setting at fault, if a handshake of our own with endpoint `i` says so.
+    async fn probe(&self, i: usize, deadline: Instant) -> Option<Failure> {
+        let default_tls = EtcdTls::default();
+        let tls = self.tls.as_ref().unwrap_or(&default_tls);
+        let budget = deadline
+            .saturating_duration_since(Instant::now())
+            .min(PROBE_BUDGET_MAX);
+        let e = tls_probe::tls_error(&self.endpoints[i], tls, budget).await?;
+        tls_failure_in(&format!("{}: {e}", self.endpoints[i]))
+    }
+
     fn drop_client(&self, i: usize) {
         *lock(&self.clients[i]) = None;
     }
@@ -101,6 +131,7 @@ impl Conn {
         let mut first = self.current.load(Ordering::Relaxed) % n;
         let mut last = String::from("no attempt made");
         let mut pause = RETRY_PAUSE_MIN;
+        let mut probed = false;
         for round in 0..ROUNDS_MAX {
             for attempt in 0..n {
                 let i = (first + attempt) % n;
@@ -126,6 +157,15 @@ impl Conn {
                 };
                 match failure {
                     Failure::Unreachable(e) => {
+                        if !probed
+                            && closed_by_server(&e)
+                            && self.endpoints[i].starts_with("https://")
+                        {
+                            probed = true;
+                            if let Some(f) = self.probe(i, deadline).await {
+                                return Err(f);
+                            }
+                        }
                         debug!(op, round, endpoint = %self.endpoints[i], error = %e, "etcd endpoint failed; trying the next");
                         self.drop_client(i);
                         last = format!("{}: {e}", self.endpoints[i]);

@@ -124,11 +124,17 @@ impl EtcdDcs {
                 .with_user(user.clone(), settings.password.clone().unwrap_or_default())
                 .with_auto_token_refresh(true);
         }
+        if let Some(tls) = &settings.tls {
+            options = options.with_tls(tls.options());
+        } else if endpoints.iter().any(|e| e.starts_with("https://")) {
+            // etcd-client's default for https is no CA at all: trust the system's, as Patroni does.
+            options = options.with_tls(crate::settings::EtcdTls::default().options());
+        }
         let key_path = KeyPath::new(&settings.namespace, &settings.scope);
         let leader_key = key_path.key(keys::LEADER);
         Ok(EtcdDcs {
             inner: Arc::new(Inner {
-                conn: Conn::new(endpoints, options, timeout),
+                conn: Conn::new(endpoints, options, settings.tls.clone(), timeout),
                 keys: key_path,
                 mode,
                 scope: settings.scope.trim_matches('/').to_string(),

@@ -10,8 +10,12 @@ pub enum EtcdDcsError {
     NoEndpoints,
     #[error("invalid etcd endpoint {0:?}: expected host:port or http://host:port")]
     BadEndpoint(String),
-    #[error("etcd endpoint {0:?} uses https, but this build has no TLS support")]
-    TlsUnsupported(String),
+    #[error("some etcd endpoints use https and others http: use one protocol for all")]
+    MixedSchemes,
+    #[error("TLS settings (cacert, cert, key) are set but the etcd endpoints use http: use https")]
+    TlsWithoutHttps,
+    #[error("etcd TLS: {0}")]
+    BadTls(String),
     #[error("the cluster scope is empty")]
     EmptyScope,
     #[error("invalid member name {0:?}: it must be non-empty and contain no '/'")]
@@ -50,6 +54,9 @@ impl Failure {
 pub(crate) fn classify(e: &etcd_client::Error) -> Failure {
     use etcd_client::Error as E;
     use tonic::Code;
+    if let Some(f) = tls_failure(e) {
+        return f;
+    }
     match e {
         E::GRpcStatus(s) => {
             let msg = s.message();
@@ -72,6 +79,54 @@ pub(crate) fn classify(e: &etcd_client::Error) -> Failure {
         E::EndpointError(m) => Failure::Rejected(m.clone()),
         other => Failure::Unreachable(other.to_string()),
     }
+}
+
+/// A TLS handshake that failed on a setting (our CA does not verify the server, the server refuses our client
+/// certificate) fails the same way on every endpoint and at every retry: it is a rejection naming the setting, not
+/// an unreachable etcd to wait for.
+fn tls_failure(e: &etcd_client::Error) -> Option<Failure> {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    if let etcd_client::Error::GRpcStatus(s) = e {
+        text.push_str(": ");
+        text.push_str(s.message());
+        source = std::error::Error::source(s);
+    }
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    tls_failure_in(&text)
+}
+
+/// Sorts the text of a failed TLS handshake (etcd-client's, or the probe's) into a rejection naming the setting.
+pub(crate) fn tls_failure_in(text: &str) -> Option<Failure> {
+    const SERVER_NOT_VERIFIED: [&str; 5] = [
+        "invalid peer certificate",
+        "UnknownIssuer",
+        "NotValidForName",
+        "BadSignature",
+        "certificate expired",
+    ];
+    const CLIENT_REFUSED: [&str; 4] = [
+        "CertificateRequired",
+        "BadCertificate",
+        "CertificateUnknown",
+        "UnknownCA",
+    ];
+    if SERVER_NOT_VERIFIED.iter().any(|m| text.contains(m)) {
+        return Some(Failure::Rejected(format!(
+            "TLS: the etcd server's certificate does not verify against `cacert` (or the system's CAs when \
+             `cacert` is not set): {text}"
+        )));
+    }
+    if CLIENT_REFUSED.iter().any(|m| text.contains(m)) {
+        return Some(Failure::Rejected(format!(
+            "TLS: the etcd server refused our client certificate (`cert`, `key`), or none was set: {text}"
+        )));
+    }
+    None
 }
 
 #[cfg(test)]

@@ -36,12 +36,13 @@
 //! Hand the `EtcdDcs` to `ha_core::driver::Driver::new`. A CLI uses [`EtcdDcs::ctl`] (no lease).
 //!
 //! # Layout
-//! - [`settings`]: [`EtcdSettings`], validated before any traffic.
+//! - [`settings`]: [`EtcdSettings`] and [`EtcdTls`] (CA, client certificate), validated before any traffic.
 //! - [`error`]: [`EtcdDcsError`] (bad settings) and how etcd errors map onto `DcsError` kinds.
 //! - `conn`: one client per endpoint, failover between endpoints, the deadline, the request counter.
 //! - `dcs`: [`EtcdDcs`] itself and its `impl Dcs`, which runs each operation inside its span.
 //! - `lease`: the lease, and the leader and member keys put with it (acquire, renew, release, touch).
 //! - `kv`: plain puts, deletes and ranges, transactions, compare-and-set on a key's `mod_revision`.
+//! - `tls_probe`: why an https endpoint closed the connection (a refused client certificate, under TLS 1.3).
 //! - `seen`: what this client's own loads and writes told it (read-your-writes, the write shortcuts).
 //! - `cache`: the watch-fed copy of the prefix that answers `load`, and why a cached load is safe.
 //! - `watch`: the cluster watch that feeds the cache, and `watch_leader`.
@@ -56,8 +57,9 @@ mod lease;
 mod seen;
 pub mod settings;
 pub mod testing;
+mod tls_probe;
 mod watch;
 
 pub use dcs::EtcdDcs;
 pub use error::EtcdDcsError;
-pub use settings::{EtcdSettings, DEFAULT_NAMESPACE, DEFAULT_REQUEST_TIMEOUT};
+pub use settings::{EtcdSettings, EtcdTls, DEFAULT_NAMESPACE, DEFAULT_REQUEST_TIMEOUT};

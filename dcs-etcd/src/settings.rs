@@ -1,4 +1,5 @@
-//! How to reach etcd and where the cluster lives in it.
+//! How to reach etcd and where the cluster lives in it, and how to prove who we are to it: TLS (CA, client
+//! certificate) and etcd's own user authentication.
 
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ pub struct EtcdSettings {
     /// etcd authentication, when the server has it enabled.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// TLS material for `https://` endpoints; `None` with `https://` endpoints: the system's CA certificates and no
+    /// client certificate.
+    pub tls: Option<EtcdTls>,
     /// The deadline of every call, `retry_timeout` in Patroni's configuration: an unreachable etcd yields
     /// `DcsError::Unreachable` after at most this long.
     pub request_timeout: Duration,
@@ -44,6 +48,7 @@ impl EtcdSettings {
             name: name.into(),
             username: None,
             password: None,
+            tls: None,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
@@ -53,8 +58,18 @@ impl EtcdSettings {
         if self.endpoints.is_empty() {
             return Err(EtcdDcsError::NoEndpoints);
         }
+        let mut https = 0;
         for e in &self.endpoints {
-            endpoint_url(e)?;
+            https += usize::from(endpoint_url(e)?.starts_with("https://"));
+        }
+        if https != 0 && https != self.endpoints.len() {
+            return Err(EtcdDcsError::MixedSchemes);
+        }
+        if https == 0 && self.tls.is_some() {
+            return Err(EtcdDcsError::TlsWithoutHttps);
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
         }
         if self.scope.trim_matches('/').is_empty() {
             return Err(EtcdDcsError::EmptyScope);
@@ -72,18 +87,82 @@ impl EtcdSettings {
     }
 }
 
-/// `host:port` → `http://host:port`. TLS is not built in (etcd-client's `tls` feature is off), so `https://` is
-/// refused here rather than failing on the first call.
+/// TLS material, as PEM text (the caller reads the files, so its errors can name its own config keys).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct EtcdTls {
+    /// The CA certificate(s) the servers' certificates must be signed by (Patroni's `cacert`); `None`: the system's.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The client certificate chain and its private key (Patroni's `cert` and `key`), for servers started with
+    /// `--client-cert-auth`.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for EtcdTls {
+    /// Never prints the private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdTls")
+            .field("ca", &self.ca_pem.is_some())
+            .field("client_certificate", &self.identity.is_some())
+            .finish()
+    }
+}
+
+impl EtcdTls {
+    /// Empty PEM would make rustls trust nothing, or present no certificate, without saying so: refused.
+    fn validate(&self) -> Result<(), EtcdDcsError> {
+        if self
+            .ca_pem
+            .as_ref()
+            .is_some_and(|p| !is_pem(p, "CERTIFICATE"))
+        {
+            return Err(EtcdDcsError::BadTls(
+                "cacert holds no PEM certificate".into(),
+            ));
+        }
+        if let Some((cert, key)) = &self.identity {
+            if !is_pem(cert, "CERTIFICATE") {
+                return Err(EtcdDcsError::BadTls("cert holds no PEM certificate".into()));
+            }
+            if !is_pem(key, "PRIVATE KEY") {
+                return Err(EtcdDcsError::BadTls("key holds no PEM private key".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// tonic's TLS options for every `https://` endpoint.
+    pub(crate) fn options(&self) -> etcd_client::TlsOptions {
+        let mut o = etcd_client::TlsOptions::new();
+        o = match &self.ca_pem {
+            Some(ca) => o.ca_certificate(etcd_client::Certificate::from_pem(ca)),
+            None => o.with_native_roots(),
+        };
+        if let Some((cert, key)) = &self.identity {
+            o = o.identity(etcd_client::Identity::from_pem(cert, key));
+        }
+        o
+    }
+}
+
+/// Whether `pem` has a `-----BEGIN ...<label>-----` block (`PRIVATE KEY` also matches `RSA`/`EC PRIVATE KEY`).
+fn is_pem(pem: &[u8], label: &str) -> bool {
+    let text = String::from_utf8_lossy(pem);
+    text.lines()
+        .any(|l| l.starts_with("-----BEGIN ") && l.trim_end().ends_with(&format!("{label}-----")))
+}
+
+/// `host:port` → `http://host:port`; `http://` and `https://` URLs are kept.
 pub(crate) fn endpoint_url(raw: &str) -> Result<String, EtcdDcsError> {
     let raw = raw.trim();
-    let url = if raw.starts_with("https://") {
-        return Err(EtcdDcsError::TlsUnsupported(raw.to_string()));
-    } else if raw.starts_with("http://") {
+    let url = if raw.starts_with("https://") || raw.starts_with("http://") {
         raw.to_string()
     } else {
         format!("http://{raw}")
     };
-    let hostport = url.trim_start_matches("http://").trim_end_matches('/');
+    let hostport = url
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
     let ok = match hostport.rsplit_once(':') {
         Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok(),
         None => false,
@@ -105,10 +184,7 @@ mod tests {
             "http://127.0.0.1:2379"
         );
         assert_eq!(endpoint_url("http://e1:2379").unwrap(), "http://e1:2379");
-        assert!(matches!(
-            endpoint_url("https://e1:2379"),
-            Err(EtcdDcsError::TlsUnsupported(_))
-        ));
+        assert_eq!(endpoint_url("https://e1:2379").unwrap(), "https://e1:2379");
         assert!(matches!(
             endpoint_url("e1"),
             Err(EtcdDcsError::BadEndpoint(_))
@@ -133,8 +209,21 @@ mod tests {
         let mut s = ok.clone();
         s.password = Some("x".into());
         assert_eq!(s.validate(true), Err(EtcdDcsError::PasswordWithoutUser));
-        let mut s = ok;
+        let mut s = ok.clone();
         s.scope = "/".into();
         assert_eq!(s.validate(true), Err(EtcdDcsError::EmptyScope));
+        let mut s = ok.clone();
+        s.tls = Some(EtcdTls::default());
+        assert_eq!(s.validate(true), Err(EtcdDcsError::TlsWithoutHttps));
+        let mut s = ok;
+        s.endpoints = vec!["https://e1:2379".into(), "http://e2:2379".into()];
+        assert_eq!(s.validate(true), Err(EtcdDcsError::MixedSchemes));
+        s.endpoints.pop();
+        assert_eq!(s.validate(true), Ok(()), "https with the system's CAs");
+        s.tls = Some(EtcdTls {
+            ca_pem: Some(b"not pem".to_vec()),
+            identity: None,
+        });
+        assert!(matches!(s.validate(true), Err(EtcdDcsError::BadTls(m)) if m.contains("cacert")));
     }
 }

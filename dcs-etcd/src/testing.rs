@@ -6,6 +6,9 @@
 //! file next to its data dir (`<dir>/<name>.log`) and is killed by its PID when dropped, so a failing test leaves no
 //! server behind. A stopped server can be started again on the same ports with the same data.
 //!
+//! [`EtcdServer::start_tls`] starts one that speaks only HTTPS to clients and requires a client certificate signed
+//! by a CA the test chose (`--client-cert-auth`); its health is then read on a plain-HTTP metrics port.
+//!
 //! ```no_run
 //! use dcs_etcd::testing::{etcd_or_skip, EtcdServer};
 //! let dir = tempfile::tempdir().unwrap();
@@ -97,6 +100,16 @@ pub fn free_port() -> u16 {
         .expect("bind a loopback port")
 }
 
+/// The PEM files of a TLS test server ([`EtcdServer::start_tls`]).
+#[derive(Debug, Clone)]
+pub struct ServerTlsFiles {
+    /// The server's certificate (valid for `127.0.0.1`) and its key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA that signs the clients' certificates; a client without one is refused at the handshake.
+    pub client_ca: PathBuf,
+}
+
 /// One etcd member: how to start it, and its process while it runs.
 #[derive(Debug)]
 struct Member {
@@ -111,6 +124,9 @@ struct Member {
     peer_port: u16,
     initial_cluster: String,
     token: String,
+    /// HTTPS only, client certificates required; health is then read on `metrics_port` (plain HTTP).
+    tls: Option<ServerTlsFiles>,
+    metrics_port: u16,
     child: Option<Child>,
 }
 
@@ -135,18 +151,28 @@ impl Member {
             peer_port,
             initial_cluster,
             token: token.to_string(),
+            tls: None,
+            metrics_port: 0,
             child: None,
         }
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     fn client_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme(), self.client_port)
     }
 
     fn listen_client_urls(&self) -> String {
         std::iter::once(self.client_port)
             .chain(self.extra_client_ports.iter().copied())
-            .map(|p| format!("http://127.0.0.1:{p}"))
+            .map(|p| format!("{}://127.0.0.1:{p}", self.scheme()))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -165,7 +191,19 @@ impl Member {
             .open(&self.log)
             .map_err(io(format!("open {}", self.log.display())))?;
         let log2 = log.try_clone().map_err(io("clone the log handle"))?;
-        let child = Command::new(&self.binary)
+        let mut cmd = Command::new(&self.binary);
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--trusted-ca-file")
+                .arg(&tls.client_ca)
+                .arg("--client-cert-auth")
+                .arg("--listen-metrics-urls")
+                .arg(format!("http://127.0.0.1:{}", self.metrics_port));
+        }
+        let child = cmd
             .args(["--logger=zap", "--log-level=warn"])
             .args(["--name", &self.name])
             .arg("--data-dir")
@@ -204,7 +242,12 @@ impl Member {
 
     /// `GET /health` says `"health":"true"` (3.4: only when the member sees a leader).
     fn healthy(&self) -> bool {
-        let addr: SocketAddr = ([127, 0, 0, 1], self.client_port).into();
+        let port = if self.tls.is_some() {
+            self.metrics_port
+        } else {
+            self.client_port
+        };
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
             return false;
         };
@@ -270,6 +313,21 @@ impl EtcdServer {
     /// Like [`EtcdServer::start`], also listening on `extra` more client ports ([`EtcdServer::extra_endpoint`]):
     /// one per client whose link a test wants to cut alone.
     pub fn start_with_client_ports(dir: &Path, extra: usize) -> Result<EtcdServer, TestingError> {
+        EtcdServer::start_member(dir, extra, None)
+    }
+
+    /// Like [`EtcdServer::start`], speaking only HTTPS (`--cert-file`, `--key-file`) and requiring a client
+    /// certificate signed by `tls.client_ca` (`--trusted-ca-file`, `--client-cert-auth`).
+    /// [`EtcdServer::endpoint`] is then `https://127.0.0.1:<port>`.
+    pub fn start_tls(dir: &Path, tls: ServerTlsFiles) -> Result<EtcdServer, TestingError> {
+        EtcdServer::start_member(dir, 0, Some(tls))
+    }
+
+    fn start_member(
+        dir: &Path,
+        extra: usize,
+        tls: Option<ServerTlsFiles>,
+    ) -> Result<EtcdServer, TestingError> {
         let bin = binary()?;
         // A port taken between free_port() and etcd's bind makes etcd exit: try a few port pairs.
         let mut last = None;
@@ -278,6 +336,10 @@ impl EtcdServer {
             let cluster = format!("etcd1=http://127.0.0.1:{}", ports.1);
             let mut m = Member::new(&bin, dir, "etcd1", ports, cluster, "hactl-test");
             m.extra_client_ports = (0..extra).map(|_| free_port()).collect();
+            if tls.is_some() {
+                m.metrics_port = free_port();
+                m.tls = tls.clone();
+            }
             m.spawn()?;
             match m.wait_healthy() {
                 Ok(()) => return Ok(EtcdServer { member: m }),
@@ -287,7 +349,7 @@ impl EtcdServer {
         Err(last.expect("at least one attempt"))
     }
 
-    /// `http://127.0.0.1:<client port>`
+    /// `http://127.0.0.1:<client port>` (`https://` for [`EtcdServer::start_tls`]).
     pub fn endpoint(&self) -> String {
         self.member.client_url()
     }

@@ -23,6 +23,8 @@ fn settings(hosts: String, scope: &str, name: &str) -> ZkSettings {
         name: name.into(),
         ttl: Duration::from_secs(10),
         retry_timeout: Duration::from_secs(2),
+        auth: Vec::new(),
+        acl: Vec::new(),
     }
 }
 

@@ -10,7 +10,7 @@ use ha_core::model::codec::keys;
 use ha_core::model::{Cluster, RawEntry};
 use ha_core::sync::lock;
 use tracing::{debug, info_span, Instrument};
-use zookeeper_async::{Acl, CreateMode, Stat, ZkError};
+use zookeeper_async::{CreateMode, Stat, ZkError};
 
 use crate::dcs::Inner;
 use crate::error::CallError;
@@ -43,7 +43,7 @@ impl Inner {
                     c.zk.create(
                         &cur,
                         Vec::new(),
-                        Acl::open_unsafe().clone(),
+                        self.settings.create_acl(),
                         CreateMode::Persistent,
                     ),
                 )
@@ -70,7 +70,7 @@ impl Inner {
             c.zk.create2(
                 path,
                 value.as_bytes().to_vec(),
-                Acl::open_unsafe().clone(),
+                self.settings.create_acl(),
                 mode,
             )
         };

@@ -10,14 +10,14 @@
 //! # async fn f() -> Result<(), ha_core::dcs::DcsError> {
 //! use std::time::Duration;
 //! use dcs_zk::{ZkDcs, ZkSettings};
-//! let dcs = ZkDcs::new(ZkSettings {
-//!     hosts: "127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183".into(),
-//!     namespace: "service".into(),
-//!     scope: "batman".into(),
-//!     name: "node1".into(),
-//!     ttl: Duration::from_secs(30),
-//!     retry_timeout: Duration::from_secs(10),
-//! });
+//! let dcs = ZkDcs::new(ZkSettings::new(
+//!     "127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183",
+//!     "service",
+//!     "batman",
+//!     "node1",
+//!     Duration::from_secs(30), // ttl
+//!     Duration::from_secs(10), // retry_timeout
+//! ));
 //! // hand `dcs` to ha_core::driver::Driver::new(...)
 //! # Ok(()) }
 //! ```
@@ -35,7 +35,7 @@
 //! 4 round trips (10 requests) per loop on a replica, 5 (11) on the leader, ~2.1 kB both ways.
 //!
 //! # Layout
-//! - `settings`: [`ZkSettings`], where and who;
+//! - `settings`: [`ZkSettings`], where and who, with the credentials (`auth_data`) and ACLs (`set_acls`);
 //! - `session`: one ZooKeeper session, its timeout (= ttl), expiry detection, the local lease and its reaper, and
 //!   the one request runner (deadline, counting);
 //! - `kv`: keys to znode paths, typed reads and writes, versions and CAS, ephemeral znodes, `load`;
@@ -54,4 +54,4 @@ mod watch;
 
 pub use dcs::ZkDcs;
 pub use error::CallError;
-pub use settings::ZkSettings;
+pub use settings::{acl_from_patroni, Acl, Permission, ZkSettings};

@@ -11,6 +11,12 @@
 //! (no pings) loses them by the server's own session timeout (= ttl). The server's `maxSessionTimeout` must be at
 //! least `ttl` (ZooKeeper's default is 20 × tickTime = 40 s).
 //!
+//! # Credentials (`auth_data`)
+//! ZooKeeper binds credentials to the TCP connection, not to the session, and `zookeeper-async` does not re-send
+//! them when it reconnects the session to another server. So they are added right after a session is opened, and
+//! again before the next request whenever the listener saw the connection come back (`reauth`). A request that
+//! slips out before that gets `NoAuth`, an error like any other: the client never acts without its credentials.
+//!
 //! # Session expiry
 //! `zookeeper-async` opens a new session silently after an expiry, with no `Expired` event: it only passes through
 //! [`ZkState::NotConnected`](zookeeper_async::ZkState). A listener marks the connection lost on that state (or
@@ -56,6 +62,8 @@ pub(crate) struct Conn {
     member_written: Mutex<Option<String>>,
     /// The session timeout this connection asked for.
     timeout: Duration,
+    /// The connection came back after a break: its credentials must be added again (see the module head).
+    reauth: Arc<AtomicBool>,
 }
 
 impl Conn {
@@ -157,6 +165,7 @@ impl Inner {
         let lost = Arc::new(AtomicBool::new(false));
         let changed = Arc::new(tokio::sync::Notify::new());
         let leader_armed = Arc::new(AtomicBool::new(false));
+        let reauth = Arc::new(AtomicBool::new(false));
         let connect = ZooKeeper::connect_with_retry_time(
             &self.settings.hosts,
             ttl,
@@ -182,6 +191,7 @@ impl Inner {
             let lost = lost.clone();
             let changed = changed.clone();
             let leader_armed = leader_armed.clone();
+            let reauth = reauth.clone();
             #[allow(deprecated)]
             zk.add_listener(move |state| {
                 debug!(?state, "ZooKeeper connection state");
@@ -189,6 +199,10 @@ impl Inner {
                     // NotConnected: the crate's only trace of an expired session (it then opens a new one silently).
                     ZkState::NotConnected | ZkState::Closed | ZkState::AuthFailed => {
                         lost.store(true, Ordering::SeqCst)
+                    }
+                    // Registered after the first connection: any Connected here is a reconnection.
+                    ZkState::Connected | ZkState::ConnectedReadOnly => {
+                        reauth.store(true, Ordering::SeqCst)
                     }
                     _ => {}
                 }
@@ -205,9 +219,39 @@ impl Inner {
             session_id: Mutex::new(None),
             member_written: Mutex::new(None),
             timeout: ttl,
+            reauth,
         });
+        if let Err(e) = self.authenticate(&c).await {
+            close_detached(c);
+            return Err(e);
+        }
         *slot = Some(c.clone());
         Ok(c)
+    }
+
+    /// Adds `auth_data` to the connection, in order, each under the deadline.
+    async fn authenticate(&self, c: &Conn) -> Result<(), CallError> {
+        for (scheme, credential) in &self.settings.auth {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            self.round_trips.fetch_add(1, Ordering::Relaxed);
+            let add = c.zk.add_auth(scheme, credential.as_bytes().to_vec());
+            match tokio::time::timeout(self.retry_timeout(), add).await {
+                Ok(Ok(())) => {}
+                Ok(Err(code)) => {
+                    return Err(CallError::Zk {
+                        what: "add auth_data",
+                        code,
+                    })
+                }
+                Err(_) => {
+                    return Err(CallError::Timeout {
+                        what: "add auth_data",
+                        timeout: self.retry_timeout(),
+                    })
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs one request under `retry_timeout`, counting it; an expired session marks the connection lost.
@@ -220,6 +264,10 @@ impl Inner {
     where
         F: std::future::Future<Output = Result<T, ZkError>>,
     {
+        if !self.settings.auth.is_empty() && c.reauth.swap(false, Ordering::SeqCst) {
+            debug!("the ZooKeeper connection came back: adding auth_data again");
+            self.authenticate(c).await?;
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         if !PIPELINED.contains(&what) {
             self.round_trips.fetch_add(1, Ordering::Relaxed);

@@ -31,6 +31,8 @@ fn settings(hosts: &str, name: &str) -> ZkSettings {
         name: name.into(),
         ttl: TTL,
         retry_timeout: RETRY_TIMEOUT,
+        auth: Vec::new(),
+        acl: Vec::new(),
     }
 }
 

@@ -22,6 +22,8 @@ fn settings(server: &ZkServer, name: &str) -> ZkSettings {
         name: name.into(),
         ttl: Duration::from_secs_f64(TTL_S),
         retry_timeout: Duration::from_secs_f64(RETRY_TIMEOUT_S),
+        auth: Vec::new(),
+        acl: Vec::new(),
     }
 }
 

@@ -1,8 +1,19 @@
 //! The DCS section, `etcd3`, `etcd`, `consul` or `zookeeper`: Patroni uses the first one it finds in this order,
 //! and so does hactl (with a warning naming the others).
 
+use serde_json::Value;
+
 use super::value::Section;
 use super::{ConfigError, ConsulConfig, DcsConfig, EtcdConfig, HostPort, ZookeeperConfig};
+
+/// A security setting hactl cannot honour: the start is refused, naming the key (never a warning).
+fn refused(key: &str, expected: &str, got: &str) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        expected: expected.to_string(),
+        got: got.to_string(),
+    }
+}
 
 fn parse_etcd(s: &Section, warnings: &mut Vec<String>) -> Result<EtcdConfig, ConfigError> {
     s.warn_unknown(
@@ -65,7 +76,7 @@ fn parse_etcd(s: &Section, warnings: &mut Vec<String>) -> Result<EtcdConfig, Con
     for (i, h) in hosts.iter().enumerate() {
         HostPort::parse(&format!("{}[{i}]", s.key("hosts")), h)?;
     }
-    Ok(EtcdConfig {
+    let config = EtcdConfig {
         hosts,
         protocol,
         username: s.string("username")?,
@@ -73,7 +84,228 @@ fn parse_etcd(s: &Section, warnings: &mut Vec<String>) -> Result<EtcdConfig, Con
         cacert: s.string("cacert")?,
         cert: s.string("cert")?,
         key: s.string("key")?,
+        key_password: s.string("key_password")?,
+    };
+    // Fail closed: a security setting hactl cannot honour refuses the start, naming the key.
+    if s.bool("verify")? == Some(false) {
+        return Err(refused(
+            &s.key("verify"),
+            "true: hactl always verifies the etcd server's certificate (set `cacert` to the CA that signed it)",
+            "false",
+        ));
+    }
+    if config.protocol == "http" {
+        for k in ["cacert", "cert", "key", "key_password"] {
+            if s.has(k) {
+                return Err(refused(
+                    &s.key(k),
+                    &format!(
+                        "`{}: https` (or https:// hosts) for a TLS setting",
+                        s.key("protocol")
+                    ),
+                    "protocol http: the setting would be ignored and the link left in clear text",
+                ));
+            }
+        }
+    }
+    if config.key.is_some() && config.cert.is_none() {
+        return Err(ConfigError::Missing {
+            key: format!("{} (`{}` is set)", s.key("cert"), s.key("key")),
+        });
+    }
+    if config.password.is_some() && config.username.is_none() {
+        return Err(ConfigError::Missing {
+            key: format!("{} (`{}` is set)", s.key("username"), s.key("password")),
+        });
+    }
+    Ok(config)
+}
+
+/// Why hactl's ZooKeeper client has no TLS: named in every refusal of a TLS setting.
+const ZK_NO_TLS: &str =
+    "hactl's ZooKeeper client (zookeeper-async) speaks plain TCP only: it cannot do TLS";
+
+/// `zookeeper.auth_data`, `set_acls`, and the TLS keys (refused: see [`ZK_NO_TLS`]).
+fn parse_zookeeper_security(
+    s: &Section,
+    hosts: Vec<String>,
+) -> Result<ZookeeperConfig, ConfigError> {
+    let use_ssl = s.bool("use_ssl")?.unwrap_or(false);
+    if use_ssl {
+        return Err(refused(
+            &s.key("use_ssl"),
+            &format!("false ({ZK_NO_TLS})"),
+            "true",
+        ));
+    }
+    // Patroni ignores these without use_ssl; a TLS setting that does nothing is refused rather than ignored.
+    for k in ["cacert", "cert", "key", "key_password", "verify"] {
+        if s.has(k) {
+            return Err(refused(
+                &s.key(k),
+                &format!("no TLS setting ({ZK_NO_TLS})"),
+                "a TLS setting that would be ignored",
+            ));
+        }
+    }
+    let mut auth_data = Vec::new();
+    match s.get("auth_data") {
+        None | Some(Value::Null) => {}
+        // Patroni's form: {scheme: credential}.
+        Some(Value::Object(m)) => {
+            for (scheme, cred) in m {
+                let key = format!("{}.{scheme}", s.key("auth_data"));
+                let Value::String(cred) = cred else {
+                    return Err(ConfigError::invalid(&key, "a credential string", cred));
+                };
+                auth_data.push((scheme.clone(), cred.clone()));
+            }
+        }
+        // Also accepted: [[scheme, credential], ...].
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                let key = format!("{}[{i}]", s.key("auth_data"));
+                match item.as_array().map(|a| a.as_slice()) {
+                    Some([Value::String(scheme), Value::String(cred)]) => {
+                        auth_data.push((scheme.clone(), cred.clone()))
+                    }
+                    _ => return Err(ConfigError::invalid(&key, "[scheme, credential]", item)),
+                }
+            }
+        }
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                &s.key("auth_data"),
+                "a map of scheme: credential",
+                other,
+            ))
+        }
+    }
+    for (i, (scheme, cred)) in auth_data.iter().enumerate() {
+        if scheme.is_empty() || cred.is_empty() {
+            return Err(refused(
+                &format!("{}[{i}]", s.key("auth_data")),
+                "a scheme and a credential, e.g. digest: 'user:password'",
+                "an empty one",
+            ));
+        }
+    }
+    let mut set_acls = Vec::new();
+    match s.get("set_acls") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (principal, perms) in m {
+                let key = format!("{}.{principal}", s.key("set_acls"));
+                let perms: Vec<String> = match perms {
+                    Value::String(p) => p.split(',').map(|x| x.trim().to_string()).collect(),
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|p| p.as_str().map(str::to_string))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| {
+                            ConfigError::invalid(&key, "a list of permissions", perms)
+                        })?,
+                    other => {
+                        return Err(ConfigError::invalid(&key, "a list of permissions", other))
+                    }
+                };
+                check_zk_acl(&key, principal, &perms)?;
+                set_acls.push((principal.clone(), perms));
+            }
+        }
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                &s.key("set_acls"),
+                "a map of principal: [permissions]",
+                other,
+            ))
+        }
+    }
+    Ok(ZookeeperConfig {
+        hosts,
+        use_ssl,
+        auth_data,
+        set_acls,
     })
+}
+
+/// One `set_acls` entry, checked the way `dcs_zk::acl_from_patroni` reads it, naming the key on refusal.
+fn check_zk_acl(key: &str, principal: &str, perms: &[String]) -> Result<(), ConfigError> {
+    let Some((scheme, id)) = principal.split_once(':') else {
+        return Err(refused(
+            key,
+            &format!("a `scheme:id` principal such as `digest:user:<base64 sha1>` (a bare name is an x509 \
+                 certificate name, and {ZK_NO_TLS})"),
+            principal,
+        ));
+    };
+    if scheme == "x509" {
+        return Err(refused(
+            key,
+            &format!("another scheme ({ZK_NO_TLS})"),
+            principal,
+        ));
+    }
+    if id.is_empty() && scheme != "auth" {
+        return Err(refused(key, "`scheme:id` with an id", principal));
+    }
+    const PERMS: [&str; 6] = ["READ", "WRITE", "CREATE", "DELETE", "ADMIN", "ALL"];
+    if perms.is_empty() {
+        return Err(refused(
+            key,
+            "at least one of READ, WRITE, CREATE, DELETE, ADMIN, ALL",
+            "none",
+        ));
+    }
+    for p in perms {
+        if !PERMS.contains(&p.to_ascii_uppercase().as_str()) {
+            return Err(refused(key, "READ, WRITE, CREATE, DELETE, ADMIN or ALL", p));
+        }
+    }
+    Ok(())
+}
+
+/// The `consul` keys hactl cannot honour (yet), refused naming the key; the TLS keys need `scheme: https`.
+fn check_consul_security(s: &Section, scheme: &str) -> Result<(), ConfigError> {
+    if scheme != "http" && scheme != "https" {
+        return Err(refused(&s.key("scheme"), "http or https", scheme));
+    }
+    if s.has("dc") {
+        return Err(refused(
+            &s.key("dc"),
+            "no `dc`: hactl's Consul client talks to the agent's own datacenter only (it sends no `?dc=`)",
+            "a datacenter",
+        ));
+    }
+    if let Some(c) = s.string("consistency")? {
+        if c != "default" {
+            return Err(refused(
+                &s.key("consistency"),
+                "`default`: hactl's Consul client sends no consistency mode (`?consistent`/`?stale`)",
+                &c,
+            ));
+        }
+    }
+    if scheme == "http" {
+        for k in ["cacert", "cert", "key", "verify"] {
+            if s.has(k) {
+                return Err(refused(
+                    &s.key(k),
+                    &format!(
+                        "`{}: https` (or an https:// url) for a TLS setting",
+                        s.key("scheme")
+                    ),
+                    "scheme http: the setting would be ignored and the link left in clear text",
+                ));
+            }
+        }
+    }
+    if s.has("key") && !s.has("cert") {
+        return Err(ConfigError::Missing {
+            key: format!("{} (`{}` is set)", s.key("cert"), s.key("key")),
+        });
+    }
+    Ok(())
 }
 
 pub(super) fn parse_dcs(
@@ -142,6 +374,7 @@ pub(super) fn parse_dcs(
                 host = format!("{host}:{port}");
             }
             HostPort::parse(&s.key("host"), &host)?;
+            check_consul_security(&s, &scheme)?;
             DcsConfig::Consul(ConsulConfig {
                 host,
                 scheme,
@@ -177,10 +410,11 @@ pub(super) fn parse_dcs(
                     key: s.key("hosts"),
                 });
             }
-            DcsConfig::Zookeeper(ZookeeperConfig {
-                hosts,
-                use_ssl: s.bool("use_ssl")?.unwrap_or(false),
-            })
+            DcsConfig::Zookeeper(parse_zookeeper_security(&s, hosts)?)
         }
     }))
 }
+
+#[cfg(test)]
+#[path = "dcs_security_tests.rs"]
+mod security_tests;

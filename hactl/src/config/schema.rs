@@ -101,9 +101,13 @@ pub struct EtcdConfig {
     pub protocol: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// The CA that signs the servers' certificates (https); the system's CAs when unset.
     pub cacert: Option<String>,
+    /// The client certificate; its key is `key`, or inside this file when `key` is unset.
     pub cert: Option<String>,
     pub key: Option<String>,
+    /// The password of an encrypted (PKCS#8) `key`.
+    pub key_password: Option<String>,
 }
 
 impl EtcdConfig {
@@ -138,6 +142,10 @@ pub struct ConsulConfig {
 pub struct ZookeeperConfig {
     pub hosts: Vec<String>,
     pub use_ssl: bool,
+    /// `auth_data`: `(scheme, credential)` pairs sent on every connection, e.g. `("digest", "user:password")`.
+    pub auth_data: Vec<(String, String)>,
+    /// `set_acls`: `(principal, permissions)`; the principal is `scheme:id` (a bare x509 name is refused at load).
+    pub set_acls: Vec<(String, Vec<String>)>,
 }
 
 /// The DCS section: Patroni uses the first one it finds in this order.
