@@ -296,6 +296,9 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     let pg = Arc::new(pg_control::PgCtl::new(pg_settings(&config)?).await?);
     let node_dcs = connect(&config, DcsMode::Node)?;
     let api_dcs = connect(&config, DcsMode::Ctl)?;
+    // A DCS that refuses our certificate, CA or credentials refuses the start, naming the key; an unreachable one
+    // does not (the node waits for it, as always).
+    crate::dcs::check_credentials(&config, &api_dcs).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     // Every TLS and access setting is read and checked before anything starts: one that cannot be honoured
     // refuses the start, naming its key.
