@@ -12,6 +12,7 @@ use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upst
 use ha_core::sync::lock;
 
 use crate::checks;
+use crate::conn_options::RoleOptions;
 use crate::error::{Error, Result};
 use crate::os::RunAs;
 use crate::settings::PgSettings;
@@ -32,6 +33,8 @@ pub struct PgCtl {
     pub(crate) s: PgSettings,
     pub(crate) run_as: RunAs,
     pub(crate) version_num: u32,
+    /// Each role's connection options (`sslmode` & co.), checked.
+    pub(crate) conn: RoleOptions,
     pub(crate) state: Mutex<NodeState>,
     /// The node's own parameters and pg_hba lines: from the settings, replaceable at run time
     /// ([`PgCtl::set_local_config`]) when the daemon re-reads its configuration file.
@@ -52,7 +55,7 @@ impl std::fmt::Debug for PgCtl {
 
 impl PgCtl {
     /// Checks the settings against the machine (user, binaries and their version, data directory ownership and
-    /// version, credentials) without changing anything, and loads the state file.
+    /// version, credentials and their connection options) without changing anything, and loads the state file.
     pub async fn new(settings: PgSettings) -> Result<PgCtl> {
         let s = settings;
         checks::check_name_and_port(&s)?;
@@ -61,9 +64,11 @@ impl PgCtl {
         let version_num = checks::binary_version(&s, &run_as).await?;
         checks::check_usernames(&s)?;
         checks::check_passwords(&s, &s.pg_hba)?;
+        let conn = RoleOptions::new(&s, version_num)?;
         let ctl = PgCtl {
             run_as,
             version_num,
+            conn,
             state: Mutex::new(NodeState::default()),
             local: Mutex::new(LocalConf {
                 parameters: s.parameters.clone(),
