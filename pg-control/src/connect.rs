@@ -64,9 +64,25 @@ fn classify(e: tokio_postgres::Error) -> ConnError {
         }
         _ => ConnError::Other(match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
+            None => with_causes(&e),
         }),
     }
+}
+
+/// An error and its causes: tokio-postgres says "error performing TLS handshake" and leaves the reason (an unknown
+/// issuer, a name mismatch, ...) to its source.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s
 }
 
 /// Aborts the spawned connection task when the query is done or abandoned: a connection to a hung server would

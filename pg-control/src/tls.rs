@@ -59,7 +59,38 @@ pub(crate) fn make_connect(o: &ConnOptions) -> Result<Option<MakeRustlsConnect>>
 
 fn client_config(o: &ConnOptions) -> Result<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier: Arc<dyn ServerCertVerifier> = match &o.sslrootcert {
+    let verifier = server_verifier(o, &provider)?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::ConnOption {
+            key: o.key("sslmode"),
+            reason: e.to_string(),
+        })?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match (&o.sslcert, &o.sslkey) {
+        (Some(cert), Some(key)) => {
+            let certs = read_certs(cert, &o.key("sslcert"))?;
+            let key = read_key(key, o.sslpassword.as_deref(), o)?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| Error::ConnOption {
+                    key: o.key("sslkey"),
+                    reason: format!("the key does not fit the certificate: {e}"),
+                })?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    config.enable_sni = o.sslsni;
+    Ok(config)
+}
+
+/// How the server's certificate is checked: not at all without `sslrootcert`, against it otherwise.
+fn server_verifier(
+    o: &ConnOptions,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ServerCertVerifier>> {
+    Ok(match &o.sslrootcert {
         None => Arc::new(NoVerification(provider.clone())),
         Some(path) => {
             let anchors = read_certs(path, &o.key("sslrootcert"))?;
@@ -91,30 +122,7 @@ fn client_config(o: &ConnOptions) -> Result<ClientConfig> {
                 check_host: o.sslmode == Some(SslMode::VerifyFull),
             })
         }
-    };
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::ConnOption {
-            key: o.key("sslmode"),
-            reason: e.to_string(),
-        })?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let mut config = match (&o.sslcert, &o.sslkey) {
-        (Some(cert), Some(key)) => {
-            let certs = read_certs(cert, &o.key("sslcert"))?;
-            let key = read_key(key, o.sslpassword.as_deref(), o)?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| Error::ConnOption {
-                    key: o.key("sslkey"),
-                    reason: format!("the key does not fit the certificate: {e}"),
-                })?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    config.enable_sni = o.sslsni;
-    Ok(config)
+    })
 }
 
 /// The server certificate verified against `sslrootcert` as webpki does, the host name only for `verify-full`,
@@ -355,3 +363,6 @@ fn read_key(
         )
     })
 }
+
+#[cfg(test)]
+mod tests;
