@@ -1,7 +1,8 @@
 //! TLS on every link to another member, against real PostgreSQL 15 with `ssl=on` and `hostssl ... clientcert=verify-ca`
 //! only: the replica is cloned (pg_basebackup) and streams (walreceiver) with `sslmode=verify-ca` and a client
-//! certificate, our own superuser queries to the primary verify it the same way (and fail against a wrong CA), and
-//! what cannot be honoured is refused naming its key.
+//! certificate whose key is encrypted (`sslpassword`: the service file for pg_basebackup, inline for the walreceiver,
+//! decrypted by pg-control itself for its own connections); our own superuser queries to the primary verify it the
+//! same way (and fail against a wrong CA); what cannot be honoured is refused naming its key.
 
 mod common;
 
@@ -58,12 +59,34 @@ struct Pki {
     other_ca: PathBuf,
     server: (PathBuf, PathBuf),
     client: (PathBuf, PathBuf),
+    /// The client key encrypted with [`KEY_PASSWORD`] (`openssl pkcs8 -topk8`).
+    client_encrypted_key: PathBuf,
 }
+
+const KEY_PASSWORD: &str = "k3y pass";
 
 fn pki(dir: &Path) -> Pki {
     let ca_pair = ca("hactl test CA");
     let other = ca("someone else's CA");
+    let client = leaf(dir, "client", "hactl client", &[], &ca_pair);
+    let enc = dir.join("client-enc.key");
+    let st = std::process::Command::new("openssl")
+        .args(["pkcs8", "-topk8", "-in"])
+        .arg(&client.1)
+        .arg("-out")
+        .arg(&enc)
+        .args(["-passout", &format!("pass:{KEY_PASSWORD}")])
+        .output()
+        .expect("openssl");
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let client_encrypted_key = write_private(&enc, &std::fs::read_to_string(&enc).unwrap());
     Pki {
+        client,
+        client_encrypted_key,
         ca: write_private(&dir.join("ca.crt"), &ca_pair.0.pem()),
         other_ca: write_private(&dir.join("other-ca.crt"), &other.0.pem()),
         server: leaf(
@@ -73,16 +96,16 @@ fn pki(dir: &Path) -> Pki {
             &["127.0.0.1", "localhost"],
             &ca_pair,
         ),
-        client: leaf(dir, "client", "hactl client", &[], &ca_pair),
     }
 }
 
-/// `verify-ca` with the client certificate, for every role, against `root`.
+/// `verify-ca` with the client certificate (its key encrypted), for every role, against `root`.
 fn tls_creds(c: Credentials, root: &Path, pki: &Pki) -> Credentials {
     c.with_option("sslmode", "verify-ca")
         .with_option("sslrootcert", root.to_str().unwrap())
         .with_option("sslcert", pki.client.0.to_str().unwrap())
-        .with_option("sslkey", pki.client.1.to_str().unwrap())
+        .with_option("sslkey", pki.client_encrypted_key.to_str().unwrap())
+        .with_option("sslpassword", KEY_PASSWORD)
 }
 
 /// A node whose server takes TCP connections only over TLS with a client certificate signed by the test CA.
@@ -121,6 +144,10 @@ async fn a_replica_streams_over_verified_tls_and_a_wrong_ca_is_refused() {
 
     n1.bootstrap().await.expect("bootstrap");
     n2.clone_from(&upstream(&n1)).await.expect("clone over TLS");
+    // The key's password reached pg_basebackup through the 0600 service file, not its command line.
+    let service = PathBuf::from(format!("{}.service", n2.settings().pgpass.display()));
+    let service = std::fs::metadata(&service).map(|m| m.permissions().mode() & 0o777);
+    assert_eq!(service.ok(), Some(0o600));
     let conf = std::fs::read_to_string(n2.settings().data_dir.join("postgresql.conf")).unwrap();
     assert!(conf.contains("sslmode=verify-ca"), "{conf}");
     assert!(conf.contains("sslcert="), "{conf}");
