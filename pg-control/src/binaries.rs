@@ -23,7 +23,13 @@ pub(crate) fn pg_ctl_timeout(e: Error, operation: &str, t: Duration) -> Error {
 
 impl PgCtl {
     pub(crate) fn pg_env(&self) -> Vec<(&'static str, String)> {
-        vec![("PGPASSFILE", self.s.pgpass.to_string_lossy().into_owned())]
+        vec![
+            ("PGPASSFILE", self.s.pgpass.to_string_lossy().into_owned()),
+            (
+                "PGSERVICEFILE",
+                self.service_file().to_string_lossy().into_owned(),
+            ),
+        ]
     }
 
     pub(crate) async fn pg_bin(

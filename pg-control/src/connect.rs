@@ -1,5 +1,6 @@
-//! Connections and queries: tokio-postgres configs for the local server and for other members, one bounded
-//! connect-and-run helper, and what a failed attempt means (timeout, "not accepting yet", or an error).
+//! Connections and queries: tokio-postgres configs for the local server (unix socket, no TLS) and for other members
+//! (TCP, with the superuser's TLS options: `tls`), one bounded connect-and-run helper, and what a failed attempt
+//! means (timeout, "not accepting yet", or an error).
 //!
 //! Every query runs through [`PgCtl::with_client`], so the query timeout bounds the connect and the work together:
 //! a hung server makes the call fail with a timeout, never hang.
@@ -10,8 +11,22 @@ use std::time::Duration;
 use tokio_postgres::NoTls;
 
 use crate::conf::Endpoint;
+use crate::conn_options::ConnOptions;
 use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
+
+/// Where a connection goes: its tokio-postgres config, and the TLS options it connects with (`None`: the local
+/// unix socket, no TLS).
+pub(crate) struct Target {
+    config: tokio_postgres::Config,
+    tls: Option<ConnOptions>,
+}
+
+impl From<tokio_postgres::Config> for Target {
+    fn from(config: tokio_postgres::Config) -> Target {
+        Target { config, tls: None }
+    }
+}
 
 /// Why a connection attempt gave no answer.
 #[derive(Debug)]
@@ -49,14 +64,40 @@ fn classify(e: tokio_postgres::Error) -> ConnError {
         }
         _ => ConnError::Other(match e.as_db_error() {
             Some(db) => format!("{}: {}", db.code().code(), db.message()),
-            None => e.to_string(),
+            None => with_causes(&e),
         }),
     }
+}
+
+/// An error and its causes: tokio-postgres says "error performing TLS handshake" and leaves the reason (an unknown
+/// issuer, a name mismatch, ...) to its source.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s
 }
 
 /// Aborts the spawned connection task when the query is done or abandoned: a connection to a hung server would
 /// otherwise wait forever.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
+impl AbortOnDrop {
+    fn spawn<C>(connection: C) -> AbortOnDrop
+    where
+        C: Future + Send + 'static,
+    {
+        AbortOnDrop(tokio::spawn(async move {
+            let _ = connection.await;
+        }))
+    }
+}
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
@@ -89,8 +130,8 @@ impl PgCtl {
         c
     }
 
-    /// A tokio-postgres config for another member, as the superuser.
-    pub(crate) fn remote_config(&self, ep: &Endpoint) -> tokio_postgres::Config {
+    /// A connection to another member, as the superuser, with the superuser's TLS options.
+    pub(crate) fn remote_config(&self, ep: &Endpoint) -> Target {
         let mut c = tokio_postgres::Config::new();
         c.host(&ep.host)
             .port(ep.port)
@@ -101,24 +142,41 @@ impl PgCtl {
         if let Some(p) = &self.s.superuser.password {
             c.password(p);
         }
-        c
+        crate::tls::apply_modes(&self.conn.superuser, &mut c);
+        Target {
+            config: c,
+            tls: Some(self.conn.superuser.clone()),
+        }
     }
 
     /// Connects and runs `f`, the whole bounded by the query timeout.
     pub(crate) async fn with_client<T, F, Fut>(
         &self,
-        config: tokio_postgres::Config,
+        target: impl Into<Target>,
         f: F,
     ) -> std::result::Result<T, ConnError>
     where
         F: FnOnce(tokio_postgres::Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     {
+        let Target { config, tls } = target.into();
+        // The TLS files are read at each connection, as libpq reads them: renewed certificates need no restart.
+        let tls = match tls.as_ref().map(crate::tls::make_connect).transpose() {
+            Ok(t) => t.flatten(),
+            Err(e) => return Err(ConnError::Other(e.to_string())),
+        };
         let work = async move {
-            let (client, connection) = config.connect(NoTls).await.map_err(classify)?;
-            let _guard = AbortOnDrop(tokio::spawn(async move {
-                let _ = connection.await;
-            }));
+            // The connection task is aborted when the work is done or abandoned (see [`AbortOnDrop`]).
+            let (client, _guard) = match tls {
+                Some(tls) => {
+                    let (client, connection) = config.connect(tls).await.map_err(classify)?;
+                    (client, AbortOnDrop::spawn(connection))
+                }
+                None => {
+                    let (client, connection) = config.connect(NoTls).await.map_err(classify)?;
+                    (client, AbortOnDrop::spawn(connection))
+                }
+            };
             f(client).await.map_err(classify)
         };
         match tokio::time::timeout(self.s.timeouts.query, work).await {

@@ -12,6 +12,7 @@ use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upst
 use ha_core::sync::lock;
 
 use crate::checks;
+use crate::conn_options::RoleOptions;
 use crate::error::{Error, Result};
 use crate::os::RunAs;
 use crate::settings::PgSettings;
@@ -34,6 +35,8 @@ pub struct PgCtl {
     pub(crate) version_num: u32,
     /// The parameter names the binaries know; `None` if `postgres --describe-config` could not be read.
     pub(crate) server_params: Option<crate::conf::ServerParameters>,
+    /// Each role's connection options (`sslmode` & co.), checked.
+    pub(crate) conn: RoleOptions,
     pub(crate) state: Mutex<NodeState>,
     /// The node's own parameters and pg_hba lines: from the settings, replaceable at run time
     /// ([`PgCtl::set_local_config`]) when the daemon re-reads its configuration file.
@@ -54,7 +57,7 @@ impl std::fmt::Debug for PgCtl {
 
 impl PgCtl {
     /// Checks the settings against the machine (user, binaries and their version, data directory ownership and
-    /// version, credentials) without changing anything, and loads the state file.
+    /// version, credentials and their connection options) without changing anything, and loads the state file.
     pub async fn new(settings: PgSettings) -> Result<PgCtl> {
         let s = settings;
         checks::check_name_and_port(&s)?;
@@ -64,10 +67,12 @@ impl PgCtl {
         let server_params = checks::server_parameters(&s, &run_as, version_num).await;
         checks::check_usernames(&s)?;
         checks::check_passwords(&s, &s.pg_hba)?;
+        let conn = RoleOptions::new(&s, version_num)?;
         let ctl = PgCtl {
             run_as,
             version_num,
             server_params,
+            conn,
             state: Mutex::new(NodeState::default()),
             local: Mutex::new(LocalConf {
                 parameters: s.parameters.clone(),

@@ -52,6 +52,10 @@ pub enum Error {
     /// A setting is malformed.
     #[error("bad setting: {0}")]
     BadSetting(String),
+    /// A connection option (`authentication.<role>.sslmode` & co.) is unknown, malformed, or one hactl cannot
+    /// honour: refused rather than connecting with less protection than asked for.
+    #[error("`{key}`: {reason}")]
+    ConnOption { key: String, reason: String },
     /// The operation needs PostgreSQL in another state (stopped for rewind, running for promote...).
     #[error("refusing {operation}: {reason}")]
     WrongState { operation: String, reason: String },
@@ -104,6 +108,7 @@ impl Error {
                 | Error::PortInUse { .. }
                 | Error::MissingCredentials(_)
                 | Error::BadSetting(_)
+                | Error::ConnOption { .. }
         )
     }
 }

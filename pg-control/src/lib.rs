@@ -30,6 +30,9 @@
 //! - `fence`: SIGKILL of the postmaster and all its children.
 //! - `observe`: what state the server is in, from postmaster.pid, /proc, pg_controldata and one bounded query.
 //! - `connect`: connections to the local server and to other members, each bounded by the query timeout.
+//! - `conn_options`: each role's libpq options (`sslmode`, `sslrootcert`, ...): checked at the start, written into
+//!   every conninfo libpq reads.
+//! - `tls`: those options honoured by our own connections to other members (rustls, no OpenSSL).
 //! - `conf/`: the files we own (managed postgresql.conf including the user's postgresql.base.conf, pg_hba, pgpass),
 //!   rendered by pure functions and written into the data directory for a role.
 //! - `state`: the state file, what the node remembers across restarts (its upstream, the cluster-wide parameters).
@@ -44,12 +47,16 @@
 //!
 //! - PostgreSQL never runs as root: as root, binaries are spawned as [`PgSettings::os_user`].
 //! - Every call is bounded (see [`Timeouts`]): a hung server makes a call fail with a timeout, never hang.
-//! - Passwords live in a 0600 pgpass file, never on a command line.
+//! - Passwords live in a 0600 pgpass file (a client key's `sslpassword` in a 0600 service file beside it), never on
+//!   a command line.
+//! - Connections to other members carry each role's TLS options; an option that cannot be honoured refuses the
+//!   start, naming its key.
 //! - Nothing is deleted on an error; a data directory of another cluster is never wiped.
 
 mod binaries;
 mod checks;
 mod conf;
+mod conn_options;
 mod connect;
 mod controldata;
 mod ctl;
@@ -63,8 +70,10 @@ mod pidfile;
 mod replicas;
 mod settings;
 mod state;
+mod tls;
 
 pub use checks::SUPPORTED_MAJORS;
+pub use conn_options::KNOWN_OPTIONS;
 pub use ctl::PgCtl;
 pub use error::Error;
 pub use replicas::SlotChanges;

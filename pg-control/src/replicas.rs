@@ -92,10 +92,10 @@ impl PgCtl {
             })
             .await
         };
-        let conninfo = conf::conninfo(
+        let conninfo = self.command_conninfo(
             &ep,
+            &self.conn.replication,
             &self.s.replication.username,
-            &self.s.pgpass,
             &[("application_name", &self.s.name)],
         );
         let mut args = vec![
@@ -217,10 +217,10 @@ impl PgCtl {
         }
         self.write_pgpass()?;
         let cred = self.s.rewind_credentials();
-        let source_server = conf::conninfo(
+        let source_server = self.command_conninfo(
             &ep,
+            &self.conn.rewind,
             &cred.username,
-            &self.s.pgpass,
             &[("dbname", "postgres"), ("application_name", "hactl-rewind")],
         );
         // pg_rewind recovers an unclean target with `postgres --single`, which refuses a standby ("standby mode

@@ -6,13 +6,20 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// A role name and its password. The password only ever goes into the 0600 pgpass file, an initdb `--pwfile` that
-/// is removed right after, or a `CREATE ROLE` statement: never onto a command line.
+/// A role name, its password and the libpq connection options it connects to other members with. The password
+/// only ever goes into the 0600 pgpass file, an initdb `--pwfile` that is removed right after, or a `CREATE ROLE`
+/// statement: never onto a command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
     pub username: String,
     #[serde(default)]
     pub password: Option<String>,
+    /// Patroni's `authentication.<role>` connection options (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
+    /// `sslpassword`, `sslcrl`, `sslcrldir`, `sslsni`, `gssencmode`, `channel_binding`, `sslnegotiation`), as
+    /// given. [`PgCtl::new`](crate::PgCtl::new) refuses an unknown key and a value it cannot honour, naming it;
+    /// see `conn_options` for what each one does on each path.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 impl Credentials {
@@ -20,7 +27,14 @@ impl Credentials {
         Credentials {
             username: username.to_string(),
             password: password.map(str::to_string),
+            options: BTreeMap::new(),
         }
+    }
+
+    /// The same credentials with one more connection option (`sslmode`, `sslrootcert`, ...).
+    pub fn with_option(mut self, key: &str, value: &str) -> Credentials {
+        self.options.insert(key.to_string(), value.to_string());
+        self
     }
 }
 

@@ -8,6 +8,9 @@ use super::{
     opt_host_port, opt_path, Callbacks, ConfigError, PgAuthentication, PgUser, PostgresqlConfig,
 };
 
+/// One role of `postgresql.authentication`: `username`, `password` and the libpq connection options Patroni passes
+/// on (`sslmode`, `sslrootcert`, ...). An unknown key is refused, naming it: a misspelt `sslmode` would otherwise
+/// connect with less protection than the operator asked for. The values are checked by pg-control.
 fn parse_user(s: &Section, key: &str) -> Result<Option<PgUser>, ConfigError> {
     let u = s.section(key)?;
     let Some(m) = u.map else {
@@ -15,11 +18,25 @@ fn parse_user(s: &Section, key: &str) -> Result<Option<PgUser>, ConfigError> {
     };
     let mut options = BTreeMap::new();
     for (k, v) in m {
-        if k != "username" && k != "password" {
-            if let Some(s) = v.as_str() {
-                options.insert(k.clone(), s.to_string());
-            }
+        if k == "username" || k == "password" || v.is_null() {
+            continue;
         }
+        if !pg_control::KNOWN_OPTIONS.contains(&k.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: u.key(k),
+                expected: format!(
+                    "a connection option Patroni knows (username, password, {})",
+                    pg_control::KNOWN_OPTIONS.join(", ")
+                ),
+                got: "an unknown key".into(),
+            });
+        }
+        let value = match v {
+            // YAML `sslsni: true`: libpq spells it 1.
+            serde_json::Value::Bool(b) if k == "sslsni" => (if *b { "1" } else { "0" }).to_string(),
+            _ => u.string(k)?.unwrap_or_default(),
+        };
+        options.insert(k.clone(), value);
     }
     Ok(Some(PgUser {
         username: u.required_string("username")?,
@@ -124,4 +141,72 @@ pub(super) fn parse_postgresql(
         },
         pre_promote: s.string("pre_promote")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{env, value, Config, ConfigError};
+
+    const BASE: &str = r#"
+scope: batman
+name: node1
+restapi: {listen: 0.0.0.0:8008, connect_address: 10.0.0.1:8008}
+etcd3: {hosts: [10.0.0.1:2379]}
+postgresql:
+  listen: 0.0.0.0:5432
+  connect_address: 10.0.0.1:5432
+  data_dir: /data
+  bin_dir: /usr/lib/postgresql/15/bin
+  authentication:
+    superuser: {username: postgres, password: patroni}
+    replication:
+      username: replicator
+      password: rep-pass
+"#;
+
+    fn load(extra: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let yaml = format!("{BASE}{extra}");
+        let mut tree = value::yaml_to_json(serde_norway::from_str(&yaml).unwrap());
+        let vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        value::deep_merge(&mut tree, env::environment_configuration(&vars)?);
+        Config::from_tree(tree)
+    }
+
+    #[test]
+    fn connection_options_reach_pg_control() {
+        let c = load(
+            "      sslmode: verify-ca\n      sslrootcert: /etc/pg/ca.crt\n      sslsni: 0\n      channel_binding: require\n",
+            &[("PATRONI_SUPERUSER_SSLMODE", "verify-full"), ("PATRONI_SUPERUSER_SSLROOTCERT", "/etc/pg/ca.crt")],
+        )
+        .unwrap();
+        let rep = c.postgresql.authentication.replication.as_ref().unwrap();
+        assert_eq!(rep.options["sslmode"], "verify-ca");
+        assert_eq!(rep.options["sslsni"], "0");
+        let s = crate::daemon::pg_settings(&c).unwrap();
+        assert_eq!(s.replication.options, rep.options);
+        assert_eq!(s.replication.options["channel_binding"], "require");
+        assert_eq!(s.superuser.options["sslmode"], "verify-full");
+        assert_eq!(s.superuser.options["sslrootcert"], "/etc/pg/ca.crt");
+    }
+
+    #[test]
+    fn a_yaml_boolean_sslsni_is_libpq_s_digit() {
+        let c = load("      sslsni: false\n", &[]).unwrap();
+        let rep = c.postgresql.authentication.replication.unwrap();
+        assert_eq!(rep.options["sslsni"], "0");
+    }
+
+    #[test]
+    fn an_unknown_connection_option_is_refused_naming_the_key() {
+        let e = load("      sslmdoe: require\n", &[]).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("`postgresql.authentication.replication.sslmdoe`"),
+            "{text}"
+        );
+        assert!(text.contains("sslmode"), "{text}");
+    }
 }

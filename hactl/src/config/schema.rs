@@ -200,7 +200,8 @@ pub struct BootstrapConfig {
 pub struct PgUser {
     pub username: String,
     pub password: Option<String>,
-    /// sslmode, sslcert... as given.
+    /// The libpq connection options (`sslmode`, `sslrootcert`, ...; `pg_control::KNOWN_OPTIONS`), as given:
+    /// unknown keys are refused at load, values by pg-control when it starts.
     pub options: BTreeMap<String, String>,
 }
 

@@ -120,8 +120,11 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     if unsafe { libc::geteuid() } == 0 {
         s.os_user = Some("postgres".into());
     }
-    let creds = |u: &crate::config::PgUser| {
-        pg_control::Credentials::new(&u.username, u.password.as_deref())
+    // Each role with its libpq options (sslmode & co.): pg-control carries them into every connection to another
+    // member and refuses, naming the key, what it cannot honour.
+    let creds = |u: &crate::config::PgUser| pg_control::Credentials {
+        options: u.options.clone(),
+        ..pg_control::Credentials::new(&u.username, u.password.as_deref())
     };
     if let Some(u) = &pg.authentication.superuser {
         s.superuser = creds(u);

@@ -1,10 +1,12 @@
 //! Reaching other members: host and port of a member's conn_url, and the libpq conninfo strings a standby
-//! streams with and pg_basebackup / pg_rewind connect with (the password always read from the pgpass file).
+//! streams with and pg_basebackup / pg_rewind connect with (the password always read from the pgpass file), each
+//! carrying its role's connection options (`sslmode` & co., `sslmode=prefer` when none is set).
 
 use std::path::Path;
 
 use ha_core::pg::Upstream;
 
+use crate::conn_options::ConnOptions;
 use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
 
@@ -93,12 +95,34 @@ impl PgCtl {
                 up.name, up.conn_url
             ))
         })?;
+        let mut extra = vec![("application_name", self.s.name.as_str())];
+        // postgresql.conf is 0600 and the walreceiver has no service file: the key's password goes inline, as
+        // Patroni writes it.
+        extra.extend(self.conn.replication.libpq_pairs(true));
         Ok(conninfo(
             &ep,
             &self.s.replication.username,
             &self.s.pgpass,
-            &[("application_name", &self.s.name), ("sslmode", "prefer")],
+            &extra,
         ))
+    }
+
+    /// The conninfo pg_basebackup (replication role) or pg_rewind (rewind role) connects with, on its command
+    /// line: the role's options, its `sslpassword` through the service file.
+    pub(crate) fn command_conninfo(
+        &self,
+        ep: &Endpoint,
+        opts: &ConnOptions,
+        user: &str,
+        extra: &[(&str, &str)],
+    ) -> String {
+        let service = opts.service_name();
+        let mut all: Vec<(&str, &str)> = extra.to_vec();
+        if let Some(s) = &service {
+            all.push(("service", s));
+        }
+        all.extend(opts.libpq_pairs(false));
+        conninfo(ep, user, &self.s.pgpass, &all)
     }
 }
 
@@ -130,6 +154,41 @@ mod tests {
             })
         );
         assert_eq!(parse_conn_url("postgres:///nohost"), None);
+    }
+
+    #[test]
+    fn conninfo_carries_the_role_options_quoted() {
+        let cred = crate::settings::Credentials::new("rep", None)
+            .with_option("sslmode", "verify-full")
+            .with_option("sslrootcert", "/etc/my certs/ca.crt")
+            .with_option("sslpassword", "it's");
+        let o = ConnOptions::parse("replication", &cred, 150000).unwrap();
+        let ep = Endpoint {
+            host: "10.0.0.1".into(),
+            port: 5432,
+        };
+        let mut extra = vec![("application_name", "n2")];
+        extra.extend(o.libpq_pairs(true));
+        assert_eq!(
+            conninfo(&ep, "rep", Path::new("/p/pgpass"), &extra),
+            "host=10.0.0.1 port=5432 user=rep passfile=/p/pgpass application_name=n2 sslmode=verify-full \
+             sslpassword='it\\'s' sslrootcert='/etc/my certs/ca.crt'"
+        );
+        let plain = ConnOptions::parse(
+            "replication",
+            &crate::settings::Credentials::new("rep", None),
+            150000,
+        )
+        .unwrap();
+        assert_eq!(
+            conninfo(
+                &ep,
+                "rep",
+                Path::new("/p/pgpass"),
+                &plain.libpq_pairs(false)
+            ),
+            "host=10.0.0.1 port=5432 user=rep passfile=/p/pgpass sslmode=prefer"
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::error::{Error, Result};
 use crate::os;
 use crate::settings::PgSettings;
 
-pub use conninfo::{conninfo, parse_conn_url, Endpoint};
+pub use conninfo::{parse_conn_url, Endpoint};
 pub use hba::{hba_needs_password, render_hba};
 pub use postgresql::{parse_simple_conf, ManagedConf, Recovery, ServerParameters};
 

@@ -1,4 +1,7 @@
-//! The pgpass file: where every password we connect with lives, so that none is ever on a command line.
+//! The pgpass file: where every password we connect with lives, so that none is ever on a command line; and beside
+//! it the service file, which holds a client key's `sslpassword` for the same reason.
+
+use std::path::PathBuf;
 
 use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
@@ -40,7 +43,21 @@ impl PgCtl {
             &self.s.pgpass,
             &render_pgpass(&entries),
             0o600,
+        )?;
+        let c = &self.conn;
+        os::write_file(
+            &self.run_as,
+            &self.service_file(),
+            &crate::conn_options::render_service_file(&[&c.replication, &c.rewind]),
+            0o600,
         )
+    }
+
+    /// The libpq service file (`PGSERVICEFILE` of the binaries we run): `<pgpass>.service`.
+    pub(crate) fn service_file(&self) -> PathBuf {
+        let mut s = self.s.pgpass.clone().into_os_string();
+        s.push(".service");
+        PathBuf::from(s)
     }
 }
 
