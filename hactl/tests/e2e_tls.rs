@@ -1,7 +1,9 @@
-//! A cluster with TLS on its REST API the way a production Patroni deployment runs it — client certificates
-//! required (`verify_client: required`), the CLI and the daemons' own requests showing theirs, HAProxy checking
-//! over HTTPS with `check-ssl verify required` and a client certificate, Prometheus scraping `/metrics` over HTTPS —
-//! and a switchover through the CLI with a writer committing through HAProxy the whole time.
+//! A cluster with TLS on every link the way a production Patroni deployment runs it — the REST API requiring client
+//! certificates (`verify_client: required`), the CLI and the daemons' own requests showing theirs, HAProxy checking
+//! over HTTPS with `check-ssl verify required` and a client certificate, Prometheus scraping `/metrics` over HTTPS,
+//! etcd speaking only HTTPS with client certificates and user authentication, PostgreSQL replication only over
+//! `hostssl ... clientcert=verify-ca` with `sslmode: verify-ca` — and a switchover through the CLI with a writer
+//! committing through HAProxy the whole time.
 //! One cluster start, several checks; certificates made by the test (rcgen), nothing checked in.
 
 mod e2e_support;
@@ -60,6 +62,21 @@ impl Drop for Prometheus {
     }
 }
 
+/// Replication connections on node `i` that use TLS with a verified client certificate.
+async fn replicas_over_tls(c: &Cluster, i: usize) -> i64 {
+    let Ok(db) = c.connect(c.nodes[i].pg_port).await else {
+        return 0;
+    };
+    db.query_one(
+        "SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s ON s.pid = r.pid \
+         WHERE s.ssl AND s.client_dn IS NOT NULL AND r.state = 'streaming'",
+        &[],
+    )
+    .await
+    .map(|r| r.get::<_, i64>(0))
+    .unwrap_or(0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_only() {
     let scenario = "switchover_tls";
@@ -90,6 +107,10 @@ async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_on
     let (ok, list) = c.ctl(first, &["list", "-f", "json"]);
     assert!(ok, "hactl list over HTTPS: {list}");
 
+    // etcd speaks only HTTPS, and both replicas stream over TLS with a verified client certificate.
+    assert!(c.dcs_endpoint().starts_with("https://"), "{}", c.dcs_endpoint());
+    assert_eq!(replicas_over_tls(&c, first).await, 2, "replication over hostssl with client certificates");
+
     // HAProxy's checks run over HTTPS: writes reach the primary through it.
     let w = Writer::start(c.write_port).await;
     assert!(w.wait_progress(25, Duration::from_secs(30)).await, "no write through HAProxy\n{}", c.dump_logs());
@@ -119,6 +140,12 @@ async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_on
         .unwrap_or_else(|| panic!("no new primary\n{}", c.dump_logs()));
     assert_eq!(newp, cand);
     let gap = write_gap(&c, &w, t0).await;
+    // The old primary rejoined (pg_rewind and streaming over TLS, with the rewind and replication roles' options).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while replicas_over_tls(&c, newp).await < 2 {
+        assert!(Instant::now() < deadline, "replicas not streaming over TLS after the switchover\n{}", c.dump_logs());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
     finish(&c, w, newp, scenario, figures, 0).await;
 }

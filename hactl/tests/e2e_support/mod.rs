@@ -383,8 +383,11 @@ impl Cluster {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).expect("e2e dir");
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let dcs = DcsServer::start(spec.backend, &dir, n, spec.etcd_members);
         let tls = spec.tls.then(|| certs::make_pki(&dir, "e2e"));
+        let dcs = match (&tls, spec.backend) {
+            (Some(pki), Backend::Etcd) => DcsServer::Etcd(Etcd::Single(secure_etcd(&dir, pki))),
+            _ => DcsServer::start(spec.backend, &dir, n, spec.etcd_members),
+        };
         let http = match &tls {
             None => reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client"),
             Some(p) => reqwest::Client::builder()
@@ -456,6 +459,17 @@ impl Cluster {
         let data_dir = home.join("data");
         let config = home.join("hactl.yml");
         let t = self.timing;
+        let pg = PgTls::for_node(self.tls.as_ref(), &home);
+        let dcs = match (&self.tls, &self.dcs) {
+            (Some(p), DcsServer::Etcd(Etcd::Single(s))) => format!(
+                "etcd3:\n  hosts: [{}]\n  protocol: https\n  cacert: {}\n  cert: {}\n  key: {}\n  username: root\n  password: {ETCD_ROOT_PASSWORD}\n",
+                s.endpoint().trim_start_matches("https://"),
+                p.ca.display(),
+                p.client_cert.display(),
+                p.client_key.display()
+            ),
+            _ => self.dcs.yaml(i - 1),
+        };
         let (restapi_tls, ctl) = match &self.tls {
             None => (String::new(), String::new()),
             Some(p) => (
@@ -502,7 +516,7 @@ restapi:
     - data-checksums
   pg_hba:
     - local all all md5
-    - host replication replicator 127.0.0.1/32 md5
+{replication_hba}
     - host all all 127.0.0.1/32 md5
 postgresql:
   listen: 127.0.0.1:{pg_port}
@@ -511,16 +525,18 @@ postgresql:
   bin_dir: {PG_BIN}
   pgpass: {home}/pgpass
   authentication:
-    replication: {{username: replicator, password: rep-pass}}
-    superuser: {{username: postgres, password: {SUPERUSER_PASSWORD}}}
-    rewind: {{username: rewind_user, password: rewind-pass}}
+    replication: {{username: replicator, password: rep-pass{ssl_options}}}
+    superuser: {{username: postgres, password: {SUPERUSER_PASSWORD}{ssl_options}}}
+    rewind: {{username: rewind_user, password: rewind-pass{ssl_options}}}
   parameters:
     unix_socket_directories: {home}
     fsync: "off"
-tags: {{}}
+{ssl_parameters}tags: {{}}
 "#,
             scope = self.scope,
-            dcs = self.dcs.yaml(i - 1),
+            replication_hba = pg.hba,
+            ssl_options = pg.options,
+            ssl_parameters = pg.parameters,
             failsafe = self.failsafe_mode,
             ttl = t.ttl_s,
             lw = t.loop_wait_s,
@@ -1292,6 +1308,16 @@ impl Cluster {
             .map_or(false, |s| s.success())
     }
 
+    /// The DCS endpoint the nodes use (etcd only).
+    pub fn dcs_endpoint(&self) -> String {
+        match &self.dcs {
+            DcsServer::Etcd(Etcd::Single(s)) => s.endpoint(),
+            DcsServer::Etcd(Etcd::Members(m)) => m.endpoint(0),
+            #[allow(unreachable_patterns)]
+            _ => String::new(),
+        }
+    }
+
     /// GET `path` on node `i`'s REST API.
     pub async fn rest(&self, i: usize, path: &str) -> Option<(u16, serde_json::Value)> {
         self.get(&format!("{}{path}", self.nodes[i].api())).await
@@ -1330,6 +1356,84 @@ pub async fn finish(
         lost.len(),
         &lost[..lost.len().min(10)]
     );
+}
+
+/// etcd's root password in a TLS cluster.
+pub const ETCD_ROOT_PASSWORD: &str = "etcd-root-pass";
+
+/// etcd speaking only HTTPS, requiring a client certificate of the test CA, with user authentication on (a root
+/// user whose password the nodes' configs carry), enabled with `etcdctl` as an operator would.
+fn secure_etcd(dir: &Path, pki: &certs::TestPki) -> EtcdServer {
+    let server = EtcdServer::start_tls(
+        dir,
+        dcs_etcd::testing::ServerTlsFiles {
+            cert: pki.server_cert.clone(),
+            key: pki.server_key.clone(),
+            client_ca: pki.ca.clone(),
+        },
+    )
+    .expect("etcd over TLS");
+    let etcdctl = |args: &[&str]| {
+        let out = Command::new("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", server.endpoint()))
+            .arg(format!("--cacert={}", pki.ca.display()))
+            .arg(format!("--cert={}", pki.client_cert.display()))
+            .arg(format!("--key={}", pki.client_key.display()))
+            .args(args)
+            .output()
+            .expect("etcdctl");
+        assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    etcdctl(&["user", "add", &format!("root:{ETCD_ROOT_PASSWORD}")]);
+    etcdctl(&["user", "grant-role", "root", "root"]);
+    etcdctl(&["auth", "enable"]);
+    server
+}
+
+/// A node's PostgreSQL TLS in a TLS cluster: `ssl = on` with the test CA's server certificate, replication only
+/// over `hostssl ... clientcert=verify-ca`, and every role connecting with `sslmode: verify-ca` and a client
+/// certificate. The keys are copied for the postgres OS user (PostgreSQL and libpq refuse a key others can read).
+struct PgTls {
+    hba: String,
+    options: String,
+    parameters: String,
+}
+
+impl PgTls {
+    fn for_node(pki: Option<&certs::TestPki>, home: &Path) -> PgTls {
+        let Some(p) = pki else {
+            return PgTls {
+                hba: "    - host replication replicator 127.0.0.1/32 md5".into(),
+                options: String::new(),
+                parameters: String::new(),
+            };
+        };
+        let own = |src: &Path, name: &str| {
+            let dst = home.join(name);
+            fs::copy(src, &dst).expect("copy a key");
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+            chown_postgres(&dst);
+            dst
+        };
+        let server_key = own(&p.server_key, "pg-server.key");
+        let client_key = own(&p.client_key, "pg-client.key");
+        PgTls {
+            hba: "    - hostssl replication replicator 127.0.0.1/32 md5 clientcert=verify-ca".into(),
+            options: format!(
+                ", sslmode: verify-ca, sslrootcert: {}, sslcert: {}, sslkey: {}",
+                p.ca.display(),
+                p.client_cert.display(),
+                client_key.display()
+            ),
+            parameters: format!(
+                "    ssl: \"on\"\n    ssl_cert_file: {}\n    ssl_key_file: {}\n    ssl_ca_file: {}\n",
+                p.server_cert.display(),
+                server_key.display(),
+                p.ca.display()
+            ),
+        }
+    }
 }
 
 /// `examples/haproxy/haproxy.cfg` up to its first `listen` section: the `global` and `defaults` users deploy.
