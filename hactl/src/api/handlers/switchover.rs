@@ -1,0 +1,202 @@
+//! `POST /switchover`, `POST /failover` and `DELETE /switchover`: checks a manual failover request as Patroni does,
+//! writes the failover key, and (unless scheduled) polls the DCS until the leader changed or the key is gone.
+
+use axum::response::Response;
+use ha_core::model::{Cluster, Failover};
+use tracing::{info, warn};
+
+use super::{load, opt_str, parse_schedule, poll_timeout, read_json, Request};
+use crate::api::{text, ApiContext};
+
+/// Patroni's `is_failover_possible`, judged from the member keys (Patroni asks each member's REST API; the member
+/// keys carry the same running state and tags, refreshed every loop).
+fn failover_limitation(
+    cluster: &Cluster,
+    leader: Option<&str>,
+    candidate: Option<&str>,
+    action: &str,
+) -> Option<String> {
+    let cfg = cluster.global_config();
+    if let Some(l) = leader {
+        if cluster.leader_name() != Some(l) {
+            return Some("leader name does not match".into());
+        }
+    }
+    let sync_list: Vec<String> = cluster
+        .sync
+        .as_ref()
+        .and_then(|s| s.value.sync_standby.clone())
+        .map(|l| l.split(',').map(|x| x.trim().to_string()).collect())
+        .unwrap_or_default();
+    let members: Vec<&ha_core::model::Member> = if let Some(c) = candidate {
+        if action == "switchover" && cfg.synchronous_mode() && !sync_list.iter().any(|s| s == c) {
+            return Some("candidate name does not match with sync_standby".into());
+        }
+        let m: Vec<_> = cluster.members.iter().filter(|m| m.name == c).collect();
+        if m.is_empty() {
+            return Some("candidate does not exists".into());
+        }
+        m
+    } else if cfg.synchronous_mode() {
+        let m: Vec<_> = cluster
+            .members
+            .iter()
+            .filter(|m| sync_list.contains(&m.name))
+            .collect();
+        if m.is_empty() {
+            return Some(format!(
+                "{action} is not possible: can not find sync_standby"
+            ));
+        }
+        m
+    } else {
+        let m: Vec<_> = cluster
+            .members
+            .iter()
+            .filter(|m| Some(m.name.as_str()) != cluster.leader_name() && m.data.api_url.is_some())
+            .collect();
+        if m.is_empty() {
+            return Some(format!(
+                "{action} is not possible: cluster does not have members except leader"
+            ));
+        }
+        m
+    };
+    if members
+        .iter()
+        .any(|m| m.is_running() && !m.tags().nofailover())
+    {
+        None
+    } else {
+        Some(format!(
+            "{action} is not possible: no good candidates have been found"
+        ))
+    }
+}
+
+fn title(action: &str) -> String {
+    let mut c = action.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+pub(crate) async fn post_failover(ctx: &ApiContext, req: &Request, action: &str) -> Response {
+    let body = match read_json(req, false) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let leader = opt_str(&body, "leader");
+    let candidate = opt_str(&body, "candidate").or_else(|| opt_str(&body, "member"));
+    let scheduled_raw = opt_str(&body, "scheduled_at");
+    let cluster = match load(ctx).await {
+        Ok(c) => c,
+        Err(e) => return text(503, format!("DCS is not accessible: {e}")),
+    };
+    let cfg = cluster.global_config();
+    info!(action, ?leader, ?candidate, scheduled_at = ?scheduled_raw, "received request");
+    let mut action = action.to_string();
+    let mut code = 400;
+    let mut data = String::new();
+    if action == "failover" && candidate.is_none() {
+        data = "Failover could be performed only to a specific candidate".into();
+    } else if action == "switchover" && leader.is_none() {
+        data = "Switchover could be performed only from a specific leader".into();
+    }
+    let mut scheduled_at = None;
+    if data.is_empty() {
+        if let Some(s) = &scheduled_raw {
+            if action == "failover" {
+                data = "Failover can't be scheduled".into();
+            } else if cfg.is_paused() {
+                data = "Can't schedule switchover in the paused state".into();
+            } else {
+                match parse_schedule(s, &action, ctx.clock.unix_ms()) {
+                    Ok(t) => scheduled_at = Some(t),
+                    Err((c, m)) => {
+                        code = c;
+                        data = m;
+                    }
+                }
+            }
+        }
+    }
+    if data.is_empty() && cfg.is_paused() && candidate.is_none() {
+        data = "Switchover is possible only to a specific candidate in a paused state".into();
+    }
+    if action == "failover" && leader.is_some() {
+        warn!("received failover request with leader specified - performing switchover instead");
+        action = "switchover".into();
+    }
+    if data.is_empty() && leader.is_some() && leader == candidate {
+        data = "Switchover target and source are the same".into();
+    }
+    if data.is_empty() && scheduled_at.is_none() {
+        if let Some(why) =
+            failover_limitation(&cluster, leader.as_deref(), candidate.as_deref(), &action)
+        {
+            code = 412;
+            data = why;
+        }
+    }
+    if !data.is_empty() {
+        return text(code, data);
+    }
+    let request = Failover {
+        leader: leader.clone(),
+        member: candidate.clone(),
+        scheduled_at: scheduled_at.clone(),
+        ..Default::default()
+    };
+    if let Err(e) = ctx.dcs.set_failover(&request, None).await {
+        warn!(error = %e, "could not write the failover key");
+        return text(503, "failed to write failover key into DCS");
+    }
+    ctx.requests.wake();
+    if scheduled_at.is_some() {
+        return text(202, format!("{} scheduled", title(&action)));
+    }
+    // Poll for the outcome, as Patroni's poll_failover_result.
+    let old_leader = cluster.leader_name().map(str::to_string);
+    let stem = &action[..action.len() - 4]; // "switch" / "fail"
+    let deadline = tokio::time::Instant::now() + poll_timeout(ctx, &cfg);
+    while tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(ctx.poll_interval).await;
+        let Ok(c) = load(ctx).await else { continue };
+        if let Some(l) = c.leader_name() {
+            if Some(l) != old_leader.as_deref() {
+                return match &candidate {
+                    Some(want) if want != l => text(
+                        200,
+                        format!("{}ed over to \"{l}\" instead of \"{want}\"", title(stem)),
+                    ),
+                    _ => text(200, format!("Successfully {stem}ed over to \"{l}\"")),
+                };
+            }
+        }
+        if c.pending_failover().is_none() {
+            return text(503, format!("{} failed", title(&action)));
+        }
+    }
+    text(503, format!("{} status unknown", title(&action)))
+}
+
+pub(crate) async fn delete_switchover(ctx: &ApiContext) -> Response {
+    let cluster = match load(ctx).await {
+        Ok(c) => c,
+        Err(e) => return text(503, format!("DCS is not accessible: {e}")),
+    };
+    match cluster.pending_failover() {
+        Some(f) if f.value.scheduled_at.is_some() => {
+            match ctx
+                .dcs
+                .set_failover(&Failover::default(), Some(f.version))
+                .await
+            {
+                Ok(()) => text(200, "scheduled switchover deleted"),
+                Err(e) => text(409, format!("Conflict: {e}")),
+            }
+        }
+        _ => text(404, "no switchover is scheduled"),
+    }
+}
