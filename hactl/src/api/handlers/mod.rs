@@ -35,7 +35,7 @@ pub(crate) use failsafe::{get_failsafe, post_failsafe};
 pub(crate) use metrics::get_metrics;
 pub(crate) use reinitialize::post_reinitialize;
 pub(crate) use restart::{delete_restart, post_restart};
-pub(crate) use switchover::{delete_switchover, post_failover};
+pub(crate) use switchover::{delete_switchover, post_failover, ManualFailoverKind};
 
 pub(crate) struct Request {
     pub headers: HeaderMap,

@@ -8,13 +8,62 @@ use tracing::{info, warn};
 use super::{load, opt_str, parse_schedule, poll_timeout, read_json, Request};
 use crate::api::{text, ApiContext};
 
+/// Which manual failover a request asks for: the path it came on (`POST /switchover` or `POST /failover`). The
+/// checks differ (a failover needs a candidate and cannot be scheduled, a switchover needs the leader), and every
+/// message names the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ManualFailoverKind {
+    Switchover,
+    Failover,
+}
+
+impl ManualFailoverKind {
+    /// The word in messages and logs: `switchover` / `failover`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ManualFailoverKind::Switchover => "switchover",
+            ManualFailoverKind::Failover => "failover",
+        }
+    }
+
+    /// The word opening a message: `Switchover` / `Failover`.
+    fn title(self) -> &'static str {
+        match self {
+            ManualFailoverKind::Switchover => "Switchover",
+            ManualFailoverKind::Failover => "Failover",
+        }
+    }
+
+    /// The past tense in "Successfully switched over to ...": `switched` / `failed`.
+    fn past(self) -> &'static str {
+        match self {
+            ManualFailoverKind::Switchover => "switched",
+            ManualFailoverKind::Failover => "failed",
+        }
+    }
+
+    /// The past tense opening a message, as in "Switched over to ... instead of ...": `Switched` / `Failed`.
+    fn past_title(self) -> &'static str {
+        match self {
+            ManualFailoverKind::Switchover => "Switched",
+            ManualFailoverKind::Failover => "Failed",
+        }
+    }
+}
+
+impl std::fmt::Display for ManualFailoverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Patroni's `is_failover_possible`, judged from the member keys (Patroni asks each member's REST API; the member
 /// keys carry the same running state and tags, refreshed every loop).
 fn failover_limitation(
     cluster: &Cluster,
     leader: Option<&str>,
     candidate: Option<&str>,
-    action: &str,
+    action: ManualFailoverKind,
 ) -> Option<String> {
     let cfg = cluster.global_config();
     if let Some(l) = leader {
@@ -29,7 +78,10 @@ fn failover_limitation(
         .map(|l| l.split(',').map(|x| x.trim().to_string()).collect())
         .unwrap_or_default();
     let members: Vec<&ha_core::model::Member> = if let Some(c) = candidate {
-        if action == "switchover" && cfg.synchronous_mode() && !sync_list.iter().any(|s| s == c) {
+        if action == ManualFailoverKind::Switchover
+            && cfg.synchronous_mode()
+            && !sync_list.iter().any(|s| s == c)
+        {
             return Some("candidate name does not match with sync_standby".into());
         }
         let m: Vec<_> = cluster.members.iter().filter(|m| m.name == c).collect();
@@ -74,14 +126,11 @@ fn failover_limitation(
     }
 }
 
-fn title(action: &str) -> String {
-    let mut c = action.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
-}
-
-pub(crate) async fn post_failover(ctx: &ApiContext, req: &Request, action: &str) -> Response {
+pub(crate) async fn post_failover(
+    ctx: &ApiContext,
+    req: &Request,
+    action: ManualFailoverKind,
+) -> Response {
     let body = match read_json(req, false) {
         Ok(b) => b,
         Err(r) => return r,
@@ -94,24 +143,24 @@ pub(crate) async fn post_failover(ctx: &ApiContext, req: &Request, action: &str)
         Err(e) => return text(503, format!("DCS is not accessible: {e}")),
     };
     let cfg = cluster.global_config();
-    info!(action, ?leader, ?candidate, scheduled_at = ?scheduled_raw, "received request");
-    let mut action = action.to_string();
+    info!(action = action.as_str(), ?leader, ?candidate, scheduled_at = ?scheduled_raw, "received request");
+    let mut action = action;
     let mut code = 400;
     let mut data = String::new();
-    if action == "failover" && candidate.is_none() {
+    if action == ManualFailoverKind::Failover && candidate.is_none() {
         data = "Failover could be performed only to a specific candidate".into();
-    } else if action == "switchover" && leader.is_none() {
+    } else if action == ManualFailoverKind::Switchover && leader.is_none() {
         data = "Switchover could be performed only from a specific leader".into();
     }
     let mut scheduled_at = None;
     if data.is_empty() {
         if let Some(s) = &scheduled_raw {
-            if action == "failover" {
+            if action == ManualFailoverKind::Failover {
                 data = "Failover can't be scheduled".into();
             } else if cfg.is_paused() {
                 data = "Can't schedule switchover in the paused state".into();
             } else {
-                match parse_schedule(s, &action, ctx.clock.unix_ms()) {
+                match parse_schedule(s, action.as_str(), ctx.clock.unix_ms()) {
                     Ok(t) => scheduled_at = Some(t),
                     Err((c, m)) => {
                         code = c;
@@ -124,16 +173,16 @@ pub(crate) async fn post_failover(ctx: &ApiContext, req: &Request, action: &str)
     if data.is_empty() && cfg.is_paused() && candidate.is_none() {
         data = "Switchover is possible only to a specific candidate in a paused state".into();
     }
-    if action == "failover" && leader.is_some() {
+    if action == ManualFailoverKind::Failover && leader.is_some() {
         warn!("received failover request with leader specified - performing switchover instead");
-        action = "switchover".into();
+        action = ManualFailoverKind::Switchover;
     }
     if data.is_empty() && leader.is_some() && leader == candidate {
         data = "Switchover target and source are the same".into();
     }
     if data.is_empty() && scheduled_at.is_none() {
         if let Some(why) =
-            failover_limitation(&cluster, leader.as_deref(), candidate.as_deref(), &action)
+            failover_limitation(&cluster, leader.as_deref(), candidate.as_deref(), action)
         {
             code = 412;
             data = why;
@@ -154,11 +203,10 @@ pub(crate) async fn post_failover(ctx: &ApiContext, req: &Request, action: &str)
     }
     ctx.requests.wake();
     if scheduled_at.is_some() {
-        return text(202, format!("{} scheduled", title(&action)));
+        return text(202, format!("{} scheduled", action.title()));
     }
     // Poll for the outcome, as Patroni's poll_failover_result.
     let old_leader = cluster.leader_name().map(str::to_string);
-    let stem = &action[..action.len() - 4]; // "switch" / "fail"
     let deadline = tokio::time::Instant::now() + poll_timeout(ctx, &cfg);
     while tokio::time::Instant::now() < deadline {
         tokio::time::sleep(ctx.poll_interval).await;
@@ -168,17 +216,23 @@ pub(crate) async fn post_failover(ctx: &ApiContext, req: &Request, action: &str)
                 return match &candidate {
                     Some(want) if want != l => text(
                         200,
-                        format!("{}ed over to \"{l}\" instead of \"{want}\"", title(stem)),
+                        format!(
+                            "{} over to \"{l}\" instead of \"{want}\"",
+                            action.past_title()
+                        ),
                     ),
-                    _ => text(200, format!("Successfully {stem}ed over to \"{l}\"")),
+                    _ => text(
+                        200,
+                        format!("Successfully {} over to \"{l}\"", action.past()),
+                    ),
                 };
             }
         }
         if c.pending_failover().is_none() {
-            return text(503, format!("{} failed", title(&action)));
+            return text(503, format!("{} failed", action.title()));
         }
     }
-    text(503, format!("{} status unknown", title(&action)))
+    text(503, format!("{} status unknown", action.title()))
 }
 
 pub(crate) async fn delete_switchover(ctx: &ApiContext) -> Response {
@@ -198,5 +252,35 @@ pub(crate) async fn delete_switchover(ctx: &ApiContext) -> Response {
             }
         }
         _ => text(404, "no switchover is scheduled"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ManualFailoverKind::{Failover, Switchover};
+
+    /// The texts are Patroni's (`"Successfully switched over to ..."`, `"Failover status unknown"`), which
+    /// patronictl and scripts match on.
+    #[test]
+    fn kind_texts_are_patronis() {
+        assert_eq!(
+            (
+                Switchover.as_str(),
+                Switchover.title(),
+                Switchover.past(),
+                Switchover.past_title()
+            ),
+            ("switchover", "Switchover", "switched", "Switched")
+        );
+        assert_eq!(
+            (
+                Failover.as_str(),
+                Failover.title(),
+                Failover.past(),
+                Failover.past_title()
+            ),
+            ("failover", "Failover", "failed", "Failed")
+        );
+        assert_eq!(Failover.to_string(), "failover");
     }
 }
