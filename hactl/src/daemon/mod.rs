@@ -19,6 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ha_core::decision::Action;
 use ha_core::driver::{Driver, DriverSettings, Hooks, Outcome};
+use ha_core::model::Role;
 use ha_core::sync::lock;
 use ha_core::time::{Clock, SystemClock};
 use serde_json::Value;
@@ -27,7 +28,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use crate::api::ApiContext;
 use crate::config::Config;
 use crate::dcs::{connect, DcsMode};
-use callbacks::CallbackHooks;
+use callbacks::{Callback, CallbackHooks};
 use shared::{SharedDcs, SharedPg};
 
 /// Why the daemon could not start or stopped with an error.
@@ -214,7 +215,7 @@ fn terminate_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// SIGHUP or `POST /reload`: re-read the config file, reload PostgreSQL, run on_reload.
-async fn reload(path: Option<&Path>, pg: &pg_control::PgCtl, hooks: &CallbackHooks, role: &str) {
+async fn reload(path: Option<&Path>, pg: &pg_control::PgCtl, hooks: &CallbackHooks, role: Role) {
     if let Some(p) = path {
         match Config::load(Some(p), &crate::config::process_env()) {
             Ok(c) => {
@@ -230,7 +231,7 @@ async fn reload(path: Option<&Path>, pg: &pg_control::PgCtl, hooks: &CallbackHoo
         }
     }
     match ha_core::pg::PgControl::reload(pg).await {
-        Ok(()) => hooks.fire("on_reload", role),
+        Ok(()) => hooks.fire(Callback::OnReload, role),
         Err(e) => warn!(error = %e, "PostgreSQL reload failed"),
     }
 }
@@ -402,7 +403,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     // One line per loop: the driver logs loops that act; this logs the others, and keeps slots for the members.
     let mut reports = driver.subscribe();
     let slots_pg = pg.clone();
-    let role = Arc::new(std::sync::Mutex::new("replica"));
+    let role = Arc::new(std::sync::Mutex::new(Role::Replica));
     let role_w = role.clone();
     let watcher = tokio::spawn(async move {
         let mut last_members: Vec<String> = Vec::new();
@@ -414,9 +415,9 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
                 info!(reason = %r.decision.reason, "decision");
             }
             *lock(&role_w) = if r.pg.is_primary() {
-                "primary"
+                Role::Primary
             } else {
-                "replica"
+                Role::Replica
             };
             if let (true, Ok(c)) = (r.pg.is_primary(), &r.cluster) {
                 let members: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
@@ -458,7 +459,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
             let r = *lock(&role);
             let _ = callbacks::run_with_timeout(
                 cmd,
-                &["on_stop", r, &config.scope],
+                &[Callback::OnStop.as_str(), r.as_str(), &config.scope],
                 callbacks::CALLBACK_TIMEOUT,
             )
             .await;
