@@ -26,7 +26,7 @@ use serde_json::Value;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::api::ApiContext;
-use crate::config::Config;
+use crate::config::{Config, DaemonRequired};
 use crate::dcs::{connect, DcsMode};
 use callbacks::{Callback, CallbackHooks};
 use shared::{SharedDcs, SharedPg};
@@ -281,14 +281,19 @@ pub async fn ensure_unique_name_with(
 
 /// Runs a node until SIGTERM/SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
-    config.validate_for_daemon()?;
+    let required = config.validate_for_daemon()?;
     init_logging(&config);
-    let name = config.name.clone().unwrap_or_default();
-    let span = info_span!("hactl", node = %name, cluster = %config.scope);
-    run_inner(config, config_path).instrument(span).await
+    let span = info_span!("hactl", node = %required.name, cluster = %config.scope);
+    run_inner(config, required, config_path)
+        .instrument(span)
+        .await
 }
 
-async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
+async fn run_inner(
+    config: Config,
+    required: DaemonRequired,
+    config_path: Option<PathBuf>,
+) -> Result<(), DaemonError> {
     for w in &config.warnings {
         warn!(warning = %w, "config");
     }
@@ -345,7 +350,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
         conn_url: identity.conn_url.clone(),
         api_url: identity.api_url.clone(),
     }));
-    let data_dir = config.postgresql.data_dir.clone().unwrap_or_default();
+    let data_dir = required.data_dir.clone();
     match std::env::current_exe().and_then(|exe| {
         let command = move || {
             let mut cmd = std::process::Command::new(&exe);
@@ -364,7 +369,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     }
 
     // The REST API.
-    let listen = config.restapi.listen.clone().expect("validated");
+    let listen = &required.restapi_listen;
     let addr = format!("{}:{}", listen.bind_host(), listen.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
