@@ -36,6 +36,7 @@ use serde_json::Value;
 use tracing::info_span;
 
 use crate::config::BasicAuth;
+use handlers::ManualFailoverKind;
 use view::{NodeView, StatusExtras};
 
 /// Where the REST API reads the node's state: the latest loop report.
@@ -320,8 +321,12 @@ async fn dispatch(State(ctx): State<Arc<ApiContext>>, request: axum::extract::Re
         }
         (Method::PATCH, "config") => handlers::patch_config(&ctx, &req).await,
         (Method::PUT, "config") => handlers::put_config(&ctx, &req).await,
-        (Method::POST, "switchover") => handlers::post_failover(&ctx, &req, "switchover").await,
-        (Method::POST, "failover") => handlers::post_failover(&ctx, &req, "failover").await,
+        (Method::POST, "switchover") => {
+            handlers::post_failover(&ctx, &req, ManualFailoverKind::Switchover).await
+        }
+        (Method::POST, "failover") => {
+            handlers::post_failover(&ctx, &req, ManualFailoverKind::Failover).await
+        }
         (Method::DELETE, "switchover") => handlers::delete_switchover(&ctx).await,
         (Method::POST, "restart") => handlers::post_restart(&ctx, &req).await,
         (Method::DELETE, "restart") => handlers::delete_restart(&ctx),

@@ -27,9 +27,9 @@ mod tags;
 
 pub use error::ConfigError;
 pub use schema::{
-    BasicAuth, BootstrapConfig, Callbacks, Config, ConsulConfig, CtlConfig, DcsConfig, EtcdConfig,
-    HostPort, InitdbOption, LogConfig, PgAuthentication, PgUser, PostgresqlConfig, RestApiConfig,
-    ZookeeperConfig, DEFAULT_NAMESPACE,
+    BasicAuth, BootstrapConfig, Callbacks, Config, ConsulConfig, CtlConfig, DaemonRequired,
+    DcsConfig, EtcdConfig, HostPort, InitdbOption, LogConfig, PgAuthentication, PgUser,
+    PostgresqlConfig, RestApiConfig, ZookeeperConfig, DEFAULT_NAMESPACE,
 };
 
 use std::collections::BTreeMap;

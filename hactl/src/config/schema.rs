@@ -292,41 +292,69 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// The daemon's required keys, read out of a [`Config`] by [`Config::validate_for_daemon`]. Holding one is the
+/// proof the keys were there: the daemon takes them from here rather than unwrapping the config's options again
+/// on the word of a check made elsewhere. The DCS and the PostgreSQL users are checked too, but read by their own
+/// builders ([`crate::dcs::connect`], [`crate::daemon::pg_settings`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonRequired {
+    /// `name`, not blank.
+    pub name: String,
+    /// `restapi.listen`.
+    pub restapi_listen: HostPort,
+    /// `restapi.connect_address`.
+    pub restapi_connect_address: HostPort,
+    /// `postgresql.listen`.
+    pub postgresql_listen: HostPort,
+    /// `postgresql.connect_address`.
+    pub postgresql_connect_address: HostPort,
+    /// `postgresql.data_dir`.
+    pub data_dir: PathBuf,
+}
+
 impl Config {
     /// The keys the daemon cannot start without (Patroni's validator's required set): `name`, `restapi.listen` and
     /// `connect_address`, a DCS, `postgresql.listen`, `connect_address`, `data_dir`, and the superuser and
-    /// replication users.
-    pub fn validate_for_daemon(&self) -> Result<(), ConfigError> {
+    /// replication users. The first one missing is the error; when none is, the values are returned.
+    pub fn validate_for_daemon(&self) -> Result<DaemonRequired, ConfigError> {
         let missing = |key: &str| ConfigError::Missing { key: key.into() };
-        if self.name.as_deref().map_or(true, |n| n.trim().is_empty()) {
-            return Err(missing("name"));
-        }
-        if self.restapi.listen.is_none() {
+        let name = match self.name.as_deref() {
+            Some(n) if !n.trim().is_empty() => n.to_string(),
+            _ => return Err(missing("name")),
+        };
+        let Some(restapi_listen) = self.restapi.listen.clone() else {
             return Err(missing("restapi.listen"));
-        }
-        if self.restapi.connect_address.is_none() {
+        };
+        let Some(restapi_connect_address) = self.restapi.connect_address.clone() else {
             return Err(missing("restapi.connect_address"));
-        }
+        };
         if self.dcs.is_none() {
             return Err(ConfigError::NoDcs);
         }
         let pg = &self.postgresql;
-        if pg.listen.is_none() {
+        let Some(postgresql_listen) = pg.listen.clone() else {
             return Err(missing("postgresql.listen"));
-        }
-        if pg.connect_address.is_none() {
+        };
+        let Some(postgresql_connect_address) = pg.connect_address.clone() else {
             return Err(missing("postgresql.connect_address"));
-        }
-        if pg.data_dir.is_none() {
+        };
+        let Some(data_dir) = pg.data_dir.clone() else {
             return Err(missing("postgresql.data_dir"));
-        }
+        };
         if pg.authentication.superuser.is_none() {
             return Err(missing("postgresql.authentication.superuser"));
         }
         if pg.authentication.replication.is_none() {
             return Err(missing("postgresql.authentication.replication"));
         }
-        Ok(())
+        Ok(DaemonRequired {
+            name,
+            restapi_listen,
+            restapi_connect_address,
+            postgresql_listen,
+            postgresql_connect_address,
+            data_dir,
+        })
     }
 
     /// The DCS key prefix, e.g. `/service/batman/`.

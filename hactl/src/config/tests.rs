@@ -32,7 +32,11 @@ fn load_with_env(yaml: &str, pairs: &[(&str, &str)]) -> Result<Config, ConfigErr
 #[test]
 fn minimal_config_is_valid_for_the_daemon() {
     let c = Config::from_yaml_str(MINIMAL).unwrap();
-    c.validate_for_daemon().unwrap();
+    let required = c.validate_for_daemon().unwrap();
+    assert_eq!(required.name, "node1");
+    assert_eq!(required.restapi_listen.to_string(), "0.0.0.0:8008");
+    assert_eq!(required.postgresql_connect_address.to_string(), "10.0.0.1:5432");
+    assert_eq!(required.data_dir, PathBuf::from("/data"));
     assert_eq!(c.namespace, "/service/");
     assert_eq!(c.api_url().as_deref(), Some("http://10.0.0.1:8008/patroni"));
     assert_eq!(

@@ -10,6 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ha_core::decision::Action;
 use ha_core::driver::{Hooks, Outcome};
+use ha_core::model::Role;
 use ha_core::sync::lock;
 use tracing::{info, warn};
 
@@ -18,6 +19,29 @@ use crate::config::Callbacks;
 /// How long a role callback may run before it is killed. Patroni lets them run; a script that takes longer than
 /// this is stuck, and killing it keeps one loop's callbacks from overlapping the next ones.
 pub const CALLBACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Patroni's callbacks, each configured under `postgresql.callbacks` and run as `<cmd> <name> <role> <scope>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Callback {
+    OnStart,
+    OnStop,
+    OnRestart,
+    OnReload,
+    OnRoleChange,
+}
+
+impl Callback {
+    /// The name: the key under `postgresql.callbacks` and the script's first argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Callback::OnStart => "on_start",
+            Callback::OnStop => "on_stop",
+            Callback::OnRestart => "on_restart",
+            Callback::OnReload => "on_reload",
+            Callback::OnRoleChange => "on_role_change",
+        }
+    }
+}
 
 /// Splits a command line the way Python's `shlex.split` does for the common cases: whitespace, single and double
 /// quotes, backslash escapes outside single quotes.
@@ -95,7 +119,7 @@ pub struct CallbackHooks {
     pub callback_timeout: Duration,
     pub scope: String,
     /// The role PostgreSQL last had, to tell a start from a role change.
-    role: Mutex<Option<&'static str>>,
+    role: Mutex<Option<Role>>,
 }
 
 impl CallbackHooks {
@@ -115,26 +139,26 @@ impl CallbackHooks {
         }
     }
 
-    fn command(&self, action: &str) -> Option<String> {
-        match action {
-            "on_start" => self.callbacks.on_start.clone(),
-            "on_stop" => self.callbacks.on_stop.clone(),
-            "on_restart" => self.callbacks.on_restart.clone(),
-            "on_reload" => self.callbacks.on_reload.clone(),
-            "on_role_change" => self.callbacks.on_role_change.clone(),
-            _ => None,
+    fn command(&self, callback: Callback) -> Option<String> {
+        match callback {
+            Callback::OnStart => self.callbacks.on_start.clone(),
+            Callback::OnStop => self.callbacks.on_stop.clone(),
+            Callback::OnRestart => self.callbacks.on_restart.clone(),
+            Callback::OnReload => self.callbacks.on_reload.clone(),
+            Callback::OnRoleChange => self.callbacks.on_role_change.clone(),
         }
     }
 
-    /// Starts `action`'s callback in the background (if one is configured).
-    pub fn fire(&self, action: &'static str, role: &str) {
-        let Some(cmd) = self.command(action) else {
+    /// Starts `callback`'s script in the background (if one is configured).
+    pub fn fire(&self, callback: Callback, role: Role) {
+        let Some(cmd) = self.command(callback) else {
             return;
         };
-        let (role, scope, timeout) = (role.to_string(), self.scope.clone(), self.callback_timeout);
+        let action = callback.as_str();
+        let (role, scope, timeout) = (role.as_str(), self.scope.clone(), self.callback_timeout);
         info!(callback = action, %role, "running callback");
         tokio::spawn(async move {
-            match run_with_timeout(&cmd, &[action, &role, &scope], timeout).await {
+            match run_with_timeout(&cmd, &[action, role, &scope], timeout).await {
                 Ok(true) => {}
                 Ok(false) => warn!(callback = action, "callback exited with a non-zero status"),
                 Err(e) => warn!(callback = action, error = %e, "callback failed"),
@@ -143,31 +167,31 @@ impl CallbackHooks {
     }
 
     /// The callback for an action that completed, and the role PostgreSQL has after it.
-    fn callback_for(&self, action: &Action) -> Option<(&'static str, &'static str)> {
+    fn callback_for(&self, action: &Action) -> Option<(Callback, Role)> {
         let mut last = lock(&self.role);
         let (cb, role) = match action {
             Action::Bootstrap | Action::StartPrimary => {
-                let cb = if *last == Some("replica") {
-                    "on_role_change"
+                let cb = if *last == Some(Role::Replica) {
+                    Callback::OnRoleChange
                 } else {
-                    "on_start"
+                    Callback::OnStart
                 };
-                (cb, "primary")
+                (cb, Role::Primary)
             }
             Action::StartReplica(_) | Action::CloneFrom(_) | Action::Reinitialize(_) => {
-                let cb = if *last == Some("primary") {
-                    "on_role_change"
+                let cb = if *last == Some(Role::Primary) {
+                    Callback::OnRoleChange
                 } else {
-                    "on_start"
+                    Callback::OnStart
                 };
-                (cb, "replica")
+                (cb, Role::Replica)
             }
-            Action::Promote => ("on_role_change", "primary"),
-            Action::Stop(_) | Action::Fence => ("on_stop", last.unwrap_or("replica")),
-            Action::Restart => ("on_restart", last.unwrap_or("replica")),
+            Action::Promote => (Callback::OnRoleChange, Role::Primary),
+            Action::Stop(_) | Action::Fence => (Callback::OnStop, last.unwrap_or(Role::Replica)),
+            Action::Restart => (Callback::OnRestart, last.unwrap_or(Role::Replica)),
             _ => return None,
         };
-        if cb != "on_stop" {
+        if cb != Callback::OnStop {
             *last = Some(role);
         }
         Some((cb, role))
@@ -207,6 +231,29 @@ impl Hooks for CallbackHooks {
 mod tests {
     use super::*;
 
+    /// The names are Patroni's: scripts written for Patroni switch on their first argument.
+    #[test]
+    fn callback_names_are_patronis() {
+        let names = [
+            Callback::OnStart,
+            Callback::OnStop,
+            Callback::OnRestart,
+            Callback::OnReload,
+            Callback::OnRoleChange,
+        ]
+        .map(Callback::as_str);
+        assert_eq!(
+            names,
+            [
+                "on_start",
+                "on_stop",
+                "on_restart",
+                "on_reload",
+                "on_role_change"
+            ]
+        );
+    }
+
     #[test]
     fn commands_split_like_shlex() {
         assert_eq!(
@@ -226,23 +273,23 @@ mod tests {
         );
         assert_eq!(
             h.callback_for(&Action::StartReplica(None)),
-            Some(("on_start", "replica"))
+            Some((Callback::OnStart, Role::Replica))
         );
         assert_eq!(
             h.callback_for(&Action::Promote),
-            Some(("on_role_change", "primary"))
+            Some((Callback::OnRoleChange, Role::Primary))
         );
         assert_eq!(
             h.callback_for(&Action::Stop(ha_core::pg::StopMode::Fast)),
-            Some(("on_stop", "primary"))
+            Some((Callback::OnStop, Role::Primary))
         );
         assert_eq!(
             h.callback_for(&Action::StartReplica(None)),
-            Some(("on_role_change", "replica"))
+            Some((Callback::OnRoleChange, Role::Replica))
         );
         assert_eq!(
             h.callback_for(&Action::Restart),
-            Some(("on_restart", "replica"))
+            Some((Callback::OnRestart, Role::Replica))
         );
         assert_eq!(h.callback_for(&Action::RenewLock), None);
     }

@@ -19,15 +19,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ha_core::decision::Action;
 use ha_core::driver::{Driver, DriverSettings, Hooks, Outcome};
+use ha_core::model::Role;
 use ha_core::sync::lock;
 use ha_core::time::{Clock, SystemClock};
 use serde_json::Value;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::api::ApiContext;
-use crate::config::Config;
+use crate::config::{Config, DaemonRequired};
 use crate::dcs::{connect, DcsMode};
-use callbacks::CallbackHooks;
+use callbacks::{Callback, CallbackHooks};
 use shared::{SharedDcs, SharedPg};
 
 /// Why the daemon could not start or stopped with an error.
@@ -217,7 +218,7 @@ fn terminate_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// SIGHUP or `POST /reload`: re-read the config file, reload PostgreSQL, run on_reload.
-async fn reload(path: Option<&Path>, pg: &pg_control::PgCtl, hooks: &CallbackHooks, role: &str) {
+async fn reload(path: Option<&Path>, pg: &pg_control::PgCtl, hooks: &CallbackHooks, role: Role) {
     if let Some(p) = path {
         match Config::load(Some(p), &crate::config::process_env()) {
             Ok(c) => {
@@ -233,7 +234,7 @@ async fn reload(path: Option<&Path>, pg: &pg_control::PgCtl, hooks: &CallbackHoo
         }
     }
     match ha_core::pg::PgControl::reload(pg).await {
-        Ok(()) => hooks.fire("on_reload", role),
+        Ok(()) => hooks.fire(Callback::OnReload, role),
         Err(e) => warn!(error = %e, "PostgreSQL reload failed"),
     }
 }
@@ -283,14 +284,19 @@ pub async fn ensure_unique_name_with(
 
 /// Runs a node until SIGTERM/SIGINT. `config_path` is re-read on SIGHUP.
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
-    config.validate_for_daemon()?;
+    let required = config.validate_for_daemon()?;
     init_logging(&config);
-    let name = config.name.clone().unwrap_or_default();
-    let span = info_span!("hactl", node = %name, cluster = %config.scope);
-    run_inner(config, config_path).instrument(span).await
+    let span = info_span!("hactl", node = %required.name, cluster = %config.scope);
+    run_inner(config, required, config_path)
+        .instrument(span)
+        .await
 }
 
-async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
+async fn run_inner(
+    config: Config,
+    required: DaemonRequired,
+    config_path: Option<PathBuf>,
+) -> Result<(), DaemonError> {
     for w in &config.warnings {
         warn!(warning = %w, "config");
     }
@@ -350,7 +356,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
         conn_url: identity.conn_url.clone(),
         api_url: identity.api_url.clone(),
     }));
-    let data_dir = config.postgresql.data_dir.clone().unwrap_or_default();
+    let data_dir = required.data_dir.clone();
     match std::env::current_exe().and_then(|exe| {
         let command = move || {
             let mut cmd = std::process::Command::new(&exe);
@@ -369,7 +375,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     }
 
     // The REST API.
-    let listen = config.restapi.listen.clone().expect("validated");
+    let listen = &required.restapi_listen;
     let addr = format!("{}:{}", listen.bind_host(), listen.port);
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -408,7 +414,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
     // One line per loop: the driver logs loops that act; this logs the others, and keeps slots for the members.
     let mut reports = driver.subscribe();
     let slots_pg = pg.clone();
-    let role = Arc::new(std::sync::Mutex::new("replica"));
+    let role = Arc::new(std::sync::Mutex::new(Role::Replica));
     let role_w = role.clone();
     let watcher = tokio::spawn(async move {
         let mut last_members: Vec<String> = Vec::new();
@@ -420,9 +426,9 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
                 info!(reason = %r.decision.reason, "decision");
             }
             *lock(&role_w) = if r.pg.is_primary() {
-                "primary"
+                Role::Primary
             } else {
-                "replica"
+                Role::Replica
             };
             if let (true, Ok(c)) = (r.pg.is_primary(), &r.cluster) {
                 let members: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
@@ -464,7 +470,7 @@ async fn run_inner(config: Config, config_path: Option<PathBuf>) -> Result<(), D
             let r = *lock(&role);
             let _ = callbacks::run_with_timeout(
                 cmd,
-                &["on_stop", r, &config.scope],
+                &[Callback::OnStop.as_str(), r.as_str(), &config.scope],
                 callbacks::CALLBACK_TIMEOUT,
             )
             .await;

@@ -1,0 +1,49 @@
+//! `GET /failsafe` (the failsafe key's members) and `POST /failsafe`: the leader's call in failsafe mode, which
+//! this node accepts by putting the leader's name and a deadline into the driver's failsafe inbox.
+
+use axum::http::HeaderValue;
+use axum::response::Response;
+use ha_core::sync::lock;
+use serde_json::json;
+
+use super::{opt_str, read_json, Request};
+use crate::api::{json_response, text, ApiContext};
+
+pub(crate) fn get_failsafe(ctx: &ApiContext) -> Response {
+    let v = ctx.view();
+    match v.cluster.as_ref().and_then(|c| c.failsafe.clone()) {
+        Some(f) if v.config.failsafe_mode() => {
+            json_response(200, &serde_json::to_value(f).unwrap_or(json!({})))
+        }
+        _ => text(502, "Bad Gateway: failsafe mode is off"),
+    }
+}
+
+pub(crate) fn post_failsafe(ctx: &ApiContext, req: &Request) -> Response {
+    let v = ctx.view();
+    // With the DCS down the view has no config: the driver's last known one decides, as in Patroni.
+    let enabled = match &v.cluster {
+        Some(_) => v.config.failsafe_mode(),
+        None => true,
+    };
+    if !enabled {
+        return text(502, "Bad Gateway: failsafe mode is off");
+    }
+    let body = match read_json(req, false) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(leader) = opt_str(&body, "name") else {
+        return text(400, "Bad request: `name` of the leader is required");
+    };
+    if v.pg.is_primary() {
+        return text(500, "Running as a leader");
+    }
+    let ttl_ms = v.config.timing().ttl_ms;
+    *lock(&ctx.failsafe_inbox) = Some((leader, ctx.clock.now().plus_ms(ttl_ms)));
+    let mut r = text(200, "Accepted");
+    if let Ok(h) = HeaderValue::from_str(&v.pg.lsn.to_string()) {
+        r.headers_mut().insert("lsn", h);
+    }
+    r
+}

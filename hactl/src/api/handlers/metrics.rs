@@ -1,0 +1,23 @@
+//! `GET /metrics`: the Prometheus text, from the loop's last view; the rendering lives in [`crate::api::metrics`].
+
+use axum::response::Response;
+
+use crate::api::{metrics, text, ApiContext};
+
+pub(crate) fn get_metrics(ctx: &ApiContext) -> Response {
+    let v = ctx.view();
+    let extras = ctx.extras();
+    let failsafe_active = v.cluster.is_none() && v.is_leader && v.config.failsafe_mode();
+    let body = metrics::render(
+        &v,
+        &metrics::MetricInputs {
+            scope: &ctx.scope,
+            name: &ctx.identity.name,
+            version: &ctx.identity.version,
+            tags: Some(&ctx.identity.tags),
+            dcs_last_seen: extras.dcs_last_seen.unwrap_or(0),
+            failsafe_mode_is_active: failsafe_active,
+        },
+    );
+    text(200, body)
+}
