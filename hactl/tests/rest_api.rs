@@ -754,3 +754,24 @@ async fn serves_on_a_real_socket() {
     tx.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// Patroni's `restart_matches` runs again when a scheduled restart's time comes: a restart scheduled for replicas
+/// on the primary does not restart it (the acceptance suite's "check the scheduled restart").
+#[tokio::test]
+async fn a_scheduled_restart_checks_its_filters_when_its_time_comes() {
+    use ha_core::time::Clock;
+    let c = TestCluster::new(2, None, &[]);
+    c.settle();
+    let soon = |ms: i64| {
+        let at = chrono::DateTime::from_timestamp_millis(c.clock.unix_ms() + ms).unwrap().to_rfc3339();
+        format!(r#"{{"schedule":"{at}","role":"replica"}}"#)
+    };
+    let r = call(&c.router(1), "POST", "/restart", Some(&soon(1500)), None).await;
+    assert_eq!((r.status, r.body.as_str()), (202, "Restart scheduled"));
+    let r = call(&c.router(2), "POST", "/restart", Some(&soon(1500)), None).await;
+    assert_eq!((r.status, r.body.as_str()), (202, "Restart scheduled"));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    use std::sync::atomic::Ordering;
+    assert!(!c.ctxs[0].requests.restart.load(Ordering::SeqCst), "the primary is not a replica: no restart");
+    assert!(c.ctxs[1].requests.restart.load(Ordering::SeqCst), "the replica restarts");
+}

@@ -52,7 +52,13 @@ fn postgres_version_to_int(v: &str) -> Option<u32> {
 
 /// Whether the restart filters (`role`, `postgres_version`, `restart_pending`) match this node now.
 fn restart_conditions_met(ctx: &ApiContext, filters: &Map<String, Value>) -> bool {
-    let v = ctx.view();
+    conditions_met(&ctx.view(), filters)
+}
+
+/// Patroni's `restart_matches`: the node's role, PostgreSQL version and pending restart against the request's
+/// filters. Checked when the request arrives and, for a scheduled restart, again when its time comes (the node
+/// may have changed role or been restarted meanwhile).
+fn conditions_met(v: &crate::api::view::NodeView, filters: &Map<String, Value>) -> bool {
     if let Some(Value::String(role)) = filters.get("role") {
         let mine = if v.is_leader { "primary" } else { v.role() };
         if role != mine {
@@ -178,8 +184,15 @@ pub(crate) async fn post_restart(ctx: &ApiContext, req: &Request) -> Response {
                 .unwrap_or(0);
             let wait_ms = (at_ms - ctx.clock.unix_ms()).max(0) as u64;
             let requests = ctx.requests.clone();
+            let (state, identity, clock) = (ctx.state.clone(), ctx.identity.clone(), ctx.clock.clone());
+            let filters = request.clone();
             let task = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                let v = crate::api::view::NodeView::at(&identity, state.latest(), Some(clock.now()));
+                if !conditions_met(&v, &filters) {
+                    info!("not proceeding with the scheduled restart: its conditions are not satisfied");
+                    return;
+                }
                 info!("running the scheduled restart");
                 requests.restart.store(true, Ordering::SeqCst);
                 requests.wake();
