@@ -37,6 +37,8 @@ pub struct PgCtl {
     pub(crate) server_params: Option<crate::conf::ServerParameters>,
     /// Each role's connection options (`sslmode` & co.), checked.
     pub(crate) conn: RoleOptions,
+    /// The parameter adaptations last logged (see `conf::adapt_to_server`).
+    pub(crate) adaptations_said: Mutex<Vec<String>>,
     pub(crate) state: Mutex<NodeState>,
     /// The node's own parameters and pg_hba lines: from the settings, replaceable at run time
     /// ([`PgCtl::set_local_config`]) when the daemon re-reads its configuration file.
@@ -73,6 +75,7 @@ impl PgCtl {
             version_num,
             server_params,
             conn,
+            adaptations_said: Mutex::new(Vec::new()),
             state: Mutex::new(NodeState::default()),
             local: Mutex::new(LocalConf {
                 parameters: s.parameters.clone(),

@@ -111,9 +111,16 @@ impl PgCtl {
             base: &base,
             server: self.server_params.as_ref(),
         };
-        for note in managed.adaptations() {
-            warn!(%note, "a configured parameter does not fit this PostgreSQL");
+        // Said once per change of the configuration, not at every rewrite of the file.
+        let notes = managed.adaptations();
+        let mut said = ha_core::sync::lock(&self.adaptations_said);
+        if *said != notes {
+            for note in &notes {
+                warn!(%note, "a configured parameter does not fit this PostgreSQL");
+            }
+            *said = notes;
         }
+        drop(said);
         os::write_file(&self.run_as, &conf_path, &managed.render(), 0o600)?;
         let signal = dd.join("standby.signal");
         match role {
