@@ -4,14 +4,16 @@
 //! etcd speaking only HTTPS with client certificates and user authentication, PostgreSQL replication only over
 //! `hostssl ... clientcert=verify-ca` with `sslmode: verify-ca` — and a switchover through the CLI with a writer
 //! committing through HAProxy the whole time.
-//! One cluster start, several checks; certificates made by the test (rcgen), nothing checked in.
+//! The same on ZooKeeper, whose client has no TLS: the nodes authenticate with a digest (`auth_data`) and every
+//! znode they create is closed to everyone else (`set_acls`), so a client without the digest cannot even read.
+//! One cluster start per backend, several checks each; certificates made by the test (rcgen), nothing checked in.
 
 mod e2e_support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use e2e_support::{finish, prerequisites_on, write_gap, Backend, Cluster, Spec, Writer};
+use e2e_support::{finish, prerequisites_on, write_gap, Backend, Cluster, Spec, Writer, SERIAL};
 use serde_json::json;
 
 /// Prometheus scraping every node's `/metrics` over HTTPS with the test CA and client certificate; killed on drop.
@@ -78,7 +80,52 @@ async fn replicas_over_tls(c: &Cluster, i: usize) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(feature = "zookeeper")]
+async fn a_zookeeper_cluster_with_acls_keeps_strangers_out_and_switches_over_over_https() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let scenario = "switchover_tls_zookeeper_acl";
+    if !prerequisites_on(scenario, Backend::Zookeeper) {
+        return;
+    }
+    let c = Cluster::start_spec(Spec::new(scenario).on(Backend::Zookeeper).tls()).await;
+    let first = c.primary().await.expect("a primary");
+    assert_eq!(replicas_over_tls(&c, first).await, 2, "replication over hostssl with client certificates");
+    let (ok, list) = c.ctl(first, &["list"]);
+    assert!(ok, "hactl list with the digest: {list}");
+    // The same CLI config without `auth_data` cannot read the cluster: every znode is the digest user's.
+    let config = std::fs::read_to_string(&c.nodes[first].config).unwrap();
+    let stranger = c.dir.join("stranger.yml");
+    let without: String = config.lines().filter(|l| !l.contains("auth_data")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&stranger, without).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hactl"))
+        .arg("-c")
+        .arg(&stranger)
+        .arg("list")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("[e2e {scenario}] a client without the digest: {}", text.trim());
+    assert!(!out.status.success() && text.contains("NoAuth"), "a client without the digest: {text}");
+
+    let w = Writer::start(c.write_port).await;
+    assert!(w.wait_progress(25, Duration::from_secs(30)).await, "no write through HAProxy\n{}", c.dump_logs());
+    let cand = (first + 1) % 3;
+    let t0 = Instant::now();
+    let (ok, out) = c.ctl(first, &["switchover", "--candidate", &c.nodes[cand].name, "--force"]);
+    assert!(ok, "hactl switchover: {out}\n{}", c.dump_logs());
+    let (newp, took) = c
+        .wait_new_primary(first, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("no new primary\n{}", c.dump_logs()));
+    assert_eq!(newp, cand);
+    let gap = write_gap(&c, &w, t0).await;
+    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
+    finish(&c, w, newp, scenario, figures, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_only() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let scenario = "switchover_tls";
     if !prerequisites_on(scenario, Backend::Etcd) {
         return;

@@ -468,6 +468,13 @@ impl Cluster {
                 p.client_cert.display(),
                 p.client_key.display()
             ),
+            // ZooKeeper has no TLS in hactl's client: the cluster's znodes are closed to everyone but the digest
+            // user the nodes authenticate as (Patroni's `auth_data` and `set_acls`).
+            #[cfg(feature = "zookeeper")]
+            (Some(_), DcsServer::Zookeeper(s)) => format!(
+                "zookeeper:\n  hosts: ['{}']\n  auth_data: {{digest: '{ZK_DIGEST}'}}\n  set_acls: {{'auth:': [ALL]}}\n",
+                s.hosts()
+            ),
             _ => self.dcs.yaml(i - 1),
         };
         let (restapi_tls, ctl) = match &self.tls {
@@ -1357,6 +1364,9 @@ pub async fn finish(
         &lost[..lost.len().min(10)]
     );
 }
+
+/// The ZooKeeper digest user and password of a TLS cluster's nodes.
+pub const ZK_DIGEST: &str = "hactl:zk-secret";
 
 /// etcd's root password in a TLS cluster.
 pub const ETCD_ROOT_PASSWORD: &str = "etcd-root-pass";
