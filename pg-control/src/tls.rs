@@ -131,12 +131,24 @@ fn server_verifier(
 /// and webpki will not take a CA as an end entity). Such a certificate is trusted because it is, byte for byte,
 /// one the operator listed; its validity period is still checked (webpki checks dates before it looks at the CA
 /// flag, so an expired one fails on its dates). The same rule as the REST API's client certificates
-/// (hactl's `tls::server::PinnedOrWebPki`).
+/// (hactl's `tls::server::PinnedOrWebPki`). Public because hactl's REST client verifies members the same way.
 #[derive(Debug)]
-struct PinnedOrWebPki {
+pub struct PinnedOrWebPki {
     inner: Arc<WebPkiServerVerifier>,
     pinned: Vec<CertificateDer<'static>>,
     check_host: bool,
+}
+
+impl PinnedOrWebPki {
+    /// `inner` verifies chains against the trust anchors `pinned` (the same certificates); `check_host`: the
+    /// certificate must name the server (libpq's verify-full, an HTTPS client).
+    pub fn new(
+        inner: Arc<WebPkiServerVerifier>,
+        pinned: Vec<CertificateDer<'static>>,
+        check_host: bool,
+    ) -> PinnedOrWebPki {
+        PinnedOrWebPki { inner, pinned, check_host }
+    }
 }
 
 impl ServerCertVerifier for PinnedOrWebPki {
@@ -200,7 +212,7 @@ impl ServerCertVerifier for PinnedOrWebPki {
 /// No `sslrootcert` (`allow`, `prefer`, `require`): libpq does not verify the server's certificate, and neither
 /// do we. The handshake signatures are still checked (the server holds the key of the certificate it shows).
 #[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
+pub struct NoVerification(pub Arc<CryptoProvider>);
 
 impl ServerCertVerifier for NoVerification {
     fn verify_server_cert(

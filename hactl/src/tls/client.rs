@@ -6,11 +6,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, RootCertStore};
 
 use super::{read_certs, read_key, TlsError};
 
@@ -32,7 +30,7 @@ pub struct ClientTlsSettings {
 pub fn client_config(tls: &ClientTlsSettings) -> Result<ClientConfig, TlsError> {
     let provider = super::server::provider();
     let verifier: Arc<dyn ServerCertVerifier> = if tls.insecure {
-        Arc::new(NoVerification(provider.clone()))
+        Arc::new(pg_control::NoVerification(provider.clone()))
     } else {
         let mut roots = RootCertStore::empty();
         let pinned = match &tls.cacert {
@@ -56,7 +54,9 @@ pub fn client_config(tls: &ClientTlsSettings) -> Result<ClientConfig, TlsError> 
         let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| TlsError::new("ctl.cacert", e.to_string()))?;
-        Arc::new(PinnedOrWebPki { inner, pinned })
+        // The same rule as libpq's verify-full, shared with pg-control: the chain, the host name, and a
+        // self-signed certificate that is itself in `cacert` accepted as OpenSSL accepts it.
+        Arc::new(pg_control::PinnedOrWebPki::new(inner, pinned, true))
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -80,90 +80,3 @@ pub fn client_config(tls: &ClientTlsSettings) -> Result<ClientConfig, TlsError> 
     Ok(config)
 }
 
-/// Members' certificates verified as webpki does, plus a self-signed certificate that is itself in `cacert` (see
-/// [`super::server`]'s twin for why).
-#[derive(Debug)]
-struct PinnedOrWebPki {
-    inner: Arc<WebPkiServerVerifier>,
-    pinned: Vec<CertificateDer<'static>>,
-}
-
-impl ServerCertVerifier for PinnedOrWebPki {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
-            Ok(v) => Ok(v),
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(_)))
-                if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) =>
-            {
-                Ok(ServerCertVerified::assertion())
-            }
-            Err(e) => Err(e),
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `ctl.insecure`: any certificate is accepted; the handshake's signatures are still checked, so the peer at
-/// least holds the key of the certificate it shows.
-#[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
