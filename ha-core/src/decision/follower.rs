@@ -6,7 +6,12 @@ use super::{upstream_of, Action, Decision, Observation};
 use crate::model::{Cluster, GlobalConfig};
 use crate::pg::{PgRunState, StopMode};
 
-pub(super) fn as_follower(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig, leader: &str) -> Decision {
+pub(super) fn as_follower(
+    obs: &Observation,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+    leader: &str,
+) -> Decision {
     let me = &obs.me.name;
     let pg = obs.pg;
     if pg.is_primary()

@@ -41,7 +41,12 @@ pub(super) fn config_before_first_start(
 }
 
 /// Work every healthy loop adds after the role's own actions: apply a new config version, serve operator requests.
-pub(super) fn housekeeping(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig, d: &mut Decision) {
+pub(super) fn housekeeping(
+    obs: &Observation,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+    d: &mut Decision,
+) {
     let pg = obs.pg;
     if config_before_first_start(obs, cluster, cfg, d) {
         return;

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::{SimPg, SimPgState, SimRun, RESTART_PARAMETERS};
-use crate::pg::{ParamChange, PgControl, PgError, PgObservation, PgRunState, StopMode, TimelineSwitch, Upstream};
+use crate::pg::{
+    ParamChange, PgControl, PgError, PgObservation, PgRunState, StopMode, TimelineSwitch, Upstream,
+};
 
 #[async_trait]
 impl PgControl for SimPg {
