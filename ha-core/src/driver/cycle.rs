@@ -13,6 +13,7 @@ use crate::dcs::{Dcs, DcsError};
 use crate::decision::{decide, Action, Observation};
 use crate::model::Cluster;
 use crate::pg::{PgControl, PgRunState};
+use crate::sync::lock;
 
 /// How often an unreachable DCS is tried again between loops.
 pub const DCS_RETRY_INTERVAL_MS: u64 = 1_000;
@@ -49,8 +50,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             self.last_leader_version = cluster.leader.as_ref().map(|l| l.version);
             self.last_failsafe_members = cluster.failsafe.clone().unwrap_or_default();
         }
-        self.local.failsafe.accepted_leader =
-            self.failsafe_inbox.lock().ok().and_then(|g| g.clone());
+        self.local.failsafe.accepted_leader = lock(&self.failsafe_inbox).clone();
         self.local.failsafe.confirmed_at = None;
         if loaded.is_err()
             && self.local.lease_deadline.is_some()

@@ -7,6 +7,7 @@ use super::Driver;
 use crate::dcs::Dcs;
 use crate::model::Timing;
 use crate::pg::PgControl;
+use crate::sync::lock;
 use crate::time::Millis;
 
 /// Failsafe requests received from a leader (the REST handler writes, the driver reads): `(leader, valid until)`.
@@ -37,8 +38,6 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         now: Millis,
         timing: Timing,
     ) {
-        if let Ok(mut g) = inbox.lock() {
-            *g = Some((leader.to_string(), now.plus_ms(timing.ttl_ms)));
-        }
+        *lock(inbox) = Some((leader.to_string(), now.plus_ms(timing.ttl_ms)));
     }
 }

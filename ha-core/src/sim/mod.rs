@@ -41,6 +41,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::driver::FailsafeInbox;
 use crate::mock_dcs::MemoryDcs;
 use crate::model::Timing;
+use crate::sync::lock;
 use crate::time::{Clock, ManualClock, Millis};
 
 use node::{Daemon, RestNet, SimNode, SimWatchdog};
@@ -107,11 +108,7 @@ impl Simulation {
             sim.net.server(&name);
             let inbox = FailsafeInbox::default();
             let watchdog = SimWatchdog::default();
-            sim.rest
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.clone(), (true, inbox.clone()));
+            lock(&sim.rest.0).insert(name.clone(), (true, inbox.clone()));
             sim.nodes.push(SimNode {
                 name,
                 driver: None,

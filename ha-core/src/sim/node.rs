@@ -11,6 +11,7 @@ use crate::decision::NodeIdentity;
 use crate::driver::{Driver, DriverSettings, FailsafeInbox, FailsafeProbe};
 use crate::mock_dcs::MemoryDcsClient;
 use crate::model::{DynamicPostgresql, GlobalConfig, Timing};
+use crate::sync::lock;
 use crate::time::{Clock, Millis};
 use crate::watchdog::Watchdog;
 
@@ -26,10 +27,10 @@ pub(super) struct SimWatchdog(pub(super) Arc<Mutex<Option<Millis>>>);
 
 impl Watchdog for SimWatchdog {
     fn arm(&self, deadline: Millis) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(deadline);
+        *lock(&self.0) = Some(deadline);
     }
     fn disarm(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        *lock(&self.0) = None;
     }
 }
 
@@ -46,7 +47,7 @@ struct SimProbe {
 #[async_trait]
 impl FailsafeProbe for SimProbe {
     async fn confirm_all(&self, leader: &str, members: &BTreeMap<String, String>) -> bool {
-        let g = self.rest.0.lock().unwrap_or_else(|p| p.into_inner());
+        let g = lock(&self.rest.0);
         let now = self.clock.now();
         let mut all = true;
         for name in members.keys() {
@@ -127,13 +128,7 @@ impl Simulation {
         // A restarted daemon has a fresh inbox, as a new process would.
         let inbox = driver.failsafe_inbox();
         self.nodes[i].inbox = inbox.clone();
-        if let Some(e) = self
-            .rest
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&name)
-        {
+        if let Some(e) = lock(&self.rest.0).get_mut(&name) {
             e.1 = inbox;
         }
         self.nodes[i].driver = Some(driver);

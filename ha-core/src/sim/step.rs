@@ -6,6 +6,7 @@ use rand::Rng;
 use super::node::Daemon;
 use super::{invariants, now_or_never, SimRun, Simulation};
 use crate::driver::CycleReport;
+use crate::sync::lock;
 use crate::watchdog::Watchdog;
 
 impl Simulation {
@@ -27,7 +28,7 @@ impl Simulation {
         }
         // REST reachability follows the daemons.
         {
-            let mut g = self.rest.0.lock().unwrap_or_else(|p| p.into_inner());
+            let mut g = lock(&self.rest.0);
             for n in &self.nodes {
                 if let Some(e) = g.get_mut(&n.name) {
                     e.0 = n.daemon == Daemon::Up;
@@ -72,7 +73,7 @@ impl Simulation {
         }
         // Watchdogs fire on their own, whatever the daemons are doing.
         for n in &self.nodes {
-            let deadline = *n.watchdog.0.lock().unwrap_or_else(|p| p.into_inner());
+            let deadline = *lock(&n.watchdog.0);
             if let Some(d) = deadline {
                 if d <= now {
                     let fenced = self.net.with(&n.name, |s| {

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{SimPg, SimPgState, SimRun};
+use crate::sync::lock;
 
 /// All simulated servers, by node name.
 #[derive(Debug, Default)]
@@ -32,7 +33,7 @@ impl SimPgNet {
         net
     }
     pub fn lock(&self) -> MutexGuard<'_, SimPgNetInner> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.0)
     }
     /// A server for `name`, with an empty data directory.
     pub fn server(&self, name: &str) -> SimPg {
