@@ -1,7 +1,6 @@
 //! A deterministic simulator: N nodes, each running the real [`Driver`](crate::driver::Driver) and
-//! [`decide`](crate::decision::decide) over the [`MemoryDcs`](crate::mock_dcs::MemoryDcs) and a [`SimPg`], on virtual
-//! time, with faults drawn from one seeded RNG. Invariants are checked at every step; the same seed replays the same
-//! run exactly.
+//! [`decide`](crate::decision::decide) over the [`MemoryDcs`] and a [`SimPg`], on virtual time, with faults drawn from
+//! one seeded RNG. Invariants are checked at every step; the same seed replays the same run exactly.
 //!
 //! A run has three phases: the cluster bootstraps, a chaos phase injects faults (node crash, PostgreSQL crash or
 //! hang, daemon freeze or kill, DCS outage, one node cut off from the DCS, switchovers), then every fault heals and

@@ -95,7 +95,7 @@ impl SimPgState {
     }
 }
 
-/// One node's view of its simulated server: implements [`PgControl`].
+/// One node's view of its simulated server: implements [`PgControl`](crate::pg::PgControl).
 #[derive(Debug, Clone)]
 pub struct SimPg {
     net: SimPgNet,
