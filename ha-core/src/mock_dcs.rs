@@ -133,7 +133,7 @@ impl MemoryDcs {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere while holding the lock must not turn every later call into a panic.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Every call fails with [`DcsError::Unreachable`] while set: a DCS outage.

@@ -8,6 +8,7 @@ use ha_core::driver::{Driver, DriverSettings, Hooks, Outcome};
 use ha_core::mock_dcs::{MemoryDcs, MemoryDcsClient};
 use ha_core::model::GlobalConfig;
 use ha_core::sim::{now_or_never, SimPg, SimPgNet};
+use ha_core::sync::lock;
 use ha_core::time::{Clock, ManualClock, Millis};
 use ha_core::watchdog::Watchdog;
 
@@ -55,10 +56,10 @@ fn node(w: &World, name: &str) -> Driver<MemoryDcsClient, SimPg> {
 struct RecordingWatchdog(Arc<Mutex<Vec<Option<Millis>>>>);
 impl Watchdog for RecordingWatchdog {
     fn arm(&self, deadline: Millis) {
-        self.0.lock().unwrap().push(Some(deadline));
+        lock(&self.0).push(Some(deadline));
     }
     fn disarm(&self) {
-        self.0.lock().unwrap().push(None);
+        lock(&self.0).push(None);
     }
 }
 
@@ -71,7 +72,7 @@ fn lease_runs_from_the_moment_the_renewal_was_sent_minus_the_safety_margin() {
     now_or_never(n1.cycle()); // bootstraps and takes the lock at t = 1 s
                               // ttl 5 s, margin max(1 s, ttl/10) = 1 s: valid until 1 s + 4 s.
     assert_eq!(n1.local_state().lease_deadline, Some(Millis(5_000)));
-    assert_eq!(wd.0.lock().unwrap().last(), Some(&Some(Millis(5_000))));
+    assert_eq!(lock(&wd.0).last(), Some(&Some(Millis(5_000))));
     w.clock.advance_ms(1_000);
     let r = now_or_never(n1.cycle());
     assert_eq!(

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::Watchdog;
+use crate::sync::lock;
 use crate::time::{Clock, Millis};
 
 /// One message from the daemon to the fencer.
@@ -78,7 +79,7 @@ impl ProcessWatchdog {
     }
 
     fn send(&self, m: FencerMessage, restart_if_gone: bool) {
-        let mut g = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        let mut g = lock(&self.child);
         let write = |g: &mut (Child, ChildStdin)| {
             g.1.write_all(m.to_line().as_bytes())
                 .and_then(|_| g.1.flush())
@@ -103,7 +104,7 @@ impl ProcessWatchdog {
 
     /// The fencer's process id.
     pub fn pid(&self) -> u32 {
-        self.child.lock().unwrap_or_else(|p| p.into_inner()).0.id()
+        lock(&self.child).0.id()
     }
 }
 

@@ -1,0 +1,56 @@
+//! The DCS is unreachable. A secondary does nothing; a primary stays one only while its lease could still be valid
+//! (or while failsafe mode has every member confirm it), then demotes, so that no other primary can coexist with it.
+
+use super::{Action, Decision, Observation, PlantedBug};
+use crate::dcs::DcsError;
+use crate::pg::{PgRunState, StopMode};
+
+pub(super) fn dcs_unreachable(obs: &Observation, e: &DcsError) -> Decision {
+    let pg = obs.pg;
+    let cfg = &obs.local.last_config;
+    let acting_primary =
+        pg.is_primary() || (pg.is_alive() && !pg.in_recovery && obs.local.lease_deadline.is_some());
+    if !acting_primary {
+        if obs.planted_bug == Some(PlantedBug::PromoteWithoutLock) && pg.is_replica() {
+            return Decision::new(
+                vec![Action::Promote],
+                "planted bug: the DCS is gone, promoting without the lock",
+            );
+        }
+        return Decision::none(format!(
+            "DCS is not accessible ({e}); no action as a secondary"
+        ));
+    }
+    if cfg.is_paused() {
+        return Decision::none(format!(
+            "PAUSE: DCS is not accessible ({e}); leaving PostgreSQL as it is"
+        ));
+    }
+    if obs.holds_lease() {
+        if cfg.failsafe_mode() {
+            if let Some(at) = obs.local.failsafe.confirmed_at {
+                return Decision::new(
+                    vec![Action::ExtendLeaseByFailsafe { confirmed_at: at }],
+                    "DCS is not accessible; failsafe mode: every member accepts me as the leader, continuing as primary",
+                );
+            }
+        }
+        let left = obs
+            .local
+            .lease_deadline
+            .map(|d| d.since(obs.now))
+            .unwrap_or(0);
+        return Decision::none(format!(
+            "DCS is not accessible ({e}); still the primary for {left} ms, until my lease could expire"
+        ));
+    }
+    let stop = if pg.state() == PgRunState::Unresponsive {
+        Action::Fence
+    } else {
+        Action::Stop(StopMode::Immediate)
+    };
+    Decision::new(
+        vec![stop, Action::ForgetLease],
+        format!("DCS is not accessible ({e}) and my lease has ended: demoting so that no other primary can coexist"),
+    )
+}

@@ -1,0 +1,120 @@
+//! Another node holds the leader lock: demote a primary at once, rejoin the leader (as it is, or after a rewind or a
+//! reinitialization when the timelines diverged), and stream from the leader or the member `replicatefrom` names.
+
+use super::rejoin::{self, Rejoin};
+use super::{upstream_of, Action, Decision, Observation};
+use crate::model::{Cluster, GlobalConfig};
+use crate::pg::{PgRunState, StopMode};
+
+pub(super) fn as_follower(
+    obs: &Observation,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+    leader: &str,
+) -> Decision {
+    let me = &obs.me.name;
+    let pg = obs.pg;
+    if pg.is_primary()
+        || (pg.state() == PgRunState::Starting
+            && !pg.in_recovery
+            && obs.local.lease_deadline.is_some())
+    {
+        return Decision::new(
+            vec![Action::Stop(StopMode::Fast), Action::ForgetLease],
+            format!(
+                "demoting self because {leader} holds the leader lock and I ({me}) was a primary"
+            ),
+        )
+        .then_rerun();
+    }
+    let mut forget = Vec::new();
+    if obs.local.lease_deadline.is_some() {
+        forget.push(Action::ForgetLease);
+    }
+    let Some(leader_member) = cluster.member(leader) else {
+        return Decision::new(
+            forget,
+            format!("the leader {leader} has no member key yet; waiting"),
+        );
+    };
+    let Some(up) = upstream_of(leader_member) else {
+        return Decision::new(
+            forget,
+            format!("the leader {leader} publishes no conn_url; waiting"),
+        );
+    };
+    // A replicatefrom tag names an intermediate upstream when that member runs.
+    let desired = obs
+        .me
+        .tags
+        .replicatefrom
+        .as_deref()
+        .and_then(|n| cluster.member(n))
+        .filter(|m| m.name != *me && m.is_running())
+        .and_then(upstream_of)
+        .unwrap_or_else(|| up.clone());
+    let mut actions = forget;
+    if obs.local.requests.reinitialize {
+        actions.extend([
+            Action::Stop(StopMode::Fast),
+            Action::Reinitialize(up.clone()),
+            Action::StartReplica(Some(desired)),
+        ]);
+        return Decision::new(
+            actions,
+            format!("reinitializing {me} from {leader} as requested"),
+        );
+    }
+    match pg.state() {
+        PgRunState::Stopped | PgRunState::Crashed => {
+            match rejoin::check(pg, cluster, leader_member) {
+                Rejoin::Follow => {
+                    actions.push(Action::StartReplica(Some(desired)));
+                    Decision::new(actions, format!("starting {me} as a secondary of {leader}"))
+                }
+                Rejoin::Diverged(why) => {
+                    if cfg.use_pg_rewind() {
+                        actions.extend([
+                            Action::Rewind(up.clone()),
+                            Action::StartReplica(Some(desired)),
+                        ]);
+                        Decision::new(actions, format!("rewinding {me} from {leader}: {why}"))
+                    } else {
+                        actions.extend([
+                            Action::Reinitialize(up.clone()),
+                            Action::StartReplica(Some(desired)),
+                        ]);
+                        Decision::new(
+                            actions,
+                            format!(
+                                "reinitializing {me} from {leader} (use_pg_rewind is off): {why}"
+                            ),
+                        )
+                    }
+                }
+            }
+        }
+        PgRunState::Starting => {
+            Decision::new(actions, format!("waiting for PostgreSQL on {me} to start"))
+        }
+        _ => match rejoin::check(pg, cluster, leader_member) {
+            Rejoin::Diverged(why) if pg.timeline > 0 && pg.timeline > leader_member.timeline() => {
+                actions.push(Action::Stop(StopMode::Fast));
+                Decision::new(actions, format!("stopping {me} to rejoin {leader}: {why}"))
+                    .then_rerun()
+            }
+            _ if pg.upstream.as_deref() != Some(desired.name.as_str()) => {
+                let name = desired.name.clone();
+                actions.push(Action::Follow(desired));
+                Decision::new(
+                    actions,
+                    format!("following new leader {leader} (streaming from {name})"),
+                )
+            }
+            _ => Decision::new(
+                actions,
+                format!("no action. I am ({me}), a secondary, and following a leader ({leader})"),
+            ),
+        },
+    }
+}

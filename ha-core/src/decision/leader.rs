@@ -1,0 +1,134 @@
+//! This node holds the leader lock: renew it, start or promote PostgreSQL, hand over for a switchover, and publish
+//! what changed (last position, system identifier, bootstrap config, timeline history, failsafe member list).
+
+use std::collections::BTreeMap;
+
+use super::switchover::{self, LeaderPlan};
+use super::{sysid_valid, Action, Decision, Observation};
+use crate::model::{Cluster, GlobalConfig, HistoryEntry};
+use crate::pg::PgRunState;
+
+pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Decision {
+    let me = &obs.me.name;
+    let pg = obs.pg;
+    let mut actions = vec![Action::RenewLock];
+    match pg.state() {
+        PgRunState::Stopped | PgRunState::Crashed => {
+            actions.push(Action::StartPrimary);
+            return Decision::new(
+                actions,
+                format!("starting PostgreSQL as primary: I ({me}) hold the leader lock"),
+            );
+        }
+        PgRunState::Starting => {
+            return Decision::new(
+                actions,
+                format!("waiting for PostgreSQL to start; I ({me}) hold the leader lock"),
+            );
+        }
+        _ => {}
+    }
+    if pg.in_recovery {
+        actions.push(Action::Promote);
+        if let Some(f) = cluster.pending_failover() {
+            actions.push(Action::ClearFailover { version: f.version });
+        }
+        return Decision::new(actions, format!("promoting {me}: it holds the leader lock"));
+    }
+    if let Some(req) = cluster.pending_failover() {
+        match switchover::leader_plan(me, pg, cluster, req, cfg, obs.unix_ms) {
+            LeaderPlan::HandOver {
+                actions: more,
+                reason,
+            } => {
+                actions.extend(more);
+                return Decision::new(actions, reason).then_rerun();
+            }
+            LeaderPlan::Reject {
+                actions: more,
+                reason,
+            } => {
+                leader_duties(obs, cluster, cfg, &mut actions);
+                actions.extend(more);
+                return Decision::new(actions, reason);
+            }
+            LeaderPlan::Wait(reason) => {
+                leader_duties(obs, cluster, cfg, &mut actions);
+                return Decision::new(
+                    actions,
+                    format!("no action. I am ({me}), the leader with the lock; {reason}"),
+                );
+            }
+        }
+    }
+    leader_duties(obs, cluster, cfg, &mut actions);
+    Decision::new(
+        actions,
+        format!("no action. I am ({me}), the leader with the lock"),
+    )
+}
+
+/// What a healthy primary publishes each loop, only when it changed.
+fn leader_duties(
+    obs: &Observation,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+    actions: &mut Vec<Action>,
+) {
+    let pg = obs.pg;
+    if cluster.last_leader_lsn() != Some(pg.lsn) {
+        actions.push(Action::WriteStatus { optime: pg.lsn });
+    }
+    match cluster.initialize.as_deref() {
+        Some(s) if sysid_valid(s) => {}
+        _ if pg.system_id.as_deref().map_or(false, sysid_valid) => {
+            actions.push(Action::WriteInitialize)
+        }
+        _ => {}
+    }
+    if cluster.config.is_none() {
+        actions.push(Action::WriteBootstrapConfig);
+    }
+    // Timeline history: one entry per switch the server knows and the key does not.
+    let known = cluster.history.as_ref().map(|h| h.value.len()).unwrap_or(0);
+    if pg.history.len() > known {
+        let mut history: Vec<HistoryEntry> = cluster
+            .history
+            .as_ref()
+            .map(|h| h.value.clone())
+            .unwrap_or_default();
+        for sw in &pg.history[known..] {
+            history.push(HistoryEntry::new(
+                sw.timeline,
+                sw.lsn,
+                "no recovery target specified",
+                &iso(obs.unix_ms),
+                &obs.me.name,
+            ));
+        }
+        actions.push(Action::WriteHistory {
+            history,
+            version: cluster.history.as_ref().map(|h| h.version),
+        });
+    }
+    if cfg.failsafe_mode() {
+        let members: BTreeMap<String, String> = cluster
+            .members
+            .iter()
+            .filter_map(|m| m.data.api_url.clone().map(|u| (m.name.clone(), u)))
+            .chain(std::iter::once((
+                obs.me.name.clone(),
+                obs.me.api_url.clone(),
+            )))
+            .collect();
+        if cluster.failsafe.as_ref() != Some(&members) {
+            actions.push(Action::WriteFailsafe(members));
+        }
+    }
+}
+
+fn iso(unix_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(unix_ms)
+        .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, false))
+        .unwrap_or_default()
+}

@@ -1,0 +1,49 @@
+//! An empty data directory: bootstrap a new cluster (race for the `initialize` key and the lock), or clone a replica
+//! from a running member tagged `clonefrom`, else from the leader.
+
+use super::{upstream_of, Action, Decision, Observation};
+use crate::model::Cluster;
+
+pub(super) fn uninitialized(obs: &Observation, cluster: &Cluster, i_am_leader: bool) -> Decision {
+    let me = &obs.me.name;
+    if i_am_leader {
+        return Decision::new(
+            vec![Action::ForgetLease, Action::ReleaseLock],
+            format!("the data directory of {me} is empty but it holds the lock: released it"),
+        );
+    }
+    if cluster.initialize.is_none() && cluster.leader.is_none() {
+        if obs.me.tags.nofailover() {
+            return Decision::none(
+                "waiting for a node that may lead to bootstrap the cluster (nofailover)",
+            );
+        }
+        return Decision::new(
+            vec![
+                Action::RaceInitialize,
+                Action::AcquireLock,
+                Action::Bootstrap,
+                Action::WriteInitialize,
+                Action::WriteBootstrapConfig,
+            ],
+            format!("bootstrapping a new cluster from {me}"),
+        );
+    }
+    // Prefer a running member tagged clonefrom, then the leader.
+    let source = cluster
+        .members
+        .iter()
+        .filter(|m| m.name != *me && m.is_running() && m.tags().clonefrom())
+        .chain(cluster.leader_member().filter(|m| m.is_running()))
+        .find_map(upstream_of);
+    match (source, cluster.leader_member().and_then(upstream_of)) {
+        (Some(src), leader) => Decision::new(
+            vec![
+                Action::CloneFrom(src.clone()),
+                Action::StartReplica(leader.or(Some(src.clone()))),
+            ],
+            format!("creating a replica from {}", src.name),
+        ),
+        (None, _) => Decision::none("waiting for a leader to clone from"),
+    }
+}

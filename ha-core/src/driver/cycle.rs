@@ -1,0 +1,219 @@
+//! One loop of the driver: observe PostgreSQL and the DCS (and, with the DCS gone, ask the failsafe members), decide,
+//! execute the actions in order (stopping at the first that did not succeed), publish the member key, and say when
+//! the next loop is due.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use super::report::done;
+use super::{CycleReport, Driver, Outcome};
+use crate::dcs::{Dcs, DcsError};
+use crate::decision::{decide, Action, Observation};
+use crate::model::Cluster;
+use crate::pg::{PgControl, PgRunState};
+use crate::sync::lock;
+
+/// How often an unreachable DCS is tried again between loops.
+pub const DCS_RETRY_INTERVAL_MS: u64 = 1_000;
+
+impl<D: Dcs, P: PgControl> Driver<D, P> {
+    /// One loop: observe, decide, execute, publish the member key. Returns what happened and when to run next.
+    pub async fn cycle(&mut self) -> CycleReport {
+        let name = self.settings.identity.name.clone();
+        let span = info_span!("ha_loop", node = %name);
+        self.cycle_inner().instrument(span).await
+    }
+
+    async fn cycle_inner(&mut self) -> CycleReport {
+        let now = self.clock.now();
+        let renewal_just_failed = std::mem::take(&mut self.renew_unreachable);
+        let pg_obs = self.pg.observe().await;
+        if pg_obs.state() == PgRunState::Unresponsive {
+            self.local.unresponsive_since.get_or_insert(now);
+        } else {
+            self.local.unresponsive_since = None;
+        }
+        // The last loop's renewal found the DCS unreachable: asking again would wait out another timeout (a cache
+        // may even answer) while the lease runs down; this loop acts on the outage at once (failsafe mode confirms
+        // the leader with the members), and the next one asks the DCS again.
+        let loaded = if renewal_just_failed {
+            Err(DcsError::Unreachable(
+                "the last lock renewal found the DCS unreachable".into(),
+            ))
+        } else {
+            self.dcs.load().await
+        };
+        if let Ok(cluster) = &loaded {
+            self.absorb_config(cluster).await;
+            self.last_leader_version = cluster.leader.as_ref().map(|l| l.version);
+            self.last_failsafe_members = cluster.failsafe.clone().unwrap_or_default();
+        }
+        self.local.failsafe.accepted_leader = lock(&self.failsafe_inbox).clone();
+        self.local.failsafe.confirmed_at = None;
+        if loaded.is_err()
+            && self.local.lease_deadline.is_some()
+            && self.local.last_config.failsafe_mode()
+        {
+            if let Some(probe) = &self.failsafe_probe {
+                let sent = self.clock.now();
+                let me = self.settings.identity.name.clone();
+                let others: BTreeMap<String, String> = self
+                    .last_failsafe_members
+                    .iter()
+                    .filter(|(n, _)| **n != me)
+                    .map(|(a, b)| (a.clone(), b.clone()))
+                    .collect();
+                if !self.last_failsafe_members.is_empty() && probe.confirm_all(&me, &others).await {
+                    self.local.failsafe.confirmed_at = Some(sent);
+                }
+            }
+        }
+        self.local.requests.restart = self
+            .requests
+            .restart
+            .load(std::sync::atomic::Ordering::SeqCst);
+        self.local.requests.reinitialize = self
+            .requests
+            .reinitialize
+            .load(std::sync::atomic::Ordering::SeqCst);
+
+        let decision = {
+            let obs = Observation {
+                me: &self.settings.identity,
+                now,
+                unix_ms: self.clock.unix_ms(),
+                dcs: loaded.as_ref(),
+                pg: &pg_obs,
+                local: &self.local,
+                planted_bug: self.settings.planted_bug,
+            };
+            decide(&obs)
+        };
+        if decision.actions.is_empty() {
+            debug!(reason = %decision.reason, "decision");
+        } else {
+            info!(reason = %decision.reason, actions = ?decision.actions, "decision");
+        }
+
+        let mut executed = Vec::with_capacity(decision.actions.len());
+        let mut stopped_pg = false;
+        for action in &decision.actions {
+            let outcome = if *action == Action::Promote && !self.hooks.pre_promote().await {
+                // Cancelled by the embedder: give the lock back so another node can lead.
+                self.local.lease_deadline = None;
+                self.watchdog.disarm();
+                let _ = self.dcs.release_leader(&self.settings.identity.name).await;
+                Outcome::Refused("pre_promote cancelled the promotion; released the lock".into())
+            } else {
+                self.execute(action, &pg_obs, &mut stopped_pg).await
+            };
+            self.hooks.after_action(action, &outcome).await;
+            let stop = outcome != Outcome::Done;
+            if stop {
+                match &outcome {
+                    Outcome::Failed(e) | Outcome::Refused(e) => {
+                        warn!(?action, error = %e, "action failed")
+                    }
+                    _ => info!(?action, "lost the race; skipping the rest"),
+                }
+            }
+            executed.push((action.clone(), outcome));
+            if stop {
+                break;
+            }
+        }
+
+        let touched_pg = executed.iter().any(|(a, _)| a.touches_postgres());
+        let pg_after = if touched_pg {
+            self.pg.observe().await
+        } else {
+            pg_obs
+        };
+        // After a renewal that found the DCS unreachable, the member write would only wait out another timeout
+        // while the lease runs down: the next loop (at once, below) sees the outage and can act on it.
+        if loaded.is_ok() && !self.renew_unreachable {
+            let data = self.member_data(&pg_after);
+            if let Err(e) = self
+                .dcs
+                .touch_member(&self.settings.identity.name, &data)
+                .await
+            {
+                warn!(error = %e, "could not update the member key");
+            }
+        }
+
+        let after = self.clock.now();
+        let interrupted = executed.iter().any(|(_, o)| *o != Outcome::Done);
+        // The snapshot this loop decided on predates a lock it just took: loop again at once, so the REST API (whose
+        // `/primary` HAProxy checks) and the member key show the new leader now rather than a loop_wait later.
+        let took_lock = done(&executed, &Action::AcquireLock);
+        let mut next = if decision.rerun_now
+            || took_lock
+            || (interrupted && self.local.lease_deadline.is_none() && pg_after.is_primary())
+        {
+            after
+        } else if matches!(loaded, Err(DcsError::Unreachable(_))) || self.renew_unreachable {
+            // Retrying is the driver's job: an unreachable DCS (seen by the load, or by the renewal when the load
+            // came from a cache) is tried again every second (at most loop_wait),
+            // so a short blip costs a second, not a whole loop_wait; a request that waited out its timeout is
+            // followed by the next at once, so a healed network is seen as soon as possible.
+            now.plus_ms(self.local.timing.loop_wait_ms.min(DCS_RETRY_INTERVAL_MS))
+                .max(after)
+        } else {
+            // Paced from the loop's start, as Patroni's `schedule_next_run` does: a loop that took long (a query
+            // to a hung PostgreSQL waits out its timeout) does not add a whole loop_wait on top.
+            now.plus_ms(self.local.timing.loop_wait_ms).max(after)
+        };
+        if let Some(deadline) = self.local.lease_deadline {
+            next = next.min(deadline);
+        }
+        let report = CycleReport {
+            lease_deadline: self.local.lease_deadline,
+            now,
+            decision,
+            executed,
+            cluster: loaded,
+            pg: pg_after,
+            next_wake: next,
+        };
+        if self.status.receiver_count() > 0 {
+            self.status.send_replace(Some(report.clone()));
+        }
+        if report.executed.iter().any(|(a, _)| *a == Action::Restart) {
+            // Only now: `POST /restart` answers when the flag drops, from the latest report, which must be this
+            // one (restarted, pending_restart cleared) and not the loop before it.
+            self.requests
+                .restart
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        report
+    }
+
+    async fn absorb_config(&mut self, cluster: &Cluster) {
+        // Before the first leader wrote `config`, the local `bootstrap.dcs` is the configuration in force.
+        let cfg = match &cluster.config {
+            Some(c) => c.value.clone(),
+            None => self.settings.bootstrap_config.clone(),
+        };
+        let timing = cfg.timing();
+        if timing != self.local.timing || self.ttl_set_ms.is_none() {
+            for w in cfg.timing_adjustments() {
+                warn!(warning = %w, "timing in the DCS config adjusted");
+            }
+        }
+        self.local.timing = timing;
+        self.local.last_config = cfg;
+        if self.ttl_set_ms != Some(self.local.timing.ttl_ms) {
+            if self
+                .dcs
+                .set_ttl(Duration::from_millis(self.local.timing.ttl_ms))
+                .await
+                .is_ok()
+            {
+                self.ttl_set_ms = Some(self.local.timing.ttl_ms);
+            }
+        }
+    }
+}

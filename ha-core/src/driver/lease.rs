@@ -1,0 +1,23 @@
+//! The lease: how long this node may act as the leader after a lock request succeeded. It runs from the moment the
+//! request was *sent*, not from when the answer came, and the watchdog is armed with the same deadline.
+
+use super::Driver;
+use crate::dcs::Dcs;
+use crate::pg::PgControl;
+use crate::time::Millis;
+
+impl<D: Dcs, P: PgControl> Driver<D, P> {
+    /// The lease runs from `sent` (when the successful request left this node) for ttl minus the safety margin.
+    pub(super) fn take_lease(&mut self, sent: Millis) {
+        let valid = self.local.timing.lease_valid_ms();
+        let deadline = sent.plus_ms(valid);
+        self.local.lease_deadline = Some(deadline);
+        self.watchdog.arm(deadline);
+    }
+
+    pub(super) fn lease_valid_now(&self) -> bool {
+        self.local
+            .lease_deadline
+            .map_or(false, |d| self.clock.now() < d)
+    }
+}

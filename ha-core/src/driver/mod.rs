@@ -1,0 +1,225 @@
+//! The driver: observe → [`decide`](crate::decision::decide) → execute, every `loop_wait`, and at once when the leader key changes, when the
+//! local postmaster exits ([`PgControl::exited`]), when a REST request arrives ([`RequestBox::wake`]) and right
+//! after this node took the lock (so the leader it now is shows without a loop_wait's delay).
+//!
+//! It owns everything with effects and timing: the lease deadline (counted from the moment a successful renewal was
+//! *sent*), the watchdog, PostgreSQL's unresponsiveness clock, the applied config version and the member key.
+//! [`Driver::cycle`] runs one loop and says when the next is due, so a simulator can drive it on virtual time;
+//! [`Driver::run`] is the real loop on tokio.
+//!
+//! # Layout
+//! - `cycle`: one loop (observe, decide, execute, publish the member key) and when the next one is due.
+//! - `execute`: what each [`Action`](crate::decision::Action) does to the DCS and PostgreSQL, and the driver's own
+//!   refusal to start or promote a primary without a valid lease.
+//! - `lease`: the lease deadline and the watchdog armed with it.
+//! - `member`: the member key this node publishes ([`member_data`]).
+//! - `report`: the record of a loop ([`CycleReport`]) and of each action in it ([`Outcome`]).
+//! - `requests`: what the REST API hands the loop ([`RequestBox`], [`FailsafeInbox`]).
+//! - `hooks`: what an embedder plugs in ([`Hooks`], [`FailsafeProbe`]).
+//!
+//! This file holds the [`Driver`] itself, its settings, and its life: [`Driver::run`] and [`Driver::shutdown`].
+
+mod cycle;
+mod execute;
+mod hooks;
+mod lease;
+mod member;
+mod report;
+mod requests;
+
+pub use cycle::DCS_RETRY_INTERVAL_MS;
+pub use hooks::{FailsafeProbe, Hooks, NoHooks};
+pub use member::member_data;
+pub use report::{CycleReport, Outcome};
+pub use requests::{FailsafeInbox, RequestBox};
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+use crate::dcs::{Dcs, WatchOutcome};
+use crate::decision::{LocalState, NodeIdentity, PlantedBug};
+use crate::model::{GlobalConfig, Status};
+use crate::pg::PgControl;
+use crate::time::Clock;
+use crate::watchdog::{NoWatchdog, Watchdog};
+
+/// Static settings of a driver.
+#[derive(Debug, Clone, Default)]
+pub struct DriverSettings {
+    pub identity: NodeIdentity,
+    /// `bootstrap.dcs`: written to `config` by the node that bootstraps the cluster.
+    pub bootstrap_config: GlobalConfig,
+    #[doc(hidden)]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+/// Drives one node.
+pub struct Driver<D, P> {
+    dcs: D,
+    pg: P,
+    clock: Arc<dyn Clock>,
+    watchdog: Box<dyn Watchdog>,
+    failsafe_probe: Option<Box<dyn FailsafeProbe>>,
+    hooks: Box<dyn Hooks>,
+    status: tokio::sync::watch::Sender<Option<CycleReport>>,
+    failsafe_inbox: FailsafeInbox,
+    requests: Arc<RequestBox>,
+    settings: DriverSettings,
+    local: LocalState,
+    ttl_set_ms: Option<u64>,
+    last_leader_version: Option<u64>,
+    last_failsafe_members: BTreeMap<String, String>,
+    bootstrapped_sysid: Option<String>,
+    /// This loop's lock renewal found the DCS unreachable (its `load` may still have been served from a cache): the
+    /// next loop treats the DCS as unreachable without asking.
+    renew_unreachable: bool,
+}
+
+impl<D: Dcs, P: PgControl> Driver<D, P> {
+    pub fn new(dcs: D, pg: P, clock: Arc<dyn Clock>, settings: DriverSettings) -> Self {
+        let timing = settings.bootstrap_config.timing();
+        let started_at = clock.now();
+        Driver {
+            dcs,
+            pg,
+            clock,
+            watchdog: Box::new(NoWatchdog),
+            failsafe_probe: None,
+            hooks: Box::new(NoHooks),
+            status: tokio::sync::watch::channel(None).0,
+            failsafe_inbox: Arc::default(),
+            requests: Arc::default(),
+            local: LocalState {
+                timing,
+                last_config: settings.bootstrap_config.clone(),
+                started_at,
+                ..Default::default()
+            },
+            settings,
+            ttl_set_ms: None,
+            last_leader_version: None,
+            last_failsafe_members: BTreeMap::new(),
+            bootstrapped_sysid: None,
+            renew_unreachable: false,
+        }
+    }
+
+    pub fn with_watchdog(mut self, w: Box<dyn Watchdog>) -> Self {
+        self.watchdog = w;
+        self
+    }
+
+    pub fn with_failsafe_probe(mut self, p: Box<dyn FailsafeProbe>) -> Self {
+        self.failsafe_probe = Some(p);
+        self
+    }
+
+    pub fn with_hooks(mut self, h: Box<dyn Hooks>) -> Self {
+        self.hooks = h;
+        self
+    }
+
+    /// Every loop's report, as it happens (for a REST API or metrics running beside the loop).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Option<CycleReport>> {
+        self.status.subscribe()
+    }
+
+    /// Where the REST API puts failsafe requests from a leader.
+    pub fn failsafe_inbox(&self) -> FailsafeInbox {
+        self.failsafe_inbox.clone()
+    }
+
+    /// Where the REST API puts restart/reinitialize requests.
+    pub fn requests(&self) -> Arc<RequestBox> {
+        self.requests.clone()
+    }
+
+    pub fn local_state(&self) -> &LocalState {
+        &self.local
+    }
+
+    pub fn dcs(&self) -> &D {
+        &self.dcs
+    }
+    pub fn pg(&self) -> &P {
+        &self.pg
+    }
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.settings.identity
+    }
+
+    /// Graceful shutdown: stop PostgreSQL cleanly, then release the lock so a replica takes over without waiting for
+    /// the ttl. While paused, PostgreSQL is left running and the lock kept, as Patroni does.
+    pub async fn shutdown(&mut self) {
+        let name = self.settings.identity.name.clone();
+        if self.local.last_config.is_paused() {
+            info!(node = %name, "paused: leaving PostgreSQL running on shutdown");
+            return;
+        }
+        let _ = self.pg.stop(crate::pg::StopMode::Fast).await;
+        // The member key goes first: a replica woken by the release must not still read "primary" in it.
+        let _ = self.dcs.delete_member(&name).await;
+        if self.local.lease_deadline.take().is_some() {
+            let obs = self.pg.observe().await;
+            let _ = self
+                .dcs
+                .write_status(&Status {
+                    optime: Some(obs.lsn),
+                    ..Default::default()
+                })
+                .await;
+            if let Err(e) = self.dcs.release_leader(&name).await {
+                warn!(error = %e, "could not release the leader lock on shutdown");
+            }
+        }
+        self.watchdog.disarm();
+        info!(node = %name, "stopped PostgreSQL and left the cluster");
+    }
+
+    /// The real loop: cycles until `shutdown` resolves, waking early for the reasons the module doc lists.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) -> Self {
+        tokio::pin!(shutdown);
+        let requests = self.requests.clone();
+        loop {
+            let report = self.cycle().await;
+            let now = self.clock.now();
+            let wait_ms = report.next_wake.since(now);
+            let watch = self
+                .dcs
+                .watch_leader(self.last_leader_version, Duration::from_millis(wait_ms));
+            // Only a server this loop saw alive can die in between; a dead one is the next loop's business.
+            let pg_alive = report.pg.is_alive();
+            let pg_exit = async {
+                if pg_alive {
+                    self.pg.exited().await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = requests.wakeup.notified() => debug!("woken by a request: running a loop now"),
+                _ = pg_exit => info!("PostgreSQL exited: running a loop now"),
+                r = watch => {
+                    match r {
+                        Ok(WatchOutcome::LeaderChanged) => debug!("leader key changed: running a loop now"),
+                        Ok(WatchOutcome::TimedOut) => {}
+                        Err(_) => {
+                            // An unreachable DCS returns at once: still wait until the next loop is due.
+                            let left = report.next_wake.since(self.clock.now());
+                            tokio::select! {
+                                _ = &mut shutdown => break,
+                                _ = tokio::time::sleep(Duration::from_millis(left)) => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.shutdown().await;
+        self
+    }
+}

@@ -1,0 +1,43 @@
+//! What the REST API hands the loop: operator requests ([`RequestBox`]) and failsafe requests from a leader
+//! ([`FailsafeInbox`]), both taken by the next loop.
+
+use std::sync::{Arc, Mutex};
+
+use super::Driver;
+use crate::dcs::Dcs;
+use crate::model::Timing;
+use crate::pg::PgControl;
+use crate::sync::lock;
+use crate::time::Millis;
+
+/// Failsafe requests received from a leader (the REST handler writes, the driver reads): `(leader, valid until)`.
+pub type FailsafeInbox = Arc<Mutex<Option<(String, Millis)>>>;
+
+/// Operator requests from the REST API, taken by the next loop.
+#[derive(Debug, Default)]
+pub struct RequestBox {
+    pub restart: std::sync::atomic::AtomicBool,
+    pub reinitialize: std::sync::atomic::AtomicBool,
+    /// Wakes a sleeping [`Driver::run`] (Patroni's `ha.wakeup()`).
+    pub(super) wakeup: tokio::sync::Notify,
+}
+
+impl RequestBox {
+    /// Runs the next loop now instead of after loop_wait: a request (switchover, restart, new config…) was just
+    /// written, and the DCS watch only sees the leader key. A wake-up during a loop runs one more loop right after.
+    pub fn wake(&self) {
+        self.wakeup.notify_one();
+    }
+}
+
+impl<D: Dcs, P: PgControl> Driver<D, P> {
+    /// Accepts `leader` as the leader for one ttl (the `POST /failsafe` handler).
+    pub fn accept_failsafe_leader(
+        inbox: &FailsafeInbox,
+        leader: &str,
+        now: Millis,
+        timing: Timing,
+    ) {
+        *lock(inbox) = Some((leader.to_string(), now.plus_ms(timing.ttl_ms)));
+    }
+}

@@ -1,0 +1,66 @@
+//! A simulated run's parameters: the seed fixes all of them, so a seed alone replays a run.
+
+use crate::decision::PlantedBug;
+use crate::model::Timing;
+
+/// One simulated run's parameters. [`SimConfig::for_seed`] derives all of them from the seed, so a seed alone
+/// replays a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimConfig {
+    pub seed: u64,
+    pub nodes: usize,
+    pub ttl_s: f64,
+    pub loop_wait_s: f64,
+    pub retry_timeout_s: f64,
+    pub maximum_lag_on_failover: u64,
+    pub failsafe_mode: bool,
+    /// Whether nodes run a watchdog that fences PostgreSQL when the lease runs out without a renewal.
+    pub watchdog: bool,
+    pub step_ms: u64,
+    /// Time for the cluster to form before faults start.
+    pub settle_ms: u64,
+    /// Length of the chaos phase.
+    pub chaos_ms: u64,
+    /// Mean time between two faults during chaos.
+    pub fault_gap_ms: u64,
+    /// Client writes per step to whoever accepts them, in bytes.
+    pub write_bytes_per_step: u64,
+    /// Keep a human-readable trace of every decision (for replays).
+    pub trace: bool,
+    #[doc(hidden)]
+    pub planted_bug: Option<PlantedBug>,
+}
+
+impl SimConfig {
+    /// The run for `seed`: its timing profile (ttl 30/10/10, 10/2/3, or 5/1/2), failsafe mode and node count
+    /// come from the seed too.
+    pub fn for_seed(seed: u64) -> SimConfig {
+        let (ttl_s, loop_wait_s, retry_timeout_s) = match seed % 3 {
+            0 => (30.0, 10.0, 10.0),
+            1 => (10.0, 2.0, 3.0),
+            _ => (5.0, 1.0, 2.0),
+        };
+        SimConfig {
+            seed,
+            nodes: if seed % 7 == 3 { 5 } else { 3 },
+            ttl_s,
+            loop_wait_s,
+            retry_timeout_s,
+            maximum_lag_on_failover: 1_048_576,
+            failsafe_mode: seed % 4 == 1,
+            watchdog: true,
+            step_ms: 100,
+            settle_ms: 40_000,
+            chaos_ms: 240_000,
+            fault_gap_ms: (ttl_s * 1000.0) as u64,
+            write_bytes_per_step: 8 * 1024,
+            trace: false,
+            planted_bug: None,
+        }
+    }
+
+    pub fn timing(&self) -> Timing {
+        Timing::from_seconds(self.ttl_s, self.loop_wait_s, self.retry_timeout_s)
+            .expect("simulator timings are valid")
+    }
+}

@@ -1,0 +1,138 @@
+//! One simulated node: its daemon (up, frozen or down), the real [`Driver`] it runs, its watchdog and failsafe
+//! inbox; and the REST network between nodes, over which a leader in failsafe mode asks the others to accept it.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::{SimPg, Simulation};
+use crate::decision::NodeIdentity;
+use crate::driver::{Driver, DriverSettings, FailsafeInbox, FailsafeProbe};
+use crate::mock_dcs::MemoryDcsClient;
+use crate::model::{DynamicPostgresql, GlobalConfig, Timing};
+use crate::sync::lock;
+use crate::time::{Clock, Millis};
+use crate::watchdog::Watchdog;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum Daemon {
+    Up,
+    Frozen { until: Millis },
+    Down { until: Millis },
+}
+
+#[derive(Clone, Default)]
+pub(super) struct SimWatchdog(pub(super) Arc<Mutex<Option<Millis>>>);
+
+impl Watchdog for SimWatchdog {
+    fn arm(&self, deadline: Millis) {
+        *lock(&self.0) = Some(deadline);
+    }
+    fn disarm(&self) {
+        *lock(&self.0) = None;
+    }
+}
+
+/// Which daemons answer REST calls, and their failsafe inboxes: the simulated network between nodes.
+#[derive(Clone, Default)]
+pub(super) struct RestNet(pub(super) Arc<Mutex<BTreeMap<String, (bool, FailsafeInbox)>>>);
+
+struct SimProbe {
+    rest: RestNet,
+    clock: Arc<dyn Clock>,
+    timing: Timing,
+}
+
+#[async_trait]
+impl FailsafeProbe for SimProbe {
+    async fn confirm_all(&self, leader: &str, members: &BTreeMap<String, String>) -> bool {
+        let g = lock(&self.rest.0);
+        let now = self.clock.now();
+        let mut all = true;
+        for name in members.keys() {
+            match g.get(name) {
+                Some((true, inbox)) => Driver::<MemoryDcsClient, SimPg>::accept_failsafe_leader(
+                    inbox,
+                    leader,
+                    now,
+                    self.timing,
+                ),
+                _ => all = false,
+            }
+        }
+        all
+    }
+}
+
+pub(super) struct SimNode {
+    pub(super) name: String,
+    pub(super) driver: Option<Driver<MemoryDcsClient, SimPg>>,
+    pub(super) daemon: Daemon,
+    pub(super) next_wake: Millis,
+    pub(super) watchdog: SimWatchdog,
+    pub(super) inbox: FailsafeInbox,
+    pub(super) hung_until: Option<Millis>,
+    pub(super) partitioned_until: Option<Millis>,
+    pub(super) last_reason: String,
+}
+
+impl Simulation {
+    fn bootstrap_config(&self) -> GlobalConfig {
+        let mut params = serde_json::Map::new();
+        params.insert("max_connections".into(), 100.into());
+        GlobalConfig {
+            ttl: Some(self.cfg.ttl_s),
+            loop_wait: Some(self.cfg.loop_wait_s),
+            retry_timeout: Some(self.cfg.retry_timeout_s),
+            maximum_lag_on_failover: Some(self.cfg.maximum_lag_on_failover),
+            failsafe_mode: Some(self.cfg.failsafe_mode),
+            postgresql: Some(DynamicPostgresql {
+                use_pg_rewind: Some(true),
+                parameters: Some(params),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub(super) fn start_daemon(&mut self, i: usize) {
+        let name = self.nodes[i].name.clone();
+        let identity = NodeIdentity {
+            name: name.clone(),
+            conn_url: format!("postgres://{name}:5432/postgres"),
+            api_url: format!("http://{name}:8008/patroni"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        };
+        let settings = DriverSettings {
+            identity,
+            bootstrap_config: self.bootstrap_config(),
+            planted_bug: self.cfg.planted_bug,
+        };
+        let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
+        let mut driver = Driver::new(
+            self.dcs.client(&name),
+            self.net.server(&name),
+            clock.clone(),
+            settings,
+        )
+        .with_failsafe_probe(Box::new(SimProbe {
+            rest: self.rest.clone(),
+            clock,
+            timing: self.timing,
+        }));
+        if self.cfg.watchdog {
+            driver = driver.with_watchdog(Box::new(self.nodes[i].watchdog.clone()));
+        }
+        // A restarted daemon has a fresh inbox, as a new process would.
+        let inbox = driver.failsafe_inbox();
+        self.nodes[i].inbox = inbox.clone();
+        if let Some(e) = lock(&self.rest.0).get_mut(&name) {
+            e.1 = inbox;
+        }
+        self.nodes[i].driver = Some(driver);
+        self.nodes[i].daemon = Daemon::Up;
+        self.nodes[i].next_wake = self.clock.now();
+    }
+}

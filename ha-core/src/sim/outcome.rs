@@ -1,0 +1,47 @@
+//! What a simulated run found: its violations, its figures, its trace, and the command that replays it.
+
+use super::{Fault, SimConfig, Violation};
+use crate::decision::PlantedBug;
+use crate::time::Millis;
+
+/// Figures from one run.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SimStats {
+    pub steps: u64,
+    pub cycles: u64,
+    pub promotions: u64,
+    pub fences: u64,
+    pub rewinds: u64,
+    pub faults: Vec<(Millis, Fault)>,
+    /// Longest time without any node accepting writes after the cluster first formed, in ms.
+    pub longest_write_gap_ms: u64,
+}
+
+/// What a run found.
+#[derive(Debug, Clone)]
+pub struct SimOutcome {
+    pub config: SimConfig,
+    pub violations: Vec<Violation>,
+    pub stats: SimStats,
+    /// Decision log lines (only with `config.trace`).
+    pub trace: Vec<String>,
+}
+
+impl SimOutcome {
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let bug = match self.config.planted_bug {
+            Some(PlantedBug::PromoteWithoutLock) => " --planted-bug promote-without-lock",
+            None => "",
+        };
+        let wd = if self.config.watchdog {
+            ""
+        } else {
+            " --no-watchdog"
+        };
+        format!(
+            "cargo run --release -p ha-core --example simulate -- --seed {}{bug}{wd} --trace",
+            self.config.seed
+        )
+    }
+}

@@ -1,0 +1,164 @@
+//! A simulated PostgreSQL: enough of a server to exercise the HA logic — roles, timelines, WAL positions,
+//! streaming, divergence, rewind, hangs and crashes — with every call completing at once on virtual time.
+//!
+//! All servers of a simulated cluster live in one [`SimPgNet`], so a replica can stream from its upstream and a
+//! clone can copy its source.
+//!
+//! # Layout
+//! - this file: one server's state ([`SimPgState`], [`SimRun`]) and one node's handle on it ([`SimPg`]);
+//! - `net`: all servers of a cluster ([`SimPgNet`]) and the WAL stream between them;
+//! - `control`: [`SimPg`]'s [`PgControl`](crate::pg::PgControl), what each call does to the simulated server.
+
+mod control;
+mod net;
+
+pub use net::{SimPgNet, SimPgNetInner};
+
+use std::collections::BTreeMap;
+
+use crate::pg::{PgError, TimelineSwitch, Upstream};
+
+/// Parameters that only a restart applies (a small sample of PostgreSQL's, enough for the pending-restart rule).
+pub const RESTART_PARAMETERS: &[&str] = &[
+    "max_connections",
+    "shared_buffers",
+    "max_wal_senders",
+    "wal_level",
+    "port",
+];
+
+/// Whether a simulated server runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimRun {
+    Stopped,
+    /// Killed or crashed (pid file left behind).
+    Crashed,
+    Running,
+    /// Alive but answering nothing (SIGSTOP): still serving the connections it has, as a stopped postmaster's
+    /// backends do, so it still accepts writes.
+    Hung,
+}
+
+/// One simulated server and its data directory.
+#[derive(Debug, Clone)]
+pub struct SimPgState {
+    pub initialized: bool,
+    pub system_id: String,
+    pub run: SimRun,
+    /// standby.signal present: starts (and runs) in recovery.
+    pub standby: bool,
+    pub timeline: u64,
+    pub lsn: u64,
+    pub history: Vec<TimelineSwitch>,
+    pub upstream: Option<String>,
+    pub streaming: bool,
+    /// Parameters written to the configuration / in effect in the running server.
+    pub configured: BTreeMap<String, String>,
+    pub running_with: BTreeMap<String, String>,
+    /// Number of times the server was promoted, fenced, rewound (for reports).
+    pub promotions: u64,
+    pub fences: u64,
+    pub rewinds: u64,
+}
+
+impl SimPgState {
+    fn empty() -> Self {
+        SimPgState {
+            initialized: false,
+            system_id: String::new(),
+            run: SimRun::Stopped,
+            standby: false,
+            timeline: 0,
+            lsn: 0,
+            history: Vec::new(),
+            upstream: None,
+            streaming: false,
+            configured: BTreeMap::new(),
+            running_with: BTreeMap::new(),
+            promotions: 0,
+            fences: 0,
+            rewinds: 0,
+        }
+    }
+    /// Running (or hung with live backends) and out of recovery: it takes writes.
+    pub fn accepts_writes(&self) -> bool {
+        matches!(self.run, SimRun::Running | SimRun::Hung) && !self.standby
+    }
+    pub fn alive(&self) -> bool {
+        matches!(self.run, SimRun::Running | SimRun::Hung)
+    }
+    fn end_of(&self, timeline: u64) -> Option<u64> {
+        self.history
+            .iter()
+            .find(|s| s.timeline == timeline)
+            .map(|s| s.lsn)
+    }
+}
+
+/// One node's view of its simulated server: implements [`PgControl`](crate::pg::PgControl).
+#[derive(Debug, Clone)]
+pub struct SimPg {
+    net: SimPgNet,
+    name: String,
+}
+
+impl SimPg {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn net(&self) -> &SimPgNet {
+        &self.net
+    }
+    fn with<T>(&self, f: impl FnOnce(&mut SimPgState) -> T) -> T {
+        let mut g = self.net.lock();
+        let s = g
+            .servers
+            .entry(self.name.clone())
+            .or_insert_with(SimPgState::empty);
+        f(s)
+    }
+    fn check_answers(&self, op: &str) -> Result<(), PgError> {
+        self.with(|s| {
+            if s.run == SimRun::Hung {
+                Err(PgError::Timeout {
+                    operation: op.to_string(),
+                    timeout_ms: 0,
+                })
+            } else {
+                Ok(())
+            }
+        })
+    }
+    fn copy_from(&self, source: &Upstream, op: &str) -> Result<(), PgError> {
+        let mut g = self.net.lock();
+        let src = match g.servers.get(&source.name) {
+            Some(s) if s.run == SimRun::Running => s.clone(),
+            _ => {
+                return Err(PgError::failed(
+                    op,
+                    format!("{} is not running", source.name),
+                ))
+            }
+        };
+        let s = g
+            .servers
+            .entry(self.name.clone())
+            .or_insert_with(SimPgState::empty);
+        if s.alive() {
+            return Err(PgError::Refused {
+                operation: op.into(),
+                reason: "PostgreSQL is running".into(),
+            });
+        }
+        s.initialized = true;
+        s.system_id = src.system_id.clone();
+        s.timeline = src.timeline;
+        s.lsn = src.lsn;
+        s.history = src.history.clone();
+        s.standby = true;
+        s.run = SimRun::Stopped;
+        s.upstream = Some(source.name.clone());
+        s.configured = src.configured.clone();
+        Ok(())
+    }
+}

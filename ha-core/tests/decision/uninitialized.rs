@@ -1,0 +1,82 @@
+//! An empty data directory: bootstrap a new cluster, or clone a replica.
+
+use ha_core::decision::{Action, LocalState};
+use ha_core::model::{Cluster, Tags};
+use ha_core::pg::{PgObservation, PgRunState};
+
+use crate::support::{case, check, cluster, local, up, Case};
+
+#[test]
+fn bootstrap_and_clone() {
+    let empty = PgObservation {
+        run_state: Some(PgRunState::Uninitialized),
+        ..Default::default()
+    };
+    let mut waiting = cluster();
+    waiting.leader = None;
+    check(vec![
+        case(
+            "empty cluster: race to initialize, take the lock, initdb",
+            Cluster::default(),
+            empty.clone(),
+            vec![
+                Action::RaceInitialize,
+                Action::AcquireLock,
+                Action::Bootstrap,
+                Action::WriteInitialize,
+                Action::WriteBootstrapConfig,
+            ],
+            "bootstrapping a new cluster",
+        ),
+        case(
+            "initialized cluster with a leader: clone from it",
+            cluster(),
+            empty.clone(),
+            vec![
+                Action::CloneFrom(up("node1")),
+                Action::StartReplica(Some(up("node1"))),
+            ],
+            "creating a replica from node1",
+        ),
+        Case {
+            local: LocalState {
+                applied_config_version: None,
+                ..local()
+            },
+            ..case(
+                "a new replica writes the cluster-wide parameters before its first start",
+                cluster(),
+                empty.clone(),
+                vec![
+                    Action::ApplyConfig {
+                        version: 7,
+                        parameters: cluster().global_config().parameters(),
+                    },
+                    Action::CloneFrom(up("node1")),
+                    Action::StartReplica(Some(up("node1"))),
+                ],
+                "creating a replica from node1",
+            )
+        },
+        case(
+            "initialized, no leader yet: wait",
+            waiting,
+            empty.clone(),
+            vec![],
+            "waiting for a leader",
+        ),
+        Case {
+            tags: Tags {
+                nofailover: Some(true),
+                ..Default::default()
+            },
+            ..case(
+                "nofailover node never bootstraps",
+                Cluster::default(),
+                empty,
+                vec![],
+                "nofailover",
+            )
+        },
+    ]);
+}
