@@ -64,6 +64,21 @@ impl Drop for Prometheus {
     }
 }
 
+/// `hactl switchover --candidate <next> --force` with node `first`'s config: the CLI reaches the primary's REST
+/// API over HTTPS with its client certificate. Returns the new primary, how long it took, and the write gap.
+async fn switchover_through_the_cli(c: &Cluster, w: &Writer, first: usize) -> (usize, Duration, Duration) {
+    let cand = (first + 1) % 3;
+    let t0 = Instant::now();
+    let (ok, out) = c.ctl(first, &["switchover", "--candidate", &c.nodes[cand].name, "--force"]);
+    assert!(ok, "hactl switchover over HTTPS: {out}\n{}", c.dump_logs());
+    let (newp, took) = c
+        .wait_new_primary(first, Duration::from_secs(60))
+        .await
+        .unwrap_or_else(|| panic!("no new primary\n{}", c.dump_logs()));
+    assert_eq!(newp, cand);
+    (newp, took, write_gap(c, w, t0).await)
+}
+
 /// Replication connections on node `i` that use TLS with a verified client certificate.
 async fn replicas_over_tls(c: &Cluster, i: usize) -> i64 {
     let Ok(db) = c.connect(c.nodes[i].pg_port).await else {
@@ -109,16 +124,7 @@ async fn a_zookeeper_cluster_with_acls_keeps_strangers_out_and_switches_over_ove
 
     let w = Writer::start(c.write_port).await;
     assert!(w.wait_progress(25, Duration::from_secs(30)).await, "no write through HAProxy\n{}", c.dump_logs());
-    let cand = (first + 1) % 3;
-    let t0 = Instant::now();
-    let (ok, out) = c.ctl(first, &["switchover", "--candidate", &c.nodes[cand].name, "--force"]);
-    assert!(ok, "hactl switchover: {out}\n{}", c.dump_logs());
-    let (newp, took) = c
-        .wait_new_primary(first, Duration::from_secs(60))
-        .await
-        .unwrap_or_else(|| panic!("no new primary\n{}", c.dump_logs()));
-    assert_eq!(newp, cand);
-    let gap = write_gap(&c, &w, t0).await;
+    let (newp, took, gap) = switchover_through_the_cli(&c, &w, first).await;
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
     finish(&c, w, newp, scenario, figures, 0).await;
 }
@@ -176,17 +182,7 @@ async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_on
     assert_eq!(up, 3.0, "Prometheus scraped every node over HTTPS");
     assert_eq!(prom.query("sum(patroni_primary)").await, Some(1.0), "one primary in the scraped metrics");
 
-    // A switchover through the CLI: it reaches the primary's REST API over HTTPS with its certificate.
-    let cand = (first + 1) % 3;
-    let t0 = Instant::now();
-    let (ok, out) = c.ctl(first, &["switchover", "--candidate", &c.nodes[cand].name, "--force"]);
-    assert!(ok, "hactl switchover over HTTPS: {out}\n{}", c.dump_logs());
-    let (newp, took) = c
-        .wait_new_primary(first, Duration::from_secs(60))
-        .await
-        .unwrap_or_else(|| panic!("no new primary\n{}", c.dump_logs()));
-    assert_eq!(newp, cand);
-    let gap = write_gap(&c, &w, t0).await;
+    let (newp, took, gap) = switchover_through_the_cli(&c, &w, first).await;
     // The old primary rejoined (pg_rewind and streaming over TLS, with the rewind and replication roles' options).
     let deadline = Instant::now() + Duration::from_secs(60);
     while replicas_over_tls(&c, newp).await < 2 {
