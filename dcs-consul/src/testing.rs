@@ -42,7 +42,21 @@ pub struct ConsulServer {
     serf_lan_port: u16,
     serf_wan_port: u16,
     server_port: u16,
+    /// HTTPS for the HTTP API besides plain HTTP (which the readiness check keeps using).
+    tls: Option<ConsulTlsFiles>,
+    https_port: u16,
     child: Option<Child>,
+}
+
+/// The PEM files of a TLS test server ([`ConsulServer::start_tls`]).
+#[derive(Debug, Clone)]
+pub struct ConsulTlsFiles {
+    /// The server's certificate (valid for `127.0.0.1`) and its key.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The CA that signs the clients' certificates; an HTTPS client without one is refused
+    /// (`verify_incoming_https`).
+    pub ca: PathBuf,
 }
 
 /// A TCP port nobody listens on right now (the OS picks it; there is a small race until consul binds it).
@@ -80,6 +94,16 @@ pub fn binary_available() -> bool {
 impl ConsulServer {
     /// Starts a server whose data and log live in `dir`, and waits until it has a leader.
     pub fn start(dir: &Path) -> Result<ConsulServer, TestServerError> {
+        ConsulServer::start_with(dir, None)
+    }
+
+    /// Like [`ConsulServer::start`], with the HTTP API also on HTTPS ([`ConsulServer::https_port`]) requiring a
+    /// client certificate signed by `tls.ca`.
+    pub fn start_tls(dir: &Path, tls: ConsulTlsFiles) -> Result<ConsulServer, TestServerError> {
+        ConsulServer::start_with(dir, Some(tls))
+    }
+
+    fn start_with(dir: &Path, tls: Option<ConsulTlsFiles>) -> Result<ConsulServer, TestServerError> {
         if !binary_available() {
             return Err(TestServerError::BinaryMissing);
         }
@@ -93,6 +117,8 @@ impl ConsulServer {
                 serf_lan_port,
                 serf_wan_port,
                 server_port,
+                https_port: if tls.is_some() { free_port() } else { 0 },
+                tls: tls.clone(),
                 child: None,
             };
             match s.spawn() {
@@ -130,8 +156,8 @@ impl ConsulServer {
             .create(true)
             .append(true)
             .open(self.dir.join("consul.log"))?;
-        let child = Command::new("consul")
-            .args([
+        let mut cmd = Command::new("consul");
+        cmd.args([
                 "agent",
                 "-server",
                 "-bootstrap-expect",
@@ -155,7 +181,15 @@ impl ConsulServer {
             .args(["-server-port", &self.server_port.to_string()])
             .args(["-dns-port", "-1", "-grpc-port", "-1", "-log-level", "warn"])
             // Faster elections than the production default (5): a restarted test server is back in ~1 s.
-            .args(["-hcl", "performance { raft_multiplier = 1 }"])
+            .args(["-hcl", "performance { raft_multiplier = 1 }"]);
+        if let Some(t) = &self.tls {
+            cmd.args(["-hcl", &format!("ports {{ https = {} }}", self.https_port)])
+                .args(["-hcl", &format!("cert_file = \"{}\"", t.cert.display())])
+                .args(["-hcl", &format!("key_file = \"{}\"", t.key.display())])
+                .args(["-hcl", &format!("ca_file = \"{}\"", t.ca.display())])
+                .args(["-hcl", "verify_incoming_https = true"]);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -190,6 +224,11 @@ impl ConsulServer {
         let log = std::fs::read_to_string(self.dir.join("consul.log")).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// The HTTPS port of a [`ConsulServer::start_tls`] server (0 otherwise).
+    pub fn https_port(&self) -> u16 {
+        self.https_port
     }
 
     /// `http://127.0.0.1:<port>`

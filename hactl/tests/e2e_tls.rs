@@ -95,6 +95,52 @@ async fn replicas_over_tls(c: &Cluster, i: usize) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg(feature = "consul")]
+async fn a_consul_cluster_over_https_refuses_clients_without_a_certificate_and_switches_over() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let scenario = "switchover_tls_consul";
+    if !prerequisites_on(scenario, Backend::Consul) {
+        return;
+    }
+    let c = Cluster::start_spec(Spec::new(scenario).on(Backend::Consul).tls()).await;
+    let first = c.primary().await.expect("a primary");
+    assert_eq!(replicas_over_tls(&c, first).await, 2, "replication over hostssl with client certificates");
+    let (ok, list) = c.ctl(first, &["list"]);
+    assert!(ok, "hactl list over HTTPS to Consul: {list}");
+    // The same CLI config without its client certificate is refused by Consul (`verify_incoming_https`).
+    let text = run_with_config_lines_removed(&c, first, &["  cert:", "  key:"]);
+    assert!(!text.contains(&c.nodes[first].name), "a Consul client without a certificate: {text}");
+
+    let w = Writer::start(c.write_port).await;
+    assert!(w.wait_progress(25, Duration::from_secs(30)).await, "no write through HAProxy\n{}", c.dump_logs());
+    let (newp, took, gap) = switchover_through_the_cli(&c, &w, first).await;
+    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
+    finish(&c, w, newp, scenario, figures, 0).await;
+}
+
+/// `hactl list` with node `i`'s config less the lines starting with any of `prefixes`; its output (it must fail).
+fn run_with_config_lines_removed(c: &Cluster, i: usize, prefixes: &[&str]) -> String {
+    let config = std::fs::read_to_string(&c.nodes[i].config).unwrap();
+    let stripped: String = config
+        .lines()
+        .filter(|l| !prefixes.iter().any(|p| l.starts_with(p)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let path = c.dir.join("stranger.yml");
+    std::fs::write(&path, stripped).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hactl"))
+        .arg("-c")
+        .arg(&path)
+        .arg("list")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("[e2e] {}: {}", prefixes.join(" "), text.trim());
+    assert!(!out.status.success(), "{text}");
+    text
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg(feature = "zookeeper")]
 async fn a_zookeeper_cluster_with_acls_keeps_strangers_out_and_switches_over_over_https() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -108,19 +154,8 @@ async fn a_zookeeper_cluster_with_acls_keeps_strangers_out_and_switches_over_ove
     let (ok, list) = c.ctl(first, &["list"]);
     assert!(ok, "hactl list with the digest: {list}");
     // The same CLI config without `auth_data` cannot read the cluster: every znode is the digest user's.
-    let config = std::fs::read_to_string(&c.nodes[first].config).unwrap();
-    let stranger = c.dir.join("stranger.yml");
-    let without: String = config.lines().filter(|l| !l.contains("auth_data")).map(|l| format!("{l}\n")).collect();
-    std::fs::write(&stranger, without).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hactl"))
-        .arg("-c")
-        .arg(&stranger)
-        .arg("list")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    eprintln!("[e2e {scenario}] a client without the digest: {}", text.trim());
-    assert!(!out.status.success() && text.contains("NoAuth"), "a client without the digest: {text}");
+    let text = run_with_config_lines_removed(&c, first, &["  auth_data:"]);
+    assert!(text.contains("NoAuth"), "a client without the digest: {text}");
 
     let w = Writer::start(c.write_port).await;
     assert!(w.wait_progress(25, Duration::from_secs(30)).await, "no write through HAProxy\n{}", c.dump_logs());

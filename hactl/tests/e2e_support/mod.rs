@@ -386,6 +386,18 @@ impl Cluster {
         let tls = spec.tls.then(|| certs::make_pki(&dir, "e2e"));
         let dcs = match (&tls, spec.backend) {
             (Some(pki), Backend::Etcd) => DcsServer::Etcd(Etcd::Single(secure_etcd(&dir, pki))),
+            #[cfg(feature = "consul")]
+            (Some(pki), Backend::Consul) => DcsServer::Consul(
+                dcs_consul::testing::ConsulServer::start_tls(
+                    &dir.join("consul"),
+                    dcs_consul::testing::ConsulTlsFiles {
+                        cert: pki.server_cert.clone(),
+                        key: pki.server_key.clone(),
+                        ca: pki.ca.clone(),
+                    },
+                )
+                .expect("consul over TLS"),
+            ),
             _ => DcsServer::start(spec.backend, &dir, n, spec.etcd_members),
         };
         let http = match &tls {
@@ -464,6 +476,15 @@ impl Cluster {
             (Some(p), DcsServer::Etcd(Etcd::Single(s))) => format!(
                 "etcd3:\n  hosts: [{}]\n  protocol: https\n  cacert: {}\n  cert: {}\n  key: {}\n  username: root\n  password: {ETCD_ROOT_PASSWORD}\n",
                 s.endpoint().trim_start_matches("https://"),
+                p.ca.display(),
+                p.client_cert.display(),
+                p.client_key.display()
+            ),
+            // Consul's HTTP API over HTTPS, requiring the test CA's client certificate.
+            #[cfg(feature = "consul")]
+            (Some(p), DcsServer::Consul(s)) => format!(
+                "consul:\n  host: 127.0.0.1:{}\n  scheme: https\n  cacert: {}\n  cert: {}\n  key: {}\n",
+                s.https_port(),
                 p.ca.display(),
                 p.client_cert.display(),
                 p.client_key.display()
