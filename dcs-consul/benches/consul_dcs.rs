@@ -26,6 +26,8 @@ fn settings(url: String, scope: &str, name: &str) -> ConsulSettings {
         retry_timeout: Duration::from_secs(2),
         token: None,
         tls: Default::default(),
+        dc: None,
+        consistency: None,
     }
 }
 

@@ -47,6 +47,10 @@ pub struct ConsulDcs {
     /// `None`: a ctl client (no session, cannot hold keys).
     pub(crate) name: Option<String>,
     pub(crate) retry_timeout: Duration,
+    /// `?dc=` on every call.
+    pub(crate) dc: Option<String>,
+    /// `?consistent` / `?stale` on reads.
+    pub(crate) consistency: Option<crate::settings::Consistency>,
     pub(crate) state: Mutex<State>,
     pub(crate) requests: AtomicU64,
 }

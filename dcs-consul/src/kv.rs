@@ -26,6 +26,9 @@ impl ConsulDcs {
         acquire: Option<String>,
     ) -> Result<bool, CallError> {
         let mut b = SetKeyRequest::builder();
+        if let Some(dc) = &self.dc {
+            b.dc(dc.clone());
+        }
         b.key(key).value(value.into_bytes());
         if let Some(c) = cas {
             b.cas(c);
@@ -52,6 +55,9 @@ impl ConsulDcs {
         recurse: bool,
     ) -> Result<bool, CallError> {
         let mut b = DeleteKeyRequest::builder();
+        if let Some(dc) = &self.dc {
+            b.dc(dc.clone());
+        }
         b.key(key);
         if let Some(c) = cas {
             b.cas(c);
@@ -77,9 +83,21 @@ impl ConsulDcs {
         recurse: bool,
     ) -> Result<Option<(Vec<consulrs::api::kv::common::KVPair>, Option<u64>)>, CallError> {
         let mut b = ReadKeyRequest::builder();
+        if let Some(dc) = &self.dc {
+            b.dc(dc.clone());
+        }
         b.key(key);
         if recurse {
             b.recurse(true);
+        }
+        match self.consistency {
+            Some(crate::settings::Consistency::Consistent) => {
+                b.consistent(true);
+            }
+            Some(crate::settings::Consistency::Stale) => {
+                b.stale(true);
+            }
+            None => {}
         }
         let ep = b.build().map_err(|e| CallError::Decode {
             what,

@@ -19,6 +19,8 @@
 //!     retry_timeout: Duration::from_secs(10),
 //!     token: None,
 //!     tls: Default::default(),
+//!     dc: None,
+//!     consistency: None,
 //! })?;
 //! // hand `dcs` to ha_core::driver::Driver::new(...)
 //! # Ok(()) }
@@ -68,4 +70,4 @@ mod watch;
 pub use dcs::ConsulDcs;
 pub use error::CallError;
 pub use session::{session_ttl_for, worst_case_session_lifetime, MIN_SESSION_TTL};
-pub use settings::{ConsulSettings, ConsulTls};
+pub use settings::{Consistency, ConsulSettings, ConsulTls};

@@ -36,6 +36,9 @@ impl ConsulDcs {
         };
         let ttl = self.state().session_ttl;
         let mut b = CreateSessionRequest::builder();
+        if let Some(dc) = &self.dc {
+            b.dc(dc.clone());
+        }
         b.name(format!("{}-{}", self.scope, name))
             .behavior("delete")
             .lock_delay("0s")
@@ -80,6 +83,9 @@ impl ConsulDcs {
             return Ok(std::mem::take(&mut self.state().replaced_for_ttl));
         };
         let mut b = RenewSessionRequest::builder();
+        if let Some(dc) = &self.dc {
+            b.dc(dc.clone());
+        }
         b.uuid(sid.clone());
         let ep = b.build().map_err(|e| CallError::Decode {
             what: "session renew",

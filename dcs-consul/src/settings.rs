@@ -36,6 +36,20 @@ pub struct ConsulSettings {
     pub token: Option<String>,
     /// TLS settings for an `https://` url.
     pub tls: ConsulTls,
+    /// Patroni's `consul.dc`: the datacenter every call goes to (`?dc=`); `None`: the agent's own.
+    pub dc: Option<String>,
+    /// Patroni's `consul.consistency` for reads: `None` (`default`), or [`Consistency::Consistent`] /
+    /// [`Consistency::Stale`].
+    pub consistency: Option<Consistency>,
+}
+
+/// Consul's read consistency modes besides the default (<https://developer.hashicorp.com/consul/api-docs/features/consistency>).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Every read goes through the leader, which first confirms it still leads.
+    Consistent,
+    /// Any server answers, possibly behind the leader.
+    Stale,
 }
 
 /// Patroni's `consul.cacert`, `cert`, `key` and `verify`: paths to PEM files, read when the client is built (an
@@ -129,6 +143,8 @@ impl ConsulDcs {
             scope: settings.scope,
             name,
             retry_timeout: settings.retry_timeout,
+            dc: settings.dc.clone(),
+            consistency: settings.consistency,
             state: Mutex::new(State {
                 session_ttl: session_ttl_for(settings.ttl),
                 ..Default::default()

@@ -40,6 +40,9 @@ impl ConsulDcs {
         if let Some(t) = &self.client.settings.token {
             req = req.header("X-Consul-Token", t);
         }
+        if let Some(dc) = &self.dc {
+            req = req.query(&[("dc", dc.as_str())]);
+        }
         self.requests.fetch_add(1, Ordering::Relaxed);
         let resp = req.send().await.map_err(|e| CallError::Transport {
             what: WHAT,

@@ -34,6 +34,8 @@ impl ConsulHarness {
             retry_timeout: RETRY_TIMEOUT,
             token: None,
             tls: Default::default(),
+            dc: None,
+            consistency: None,
         }
     }
 }

@@ -27,6 +27,8 @@ fn settings(server: &ConsulServer, name: &str) -> ConsulSettings {
         retry_timeout: Duration::from_secs_f64(RETRY_TIMEOUT_S),
         token: None,
         tls: Default::default(),
+        dc: None,
+        consistency: None,
     }
 }
 

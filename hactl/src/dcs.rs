@@ -153,6 +153,12 @@ pub fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildE
                     key: c.key.clone(),
                     verify: c.verify,
                 },
+                dc: c.dc.clone().filter(|d| !d.is_empty()),
+                consistency: match c.consistency.as_deref() {
+                    Some("consistent") => Some(dcs_consul::Consistency::Consistent),
+                    Some("stale") => Some(dcs_consul::Consistency::Stale),
+                    _ => None,
+                },
             };
             let built = match mode {
                 DcsMode::Node => dcs_consul::ConsulDcs::new(settings),

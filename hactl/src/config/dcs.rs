@@ -270,20 +270,9 @@ fn check_consul_security(s: &Section, scheme: &str) -> Result<(), ConfigError> {
     if scheme != "http" && scheme != "https" {
         return Err(refused(&s.key("scheme"), "http or https", scheme));
     }
-    if s.has("dc") {
-        return Err(refused(
-            &s.key("dc"),
-            "no `dc`: hactl's Consul client talks to the agent's own datacenter only (it sends no `?dc=`)",
-            "a datacenter",
-        ));
-    }
     if let Some(c) = s.string("consistency")? {
-        if c != "default" {
-            return Err(refused(
-                &s.key("consistency"),
-                "`default`: hactl's Consul client sends no consistency mode (`?consistent`/`?stale`)",
-                &c,
-            ));
+        if !matches!(c.as_str(), "default" | "consistent" | "stale") {
+            return Err(refused(&s.key("consistency"), "default, consistent or stale", &c));
         }
     }
     if scheme == "http" {

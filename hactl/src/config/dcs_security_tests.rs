@@ -140,12 +140,13 @@ fn consul_tls_keys_are_read_and_what_cannot_be_honoured_is_refused() {
     assert_eq!(cc.token.as_deref(), Some("t"));
     assert_eq!(cc.cacert.as_deref(), Some("/ca.pem"));
     assert_eq!(cc.verify, Some(true));
+    let c = load("consul: {host: 'c1:8500', dc: dc2, consistency: stale}").unwrap();
+    let Some(DcsConfig::Consul(cc)) = c.dcs else {
+        panic!()
+    };
+    assert_eq!((cc.dc.as_deref(), cc.consistency.as_deref()), (Some("dc2"), Some("stale")));
     assert_eq!(
-        refused_key("consul: {host: 'c1:8500', dc: dc2}"),
-        "consul.dc"
-    );
-    assert_eq!(
-        refused_key("consul: {host: 'c1:8500', consistency: stale}"),
+        refused_key("consul: {host: 'c1:8500', consistency: eventual}"),
         "consul.consistency"
     );
     assert_eq!(

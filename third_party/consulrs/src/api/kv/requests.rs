@@ -22,6 +22,11 @@ pub struct ReadKeyRequest {
     pub features: Option<Features>,
     #[endpoint(skip)]
     pub key: String,
+    /// `?consistent` (a read through the leader) and `?stale` (any server): Consul looks only at their presence.
+    #[endpoint(query)]
+    pub consistent: Option<bool>,
+    #[endpoint(query)]
+    pub stale: Option<bool>,
     #[endpoint(query)]
     pub dc: Option<String>,
     #[endpoint(query)]

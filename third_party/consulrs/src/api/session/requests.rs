@@ -31,6 +31,10 @@ pub struct CreateSessionRequest {
     pub features: Option<Features>,
     pub behavior: Option<String>,
     pub create_index: Option<u64>,
+    /// The datacenter (`?dc=`), added for hactl's `consul.dc`.
+    #[endpoint(query)]
+    #[serde(skip)]
+    pub dc: Option<String>,
     #[serde(rename = "ID")]
     pub id: Option<String>,
     pub lock_delay: Option<String>,
