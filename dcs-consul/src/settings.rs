@@ -101,7 +101,10 @@ impl ConsulDcs {
             .map_err(|e| DcsError::Rejected(format!("Consul client settings: {e}")))?;
         // consulrs builds its reqwest client without any timeout: build ours, with a connect timeout and the same TLS
         // settings, and put it in.
+        // rustls explicitly: the client identity below is a rustls one, whatever backend feature unification
+        // makes the default.
         let mut hb = reqwest::Client::builder()
+            .use_rustls_tls()
             .connect_timeout(settings.retry_timeout)
             .pool_idle_timeout(Duration::from_secs(30))
             .danger_accept_invalid_certs(!cs.verify);

@@ -68,9 +68,20 @@ impl Drop for Prometheus {
 /// API over HTTPS with its client certificate. Returns the new primary, how long it took, and the write gap.
 async fn switchover_through_the_cli(c: &Cluster, w: &Writer, first: usize) -> (usize, Duration, Duration) {
     let cand = (first + 1) % 3;
+    // The candidate must be a healthy streaming replica, or the switchover is rightly refused.
+    c.wait_replica(cand, Duration::from_secs(30)).await.expect("the candidate streams");
     let t0 = Instant::now();
-    let (ok, out) = c.ctl(first, &["switchover", "--candidate", &c.nodes[cand].name, "--force"]);
-    assert!(ok, "hactl switchover over HTTPS: {out}\n{}", c.dump_logs());
+    let mut tries = 0;
+    loop {
+        let (ok, out) = c.ctl(first, &["switchover", "--candidate", &c.nodes[cand].name, "--force"]);
+        if ok {
+            break;
+        }
+        tries += 1;
+        eprintln!("[e2e] switchover refused (try {tries}): {out}");
+        assert!(tries < 3, "hactl switchover over HTTPS: {out}\n{}", c.dump_logs());
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     let (newp, took) = c
         .wait_new_primary(first, Duration::from_secs(60))
         .await

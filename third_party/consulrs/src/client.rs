@@ -55,7 +55,7 @@ impl ConsulClient {
     /// Creates a new [ConsulClient] using the given [ConsulClientSettings].
     #[instrument(skip(settings), err)]
     pub fn new(settings: ConsulClientSettings) -> Result<ConsulClient, ClientError> {
-        let mut http_client = reqwest::ClientBuilder::new();
+        let mut http_client = reqwest::ClientBuilder::new().use_rustls_tls();
 
         // Disable TLS checks if specified
         if !settings.verify {
