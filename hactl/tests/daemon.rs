@@ -313,17 +313,26 @@ tags: {{nofailover: false}}
         panic!("CI=true but haproxy is not installed");
     }
 
-    // The CLI against the running cluster.
-    let out = Command::new(env!("CARGO_BIN_EXE_hactl"))
-        .args(["-c", configs[0].to_str().unwrap(), "list"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The CLI against the running cluster. `/replica` answers 200 as soon as the replica runs (as Patroni's does),
+    // which can be a moment before its WAL receiver connects: the listing is read until it shows streaming.
+    let list = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_hactl"))
+            .args(["-c", configs[0].to_str().unwrap(), "list"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut text = list();
+    while !text.contains("streaming") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        text = list();
+    }
     assert!(text.contains(&format!("+ Cluster: {scope} (")), "{text}");
     assert!(
         text.lines()
