@@ -28,6 +28,12 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
 
     async fn cycle_inner(&mut self) -> CycleReport {
         let now = self.clock.now();
+        if let Some(tags) = lock(&self.requests.tags).take() {
+            if tags != self.settings.identity.tags {
+                info!(tags = ?tags, "tags changed by a configuration reload");
+                self.settings.identity.tags = tags;
+            }
+        }
         let renewal_just_failed = std::mem::take(&mut self.renew_unreachable);
         let pg_obs = self.pg.observe().await;
         if pg_obs.state() == PgRunState::Unresponsive {
@@ -94,7 +100,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         if decision.actions.is_empty() {
             debug!(reason = %decision.reason, "decision");
         } else {
-            info!(reason = %decision.reason, actions = ?decision.actions, "decision");
+            info!(actions = ?decision.actions, "{}", decision.reason);
         }
 
         let mut executed = Vec::with_capacity(decision.actions.len());
@@ -177,6 +183,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             cluster: loaded,
             pg: pg_after,
             next_wake: next,
+            tags: self.settings.identity.tags.clone(),
         };
         if self.status.receiver_count() > 0 {
             self.status.send_replace(Some(report.clone()));

@@ -3,7 +3,7 @@
 
 use crate::dcs::DcsError;
 use crate::decision::{Action, Decision};
-use crate::model::Cluster;
+use crate::model::{Cluster, Tags};
 use crate::pg::PgObservation;
 use crate::time::Millis;
 
@@ -33,6 +33,8 @@ pub struct CycleReport {
     /// A REST API answering `/primary` checks it against the clock, so a daemon that was frozen does not report a
     /// lock it has lost before its next loop ran.
     pub lease_deadline: Option<Millis>,
+    /// The tags this loop decided with and published: they change when the configuration file is re-read.
+    pub tags: Tags,
 }
 
 impl CycleReport {

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use super::Driver;
 use crate::dcs::Dcs;
-use crate::model::Timing;
+use crate::model::{Tags, Timing};
 use crate::pg::PgControl;
 use crate::sync::lock;
 use crate::time::Millis;
@@ -18,6 +18,9 @@ pub type FailsafeInbox = Arc<Mutex<Option<(String, Millis)>>>;
 pub struct RequestBox {
     pub restart: std::sync::atomic::AtomicBool,
     pub reinitialize: std::sync::atomic::AtomicBool,
+    /// New tags from a re-read configuration file (SIGHUP, `POST /reload`), taken by the next loop: the decision
+    /// (`nofailover`, `nosync`, `failover_priority`…) and the member key use them from then on.
+    pub(super) tags: Mutex<Option<Tags>>,
     /// Wakes a sleeping [`Driver::run`] (Patroni's `ha.wakeup()`).
     pub(super) wakeup: tokio::sync::Notify,
 }
@@ -27,6 +30,12 @@ impl RequestBox {
     /// written, and the DCS watch only sees the leader key. A wake-up during a loop runs one more loop right after.
     pub fn wake(&self) {
         self.wakeup.notify_one();
+    }
+
+    /// Hands the next loop the node's new tags and wakes it, so the member key shows them within a loop.
+    pub fn set_tags(&self, tags: Tags) {
+        *lock(&self.tags) = Some(tags);
+        self.wake();
     }
 }
 

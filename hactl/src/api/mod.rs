@@ -148,7 +148,18 @@ impl ApiContext {
                 self.dcs_last_seen.fetch_max(seen, Ordering::Relaxed);
             }
         }
-        NodeView::at(&self.identity, report, Some(self.clock.now()))
+        let identity = self.identity_for(report.as_ref());
+        NodeView::at(&identity, report, Some(self.clock.now()))
+    }
+
+    /// This node's identity as its loop last published it: the tags change when the configuration file is
+    /// re-read, and the REST API must answer with the tags the decision uses.
+    pub fn identity_for(&self, report: Option<&CycleReport>) -> NodeIdentity {
+        let mut identity = self.identity.clone();
+        if let Some(r) = report {
+            identity.tags = r.tags.clone();
+        }
+        identity
     }
 
     fn extras(&self) -> StatusExtras {
@@ -164,7 +175,8 @@ impl ApiContext {
 
     /// The `/patroni` body.
     pub fn status_json(&self, view: &NodeView) -> Value {
-        view::patroni_json(view, &self.identity, &self.scope, &self.extras())
+        let identity = self.identity_for(view.report.as_ref());
+        view::patroni_json(view, &identity, &self.scope, &self.extras())
     }
 }
 
@@ -312,7 +324,8 @@ async fn dispatch(State(ctx): State<Arc<ApiContext>>, request: axum::extract::Re
         }
         (Method::GET | Method::HEAD | Method::OPTIONS, _) => {
             let v = ctx.view();
-            let code = health::health_status(&path, &req.query, &v, &ctx.identity.tags);
+            let tags = ctx.identity_for(v.report.as_ref()).tags;
+            let code = health::health_status(&path, &req.query, &v, &tags);
             if method == Method::GET {
                 json_response(code, &ctx.status_json(&v))
             } else {

@@ -286,6 +286,7 @@ mod tests {
             },
             next_wake: Millis(3_000),
             lease_deadline: Some(Millis(9_000)),
+            tags: Default::default(),
         }
     }
 

@@ -111,10 +111,16 @@ pub async fn run_with_timeout(cmd: &str, args: &[&str], timeout: Duration) -> Re
     }
 }
 
+/// The scripts a [`CallbackHooks`] runs.
+struct Scripts {
+    callbacks: Callbacks,
+    pre_promote: Option<String>,
+}
+
 /// The daemon's [`Hooks`]: maps executed actions onto Patroni's callbacks.
 pub struct CallbackHooks {
-    pub callbacks: Callbacks,
-    pub pre_promote: Option<String>,
+    /// The callback scripts and `pre_promote`: replaced when the configuration file is re-read.
+    scripts: Mutex<Scripts>,
     pub pre_promote_timeout: Duration,
     pub callback_timeout: Duration,
     pub scope: String,
@@ -130,8 +136,10 @@ impl CallbackHooks {
         pre_promote_timeout: Duration,
     ) -> Self {
         CallbackHooks {
-            callbacks,
-            pre_promote,
+            scripts: Mutex::new(Scripts {
+                callbacks,
+                pre_promote,
+            }),
             pre_promote_timeout,
             callback_timeout: CALLBACK_TIMEOUT,
             scope,
@@ -139,13 +147,24 @@ impl CallbackHooks {
         }
     }
 
+    /// Replaces the callback scripts and `pre_promote` (a re-read configuration file): the next callback runs the
+    /// new script.
+    pub fn set_scripts(&self, callbacks: Callbacks, pre_promote: Option<String>) {
+        *lock(&self.scripts) = Scripts {
+            callbacks,
+            pre_promote,
+        };
+    }
+
     fn command(&self, callback: Callback) -> Option<String> {
+        let scripts = lock(&self.scripts);
+        let c = &scripts.callbacks;
         match callback {
-            Callback::OnStart => self.callbacks.on_start.clone(),
-            Callback::OnStop => self.callbacks.on_stop.clone(),
-            Callback::OnRestart => self.callbacks.on_restart.clone(),
-            Callback::OnReload => self.callbacks.on_reload.clone(),
-            Callback::OnRoleChange => self.callbacks.on_role_change.clone(),
+            Callback::OnStart => c.on_start.clone(),
+            Callback::OnStop => c.on_stop.clone(),
+            Callback::OnRestart => c.on_restart.clone(),
+            Callback::OnReload => c.on_reload.clone(),
+            Callback::OnRoleChange => c.on_role_change.clone(),
         }
     }
 
@@ -201,10 +220,10 @@ impl CallbackHooks {
 #[async_trait]
 impl Hooks for CallbackHooks {
     async fn pre_promote(&self) -> bool {
-        let Some(cmd) = &self.pre_promote else {
+        let Some(cmd) = lock(&self.scripts).pre_promote.clone() else {
             return true;
         };
-        match run_with_timeout(cmd, &[], self.pre_promote_timeout).await {
+        match run_with_timeout(&cmd, &[], self.pre_promote_timeout).await {
             Ok(true) => true,
             Ok(false) => {
                 warn!("pre_promote exited with a non-zero status: the promotion is cancelled");
@@ -319,9 +338,9 @@ mod tests {
             Duration::from_secs(5),
         );
         assert!(!h.pre_promote().await);
-        h.pre_promote = Some("true".into());
+        h.set_scripts(Callbacks::default(), Some("true".into()));
         assert!(h.pre_promote().await);
-        h.pre_promote = Some("sleep 10".into());
+        h.set_scripts(Callbacks::default(), Some("sleep 10".into()));
         h.pre_promote_timeout = Duration::from_millis(100);
         assert!(!h.pre_promote().await, "a hanging pre_promote cancels too");
     }

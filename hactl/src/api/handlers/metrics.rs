@@ -7,6 +7,7 @@ use crate::api::{metrics, text, ApiContext};
 pub(crate) fn get_metrics(ctx: &ApiContext) -> Response {
     let v = ctx.view();
     let extras = ctx.extras();
+    let tags = ctx.identity_for(v.report.as_ref()).tags;
     let failsafe_active = v.cluster.is_none() && v.is_leader && v.config.failsafe_mode();
     let body = metrics::render(
         &v,
@@ -14,7 +15,7 @@ pub(crate) fn get_metrics(ctx: &ApiContext) -> Response {
             scope: &ctx.scope,
             name: &ctx.identity.name,
             version: &ctx.identity.version,
-            tags: Some(&ctx.identity.tags),
+            tags: Some(&tags),
             dcs_last_seen: extras.dcs_last_seen.unwrap_or(0),
             failsafe_mode_is_active: failsafe_active,
         },
