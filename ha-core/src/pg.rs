@@ -139,6 +139,8 @@ pub trait PgControl: Send + Sync {
     /// Starts as a standby of `upstream` (or with no upstream yet).
     async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError>;
     async fn stop(&self, mode: StopMode) -> Result<(), PgError>;
+    /// Stops (fast) and starts again in the same role; a stopped server is started in the role its data directory
+    /// is configured for.
     async fn restart(&self) -> Result<(), PgError>;
     async fn reload(&self) -> Result<(), PgError>;
     /// Promotes a standby and waits until it is out of recovery.

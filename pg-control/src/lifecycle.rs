@@ -251,11 +251,13 @@ impl PgCtl {
     }
 
     /// Fast stop, then start in the same role (standby.signal and upstream kept): applies restart-only parameters.
+    /// A server that is not running is started in the role its data directory is configured for, as `pg_ctl
+    /// restart` and Patroni's restart do (an operator restarts a stopped node in maintenance mode this way).
     pub async fn restart(&self) -> Result<()> {
         let _g = self.op_guard("restart").await?;
         async {
-            if self.live_postmaster().is_none() {
-                return Err(Error::wrong_state("restart", "PostgreSQL is not running"));
+            if !self.initialized() {
+                return Err(Error::wrong_state("restart", "the data directory is not initialized"));
             }
             self.stop_inner(StopMode::Fast).await?;
             self.rewrite_current_config().await?;

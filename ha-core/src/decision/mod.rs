@@ -80,7 +80,7 @@ pub fn decide(obs: &Observation) -> Decision {
     let i_am_leader = cluster.leader_name() == Some(me);
 
     if cfg.is_paused() {
-        return paused(obs, cluster, i_am_leader);
+        return paused(obs, cluster, &cfg, i_am_leader);
     }
 
     if pg.state() == PgRunState::Unresponsive {

@@ -164,9 +164,14 @@ impl PgControl for SimPg {
     async fn restart(&self) -> Result<(), PgError> {
         self.check_answers("restart")?;
         self.with(|s| {
-            if s.run != SimRun::Running {
-                return Err(PgError::failed("restart", "not running"));
+            // A stopped server is started in the role its data directory is configured for (pg_ctl restart).
+            if !s.initialized {
+                return Err(PgError::failed("restart", "no data directory"));
             }
+            if s.run == SimRun::Hung {
+                return Err(PgError::failed("restart", "the server does not answer"));
+            }
+            s.run = SimRun::Running;
             s.running_with = s.configured.clone();
             Ok(())
         })
