@@ -43,6 +43,7 @@
 //! - [`daemon`]: `hactl run`: composition, Patroni's callbacks, the fencer (watchdog process), signals.
 //! - [`client`]: the REST client to members (timeouts, URLs, one request), used by the CLI and the daemon's
 //!   failsafe probe.
+//! - [`logging`]: Patroni's `log` section: its line format, JSON lines, per-crate levels, a rotated log file.
 //! - [`json`]: the JSON views both the REST API and the CLI use (`cluster_as_json`, the config merge patch).
 //!
 //! Imports go one way, so no module imports one that imports it back: `cli` → `daemon` → `api` → `json`; `cli` and
@@ -55,6 +56,7 @@ pub mod config;
 pub mod daemon;
 pub mod dcs;
 pub mod json;
+pub mod logging;
 pub mod tls;
 
 /// The version hactl reports (member keys, `/patroni`, metrics).

@@ -376,11 +376,18 @@ tags: {{nofailover: false}}
         "{calls_text}"
     );
     assert!(
-        n1.log_text().contains("decision"),
-        "one log line per loop decision:\n{}",
+        n1.log_text().contains(" INFO: no action. I am (node1), the leader with the lock"),
+        "one line per loop, in Patroni's format:\n{}",
         n1.log_text()
     );
-    // SIGHUP re-reads the config file and reloads PostgreSQL.
+    // SIGHUP re-reads the config file, reloads PostgreSQL and applies the new tags (Patroni's "check local
+    // configuration reload"): the REST API shows them within a loop.
+    let text = std::fs::read_to_string(&configs[1]).unwrap();
+    std::fs::write(
+        &configs[1],
+        text.replace("tags: {nofailover: false}", "tags: {nofailover: false, new_tag: new_value}"),
+    )
+    .unwrap();
     let pid2 = n2.child.as_ref().unwrap().id() as i32;
     // SAFETY: signalling our own child.
     unsafe {
@@ -395,6 +402,21 @@ tags: {{nofailover: false}}
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(reloaded, "SIGHUP did not reload:\n{}", n2.log_text());
+    let mut tags = serde_json::Value::Null;
+    for _ in 0..50 {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{}/patroni", api_ports[1]))
+            .send()
+            .await
+        {
+            tags = r.json::<serde_json::Value>().await.unwrap_or_default()["tags"].clone();
+            if tags["new_tag"] == "new_value" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(tags["new_tag"], "new_value", "the reloaded tags are not served:\n{}", n2.log_text());
     assert!(
         n2.sigterm_and_wait(Duration::from_secs(30)),
         "node2 did not exit on SIGTERM"

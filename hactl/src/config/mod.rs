@@ -19,7 +19,7 @@ pub mod value;
 mod bootstrap;
 mod dcs;
 mod error;
-mod log;
+pub mod log;
 mod postgresql;
 mod restapi;
 mod schema;
@@ -28,7 +28,7 @@ mod tags;
 pub use error::ConfigError;
 pub use schema::{
     BasicAuth, BootstrapConfig, Callbacks, Config, ConsulConfig, CtlConfig, DaemonRequired,
-    DcsConfig, EtcdConfig, HostPort, InitdbOption, LogConfig, PgAuthentication, PgUser,
+    DcsConfig, EtcdConfig, HostPort, InitdbOption, LogConfig, LogFormat, LogType, PgAuthentication, PgUser,
     PostgresqlConfig, RestApiConfig, ZookeeperConfig, DEFAULT_NAMESPACE,
 };
 

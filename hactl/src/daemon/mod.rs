@@ -10,9 +10,10 @@
 pub mod callbacks;
 pub mod failsafe;
 pub mod fencer;
+pub mod reload;
 pub mod shared;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,15 +172,10 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     Ok(s)
 }
 
-/// Sets up `tracing` with the config's level unless a subscriber is already installed (`RUST_LOG` wins).
+/// Sets up logging from the config's `log` section ([`crate::logging`]) unless a subscriber is already installed
+/// (`RUST_LOG` replaces the levels).
 pub fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(config.log.tracing_filter()));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .try_init();
+    crate::logging::init(&config.log);
 }
 
 /// Lets the driver and the reload path share the callback hooks.
@@ -214,28 +210,6 @@ fn terminate_signal() -> impl std::future::Future<Output = ()> {
             }
             _ => std::future::pending::<()>().await,
         }
-    }
-}
-
-/// SIGHUP or `POST /reload`: re-read the config file, reload PostgreSQL, run on_reload.
-async fn reload(path: Option<&Path>, pg: &pg_control::PgCtl, hooks: &CallbackHooks, role: Role) {
-    if let Some(p) = path {
-        match Config::load(Some(p), &crate::config::process_env()) {
-            Ok(c) => {
-                for w in &c.warnings {
-                    warn!(warning = %w, "config");
-                }
-                info!(file = %p.display(), "configuration file re-read; changes to the node's identity, listen addresses or DCS need a restart of hactl");
-            }
-            Err(e) => {
-                error!(error = %e, "the new configuration is invalid; keeping the running one");
-                return;
-            }
-        }
-    }
-    match ha_core::pg::PgControl::reload(pg).await {
-        Ok(()) => hooks.fire(Callback::OnReload, role),
-        Err(e) => warn!(error = %e, "PostgreSQL reload failed"),
     }
 }
 
@@ -274,8 +248,8 @@ pub async fn ensure_unique_name_with(
         .map_or(false, |r| r.status().is_success());
     if alive {
         error!(
-            node = name,
-            "another node with this name answers on its REST API"
+            critical = true,
+            "Can't start; there is already a node named '{name}' running"
         );
         return Err(DaemonError::DuplicateName(name.to_string()));
     }
@@ -383,6 +357,7 @@ async fn run_inner(
             addr: addr.clone(),
             source,
         })?;
+    let requests = driver.requests();
     let reload_requests = Arc::new(tokio::sync::Notify::new());
     let notify = reload_requests.clone();
     let ctx = ApiContext::new(
@@ -416,14 +391,22 @@ async fn run_inner(
     let slots_pg = pg.clone();
     let role = Arc::new(std::sync::Mutex::new(Role::Replica));
     let role_w = role.clone();
+    let dedupe = config.log.deduplicate_heartbeat_logs;
     let watcher = tokio::spawn(async move {
         let mut last_members: Vec<String> = Vec::new();
+        let mut last_heartbeat = String::new();
         while reports.changed().await.is_ok() {
             let Some(r) = reports.borrow_and_update().clone() else {
                 continue;
             };
             if r.decision.actions.is_empty() {
-                info!(reason = %r.decision.reason, "decision");
+                // `log.deduplicate_heartbeat_logs`: the same "no action" line loop after loop is written once.
+                if !dedupe || r.decision.reason != last_heartbeat {
+                    info!("{}", r.decision.reason);
+                }
+                last_heartbeat.clone_from(&r.decision.reason);
+            } else {
+                last_heartbeat.clear();
             }
             *lock(&role_w) = if r.pg.is_primary() {
                 Role::Primary
@@ -445,8 +428,14 @@ async fn run_inner(
     });
 
     // SIGHUP and POST /reload.
-    let reload_pg = pg.clone();
-    let reload_hooks = hooks.clone();
+    let reloader = reload::Reloader::new(
+        config_path,
+        config.clone(),
+        pg.clone(),
+        hooks.clone(),
+        requests,
+        server_tls.clone(),
+    );
     let reload_role = role.clone();
     let reloader = tokio::spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
@@ -457,7 +446,7 @@ async fn run_inner(
                 Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => info!("SIGHUP: reloading"),
             }
             let r = *lock(&reload_role);
-            reload(config_path.as_deref(), &reload_pg, &reload_hooks, r).await;
+            reloader.reload(r).await;
         }
     });
 
