@@ -285,7 +285,8 @@ async fn metrics_use_patronis_names_labels_and_values_line() {
         format!("patroni_is_paused{l} 0"),
         format!("patroni_postgres_timeline{l} 1"),
         format!("patroni_failover_priority{l} 1"),
-        "# HELP patroni_version Patroni semver without periods. \\".to_string(),
+        "# HELP patroni_version Patroni semver without periods.".to_string(),
+        "# TYPE patroni_postgres_timeline gauge".to_string(),
         "# TYPE patroni_xlog_location counter".to_string(),
     ] {
         assert!(

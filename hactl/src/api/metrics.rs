@@ -64,7 +64,7 @@ pub fn render(view: &NodeView, m: &MetricInputs) -> String {
     let replica = view.pg.is_alive() && view.pg.in_recovery;
     metric(
         "patroni_version",
-        "Patroni semver without periods. \\",
+        "Patroni semver without periods.",
         "gauge",
         padded_semver(m.version),
     );
@@ -194,14 +194,14 @@ pub fn render(view: &NodeView, m: &MetricInputs) -> String {
         .map_or(false, |f| f.contains_key(m.name));
     metric(
         "patroni_failsafe_member",
-        "Value is 1 if this node is a member of the failsafe topology, 0 otherwise.",
+        "Value is 1 if this node is a member of failsafe, 0 otherwise.",
         "gauge",
         b(in_failsafe),
     );
     metric(
         "patroni_postgres_timeline",
         "Postgres timeline of this node (if running), 0 otherwise.",
-        "counter",
+        "gauge",
         if view.pg.is_alive() {
             view.pg.timeline.to_string()
         } else {
