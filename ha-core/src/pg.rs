@@ -70,6 +70,11 @@ pub struct PgObservation {
     pub history: Vec<TimelineSwitch>,
     /// The server's major version, e.g. 150018.
     pub server_version: Option<u32>,
+    /// `pg_postmaster_start_time()`, in Unix milliseconds.
+    pub postmaster_start_unix_ms: Option<i64>,
+    /// `pg_last_xact_replay_timestamp()` on a standby, in Unix milliseconds: when the last replayed
+    /// transaction committed on the primary.
+    pub replayed_unix_ms: Option<i64>,
 }
 
 impl PgObservation {

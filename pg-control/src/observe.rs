@@ -39,7 +39,9 @@ const OBSERVE_SQL: &str = "SELECT pg_is_in_recovery(),
   ARRAY(SELECT application_name::text FROM pg_stat_replication ORDER BY application_name),
   ARRAY(SELECT name || '=' || setting FROM pg_settings WHERE name IN (
     'max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
-    'max_locks_per_transaction') AND pg_is_in_recovery())";
+    'max_locks_per_transaction') AND pg_is_in_recovery()),
+  (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint,
+  (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000)::bigint";
 
 /// Running values of the recovery-sensitive parameters on a standby ("name=setting"), see
 /// [`PgCtl::recovery_sensitive_pending`].
@@ -49,6 +51,8 @@ pub(crate) const RECOVERY_SENSITIVE_SQL: &str =
     'max_locks_per_transaction') AND pg_is_in_recovery()";
 
 struct Live {
+    started_ms: Option<i64>,
+    replayed_ms: Option<i64>,
     in_recovery: bool,
     current: Option<String>,
     receive: Option<String>,
@@ -165,6 +169,8 @@ impl PgCtl {
                     pending: row.get(12),
                     replicas: row.get(13),
                     recovery_sensitive: row.get(14),
+                    started_ms: row.get(15),
+                    replayed_ms: row.get(16),
                 })
             })
             .await;
@@ -182,6 +188,8 @@ impl PgCtl {
                 }
                 obs.pending_restart.sort();
                 obs.replicas = l.replicas;
+                obs.postmaster_start_unix_ms = l.started_ms;
+                obs.replayed_unix_ms = l.replayed_ms.filter(|_| l.in_recovery);
                 obs.replay_paused = l.paused;
                 obs.streaming = l.streaming;
                 if l.in_recovery {

@@ -66,6 +66,19 @@ async fn bootstrap_clone_and_the_replica_reads_what_the_primary_wrote() {
     assert_eq!(o2.upstream.as_deref(), Some("n1"));
     let o1 = n1.observe().await;
     assert_eq!(o1.replicas, vec!["n2"]);
+    // Both report when their postmaster started (within this test's minute) and the standby when the last
+    // transaction it replayed committed (the CREATE TABLE above); a primary replays nothing.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for o in [&o1, &o2] {
+        let started = o.postmaster_start_unix_ms.expect("postmaster start time");
+        assert!((now_ms - 120_000..=now_ms + 5_000).contains(&started), "{started} vs {now_ms}");
+    }
+    let replayed = o2.replayed_unix_ms.expect("a replayed commit's time");
+    assert!((now_ms - 60_000..=now_ms + 5_000).contains(&replayed), "{replayed} vs {now_ms}");
+    assert_eq!(o1.replayed_unix_ms, None);
     // n2 streams through its slot, created on n1 by the clone.
     assert_eq!(
         sql(

@@ -88,6 +88,16 @@ impl Action {
     }
 }
 
+impl Decision {
+    /// A loop that only keeps things as they are (renews the lock, publishes the WAL position): Patroni's
+    /// heartbeat line ("no action. I am (node1), the leader with the lock"), which a log may write once.
+    pub fn is_heartbeat(&self) -> bool {
+        self.actions
+            .iter()
+            .all(|a| matches!(a, Action::RenewLock | Action::WriteStatus { .. }))
+    }
+}
+
 /// The outcome of one decision: what to do, in order, and why in words a DBA reads in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {

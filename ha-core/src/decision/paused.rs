@@ -5,7 +5,8 @@
 //!   key (Patroni: "removed leader lock because postgres is not running"), so `resume` finds a cluster without a
 //!   leader and the usual election runs, instead of a lock held over nothing.
 //! - A running primary without a leader takes the free lock; nothing else races.
-//! - A running replica follows the current leader (its `primary_conninfo` is changed); a stopped one stays stopped.
+//! - A running replica follows the current leader (its `primary_conninfo` is changed), and is rewound first when it
+//!   wrote past the point where the leader's timeline forked; a stopped one stays stopped.
 //! - A switchover (the REST API only accepts one with a candidate while paused): the leader stops cleanly, releases
 //!   the lock and starts again as a standby (Patroni's graceful demote); the candidate takes the lock and promotes.
 
@@ -23,7 +24,7 @@ pub(super) fn paused(
     if i_am_leader {
         paused_leader(obs, cluster, cfg)
     } else {
-        paused_other(obs, cluster)
+        paused_other(obs, cluster, cfg)
     }
 }
 
@@ -77,7 +78,7 @@ fn paused_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> De
     )
 }
 
-fn paused_other(obs: &Observation, cluster: &Cluster) -> Decision {
+fn paused_other(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Decision {
     let me = &obs.me.name;
     let pg = obs.pg;
     let leader = cluster.leader_name().and_then(|l| cluster.member(l));
@@ -125,6 +126,33 @@ fn paused_other(obs: &Observation, cluster: &Cluster) -> Decision {
         return Decision::none(format!("PAUSE: no action. I am ({me}), not the leader"));
     }
     if pg.is_replica() {
+        // A former primary that wrote past the point where the new leader's timeline forked (its shutdown
+        // checkpoint, when the candidate had not streamed it) cannot stream: Patroni rewinds it even paused.
+        let past_fork = leader.and_then(|l| {
+            let end = cluster.timeline_end_lsn(pg.timeline)?;
+            (pg.timeline > 0 && pg.timeline < l.timeline().max(cluster.timeline()) && pg.lsn > end)
+                .then_some(end)
+        });
+        if let (Some(end), Some(up)) = (past_fork, &leader_up) {
+            let why = format!(
+                "local WAL reaches {} past the end of timeline {} ({end}) in the leader's history",
+                pg.lsn, pg.timeline
+            );
+            if !cfg.use_pg_rewind() {
+                return Decision::none(format!(
+                    "PAUSE: {me} cannot follow {}: {why}; use_pg_rewind is off",
+                    up.name
+                ));
+            }
+            return Decision::new(
+                vec![
+                    Action::Stop(StopMode::Fast),
+                    Action::Rewind(up.clone()),
+                    Action::StartReplica(Some(up.clone())),
+                ],
+                format!("PAUSE: rewinding {me} from {}: {why}", up.name),
+            );
+        }
         if let Some(up) = leader_up {
             let same_timeline = leader.map_or(true, |l| l.timeline() == 0 || pg.timeline <= l.timeline());
             if pg.upstream.as_deref() != Some(up.name.as_str()) && same_timeline {

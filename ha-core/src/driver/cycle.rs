@@ -97,8 +97,9 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             };
             decide(&obs)
         };
-        if decision.actions.is_empty() {
-            debug!(reason = %decision.reason, "decision");
+        // Heartbeats are the embedder's to log (a daemon may write a repeated one once); changes are logged here.
+        if decision.is_heartbeat() {
+            debug!(actions = ?decision.actions, "{}", decision.reason);
         } else {
             info!(actions = ?decision.actions, "{}", decision.reason);
         }

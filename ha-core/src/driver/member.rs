@@ -30,6 +30,15 @@ pub fn member_data(id: &NodeIdentity, pg: &PgObservation, paused: bool) -> Membe
                 Role::Demoted
             },
         ),
+        // Paused, nothing restarts a dead server: Patroni reports it stopped, in the role it had.
+        PgRunState::Crashed if paused => (
+            PgStateName::Stopped,
+            if pg.in_recovery {
+                Role::Replica
+            } else {
+                Role::Demoted
+            },
+        ),
         PgRunState::Crashed => (PgStateName::Crashed, Role::Demoted),
         PgRunState::Starting => (
             PgStateName::Starting,

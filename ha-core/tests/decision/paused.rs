@@ -166,6 +166,20 @@ fn pause_mode_runs_what_the_operator_asks_for() {
             "switchover candidate",
         ),
         case(
+            "a former primary that wrote past the new leader's fork point is rewound, even paused",
+            paused(cluster()),
+            PgObservation {
+                timeline: 1,
+                ..replica(700, "node1")
+            },
+            vec![
+                Action::Stop(StopMode::Fast),
+                Action::Rewind(up("node1")),
+                Action::StartReplica(Some(up("node1"))),
+            ],
+            "rewinding node2 from node1",
+        ),
+        case(
             "a replica that is not the candidate does not race",
             not_candidate,
             replica(1000, "node1"),

@@ -28,6 +28,14 @@ const STATE_NAMES: [&str; 15] = [
 ];
 
 /// `4.1.4` → `040104`, as Patroni pads its semver.
+/// Unix milliseconds as Patroni's float seconds (`1733050000.123`), 0 when unknown.
+fn epoch_seconds(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) => format!("{}", ms as f64 / 1000.0),
+        None => "0".into(),
+    }
+}
+
 pub fn padded_semver(version: &str) -> String {
     version
         .split('.')
@@ -78,7 +86,7 @@ pub fn render(view: &NodeView, m: &MetricInputs) -> String {
         "patroni_postmaster_start_time",
         "Epoch seconds since Postgres started.",
         "gauge",
-        "0".into(),
+        epoch_seconds(view.pg.postmaster_start_unix_ms.filter(|_| view.pg.is_alive())),
     );
     metric(
         "patroni_primary",
@@ -136,7 +144,7 @@ pub fn render(view: &NodeView, m: &MetricInputs) -> String {
         "patroni_xlog_replayed_timestamp",
         "Current timestamp of the replayed Postgres transaction log, 0 if null.",
         "gauge",
-        "0".into(),
+        epoch_seconds(view.pg.replayed_unix_ms.filter(|_| view.pg.is_alive())),
     );
     metric(
         "patroni_xlog_paused",

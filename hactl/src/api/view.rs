@@ -148,6 +148,13 @@ pub struct StatusExtras {
     pub scheduled_restart: Option<Value>,
 }
 
+/// A timestamp as Patroni's JSON shows a Python datetime: `2026-12-01 10:00:00.123000+00:00`.
+pub fn python_datetime(unix_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(unix_ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S%.6f+00:00").to_string())
+        .unwrap_or_default()
+}
+
 /// The `/patroni` body (and the body of every GET health check), keys in Patroni's order.
 pub fn patroni_json(
     view: &NodeView,
@@ -160,6 +167,9 @@ pub fn patroni_json(
     m.insert("role".into(), json!(view.role()));
     let alive = view.pg.is_alive();
     if alive {
+        if let Some(t) = view.pg.postmaster_start_unix_ms {
+            m.insert("postmaster_start_time".into(), json!(python_datetime(t)));
+        }
         if let Some(v) = view.pg.server_version {
             m.insert("server_version".into(), json!(v));
         }
@@ -169,7 +179,7 @@ pub fn patroni_json(
                 json!({
                     "received_location": view.received_location(),
                     "replayed_location": view.replayed_location(),
-                    "replayed_timestamp": null,
+                    "replayed_timestamp": view.pg.replayed_unix_ms.map(python_datetime),
                     "paused": view.pg.replay_paused,
                 }),
             );

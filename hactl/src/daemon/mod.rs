@@ -178,6 +178,31 @@ pub fn init_logging(config: &Config) {
     crate::logging::init(&config.log);
 }
 
+/// Which loops' heartbeat lines ("no action. I am (node1), the leader with the lock") the daemon writes: every
+/// one, or with `log.deduplicate_heartbeat_logs` only one that differs from the heartbeat before it.
+#[derive(Debug, Default)]
+pub struct HeartbeatLog {
+    dedupe: bool,
+    last: Option<String>,
+}
+
+impl HeartbeatLog {
+    pub fn new(dedupe: bool) -> HeartbeatLog {
+        HeartbeatLog { dedupe, last: None }
+    }
+
+    /// Whether to log this loop's line as a heartbeat (loops that change something are the driver's to log).
+    pub fn should_log(&mut self, d: &ha_core::decision::Decision) -> bool {
+        if !d.is_heartbeat() {
+            self.last = None;
+            return false;
+        }
+        let repeat = self.last.as_deref() == Some(d.reason.as_str());
+        self.last = Some(d.reason.clone());
+        !(self.dedupe && repeat)
+    }
+}
+
 /// Lets the driver and the reload path share the callback hooks.
 struct SharedHooks(Arc<CallbackHooks>);
 
@@ -386,27 +411,21 @@ async fn run_inner(
     }));
     info!(%addr, https = server_tls.is_some(), "REST API listening");
 
-    // One line per loop: the driver logs loops that act; this logs the others, and keeps slots for the members.
+    // One line per loop: the driver logs loops that change something; this logs the heartbeats (renew, publish),
+    // and keeps slots for the members.
     let mut reports = driver.subscribe();
     let slots_pg = pg.clone();
     let role = Arc::new(std::sync::Mutex::new(Role::Replica));
     let role_w = role.clone();
-    let dedupe = config.log.deduplicate_heartbeat_logs;
+    let mut heartbeats = HeartbeatLog::new(config.log.deduplicate_heartbeat_logs);
     let watcher = tokio::spawn(async move {
         let mut last_members: Vec<String> = Vec::new();
-        let mut last_heartbeat = String::new();
         while reports.changed().await.is_ok() {
             let Some(r) = reports.borrow_and_update().clone() else {
                 continue;
             };
-            if r.decision.actions.is_empty() {
-                // `log.deduplicate_heartbeat_logs`: the same "no action" line loop after loop is written once.
-                if !dedupe || r.decision.reason != last_heartbeat {
-                    info!("{}", r.decision.reason);
-                }
-                last_heartbeat.clone_from(&r.decision.reason);
-            } else {
-                last_heartbeat.clear();
+            if heartbeats.should_log(&r.decision) {
+                info!("{}", r.decision.reason);
             }
             *lock(&role_w) = if r.pg.is_primary() {
                 Role::Primary
@@ -472,4 +491,23 @@ async fn run_inner(
     drop(driver);
     info!("hactl stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeartbeatLog;
+    use ha_core::decision::{Action, Decision};
+
+    #[test]
+    fn a_repeated_heartbeat_is_written_once_when_deduplicating() {
+        let beat = Decision::new(vec![Action::RenewLock], "no action. I am (n1), the leader with the lock");
+        let change = Decision::new(vec![Action::Restart], "restarting");
+        let mut every = HeartbeatLog::new(false);
+        assert!(every.should_log(&beat) && every.should_log(&beat));
+        let mut once = HeartbeatLog::new(true);
+        assert!(once.should_log(&beat));
+        assert!(!once.should_log(&beat));
+        assert!(!once.should_log(&change), "a change is the driver's line");
+        assert!(once.should_log(&beat), "after a change the heartbeat is written again");
+    }
 }

@@ -41,6 +41,7 @@ pub fn init(log: &LogConfig) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(log.tracing_filter()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(false)
         .event_format(formatter(log));
     let file = log
         .dir
