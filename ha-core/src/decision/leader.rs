@@ -68,8 +68,8 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
     )
 }
 
-/// What a healthy primary publishes each loop, only when it changed.
-fn leader_duties(
+/// What a healthy primary publishes each loop, only when it changed (paused too: it is publishing, not acting).
+pub(super) fn leader_duties(
     obs: &Observation,
     cluster: &Cluster,
     cfg: &GlobalConfig,

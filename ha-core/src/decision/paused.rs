@@ -10,6 +10,7 @@
 //! - A switchover (the REST API only accepts one with a candidate while paused): the leader stops cleanly, releases
 //!   the lock and starts again as a standby (Patroni's graceful demote); the candidate takes the lock and promotes.
 
+use super::leader::leader_duties;
 use super::switchover::{self, LeaderPlan};
 use super::{upstream_of, Action, Decision, Observation};
 use crate::model::{Cluster, GlobalConfig};
@@ -69,8 +70,10 @@ fn paused_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> De
             format!("PAUSE: restarting PostgreSQL on {me}, the leader, as requested"),
         );
     }
-    if pg.is_primary() && cluster.last_leader_lsn() != Some(pg.lsn) {
-        actions.push(Action::WriteStatus { optime: pg.lsn });
+    if pg.is_primary() {
+        // Position, system identifier, timeline history: a paused leader still publishes them, so a former
+        // primary can tell whether it must be rewound.
+        leader_duties(obs, cluster, cfg, &mut actions);
     }
     Decision::new(
         actions,

@@ -28,7 +28,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
 
     async fn cycle_inner(&mut self) -> CycleReport {
         let now = self.clock.now();
-        if let Some(tags) = lock(&self.requests.tags).take() {
+        if let Some(tags) = self.requests.tags() {
             if tags != self.settings.identity.tags {
                 info!(tags = ?tags, "tags changed by a configuration reload");
                 self.settings.identity.tags = tags;

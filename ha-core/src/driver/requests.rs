@@ -18,8 +18,8 @@ pub type FailsafeInbox = Arc<Mutex<Option<(String, Millis)>>>;
 pub struct RequestBox {
     pub restart: std::sync::atomic::AtomicBool,
     pub reinitialize: std::sync::atomic::AtomicBool,
-    /// New tags from a re-read configuration file (SIGHUP, `POST /reload`), taken by the next loop: the decision
-    /// (`nofailover`, `nosync`, `failover_priority`…) and the member key use them from then on.
+    /// The tags of the last re-read configuration file (SIGHUP, `POST /reload`): the next loop decides with them
+    /// (`nofailover`, `nosync`, `failover_priority`…) and publishes them in the member key.
     pub(super) tags: Mutex<Option<Tags>>,
     /// Wakes a sleeping [`Driver::run`] (Patroni's `ha.wakeup()`).
     pub(super) wakeup: tokio::sync::Notify,
@@ -36,6 +36,12 @@ impl RequestBox {
     pub fn set_tags(&self, tags: Tags) {
         *lock(&self.tags) = Some(tags);
         self.wake();
+    }
+
+    /// The tags set by the last reload, if any: the REST API answers with them at once, before the loop that
+    /// publishes them has ended (Patroni's API reads its tags as soon as the file is re-read).
+    pub fn tags(&self) -> Option<Tags> {
+        lock(&self.tags).clone()
     }
 }
 

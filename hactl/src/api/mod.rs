@@ -152,11 +152,13 @@ impl ApiContext {
         NodeView::at(&identity, report, Some(self.clock.now()))
     }
 
-    /// This node's identity as its loop last published it: the tags change when the configuration file is
-    /// re-read, and the REST API must answer with the tags the decision uses.
+    /// This node's identity with its current tags: those of the last re-read configuration file (which the next
+    /// loop decides with), else those the loop last published.
     pub fn identity_for(&self, report: Option<&CycleReport>) -> NodeIdentity {
         let mut identity = self.identity.clone();
-        if let Some(r) = report {
+        if let Some(tags) = self.requests.tags() {
+            identity.tags = tags;
+        } else if let Some(r) = report {
             identity.tags = r.tags.clone();
         }
         identity
