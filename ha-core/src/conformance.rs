@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::dcs::{Dcs, DcsError, WatchOutcome};
-use crate::model::{Failover, GlobalConfig, MemberData};
+use crate::model::{Failover, GlobalConfig, MemberData, SyncState};
 
 /// What a backend gives the suite.
 #[async_trait]
@@ -205,6 +205,40 @@ pub async fn stale_cas_conflicts(h: &dyn Harness) -> Result<(), String> {
     }
 }
 
+/// The `sync` key: written, read back as Patroni's JSON (`leader`, `sync_standby`), replaced with compare-and-set
+/// on its version, and a stale version refused with `Conflict` without changing it.
+pub async fn sync_key_round_trip_and_cas(h: &dyn Harness) -> Result<(), String> {
+    let a = h.client("a").await;
+    let first = SyncState {
+        leader: Some("a".into()),
+        ..Default::default()
+    };
+    a.set_sync_state(&first, None)
+        .await
+        .map_err(|e| fail("set_sync_state", e))?;
+    let read = a.load().await.map_err(|e| fail("load", e))?.sync.ok_or("sync missing after write")?;
+    if read.value.leader.as_deref() != Some("a") || !read.value.members().is_empty() {
+        return Err(format!("sync read back as {:?}", read.value));
+    }
+    let second = SyncState {
+        leader: Some("a".into()),
+        sync_standby: Some("b,c".into()),
+        ..Default::default()
+    };
+    a.set_sync_state(&second, Some(read.version))
+        .await
+        .map_err(|e| fail("sync CAS with the current version", e))?;
+    match a.set_sync_state(&first, Some(read.version)).await {
+        Err(DcsError::Conflict(_)) => {}
+        other => return Err(fail("sync CAS with a stale version", other)),
+    }
+    let now = a.load().await.map_err(|e| fail("load", e))?.sync.ok_or("sync missing")?;
+    if now.value.members() != ["b", "c"] || !now.value.matches("c", false) || !now.value.matches("a", true) {
+        return Err(format!("a stale sync CAS changed the value: {:?}", now.value));
+    }
+    Ok(())
+}
+
 /// Releasing the lock lets another node take it at once.
 pub async fn release_lets_another_acquire(h: &dyn Harness) -> Result<(), String> {
     let a = h.client("a").await;
@@ -385,6 +419,9 @@ pub async fn run_all(h: &dyn Harness) -> Result<(), String> {
     stale_cas_conflicts(h)
         .await
         .map_err(|e| format!("stale_cas_conflicts: {e}"))?;
+    sync_key_round_trip_and_cas(h)
+        .await
+        .map_err(|e| format!("sync_key_round_trip_and_cas: {e}"))?;
     release_lets_another_acquire(h)
         .await
         .map_err(|e| format!("release_lets_another_acquire: {e}"))?;

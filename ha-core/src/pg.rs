@@ -44,6 +44,24 @@ pub struct TimelineSwitch {
     pub lsn: u64,
 }
 
+/// One row of `pg_stat_replication` on a primary.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplicationRow {
+    /// The standby's `application_name`: its member name.
+    pub application_name: String,
+    pub usename: Option<String>,
+    pub client_addr: Option<String>,
+    /// `startup`, `catchup`, `streaming`, `backup`, `stopping`.
+    pub state: String,
+    /// `async`, `potential`, `sync`, `quorum`.
+    pub sync_state: String,
+    pub sync_priority: i32,
+    /// What the standby has written, flushed and replayed.
+    pub write_lsn: Option<u64>,
+    pub flush_lsn: Option<u64>,
+    pub replay_lsn: Option<u64>,
+}
+
 /// What the observer saw of the local PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PgObservation {
@@ -70,6 +88,10 @@ pub struct PgObservation {
     pub history: Vec<TimelineSwitch>,
     /// The server's major version, e.g. 150018.
     pub server_version: Option<u32>,
+    /// On a primary, one row per walsender (`pg_stat_replication`).
+    pub replication: Vec<ReplicationRow>,
+    /// `synchronous_standby_names` in force on this server (`None`: not known, the server does not answer).
+    pub synchronous_standby_names: Option<String>,
     /// `pg_postmaster_start_time()`, in Unix milliseconds.
     pub postmaster_start_unix_ms: Option<i64>,
     /// `pg_last_xact_replay_timestamp()` on a standby, in Unix milliseconds: when the last replayed
@@ -161,6 +183,9 @@ pub trait PgControl: Send + Sync {
         &self,
         parameters: &BTreeMap<String, String>,
     ) -> Result<ParamChange, PgError>;
+    /// Sets `synchronous_standby_names` as the leader manages it (overriding any configured value; `Some("")`:
+    /// asynchronous) and reloads; `None` gives the parameter back to the configuration.
+    async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError>;
     /// Kills the postmaster and every backend at once (SIGKILL): the way to stop a server that does not answer.
     async fn fence(&self) -> Result<(), PgError>;
     /// Resolves once no server runs: when the one running now exits by itself (a crash, a kill), or at once if

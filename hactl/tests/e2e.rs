@@ -713,9 +713,28 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
     if !Partition::available("partition") {
         return;
     }
-    let Some((c, w, old)) = cluster_with_writer("partition").await else {
+    // Strict synchronous replication: the leader names one synchronous standby, and only it may be elected.
+    let Some((c, w, old)) = cluster_with_writer_as(Spec::new("partition").synchronous()).await else {
         return;
     };
+    let sync_node = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut found = None;
+            for i in (0..c.nodes.len()).filter(|i| *i != old) {
+                if c.rest(i, "/sync").await.map(|(code, _)| code) == Some(200) {
+                    found = Some(i);
+                }
+            }
+            if let Some(i) = found {
+                break i;
+            }
+            assert!(Instant::now() < deadline, "no synchronous standby answers /sync\n{}", c.dump_logs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let other = (0..c.nodes.len()).find(|i| *i != old && *i != sync_node).expect("a third node");
+    assert_eq!(c.rest(other, "/async").await.map(|(code, _)| code), Some(200));
     let census = Census::start(&c);
     // A client on the primary's own machine, on its side of the cut (unix socket), ids apart from the main writer's.
     let local = Writer::start_at(c.nodes[old].socket(), 1_000_000_000).await;
@@ -726,6 +745,11 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
     let t0 = Instant::now();
     let cut = Partition::cut(&c, old);
     let (newp, took) = failed_over(&c, old, Duration::from_secs(FAST.ttl_s * 4)).await;
+    assert_eq!(
+        newp, sync_node,
+        "the majority elected {} although the sync key names {}\n{}",
+        c.nodes[newp].name, c.nodes[sync_node].name, c.dump_logs()
+    );
     let promoted_seen = {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -755,13 +779,17 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
     let gap = write_gap(&c, &w, t0).await;
     census.assert_never_two_primaries(&c);
     census.stop().await;
-    // What the local client wrote on the cut-off side after the cut never reached the majority (asynchronous
-    // replication): counted, not asserted; synchronous_mode is what prevents it.
+    // Every commit the cut-off primary acknowledged, its local client's too, is on the new primary: strict
+    // synchronous replication made commits after the cut wait for a standby they could not reach (asynchronous,
+    // this scenario once lost 400 of 401).
     let local_after_cut: Vec<(i64, Instant)> =
-        local_acked.into_iter().filter(|(_, t)| *t >= t0).collect();
-    let local_lost = lost_rows(&c, c.nodes[newp].pg_port, &local_after_cut)
-        .await
-        .len();
+        local_acked.iter().filter(|(_, t)| *t >= t0).cloned().collect();
+    let local_lost = lost_rows(&c, c.nodes[newp].pg_port, &local_acked).await.len();
+    assert_eq!(
+        local_lost, 0,
+        "{local_lost} of the local client's acknowledged rows are missing on the new primary\n{}",
+        c.dump_logs()
+    );
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "old_primary_stopped_writes_after_s": stopped_after.as_secs_f64(), "margin_before_promotion_s": margin.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64(), "local_rows_acked_after_cut": local_after_cut.len(), "local_rows_lost": local_lost});
     finish(&c, w, newp, "network_partition_primary", figures, FEW_ROWS).await;
 }

@@ -181,6 +181,9 @@ impl PgControl for PgCtl {
         let pending_restart = PgCtl::apply_parameters(self, parameters).await?;
         Ok(ParamChange { pending_restart })
     }
+    async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {
+        Ok(PgCtl::set_synchronous_standby_names(self, value).await?)
+    }
     async fn fence(&self) -> Result<(), PgError> {
         Ok(PgCtl::fence(self).await?)
     }

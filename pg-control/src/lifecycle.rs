@@ -394,6 +394,25 @@ impl PgCtl {
         .await
     }
 
+    /// Sets `synchronous_standby_names` as the leader manages it (`None`: back to the configured value),
+    /// regenerates postgresql.conf and, if the server runs, reloads it and waits until it has re-read the file.
+    pub async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<()> {
+        let _g = self.op_guard("set_synchronous_standby_names").await?;
+        async {
+            self.update_state(|st| st.synchronous_standby_names = value.map(String::from))?;
+            if !self.initialized() {
+                return Ok(());
+            }
+            self.rewrite_current_config().await?;
+            if self.live_postmaster().is_some() {
+                self.reload_and_wait().await?;
+            }
+            Ok(())
+        }
+        .instrument(info_span!("pg_set_synchronous_standby_names", node = %self.s.name, ?value))
+        .await
+    }
+
     /// Reloads through SQL and waits until the postmaster has re-read the files (`pg_conf_load_time` moved), so a
     /// following read of pg_settings sees the new state.
     pub(crate) async fn reload_and_wait(&self) -> Result<()> {

@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use ha_core::pg::{PgObservation, PgRunState};
+use ha_core::pg::{PgObservation, PgRunState, ReplicationRow};
 use tracing::{debug, warn};
 
 use crate::connect::ConnError;
@@ -41,7 +41,14 @@ const OBSERVE_SQL: &str = "SELECT pg_is_in_recovery(),
     'max_connections', 'max_worker_processes', 'max_wal_senders', 'max_prepared_transactions',
     'max_locks_per_transaction') AND pg_is_in_recovery()),
   (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint,
-  (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000)::bigint";
+  (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000)::bigint,
+  current_setting('synchronous_standby_names')";
+
+/// The walsenders of a primary, with what each standby acknowledged.
+const REPLICATION_SQL: &str = "SELECT application_name::text, usename::text, client_addr::text, state::text,
+  sync_state::text, sync_priority, pg_wal_lsn_diff(write_lsn, '0/0')::bigint,
+  pg_wal_lsn_diff(flush_lsn, '0/0')::bigint, pg_wal_lsn_diff(replay_lsn, '0/0')::bigint
+  FROM pg_stat_replication ORDER BY application_name";
 
 /// Running values of the recovery-sensitive parameters on a standby ("name=setting"), see
 /// [`PgCtl::recovery_sensitive_pending`].
@@ -51,6 +58,8 @@ pub(crate) const RECOVERY_SENSITIVE_SQL: &str =
     'max_locks_per_transaction') AND pg_is_in_recovery()";
 
 struct Live {
+    sync_names: String,
+    replication: Vec<ReplicationRow>,
     started_ms: Option<i64>,
     replayed_ms: Option<i64>,
     in_recovery: bool,
@@ -171,6 +180,26 @@ impl PgCtl {
                     recovery_sensitive: row.get(14),
                     started_ms: row.get(15),
                     replayed_ms: row.get(16),
+                    sync_names: row.get(17),
+                    replication: if row.get::<_, bool>(0) {
+                        Vec::new()
+                    } else {
+                        c.query(REPLICATION_SQL, &[])
+                            .await?
+                            .iter()
+                            .map(|r| ReplicationRow {
+                                application_name: r.get::<_, Option<String>>(0).unwrap_or_default(),
+                                usename: r.get(1),
+                                client_addr: r.get(2),
+                                state: r.get::<_, Option<String>>(3).unwrap_or_default(),
+                                sync_state: r.get::<_, Option<String>>(4).unwrap_or_default(),
+                                sync_priority: r.get::<_, Option<i32>>(5).unwrap_or(0),
+                                write_lsn: r.get::<_, Option<i64>>(6).map(|v| v.max(0) as u64),
+                                flush_lsn: r.get::<_, Option<i64>>(7).map(|v| v.max(0) as u64),
+                                replay_lsn: r.get::<_, Option<i64>>(8).map(|v| v.max(0) as u64),
+                            })
+                            .collect()
+                    },
                 })
             })
             .await;
@@ -189,6 +218,8 @@ impl PgCtl {
                 obs.pending_restart.sort();
                 obs.replicas = l.replicas;
                 obs.postmaster_start_unix_ms = l.started_ms;
+                obs.synchronous_standby_names = Some(l.sync_names);
+                obs.replication = l.replication;
                 obs.replayed_unix_ms = l.replayed_ms.filter(|_| l.in_recovery);
                 obs.replay_paused = l.paused;
                 obs.streaming = l.streaming;

@@ -79,6 +79,25 @@ async fn bootstrap_clone_and_the_replica_reads_what_the_primary_wrote() {
     let replayed = o2.replayed_unix_ms.expect("a replayed commit's time");
     assert!((now_ms - 60_000..=now_ms + 5_000).contains(&replayed), "{replayed} vs {now_ms}");
     assert_eq!(o1.replayed_unix_ms, None);
+    // pg_stat_replication as the leader's synchronous replication reads it: n2 streams asynchronously until the
+    // leader names it in synchronous_standby_names, then it is the synchronous standby; `None` gives the setting
+    // back to the configuration.
+    let row = &o1.replication[0];
+    assert_eq!(
+        (row.application_name.as_str(), row.state.as_str(), row.sync_state.as_str()),
+        ("n2", "streaming", "async")
+    );
+    assert!(row.usename.is_some() && row.flush_lsn.is_some(), "{row:?}");
+    assert_eq!(o1.synchronous_standby_names.as_deref(), Some(""));
+    n1.set_synchronous_standby_names(Some("\"n2\"")).await.unwrap();
+    wait_for(Duration::from_secs(10), "n2 synchronous", || async {
+        let o = n1.observe().await;
+        o.synchronous_standby_names.as_deref() == Some("\"n2\"")
+            && o.replication.first().map(|r| r.sync_state.as_str()) == Some("sync")
+    })
+    .await;
+    n1.set_synchronous_standby_names(None).await.unwrap();
+    assert_eq!(n1.observe().await.synchronous_standby_names.as_deref(), Some(""));
     // n2 streams through its slot, created on n1 by the clone.
     assert_eq!(
         sql(

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::HistoryEntry;
+use crate::model::{HistoryEntry, SyncState};
 use crate::pg::{StopMode, Upstream};
 use crate::time::Millis;
 
@@ -66,6 +66,14 @@ pub enum Action {
     },
     /// Write `failsafe`: every member's api_url.
     WriteFailsafe(BTreeMap<String, String>),
+    /// Write the `sync` key with compare-and-set on the version read (`None`: it must not exist). Losing the race
+    /// stops the list: the actions after it assumed the key it wrote.
+    WriteSync {
+        state: SyncState,
+        version: Option<u64>,
+    },
+    /// Set `synchronous_standby_names` as the leader manages it (`None`: back to the configured value).
+    SetSyncStandbyNames(Option<String>),
 }
 
 impl Action {

@@ -9,6 +9,19 @@
 use crate::model::{Cluster, GlobalConfig, Role, Tags};
 use crate::pg::PgObservation;
 
+/// In synchronous mode only a node the `sync` key names (or the leader it records) may be elected, once the leader
+/// has set synchronous replication up: every acknowledged commit is on one of them. Before that (an empty key)
+/// any node may, as in Patroni.
+pub fn sync_eligible(name: &str, cluster: &Cluster, cfg: &GlobalConfig) -> bool {
+    if !cfg.synchronous_mode() {
+        return true;
+    }
+    match cluster.sync.as_ref().map(|s| &s.value).filter(|s| !s.is_empty()) {
+        Some(sync) => sync.matches(name, true),
+        None => true,
+    }
+}
+
 /// `Ok(())` when this node should race for the lock, else why not.
 /// `Ok(())` when this node may lead at all: allowed to fail over, running, not lagging, on the cluster's timeline.
 pub fn eligible(
@@ -36,6 +49,16 @@ pub fn eligible(
                 cfg.maximum_lag_on_failover()
             ));
         }
+    }
+    if !sync_eligible(me, cluster, cfg) {
+        return Err(format!(
+            "not racing for the lock: synchronous mode, and {me} is not a synchronous standby ({})",
+            cluster
+                .sync
+                .as_ref()
+                .and_then(|s| s.value.sync_standby.clone())
+                .unwrap_or_default()
+        ));
     }
     if cfg.check_timeline() && pg.timeline < cluster.timeline() {
         return Err(format!(
@@ -78,7 +101,7 @@ pub fn healthiest(
                 m.name
             ));
         }
-        if their_tags.nofailover() {
+        if their_tags.nofailover() || !sync_eligible(&m.name, cluster, cfg) {
             continue;
         }
         if m.lsn() > pg.lsn {

@@ -48,33 +48,37 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
                 actions: more,
                 reason,
             } => {
-                leader_duties(obs, cluster, cfg, &mut actions);
+                let note = leader_duties(obs, cluster, cfg, &mut actions);
                 actions.extend(more);
-                return Decision::new(actions, reason);
+                return Decision::new(actions, with_note(reason, note));
             }
             LeaderPlan::Wait(reason) => {
-                leader_duties(obs, cluster, cfg, &mut actions);
+                let note = leader_duties(obs, cluster, cfg, &mut actions);
                 return Decision::new(
                     actions,
-                    format!("no action. I am ({me}), the leader with the lock; {reason}"),
+                    with_note(
+                        format!("no action. I am ({me}), the leader with the lock; {reason}"),
+                        note,
+                    ),
                 );
             }
         }
     }
-    leader_duties(obs, cluster, cfg, &mut actions);
+    let note = leader_duties(obs, cluster, cfg, &mut actions);
     Decision::new(
         actions,
-        format!("no action. I am ({me}), the leader with the lock"),
+        with_note(format!("no action. I am ({me}), the leader with the lock"), note),
     )
 }
 
-/// What a healthy primary publishes each loop, only when it changed (paused too: it is publishing, not acting).
+/// What a healthy primary publishes each loop, only when it changed (paused too: it is publishing, not acting),
+/// and its synchronous replication step; a line for the reason when that step did something.
 pub(super) fn leader_duties(
     obs: &Observation,
     cluster: &Cluster,
     cfg: &GlobalConfig,
     actions: &mut Vec<Action>,
-) {
+) -> Option<String> {
     let pg = obs.pg;
     if cluster.last_leader_lsn() != Some(pg.lsn) {
         actions.push(Action::WriteStatus { optime: pg.lsn });
@@ -124,6 +128,15 @@ pub(super) fn leader_duties(
         if cluster.failsafe.as_ref() != Some(&members) {
             actions.push(Action::WriteFailsafe(members));
         }
+    }
+    super::sync::sync_duties(obs, cluster, cfg, actions)
+}
+
+/// `reason`, then the synchronous replication step's line if there is one.
+pub(super) fn with_note(reason: String, note: Option<String>) -> String {
+    match note {
+        Some(n) => format!("{reason}; {n}"),
+        None => reason,
     }
 }
 

@@ -12,7 +12,7 @@
 //! [`decide`] is the index of the rules: one call per situation, in the order they take precedence. Each situation
 //! has its own file:
 //! - `dcs_outage`: the DCS is unreachable (ride out the lease, keep it by failsafe confirmation, or demote in time).
-//! - `paused`: maintenance mode, no automatic action.
+//! - `paused`: maintenance mode: no automatic action, only what the operator asks for.
 //! - `unresponsive`: PostgreSQL does not answer (fenced after retry_timeout, the lock released first if held).
 //! - `uninitialized`: an empty data directory (bootstrap the cluster, or clone a replica).
 //! - `leader`: this node holds the lock (start or promote, hand over for a switchover, publish what changed).
@@ -21,7 +21,8 @@
 //! - `housekeeping`: what every healthy loop adds (a new config version, a requested restart).
 //!
 //! The sub-protocols those rules call are pure and tested alone: [`election`] (the leader race), [`switchover`]
-//! (the `failover` key's lifecycle) and [`rejoin`] (may this node's data stream from the leader).
+//! (the `failover` key's lifecycle), [`rejoin`] (may this node's data stream from the leader) and [`sync`] (the
+//! leader's synchronous standbys and the `sync` key).
 
 mod action;
 mod dcs_outage;
@@ -32,6 +33,7 @@ mod leader;
 mod no_leader;
 mod observation;
 mod paused;
+pub mod sync;
 pub mod rejoin;
 pub mod switchover;
 mod uninitialized;

@@ -10,7 +10,7 @@
 //! - A switchover (the REST API only accepts one with a candidate while paused): the leader stops cleanly, releases
 //!   the lock and starts again as a standby (Patroni's graceful demote); the candidate takes the lock and promotes.
 
-use super::leader::leader_duties;
+use super::leader::{leader_duties, with_note};
 use super::switchover::{self, LeaderPlan};
 use super::{upstream_of, Action, Decision, Observation};
 use crate::model::{Cluster, GlobalConfig};
@@ -70,14 +70,16 @@ fn paused_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> De
             format!("PAUSE: restarting PostgreSQL on {me}, the leader, as requested"),
         );
     }
-    if pg.is_primary() {
-        // Position, system identifier, timeline history: a paused leader still publishes them, so a former
-        // primary can tell whether it must be rewound.
-        leader_duties(obs, cluster, cfg, &mut actions);
-    }
+    // Position, system identifier, timeline history, synchronous standbys: a paused leader still manages them,
+    // so a former primary can tell whether it must be rewound and commits keep their synchronous standbys.
+    let note = if pg.is_primary() {
+        leader_duties(obs, cluster, cfg, &mut actions)
+    } else {
+        None
+    };
     Decision::new(
         actions,
-        format!("PAUSE: no action. I am ({me}), the leader with the lock"),
+        with_note(format!("PAUSE: no action. I am ({me}), the leader with the lock"), note),
     )
 }
 

@@ -211,6 +211,14 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 warn!(warning = %w, "timing in the DCS config adjusted");
             }
         }
+        if cfg.sync_mode() == crate::model::SyncMode::Quorum
+            && self.local.last_config.sync_mode() != crate::model::SyncMode::Quorum
+        {
+            warn!(
+                "synchronous_mode: quorum is run as synchronous_mode: on (FIRST n): quorum commit (ANY n) is not \
+                 implemented; every acknowledged commit is still on a node that may be elected"
+            );
+        }
         self.local.timing = timing;
         self.local.last_config = cfg;
         if self.ttl_set_ms != Some(self.local.timing.ttl_ms) {

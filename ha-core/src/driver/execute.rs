@@ -197,6 +197,16 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 }
                 dcs_res(self.dcs.write_failsafe(members).await)
             }
+            Action::WriteSync { state, version } => {
+                match self.dcs.set_sync_state(state, *version).await {
+                    Ok(()) => Outcome::Done,
+                    Err(DcsError::Conflict(_)) => Outcome::Lost,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                }
+            }
+            Action::SetSyncStandbyNames(names) => {
+                pg_res(self.pg.set_synchronous_standby_names(names.as_deref()).await)
+            }
         }
     }
 }

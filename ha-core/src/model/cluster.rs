@@ -94,6 +94,30 @@ pub struct SyncState {
     pub extra: Map<String, Value>,
 }
 
+impl SyncState {
+    /// No leader recorded: synchronous replication has not been set up (any node may be elected).
+    pub fn is_empty(&self) -> bool {
+        self.leader.as_deref().map_or(true, str::is_empty)
+    }
+    /// The synchronous standbys the key names (`sync_standby` is a comma-separated list).
+    pub fn members(&self) -> Vec<String> {
+        self.sync_standby
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+    /// Patroni's `SyncState.matches`: `name` is a synchronous standby, or (with `check_leader`) the leader the
+    /// key records.
+    pub fn matches(&self, name: &str, check_leader: bool) -> bool {
+        self.members().iter().any(|m| m == name)
+            || (check_leader && self.leader.as_deref() == Some(name))
+    }
+}
+
 /// One `history` entry: `[timeline, lsn, reason, timestamp, new_leader]` (older entries have fewer items).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -92,6 +92,17 @@ pub struct GlobalConfig {
     pub extra: Map<String, Value>,
 }
 
+/// `synchronous_mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    Off,
+    /// `FIRST n (...)`: the leader names the synchronous standbys; only they may be promoted.
+    On,
+    /// `ANY n (...)`: Patroni's quorum commit. hactl runs it as [`SyncMode::On`] (a warning says so): every
+    /// acknowledged commit is still on a node the election may choose, with fewer nodes to choose from.
+    Quorum,
+}
+
 /// `config.postgresql`: the cluster-wide PostgreSQL settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DynamicPostgresql {
@@ -134,11 +145,38 @@ impl GlobalConfig {
             .unwrap_or(false)
     }
     pub fn synchronous_mode(&self) -> bool {
+        self.sync_mode() != SyncMode::Off
+    }
+    /// `synchronous_mode` as Patroni reads it: `true`/`on`, `quorum`, anything else off.
+    pub fn sync_mode(&self) -> SyncMode {
         match &self.synchronous_mode {
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) => matches!(s.as_str(), "on" | "true" | "quorum"),
-            _ => false,
+            Some(Value::Bool(true)) => SyncMode::On,
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+                "on" | "true" | "yes" | "1" => SyncMode::On,
+                "quorum" => SyncMode::Quorum,
+                _ => SyncMode::Off,
+            },
+            _ => SyncMode::Off,
         }
+    }
+    /// `synchronous_mode_strict`: with no synchronous standby left, commits wait instead of going asynchronous.
+    pub fn synchronous_mode_strict(&self) -> bool {
+        self.synchronous_mode_strict.unwrap_or(false)
+    }
+    /// `synchronous_node_count` (Patroni: 1, at least 1).
+    pub fn synchronous_node_count(&self) -> usize {
+        self.extra
+            .get("synchronous_node_count")
+            .and_then(lenient::value_i64)
+            .map_or(1, |n| n.max(1) as usize)
+    }
+    /// `maximum_lag_on_syncnode` in bytes; `None` when unset or not positive (Patroni: -1, no limit).
+    pub fn maximum_lag_on_syncnode(&self) -> Option<u64> {
+        self.extra
+            .get("maximum_lag_on_syncnode")
+            .and_then(lenient::value_i64)
+            .filter(|n| *n > 0)
+            .map(|n| n as u64)
     }
     /// Cluster-wide PostgreSQL parameters as strings, the form `postgresql.conf` takes.
     pub fn parameters(&self) -> std::collections::BTreeMap<String, String> {

@@ -12,6 +12,11 @@ fn as_f64(v: &Value) -> Option<f64> {
     }
 }
 
+/// A whole number written as a number or a string (`2`, `"2"`, `2.0`).
+pub fn value_i64(v: &Value) -> Option<i64> {
+    as_f64(v).filter(|f| f.fract() == 0.0).map(|f| f as i64)
+}
+
 pub fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     let v = Option::<Value>::deserialize(d)?;
     match v {

@@ -10,6 +10,6 @@ pub mod tags;
 
 pub use cluster::{Cluster, Failover, HistoryEntry, Leader, Status, SyncState, Versioned};
 pub use codec::{KeyPath, RawEntry};
-pub use config::{ConfigError, DynamicPostgresql, GlobalConfig, Timing};
+pub use config::{ConfigError, DynamicPostgresql, GlobalConfig, SyncMode, Timing};
 pub use member::{Member, MemberData, PgStateName, Role};
 pub use tags::Tags;

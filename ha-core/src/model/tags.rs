@@ -79,6 +79,14 @@ impl Tags {
     pub fn nosync(&self) -> bool {
         self.nosync.unwrap_or(false)
     }
+    /// `sync_priority` (Patroni 4.1): among candidates for synchronous standby the higher goes first; 0 or less
+    /// never becomes one. Default 1.
+    pub fn sync_priority(&self) -> i64 {
+        self.extra
+            .get("sync_priority")
+            .and_then(super::lenient::value_i64)
+            .unwrap_or(1)
+    }
 
     /// The tags as Patroni writes them into the member key: boolean tags only when true, custom tags always.
     pub fn for_member_key(&self) -> Tags {

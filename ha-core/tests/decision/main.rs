@@ -11,6 +11,7 @@ mod no_leader;
 mod paused;
 mod support;
 mod switchover;
+mod sync;
 mod uninitialized;
 mod unresponsive;
 

@@ -190,7 +190,25 @@ pub fn patroni_json(
         if let Some(rs) = view.replication_state() {
             m.insert("replication_state".into(), json!(rs));
         }
-        if !view.pg.in_recovery && !view.pg.replicas.is_empty() {
+        if !view.pg.in_recovery && !view.pg.replication.is_empty() {
+            // pg_stat_replication as Patroni shows it.
+            let reps: Vec<Value> = view
+                .pg
+                .replication
+                .iter()
+                .map(|r| {
+                    json!({
+                        "usename": r.usename,
+                        "application_name": r.application_name,
+                        "client_addr": r.client_addr,
+                        "state": r.state,
+                        "sync_state": r.sync_state,
+                        "sync_priority": r.sync_priority,
+                    })
+                })
+                .collect();
+            m.insert("replication".into(), Value::Array(reps));
+        } else if !view.pg.in_recovery && !view.pg.replicas.is_empty() {
             let sync: Vec<String> = view
                 .cluster
                 .as_ref()

@@ -155,6 +155,9 @@ pub enum Command {
         /// Wait until the members run again.
         #[arg(long)]
         wait: bool,
+        /// Clone from the leader (hactl always does; the flag is sent as patronictl sends it).
+        #[arg(long = "from-leader")]
+        from_leader: bool,
     },
     /// Maintenance mode: no automatic failover, PostgreSQL left alone.
     Pause {

@@ -153,6 +153,9 @@ impl<P: PgControl> PgControl for SharedPg<P> {
     ) -> Result<ParamChange, PgError> {
         self.0.apply_parameters(parameters).await
     }
+    async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {
+        self.0.set_synchronous_standby_names(value).await
+    }
     async fn fence(&self) -> Result<(), PgError> {
         self.0.fence().await
     }

@@ -284,6 +284,8 @@ pub struct Spec {
     pub backend: Backend,
     pub etcd_members: usize,
     pub failsafe_mode: bool,
+    /// `synchronous_mode` and `synchronous_mode_strict` on.
+    pub synchronous: bool,
     /// TLS on the REST API (client certificates required), for the CLI, HAProxy's checks and Prometheus.
     pub tls: bool,
 }
@@ -298,8 +300,14 @@ impl Spec {
             backend: Backend::Etcd,
             etcd_members: 1,
             failsafe_mode: false,
+            synchronous: false,
             tls: false,
         }
+    }
+    /// Strict synchronous replication: every acknowledged commit is on the synchronous standby.
+    pub fn synchronous(mut self) -> Spec {
+        self.synchronous = true;
+        self
     }
     pub fn tls(mut self) -> Spec {
         self.tls = true;
@@ -329,6 +337,7 @@ pub struct Cluster {
     pub read_port: u16,
     pub timing: Timing,
     pub failsafe_mode: bool,
+    pub synchronous: bool,
     /// The test PKI when the REST API serves HTTPS; `http` trusts its CA and shows its client certificate.
     pub tls: Option<certs::TestPki>,
     pub http: reqwest::Client,
@@ -422,6 +431,7 @@ impl Cluster {
             scope: format!("e2e-{test}"),
             dcs,
             failsafe_mode: spec.failsafe_mode,
+            synchronous: spec.synchronous,
             nodes: Vec::new(),
             haproxy: None,
             write_port: free_port(),
@@ -525,6 +535,8 @@ restapi:
 {restapi_tls}{ctl}{dcs}bootstrap:
   dcs:
     failsafe_mode: {failsafe}
+    synchronous_mode: {sync}
+    synchronous_mode_strict: {sync}
     ttl: {ttl}
     loop_wait: {lw}
     retry_timeout: {rt}
@@ -566,6 +578,7 @@ postgresql:
             ssl_options = pg.options,
             ssl_parameters = pg.parameters,
             failsafe = self.failsafe_mode,
+            sync = self.synchronous,
             ttl = t.ttl_s,
             lw = t.loop_wait_s,
             rt = t.retry_timeout_s,
@@ -909,10 +922,15 @@ impl Writer {
                 )
                 .await;
                 match r {
-                    Ok(Ok(_)) => {
-                        a.lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .push((next, Instant::now()));
+                    // Acknowledged: this transaction inserted the row and its COMMIT returned. A retry that finds
+                    // the row already there (an earlier attempt committed locally, then timed out waiting for a
+                    // synchronous standby) inserts nothing and commits at once: no acknowledgement of the row.
+                    Ok(Ok(inserted)) => {
+                        if inserted == 1 {
+                            a.lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((next, Instant::now()));
+                        }
                         next += 1;
                     }
                     other => {

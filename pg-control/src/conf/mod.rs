@@ -110,6 +110,7 @@ impl PgCtl {
             recovery_minimums,
             base: &base,
             server: self.server_params.as_ref(),
+            synchronous_standby_names: st.synchronous_standby_names.as_deref(),
         };
         // Said once per change of the configuration, not at every rewrite of the file.
         let notes = managed.adaptations();
@@ -185,6 +186,7 @@ impl PgCtl {
             recovery_minimums: &none,
             base: &base,
             server: self.server_params.as_ref(),
+            synchronous_standby_names: st.synchronous_standby_names.as_deref(),
         };
         let wanted = managed.configured_recovery_values();
         running

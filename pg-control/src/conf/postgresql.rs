@@ -74,6 +74,8 @@ pub struct ManagedConf<'a> {
     /// The server's parameter names (`postgres --describe-config`) and `server_version_num`: parameters this
     /// major does not know are translated or left out ([`adapt_to_server`]); `None`: written as configured.
     pub server: Option<&'a ServerParameters>,
+    /// `synchronous_standby_names` as the leader manages it: overrides every layer when set.
+    pub synchronous_standby_names: Option<&'a str>,
 }
 
 /// What the server binaries accept: their version and every parameter name they know.
@@ -210,6 +212,9 @@ impl ManagedConf<'_> {
         for (k, v) in self.local {
             p.insert(k.clone(), v.clone());
         }
+        if let Some(names) = self.synchronous_standby_names {
+            p.insert("synchronous_standby_names".into(), names.to_string());
+        }
         if let Some(server) = self.server {
             adapt_to_server(&mut p, server);
         }
@@ -327,6 +332,7 @@ mod tests {
             recovery_minimums: &BTreeMap::new(),
             base: &BTreeMap::new(),
             server: None,
+            synchronous_standby_names: None,
         };
         let p = conf.parameters();
         assert_eq!(p["port"], "5433", "the DCS never moves a node's port");
@@ -374,6 +380,7 @@ mod tests {
             recovery_minimums: &minimums,
             base: &base,
             server: None,
+            synchronous_standby_names: None,
         };
         let p = conf.parameters();
         assert_eq!(p["max_connections"], "100", "raised to the control file's");

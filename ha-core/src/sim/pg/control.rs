@@ -51,6 +51,12 @@ impl PgControl for SimPg {
                 },
                 history: s.history.clone(),
                 server_version: Some(150018),
+                synchronous_standby_names: (s.run == SimRun::Running).then(|| {
+                    s.running_with
+                        .get("synchronous_standby_names")
+                        .cloned()
+                        .unwrap_or_default()
+                }),
                 ..Default::default()
             }
         })
@@ -269,6 +275,24 @@ impl PgControl for SimPg {
             Ok(ParamChange {
                 pending_restart: pending,
             })
+        })
+    }
+
+    async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {
+        self.check_answers("set_synchronous_standby_names")?;
+        self.with(|s| {
+            const SSN: &str = "synchronous_standby_names";
+            match value {
+                Some(v) => {
+                    s.configured.insert(SSN.into(), v.into());
+                    s.running_with.insert(SSN.into(), v.into());
+                }
+                None => {
+                    s.configured.remove(SSN);
+                    s.running_with.remove(SSN);
+                }
+            }
+            Ok(())
         })
     }
 

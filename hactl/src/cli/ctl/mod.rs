@@ -279,7 +279,8 @@ impl<'a> Ctl<'a> {
                 targets,
                 force,
                 wait,
-            } => self.reinit(targets, *force, *wait).await,
+                from_leader,
+            } => self.reinit(targets, *force, *wait, *from_leader).await,
             Command::Pause { cluster, wait } => {
                 self.check_cluster(cluster)?;
                 self.toggle_pause(true, *wait).await

@@ -12,6 +12,7 @@ impl Ctl<'_> {
         t: &Targets,
         force: bool,
         wait: bool,
+        from_leader: bool,
     ) -> Result<(), CliError> {
         let cluster = self.load().await?;
         if self.member_names(t).is_empty() {
@@ -30,7 +31,10 @@ impl Ctl<'_> {
         let mut failed = 0;
         let mut started = Vec::new();
         for m in &members {
-            let body = json!({ "force": force });
+            let mut body = json!({ "force": force });
+            if from_leader {
+                body["from_leader"] = json!(true);
+            }
             let line = match self
                 .request(m, reqwest::Method::POST, "reinitialize", Some(&body))
                 .await

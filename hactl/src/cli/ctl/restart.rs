@@ -28,7 +28,12 @@ impl Ctl<'_> {
             }
         }
         if any {
-            members.truncate(1);
+            // patronictl's `random.choice(members)`: any member, not always the leader listed first.
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos() as usize);
+            let pick = members.swap_remove(nanos % members.len());
+            members = vec![pick];
         }
         let mut body = Map::new();
         if let Some(s) = scheduled.filter(|s| *s != "now") {

@@ -1,0 +1,155 @@
+//! Synchronous replication, the leader's side (`synchronous_mode`), as Patroni's `process_sync_replication`: the
+//! leader picks its synchronous standbys, sets `synchronous_standby_names` (`FIRST n`) and records in the `sync`
+//! key who may be promoted. One step per loop; the next loop sees what the step changed.
+//!
+//! The ordering rule keeps every acknowledged commit on a node the election may choose: the key names a standby
+//! only after PostgreSQL reports it synchronous *and* it has flushed past the position the leader published in
+//! a previous loop (so it holds the commits acknowledged before it became synchronous); a standby stops being
+//! synchronous only after the key dropped it. With no candidate left, `synchronous_mode_strict` sets a name no
+//! standby has: commits wait, never acknowledged, never silently asynchronous.
+//!
+//! `synchronous_mode: quorum` is run as `on` (FIRST n): a stricter rule than Patroni's ANY n, which a warning at
+//! load says.
+
+use super::{Action, Observation};
+use crate::model::{Cluster, GlobalConfig, SyncState};
+use crate::pg::ReplicationRow;
+
+/// Patroni 4.1's placeholder for "no synchronous standby, and commits must wait" (no standby has this name).
+pub const STRICT_PLACEHOLDER: &str = "__patroni_strict_sync_replica_placeholder__";
+
+/// `synchronous_standby_names` for `names` as Patroni writes it: `"a"`, `2 ("a","b")`, or the strict placeholder.
+pub fn standby_names(names: &[String], strict: bool) -> String {
+    let mut quoted: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
+    quoted.sort();
+    match quoted.len() {
+        0 if strict => STRICT_PLACEHOLDER.to_string(),
+        0 => String::new(),
+        1 => quoted.remove(0),
+        n => format!("{n} ({})", quoted.join(",")),
+    }
+}
+
+/// PostgreSQL's `quote_ident`, as Patroni applies it to every name: always in double quotes, `"` doubled.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The leader's synchronous replication step for this loop (appended to `actions`), and a line for the reason.
+pub(super) fn sync_duties(
+    obs: &Observation,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+    actions: &mut Vec<Action>,
+) -> Option<String> {
+    let me = obs.me.name.as_str();
+    let pg = obs.pg;
+    let key = cluster.sync.as_ref();
+    let key_state = key.map(|k| &k.value).filter(|s| !s.is_empty());
+    let version = key.map(|k| k.version);
+    let write = |standbys: &[String]| Action::WriteSync {
+        state: SyncState {
+            leader: Some(me.to_string()),
+            sync_standby: (!standbys.is_empty()).then(|| standbys.join(",")),
+            ..Default::default()
+        },
+        version,
+    };
+    if !cfg.synchronous_mode() {
+        // Turned off: commits stop waiting first, then anyone may be elected again.
+        if key_state.is_some() {
+            actions.push(Action::SetSyncStandbyNames(None));
+            actions.push(Action::WriteSync {
+                state: SyncState::default(),
+                version,
+            });
+            return Some("synchronous mode is off: asynchronous replication".into());
+        }
+        return None;
+    }
+    // First the key must say we lead: until then the previous leader's standbys could still be chosen.
+    if key_state.map_or(true, |s| s.leader.as_deref() != Some(me)) {
+        actions.push(write(&[]));
+        return Some(format!("synchronous mode: {me} takes over the sync key"));
+    }
+    let voters = key_state.map(SyncState::members).unwrap_or_default();
+    let picked = pick(obs, cluster, cfg, &voters);
+    let published = cluster.last_leader_lsn().unwrap_or(0);
+    let synchronous: Vec<String> = pg
+        .replication
+        .iter()
+        .filter(|r| r.sync_state == "sync" && r.flush_lsn.unwrap_or(0) >= published)
+        .map(|r| r.application_name.clone())
+        .collect();
+    // Shrink: a name in the key that is not synchronous (any more) goes before anything else changes.
+    let common: Vec<String> = voters.iter().filter(|v| synchronous.contains(v)).cloned().collect();
+    if common != voters {
+        actions.push(write(&common));
+        return Some(format!(
+            "updating synchronous privilege temporarily from {voters:?} to {common:?}"
+        ));
+    }
+    let strict = cfg.synchronous_mode_strict();
+    let desired = standby_names(&picked, strict);
+    if pg.synchronous_standby_names.as_deref() != Some(desired.as_str()) {
+        actions.push(Action::SetSyncStandbyNames(Some(desired)));
+        return Some(if picked.is_empty() && strict {
+            "No active replication connections from Patroni members and synchronous_mode_strict is requested: commits wait".into()
+        } else {
+            format!("assigning synchronous standby status to {picked:?}")
+        });
+    }
+    // Grow: the picked standbys PostgreSQL now reports synchronous, in the order picked.
+    let target: Vec<String> = picked.iter().filter(|p| synchronous.contains(p)).cloned().collect();
+    if target != voters {
+        actions.push(write(&target));
+        return Some(format!("synchronous standby status assigned to {target:?}"));
+    }
+    None
+}
+
+/// The standbys to make synchronous: streaming members not tagged `nosync` (nor `sync_priority` ≤ 0), within
+/// `maximum_lag_on_syncnode`; the ones the key names first (no flapping), then by `sync_priority`, lag and name;
+/// `synchronous_node_count` of them.
+fn pick(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig, voters: &[String]) -> Vec<String> {
+    let pg = obs.pg;
+    let max_lag = cfg.maximum_lag_on_syncnode();
+    let mut candidates: Vec<(&ReplicationRow, i64, u64)> = pg
+        .replication
+        .iter()
+        .filter(|r| r.state == "streaming" && r.application_name != obs.me.name)
+        .filter_map(|r| {
+            let m = cluster.member(&r.application_name)?;
+            let tags = m.tags();
+            let lag = pg.lsn.saturating_sub(r.flush_lsn.unwrap_or(0));
+            (!tags.nosync() && tags.sync_priority() > 0 && max_lag.map_or(true, |l| lag <= l))
+                .then_some((r, tags.sync_priority(), lag))
+        })
+        .collect();
+    candidates.sort_by(|a, b| {
+        let in_key = |r: &ReplicationRow| !voters.contains(&r.application_name);
+        (in_key(a.0), -a.1, a.2, &a.0.application_name).cmp(&(in_key(b.0), -b.1, b.2, &b.0.application_name))
+    });
+    candidates
+        .into_iter()
+        .take(cfg.synchronous_node_count())
+        .map(|(r, _, _)| r.application_name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standby_names_as_patroni_writes_them() {
+        let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(standby_names(&n(&[]), false), "");
+        assert_eq!(standby_names(&n(&[]), true), STRICT_PLACEHOLDER);
+        assert_eq!(standby_names(&n(&["postgres-1"]), true), "\"postgres-1\"");
+        assert_eq!(
+            standby_names(&n(&["postgres-2", "postgres-1"]), false),
+            "2 (\"postgres-1\",\"postgres-2\")"
+        );
+    }
+}

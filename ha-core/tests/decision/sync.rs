@@ -1,0 +1,182 @@
+//! Synchronous replication: the leader's steps (the `sync` key and `synchronous_standby_names`, one per loop, in
+//! the order that keeps every acknowledged commit on an electable node) and the election it restricts.
+
+use ha_core::decision::sync::STRICT_PLACEHOLDER;
+use ha_core::decision::Action;
+use ha_core::model::{Cluster, Status, SyncState, Tags, Versioned};
+use ha_core::pg::{PgObservation, ReplicationRow};
+
+use crate::support::{case, check, cluster, leading, member, primary, replica, without_leader};
+
+fn sync_on(mut c: Cluster, strict: bool) -> Cluster {
+    let cfg = &mut c.config.as_mut().unwrap().value;
+    cfg.synchronous_mode = Some(true.into());
+    cfg.synchronous_mode_strict = Some(strict);
+    c
+}
+
+fn key(c: &mut Cluster, leader: &str, standbys: &str) {
+    c.sync = Some(Versioned {
+        value: SyncState {
+            leader: Some(leader.into()),
+            sync_standby: (!standbys.is_empty()).then(|| standbys.into()),
+            ..Default::default()
+        },
+        version: 5,
+    });
+}
+
+/// node2 leads at LSN 1000 (published), with synchronous_standby_names `ssn` in force and these walsenders.
+fn leader_pg(ssn: &str, rows: &[(&str, &str, u64)]) -> PgObservation {
+    PgObservation {
+        synchronous_standby_names: Some(ssn.into()),
+        replication: rows
+            .iter()
+            .map(|(name, sync_state, flush)| ReplicationRow {
+                application_name: name.to_string(),
+                state: "streaming".into(),
+                sync_state: sync_state.to_string(),
+                flush_lsn: Some(*flush),
+                ..Default::default()
+            })
+            .collect(),
+        ..primary(1000)
+    }
+}
+
+fn writes(standbys: &str) -> Action {
+    Action::WriteSync {
+        state: SyncState {
+            leader: Some("node2".into()),
+            sync_standby: (!standbys.is_empty()).then(|| standbys.into()),
+            ..Default::default()
+        },
+        version: Some(5),
+    }
+}
+
+fn led_by_me(strict: bool) -> Cluster {
+    let mut c = sync_on(cluster(), strict);
+    leading(&mut c);
+    c.status = Some(Status {
+        optime: Some(1000),
+        ..Default::default()
+    });
+    c
+}
+
+#[test]
+fn the_leader_sets_up_synchronous_standbys_one_step_per_loop() {
+    let fresh = led_by_me(false);
+    let mut mine = led_by_me(false);
+    key(&mut mine, "node2", "");
+    let mut strict = led_by_me(true);
+    key(&mut strict, "node2", "");
+    let mut names_node1 = led_by_me(false);
+    key(&mut names_node1, "node2", "node1");
+    let mut node1_nosync = mine.clone();
+    node1_nosync.members[0] = member("node1", "replica", "running", 1000, 2, Tags {
+        nosync: Some(true),
+        ..Default::default()
+    });
+    check(vec![
+        case(
+            "a new leader first records itself in the sync key, naming nobody",
+            fresh,
+            leader_pg("", &[]),
+            vec![
+                Action::RenewLock,
+                Action::WriteSync {
+                    state: SyncState {
+                        leader: Some("node2".into()),
+                        ..Default::default()
+                    },
+                    version: None,
+                },
+            ],
+            "takes over the sync key",
+        ),
+        case(
+            "no standby and not strict: asynchronous, nothing to do",
+            mine.clone(),
+            leader_pg("", &[]),
+            vec![Action::RenewLock],
+            "the leader with the lock",
+        ),
+        case(
+            "no standby and strict: commits wait for a name no standby has",
+            strict,
+            leader_pg("", &[]),
+            vec![Action::RenewLock, Action::SetSyncStandbyNames(Some(STRICT_PLACEHOLDER.into()))],
+            "synchronous_mode_strict is requested",
+        ),
+        case(
+            "a streaming standby is made synchronous in PostgreSQL first",
+            mine.clone(),
+            leader_pg("", &[("node1", "async", 1000), ("node3", "async", 900)]),
+            vec![Action::RenewLock, Action::SetSyncStandbyNames(Some("\"node1\"".into()))],
+            "assigning synchronous standby status to [\"node1\"]",
+        ),
+        case(
+            "then, once PostgreSQL reports it synchronous and caught up, the key names it",
+            mine.clone(),
+            leader_pg("\"node1\"", &[("node1", "sync", 1000), ("node3", "async", 900)]),
+            vec![Action::RenewLock, writes("node1")],
+            "assigned to [\"node1\"]",
+        ),
+        case(
+            "a synchronous standby behind the published position is not named yet",
+            mine.clone(),
+            leader_pg("\"node1\"", &[("node1", "sync", 999)]),
+            vec![Action::RenewLock],
+            "the leader with the lock",
+        ),
+        case(
+            "a named standby that disconnected leaves the key before anything else changes",
+            names_node1,
+            leader_pg("\"node1\"", &[("node3", "async", 900)]),
+            vec![Action::RenewLock, writes("")],
+            "temporarily from [\"node1\"] to []",
+        ),
+        case(
+            "a standby tagged nosync is never picked",
+            node1_nosync,
+            leader_pg("", &[("node1", "async", 1000), ("node3", "async", 900)]),
+            vec![Action::RenewLock, Action::SetSyncStandbyNames(Some("\"node3\"".into()))],
+            "[\"node3\"]",
+        ),
+    ]);
+}
+
+#[test]
+fn only_a_synchronous_standby_may_be_elected() {
+    let mut names_node3 = sync_on(without_leader(cluster()), false);
+    key(&mut names_node3, "node1", "node3");
+    let mut names_me = sync_on(without_leader(cluster()), false);
+    key(&mut names_me, "node1", "node2");
+    let mut empty_key = sync_on(without_leader(cluster()), false);
+    empty_key.sync = None;
+    check(vec![
+        case(
+            "the sync key names another standby: this one does not race, however far along",
+            names_node3,
+            replica(1000, "node1"),
+            vec![],
+            "not a synchronous standby",
+        ),
+        case(
+            "the sync key names this standby: it takes the lock and promotes",
+            names_me,
+            replica(1000, "node1"),
+            vec![Action::AcquireLock, Action::Promote],
+            "promoted self",
+        ),
+        case(
+            "before the leader set synchronous replication up, any node may be elected",
+            empty_key,
+            replica(1000, "node1"),
+            vec![Action::AcquireLock, Action::Promote],
+            "promoted self",
+        ),
+    ]);
+}
