@@ -113,6 +113,8 @@ pub struct Decision {
     pub reason: String,
     /// Run the next loop at once instead of after loop_wait (a step of a multi-loop change is done).
     pub rerun_now: bool,
+    /// The reason is a warning a DBA must see (logged at WARNING, as Patroni logs it).
+    pub warning: bool,
 }
 
 impl Decision {
@@ -121,6 +123,7 @@ impl Decision {
             actions,
             reason: reason.into(),
             rerun_now: false,
+            warning: false,
         }
     }
     pub fn none(reason: impl Into<String>) -> Decision {

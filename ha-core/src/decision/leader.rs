@@ -50,24 +50,24 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
             } => {
                 let note = leader_duties(obs, cluster, cfg, &mut actions);
                 actions.extend(more);
-                return Decision::new(actions, with_note(reason, note));
+                return with_note(Decision::new(actions, reason), note);
             }
             LeaderPlan::Wait(reason) => {
                 let note = leader_duties(obs, cluster, cfg, &mut actions);
-                return Decision::new(
-                    actions,
-                    with_note(
+                return with_note(
+                    Decision::new(
+                        actions,
                         format!("no action. I am ({me}), the leader with the lock; {reason}"),
-                        note,
                     ),
+                    note,
                 );
             }
         }
     }
     let note = leader_duties(obs, cluster, cfg, &mut actions);
-    Decision::new(
-        actions,
-        with_note(format!("no action. I am ({me}), the leader with the lock"), note),
+    with_note(
+        Decision::new(actions, format!("no action. I am ({me}), the leader with the lock")),
+        note,
     )
 }
 
@@ -78,7 +78,7 @@ pub(super) fn leader_duties(
     cluster: &Cluster,
     cfg: &GlobalConfig,
     actions: &mut Vec<Action>,
-) -> Option<String> {
+) -> Option<super::sync::Note> {
     let pg = obs.pg;
     if cluster.last_leader_lsn() != Some(pg.lsn) {
         actions.push(Action::WriteStatus { optime: pg.lsn });
@@ -132,12 +132,13 @@ pub(super) fn leader_duties(
     super::sync::sync_duties(obs, cluster, cfg, actions)
 }
 
-/// `reason`, then the synchronous replication step's line if there is one.
-pub(super) fn with_note(reason: String, note: Option<String>) -> String {
-    match note {
-        Some(n) => format!("{reason}; {n}"),
-        None => reason,
+/// `d` with the synchronous replication step's line after its reason, if there is one.
+pub(super) fn with_note(mut d: Decision, note: Option<super::sync::Note>) -> Decision {
+    if let Some(n) = note {
+        d.reason = format!("{}; {}", d.reason, n.text);
+        d.warning |= n.warning;
     }
+    d
 }
 
 fn iso(unix_ms: i64) -> String {

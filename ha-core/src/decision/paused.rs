@@ -77,9 +77,9 @@ fn paused_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> De
     } else {
         None
     };
-    Decision::new(
-        actions,
-        with_note(format!("PAUSE: no action. I am ({me}), the leader with the lock"), note),
+    with_note(
+        Decision::new(actions, format!("PAUSE: no action. I am ({me}), the leader with the lock")),
+        note,
     )
 }
 

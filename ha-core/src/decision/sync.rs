@@ -35,25 +35,56 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A line the synchronous replication step adds to the loop's reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub text: String,
+    /// Logged at WARNING.
+    pub warning: bool,
+}
+
+impl From<String> for Note {
+    fn from(text: String) -> Note {
+        Note {
+            text,
+            warning: false,
+        }
+    }
+}
+
+impl From<&str> for Note {
+    fn from(text: &str) -> Note {
+        Note::from(text.to_string())
+    }
+}
+
 /// The leader's synchronous replication step for this loop (appended to `actions`), and a line for the reason.
 pub(super) fn sync_duties(
     obs: &Observation,
     cluster: &Cluster,
     cfg: &GlobalConfig,
     actions: &mut Vec<Action>,
-) -> Option<String> {
+) -> Option<Note> {
     let me = obs.me.name.as_str();
     let pg = obs.pg;
     let key = cluster.sync.as_ref();
     let key_state = key.map(|k| &k.value).filter(|s| !s.is_empty());
     let version = key.map(|k| k.version);
-    let write = |standbys: &[String]| Action::WriteSync {
-        state: SyncState {
-            leader: Some(me.to_string()),
-            sync_standby: (!standbys.is_empty()).then(|| standbys.join(",")),
-            ..Default::default()
-        },
-        version,
+    // Patroni writes the names sorted; the key is a set.
+    let write = |standbys: &[String]| {
+        let mut names = standbys.to_vec();
+        names.sort();
+        Action::WriteSync {
+            state: SyncState {
+                leader: Some(me.to_string()),
+                sync_standby: (!names.is_empty()).then(|| names.join(",")),
+                ..Default::default()
+            },
+            version,
+        }
+    };
+    let same_set = |a: &[String], b: &[String]| {
+        a.len() == b.len() && a.iter().all(|x| b.contains(x))
     };
     if !cfg.synchronous_mode() {
         // Turned off: commits stop waiting first, then anyone may be elected again.
@@ -70,10 +101,10 @@ pub(super) fn sync_duties(
     // First the key must say we lead: until then the previous leader's standbys could still be chosen.
     if key_state.map_or(true, |s| s.leader.as_deref() != Some(me)) {
         actions.push(write(&[]));
-        return Some(format!("synchronous mode: {me} takes over the sync key"));
+        return Some(format!("synchronous mode: {me} takes over the sync key").into());
     }
     let voters = key_state.map(SyncState::members).unwrap_or_default();
-    let picked = pick(obs, cluster, cfg, &voters);
+    let picked = pick(obs, cluster, cfg);
     let published = cluster.last_leader_lsn().unwrap_or(0);
     let synchronous: Vec<String> = pg
         .replication
@@ -83,57 +114,73 @@ pub(super) fn sync_duties(
         .collect();
     // Shrink: a name in the key that is not synchronous (any more) goes before anything else changes.
     let common: Vec<String> = voters.iter().filter(|v| synchronous.contains(v)).cloned().collect();
-    if common != voters {
+    if !same_set(&common, &voters) {
         actions.push(write(&common));
-        return Some(format!(
-            "updating synchronous privilege temporarily from {voters:?} to {common:?}"
-        ));
+        return Some(
+            format!("updating synchronous privilege temporarily from {voters:?} to {common:?}").into(),
+        );
     }
     let strict = cfg.synchronous_mode_strict();
     let desired = standby_names(&picked, strict);
     if pg.synchronous_standby_names.as_deref() != Some(desired.as_str()) {
         actions.push(Action::SetSyncStandbyNames(Some(desired)));
         return Some(if picked.is_empty() && strict {
-            "No active replication connections from Patroni members and synchronous_mode_strict is requested: commits wait".into()
+            Note {
+                text: "No active replication connections from Patroni members and synchronous_mode_strict is \
+                       requested: commits wait"
+                    .into(),
+                warning: true,
+            }
         } else {
-            format!("assigning synchronous standby status to {picked:?}")
+            format!("assigning synchronous standby status to {picked:?}").into()
         });
     }
     // Grow: the picked standbys PostgreSQL now reports synchronous, in the order picked.
     let target: Vec<String> = picked.iter().filter(|p| synchronous.contains(p)).cloned().collect();
-    if target != voters {
+    if !same_set(&target, &voters) {
         actions.push(write(&target));
-        return Some(format!("synchronous standby status assigned to {target:?}"));
+        return Some(format!("synchronous standby status assigned to {target:?}").into());
     }
     None
 }
 
-/// The standbys to make synchronous: streaming members not tagged `nosync` (nor `sync_priority` ≤ 0), within
-/// `maximum_lag_on_syncnode`; the ones the key names first (no flapping), then by `sync_priority`, lag and name;
-/// `synchronous_node_count` of them.
-fn pick(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig, voters: &[String]) -> Vec<String> {
+/// The standbys to make synchronous, as Patroni's `_ReplicaList` orders them: streaming members that may be
+/// synchronous ([`Tags::never_sync`](crate::model::Tags::never_sync)), those tagged `nofailover` last, then the
+/// higher `sync_priority`, the ones already synchronous, the furthest along; within `maximum_lag_on_syncnode` of
+/// the furthest standby (of the primary when there is one standby); `synchronous_node_count` of them.
+fn pick(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<String> {
     let pg = obs.pg;
-    let max_lag = cfg.maximum_lag_on_syncnode();
-    let mut candidates: Vec<(&ReplicationRow, i64, u64)> = pg
+    // The position a commit waits for, by `synchronous_commit` (Patroni's choice of column too).
+    let commit = cfg.parameters().get("synchronous_commit").cloned();
+    let acked = |r: &ReplicationRow| match commit.as_deref() {
+        Some("remote_apply") => r.replay_lsn,
+        Some("remote_write") => r.write_lsn,
+        _ => r.flush_lsn,
+    };
+    let mut candidates: Vec<(bool, i64, bool, u64, String)> = pg
         .replication
         .iter()
-        .filter(|r| r.state == "streaming" && r.application_name != obs.me.name)
+        .filter(|r| r.application_name != obs.me.name)
         .filter_map(|r| {
-            let m = cluster.member(&r.application_name)?;
+            let lsn = acked(r)?;
+            let m = cluster.member(&r.application_name).filter(|m| m.is_running())?;
             let tags = m.tags();
-            let lag = pg.lsn.saturating_sub(r.flush_lsn.unwrap_or(0));
-            (!tags.nosync() && tags.sync_priority() > 0 && max_lag.map_or(true, |l| lag <= l))
-                .then_some((r, tags.sync_priority(), lag))
+            (!tags.never_sync()).then(|| {
+                (tags.nofailover(), tags.sync_priority(), r.sync_state == "sync", lsn, r.application_name.clone())
+            })
         })
         .collect();
-    candidates.sort_by(|a, b| {
-        let in_key = |r: &ReplicationRow| !voters.contains(&r.application_name);
-        (in_key(a.0), -a.1, a.2, &a.0.application_name).cmp(&(in_key(b.0), -b.1, b.2, &b.0.application_name))
-    });
+    candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)).then(b.3.cmp(&a.3)));
+    let max_lsn = match candidates.len() {
+        0 | 1 => pg.lsn,
+        _ => candidates.iter().map(|c| c.3).max().unwrap_or(pg.lsn),
+    };
+    let max_lag = cfg.maximum_lag_on_syncnode();
     candidates
         .into_iter()
+        .filter(|c| max_lag.map_or(true, |l| max_lsn.saturating_sub(c.3) <= l))
         .take(cfg.synchronous_node_count())
-        .map(|(r, _, _)| r.application_name.clone())
+        .map(|c| c.4)
         .collect()
 }
 

@@ -98,7 +98,9 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             decide(&obs)
         };
         // Heartbeats are the embedder's to log (a daemon may write a repeated one once); changes are logged here.
-        if decision.is_heartbeat() {
+        if decision.warning {
+            warn!(actions = ?decision.actions, "{}", decision.reason);
+        } else if decision.is_heartbeat() {
             debug!(actions = ?decision.actions, "{}", decision.reason);
         } else {
             info!(actions = ?decision.actions, "{}", decision.reason);
@@ -185,6 +187,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             pg: pg_after,
             next_wake: next,
             tags: self.settings.identity.tags.clone(),
+            config: self.local.last_config.clone(),
         };
         if self.status.receiver_count() > 0 {
             self.status.send_replace(Some(report.clone()));

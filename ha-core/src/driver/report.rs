@@ -3,7 +3,7 @@
 
 use crate::dcs::DcsError;
 use crate::decision::{Action, Decision};
-use crate::model::{Cluster, Tags};
+use crate::model::{Cluster, GlobalConfig, Tags};
 use crate::pg::PgObservation;
 use crate::time::Millis;
 
@@ -35,6 +35,9 @@ pub struct CycleReport {
     pub lease_deadline: Option<Millis>,
     /// The tags this loop decided with and published: they change when the configuration file is re-read.
     pub tags: Tags,
+    /// The cluster configuration this loop decided with: the DCS's, or the last one known while it is
+    /// unreachable (failsafe mode, pause and timing still apply then).
+    pub config: GlobalConfig,
 }
 
 impl CycleReport {

@@ -88,9 +88,18 @@ impl Tags {
             .unwrap_or(1)
     }
 
-    /// The tags as Patroni writes them into the member key: boolean tags only when true, custom tags always.
+    /// Never a synchronous standby: `nosync` when it is set (it wins over `sync_priority`, as in Patroni 4.1),
+    /// else `sync_priority` ≤ 0.
+    pub fn never_sync(&self) -> bool {
+        self.nosync.unwrap_or_else(|| self.sync_priority() <= 0)
+    }
+
+    /// The tags as Patroni writes them into the member key: boolean tags only when true, custom tags always;
+    /// `nofailover`/`nosync` also when false if `failover_priority`/`sync_priority` is set (Patroni's
+    /// `_filter_tags`).
     pub fn for_member_key(&self) -> Tags {
         let keep = |b: Option<bool>| if b == Some(true) { Some(true) } else { None };
+        let has_sync_priority = self.extra.contains_key("sync_priority");
         Tags {
             nofailover: keep(self.nofailover),
             failover_priority: if self.nofailover() {
@@ -100,7 +109,7 @@ impl Tags {
             },
             noloadbalance: keep(self.noloadbalance),
             clonefrom: keep(self.clonefrom),
-            nosync: keep(self.nosync),
+            nosync: if has_sync_priority { self.nosync } else { keep(self.nosync) },
             nostream: keep(self.nostream),
             replicatefrom: self.replicatefrom.clone(),
             extra: self.extra.clone(),

@@ -46,10 +46,12 @@ impl NodeView {
         };
         let pg = report.as_ref().map(|r| r.pg.clone()).unwrap_or_default();
         let cluster = report.as_ref().and_then(|r| r.cluster.clone().ok());
-        let config = cluster
-            .as_ref()
-            .map(Cluster::global_config)
-            .unwrap_or_default();
+        // Without the DCS, the configuration the loop last knew (failsafe mode, pause) still holds.
+        let config = match (&cluster, &report) {
+            (Some(c), _) => c.global_config(),
+            (None, Some(r)) => r.config.clone(),
+            (None, None) => GlobalConfig::default(),
+        };
         let paused = config.is_paused();
         let member = member_data(identity, &pg, paused);
         // The snapshot a loop decided on predates the lock that loop took: the lock taken counts as well, so a
@@ -115,6 +117,11 @@ impl NodeView {
             .and_then(Cluster::last_leader_lsn)
             .unwrap_or(0)
     }
+    /// The DCS is unreachable and this leader goes on by failsafe mode (Patroni's `failsafe_mode_is_active`).
+    pub fn failsafe_mode_is_active(&self) -> bool {
+        self.cluster.is_none() && self.is_leader && self.config.failsafe_mode()
+    }
+
     pub fn cluster_unlocked(&self) -> bool {
         self.cluster.as_ref().map_or(false, |c| c.leader.is_none())
     }
@@ -239,6 +246,9 @@ pub fn patroni_json(
     if view.paused {
         m.insert("pause".into(), json!(true));
     }
+    if view.failsafe_mode_is_active() {
+        m.insert("failsafe_mode_is_active".into(), json!(true));
+    }
     if view.cluster_unlocked() {
         m.insert("cluster_unlocked".into(), json!(true));
     }
@@ -315,6 +325,7 @@ mod tests {
             next_wake: Millis(3_000),
             lease_deadline: Some(Millis(9_000)),
             tags: Default::default(),
+            config: Default::default(),
         }
     }
 

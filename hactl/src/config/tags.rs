@@ -25,5 +25,16 @@ pub(super) fn parse_tags(root: &Section, warnings: &mut Vec<String>) -> Result<T
             ));
         }
     }
+    if let (Some(nosync), true) = (tags.nosync, tags.extra.contains_key("sync_priority")) {
+        let p = tags.sync_priority();
+        if nosync == (p > 0) {
+            let py = |b: bool| if b { "True" } else { "False" };
+            warnings.push(format!(
+                "Conflicting configuration between nosync: {} and sync_priority: {p}. Defaulting to nosync: {}",
+                py(nosync),
+                py(nosync)
+            ));
+        }
+    }
     Ok(tags)
 }

@@ -8,7 +8,7 @@ pub(crate) fn get_metrics(ctx: &ApiContext) -> Response {
     let v = ctx.view();
     let extras = ctx.extras();
     let tags = ctx.identity_for(v.report.as_ref()).tags;
-    let failsafe_active = v.cluster.is_none() && v.is_leader && v.config.failsafe_mode();
+    let failsafe_active = v.failsafe_mode_is_active();
     let body = metrics::render(
         &v,
         &metrics::MetricInputs {
