@@ -29,6 +29,7 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
         _ => {}
     }
     if pg.in_recovery {
+        actions.extend(super::sync::prepromote(obs, cluster, cfg));
         actions.push(Action::Promote);
         if let Some(f) = cluster.pending_failover() {
             actions.push(Action::ClearFailover { version: f.version });

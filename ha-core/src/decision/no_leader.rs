@@ -80,6 +80,7 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
             if pg.in_recovery {
                 let mut actions = vec![Action::AcquireLock];
                 actions.extend(clear);
+                actions.extend(super::sync::prepromote(obs, cluster, cfg));
                 actions.push(Action::Promote);
                 Decision::new(
                     actions,

@@ -116,14 +116,16 @@ fn paused_other(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Dec
         if let Some(req) = cluster.pending_failover() {
             let f = &req.value;
             if pg.is_replica() && f.member.as_deref() == Some(me.as_str()) && f.scheduled_at.is_none() {
+                let mut actions = vec![
+                    Action::AcquireLock,
+                    Action::ClearFailover {
+                        version: req.version,
+                    },
+                ];
+                actions.extend(super::sync::prepromote(obs, cluster, cfg));
+                actions.push(Action::Promote);
                 return Decision::new(
-                    vec![
-                        Action::AcquireLock,
-                        Action::ClearFailover {
-                            version: req.version,
-                        },
-                        Action::Promote,
-                    ],
+                    actions,
                     format!("PAUSE: promoted self ({me}) to leader by acquiring session lock: the switchover candidate"),
                 );
             }

@@ -58,6 +58,46 @@ impl From<&str> for Note {
     }
 }
 
+/// The `sync` key's members other than `me` that a strict new leader keeps synchronous: the old leader and its
+/// synchronous standbys all hold every commit the old leader acknowledged.
+fn inherited(cluster: &Cluster, me: &str) -> Vec<String> {
+    let Some(key) = cluster.sync.as_ref().map(|k| &k.value).filter(|s| !s.is_empty()) else {
+        return Vec::new();
+    };
+    key.leader
+        .iter()
+        .cloned()
+        .chain(key.members())
+        .filter(|n| n != me)
+        .collect()
+}
+
+/// What a node about to promote does first in synchronous mode (Patroni's `_process_multisync_prepromote`): it
+/// records itself as the leader in the `sync` key (compare-and-set: a lost race stops the promotion) and sets its
+/// `synchronous_standby_names` before it accepts a write, so no commit is acknowledged asynchronously in between.
+/// Strict, it keeps the old leader and standbys synchronous (commits wait for one of them until the next loops
+/// pick live standbys); otherwise it starts asynchronous and picks standbys as they connect.
+pub(super) fn prepromote(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<Action> {
+    if !cfg.synchronous_mode() {
+        return Vec::new();
+    }
+    let me = obs.me.name.as_str();
+    let strict = cfg.synchronous_mode_strict();
+    let mut keep = if strict { inherited(cluster, me) } else { Vec::new() };
+    keep.sort();
+    vec![
+        Action::WriteSync {
+            state: SyncState {
+                leader: Some(me.to_string()),
+                sync_standby: (!keep.is_empty()).then(|| keep.join(",")),
+                ..Default::default()
+            },
+            version: cluster.sync.as_ref().map(|k| k.version),
+        },
+        Action::SetSyncStandbyNames(Some(standby_names(&keep, strict))),
+    ]
+}
+
 /// The leader's synchronous replication step for this loop (appended to `actions`), and a line for the reason.
 pub(super) fn sync_duties(
     obs: &Observation,
@@ -99,12 +139,29 @@ pub(super) fn sync_duties(
         return None;
     }
     // First the key must say we lead: until then the previous leader's standbys could still be chosen.
+    let strict = cfg.synchronous_mode_strict();
     if key_state.map_or(true, |s| s.leader.as_deref() != Some(me)) {
-        actions.push(write(&[]));
+        let keep = if strict { inherited(cluster, me) } else { Vec::new() };
+        actions.push(write(&keep));
         return Some(format!("synchronous mode: {me} takes over the sync key").into());
     }
     let voters = key_state.map(SyncState::members).unwrap_or_default();
     let picked = pick(obs, cluster, cfg);
+    // Strict with no candidate: the key stays as it is and commits wait for the standbys it names (the
+    // placeholder when it names none), never acknowledged asynchronously (Patroni's strict mode).
+    if strict && picked.is_empty() {
+        let desired = standby_names(&voters, true);
+        if pg.synchronous_standby_names.as_deref() != Some(desired.as_str()) {
+            actions.push(Action::SetSyncStandbyNames(Some(desired.clone())));
+        }
+        return Some(Note {
+            text: format!(
+                "No active replication connections from Patroni members and synchronous_mode_strict is \
+                 requested. Commits will be delayed (synchronous_standby_names = {desired})"
+            ),
+            warning: true,
+        });
+    }
     let published = cluster.last_leader_lsn().unwrap_or(0);
     let synchronous: Vec<String> = pg
         .replication
@@ -120,20 +177,10 @@ pub(super) fn sync_duties(
             format!("updating synchronous privilege temporarily from {voters:?} to {common:?}").into(),
         );
     }
-    let strict = cfg.synchronous_mode_strict();
     let desired = standby_names(&picked, strict);
     if pg.synchronous_standby_names.as_deref() != Some(desired.as_str()) {
         actions.push(Action::SetSyncStandbyNames(Some(desired)));
-        return Some(if picked.is_empty() && strict {
-            Note {
-                text: "No active replication connections from Patroni members and synchronous_mode_strict is \
-                       requested: commits wait"
-                    .into(),
-                warning: true,
-            }
-        } else {
-            format!("assigning synchronous standby status to {picked:?}").into()
-        });
+        return Some(format!("assigning synchronous standby status to {picked:?}").into());
     }
     // Grow: the picked standbys PostgreSQL now reports synchronous, in the order picked.
     let target: Vec<String> = picked.iter().filter(|p| synchronous.contains(p)).cloned().collect();

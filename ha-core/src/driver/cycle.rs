@@ -213,6 +213,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             for w in cfg.timing_adjustments() {
                 warn!(warning = %w, "timing in the DCS config adjusted");
             }
+            self.watchdog.ttl_changed(timing.ttl_ms);
         }
         if cfg.sync_mode() == crate::model::SyncMode::Quorum
             && self.local.last_config.sync_mode() != crate::model::SyncMode::Quorum

@@ -12,7 +12,12 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         let valid = self.local.timing.lease_valid_ms();
         let deadline = sent.plus_ms(valid);
         self.local.lease_deadline = Some(deadline);
-        self.watchdog.arm(deadline);
+        // Paused, nothing is done automatically, fencing included (Patroni closes its watchdog in pause).
+        if self.local.last_config.is_paused() {
+            self.watchdog.disarm();
+        } else {
+            self.watchdog.arm(deadline);
+        }
     }
 
     pub(super) fn lease_valid_now(&self) -> bool {

@@ -13,6 +13,29 @@ pub trait Watchdog: Send + Sync {
     fn arm(&self, deadline: Millis);
     /// This node no longer acts as primary: nothing to fence.
     fn disarm(&self);
+    /// The cluster's ttl is (now) `ttl_ms`: a device watchdog derives its timeout from it.
+    fn ttl_changed(&self, _ttl_ms: u64) {}
+}
+
+/// Several watchdogs armed together (a `/dev/watchdog` device and the process fencer).
+pub struct AllOf(pub Vec<Box<dyn Watchdog>>);
+
+impl Watchdog for AllOf {
+    fn arm(&self, deadline: Millis) {
+        for w in &self.0 {
+            w.arm(deadline);
+        }
+    }
+    fn disarm(&self) {
+        for w in &self.0 {
+            w.disarm();
+        }
+    }
+    fn ttl_changed(&self, ttl_ms: u64) {
+        for w in &self.0 {
+            w.ttl_changed(ttl_ms);
+        }
+    }
 }
 
 /// No watchdog: a frozen daemon's primary keeps accepting writes until the daemon resumes (Patroni's behaviour

@@ -72,6 +72,8 @@ fn the_leader_sets_up_synchronous_standbys_one_step_per_loop() {
     key(&mut mine, "node2", "");
     let mut strict = led_by_me(true);
     key(&mut strict, "node2", "");
+    let mut strict_names_node1 = led_by_me(true);
+    key(&mut strict_names_node1, "node2", "node1");
     let mut names_node1 = led_by_me(false);
     key(&mut names_node1, "node2", "node1");
     let mut node1_nosync = mine.clone();
@@ -109,6 +111,13 @@ fn the_leader_sets_up_synchronous_standbys_one_step_per_loop() {
             leader_pg("", &[]),
             vec![Action::RenewLock, Action::SetSyncStandbyNames(Some(STRICT_PLACEHOLDER.into()))],
             "synchronous_mode_strict is requested",
+        ),
+        case(
+            "strict, and the named standby is gone: the key keeps it and commits wait for it",
+            strict_names_node1,
+            leader_pg("\"node1\"", &[]),
+            vec![Action::RenewLock],
+            "Commits will be delayed",
         ),
         case(
             "a streaming standby is made synchronous in PostgreSQL first",
@@ -156,6 +165,24 @@ fn only_a_synchronous_standby_may_be_elected() {
     key(&mut names_me, "node1", "node2");
     let mut empty_key = sync_on(without_leader(cluster()), false);
     empty_key.sync = None;
+    let mut strict_names_me = sync_on(without_leader(cluster()), true);
+    key(&mut strict_names_me, "node1", "node2,node3");
+    // Before it accepts a write, the new leader records itself in the key and sets its standbys.
+    let prepromote = |version: Option<u64>, keep: Option<&str>, names: &str| {
+        vec![
+            Action::AcquireLock,
+            Action::WriteSync {
+                state: SyncState {
+                    leader: Some("node2".into()),
+                    sync_standby: keep.map(Into::into),
+                    ..Default::default()
+                },
+                version,
+            },
+            Action::SetSyncStandbyNames(Some(names.into())),
+            Action::Promote,
+        ]
+    };
     check(vec![
         case(
             "the sync key names another standby: this one does not race, however far along",
@@ -165,17 +192,24 @@ fn only_a_synchronous_standby_may_be_elected() {
             "not a synchronous standby",
         ),
         case(
-            "the sync key names this standby: it takes the lock and promotes",
+            "the sync key names this standby: it takes the lock, takes over the key asynchronously, promotes",
             names_me,
             replica(1000, "node1"),
-            vec![Action::AcquireLock, Action::Promote],
+            prepromote(Some(5), None, ""),
+            "promoted self",
+        ),
+        case(
+            "strict: the new leader keeps the old leader and the other standby synchronous before promoting",
+            strict_names_me,
+            replica(1000, "node1"),
+            prepromote(Some(5), Some("node1,node3"), "2 (\"node1\",\"node3\")"),
             "promoted self",
         ),
         case(
             "before the leader set synchronous replication up, any node may be elected",
             empty_key,
             replica(1000, "node1"),
-            vec![Action::AcquireLock, Action::Promote],
+            prepromote(None, None, ""),
             "promoted self",
         ),
     ]);

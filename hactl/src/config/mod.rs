@@ -24,6 +24,7 @@ mod postgresql;
 mod restapi;
 mod schema;
 mod tags;
+pub mod watchdog;
 
 pub use error::ConfigError;
 pub use schema::{
@@ -40,48 +41,8 @@ use serde_json::{Map, Value};
 use value::Section;
 
 /// Top-level sections Patroni knows that hactl does not implement: accepted with a warning.
-const UNSUPPORTED_SECTIONS: &[&str] = &["kubernetes", "raft", "exhibitor", "citus", "watchdog"];
+const UNSUPPORTED_SECTIONS: &[&str] = &["kubernetes", "raft", "exhibitor", "citus"];
 
-/// `watchdog`: hactl drives no `/dev/watchdog` device yet; its process fencer (`hactl fencer`) stops PostgreSQL
-/// at the lease deadline when the daemon freezes or dies, which covers `mode: automatic` (use one if there is one).
-/// `mode: required` asks for a hardware-backed guarantee hactl cannot give, so it refuses to start (fail closed)
-/// rather than run as if it had it.
-fn check_watchdog(s: &Section, warnings: &mut Vec<String>) -> Result<(), ConfigError> {
-    if s.map.is_none() {
-        return Ok(());
-    }
-    let mode = match s.get("mode") {
-        None => "automatic".to_string(),
-        Some(Value::Bool(false)) => "off".to_string(),
-        Some(Value::Bool(true)) => "automatic".to_string(),
-        Some(Value::String(m)) => m.to_ascii_lowercase(),
-        Some(other) => other.to_string(),
-    };
-    match mode.as_str() {
-        "off" | "automatic" => {
-            if mode == "automatic" {
-                warnings.push(format!(
-                    "`{}`: hactl drives no /dev/watchdog device; its process fencer stops PostgreSQL at the lease \
-                     deadline if this daemon freezes or dies (device and safety_margin are not used)",
-                    s.key("mode")
-                ));
-            }
-            Ok(())
-        }
-        "required" => Err(ConfigError::Invalid {
-            key: s.key("mode"),
-            expected: "off or automatic: hactl drives no /dev/watchdog device yet, so it cannot give the guarantee \
-                       `required` asks for (its process fencer covers a frozen or killed daemon, not a frozen kernel)"
-                .into(),
-            got: "required".into(),
-        }),
-        other => Err(ConfigError::Invalid {
-            key: s.key("mode"),
-            expected: "off, automatic or required".into(),
-            got: other.to_string(),
-        }),
-    }
-}
 
 /// Where to read the environment from.
 pub fn process_env() -> BTreeMap<String, String> {
@@ -168,12 +129,13 @@ impl Config {
             known.push(k);
         }
         for s in UNSUPPORTED_SECTIONS {
-            if root.has(s) && *s != "watchdog" {
+            if root.has(s) {
                 warnings.push(format!("`{s}` is not supported by hactl and is ignored"));
             }
             known.push(s);
         }
-        check_watchdog(&root.section("watchdog")?, &mut warnings)?;
+        known.push("watchdog");
+        let watchdog = watchdog::parse_watchdog(&root.section("watchdog")?, &mut warnings)?;
         root.warn_unknown(&known, &mut warnings);
 
         let scope = root.required_string("scope")?;
@@ -201,6 +163,7 @@ impl Config {
             postgresql,
             tags,
             log,
+            watchdog,
             warnings,
         })
     }

@@ -340,6 +340,7 @@ pub struct Config {
     pub postgresql: PostgresqlConfig,
     pub tags: Tags,
     pub log: LogConfig,
+    pub watchdog: super::watchdog::WatchdogConfig,
     /// Unknown or unsupported keys, one line each: log them at start.
     pub warnings: Vec<String>,
 }

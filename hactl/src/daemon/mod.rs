@@ -10,8 +10,10 @@
 pub mod callbacks;
 pub mod failsafe;
 pub mod fencer;
+pub mod heartbeat;
 pub mod reload;
 pub mod shared;
+pub mod watchdog;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use crate::api::ApiContext;
 use crate::config::{Config, DaemonRequired};
 use crate::dcs::{connect, DcsMode};
 use callbacks::{Callback, CallbackHooks};
+use heartbeat::HeartbeatLog;
 use shared::{SharedDcs, SharedPg};
 
 /// Why the daemon could not start or stopped with an error.
@@ -55,6 +58,8 @@ pub enum DaemonError {
     Tls(#[from] crate::tls::TlsError),
     #[error(transparent)]
     Allowlist(#[from] crate::api::access::AllowlistError),
+    #[error(transparent)]
+    Watchdog(#[from] watchdog::WatchdogError),
 }
 
 /// The newest `/usr/lib/postgresql/<major>/bin` (Debian's layout), for configs without `bin_dir`.
@@ -176,31 +181,6 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
 /// (`RUST_LOG` replaces the levels).
 pub fn init_logging(config: &Config) {
     crate::logging::init(&config.log);
-}
-
-/// Which loops' heartbeat lines ("no action. I am (node1), the leader with the lock") the daemon writes: every
-/// one, or with `log.deduplicate_heartbeat_logs` only one that differs from the heartbeat before it.
-#[derive(Debug, Default)]
-pub struct HeartbeatLog {
-    dedupe: bool,
-    last: Option<String>,
-}
-
-impl HeartbeatLog {
-    pub fn new(dedupe: bool) -> HeartbeatLog {
-        HeartbeatLog { dedupe, last: None }
-    }
-
-    /// Whether to log this loop's line as a heartbeat (loops that change something are the driver's to log).
-    pub fn should_log(&mut self, d: &ha_core::decision::Decision) -> bool {
-        if !d.is_heartbeat() {
-            self.last = None;
-            return false;
-        }
-        let repeat = self.last.as_deref() == Some(d.reason.as_str());
-        self.last = Some(d.reason.clone());
-        !(self.dedupe && repeat)
-    }
 }
 
 /// Lets the driver and the reload path share the callback hooks.
@@ -355,6 +335,14 @@ async fn run_inner(
         conn_url: identity.conn_url.clone(),
         api_url: identity.api_url.clone(),
     }));
+    // A `/dev/watchdog` device when configured (`required`: it must open now), and the process fencer beside it.
+    let mut watchdogs: Vec<Box<dyn ha_core::watchdog::Watchdog>> = Vec::new();
+    if let Some(device) =
+        watchdog::DeviceWatchdog::from_config(&config.watchdog, timing.ttl_ms as f64 / 1000.0)?
+    {
+        info!(device = %config.watchdog.device.display(), "watchdog device configured");
+        watchdogs.push(Box::new(device));
+    }
     let data_dir = required.data_dir.clone();
     match std::env::current_exe().and_then(|exe| {
         let command = move || {
@@ -366,12 +354,13 @@ async fn run_inner(
     }) {
         Ok(w) => {
             info!(pid = w.pid(), "fencer started");
-            driver = driver.with_watchdog(Box::new(w));
+            watchdogs.push(Box::new(w));
         }
         Err(e) => {
             error!(error = %e, "cannot start the fencer: a frozen daemon's primary would not be fenced")
         }
     }
+    driver = driver.with_watchdog(Box::new(ha_core::watchdog::AllOf(watchdogs)));
 
     // The REST API.
     let listen = &required.restapi_listen;
@@ -491,23 +480,4 @@ async fn run_inner(
     drop(driver);
     info!("hactl stopped");
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::HeartbeatLog;
-    use ha_core::decision::{Action, Decision};
-
-    #[test]
-    fn a_repeated_heartbeat_is_written_once_when_deduplicating() {
-        let beat = Decision::new(vec![Action::RenewLock], "no action. I am (n1), the leader with the lock");
-        let change = Decision::new(vec![Action::Restart], "restarting");
-        let mut every = HeartbeatLog::new(false);
-        assert!(every.should_log(&beat) && every.should_log(&beat));
-        let mut once = HeartbeatLog::new(true);
-        assert!(once.should_log(&beat));
-        assert!(!once.should_log(&beat));
-        assert!(!once.should_log(&change), "a change is the driver's line");
-        assert!(once.should_log(&beat), "after a change the heartbeat is written again");
-    }
 }

@@ -1,0 +1,197 @@
+//! `/dev/watchdog` (Patroni's `watchdog` section): opened when this node leads, its timeout set to ttl −
+//! `safety_margin`, pinged at every lock renewal, closed with the magic close (`V`) when the node stops leading,
+//! is paused, or shuts down. If the daemon freezes the kernel resets the machine; the process fencer
+//! ([`super::fencer`]) stays armed beside it and covers machines without a device.
+//!
+//! The `testing` driver is Patroni's acceptance harness: a named pipe that takes `1` (keepalive), `V` (magic
+//! close) and `Ctimeout=N\n` (set the timeout) as writes instead of ioctls.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ha_core::sync::lock;
+use ha_core::time::Millis;
+use ha_core::watchdog::Watchdog;
+use tracing::{error, info, warn};
+
+use crate::config::watchdog::{WatchdogConfig, WatchdogDriver, WatchdogMode};
+
+/// `_IOWR('W', 6, int)`: set the timeout in seconds (the driver writes back what it applied).
+const WDIOC_SETTIMEOUT: libc::c_ulong = 0xC004_5706;
+
+/// Why the device could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchdogError {
+    #[error("`watchdog.device` {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`watchdog.device` {path}: cannot set a {timeout} s timeout: {source}")]
+    Timeout {
+        path: PathBuf,
+        timeout: u32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+struct Open {
+    file: File,
+    timeout_s: u32,
+}
+
+/// A watchdog device driven as Patroni drives it.
+pub struct DeviceWatchdog {
+    config: WatchdogConfig,
+    ttl_s: Mutex<f64>,
+    open: Mutex<Option<Open>>,
+}
+
+impl DeviceWatchdog {
+    /// `None` when `watchdog.mode` is off. With `required`, the device is opened (and closed again) now: a node
+    /// that could not use it refuses to start, naming the key.
+    pub fn from_config(config: &WatchdogConfig, ttl_s: f64) -> Result<Option<DeviceWatchdog>, WatchdogError> {
+        if config.mode == WatchdogMode::Off {
+            return Ok(None);
+        }
+        let w = DeviceWatchdog {
+            config: config.clone(),
+            ttl_s: Mutex::new(ttl_s),
+            open: Mutex::new(None),
+        };
+        if config.mode == WatchdogMode::Required {
+            let probe = open_device(&config.device, config.driver)?;
+            magic_close(probe, config.driver);
+        }
+        Ok(Some(w))
+    }
+
+    fn timeout_s(&self) -> u32 {
+        self.config.timeout_s(*lock(&self.ttl_s))
+    }
+
+    fn keepalive(&self) -> Result<(), WatchdogError> {
+        let want = self.timeout_s();
+        let mut open = lock(&self.open);
+        if open.is_none() {
+            let file = open_device(&self.config.device, self.config.driver)?;
+            *open = Some(Open { file, timeout_s: 0 });
+        }
+        let o = open.as_mut().expect("opened above");
+        if o.timeout_s != want {
+            set_timeout(&mut o.file, self.config.driver, want).map_err(|source| WatchdogError::Timeout {
+                path: self.config.device.clone(),
+                timeout: want,
+                source,
+            })?;
+            info!(device = %self.config.device.display(), timeout_s = want, "watchdog activated");
+            o.timeout_s = want;
+        }
+        o.file.write_all(b"1").map_err(|source| WatchdogError::Open {
+            path: self.config.device.clone(),
+            source,
+        })
+    }
+}
+
+fn open_device(path: &Path, driver: WatchdogDriver) -> Result<File, WatchdogError> {
+    // The test harness's pipe (or a file standing in for it) is appended to; a device ignores offsets anyway.
+    OpenOptions::new()
+        .write(true)
+        .append(driver == WatchdogDriver::Testing)
+        .open(path)
+        .map_err(|source| WatchdogError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn set_timeout(file: &mut File, driver: WatchdogDriver, timeout: u32) -> std::io::Result<()> {
+    match driver {
+        WatchdogDriver::Testing => file.write_all(format!("Ctimeout={timeout}\n").as_bytes()),
+        WatchdogDriver::Linux => {
+            let mut t = timeout as libc::c_int;
+            // SAFETY: WDIOC_SETTIMEOUT reads and writes one int through the pointer, which lives across the call.
+            let r = unsafe { libc::ioctl(file.as_raw_fd(), WDIOC_SETTIMEOUT, &mut t as *mut libc::c_int) };
+            if r < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The magic close: the device stops counting when it is closed after a `V`.
+fn magic_close(mut file: File, _driver: WatchdogDriver) {
+    if let Err(e) = file.write_all(b"V") {
+        warn!(error = %e, "watchdog magic close failed: the device may still fire");
+    }
+}
+
+impl Watchdog for DeviceWatchdog {
+    fn arm(&self, _deadline: Millis) {
+        if let Err(e) = self.keepalive() {
+            // The process fencer still covers the node; `required` was checked at start.
+            error!(error = %e, "watchdog keepalive failed");
+        }
+    }
+
+    fn disarm(&self) {
+        if let Some(o) = lock(&self.open).take() {
+            magic_close(o.file, self.config.driver);
+            info!(device = %self.config.device.display(), "watchdog closed");
+        }
+    }
+
+    fn ttl_changed(&self, ttl_ms: u64) {
+        *lock(&self.ttl_s) = ttl_ms as f64 / 1000.0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_testing_driver_writes_patronis_protocol() {
+        let dir = std::env::temp_dir().join(format!("hactl-wd-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let device = dir.join("watchdog");
+        std::fs::write(&device, "").unwrap();
+        let config = WatchdogConfig {
+            mode: WatchdogMode::Required,
+            device: device.clone(),
+            safety_margin: 5.0,
+            driver: WatchdogDriver::Testing,
+        };
+        let w = DeviceWatchdog::from_config(&config, 30.0).unwrap().expect("a watchdog");
+        w.arm(Millis(0));
+        w.arm(Millis(0));
+        w.ttl_changed(20_000);
+        w.arm(Millis(0));
+        w.disarm();
+        // The start-up probe's magic close, then: timeout 25 (30 − 5), two pings, timeout 15, a ping, close.
+        assert_eq!(
+            std::fs::read_to_string(&device).unwrap(),
+            "VCtimeout=25\n11Ctimeout=15\n1V"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn required_without_a_device_refuses_naming_the_key() {
+        let config = WatchdogConfig {
+            mode: WatchdogMode::Required,
+            device: PathBuf::from("/nonexistent/watchdog"),
+            ..WatchdogConfig::default()
+        };
+        let e = DeviceWatchdog::from_config(&config, 30.0).err().expect("refused");
+        assert!(e.to_string().contains("watchdog.device"), "{e}");
+        assert!(DeviceWatchdog::from_config(&WatchdogConfig::default(), 30.0).unwrap().is_none());
+    }
+}
