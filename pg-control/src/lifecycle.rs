@@ -58,6 +58,28 @@ impl PgCtl {
             });
         }
         self.check_port_free()?;
+        if let Some(m) = &self.s.custom_bootstrap {
+            let r = async {
+                let sysid = self.custom_bootstrap_inner(m).await?;
+                if let Some(cmd) = &self.s.post_bootstrap {
+                    self.run_post_bootstrap(cmd).await?;
+                }
+                Ok(sysid)
+            }
+            .await;
+            return match r {
+                Ok(sysid) => {
+                    info!(system_id = %sysid, "bootstrapped a new cluster by its custom method");
+                    Ok(sysid)
+                }
+                Err(e) => {
+                    if dd.exists() {
+                        self.set_failed_bootstrap_aside().await;
+                    }
+                    Err(e)
+                }
+            };
+        }
         os::ensure_dir(&self.run_as, &dd, 0o700)?;
         self.write_pgpass()?;
         let mut args = vec![
@@ -89,6 +111,9 @@ impl PgCtl {
             self.write_config(Role::Primary).await?;
             self.pg_ctl_start().await?;
             self.create_roles().await?;
+            if let Some(cmd) = &self.s.post_bootstrap {
+                self.run_post_bootstrap(cmd).await?;
+            }
             Ok(self.controldata().await?.system_id)
         }
         .await;

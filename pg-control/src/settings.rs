@@ -38,6 +38,18 @@ impl Credentials {
     }
 }
 
+/// A custom bootstrap method (Patroni's `bootstrap.<method>`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomBootstrap {
+    /// The program and its arguments, `--scope`/`--datadir` and the method's own `--key=value` included.
+    pub argv: Vec<String>,
+    /// Keep the recovery settings and signal files the command left (pgBackRest, Barman write their own).
+    pub keep_existing_recovery_conf: bool,
+    /// Recovery settings to start with (`restore_command`, `recovery_target_*`): the server recovers with them
+    /// and is promoted when recovery ends.
+    pub recovery_conf: BTreeMap<String, String>,
+}
+
 /// One initdb option, as Patroni's `bootstrap.initdb` list holds them: `- data-checksums` or `- encoding: UTF8`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -129,6 +141,12 @@ pub struct PgSettings {
     pub pg_hba: Vec<String>,
     /// `bootstrap.initdb`.
     pub initdb: Vec<InitdbOption>,
+    /// `bootstrap.method` other than initdb: a command that fills the data directory (a restore from backup, a
+    /// clone of another cluster) instead of initdb.
+    pub custom_bootstrap: Option<CustomBootstrap>,
+    /// `bootstrap.post_bootstrap` (or `post_init`): run after the new cluster is up, with a connection string as
+    /// its last argument; a non-zero exit fails the bootstrap.
+    pub post_bootstrap: Option<Vec<String>>,
     /// The pgpass file holding the passwords (written 0600, owned by `os_user`).
     pub pgpass: PathBuf,
     /// The server log `pg_ctl -l` writes (outside the data directory so pg_basebackup and pg_rewind skip it).
@@ -170,6 +188,8 @@ impl PgSettings {
             parameters: BTreeMap::new(),
             pg_hba: Vec::new(),
             initdb: Vec::new(),
+            custom_bootstrap: None,
+            post_bootstrap: None,
             pgpass: beside(".pgpass"),
             log_file: beside(".log"),
             state_file: beside(".hactl.json"),

@@ -5,12 +5,15 @@ use ha_core::model::GlobalConfig;
 use serde_json::Value;
 
 use super::value::Section;
+use super::schema::BootstrapMethod;
 use super::{BootstrapConfig, ConfigError, InitdbOption};
 
 pub(super) fn parse_bootstrap(
     s: &Section,
     warnings: &mut Vec<String>,
 ) -> Result<BootstrapConfig, ConfigError> {
+    // The method's own section (`bootstrap.<method>`) is known too.
+    let method_name = s.string("method")?.unwrap_or_default();
     s.warn_unknown(
         &[
             "dcs",
@@ -20,17 +23,22 @@ pub(super) fn parse_bootstrap(
             "post_bootstrap",
             "post_init",
             "users",
+            method_name.as_str(),
         ],
         warnings,
     );
-    for k in ["method", "post_bootstrap", "post_init", "users"] {
-        if s.has(k) {
-            warnings.push(format!(
-                "`{}` is not supported by hactl and is ignored",
-                s.key(k)
-            ));
-        }
+    if s.has("users") {
+        // Patroni 4 dropped it too: users are created by a post_bootstrap script.
+        warnings.push(format!(
+            "`{}` is not supported (as in Patroni 4): create users in a `bootstrap.post_bootstrap` script",
+            s.key("users")
+        ));
     }
+    let method = parse_method(s)?;
+    let post_bootstrap = match s.string("post_bootstrap")? {
+        Some(c) => Some(c),
+        None => s.string("post_init")?,
+    };
     let dcs_tree = s.section("dcs")?;
     let dcs: GlobalConfig = match dcs_tree.map {
         None => GlobalConfig::default(),
@@ -85,5 +93,50 @@ pub(super) fn parse_bootstrap(
         dcs,
         initdb,
         pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
+        method,
+        post_bootstrap,
     })
+}
+
+/// `method` and its section: `initdb` (or none) is the default; another name needs `bootstrap.<name>.command`.
+fn parse_method(s: &Section) -> Result<Option<BootstrapMethod>, ConfigError> {
+    let name = match s.string("method")? {
+        None => return Ok(None),
+        Some(n) if n == "initdb" => return Ok(None),
+        Some(n) => n,
+    };
+    let m = s.section(&name)?;
+    let command = m.required_string("command")?;
+    let mut method = BootstrapMethod {
+        name: name.clone(),
+        command,
+        no_params: m.bool("no_params")?.unwrap_or(false),
+        keep_existing_recovery_conf: m.bool("keep_existing_recovery_conf")?.unwrap_or(false),
+        ..Default::default()
+    };
+    let rc = m.section("recovery_conf")?;
+    if let Some(map) = rc.map {
+        for (k, v) in map {
+            let text = match v {
+                Value::String(t) => t.clone(),
+                Value::Number(_) | Value::Bool(_) => v.to_string(),
+                other => return Err(ConfigError::invalid(&rc.key(k), "a scalar", other)),
+            };
+            method.recovery_conf.insert(k.clone(), text);
+        }
+    }
+    for (k, v) in m.map.into_iter().flatten() {
+        if ["command", "no_params", "keep_existing_recovery_conf", "recovery_conf", "scope", "datadir"]
+            .contains(&k.as_str())
+        {
+            continue;
+        }
+        let text = match v {
+            Value::String(t) => t.clone(),
+            Value::Number(_) | Value::Bool(_) => v.to_string(),
+            other => return Err(ConfigError::invalid(&m.key(k), "a scalar", other)),
+        };
+        method.params.push((k.clone(), text));
+    }
+    Ok(Some(method))
 }

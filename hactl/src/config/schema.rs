@@ -193,6 +193,23 @@ pub struct BootstrapConfig {
     pub dcs: GlobalConfig,
     pub initdb: Vec<InitdbOption>,
     pub pg_hba: Vec<String>,
+    /// `method` other than `initdb`, with its section.
+    pub method: Option<BootstrapMethod>,
+    /// `post_bootstrap` (or `post_init`).
+    pub post_bootstrap: Option<String>,
+}
+
+/// `bootstrap.method: <name>` and its `bootstrap.<name>` section.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BootstrapMethod {
+    pub name: String,
+    pub command: String,
+    /// Do not pass `--scope` and `--datadir`.
+    pub no_params: bool,
+    pub keep_existing_recovery_conf: bool,
+    pub recovery_conf: BTreeMap<String, String>,
+    /// Every other key, passed as `--key=value`.
+    pub params: Vec<(String, String)>,
 }
 
 /// A PostgreSQL role from `postgresql.authentication`.

@@ -171,6 +171,31 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     if let Some(p) = &pg.pgpass {
         s.pgpass = p.clone();
     }
+    // A custom bootstrap method and post_bootstrap run as Patroni runs them: the command split like a shell
+    // line (no shell), `--scope` and `--datadir` unless `no_params`, then the method's other keys.
+    let split = |key: &str, cmd: &str| {
+        shlex::split(cmd).filter(|v| !v.is_empty()).ok_or_else(|| crate::config::ConfigError::Invalid {
+            key: key.to_string(),
+            expected: "a command line".into(),
+            got: cmd.to_string(),
+        })
+    };
+    if let Some(m) = &config.bootstrap.method {
+        let mut argv = split(&format!("bootstrap.{}.command", m.name), &m.command)?;
+        if !m.no_params {
+            argv.push(format!("--scope={}", config.scope));
+            argv.push(format!("--datadir={}", s.data_dir.display()));
+        }
+        argv.extend(m.params.iter().map(|(k, v)| format!("--{k}={v}")));
+        s.custom_bootstrap = Some(pg_control::CustomBootstrap {
+            argv,
+            keep_existing_recovery_conf: m.keep_existing_recovery_conf,
+            recovery_conf: m.recovery_conf.clone(),
+        });
+    }
+    if let Some(cmd) = &config.bootstrap.post_bootstrap {
+        s.post_bootstrap = Some(split("bootstrap.post_bootstrap", cmd)?);
+    }
     // One query to a healthy server fits well within retry_timeout; a server slower than that is unresponsive.
     let t = config.bootstrap.dcs.timing();
     s.timeouts.query = Duration::from_millis(t.retry_timeout_ms.clamp(1000, 10_000));
