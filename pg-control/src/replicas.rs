@@ -349,7 +349,12 @@ impl PgCtl {
             .filter(|s| *s != me)
             .collect();
         let q = self.s.timeouts.query;
-        self.with_client(self.local_config("postgres"), |c| async move {
+        // Only slots made for members are ever dropped: a Barman or Debezium slot, or any other slot hactl did not
+        // make, stays whatever its name.
+        let managed = self.node_state().member_slots;
+        let wanted_c = wanted.clone();
+        let changes = self.with_client(self.local_config("postgres"), |c| async move {
+            let wanted = wanted_c;
             let mut changes = SlotChanges::default();
             let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await?.get(0);
             if in_recovery {
@@ -374,7 +379,7 @@ impl PgCtl {
                 }
             }
             for (name, active) in &existing {
-                if !wanted.contains(name) && !active {
+                if !wanted.contains(name) && !active && managed.contains(name) {
                     c.execute("SELECT pg_drop_replication_slot($1)", &[name]).await?;
                     changes.dropped.push(name.clone());
                 }
@@ -382,6 +387,13 @@ impl PgCtl {
             Ok(Ok(changes))
         })
         .await
-        .map_err(|e| e.into_error("ensure_slots", q))?
+        .map_err(|e| e.into_error("ensure_slots", q))??;
+        self.update_state(|st| {
+            st.member_slots.extend(wanted.iter().cloned());
+            for d in &changes.dropped {
+                st.member_slots.remove(d);
+            }
+        })?;
+        Ok(changes)
     }
 }

@@ -21,6 +21,9 @@ pub(crate) struct NodeState {
     /// `synchronous_standby_names` as the leader manages it in synchronous mode (overrides the parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronous_standby_names: Option<String>,
+    /// The physical slots hactl made (or adopted) for members: the only ones it ever drops.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub member_slots: std::collections::BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -146,6 +146,15 @@ async fn promote_demote_then_diverge_and_the_loser_rejoins_with_pg_rewind() {
         .await
         .unwrap();
     assert_eq!(changes.created, vec!["n1"]);
+    // A slot hactl did not make (a backup tool's) is never dropped; a member's slot goes when the member does.
+    sql(&n2, "SELECT pg_create_physical_replication_slot('barman')").await;
+    let changes = n2.ensure_slots(&["n2".to_string()]).await.unwrap();
+    assert_eq!((changes.created.len(), changes.dropped), (0, vec!["n1".to_string()]));
+    assert_eq!(
+        sql(&n2, "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots").await,
+        ["barman"]
+    );
+    n2.ensure_slots(&["n1".to_string(), "n2".to_string()]).await.unwrap();
     sql(&n2, "INSERT INTO t VALUES ('after failover')").await;
 
     // Demote the old primary: it was stopped cleanly, so it simply follows n2 onto timeline 2.
