@@ -161,6 +161,14 @@ pub trait PgControl: Send + Sync {
     async fn bootstrap(&self) -> Result<String, PgError>;
     /// Copies the data directory from a running member (pg_basebackup) and configures it as its replica.
     async fn clone_from(&self, source: &Upstream) -> Result<(), PgError>;
+    /// Makes a replica without a running member to copy from (a restore from a backup), if a method for it is
+    /// configured; the default has none.
+    async fn restore_replica(&self) -> Result<(), PgError> {
+        Err(PgError::failed(
+            "restore_replica",
+            "no replica method works without a running leader",
+        ))
+    }
     /// Starts as a primary (no standby.signal).
     async fn start_primary(&self) -> Result<(), PgError>;
     /// Starts as a standby of `upstream` (or with no upstream yet).

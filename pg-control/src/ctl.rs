@@ -147,6 +147,9 @@ impl PgControl for PgCtl {
     async fn clone_from(&self, source: &Upstream) -> Result<(), PgError> {
         Ok(PgCtl::clone_from(self, source).await?)
     }
+    async fn restore_replica(&self) -> Result<(), PgError> {
+        Ok(PgCtl::restore_replica(self).await?)
+    }
     async fn start_primary(&self) -> Result<(), PgError> {
         Ok(PgCtl::start_primary(self).await?)
     }

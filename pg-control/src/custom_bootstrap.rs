@@ -17,6 +17,11 @@ use crate::error::{Error, Result};
 use crate::os;
 use crate::settings::CustomBootstrap;
 
+/// The daemon's working directory, where a user's command runs (its script may be named relative to it).
+fn daemon_dir() -> std::path::PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("/"))
+}
+
 /// A custom command may restore a large backup: it is bounded, but generously.
 const CUSTOM_BOOTSTRAP_TIMEOUT: Duration = Duration::from_secs(6 * 3600);
 
@@ -34,7 +39,8 @@ impl PgCtl {
             stderr: String::new(),
         })?;
         let started = Instant::now();
-        os::run(&self.run_as, Path::new(program), args, &self.pg_env(), CUSTOM_BOOTSTRAP_TIMEOUT).await?;
+        os::run_in(&self.run_as, Path::new(program), args, &self.pg_env(), CUSTOM_BOOTSTRAP_TIMEOUT, &daemon_dir())
+            .await?;
         if !self.initialized() {
             return Err(Error::NotInitialized { path: dd });
         }
@@ -171,7 +177,7 @@ impl PgCtl {
             ("PGPASSFILE", pgpass.to_string_lossy().into_owned()),
             ("PGOPTIONS", "-c synchronous_commit=local -c statement_timeout=0".to_string()),
         ];
-        let r = os::run(&self.run_as, Path::new(program), &args, &env, self.s.timeouts.initdb).await;
+        let r = os::run_in(&self.run_as, Path::new(program), &args, &env, self.s.timeouts.initdb, &daemon_dir()).await;
         let _ = std::fs::remove_file(&pgpass);
         r.map(|_| info!(command = %program, "post_bootstrap done"))
     }

@@ -122,6 +122,19 @@ pub async fn run(
     envs: &[(&str, String)],
     timeout: Duration,
 ) -> Result<Output> {
+    run_in(run_as, program, args, envs, timeout, Path::new("/")).await
+}
+
+/// [`run`] in the working directory `cwd`: a user's command (a bootstrap method, `post_bootstrap`) may name its
+/// script relative to the daemon's directory, as under Patroni.
+pub async fn run_in(
+    run_as: &RunAs,
+    program: &Path,
+    args: &[String],
+    envs: &[(&str, String)],
+    timeout: Duration,
+    cwd: &Path,
+) -> Result<Output> {
     let name = program
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
@@ -130,7 +143,7 @@ pub async fn run(
     cmd.args(args)
         .env("LC_ALL", "C")
         .env("LANG", "C")
-        .current_dir("/")
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -59,7 +59,7 @@ impl PgCtl {
     /// Leaves it stopped.
     pub async fn clone_from(&self, source: &Upstream) -> Result<()> {
         let _g = self.op_guard("clone_from").await?;
-        self.clone_inner(source, "clone")
+        self.create_replica(Some(source))
             .instrument(info_span!("pg_clone", node = %self.s.name, source = %source.name))
             .await
     }

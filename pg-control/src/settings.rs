@@ -38,6 +38,20 @@ impl Credentials {
     }
 }
 
+/// One of `postgresql.create_replica_methods`: `basebackup` (pg_basebackup, an empty `argv`) or a command such as
+/// pgBackRest's restore (Patroni's `postgresql.<method>` section).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplicaMethod {
+    pub name: String,
+    /// The program and its arguments (`--scope`, `--datadir`, `--role=replica` and the method's own keys);
+    /// `--connstring=` to the source is added when there is one. Empty: pg_basebackup.
+    pub argv: Vec<String>,
+    /// Usable without a running leader (a restore from a backup repository).
+    pub no_leader: bool,
+    /// Run on the existing data directory instead of an empty one.
+    pub keep_data: bool,
+}
+
 /// A custom bootstrap method (Patroni's `bootstrap.<method>`).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CustomBootstrap {
@@ -144,6 +158,8 @@ pub struct PgSettings {
     /// `bootstrap.method` other than initdb: a command that fills the data directory (a restore from backup, a
     /// clone of another cluster) instead of initdb.
     pub custom_bootstrap: Option<CustomBootstrap>,
+    /// `postgresql.create_replica_methods`, in order; empty: pg_basebackup only.
+    pub replica_methods: Vec<ReplicaMethod>,
     /// `bootstrap.post_bootstrap` (or `post_init`): run after the new cluster is up, with a connection string as
     /// its last argument; a non-zero exit fails the bootstrap.
     pub post_bootstrap: Option<Vec<String>>,
@@ -189,6 +205,7 @@ impl PgSettings {
             pg_hba: Vec::new(),
             initdb: Vec::new(),
             custom_bootstrap: None,
+            replica_methods: Vec::new(),
             post_bootstrap: None,
             pgpass: beside(".pgpass"),
             log_file: beside(".log"),

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{sql, World};
-use pg_control::{Credentials, CustomBootstrap, PgCtl};
+use pg_control::{Credentials, CustomBootstrap, PgCtl, ReplicaMethod};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_cloned_by_a_command_starts_as_a_primary_and_runs_post_bootstrap() {
@@ -61,6 +61,28 @@ async fn a_cluster_cloned_by_a_command_starts_as_a_primary_and_runs_post_bootstr
         sql(&n2, "SELECT rolreplication FROM pg_roles WHERE rolname = 'replicator'").await,
         ["t"]
     );
+
+    // A replica made by a method that needs no running leader (a restore; here a copy of n1 again): it is left
+    // configured as a standby and starts in recovery.
+    let mut s = w.settings("n4");
+    s.replica_methods = vec![
+        ReplicaMethod {
+            name: "basebackup".into(),
+            ..Default::default()
+        },
+        ReplicaMethod {
+            name: "restore".into(),
+            argv: clone_cmd(&s.data_dir),
+            no_leader: true,
+            keep_data: false,
+        },
+    ];
+    let n4 = PgCtl::new(s).await.expect("settings");
+    assert!(n4.can_create_replica_without_leader());
+    n4.restore_replica().await.expect("replica made without a leader");
+    n4.start_replica(None).await.expect("start as a standby");
+    assert!(n4.observe().await.is_replica());
+    assert_eq!(sql(&n4, "SELECT v FROM cloned").await, ["from n1"]);
 
     let mut s = w.settings("n3");
     s.custom_bootstrap = Some(CustomBootstrap {

@@ -20,6 +20,8 @@ pub enum Action {
     WriteBootstrapConfig,
     /// Copy the data directory from a running member.
     CloneFrom(Upstream),
+    /// Make a replica with no running member to copy from (a replica method marked `no_leader`: a restore).
+    RestoreReplica,
     /// Take the leader lock if free; stop here if someone holds it.
     AcquireLock,
     /// Renew our leader lock; stop here (and forget the lease) if it is not ours any more.
@@ -83,6 +85,7 @@ impl Action {
             self,
             Action::Bootstrap
                 | Action::CloneFrom(_)
+                | Action::RestoreReplica
                 | Action::StartPrimary
                 | Action::StartReplica(_)
                 | Action::Promote

@@ -53,6 +53,9 @@ pub struct LocalState {
     pub requests: Requests,
     /// When this daemon started: a restarted daemon has forgotten any failsafe promise it made.
     pub started_at: Millis,
+    /// A replica method works without a running member (a restore from a backup: Patroni's `no_leader`), so an
+    /// empty node may become a replica while the cluster has no leader.
+    pub replica_without_leader: bool,
 }
 
 /// Known bugs the simulator must be able to catch; a test-only switch, never set in production code.

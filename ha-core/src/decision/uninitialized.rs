@@ -44,6 +44,10 @@ pub(super) fn uninitialized(obs: &Observation, cluster: &Cluster, i_am_leader: b
             ],
             format!("creating a replica from {}", src.name),
         ),
+        (None, None) if obs.local.replica_without_leader && cluster.initialize.is_some() => Decision::new(
+            vec![Action::RestoreReplica, Action::StartReplica(None)],
+            format!("no leader to clone from: creating {me} as a replica by a method that needs none"),
+        ),
         (None, _) => Decision::none("waiting for a leader to clone from"),
     }
 }

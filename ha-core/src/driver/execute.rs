@@ -62,6 +62,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                     .await,
             ),
             Action::CloneFrom(up) => pg_res(self.pg.clone_from(up).await),
+            Action::RestoreReplica => pg_res(self.pg.restore_replica().await),
             Action::AcquireLock => {
                 let sent = self.clock.now();
                 match self.dcs.acquire_leader(&name).await {

@@ -40,7 +40,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn};
 
 use crate::dcs::{Dcs, WatchOutcome};
-use crate::decision::{LocalState, NodeIdentity, PlantedBug};
+use crate::decision::{Action, LocalState, NodeIdentity, PlantedBug};
 use crate::model::{GlobalConfig, Status};
 use crate::pg::PgControl;
 use crate::time::Clock;
@@ -52,6 +52,8 @@ pub struct DriverSettings {
     pub identity: NodeIdentity,
     /// `bootstrap.dcs`: written to `config` by the node that bootstraps the cluster.
     pub bootstrap_config: GlobalConfig,
+    /// A replica method that needs no running member is configured ([`LocalState::replica_without_leader`]).
+    pub replica_without_leader: bool,
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
 }
@@ -96,6 +98,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 timing,
                 last_config: settings.bootstrap_config.clone(),
                 started_at,
+                replica_without_leader: settings.replica_without_leader,
                 ..Default::default()
             },
             settings,
@@ -187,9 +190,26 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             let report = self.cycle().await;
             let now = self.clock.now();
             let wait_ms = report.next_wake.since(now);
-            let watch = self
-                .dcs
-                .watch_leader(self.last_leader_version, Duration::from_millis(wait_ms));
+            // After a failed action in a loop that took or released the lock itself (a bootstrap command that
+            // fails), the next try waits for its loop: the leader key change this loop made must not wake it into
+            // a tight retry.
+            let failed = report
+                .executed
+                .iter()
+                .any(|(_, o)| matches!(o, Outcome::Failed(_)))
+                && report.executed.iter().any(|(a, o)| {
+                    matches!(a, Action::AcquireLock | Action::ReleaseLock) && *o == Outcome::Done
+                });
+            let known_leader = self.last_leader_version;
+            let dcs = &self.dcs;
+            let watch = async move {
+                if failed {
+                    tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                    Ok(WatchOutcome::TimedOut)
+                } else {
+                    dcs.watch_leader(known_leader, Duration::from_millis(wait_ms)).await
+                }
+            };
             // Only a server this loop saw alive can die in between; a dead one is the next loop's business.
             let pg_alive = report.pg.is_alive();
             let pg_exit = async {

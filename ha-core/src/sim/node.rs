@@ -109,6 +109,7 @@ impl Simulation {
             identity,
             bootstrap_config: self.bootstrap_config(),
             planted_bug: self.cfg.planted_bug,
+            replica_without_leader: false,
         };
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
         let mut driver = Driver::new(

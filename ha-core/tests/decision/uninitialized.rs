@@ -60,11 +60,24 @@ fn bootstrap_and_clone() {
         },
         case(
             "initialized, no leader yet: wait",
-            waiting,
+            waiting.clone(),
             empty.clone(),
             vec![],
             "waiting for a leader",
         ),
+        Case {
+            local: LocalState {
+                replica_without_leader: true,
+                ..local()
+            },
+            ..case(
+                "initialized, no leader, and a replica method that needs none (a restore): a replica from it",
+                waiting,
+                empty.clone(),
+                vec![Action::RestoreReplica, Action::StartReplica(None)],
+                "by a method that needs none",
+            )
+        },
         Case {
             tags: Tags {
                 nofailover: Some(true),

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::value::Section;
+use super::schema::ReplicaMethodConfig;
 use super::{
     opt_host_port, opt_path, Callbacks, ConfigError, PgAuthentication, PgUser, PostgresqlConfig,
 };
@@ -45,12 +46,60 @@ fn parse_user(s: &Section, key: &str) -> Result<Option<PgUser>, ConfigError> {
     }))
 }
 
+/// `create_replica_methods` and each method's section (`basebackup` is pg_basebackup; any other name needs
+/// `postgresql.<name>.command`).
+fn parse_replica_methods(s: &Section) -> Result<Vec<ReplicaMethodConfig>, ConfigError> {
+    let Some(names) = s.string_list("create_replica_methods")? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for name in names {
+        if name == "basebackup" {
+            out.push(ReplicaMethodConfig {
+                name,
+                ..Default::default()
+            });
+            continue;
+        }
+        let m = s.section(&name)?;
+        let mut method = ReplicaMethodConfig {
+            command: Some(m.required_string("command")?),
+            no_leader: m.bool("no_leader")?.unwrap_or(false),
+            keep_data: m.bool("keep_data")?.unwrap_or(false),
+            no_params: m.bool("no_params")?.unwrap_or(false),
+            ..Default::default()
+        };
+        for (k, v) in m.map.into_iter().flatten() {
+            if ["command", "no_leader", "keep_data", "no_params", "no_master"].contains(&k.as_str()) {
+                continue;
+            }
+            let text = match v {
+                serde_json::Value::String(t) => t.clone(),
+                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => v.to_string(),
+                other => return Err(ConfigError::invalid(&m.key(k), "a scalar", other)),
+            };
+            method.params.push((k.clone(), text));
+        }
+        method.name = name;
+        out.push(method);
+    }
+    Ok(out)
+}
+
 pub(super) fn parse_postgresql(
     s: &Section,
     warnings: &mut Vec<String>,
 ) -> Result<PostgresqlConfig, ConfigError> {
+    let replica_methods = parse_replica_methods(s)?;
+    let method_sections: Vec<&str> = replica_methods
+        .iter()
+        .filter(|m| m.command.is_some())
+        .map(|m| m.name.as_str())
+        .collect();
     s.warn_unknown(
         &[
+            method_sections.as_slice(),
+            &[
             "listen",
             "connect_address",
             "proxy_address",
@@ -79,6 +128,8 @@ pub(super) fn parse_postgresql(
             "database",
             "replica_method",
         ],
+        ]
+        .concat(),
         warnings,
     );
     let auth = s.section("authentication")?;
@@ -140,6 +191,7 @@ pub(super) fn parse_postgresql(
             on_role_change: cb.string("on_role_change")?,
         },
         pre_promote: s.string("pre_promote")?,
+        replica_methods,
     })
 }
 

@@ -259,6 +259,21 @@ pub struct PostgresqlConfig {
     pub callbacks: Callbacks,
     /// `postgresql.pre_promote`: a non-zero exit cancels the promotion.
     pub pre_promote: Option<String>,
+    /// `create_replica_methods`, in order, with their sections.
+    pub replica_methods: Vec<ReplicaMethodConfig>,
+}
+
+/// One entry of `postgresql.create_replica_methods`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplicaMethodConfig {
+    pub name: String,
+    /// `None`: `basebackup` (pg_basebackup).
+    pub command: Option<String>,
+    pub no_leader: bool,
+    pub keep_data: bool,
+    pub no_params: bool,
+    /// Every other key of the section, passed as `--key=value`.
+    pub params: Vec<(String, String)>,
 }
 
 /// `log.type`: Patroni's plain text lines, or one JSON object per line.

@@ -193,6 +193,27 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
             recovery_conf: m.recovery_conf.clone(),
         });
     }
+    for m in &config.postgresql.replica_methods {
+        let argv = match &m.command {
+            None => Vec::new(),
+            Some(cmd) => {
+                let mut argv = split(&format!("postgresql.{}.command", m.name), cmd)?;
+                if !m.no_params {
+                    argv.push(format!("--scope={}", config.scope));
+                    argv.push("--role=replica".into());
+                    argv.push(format!("--datadir={}", s.data_dir.display()));
+                }
+                argv.extend(m.params.iter().map(|(k, v)| format!("--{k}={v}")));
+                argv
+            }
+        };
+        s.replica_methods.push(pg_control::ReplicaMethod {
+            name: m.name.clone(),
+            argv,
+            no_leader: m.no_leader,
+            keep_data: m.keep_data,
+        });
+    }
     if let Some(cmd) = &config.bootstrap.post_bootstrap {
         s.post_bootstrap = Some(split("bootstrap.post_bootstrap", cmd)?);
     }
@@ -350,6 +371,7 @@ async fn run_inner(
         DriverSettings {
             identity: identity.clone(),
             bootstrap_config: config.bootstrap.dcs.clone(),
+            replica_without_leader: pg.can_create_replica_without_leader(),
             ..Default::default()
         },
     )

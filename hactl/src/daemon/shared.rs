@@ -120,6 +120,9 @@ impl<P: PgControl> PgControl for SharedPg<P> {
     async fn clone_from(&self, source: &Upstream) -> Result<(), PgError> {
         PgControl::clone_from(&*self.0, source).await
     }
+    async fn restore_replica(&self) -> Result<(), PgError> {
+        PgControl::restore_replica(&*self.0).await
+    }
     async fn start_primary(&self) -> Result<(), PgError> {
         self.0.start_primary().await
     }
