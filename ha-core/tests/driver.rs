@@ -139,6 +139,24 @@ fn graceful_shutdown_releases_the_lock_so_a_replica_takes_over_without_waiting_f
     assert_eq!(w.dcs.leader().map(|l| l.0), Some("node2".to_string()));
 }
 
+#[test]
+fn a_shutdown_whose_stop_fails_keeps_the_lock_so_no_replica_promotes_beside_a_live_postmaster() {
+    let w = world();
+    let mut n1 = node(&w, "node1");
+    let mut n2 = node(&w, "node2");
+    now_or_never(n1.cycle());
+    now_or_never(n2.cycle());
+    now_or_never(n2.cycle());
+    w.pgs.replicate_step();
+    now_or_never(n1.cycle());
+    // The postmaster hangs: the stop times out, its backends could still take writes.
+    w.pgs.with("node1", |s| s.run = ha_core::sim::pg::SimRun::Hung);
+    now_or_never(n1.shutdown());
+    assert_eq!(w.dcs.leader().map(|l| l.0), Some("node1".to_string()), "the lock was released");
+    let r = now_or_never(n2.cycle());
+    assert!(!r.promoted(), "{}", r.decision.reason);
+}
+
 struct VetoPromotion;
 #[async_trait]
 impl Hooks for VetoPromotion {

@@ -13,6 +13,29 @@ fn fenced_recently(obs: &Observation) -> Option<u64> {
     (obs.now < until).then(|| until.since(obs.now))
 }
 
+/// Patroni 4.1's `primary_race_backoff`: the leader key vanished, yet this replica still receives WAL, so the
+/// primary is alive (its daemon frozen or cut from the DCS, its lease not yet over by its own clock): hold back from
+/// the race until the backoff has passed, and for at least one loop after the key vanished. A switchover to a named
+/// candidate is not held back.
+fn race_backoff(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Option<Decision> {
+    let backoff = cfg.primary_race_backoff_ms();
+    let prev = obs.local.prev_wal_lsn?;
+    if backoff == 0 || cluster.pending_failover().map_or(false, |f| f.value.member.is_some()) {
+        return None;
+    }
+    let since = obs.local.no_leader_since.unwrap_or(obs.now);
+    let left = (since.0 + backoff).saturating_sub(obs.now.0);
+    let loop_wait = obs.local.timing.loop_wait_ms;
+    let moving = obs.pg.streaming && obs.pg.lsn > prev;
+    ((left > 0 && moving) || left > backoff.saturating_sub(loop_wait)).then(|| {
+        Decision::none(format!(
+            "My ({}) wal position moved since last heart beat loop, {:.0} seconds until leader race",
+            obs.me.name,
+            left as f64 / 1000.0
+        ))
+    })
+}
+
 pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Decision {
     let me = &obs.me.name;
     let pg = obs.pg;
@@ -57,6 +80,9 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
             return Decision::none(format!("waiting for PostgreSQL on {me} to start"))
         }
         _ => {}
+    }
+    if let Some(d) = race_backoff(obs, cluster, cfg) {
+        return d;
     }
     if cluster.failsafe.as_ref().map_or(false, |fs| !fs.is_empty()) && cfg.failsafe_mode() {
         // A promise made before a restart is forgotten with the process: keep it for one ttl anyway.

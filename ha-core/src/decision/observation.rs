@@ -56,6 +56,10 @@ pub struct LocalState {
     /// A replica method works without a running member (a restore from a backup: Patroni's `no_leader`), so an
     /// empty node may become a replica while the cluster has no leader.
     pub replica_without_leader: bool,
+    /// This node's WAL position in the previous loop (`primary_race_backoff`: is it still receiving?).
+    pub prev_wal_lsn: Option<u64>,
+    /// Since when the DCS has shown no leader, continuously.
+    pub no_leader_since: Option<Millis>,
 }
 
 /// Known bugs the simulator must be able to catch; a test-only switch, never set in production code.

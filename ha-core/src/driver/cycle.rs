@@ -52,6 +52,11 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             self.dcs.load().await
         };
         if let Ok(cluster) = &loaded {
+            if cluster.leader.is_none() {
+                self.local.no_leader_since.get_or_insert(now);
+            } else {
+                self.local.no_leader_since = None;
+            }
             self.absorb_config(cluster).await;
             self.last_leader_version = cluster.leader.as_ref().map(|l| l.version);
             self.last_failsafe_members = cluster.failsafe.clone().unwrap_or_default();
@@ -97,6 +102,8 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             };
             decide(&obs)
         };
+        // The next loop compares its WAL position with this one (primary_race_backoff).
+        self.local.prev_wal_lsn = pg_obs.is_alive().then_some(pg_obs.lsn);
         // Heartbeats are the embedder's to log (a daemon may write a repeated one once); changes are logged here.
         if decision.warning {
             warn!(actions = ?decision.actions, "{}", decision.reason);

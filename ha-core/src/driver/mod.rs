@@ -37,7 +37,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::dcs::{Dcs, WatchOutcome};
 use crate::decision::{Action, LocalState, NodeIdentity, PlantedBug};
@@ -162,7 +162,13 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             info!(node = %name, "paused: leaving PostgreSQL running on shutdown");
             return;
         }
-        let _ = self.pg.stop(crate::pg::StopMode::Fast).await;
+        if let Err(e) = self.pg.stop(crate::pg::StopMode::Fast).await {
+            // A postmaster that would not stop (hung) may still serve writes through its backends: the lock is
+            // kept so no replica promotes beside it, and the watchdog stays armed so it fences at the lease end
+            // (the fencer outlives this process). The others take over after the ttl.
+            error!(node = %name, error = %e, "could not stop PostgreSQL: keeping the lock and the watchdog armed");
+            return;
+        }
         // The member key goes first: a replica woken by the release must not still read "primary" in it.
         let _ = self.dcs.delete_member(&name).await;
         if self.local.lease_deadline.take().is_some() {

@@ -170,6 +170,19 @@ impl GlobalConfig {
             .and_then(lenient::value_i64)
             .map_or(1, |n| n.max(1) as usize)
     }
+    /// `primary_race_backoff` in ms (Patroni 4.1; 0 or unset: off): how long a replica still receiving WAL holds
+    /// back from the leader race after the leader key vanished.
+    pub fn primary_race_backoff_ms(&self) -> u64 {
+        self.extra
+            .get("primary_race_backoff")
+            .and_then(|v| match v {
+                Value::Number(n) => n.as_f64(),
+                Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            })
+            .filter(|s| *s > 0.0)
+            .map_or(0, |s| (s * 1000.0) as u64)
+    }
     /// `maximum_lag_on_syncnode` in bytes; `None` when unset or not positive (Patroni: -1, no limit).
     pub fn maximum_lag_on_syncnode(&self) -> Option<u64> {
         self.extra

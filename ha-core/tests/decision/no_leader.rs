@@ -158,3 +158,58 @@ fn a_node_that_fenced_its_hung_primary_leaves_the_next_race_to_the_others() {
         },
     ]);
 }
+
+#[test]
+fn primary_race_backoff_holds_a_replica_whose_wal_still_moves() {
+    let mut no_leader = without_leader(cluster());
+    no_leader
+        .config
+        .as_mut()
+        .unwrap()
+        .value
+        .extra
+        .insert("primary_race_backoff".into(), 6.into());
+    // loop_wait 2 s, as in Patroni's scenario: the first 2 s after the key vanished always wait.
+    let backing_off = |since_ms: u64, prev: u64| LocalState {
+        prev_wal_lsn: Some(prev),
+        no_leader_since: Some(Millis(NOW.0 - since_ms)),
+        timing: Timing {
+            ttl_ms: 30_000,
+            loop_wait_ms: 2_000,
+            retry_timeout_ms: 10_000,
+        },
+        ..local()
+    };
+    check(vec![
+        Case {
+            local: backing_off(3_000, 900),
+            ..case(
+                "the leader key vanished 3 s ago and WAL still arrives: the primary is alive, hold back",
+                no_leader.clone(),
+                replica(1000, "node1"),
+                vec![],
+                "wal position moved since last heart beat loop, 3 seconds until leader race",
+            )
+        },
+        Case {
+            local: backing_off(3_000, 1000),
+            ..case(
+                "WAL stopped arriving: race at once",
+                no_leader.clone(),
+                replica(1000, "node1"),
+                vec![Action::AcquireLock, Action::Promote],
+                "promoted self",
+            )
+        },
+        Case {
+            local: backing_off(7_000, 900),
+            ..case(
+                "the backoff is over: race even though WAL moved",
+                no_leader,
+                replica(1000, "node1"),
+                vec![Action::AcquireLock, Action::Promote],
+                "promoted self",
+            )
+        },
+    ]);
+}
