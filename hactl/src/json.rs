@@ -33,7 +33,7 @@ pub fn merge_patch(target: &mut Value, patch: &Map<String, Value>) {
 }
 
 /// `host` and `port` of a `postgres://host:port/db` URL.
-fn host_port_of(conn_url: &str) -> (Option<String>, Option<u16>) {
+pub fn host_port_of(conn_url: &str) -> (Option<String>, Option<u16>) {
     let rest = conn_url
         .split_once("://")
         .map(|(_, r)| r)

@@ -101,6 +101,18 @@ async fn list_and_topology_print_patronictls_table_and_json() {
         "the title sits in the top border"
     );
 
+    // patronictl's dsn: the leader by default, a member by name, a clear error for nobody.
+    let (r, out) = hactl(&c, &["dsn"], "").await;
+    r.unwrap();
+    assert_eq!(out.trim(), "host=127.0.0.1 port=5432");
+    let (r, out) = hactl(&c, &["dsn", "-m", "node2"], "").await;
+    r.unwrap();
+    assert_eq!(out.trim(), "host=127.0.0.1 port=5433");
+    let (r, _) = hactl(&c, &["dsn", "-m", "nobody"], "").await;
+    assert!(r.unwrap_err().to_string().contains("Can not find a suitable member"));
+    let (r, _) = hactl(&c, &["dsn", "-r", "replica", "-m", "node2"], "").await;
+    assert!(r.is_err(), "--role with --member is refused");
+
     let (r, out) = hactl(&c, &["-f", "json", "list"], "").await;
     r.unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

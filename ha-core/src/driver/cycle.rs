@@ -222,6 +222,15 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
             self.watchdog.ttl_changed(timing.ttl_ms);
         }
+        // Said when such a key first appears (at the first load, every one present).
+        let before = if self.ttl_set_ms.is_none() {
+            Vec::new()
+        } else {
+            self.local.last_config.not_acted_on()
+        };
+        for key in cfg.not_acted_on().into_iter().filter(|k| !before.contains(k)) {
+            warn!(key, "`{key}` in the DCS configuration is not acted on by hactl (see README: known limits)");
+        }
         if cfg.sync_mode() == crate::model::SyncMode::Quorum
             && self.local.last_config.sync_mode() != crate::model::SyncMode::Quorum
         {

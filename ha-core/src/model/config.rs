@@ -170,6 +170,38 @@ impl GlobalConfig {
             .and_then(lenient::value_i64)
             .map_or(1, |n| n.max(1) as usize)
     }
+    /// Keys present in this configuration that hactl does not act on (each is named in a warning when it appears;
+    /// see README: known limits).
+    pub fn not_acted_on(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.primary_start_timeout.is_some() {
+            out.push("primary_start_timeout");
+        }
+        for k in [
+            "master_start_timeout",
+            "primary_stop_timeout",
+            "master_stop_timeout",
+            "slots",
+            "ignore_slots",
+            "member_slots_ttl",
+            "max_timelines_history",
+            "standby_cluster",
+        ] {
+            if self.extra.get(k).map_or(false, |v| !v.is_null()) {
+                out.push(k);
+            }
+        }
+        if let Some(p) = &self.postgresql {
+            if p.use_slots == Some(false) {
+                out.push("postgresql.use_slots");
+            }
+            if p.extra.contains_key("recovery_conf") {
+                out.push("postgresql.recovery_conf");
+            }
+        }
+        out
+    }
+
     /// `primary_race_backoff` in ms (Patroni 4.1; 0 or unset: off): how long a replica still receiving WAL holds
     /// back from the leader race after the leader key vanished.
     pub fn primary_race_backoff_ms(&self) -> u64 {

@@ -186,6 +186,14 @@ pub enum Command {
     /// The watchdog process the daemon starts (internal).
     #[command(hide = true)]
     Fencer { data_dir: PathBuf },
+    /// The connection string of the leader (or of a member with `--role`, or `--member`), as patronictl's `dsn`.
+    Dsn {
+        cluster: Option<String>,
+        #[arg(short = 'r', long, value_parser = ["leader", "primary", "replica", "any"])]
+        role: Option<String>,
+        #[arg(short = 'm', long)]
+        member: Option<String>,
+    },
     /// hactl's version, and with a cluster each member's.
     Version {
         #[command(flatten)]

@@ -132,6 +132,29 @@ pub(super) fn parse_postgresql(
         .concat(),
         warnings,
     );
+    // Keys Patroni knows that hactl reads but does not act on: each is named, never dropped silently.
+    for (key, why) in [
+        ("proxy_address", "hactl publishes no proxy_url"),
+        ("config_dir", "the configuration lives in the data directory"),
+        ("bin_name", "PostgreSQL's binaries keep their own names in bin_dir"),
+        ("pg_ident", "pg_ident.conf is left as it is"),
+        ("before_stop", "no script runs before a stop"),
+        ("basebackup", "pg_basebackup runs with hactl's own options (-X stream, -c fast, the member's slot)"),
+        ("remove_data_directory_on_rewind_failure", "see README: known limits"),
+        ("remove_data_directory_on_diverged_timelines", "see README: known limits"),
+        ("recovery_conf", "replicas get primary_conninfo and the slot only"),
+        ("custom_conf", "postgresql.base.conf is the user's file"),
+        ("use_unix_socket", "hactl always reaches its own server over the unix socket"),
+        ("use_unix_socket_repl", "replication connections use the members' conn_url"),
+        ("pg_ctl_timeout", "hactl's start/stop timeouts apply"),
+        ("database", "hactl connects to the postgres database"),
+        ("replica_method", "use create_replica_methods"),
+        ("use_pg_rewind", "set it in the cluster-wide configuration (bootstrap.dcs / edit-config)"),
+    ] {
+        if s.has(key) {
+            warnings.push(format!("`{}` is not acted on by hactl: {why}", s.key(key)));
+        }
+    }
     let auth = s.section("authentication")?;
     auth.warn_unknown(&["superuser", "replication", "rewind"], warnings);
     let cb = s.section("callbacks")?;

@@ -10,6 +10,7 @@
 //! (and `resume`), `history`, `remove`, `flush`, `version`. The command files are children of this module so they
 //! reach the context's private helpers without widening them.
 
+mod dsn;
 mod edit_config;
 mod flush;
 mod history;
@@ -296,6 +297,11 @@ impl<'a> Ctl<'a> {
             Command::Remove { cluster } => self.remove(cluster.as_deref()).await,
             Command::Flush { targets, force } => self.flush(targets, *force).await,
             Command::Version { targets } => self.version(targets).await,
+            Command::Dsn {
+                cluster,
+                role,
+                member,
+            } => self.dsn(cluster.as_deref(), role.as_deref(), member.as_deref()).await,
             Command::Run { .. } | Command::Validate { .. } | Command::Fencer { .. } => Err(
                 CliError::Usage("run and validate are not ctl commands".into()),
             ),
