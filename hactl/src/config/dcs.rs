@@ -68,16 +68,15 @@ fn parse_etcd(s: &Section, warnings: &mut Vec<String>) -> Result<EtcdConfig, Con
             ));
         }
     }
-    for (k, why) in [
-        ("srv_suffix", "SRV discovery is not supported"),
-        ("use_proxies", "hactl connects to the listed endpoints directly"),
-        ("retry_timeout", "the cluster-wide retry_timeout bounds every DCS request"),
-        ("port", "give the port in `host`, `hosts` or `url`"),
-    ] {
-        if s.has(k) {
-            warnings.push(format!("`{}` is not acted on by hactl: {why}", s.key(k)));
-        }
-    }
+    s.warn_not_acted_on(
+        &[
+            ("srv_suffix", "SRV discovery is not supported"),
+            ("use_proxies", "hactl connects to the listed endpoints directly"),
+            ("retry_timeout", "the cluster-wide retry_timeout bounds every DCS request"),
+            ("port", "give the port in `host`, `hosts` or `url`"),
+        ],
+        warnings,
+    );
     if hosts.is_empty() && !s.has("srv") && !s.has("proxy") {
         return Err(ConfigError::Missing {
             key: format!("{} (host, hosts or url)", s.path),
@@ -357,17 +356,16 @@ pub(super) fn parse_dcs(
                 ],
                 warnings,
             );
-            for (k, why) in [
-                ("checks", "hactl's sessions carry no extra health checks"),
-                ("register_service", "hactl registers no Consul service (no <scope>.service.consul DNS name)"),
-                ("service_tags", "no service is registered"),
-                ("service_check_interval", "no service is registered"),
-                ("service_check_tls_server_name", "no service is registered"),
-            ] {
-                if s.has(k) {
-                    warnings.push(format!("`{}` is not acted on by hactl: {why}", s.key(k)));
-                }
-            }
+            s.warn_not_acted_on(
+                &[
+                    ("checks", "hactl's sessions carry no extra health checks"),
+                    ("register_service", "hactl registers no Consul service (no <scope>.service.consul DNS name)"),
+                    ("service_tags", "no service is registered"),
+                    ("service_check_interval", "no service is registered"),
+                    ("service_check_tls_server_name", "no service is registered"),
+                ],
+                warnings,
+            );
             let mut scheme = s.string("scheme")?.unwrap_or_else(|| "http".into());
             let mut host = s.string("host")?;
             if host.is_none() {

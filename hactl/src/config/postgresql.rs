@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::value::Section;
 use super::schema::ReplicaMethodConfig;
+use super::value::Section;
 use super::{
     opt_host_port, opt_path, Callbacks, ConfigError, PgAuthentication, PgUser, PostgresqlConfig,
 };
@@ -70,7 +70,15 @@ fn parse_replica_methods(s: &Section) -> Result<Vec<ReplicaMethodConfig>, Config
             ..Default::default()
         };
         for (k, v) in m.map.into_iter().flatten() {
-            if ["command", "no_leader", "keep_data", "no_params", "no_master"].contains(&k.as_str()) {
+            if [
+                "command",
+                "no_leader",
+                "keep_data",
+                "no_params",
+                "no_master",
+            ]
+            .contains(&k.as_str())
+            {
                 continue;
             }
             let text = match v {
@@ -100,40 +108,41 @@ pub(super) fn parse_postgresql(
         &[
             method_sections.as_slice(),
             &[
-            "listen",
-            "connect_address",
-            "proxy_address",
-            "data_dir",
-            "config_dir",
-            "bin_dir",
-            "bin_name",
-            "pgpass",
-            "authentication",
-            "parameters",
-            "pg_hba",
-            "pg_ident",
-            "use_pg_rewind",
-            "callbacks",
-            "pre_promote",
-            "before_stop",
-            "create_replica_methods",
-            "basebackup",
-            "remove_data_directory_on_rewind_failure",
-            "remove_data_directory_on_diverged_timelines",
-            "recovery_conf",
-            "custom_conf",
-            "use_unix_socket",
-            "use_unix_socket_repl",
-            "pg_ctl_timeout",
-            "database",
-            "replica_method",
-        ],
+                "listen",
+                "connect_address",
+                "proxy_address",
+                "data_dir",
+                "config_dir",
+                "bin_dir",
+                "bin_name",
+                "pgpass",
+                "authentication",
+                "parameters",
+                "pg_hba",
+                "pg_ident",
+                "use_pg_rewind",
+                "callbacks",
+                "pre_promote",
+                "before_stop",
+                "create_replica_methods",
+                "basebackup",
+                "remove_data_directory_on_rewind_failure",
+                "remove_data_directory_on_diverged_timelines",
+                "recovery_conf",
+                "custom_conf",
+                "use_unix_socket",
+                "use_unix_socket_repl",
+                "pg_ctl_timeout",
+                "database",
+                "replica_method",
+            ],
         ]
         .concat(),
         warnings,
     );
     // Keys Patroni knows that hactl reads but does not act on: each is named, never dropped silently.
-    for (key, why) in [
+    s.warn_not_acted_on(
+        &[
         ("proxy_address", "hactl publishes no proxy_url"),
         ("config_dir", "the configuration lives in the data directory"),
         ("bin_name", "PostgreSQL's binaries keep their own names in bin_dir"),
@@ -150,11 +159,9 @@ pub(super) fn parse_postgresql(
         ("database", "hactl connects to the postgres database"),
         ("replica_method", "use create_replica_methods"),
         ("use_pg_rewind", "set it in the cluster-wide configuration (bootstrap.dcs / edit-config)"),
-    ] {
-        if s.has(key) {
-            warnings.push(format!("`{}` is not acted on by hactl: {why}", s.key(key)));
-        }
-    }
+        ],
+        warnings,
+    );
     let auth = s.section("authentication")?;
     auth.warn_unknown(&["superuser", "replication", "rewind"], warnings);
     let cb = s.section("callbacks")?;

@@ -136,6 +136,15 @@ impl<'a> Section<'a> {
     }
 
     /// A string; numbers and booleans are taken as their text (YAML `port: 5432` where a string is expected).
+    /// Names each of `keys` present that hactl reads but does not act on, with why: never dropped silently.
+    pub fn warn_not_acted_on(&self, keys: &[(&str, &str)], warnings: &mut Vec<String>) {
+        for (key, why) in keys {
+            if self.has(key) {
+                warnings.push(format!("`{}` is not acted on by hactl: {why}", self.key(key)));
+            }
+        }
+    }
+
     pub fn string(&self, key: &str) -> Result<Option<String>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
