@@ -50,6 +50,8 @@ pub struct DeviceWatchdog {
     config: WatchdogConfig,
     ttl_s: Mutex<f64>,
     open: Mutex<Option<Open>>,
+    /// The last keepalive failed: said once, not at every renewal, until one succeeds again.
+    failing: std::sync::atomic::AtomicBool,
 }
 
 impl DeviceWatchdog {
@@ -63,6 +65,7 @@ impl DeviceWatchdog {
             config: config.clone(),
             ttl_s: Mutex::new(ttl_s),
             open: Mutex::new(None),
+            failing: std::sync::atomic::AtomicBool::new(false),
         };
         if config.mode == WatchdogMode::Required {
             let probe = open_device(&config.device, config.driver)?;
@@ -135,9 +138,19 @@ fn magic_close(mut file: File, _driver: WatchdogDriver) {
 
 impl Watchdog for DeviceWatchdog {
     fn arm(&self, _deadline: Millis) {
-        if let Err(e) = self.keepalive() {
+        use std::sync::atomic::Ordering;
+        match self.keepalive() {
+            Ok(()) => {
+                if self.failing.swap(false, Ordering::Relaxed) {
+                    info!("watchdog keepalive works again");
+                }
+            }
             // The process fencer still covers the node; `required` was checked at start.
-            error!(error = %e, "watchdog keepalive failed");
+            Err(e) => {
+                if !self.failing.swap(true, Ordering::Relaxed) {
+                    error!(error = %e, "watchdog keepalive failed (said once until it works again)");
+                }
+            }
         }
     }
 
