@@ -93,7 +93,11 @@ impl PgCtl {
                 self.command_conninfo(&ep, &self.conn.replication, &self.s.replication.username, &[])
             ));
         }
-        let (program, args) = argv.split_first().expect("a command method has a program");
+        let (program, args) = argv.split_first().ok_or_else(|| Error::Command {
+            command: format!("replica method {}", m.name),
+            status: "no command".into(),
+            stderr: String::new(),
+        })?;
         let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
         if let Err(e) =
             os::run_in(&self.run_as, Path::new(program), args, &self.pg_env(), REPLICA_COMMAND_TIMEOUT, &cwd).await

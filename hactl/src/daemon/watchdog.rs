@@ -81,11 +81,13 @@ impl DeviceWatchdog {
     fn keepalive(&self) -> Result<(), WatchdogError> {
         let want = self.timeout_s();
         let mut open = lock(&self.open);
-        if open.is_none() {
-            let file = open_device(&self.config.device, self.config.driver)?;
-            *open = Some(Open { file, timeout_s: 0 });
-        }
-        let o = open.as_mut().expect("opened above");
+        let o = match &mut *open {
+            Some(o) => o,
+            None => open.insert(Open {
+                file: open_device(&self.config.device, self.config.driver)?,
+                timeout_s: 0,
+            }),
+        };
         if o.timeout_s != want {
             set_timeout(&mut o.file, self.config.driver, want).map_err(|source| WatchdogError::Timeout {
                 path: self.config.device.clone(),
