@@ -103,7 +103,10 @@ impl ConsulServer {
         ConsulServer::start_with(dir, Some(tls))
     }
 
-    fn start_with(dir: &Path, tls: Option<ConsulTlsFiles>) -> Result<ConsulServer, TestServerError> {
+    fn start_with(
+        dir: &Path,
+        tls: Option<ConsulTlsFiles>,
+    ) -> Result<ConsulServer, TestServerError> {
         if !binary_available() {
             return Err(TestServerError::BinaryMissing);
         }
@@ -158,30 +161,30 @@ impl ConsulServer {
             .open(self.dir.join("consul.log"))?;
         let mut cmd = Command::new("consul");
         cmd.args([
-                "agent",
-                "-server",
-                "-bootstrap-expect",
-                "1",
-                "-node",
-                "hactl-test",
-            ])
-            .arg("-data-dir")
-            .arg(&data)
-            .args([
-                "-bind",
-                "127.0.0.1",
-                "-advertise",
-                "127.0.0.1",
-                "-client",
-                "127.0.0.1",
-            ])
-            .args(["-http-port", &self.http_port.to_string()])
-            .args(["-serf-lan-port", &self.serf_lan_port.to_string()])
-            .args(["-serf-wan-port", &self.serf_wan_port.to_string()])
-            .args(["-server-port", &self.server_port.to_string()])
-            .args(["-dns-port", "-1", "-grpc-port", "-1", "-log-level", "warn"])
-            // Faster elections than the production default (5): a restarted test server is back in ~1 s.
-            .args(["-hcl", "performance { raft_multiplier = 1 }"]);
+            "agent",
+            "-server",
+            "-bootstrap-expect",
+            "1",
+            "-node",
+            "hactl-test",
+        ])
+        .arg("-data-dir")
+        .arg(&data)
+        .args([
+            "-bind",
+            "127.0.0.1",
+            "-advertise",
+            "127.0.0.1",
+            "-client",
+            "127.0.0.1",
+        ])
+        .args(["-http-port", &self.http_port.to_string()])
+        .args(["-serf-lan-port", &self.serf_lan_port.to_string()])
+        .args(["-serf-wan-port", &self.serf_wan_port.to_string()])
+        .args(["-server-port", &self.server_port.to_string()])
+        .args(["-dns-port", "-1", "-grpc-port", "-1", "-log-level", "warn"])
+        // Faster elections than the production default (5): a restarted test server is back in ~1 s.
+        .args(["-hcl", "performance { raft_multiplier = 1 }"]);
         if let Some(t) = &self.tls {
             cmd.args(["-hcl", &format!("ports {{ https = {} }}", self.https_port)])
                 .args(["-hcl", &format!("cert_file = \"{}\"", t.cert.display())])

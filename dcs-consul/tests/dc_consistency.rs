@@ -8,7 +8,12 @@ use dcs_consul::testing::ConsulServer;
 use dcs_consul::{Consistency, ConsulDcs, ConsulSettings};
 use ha_core::dcs::Dcs;
 
-fn settings(server: &ConsulServer, name: &str, dc: &str, consistency: Option<Consistency>) -> ConsulSettings {
+fn settings(
+    server: &ConsulServer,
+    name: &str,
+    dc: &str,
+    consistency: Option<Consistency>,
+) -> ConsulSettings {
     ConsulSettings {
         url: server.url(),
         namespace: "service".into(),
@@ -29,14 +34,35 @@ async fn the_datacenter_and_the_read_consistency_are_sent_to_consul() {
     let Some(server) = ConsulServer::start_or_skip(dir.path()) else {
         return;
     };
-    let node = ConsulDcs::new(settings(&server, "node1", "dc1", Some(Consistency::Consistent))).unwrap();
-    assert!(node.acquire_leader("node1").await.unwrap(), "the lock in datacenter dc1");
+    let node = ConsulDcs::new(settings(
+        &server,
+        "node1",
+        "dc1",
+        Some(Consistency::Consistent),
+    ))
+    .unwrap();
+    assert!(
+        node.acquire_leader("node1").await.unwrap(),
+        "the lock in datacenter dc1"
+    );
     let seen = node.load().await.unwrap();
     assert_eq!(seen.leader.map(|l| l.name).as_deref(), Some("node1"));
     let stale = ConsulDcs::ctl(settings(&server, "", "dc1", Some(Consistency::Stale))).unwrap();
-    assert_eq!(stale.load().await.unwrap().leader.map(|l| l.name).as_deref(), Some("node1"));
+    assert_eq!(
+        stale
+            .load()
+            .await
+            .unwrap()
+            .leader
+            .map(|l| l.name)
+            .as_deref(),
+        Some("node1")
+    );
 
     let elsewhere = ConsulDcs::ctl(settings(&server, "", "nowhere", None)).unwrap();
     let err = elsewhere.load().await.expect_err("no such datacenter");
-    assert!(err.to_string().contains("datacenter") || err.to_string().contains("500"), "{err}");
+    assert!(
+        err.to_string().contains("datacenter") || err.to_string().contains("500"),
+        "{err}"
+    );
 }

@@ -216,7 +216,12 @@ pub async fn sync_key_round_trip_and_cas(h: &dyn Harness) -> Result<(), String> 
     a.set_sync_state(&first, None)
         .await
         .map_err(|e| fail("set_sync_state", e))?;
-    let read = a.load().await.map_err(|e| fail("load", e))?.sync.ok_or("sync missing after write")?;
+    let read = a
+        .load()
+        .await
+        .map_err(|e| fail("load", e))?
+        .sync
+        .ok_or("sync missing after write")?;
     if read.value.leader.as_deref() != Some("a") || !read.value.members().is_empty() {
         return Err(format!("sync read back as {:?}", read.value));
     }
@@ -232,9 +237,20 @@ pub async fn sync_key_round_trip_and_cas(h: &dyn Harness) -> Result<(), String> 
         Err(DcsError::Conflict(_)) => {}
         other => return Err(fail("sync CAS with a stale version", other)),
     }
-    let now = a.load().await.map_err(|e| fail("load", e))?.sync.ok_or("sync missing")?;
-    if now.value.members() != ["b", "c"] || !now.value.matches("c", false) || !now.value.matches("a", true) {
-        return Err(format!("a stale sync CAS changed the value: {:?}", now.value));
+    let now = a
+        .load()
+        .await
+        .map_err(|e| fail("load", e))?
+        .sync
+        .ok_or("sync missing")?;
+    if now.value.members() != ["b", "c"]
+        || !now.value.matches("c", false)
+        || !now.value.matches("a", true)
+    {
+        return Err(format!(
+            "a stale sync CAS changed the value: {:?}",
+            now.value
+        ));
     }
     Ok(())
 }

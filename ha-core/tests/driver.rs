@@ -150,9 +150,14 @@ fn a_shutdown_whose_stop_fails_keeps_the_lock_so_no_replica_promotes_beside_a_li
     w.pgs.replicate_step();
     now_or_never(n1.cycle());
     // The postmaster hangs: the stop times out, its backends could still take writes.
-    w.pgs.with("node1", |s| s.run = ha_core::sim::pg::SimRun::Hung);
+    w.pgs
+        .with("node1", |s| s.run = ha_core::sim::pg::SimRun::Hung);
     now_or_never(n1.shutdown());
-    assert_eq!(w.dcs.leader().map(|l| l.0), Some("node1".to_string()), "the lock was released");
+    assert_eq!(
+        w.dcs.leader().map(|l| l.0),
+        Some("node1".to_string()),
+        "the lock was released"
+    );
     let r = now_or_never(n2.cycle());
     assert!(!r.promoted(), "{}", r.decision.reason);
 }
@@ -197,9 +202,15 @@ fn timing_that_breaks_the_rule_is_adjusted_with_warnings_naming_the_keys() {
         ..Default::default()
     };
     let t = cfg.timing();
-    assert_eq!((t.ttl_ms, t.loop_wait_ms, t.retry_timeout_ms), (5_000, 1_000, 2_000));
+    assert_eq!(
+        (t.ttl_ms, t.loop_wait_ms, t.retry_timeout_ms),
+        (5_000, 1_000, 2_000)
+    );
     let w = cfg.timing_adjustments().join(" ");
-    assert!(w.contains("loop_wait") && w.contains("retry_timeout") && w.contains("ttl"), "{w}");
+    assert!(
+        w.contains("loop_wait") && w.contains("retry_timeout") && w.contains("ttl"),
+        "{w}"
+    );
     let cfg = GlobalConfig {
         ttl: Some(1.0),
         ..Default::default()

@@ -42,7 +42,9 @@ pub fn http_client_with(tls: &ClientTlsSettings) -> Result<reqwest::Client, TlsE
     } else {
         builder.use_preconfigured_tls(crate::tls::client::client_config(tls)?)
     };
-    builder.build().map_err(|e| TlsError::new("ctl", e.to_string()))
+    builder
+        .build()
+        .map_err(|e| TlsError::new("ctl", e.to_string()))
 }
 
 /// `method` on `path` of `member`'s REST API, with `auth` as basic auth and `body` as JSON. An error is the one line

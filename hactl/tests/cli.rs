@@ -109,7 +109,10 @@ async fn list_and_topology_print_patronictls_table_and_json() {
     r.unwrap();
     assert_eq!(out.trim(), "host=127.0.0.1 port=5433");
     let (r, _) = hactl(&c, &["dsn", "-m", "nobody"], "").await;
-    assert!(r.unwrap_err().to_string().contains("Can not find a suitable member"));
+    assert!(r
+        .unwrap_err()
+        .to_string()
+        .contains("Can not find a suitable member"));
     let (r, _) = hactl(&c, &["dsn", "-r", "replica", "-m", "node2"], "").await;
     assert!(r.is_err(), "--role with --member is refused");
 

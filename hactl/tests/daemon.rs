@@ -376,7 +376,8 @@ tags: {{nofailover: false}}
         "{calls_text}"
     );
     assert!(
-        n1.log_text().contains(" INFO: no action. I am (node1), the leader with the lock"),
+        n1.log_text()
+            .contains(" INFO: no action. I am (node1), the leader with the lock"),
         "one line per loop, in Patroni's format:\n{}",
         n1.log_text()
     );
@@ -385,7 +386,10 @@ tags: {{nofailover: false}}
     let text = std::fs::read_to_string(&configs[1]).unwrap();
     std::fs::write(
         &configs[1],
-        text.replace("tags: {nofailover: false}", "tags: {nofailover: false, new_tag: new_value}"),
+        text.replace(
+            "tags: {nofailover: false}",
+            "tags: {nofailover: false, new_tag: new_value}",
+        ),
     )
     .unwrap();
     let pid2 = n2.child.as_ref().unwrap().id() as i32;
@@ -416,7 +420,12 @@ tags: {{nofailover: false}}
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(tags["new_tag"], "new_value", "the reloaded tags are not served:\n{}", n2.log_text());
+    assert_eq!(
+        tags["new_tag"],
+        "new_value",
+        "the reloaded tags are not served:\n{}",
+        n2.log_text()
+    );
     assert!(
         n2.sigterm_and_wait(Duration::from_secs(30)),
         "node2 did not exit on SIGTERM"

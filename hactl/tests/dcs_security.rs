@@ -11,7 +11,13 @@ use dcs_etcd::testing::{etcd_or_skip, EtcdServer, ServerTlsFiles};
 use hactl::config::Config;
 use hactl::dcs::{check_credentials, connect, DcsMode};
 
-fn etcd_yaml(endpoint: &str, ca: &std::path::Path, cert: &std::path::Path, key: &std::path::Path, password: &str) -> String {
+fn etcd_yaml(
+    endpoint: &str,
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    password: &str,
+) -> String {
     format!(
         "scope: batman\nname: node1\netcd3:\n  hosts: ['{}']\n  protocol: https\n  cacert: {}\n  cert: {}\n  key: {}\n  username: root\n  password: {password}\n",
         endpoint.trim_start_matches("https://"),
@@ -27,12 +33,17 @@ async fn start_error(yaml: &str) -> Option<String> {
         Ok(d) => d,
         Err(e) => return Some(e.to_string()),
     };
-    check_credentials(&config, &dcs).await.err().map(|e| e.to_string())
+    check_credentials(&config, &dcs)
+        .await
+        .err()
+        .map(|e| e.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_ca_certificate_or_password_for_etcd_refuses_the_start_naming_the_key() {
-    if etcd_or_skip("a_wrong_ca_certificate_or_password_for_etcd_refuses_the_start_naming_the_key").is_none() {
+    if etcd_or_skip("a_wrong_ca_certificate_or_password_for_etcd_refuses_the_start_naming_the_key")
+        .is_none()
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -40,7 +51,11 @@ async fn a_wrong_ca_certificate_or_password_for_etcd_refuses_the_start_naming_th
     let other = make_pki(dir.path(), "other");
     let server = EtcdServer::start_tls(
         dir.path(),
-        ServerTlsFiles { cert: pki.server_cert.clone(), key: pki.server_key.clone(), client_ca: pki.ca.clone() },
+        ServerTlsFiles {
+            cert: pki.server_cert.clone(),
+            key: pki.server_key.clone(),
+            client_ca: pki.ca.clone(),
+        },
     )
     .unwrap();
     let etcdctl = |args: &[&str]| {
@@ -61,17 +76,27 @@ async fn a_wrong_ca_certificate_or_password_for_etcd_refuses_the_start_naming_th
     let ep = server.endpoint();
 
     let good = etcd_yaml(&ep, &pki.ca, &pki.client_cert, &pki.client_key, "right");
-    assert_eq!(start_error(&good).await, None, "the right CA, certificate and password start");
+    assert_eq!(
+        start_error(&good).await,
+        None,
+        "the right CA, certificate and password start"
+    );
 
     let wrong_ca = etcd_yaml(&ep, &other.ca, &pki.client_cert, &pki.client_key, "right");
-    let e = start_error(&wrong_ca).await.expect("a wrong CA refuses the start");
+    let e = start_error(&wrong_ca)
+        .await
+        .expect("a wrong CA refuses the start");
     assert!(e.contains("etcd3.cacert"), "{e}");
 
     let wrong_cert = etcd_yaml(&ep, &pki.ca, &other.client_cert, &other.client_key, "right");
-    let e = start_error(&wrong_cert).await.expect("a certificate of another CA refuses the start");
+    let e = start_error(&wrong_cert)
+        .await
+        .expect("a certificate of another CA refuses the start");
     assert!(e.contains("etcd3.cert"), "{e}");
 
     let wrong_password = etcd_yaml(&ep, &pki.ca, &pki.client_cert, &pki.client_key, "wrong");
-    let e = start_error(&wrong_password).await.expect("a wrong password refuses the start");
+    let e = start_error(&wrong_password)
+        .await
+        .expect("a wrong password refuses the start");
     assert!(e.contains("etcd3.password"), "{e}");
 }

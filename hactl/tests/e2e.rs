@@ -714,7 +714,8 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
         return;
     }
     // Strict synchronous replication: the leader names one synchronous standby, and only it may be elected.
-    let Some((c, w, old)) = cluster_with_writer_as(Spec::new("partition").synchronous()).await else {
+    let Some((c, w, old)) = cluster_with_writer_as(Spec::new("partition").synchronous()).await
+    else {
         return;
     };
     let sync_node = {
@@ -729,12 +730,21 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
             if let Some(i) = found {
                 break i;
             }
-            assert!(Instant::now() < deadline, "no synchronous standby answers /sync\n{}", c.dump_logs());
+            assert!(
+                Instant::now() < deadline,
+                "no synchronous standby answers /sync\n{}",
+                c.dump_logs()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     };
-    let other = (0..c.nodes.len()).find(|i| *i != old && *i != sync_node).expect("a third node");
-    assert_eq!(c.rest(other, "/async").await.map(|(code, _)| code), Some(200));
+    let other = (0..c.nodes.len())
+        .find(|i| *i != old && *i != sync_node)
+        .expect("a third node");
+    assert_eq!(
+        c.rest(other, "/async").await.map(|(code, _)| code),
+        Some(200)
+    );
     let census = Census::start(&c);
     // A client on the primary's own machine, on its side of the cut (unix socket), ids apart from the main writer's.
     let local = Writer::start_at(c.nodes[old].socket(), 1_000_000_000).await;
@@ -746,9 +756,12 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
     let cut = Partition::cut(&c, old);
     let (newp, took) = failed_over(&c, old, Duration::from_secs(FAST.ttl_s * 4)).await;
     assert_eq!(
-        newp, sync_node,
+        newp,
+        sync_node,
         "the majority elected {} although the sync key names {}\n{}",
-        c.nodes[newp].name, c.nodes[sync_node].name, c.dump_logs()
+        c.nodes[newp].name,
+        c.nodes[sync_node].name,
+        c.dump_logs()
     );
     let promoted_seen = {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -782,11 +795,17 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
     // Every commit the cut-off primary acknowledged, its local client's too, is on the new primary: strict
     // synchronous replication made commits after the cut wait for a standby they could not reach (asynchronous,
     // this scenario once lost 400 of 401).
-    let local_after_cut: Vec<(i64, Instant)> =
-        local_acked.iter().filter(|(_, t)| *t >= t0).cloned().collect();
-    let local_lost = lost_rows(&c, c.nodes[newp].pg_port, &local_acked).await.len();
+    let local_after_cut: Vec<(i64, Instant)> = local_acked
+        .iter()
+        .filter(|(_, t)| *t >= t0)
+        .cloned()
+        .collect();
+    let local_lost = lost_rows(&c, c.nodes[newp].pg_port, &local_acked)
+        .await
+        .len();
     assert_eq!(
-        local_lost, 0,
+        local_lost,
+        0,
         "{local_lost} of the local client's acknowledged rows are missing on the new primary\n{}",
         c.dump_logs()
     );

@@ -26,7 +26,11 @@ impl Prometheus {
     fn start(c: &Cluster) -> Prometheus {
         let p = c.tls.as_ref().expect("a TLS cluster");
         let port = dcs_etcd::testing::free_port();
-        let targets: Vec<String> = c.nodes.iter().map(|n| format!("'127.0.0.1:{}'", n.api_port)).collect();
+        let targets: Vec<String> = c
+            .nodes
+            .iter()
+            .map(|n| format!("'127.0.0.1:{}'", n.api_port))
+            .collect();
         let cfg = format!(
             "global: {{scrape_interval: 1s, scrape_timeout: 900ms}}\nscrape_configs:\n  - job_name: hactl\n    scheme: https\n    \
              tls_config: {{ca_file: '{}', cert_file: '{}', key_file: '{}'}}\n    static_configs: [{{targets: [{}]}}]\n",
@@ -39,7 +43,10 @@ impl Prometheus {
         std::fs::write(&path, cfg).expect("prometheus.yml");
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", path.display()))
-            .arg(format!("--storage.tsdb.path={}", c.dir.join("prometheus-data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                c.dir.join("prometheus-data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(c.dir.join("prometheus.log")).expect("log"))
@@ -51,7 +58,12 @@ impl Prometheus {
     /// The value of a PromQL expression that returns one sample, once Prometheus answers it.
     async fn query(&self, expr: &str) -> Option<f64> {
         let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
-        let r = reqwest::Client::new().get(url).query(&[("query", expr)]).send().await.ok()?;
+        let r = reqwest::Client::new()
+            .get(url)
+            .query(&[("query", expr)])
+            .send()
+            .await
+            .ok()?;
         let v: serde_json::Value = r.json().await.ok()?;
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     }
@@ -66,20 +78,33 @@ impl Drop for Prometheus {
 
 /// `hactl switchover --candidate <next> --force` with node `first`'s config: the CLI reaches the primary's REST
 /// API over HTTPS with its client certificate. Returns the new primary, how long it took, and the write gap.
-async fn switchover_through_the_cli(c: &Cluster, w: &Writer, first: usize) -> (usize, Duration, Duration) {
+async fn switchover_through_the_cli(
+    c: &Cluster,
+    w: &Writer,
+    first: usize,
+) -> (usize, Duration, Duration) {
     let cand = (first + 1) % 3;
     // The candidate must be a healthy streaming replica, or the switchover is rightly refused.
-    c.wait_replica(cand, Duration::from_secs(30)).await.expect("the candidate streams");
+    c.wait_replica(cand, Duration::from_secs(30))
+        .await
+        .expect("the candidate streams");
     let t0 = Instant::now();
     let mut tries = 0;
     loop {
-        let (ok, out) = c.ctl(first, &["switchover", "--candidate", &c.nodes[cand].name, "--force"]);
+        let (ok, out) = c.ctl(
+            first,
+            &["switchover", "--candidate", &c.nodes[cand].name, "--force"],
+        );
         if ok {
             break;
         }
         tries += 1;
         eprintln!("[e2e] switchover refused (try {tries}): {out}");
-        assert!(tries < 3, "hactl switchover over HTTPS: {out}\n{}", c.dump_logs());
+        assert!(
+            tries < 3,
+            "hactl switchover over HTTPS: {out}\n{}",
+            c.dump_logs()
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let (newp, took) = c
@@ -115,17 +140,29 @@ async fn a_consul_cluster_over_https_refuses_clients_without_a_certificate_and_s
     }
     let c = Cluster::start_spec(Spec::new(scenario).on(Backend::Consul).tls()).await;
     let first = c.primary().await.expect("a primary");
-    assert_eq!(replicas_over_tls(&c, first).await, 2, "replication over hostssl with client certificates");
+    assert_eq!(
+        replicas_over_tls(&c, first).await,
+        2,
+        "replication over hostssl with client certificates"
+    );
     let (ok, list) = c.ctl(first, &["list"]);
     assert!(ok, "hactl list over HTTPS to Consul: {list}");
     // The same CLI config without its client certificate is refused by Consul (`verify_incoming_https`).
     let text = run_with_config_lines_removed(&c, first, &["  cert:", "  key:"]);
-    assert!(!text.contains(&c.nodes[first].name), "a Consul client without a certificate: {text}");
+    assert!(
+        !text.contains(&c.nodes[first].name),
+        "a Consul client without a certificate: {text}"
+    );
 
     let w = Writer::start(c.write_port).await;
-    assert!(w.wait_progress(25, Duration::from_secs(30)).await, "no write through HAProxy\n{}", c.dump_logs());
+    assert!(
+        w.wait_progress(25, Duration::from_secs(30)).await,
+        "no write through HAProxy\n{}",
+        c.dump_logs()
+    );
     let (newp, took, gap) = switchover_through_the_cli(&c, &w, first).await;
-    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
+    let figures =
+        json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
     finish(&c, w, newp, scenario, figures, 0).await;
 }
 
@@ -145,7 +182,8 @@ fn run_with_config_lines_removed(c: &Cluster, i: usize, prefixes: &[&str]) -> St
         .arg("list")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     eprintln!("[e2e] {}: {}", prefixes.join(" "), text.trim());
     assert!(!out.status.success(), "{text}");
     text
@@ -161,17 +199,29 @@ async fn a_zookeeper_cluster_with_acls_keeps_strangers_out_and_switches_over_ove
     }
     let c = Cluster::start_spec(Spec::new(scenario).on(Backend::Zookeeper).tls()).await;
     let first = c.primary().await.expect("a primary");
-    assert_eq!(replicas_over_tls(&c, first).await, 2, "replication over hostssl with client certificates");
+    assert_eq!(
+        replicas_over_tls(&c, first).await,
+        2,
+        "replication over hostssl with client certificates"
+    );
     let (ok, list) = c.ctl(first, &["list"]);
     assert!(ok, "hactl list with the digest: {list}");
     // The same CLI config without `auth_data` cannot read the cluster: every znode is the digest user's.
     let text = run_with_config_lines_removed(&c, first, &["  auth_data:"]);
-    assert!(text.contains("NoAuth"), "a client without the digest: {text}");
+    assert!(
+        text.contains("NoAuth"),
+        "a client without the digest: {text}"
+    );
 
     let w = Writer::start(c.write_port).await;
-    assert!(w.wait_progress(25, Duration::from_secs(30)).await, "no write through HAProxy\n{}", c.dump_logs());
+    assert!(
+        w.wait_progress(25, Duration::from_secs(30)).await,
+        "no write through HAProxy\n{}",
+        c.dump_logs()
+    );
     let (newp, took, gap) = switchover_through_the_cli(&c, &w, first).await;
-    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
+    let figures =
+        json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
     finish(&c, w, newp, scenario, figures, 0).await;
 }
 
@@ -183,12 +233,18 @@ async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_on
         return;
     }
     if !std::path::Path::new("/usr/bin/prometheus").exists() {
-        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "prometheus missing under CI");
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "prometheus missing under CI"
+        );
         eprintln!("{scenario}: skipped, prometheus missing (run scripts/install.sh)");
         return;
     }
     let c = Cluster::start_spec(Spec::new(scenario).tls()).await;
-    let first = c.primary().await.expect("a primary (found over HTTPS with the client certificate)");
+    let first = c
+        .primary()
+        .await
+        .expect("a primary (found over HTTPS with the client certificate)");
     let api = c.nodes[first].api();
     assert!(api.starts_with("https://"));
 
@@ -199,20 +255,41 @@ async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_on
         ..Default::default()
     })
     .unwrap();
-    assert!(no_cert.get(format!("{api}/patroni")).send().await.is_err(), "a handshake without a client certificate");
-    let plain = reqwest::Client::new().get(format!("{}/patroni", api.replace("https", "http"))).send().await;
-    assert!(plain.map_or(true, |r| !r.status().is_success()), "plain HTTP is not served");
+    assert!(
+        no_cert.get(format!("{api}/patroni")).send().await.is_err(),
+        "a handshake without a client certificate"
+    );
+    let plain = reqwest::Client::new()
+        .get(format!("{}/patroni", api.replace("https", "http")))
+        .send()
+        .await;
+    assert!(
+        plain.map_or(true, |r| !r.status().is_success()),
+        "plain HTTP is not served"
+    );
     // The member keys carry https API URLs, so members and tools reach each other over HTTPS.
     let (ok, list) = c.ctl(first, &["list", "-f", "json"]);
     assert!(ok, "hactl list over HTTPS: {list}");
 
     // etcd speaks only HTTPS, and both replicas stream over TLS with a verified client certificate.
-    assert!(c.dcs_endpoint().starts_with("https://"), "{}", c.dcs_endpoint());
-    assert_eq!(replicas_over_tls(&c, first).await, 2, "replication over hostssl with client certificates");
+    assert!(
+        c.dcs_endpoint().starts_with("https://"),
+        "{}",
+        c.dcs_endpoint()
+    );
+    assert_eq!(
+        replicas_over_tls(&c, first).await,
+        2,
+        "replication over hostssl with client certificates"
+    );
 
     // HAProxy's checks run over HTTPS: writes reach the primary through it.
     let w = Writer::start(c.write_port).await;
-    assert!(w.wait_progress(25, Duration::from_secs(30)).await, "no write through HAProxy\n{}", c.dump_logs());
+    assert!(
+        w.wait_progress(25, Duration::from_secs(30)).await,
+        "no write through HAProxy\n{}",
+        c.dump_logs()
+    );
 
     // Prometheus scrapes every node over HTTPS with the client certificate.
     let prom = Prometheus::start(&c);
@@ -226,15 +303,24 @@ async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_on
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(up, 3.0, "Prometheus scraped every node over HTTPS");
-    assert_eq!(prom.query("sum(patroni_primary)").await, Some(1.0), "one primary in the scraped metrics");
+    assert_eq!(
+        prom.query("sum(patroni_primary)").await,
+        Some(1.0),
+        "one primary in the scraped metrics"
+    );
 
     let (newp, took, gap) = switchover_through_the_cli(&c, &w, first).await;
     // The old primary rejoined (pg_rewind and streaming over TLS, with the rewind and replication roles' options).
     let deadline = Instant::now() + Duration::from_secs(60);
     while replicas_over_tls(&c, newp).await < 2 {
-        assert!(Instant::now() < deadline, "replicas not streaming over TLS after the switchover\n{}", c.dump_logs());
+        assert!(
+            Instant::now() < deadline,
+            "replicas not streaming over TLS after the switchover\n{}",
+            c.dump_logs()
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
+    let figures =
+        json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64()});
     finish(&c, w, newp, scenario, figures, 0).await;
 }

@@ -764,7 +764,9 @@ async fn a_scheduled_restart_checks_its_filters_when_its_time_comes() {
     let c = TestCluster::new(2, None, &[]);
     c.settle();
     let soon = |ms: i64| {
-        let at = chrono::DateTime::from_timestamp_millis(c.clock.unix_ms() + ms).unwrap().to_rfc3339();
+        let at = chrono::DateTime::from_timestamp_millis(c.clock.unix_ms() + ms)
+            .unwrap()
+            .to_rfc3339();
         format!(r#"{{"schedule":"{at}","role":"replica"}}"#)
     };
     let r = call(&c.router(1), "POST", "/restart", Some(&soon(1500)), None).await;
@@ -773,6 +775,12 @@ async fn a_scheduled_restart_checks_its_filters_when_its_time_comes() {
     assert_eq!((r.status, r.body.as_str()), (202, "Restart scheduled"));
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     use std::sync::atomic::Ordering;
-    assert!(!c.ctxs[0].requests.restart.load(Ordering::SeqCst), "the primary is not a replica: no restart");
-    assert!(c.ctxs[1].requests.restart.load(Ordering::SeqCst), "the replica restarts");
+    assert!(
+        !c.ctxs[0].requests.restart.load(Ordering::SeqCst),
+        "the primary is not a replica: no restart"
+    );
+    assert!(
+        c.ctxs[1].requests.restart.load(Ordering::SeqCst),
+        "the replica restarts"
+    );
 }

@@ -39,12 +39,22 @@ impl PgCtl {
             stderr: String::new(),
         })?;
         let started = Instant::now();
-        os::run_in(&self.run_as, Path::new(program), args, &self.pg_env(), CUSTOM_BOOTSTRAP_TIMEOUT, &daemon_dir())
-            .await?;
+        os::run_in(
+            &self.run_as,
+            Path::new(program),
+            args,
+            &self.pg_env(),
+            CUSTOM_BOOTSTRAP_TIMEOUT,
+            &daemon_dir(),
+        )
+        .await?;
         if !self.initialized() {
             return Err(Error::NotInitialized { path: dd });
         }
-        info!(elapsed_ms = started.elapsed().as_millis() as u64, "custom bootstrap command done");
+        info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "custom bootstrap command done"
+        );
         os::ensure_dir(&self.run_as, &dd, 0o700)?;
         if !m.keep_existing_recovery_conf {
             for f in ["recovery.signal", "standby.signal"] {
@@ -89,7 +99,9 @@ impl PgCtl {
         loop {
             let in_recovery: Option<bool> = self
                 .with_client(self.local_config("postgres"), |c| async move {
-                    c.query_one("SELECT pg_is_in_recovery()", &[]).await.map(|r| r.get(0))
+                    c.query_one("SELECT pg_is_in_recovery()", &[])
+                        .await
+                        .map(|r| r.get(0))
                 })
                 .await
                 .ok();
@@ -127,7 +139,11 @@ impl PgCtl {
         sql.push_str(&role(&su.username, "SUPERUSER LOGIN", su.password.as_ref()));
         let rep = &self.s.replication;
         if rep.username != su.username {
-            sql.push_str(&role(&rep.username, "LOGIN REPLICATION", rep.password.as_ref()));
+            sql.push_str(&role(
+                &rep.username,
+                "LOGIN REPLICATION",
+                rep.password.as_ref(),
+            ));
         }
         if let Some(rw) = self.s.rewind.as_ref().filter(|r| r.username != su.username) {
             sql.push_str(&role(&rw.username, "LOGIN", rw.password.as_ref()));
@@ -137,7 +153,10 @@ impl PgCtl {
                 "pg_catalog.pg_read_binary_file(text)",
                 "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
             ] {
-                sql.push_str(&format!("GRANT EXECUTE ON FUNCTION {f} TO {};\n", quote_ident(&rw.username)));
+                sql.push_str(&format!(
+                    "GRANT EXECUTE ON FUNCTION {f} TO {};\n",
+                    quote_ident(&rw.username)
+                ));
             }
         }
         self.execute_local(&sql).await
@@ -175,9 +194,20 @@ impl PgCtl {
         args.push(dsn);
         let env = vec![
             ("PGPASSFILE", pgpass.to_string_lossy().into_owned()),
-            ("PGOPTIONS", "-c synchronous_commit=local -c statement_timeout=0".to_string()),
+            (
+                "PGOPTIONS",
+                "-c synchronous_commit=local -c statement_timeout=0".to_string(),
+            ),
         ];
-        let r = os::run_in(&self.run_as, Path::new(program), &args, &env, self.s.timeouts.initdb, &daemon_dir()).await;
+        let r = os::run_in(
+            &self.run_as,
+            Path::new(program),
+            &args,
+            &env,
+            self.s.timeouts.initdb,
+            &daemon_dir(),
+        )
+        .await;
         let _ = std::fs::remove_file(&pgpass);
         r.map(|_| info!(command = %program, "post_bootstrap done"))
     }

@@ -59,8 +59,8 @@ mod conf;
 mod conn_options;
 mod connect;
 mod controldata;
-mod custom_bootstrap;
 mod ctl;
+mod custom_bootstrap;
 mod datadir;
 mod error;
 mod fence;
@@ -83,4 +83,6 @@ pub use conn_options::KNOWN_OPTIONS;
 pub use ctl::PgCtl;
 pub use error::Error;
 pub use replicas::SlotChanges;
-pub use settings::{Credentials, CustomBootstrap, InitdbOption, PgSettings, ReplicaMethod, Timeouts};
+pub use settings::{
+    Credentials, CustomBootstrap, InitdbOption, PgSettings, ReplicaMethod, Timeouts,
+};

@@ -282,7 +282,10 @@ impl PgCtl {
         let _g = self.op_guard("restart").await?;
         async {
             if !self.initialized() {
-                return Err(Error::wrong_state("restart", "the data directory is not initialized"));
+                return Err(Error::wrong_state(
+                    "restart",
+                    "the data directory is not initialized",
+                ));
             }
             self.stop_inner(StopMode::Fast).await?;
             self.rewrite_current_config().await?;

@@ -45,7 +45,8 @@ const OBSERVE_SQL: &str = "SELECT pg_is_in_recovery(),
   current_setting('synchronous_standby_names')";
 
 /// The walsenders of a primary, with what each standby acknowledged.
-const REPLICATION_SQL: &str = "SELECT application_name::text, usename::text, client_addr::text, state::text,
+const REPLICATION_SQL: &str =
+    "SELECT application_name::text, usename::text, client_addr::text, state::text,
   sync_state::text, sync_priority, pg_wal_lsn_diff(write_lsn, '0/0')::bigint,
   pg_wal_lsn_diff(flush_lsn, '0/0')::bigint, pg_wal_lsn_diff(replay_lsn, '0/0')::bigint
   FROM pg_stat_replication ORDER BY application_name";

@@ -57,7 +57,10 @@ impl PgCtl {
 
     /// Whether a method can make a replica while no member runs (`no_leader`).
     pub fn can_create_replica_without_leader(&self) -> bool {
-        self.s.replica_methods.iter().any(|m| m.no_leader && !m.argv.is_empty())
+        self.s
+            .replica_methods
+            .iter()
+            .any(|m| m.no_leader && !m.argv.is_empty())
     }
 
     /// Public entry for a replica made without a running member.
@@ -70,7 +73,10 @@ impl PgCtl {
         let dd = self.s.data_dir.clone();
         self.check_data_dir()?;
         if self.live_postmaster().is_some() {
-            return Err(Error::wrong_state("create replica", "PostgreSQL is running"));
+            return Err(Error::wrong_state(
+                "create replica",
+                "PostgreSQL is running",
+            ));
         }
         if !m.keep_data {
             if !self.data_dir_empty()? {
@@ -90,7 +96,12 @@ impl PgCtl {
             let ep = self.endpoint(src)?;
             argv.push(format!(
                 "--connstring={}",
-                self.command_conninfo(&ep, &self.conn.replication, &self.s.replication.username, &[])
+                self.command_conninfo(
+                    &ep,
+                    &self.conn.replication,
+                    &self.s.replication.username,
+                    &[]
+                )
             ));
         }
         let (program, args) = argv.split_first().ok_or_else(|| Error::Command {
@@ -99,8 +110,15 @@ impl PgCtl {
             stderr: String::new(),
         })?;
         let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
-        if let Err(e) =
-            os::run_in(&self.run_as, Path::new(program), args, &self.pg_env(), REPLICA_COMMAND_TIMEOUT, &cwd).await
+        if let Err(e) = os::run_in(
+            &self.run_as,
+            Path::new(program),
+            args,
+            &self.pg_env(),
+            REPLICA_COMMAND_TIMEOUT,
+            &cwd,
+        )
+        .await
         {
             if !m.keep_data {
                 let _ = self.wipe_data_dir();

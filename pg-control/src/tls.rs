@@ -147,7 +147,11 @@ impl PinnedOrWebPki {
         pinned: Vec<CertificateDer<'static>>,
         check_host: bool,
     ) -> PinnedOrWebPki {
-        PinnedOrWebPki { inner, pinned, check_host }
+        PinnedOrWebPki {
+            inner,
+            pinned,
+            check_host,
+        }
     }
 }
 

@@ -44,21 +44,35 @@ async fn a_cluster_cloned_by_a_command_starts_as_a_primary_and_runs_post_bootstr
     s.post_bootstrap = Some(vec![
         "sh".into(),
         "-c".into(),
-        format!("{} -X -w -Atc 'CREATE TABLE made_by_post_bootstrap()' \"$1\"", bin.join("psql").display()),
+        format!(
+            "{} -X -w -Atc 'CREATE TABLE made_by_post_bootstrap()' \"$1\"",
+            bin.join("psql").display()
+        ),
         "sh".into(),
     ]);
     let n2 = PgCtl::new(s).await.expect("settings");
     let sysid2 = n2.bootstrap().await.expect("custom bootstrap");
-    assert_eq!(sysid2, sysid, "a clone keeps the source's system identifier");
+    assert_eq!(
+        sysid2, sysid,
+        "a clone keeps the source's system identifier"
+    );
     let o = n2.observe().await;
     assert!(o.is_primary(), "{o:?}");
     assert_eq!(sql(&n2, "SELECT v FROM cloned").await, ["from n1"]);
     assert_eq!(
-        sql(&n2, "SELECT count(*) FROM pg_class WHERE relname = 'made_by_post_bootstrap'").await,
+        sql(
+            &n2,
+            "SELECT count(*) FROM pg_class WHERE relname = 'made_by_post_bootstrap'"
+        )
+        .await,
         ["1"]
     );
     assert_eq!(
-        sql(&n2, "SELECT rolreplication FROM pg_roles WHERE rolname = 'replicator'").await,
+        sql(
+            &n2,
+            "SELECT rolreplication FROM pg_roles WHERE rolname = 'replicator'"
+        )
+        .await,
         ["t"]
     );
 
@@ -79,7 +93,9 @@ async fn a_cluster_cloned_by_a_command_starts_as_a_primary_and_runs_post_bootstr
     ];
     let n4 = PgCtl::new(s).await.expect("settings");
     assert!(n4.can_create_replica_without_leader());
-    n4.restore_replica().await.expect("replica made without a leader");
+    n4.restore_replica()
+        .await
+        .expect("replica made without a leader");
     n4.start_replica(None).await.expect("start as a standby");
     assert!(n4.observe().await.is_replica());
     assert_eq!(sql(&n4, "SELECT v FROM cloned").await, ["from n1"]);
@@ -92,7 +108,10 @@ async fn a_cluster_cloned_by_a_command_starts_as_a_primary_and_runs_post_bootstr
     s.post_bootstrap = Some(vec!["false".into()]);
     let dd3 = s.data_dir.clone();
     let n3 = PgCtl::new(s).await.expect("settings");
-    assert!(n3.bootstrap().await.is_err(), "a failing post_bootstrap fails the bootstrap");
+    assert!(
+        n3.bootstrap().await.is_err(),
+        "a failing post_bootstrap fails the bootstrap"
+    );
     assert!(!dd3.exists(), "the half-made data directory is moved aside");
     let aside = std::fs::read_dir(w.path())
         .unwrap()

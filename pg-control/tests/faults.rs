@@ -171,7 +171,11 @@ async fn restart_only_parameter_is_pending_until_restart() {
         "reloadable: applied at once"
     );
     assert_eq!(n1.observe().await.pending_restart, vec!["max_connections"]);
-    assert_eq!(sql(&n1, "SHOW wal_keep_size").await, ["1600MB"], "wal_keep_segments translated");
+    assert_eq!(
+        sql(&n1, "SHOW wal_keep_size").await,
+        ["1600MB"],
+        "wal_keep_segments translated"
+    );
 
     n1.restart().await.expect("restart");
     assert_eq!(sql(&n1, "SHOW max_connections").await, ["123"]);

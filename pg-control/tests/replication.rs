@@ -74,22 +74,34 @@ async fn bootstrap_clone_and_the_replica_reads_what_the_primary_wrote() {
         .as_millis() as i64;
     for o in [&o1, &o2] {
         let started = o.postmaster_start_unix_ms.expect("postmaster start time");
-        assert!((now_ms - 120_000..=now_ms + 5_000).contains(&started), "{started} vs {now_ms}");
+        assert!(
+            (now_ms - 120_000..=now_ms + 5_000).contains(&started),
+            "{started} vs {now_ms}"
+        );
     }
     let replayed = o2.replayed_unix_ms.expect("a replayed commit's time");
-    assert!((now_ms - 60_000..=now_ms + 5_000).contains(&replayed), "{replayed} vs {now_ms}");
+    assert!(
+        (now_ms - 60_000..=now_ms + 5_000).contains(&replayed),
+        "{replayed} vs {now_ms}"
+    );
     assert_eq!(o1.replayed_unix_ms, None);
     // pg_stat_replication as the leader's synchronous replication reads it: n2 streams asynchronously until the
     // leader names it in synchronous_standby_names, then it is the synchronous standby; `None` gives the setting
     // back to the configuration.
     let row = &o1.replication[0];
     assert_eq!(
-        (row.application_name.as_str(), row.state.as_str(), row.sync_state.as_str()),
+        (
+            row.application_name.as_str(),
+            row.state.as_str(),
+            row.sync_state.as_str()
+        ),
         ("n2", "streaming", "async")
     );
     assert!(row.usename.is_some() && row.flush_lsn.is_some(), "{row:?}");
     assert_eq!(o1.synchronous_standby_names.as_deref(), Some(""));
-    n1.set_synchronous_standby_names(Some("\"n2\"")).await.unwrap();
+    n1.set_synchronous_standby_names(Some("\"n2\""))
+        .await
+        .unwrap();
     wait_for(Duration::from_secs(10), "n2 synchronous", || async {
         let o = n1.observe().await;
         o.synchronous_standby_names.as_deref() == Some("\"n2\"")
@@ -97,7 +109,10 @@ async fn bootstrap_clone_and_the_replica_reads_what_the_primary_wrote() {
     })
     .await;
     n1.set_synchronous_standby_names(None).await.unwrap();
-    assert_eq!(n1.observe().await.synchronous_standby_names.as_deref(), Some(""));
+    assert_eq!(
+        n1.observe().await.synchronous_standby_names.as_deref(),
+        Some("")
+    );
     // n2 streams through its slot, created on n1 by the clone.
     assert_eq!(
         sql(
@@ -149,12 +164,21 @@ async fn promote_demote_then_diverge_and_the_loser_rejoins_with_pg_rewind() {
     // A slot hactl did not make (a backup tool's) is never dropped; a member's slot goes when the member does.
     sql(&n2, "SELECT pg_create_physical_replication_slot('barman')").await;
     let changes = n2.ensure_slots(&["n2".to_string()]).await.unwrap();
-    assert_eq!((changes.created.len(), changes.dropped), (0, vec!["n1".to_string()]));
     assert_eq!(
-        sql(&n2, "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots").await,
+        (changes.created.len(), changes.dropped),
+        (0, vec!["n1".to_string()])
+    );
+    assert_eq!(
+        sql(
+            &n2,
+            "SELECT string_agg(slot_name, ',' ORDER BY slot_name) FROM pg_replication_slots"
+        )
+        .await,
         ["barman"]
     );
-    n2.ensure_slots(&["n1".to_string(), "n2".to_string()]).await.unwrap();
+    n2.ensure_slots(&["n1".to_string(), "n2".to_string()])
+        .await
+        .unwrap();
     sql(&n2, "INSERT INTO t VALUES ('after failover')").await;
 
     // Demote the old primary: it was stopped cleanly, so it simply follows n2 onto timeline 2.

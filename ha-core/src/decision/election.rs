@@ -16,7 +16,12 @@ pub fn sync_eligible(name: &str, cluster: &Cluster, cfg: &GlobalConfig) -> bool 
     if !cfg.synchronous_mode() {
         return true;
     }
-    match cluster.sync.as_ref().map(|s| &s.value).filter(|s| !s.is_empty()) {
+    match cluster
+        .sync
+        .as_ref()
+        .map(|s| &s.value)
+        .filter(|s| !s.is_empty())
+    {
         Some(sync) => sync.matches(name, true),
         None => true,
     }

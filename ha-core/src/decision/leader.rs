@@ -67,7 +67,10 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
     }
     let note = leader_duties(obs, cluster, cfg, &mut actions);
     with_note(
-        Decision::new(actions, format!("no action. I am ({me}), the leader with the lock")),
+        Decision::new(
+            actions,
+            format!("no action. I am ({me}), the leader with the lock"),
+        ),
         note,
     )
 }

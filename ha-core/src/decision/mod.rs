@@ -33,9 +33,9 @@ mod leader;
 mod no_leader;
 mod observation;
 mod paused;
-pub mod sync;
 pub mod rejoin;
 pub mod switchover;
+pub mod sync;
 mod uninitialized;
 mod unresponsive;
 

@@ -20,7 +20,11 @@ fn fenced_recently(obs: &Observation) -> Option<u64> {
 fn race_backoff(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Option<Decision> {
     let backoff = cfg.primary_race_backoff_ms();
     let prev = obs.local.prev_wal_lsn?;
-    if backoff == 0 || cluster.pending_failover().map_or(false, |f| f.value.member.is_some()) {
+    if backoff == 0
+        || cluster
+            .pending_failover()
+            .map_or(false, |f| f.value.member.is_some())
+    {
         return None;
     }
     let since = obs.local.no_leader_since.unwrap_or(obs.now);

@@ -78,7 +78,10 @@ fn paused_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> De
         None
     };
     with_note(
-        Decision::new(actions, format!("PAUSE: no action. I am ({me}), the leader with the lock")),
+        Decision::new(
+            actions,
+            format!("PAUSE: no action. I am ({me}), the leader with the lock"),
+        ),
         note,
     )
 }
@@ -115,7 +118,10 @@ fn paused_other(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Dec
         }
         if let Some(req) = cluster.pending_failover() {
             let f = &req.value;
-            if pg.is_replica() && f.member.as_deref() == Some(me.as_str()) && f.scheduled_at.is_none() {
+            if pg.is_replica()
+                && f.member.as_deref() == Some(me.as_str())
+                && f.scheduled_at.is_none()
+            {
                 let mut actions = vec![
                     Action::AcquireLock,
                     Action::ClearFailover {
@@ -161,7 +167,8 @@ fn paused_other(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Dec
             );
         }
         if let Some(up) = leader_up {
-            let same_timeline = leader.map_or(true, |l| l.timeline() == 0 || pg.timeline <= l.timeline());
+            let same_timeline =
+                leader.map_or(true, |l| l.timeline() == 0 || pg.timeline <= l.timeline());
             if pg.upstream.as_deref() != Some(up.name.as_str()) && same_timeline {
                 let name = up.name.clone();
                 return Decision::new(

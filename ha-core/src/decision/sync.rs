@@ -61,7 +61,12 @@ impl From<&str> for Note {
 /// The `sync` key's members other than `me` that a strict new leader keeps synchronous: the old leader and its
 /// synchronous standbys all hold every commit the old leader acknowledged.
 fn inherited(cluster: &Cluster, me: &str) -> Vec<String> {
-    let Some(key) = cluster.sync.as_ref().map(|k| &k.value).filter(|s| !s.is_empty()) else {
+    let Some(key) = cluster
+        .sync
+        .as_ref()
+        .map(|k| &k.value)
+        .filter(|s| !s.is_empty())
+    else {
         return Vec::new();
     };
     key.leader
@@ -83,7 +88,11 @@ pub(super) fn prepromote(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfi
     }
     let me = obs.me.name.as_str();
     let strict = cfg.synchronous_mode_strict();
-    let mut keep = if strict { inherited(cluster, me) } else { Vec::new() };
+    let mut keep = if strict {
+        inherited(cluster, me)
+    } else {
+        Vec::new()
+    };
     keep.sort();
     vec![
         Action::WriteSync {
@@ -123,9 +132,8 @@ pub(super) fn sync_duties(
             version,
         }
     };
-    let same_set = |a: &[String], b: &[String]| {
-        a.len() == b.len() && a.iter().all(|x| b.contains(x))
-    };
+    let same_set =
+        |a: &[String], b: &[String]| a.len() == b.len() && a.iter().all(|x| b.contains(x));
     if !cfg.synchronous_mode() {
         // Turned off: commits stop waiting first, then anyone may be elected again.
         if key_state.is_some() {
@@ -141,7 +149,11 @@ pub(super) fn sync_duties(
     // First the key must say we lead: until then the previous leader's standbys could still be chosen.
     let strict = cfg.synchronous_mode_strict();
     if key_state.map_or(true, |s| s.leader.as_deref() != Some(me)) {
-        let keep = if strict { inherited(cluster, me) } else { Vec::new() };
+        let keep = if strict {
+            inherited(cluster, me)
+        } else {
+            Vec::new()
+        };
         actions.push(write(&keep));
         return Some(format!("synchronous mode: {me} takes over the sync key").into());
     }
@@ -170,11 +182,16 @@ pub(super) fn sync_duties(
         .map(|r| r.application_name.clone())
         .collect();
     // Shrink: a name in the key that is not synchronous (any more) goes before anything else changes.
-    let common: Vec<String> = voters.iter().filter(|v| synchronous.contains(v)).cloned().collect();
+    let common: Vec<String> = voters
+        .iter()
+        .filter(|v| synchronous.contains(v))
+        .cloned()
+        .collect();
     if !same_set(&common, &voters) {
         actions.push(write(&common));
         return Some(
-            format!("updating synchronous privilege temporarily from {voters:?} to {common:?}").into(),
+            format!("updating synchronous privilege temporarily from {voters:?} to {common:?}")
+                .into(),
         );
     }
     let desired = standby_names(&picked, strict);
@@ -183,7 +200,11 @@ pub(super) fn sync_duties(
         return Some(format!("assigning synchronous standby status to {picked:?}").into());
     }
     // Grow: the picked standbys PostgreSQL now reports synchronous, in the order picked.
-    let target: Vec<String> = picked.iter().filter(|p| synchronous.contains(p)).cloned().collect();
+    let target: Vec<String> = picked
+        .iter()
+        .filter(|p| synchronous.contains(p))
+        .cloned()
+        .collect();
     if !same_set(&target, &voters) {
         actions.push(write(&target));
         return Some(format!("synchronous standby status assigned to {target:?}").into());
@@ -210,14 +231,27 @@ fn pick(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<String>
         .filter(|r| r.application_name != obs.me.name)
         .filter_map(|r| {
             let lsn = acked(r)?;
-            let m = cluster.member(&r.application_name).filter(|m| m.is_running())?;
+            let m = cluster
+                .member(&r.application_name)
+                .filter(|m| m.is_running())?;
             let tags = m.tags();
             (!tags.never_sync()).then(|| {
-                (tags.nofailover(), tags.sync_priority(), r.sync_state == "sync", lsn, r.application_name.clone())
+                (
+                    tags.nofailover(),
+                    tags.sync_priority(),
+                    r.sync_state == "sync",
+                    lsn,
+                    r.application_name.clone(),
+                )
             })
         })
         .collect();
-    candidates.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2)).then(b.3.cmp(&a.3)));
+    candidates.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then(b.1.cmp(&a.1))
+            .then(b.2.cmp(&a.2))
+            .then(b.3.cmp(&a.3))
+    });
     let max_lsn = match candidates.len() {
         0 | 1 => pg.lsn,
         _ => candidates.iter().map(|c| c.3).max().unwrap_or(pg.lsn),

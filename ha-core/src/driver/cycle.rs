@@ -228,7 +228,11 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         } else {
             self.local.last_config.not_acted_on()
         };
-        for key in cfg.not_acted_on().into_iter().filter(|k| !before.contains(k)) {
+        for key in cfg
+            .not_acted_on()
+            .into_iter()
+            .filter(|k| !before.contains(k))
+        {
             warn!(key, "`{key}` in the DCS configuration is not acted on by hactl (see README: known limits)");
         }
         if cfg.sync_mode() == crate::model::SyncMode::Quorum

@@ -205,9 +205,11 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                     Err(e) => Outcome::Failed(e.to_string()),
                 }
             }
-            Action::SetSyncStandbyNames(names) => {
-                pg_res(self.pg.set_synchronous_standby_names(names.as_deref()).await)
-            }
+            Action::SetSyncStandbyNames(names) => pg_res(
+                self.pg
+                    .set_synchronous_standby_names(names.as_deref())
+                    .await,
+            ),
         }
     }
 }

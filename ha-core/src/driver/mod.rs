@@ -213,7 +213,8 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                     tokio::time::sleep(Duration::from_millis(wait_ms)).await;
                     Ok(WatchOutcome::TimedOut)
                 } else {
-                    dcs.watch_leader(known_leader, Duration::from_millis(wait_ms)).await
+                    dcs.watch_leader(known_leader, Duration::from_millis(wait_ms))
+                        .await
                 }
             };
             // Only a server this loop saw alive can die in between; a dead one is the next loop's business.

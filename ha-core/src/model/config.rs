@@ -339,7 +339,9 @@ impl Timing {
             if value >= min && value.is_finite() {
                 value
             } else {
-                warnings.push(format!("{key}={value} can't be smaller than {min}, adjusting..."));
+                warnings.push(format!(
+                    "{key}={value} can't be smaller than {min}, adjusting..."
+                ));
                 min
             }
         };
@@ -349,7 +351,11 @@ impl Timing {
         const ADJUSTED_LOOP_WAIT_S: f64 = 1.0;
         if ADJUSTED_LOOP_WAIT_S + 2.0 * retry_timeout > ttl + 1e-9 {
             let exact = (ttl - ADJUSTED_LOOP_WAIT_S) / 2.0;
-            let new_retry = if exact.floor() >= MIN_RETRY_TIMEOUT_S { exact.floor() } else { exact };
+            let new_retry = if exact.floor() >= MIN_RETRY_TIMEOUT_S {
+                exact.floor()
+            } else {
+                exact
+            };
             warnings.push(format!(
                 "Violated the rule \"loop_wait + 2*retry_timeout <= ttl\", where ttl={ttl}. Adjusting loop_wait \
                  from {loop_wait} to {ADJUSTED_LOOP_WAIT_S} and retry_timeout from {retry_timeout} to {new_retry}"
@@ -412,14 +418,27 @@ mod tests {
     fn timing_is_adjusted_as_patroni_adjusts_it_never_refused() {
         // Patroni's acceptance suite: PATCH {"ttl": 20} beside retry_timeout 10 and loop_wait 2.
         let (t, w) = Timing::adjusted(20.0, 2.0, 10.0);
-        assert_eq!((t.ttl_ms, t.loop_wait_ms, t.retry_timeout_ms), (20_000, 1_000, 9_000));
-        assert!(w[0].contains("Adjusting loop_wait from 2 to 1 and retry_timeout from 10 to 9"), "{w:?}");
+        assert_eq!(
+            (t.ttl_ms, t.loop_wait_ms, t.retry_timeout_ms),
+            (20_000, 1_000, 9_000)
+        );
+        assert!(
+            w[0].contains("Adjusting loop_wait from 2 to 1 and retry_timeout from 10 to 9"),
+            "{w:?}"
+        );
         let (t, w) = Timing::adjusted(10.0, 5.0, 3.0);
         assert_eq!((t.loop_wait_ms, t.retry_timeout_ms), (4_000, 3_000));
         assert!(w[0].contains("Adjusting loop_wait from 5 to 4"), "{w:?}");
         let (t, w) = Timing::adjusted(1.0, 0.0, 10.0);
-        assert!(t.ttl_ms >= 2_000 && t.loop_wait_ms + 2 * t.retry_timeout_ms <= t.ttl_ms, "{t:?}");
-        assert!(w.iter().any(|l| l.starts_with("ttl=1 can't be smaller than 2")), "{w:?}");
+        assert!(
+            t.ttl_ms >= 2_000 && t.loop_wait_ms + 2 * t.retry_timeout_ms <= t.ttl_ms,
+            "{t:?}"
+        );
+        assert!(
+            w.iter()
+                .any(|l| l.starts_with("ttl=1 can't be smaller than 2")),
+            "{w:?}"
+        );
         let (_, w) = Timing::adjusted(30.0, 10.0, 10.0);
         assert!(w.is_empty(), "Patroni's defaults need no adjustment");
     }

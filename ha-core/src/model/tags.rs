@@ -109,7 +109,11 @@ impl Tags {
             },
             noloadbalance: keep(self.noloadbalance),
             clonefrom: keep(self.clonefrom),
-            nosync: if has_sync_priority { self.nosync } else { keep(self.nosync) },
+            nosync: if has_sync_priority {
+                self.nosync
+            } else {
+                keep(self.nosync)
+            },
             nostream: keep(self.nostream),
             replicatefrom: self.replicatefrom.clone(),
             extra: self.extra.clone(),

@@ -77,10 +77,17 @@ fn the_leader_sets_up_synchronous_standbys_one_step_per_loop() {
     let mut names_node1 = led_by_me(false);
     key(&mut names_node1, "node2", "node1");
     let mut node1_nosync = mine.clone();
-    node1_nosync.members[0] = member("node1", "replica", "running", 1000, 2, Tags {
-        nosync: Some(true),
-        ..Default::default()
-    });
+    node1_nosync.members[0] = member(
+        "node1",
+        "replica",
+        "running",
+        1000,
+        2,
+        Tags {
+            nosync: Some(true),
+            ..Default::default()
+        },
+    );
     check(vec![
         case(
             "a new leader first records itself in the sync key, naming nobody",
@@ -109,7 +116,10 @@ fn the_leader_sets_up_synchronous_standbys_one_step_per_loop() {
             "no standby and strict: commits wait for a name no standby has",
             strict,
             leader_pg("", &[]),
-            vec![Action::RenewLock, Action::SetSyncStandbyNames(Some(STRICT_PLACEHOLDER.into()))],
+            vec![
+                Action::RenewLock,
+                Action::SetSyncStandbyNames(Some(STRICT_PLACEHOLDER.into())),
+            ],
             "synchronous_mode_strict is requested",
         ),
         case(
@@ -123,13 +133,19 @@ fn the_leader_sets_up_synchronous_standbys_one_step_per_loop() {
             "a streaming standby is made synchronous in PostgreSQL first",
             mine.clone(),
             leader_pg("", &[("node1", "async", 1000), ("node3", "async", 900)]),
-            vec![Action::RenewLock, Action::SetSyncStandbyNames(Some("\"node1\"".into()))],
+            vec![
+                Action::RenewLock,
+                Action::SetSyncStandbyNames(Some("\"node1\"".into())),
+            ],
             "assigning synchronous standby status to [\"node1\"]",
         ),
         case(
             "then, once PostgreSQL reports it synchronous and caught up, the key names it",
             mine.clone(),
-            leader_pg("\"node1\"", &[("node1", "sync", 1000), ("node3", "async", 900)]),
+            leader_pg(
+                "\"node1\"",
+                &[("node1", "sync", 1000), ("node3", "async", 900)],
+            ),
             vec![Action::RenewLock, writes("node1")],
             "assigned to [\"node1\"]",
         ),
@@ -151,7 +167,10 @@ fn the_leader_sets_up_synchronous_standbys_one_step_per_loop() {
             "a standby tagged nosync is never picked",
             node1_nosync,
             leader_pg("", &[("node1", "async", 1000), ("node3", "async", 900)]),
-            vec![Action::RenewLock, Action::SetSyncStandbyNames(Some("\"node3\"".into()))],
+            vec![
+                Action::RenewLock,
+                Action::SetSyncStandbyNames(Some("\"node3\"".into())),
+            ],
             "[\"node3\"]",
         ),
     ]);

@@ -134,7 +134,9 @@ async fn member_ips(ctx: &ApiContext) -> Vec<IpAddr> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = IpAddr::from_str(host) {
             ips.push(canonical(ip));
-        } else if let Ok(addrs) = tokio::net::lookup_host((host, u.port_or_known_default().unwrap_or(8008))).await {
+        } else if let Ok(addrs) =
+            tokio::net::lookup_host((host, u.port_or_known_default().unwrap_or(8008))).await
+        {
             ips.extend(addrs.map(|a| canonical(a.ip())));
         }
     }
@@ -150,7 +152,8 @@ fn check_auth(auth: Option<&BasicAuth>, headers: &HeaderMap) -> Option<Response>
     };
     let expected = format!(
         "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", auth.username, auth.password))
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", auth.username, auth.password))
     );
     if bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
         None
@@ -165,8 +168,12 @@ mod tests {
 
     #[test]
     fn allowlist_entries_are_networks_addresses_or_host_names() {
-        let nets = AccessPolicy::resolve_allowlist(&["10.1.2.3/8".into(), "127.0.0.1".into(), "localhost".into()])
-            .unwrap();
+        let nets = AccessPolicy::resolve_allowlist(&[
+            "10.1.2.3/8".into(),
+            "127.0.0.1".into(),
+            "localhost".into(),
+        ])
+        .unwrap();
         assert_eq!(nets[0].to_string(), "10.0.0.0/8");
         assert!(nets[1].contains(&IpAddr::from([127, 0, 0, 1])));
         assert!(nets.len() >= 3);

@@ -86,7 +86,11 @@ pub fn render(view: &NodeView, m: &MetricInputs) -> String {
         "patroni_postmaster_start_time",
         "Epoch seconds since Postgres started.",
         "gauge",
-        epoch_seconds(view.pg.postmaster_start_unix_ms.filter(|_| view.pg.is_alive())),
+        epoch_seconds(
+            view.pg
+                .postmaster_start_unix_ms
+                .filter(|_| view.pg.is_alive()),
+        ),
     );
     metric(
         "patroni_primary",

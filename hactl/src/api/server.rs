@@ -74,22 +74,32 @@ pub async fn serve_router(
         tokio::spawn(async move {
             match tls {
                 None => {
-                    let info = ConnInfo { peer, https: false, client_cert: false };
+                    let info = ConnInfo {
+                        peer,
+                        https: false,
+                        client_cert: false,
+                    };
                     serve_conn(TokioIo::new(tcp), router, info, headers, watcher).await
                 }
-                Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => {
-                        let client_cert = stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .is_some_and(|c| !c.is_empty());
-                        let info = ConnInfo { peer, https: true, client_cert };
-                        serve_conn(TokioIo::new(stream), router, info, headers, watcher).await
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(stream)) => {
+                            let client_cert = stream
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .is_some_and(|c| !c.is_empty());
+                            let info = ConnInfo {
+                                peer,
+                                https: true,
+                                client_cert,
+                            };
+                            serve_conn(TokioIo::new(stream), router, info, headers, watcher).await
+                        }
+                        Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
                     }
-                    Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => debug!(%peer, "TLS handshake timed out"),
-                },
+                }
             }
         });
     }

@@ -4,8 +4,8 @@
 use ha_core::model::GlobalConfig;
 use serde_json::Value;
 
-use super::value::Section;
 use super::schema::BootstrapMethod;
+use super::value::Section;
 use super::{BootstrapConfig, ConfigError, InitdbOption};
 
 pub(super) fn parse_bootstrap(
@@ -126,8 +126,15 @@ fn parse_method(s: &Section) -> Result<Option<BootstrapMethod>, ConfigError> {
         }
     }
     for (k, v) in m.map.into_iter().flatten() {
-        if ["command", "no_params", "keep_existing_recovery_conf", "recovery_conf", "scope", "datadir"]
-            .contains(&k.as_str())
+        if [
+            "command",
+            "no_params",
+            "keep_existing_recovery_conf",
+            "recovery_conf",
+            "scope",
+            "datadir",
+        ]
+        .contains(&k.as_str())
         {
             continue;
         }

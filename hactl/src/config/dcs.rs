@@ -71,8 +71,14 @@ fn parse_etcd(s: &Section, warnings: &mut Vec<String>) -> Result<EtcdConfig, Con
     s.warn_not_acted_on(
         &[
             ("srv_suffix", "SRV discovery is not supported"),
-            ("use_proxies", "hactl connects to the listed endpoints directly"),
-            ("retry_timeout", "the cluster-wide retry_timeout bounds every DCS request"),
+            (
+                "use_proxies",
+                "hactl connects to the listed endpoints directly",
+            ),
+            (
+                "retry_timeout",
+                "the cluster-wide retry_timeout bounds every DCS request",
+            ),
             ("port", "give the port in `host`, `hosts` or `url`"),
         ],
         warnings,
@@ -281,7 +287,11 @@ fn check_consul_security(s: &Section, scheme: &str) -> Result<(), ConfigError> {
     }
     if let Some(c) = s.string("consistency")? {
         if !matches!(c.as_str(), "default" | "consistent" | "stale") {
-            return Err(refused(&s.key("consistency"), "default, consistent or stale", &c));
+            return Err(refused(
+                &s.key("consistency"),
+                "default, consistent or stale",
+                &c,
+            ));
         }
     }
     if scheme == "http" {
@@ -359,7 +369,10 @@ pub(super) fn parse_dcs(
             s.warn_not_acted_on(
                 &[
                     ("checks", "hactl's sessions carry no extra health checks"),
-                    ("register_service", "hactl registers no Consul service (no <scope>.service.consul DNS name)"),
+                    (
+                        "register_service",
+                        "hactl registers no Consul service (no <scope>.service.consul DNS name)",
+                    ),
                     ("service_tags", "no service is registered"),
                     ("service_check_interval", "no service is registered"),
                     ("service_check_tls_server_name", "no service is registered"),

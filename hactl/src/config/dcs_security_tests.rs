@@ -144,7 +144,10 @@ fn consul_tls_keys_are_read_and_what_cannot_be_honoured_is_refused() {
     let Some(DcsConfig::Consul(cc)) = c.dcs else {
         panic!()
     };
-    assert_eq!((cc.dc.as_deref(), cc.consistency.as_deref()), (Some("dc2"), Some("stale")));
+    assert_eq!(
+        (cc.dc.as_deref(), cc.consistency.as_deref()),
+        (Some("dc2"), Some("stale"))
+    );
     assert_eq!(
         refused_key("consul: {host: 'c1:8500', consistency: eventual}"),
         "consul.consistency"

@@ -10,7 +10,14 @@ use super::value::Section;
 use super::{opt_path, ConfigError, LogConfig};
 
 /// The crates whose log lines hactl writes: the targets `log.loggers` can name.
-pub const LOG_TARGETS: &[&str] = &["ha_core", "dcs_etcd", "dcs_consul", "dcs_zk", "pg_control", "hactl"];
+pub const LOG_TARGETS: &[&str] = &[
+    "ha_core",
+    "dcs_etcd",
+    "dcs_consul",
+    "dcs_zk",
+    "pg_control",
+    "hactl",
+];
 
 const LEVELS: &str = "one of DEBUG, INFO, WARNING, ERROR, CRITICAL";
 
@@ -83,7 +90,13 @@ fn parse_format(s: &Section) -> Result<Option<LogFormat>, ConfigError> {
                 .map(|(f, to)| Ok((f.clone(), scalar(&key, to)?)))
                 .collect::<Result<_, ConfigError>>()?,
         )),
-        Some(other) => return Err(ConfigError::invalid(&key, "a format string or a list of fields", other)),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                &key,
+                "a format string or a list of fields",
+                other,
+            ))
+        }
     })
 }
 
@@ -109,7 +122,12 @@ pub(super) fn parse_log(s: &Section, warnings: &mut Vec<String>) -> Result<LogCo
     let defaults = LogConfig::default();
     let level = s.string("level")?.unwrap_or_else(|| "INFO".into());
     check_level(&s.key("level"), &level)?;
-    let log_type = match s.string("type")?.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    let log_type = match s
+        .string("type")?
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None | Some("plain") => LogType::Plain,
         Some("json") => LogType::Json,
         Some(other) => {
@@ -159,12 +177,16 @@ pub(super) fn parse_log(s: &Section, warnings: &mut Vec<String>) -> Result<LogCo
     let mode = match s.get("mode") {
         None => None,
         // YAML reads `0600` as the decimal 600 and `0o600` as 384: Patroni takes the integer as given.
-        Some(v) => Some(match v {
-            Value::Number(n) => n.as_u64().filter(|m| *m <= 0o7777).map(|m| m as u32),
-            Value::String(t) => u32::from_str_radix(t.trim_start_matches("0o"), 8).ok(),
-            _ => None,
-        }
-        .ok_or_else(|| ConfigError::invalid(&s.key("mode"), "file permissions, e.g. 0o600", v))?),
+        Some(v) => Some(
+            match v {
+                Value::Number(n) => n.as_u64().filter(|m| *m <= 0o7777).map(|m| m as u32),
+                Value::String(t) => u32::from_str_radix(t.trim_start_matches("0o"), 8).ok(),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                ConfigError::invalid(&s.key("mode"), "file permissions, e.g. 0o600", v)
+            })?,
+        ),
     };
     Ok(LogConfig {
         level,

@@ -29,8 +29,8 @@ pub mod watchdog;
 pub use error::ConfigError;
 pub use schema::{
     BasicAuth, BootstrapConfig, Callbacks, Config, ConsulConfig, CtlConfig, DaemonRequired,
-    DcsConfig, EtcdConfig, HostPort, InitdbOption, LogConfig, LogFormat, LogType, PgAuthentication, PgUser,
-    PostgresqlConfig, RestApiConfig, ZookeeperConfig, DEFAULT_NAMESPACE,
+    DcsConfig, EtcdConfig, HostPort, InitdbOption, LogConfig, LogFormat, LogType, PgAuthentication,
+    PgUser, PostgresqlConfig, RestApiConfig, ZookeeperConfig, DEFAULT_NAMESPACE,
 };
 
 use std::collections::BTreeMap;
@@ -42,7 +42,6 @@ use value::Section;
 
 /// Top-level sections Patroni knows that hactl does not implement: accepted with a warning.
 const UNSUPPORTED_SECTIONS: &[&str] = &["kubernetes", "raft", "exhibitor", "citus"];
-
 
 /// Where to read the environment from.
 pub fn process_env() -> BTreeMap<String, String> {

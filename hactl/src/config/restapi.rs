@@ -68,7 +68,10 @@ fn parse_server_tls(s: &Section) -> Result<Option<ServerTlsSettings>, ConfigErro
             if s.has(k) {
                 return Err(ConfigError::Invalid {
                     key: s.key(k),
-                    expected: format!("`{}` beside it (HTTPS is on only with a certificate)", s.key("certfile")),
+                    expected: format!(
+                        "`{}` beside it (HTTPS is on only with a certificate)",
+                        s.key("certfile")
+                    ),
                     got: "no certfile".into(),
                 });
             }
@@ -76,7 +79,10 @@ fn parse_server_tls(s: &Section) -> Result<Option<ServerTlsSettings>, ConfigErro
         if verify_client != VerifyClient::None {
             return Err(ConfigError::Invalid {
                 key: s.key("verify_client"),
-                expected: format!("`{}` beside it: client certificates need HTTPS", s.key("certfile")),
+                expected: format!(
+                    "`{}` beside it: client certificates need HTTPS",
+                    s.key("certfile")
+                ),
                 got: "no certfile".into(),
             });
         }
@@ -84,9 +90,15 @@ fn parse_server_tls(s: &Section) -> Result<Option<ServerTlsSettings>, ConfigErro
     };
     Ok(Some(ServerTlsSettings {
         certfile: PathBuf::from(certfile),
-        keyfile: s.string("keyfile")?.filter(|k| !k.is_empty()).map(PathBuf::from),
+        keyfile: s
+            .string("keyfile")?
+            .filter(|k| !k.is_empty())
+            .map(PathBuf::from),
         keyfile_password: s.string("keyfile_password")?,
-        cafile: s.string("cafile")?.filter(|k| !k.is_empty()).map(PathBuf::from),
+        cafile: s
+            .string("cafile")?
+            .filter(|k| !k.is_empty())
+            .map(PathBuf::from),
         verify_client,
         ciphers: s.string("ciphers")?,
     }))

@@ -450,10 +450,16 @@ impl Config {
     /// `http://connect_address/patroni`, as members publish it (plain HTTP: the REST API has no TLS yet, so a
     /// `certfile` does not turn it into https).
     pub fn api_url(&self) -> Option<String> {
-        self.restapi
-            .connect_address
-            .as_ref()
-            .map(|a| format!("{}://{a}/patroni", if self.restapi.tls.is_some() { "https" } else { "http" }))
+        self.restapi.connect_address.as_ref().map(|a| {
+            format!(
+                "{}://{a}/patroni",
+                if self.restapi.tls.is_some() {
+                    "https"
+                } else {
+                    "http"
+                }
+            )
+        })
     }
 
     /// `postgres://connect_address/postgres`, as members publish it.
@@ -480,12 +486,23 @@ impl Config {
     pub fn client_tls(&self) -> crate::tls::client::ClientTlsSettings {
         let server = self.restapi.tls.as_ref();
         crate::tls::client::ClientTlsSettings {
-            cacert: self.ctl.cacert.clone().or_else(|| server.and_then(|t| t.cafile.clone())),
-            certfile: self.ctl.certfile.clone().or_else(|| server.map(|t| t.certfile.clone())),
+            cacert: self
+                .ctl
+                .cacert
+                .clone()
+                .or_else(|| server.and_then(|t| t.cafile.clone())),
+            certfile: self
+                .ctl
+                .certfile
+                .clone()
+                .or_else(|| server.map(|t| t.certfile.clone())),
             keyfile: if self.ctl.certfile.is_some() {
                 self.ctl.keyfile.clone()
             } else {
-                self.ctl.keyfile.clone().or_else(|| server.and_then(|t| t.keyfile.clone()))
+                self.ctl
+                    .keyfile
+                    .clone()
+                    .or_else(|| server.and_then(|t| t.keyfile.clone()))
             },
             keyfile_password: self
                 .ctl

@@ -35,7 +35,10 @@ fn minimal_config_is_valid_for_the_daemon() {
     let required = c.validate_for_daemon().unwrap();
     assert_eq!(required.name, "node1");
     assert_eq!(required.restapi_listen.to_string(), "0.0.0.0:8008");
-    assert_eq!(required.postgresql_connect_address.to_string(), "10.0.0.1:5432");
+    assert_eq!(
+        required.postgresql_connect_address.to_string(),
+        "10.0.0.1:5432"
+    );
     assert_eq!(required.data_dir, PathBuf::from("/data"));
     assert_eq!(c.namespace, "/service/");
     assert_eq!(c.api_url().as_deref(), Some("http://10.0.0.1:8008/patroni"));
@@ -105,7 +108,10 @@ fn broken_timing_in_bootstrap_dcs_is_adjusted_as_patroni_does_with_a_warning_nam
         format!("{MINIMAL}bootstrap: {{dcs: {{ttl: 10, loop_wait: 5, retry_timeout: 5}}}}\n");
     let c = Config::from_yaml_str(&yaml).unwrap();
     let t = c.bootstrap.dcs.timing();
-    assert_eq!((t.ttl_ms, t.loop_wait_ms, t.retry_timeout_ms), (10_000, 1_000, 4_000));
+    assert_eq!(
+        (t.ttl_ms, t.loop_wait_ms, t.retry_timeout_ms),
+        (10_000, 1_000, 4_000)
+    );
     let w = c.warnings.join("\n");
     assert!(
         w.contains("`bootstrap.dcs`:") && w.contains("loop_wait") && w.contains("ttl=10"),
@@ -286,8 +292,14 @@ fn a_certfile_turns_https_on_and_members_publish_an_https_api_url() {
         "connect_address: 10.0.0.1:8008, certfile: /etc/ssl/x.pem}",
     );
     let c = Config::from_yaml_str(&yaml).unwrap();
-    assert_eq!(c.api_url().as_deref(), Some("https://10.0.0.1:8008/patroni"));
-    assert_eq!(c.restapi.tls.unwrap().certfile, std::path::PathBuf::from("/etc/ssl/x.pem"));
+    assert_eq!(
+        c.api_url().as_deref(),
+        Some("https://10.0.0.1:8008/patroni")
+    );
+    assert_eq!(
+        c.restapi.tls.unwrap().certfile,
+        std::path::PathBuf::from("/etc/ssl/x.pem")
+    );
 }
 
 #[test]
@@ -307,14 +319,35 @@ fn restapi_tls_keys_as_patronis_acceptance_suite_sets_them_through_the_environme
     .unwrap();
     let tls = c.restapi.tls.clone().expect("HTTPS on");
     assert_eq!(tls.verify_client, crate::tls::VerifyClient::Required);
-    assert_eq!(tls.cafile.as_deref(), Some(std::path::Path::new("/etc/ca.crt")));
-    assert_eq!(c.api_url().as_deref(), Some("https://10.0.0.1:8008/patroni"), "members publish https");
+    assert_eq!(
+        tls.cafile.as_deref(),
+        Some(std::path::Path::new("/etc/ca.crt"))
+    );
+    assert_eq!(
+        c.api_url().as_deref(),
+        Some("https://10.0.0.1:8008/patroni"),
+        "members publish https"
+    );
     let client = c.client_tls();
     assert!(client.insecure);
-    assert_eq!(client.certfile.as_deref(), Some(std::path::Path::new("/etc/c.crt")));
-    assert_eq!(client.keyfile.as_deref(), Some(std::path::Path::new("/etc/c.key")));
-    assert_eq!(client.cacert.as_deref(), Some(std::path::Path::new("/etc/ca.crt")), "ctl.cacert falls back to restapi.cafile");
-    assert!(c.warnings.iter().all(|w| !w.contains("certfile")), "{:?}", c.warnings);
+    assert_eq!(
+        client.certfile.as_deref(),
+        Some(std::path::Path::new("/etc/c.crt"))
+    );
+    assert_eq!(
+        client.keyfile.as_deref(),
+        Some(std::path::Path::new("/etc/c.key"))
+    );
+    assert_eq!(
+        client.cacert.as_deref(),
+        Some(std::path::Path::new("/etc/ca.crt")),
+        "ctl.cacert falls back to restapi.cafile"
+    );
+    assert!(
+        c.warnings.iter().all(|w| !w.contains("certfile")),
+        "{:?}",
+        c.warnings
+    );
 }
 
 #[test]
@@ -330,14 +363,20 @@ fn tls_keys_that_would_silently_mean_plain_http_are_refused_naming_the_key() {
             &format!("restapi: {{listen: 0.0.0.0:8008, connect_address: 10.0.0.1:8008, {extra}}}"),
         );
         let err = Config::from_yaml_str(&yaml).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { key: ref k, .. } if k == key), "{extra}: {err}");
+        assert!(
+            matches!(err, ConfigError::Invalid { key: ref k, .. } if k == key),
+            "{extra}: {err}"
+        );
     }
     let yaml = MINIMAL.replace(
         "connect_address: 10.0.0.1:8008}",
         "connect_address: 10.0.0.1:8008, certfile: /c.pem, verify_client: sometimes}",
     );
     let err = Config::from_yaml_str(&yaml).unwrap_err().to_string();
-    assert!(err.contains("restapi.verify_client") && err.contains("none, optional or required"), "{err}");
+    assert!(
+        err.contains("restapi.verify_client") && err.contains("none, optional or required"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -350,13 +389,19 @@ fn allowlist_and_extra_headers_are_read_and_https_headers_only_with_https() {
     let c = Config::from_yaml_str(&yaml).unwrap();
     assert_eq!(c.restapi.allowlist, vec!["10.0.0.0/8", "127.0.0.1"]);
     assert!(c.restapi.allowlist_include_members);
-    assert_eq!(c.restapi.extra_headers, vec![("X-Frame-Options".to_string(), "SAMEORIGIN".to_string())]);
+    assert_eq!(
+        c.restapi.extra_headers,
+        vec![("X-Frame-Options".to_string(), "SAMEORIGIN".to_string())]
+    );
     let bad = MINIMAL.replace(
         "connect_address: 10.0.0.1:8008}",
         "connect_address: 10.0.0.1:8008, http_extra_headers: {\"Bad Header\": x}}",
     );
     let err = Config::from_yaml_str(&bad).unwrap_err().to_string();
-    assert!(err.contains("restapi.http_extra_headers.Bad Header"), "{err}");
+    assert!(
+        err.contains("restapi.http_extra_headers.Bad Header"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -367,14 +412,32 @@ fn watchdog_section_is_read_as_patroni_reads_it() {
     ))
     .unwrap();
     assert_eq!(c.watchdog.mode, WatchdogMode::Required);
-    assert_eq!(c.watchdog.device, std::path::PathBuf::from("/dev/watchdog1"));
+    assert_eq!(
+        c.watchdog.device,
+        std::path::PathBuf::from("/dev/watchdog1")
+    );
     assert_eq!(c.watchdog.driver, WatchdogDriver::Testing);
-    assert_eq!(c.watchdog.timeout_s(30.0), 15, "safety_margin -1: half the ttl");
+    assert_eq!(
+        c.watchdog.timeout_s(30.0),
+        15,
+        "safety_margin -1: half the ttl"
+    );
     let c = Config::from_yaml_str(&format!("{MINIMAL}watchdog: {{mode: automatic}}\n")).unwrap();
-    assert_eq!((c.watchdog.mode, c.watchdog.timeout_s(20.0)), (WatchdogMode::Automatic, 15));
+    assert_eq!(
+        (c.watchdog.mode, c.watchdog.timeout_s(20.0)),
+        (WatchdogMode::Automatic, 15)
+    );
     let c = Config::from_yaml_str(&format!("{MINIMAL}watchdog: {{mode: off}}\n")).unwrap();
     assert_eq!(c.watchdog.mode, WatchdogMode::Off);
-    assert!(c.warnings.iter().all(|w| !w.contains("watchdog")), "{:?}", c.warnings);
-    let err = Config::from_yaml_str(&format!("{MINIMAL}watchdog: {{mode: sometimes}}\n")).unwrap_err();
-    assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "watchdog.mode"), "{err}");
+    assert!(
+        c.warnings.iter().all(|w| !w.contains("watchdog")),
+        "{:?}",
+        c.warnings
+    );
+    let err =
+        Config::from_yaml_str(&format!("{MINIMAL}watchdog: {{mode: sometimes}}\n")).unwrap_err();
+    assert!(
+        matches!(err, ConfigError::Invalid { ref key, .. } if key == "watchdog.mode"),
+        "{err}"
+    );
 }

@@ -140,7 +140,10 @@ impl<'a> Section<'a> {
     pub fn warn_not_acted_on(&self, keys: &[(&str, &str)], warnings: &mut Vec<String>) {
         for (key, why) in keys {
             if self.has(key) {
-                warnings.push(format!("`{}` is not acted on by hactl: {why}", self.key(key)));
+                warnings.push(format!(
+                    "`{}` is not acted on by hactl: {why}",
+                    self.key(key)
+                ));
             }
         }
     }

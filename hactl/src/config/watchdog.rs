@@ -63,12 +63,18 @@ impl WatchdogConfig {
     }
 }
 
-pub(super) fn parse_watchdog(s: &Section, warnings: &mut Vec<String>) -> Result<WatchdogConfig, ConfigError> {
+pub(super) fn parse_watchdog(
+    s: &Section,
+    warnings: &mut Vec<String>,
+) -> Result<WatchdogConfig, ConfigError> {
     let mut c = WatchdogConfig::default();
     if s.map.is_none() {
         return Ok(c);
     }
-    s.warn_unknown(&["mode", "device", "safety_margin", "driver", "driver_config"], warnings);
+    s.warn_unknown(
+        &["mode", "device", "safety_margin", "driver", "driver_config"],
+        warnings,
+    );
     c.mode = match s.get("mode") {
         None | Some(Value::Bool(true)) => WatchdogMode::Automatic,
         Some(Value::Bool(false)) => WatchdogMode::Off,
@@ -84,7 +90,13 @@ pub(super) fn parse_watchdog(s: &Section, warnings: &mut Vec<String>) -> Result<
                 })
             }
         },
-        Some(other) => return Err(ConfigError::invalid(&s.key("mode"), "off, automatic or required", other)),
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                &s.key("mode"),
+                "off, automatic or required",
+                other,
+            ))
+        }
     };
     if let Some(d) = s.string("device")? {
         c.device = PathBuf::from(d);
@@ -97,7 +109,13 @@ pub(super) fn parse_watchdog(s: &Section, warnings: &mut Vec<String>) -> Result<
             _ => None,
         }
         .filter(|m| *m == -1.0 || *m >= 0.0)
-        .ok_or_else(|| ConfigError::invalid(&s.key("safety_margin"), "seconds, or -1 for half the ttl", v))?;
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                &s.key("safety_margin"),
+                "seconds, or -1 for half the ttl",
+                v,
+            )
+        })?;
     }
     c.driver = match s.string("driver")?.as_deref() {
         None | Some("default") | Some("linux") => WatchdogDriver::Linux,
@@ -111,7 +129,10 @@ pub(super) fn parse_watchdog(s: &Section, warnings: &mut Vec<String>) -> Result<
         }
     };
     if s.has("driver_config") {
-        warnings.push(format!("`{}` is not used by hactl's watchdog drivers", s.key("driver_config")));
+        warnings.push(format!(
+            "`{}` is not used by hactl's watchdog drivers",
+            s.key("driver_config")
+        ));
     }
     Ok(c)
 }

@@ -11,14 +11,18 @@ use ha_core::watchdog::process::{run_fencer, FencerExit};
 /// directory is this data directory (a reused pid belongs to someone else). The error says why nothing is killed.
 pub fn fence_target(data_dir: &Path) -> Result<i32, String> {
     let file = data_dir.join("postmaster.pid");
-    let text = std::fs::read_to_string(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
     let pid: i32 = text
         .lines()
         .next()
         .and_then(|l| l.trim().parse().ok())
         .ok_or_else(|| format!("{} does not start with a pid", file.display()))?;
     if pid <= 1 {
-        return Err(format!("{} names pid {pid}: refusing to signal it", file.display()));
+        return Err(format!(
+            "{} names pid {pid}: refusing to signal it",
+            file.display()
+        ));
     }
     let cwd = std::fs::read_link(format!("/proc/{pid}/cwd"))
         .map_err(|e| format!("pid {pid} from {}: {e} (no such process?)", file.display()))?;
@@ -109,7 +113,9 @@ mod tests {
         }
         // A live process that is not running in this directory (this test itself) is not ours.
         std::fs::write(&pidfile, format!("{}\n", std::process::id())).unwrap();
-        assert!(fence_target(&dir).unwrap_err().contains("not our postmaster"));
+        assert!(fence_target(&dir)
+            .unwrap_err()
+            .contains("not our postmaster"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

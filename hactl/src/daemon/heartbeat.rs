@@ -33,7 +33,10 @@ mod tests {
 
     #[test]
     fn a_repeated_heartbeat_is_written_once_when_deduplicating() {
-        let beat = Decision::new(vec![Action::RenewLock], "no action. I am (n1), the leader with the lock");
+        let beat = Decision::new(
+            vec![Action::RenewLock],
+            "no action. I am (n1), the leader with the lock",
+        );
         let change = Decision::new(vec![Action::Restart], "restarting");
         let mut every = HeartbeatLog::new(false);
         assert!(every.should_log(&beat) && every.should_log(&beat));
@@ -41,6 +44,9 @@ mod tests {
         assert!(once.should_log(&beat));
         assert!(!once.should_log(&beat));
         assert!(!once.should_log(&change), "a change is the driver's line");
-        assert!(once.should_log(&beat), "after a change the heartbeat is written again");
+        assert!(
+            once.should_log(&beat),
+            "after a change the heartbeat is written again"
+        );
     }
 }

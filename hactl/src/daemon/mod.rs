@@ -174,10 +174,12 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     // A custom bootstrap method and post_bootstrap run as Patroni runs them: the command split like a shell
     // line (no shell), `--scope` and `--datadir` unless `no_params`, then the method's other keys.
     let split = |key: &str, cmd: &str| {
-        shlex::split(cmd).filter(|v| !v.is_empty()).ok_or_else(|| crate::config::ConfigError::Invalid {
-            key: key.to_string(),
-            expected: "a command line".into(),
-            got: cmd.to_string(),
+        shlex::split(cmd).filter(|v| !v.is_empty()).ok_or_else(|| {
+            crate::config::ConfigError::Invalid {
+                key: key.to_string(),
+                expected: "a command line".into(),
+                got: cmd.to_string(),
+            }
         })
     };
     if let Some(m) = &config.bootstrap.method {
@@ -442,9 +444,14 @@ async fn run_inner(
             .filter_map(|(k, v)| Some((k.parse().ok()?, v.parse().ok()?)))
             .collect(),
     };
-    let api = tokio::spawn(crate::api::serve_with(listener, Arc::new(ctx), options, async move {
-        let _ = api_stop_rx.await;
-    }));
+    let api = tokio::spawn(crate::api::serve_with(
+        listener,
+        Arc::new(ctx),
+        options,
+        async move {
+            let _ = api_stop_rx.await;
+        },
+    ));
     info!(%addr, https = server_tls.is_some(), "REST API listening");
 
     // One line per loop: the driver logs loops that change something; this logs the heartbeats (renew, publish),

@@ -69,7 +69,9 @@ impl Reloader {
         if let Some(tls) = &self.tls {
             match tls.reload() {
                 Ok(()) => info!("REST API certificate files re-read"),
-                Err(e) => error!(error = %e, "REST API certificates could not be re-read; serving the previous ones"),
+                Err(e) => {
+                    error!(error = %e, "REST API certificates could not be re-read; serving the previous ones")
+                }
             }
         }
         match ha_core::pg::PgControl::reload(&*self.pg).await {
@@ -106,8 +108,10 @@ impl Reloader {
             || new.postgresql.pre_promote != running.postgresql.pre_promote
         {
             info!("callback scripts changed");
-            self.hooks
-                .set_scripts(new.postgresql.callbacks.clone(), new.postgresql.pre_promote.clone());
+            self.hooks.set_scripts(
+                new.postgresql.callbacks.clone(),
+                new.postgresql.pre_promote.clone(),
+            );
         }
         if new.tags != running.tags {
             self.requests.set_tags(new.tags.clone());
@@ -126,24 +130,45 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("scope", o.scope != n.scope),
         ("namespace", o.namespace != n.namespace),
         ("restapi.listen", o.restapi.listen != n.restapi.listen),
-        ("restapi.connect_address", o.restapi.connect_address != n.restapi.connect_address),
-        ("restapi.authentication", o.restapi.authentication != n.restapi.authentication),
+        (
+            "restapi.connect_address",
+            o.restapi.connect_address != n.restapi.connect_address,
+        ),
+        (
+            "restapi.authentication",
+            o.restapi.authentication != n.restapi.authentication,
+        ),
         ("restapi.certfile", o.restapi.tls != n.restapi.tls),
-        ("restapi.allowlist", o.restapi.allowlist != n.restapi.allowlist),
+        (
+            "restapi.allowlist",
+            o.restapi.allowlist != n.restapi.allowlist,
+        ),
         (
             "restapi.allowlist_include_members",
             o.restapi.allowlist_include_members != n.restapi.allowlist_include_members,
         ),
-        ("restapi.http_extra_headers", o.restapi.extra_headers != n.restapi.extra_headers),
+        (
+            "restapi.http_extra_headers",
+            o.restapi.extra_headers != n.restapi.extra_headers,
+        ),
         ("ctl", o.ctl != n.ctl),
         ("dcs", o.dcs != n.dcs),
         ("log", o.log != n.log),
         ("postgresql.listen", op.listen != np.listen),
-        ("postgresql.connect_address", op.connect_address != np.connect_address),
+        (
+            "postgresql.connect_address",
+            op.connect_address != np.connect_address,
+        ),
         ("postgresql.data_dir", op.data_dir != np.data_dir),
-        ("postgresql.bin_dir", op.bin_dir != np.bin_dir || op.bin_name != np.bin_name),
+        (
+            "postgresql.bin_dir",
+            op.bin_dir != np.bin_dir || op.bin_name != np.bin_name,
+        ),
         ("postgresql.config_dir", op.config_dir != np.config_dir),
-        ("postgresql.authentication", op.authentication != np.authentication),
+        (
+            "postgresql.authentication",
+            op.authentication != np.authentication,
+        ),
         ("postgresql.pgpass", op.pgpass != np.pgpass),
     ];
     checks
@@ -176,7 +201,11 @@ tags: {nofailover: false}
     #[test]
     fn tags_and_local_parameters_need_no_restart() {
         let old = config(BASE);
-        let new = config(&BASE.replace("nofailover: false", "nofailover: true").replace("4MB", "8MB"));
+        let new = config(
+            &BASE
+                .replace("nofailover: false", "nofailover: true")
+                .replace("4MB", "8MB"),
+        );
         assert_ne!(old.tags, new.tags);
         assert!(restart_only_changes(&old, &new).is_empty());
     }

@@ -57,7 +57,10 @@ pub struct DeviceWatchdog {
 impl DeviceWatchdog {
     /// `None` when `watchdog.mode` is off. With `required`, the device is opened (and closed again) now: a node
     /// that could not use it refuses to start, naming the key.
-    pub fn from_config(config: &WatchdogConfig, ttl_s: f64) -> Result<Option<DeviceWatchdog>, WatchdogError> {
+    pub fn from_config(
+        config: &WatchdogConfig,
+        ttl_s: f64,
+    ) -> Result<Option<DeviceWatchdog>, WatchdogError> {
         if config.mode == WatchdogMode::Off {
             return Ok(None);
         }
@@ -89,18 +92,22 @@ impl DeviceWatchdog {
             }),
         };
         if o.timeout_s != want {
-            set_timeout(&mut o.file, self.config.driver, want).map_err(|source| WatchdogError::Timeout {
-                path: self.config.device.clone(),
-                timeout: want,
-                source,
+            set_timeout(&mut o.file, self.config.driver, want).map_err(|source| {
+                WatchdogError::Timeout {
+                    path: self.config.device.clone(),
+                    timeout: want,
+                    source,
+                }
             })?;
             info!(device = %self.config.device.display(), timeout_s = want, "watchdog activated");
             o.timeout_s = want;
         }
-        o.file.write_all(b"1").map_err(|source| WatchdogError::Open {
-            path: self.config.device.clone(),
-            source,
-        })
+        o.file
+            .write_all(b"1")
+            .map_err(|source| WatchdogError::Open {
+                path: self.config.device.clone(),
+                source,
+            })
     }
 }
 
@@ -111,9 +118,9 @@ fn open_device(path: &Path, driver: WatchdogDriver) -> Result<File, WatchdogErro
         .append(driver == WatchdogDriver::Testing)
         .open(path)
         .map_err(|source| WatchdogError::Open {
-        path: path.to_path_buf(),
-        source,
-    })
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 fn set_timeout(file: &mut File, driver: WatchdogDriver, timeout: u32) -> std::io::Result<()> {
@@ -122,7 +129,13 @@ fn set_timeout(file: &mut File, driver: WatchdogDriver, timeout: u32) -> std::io
         WatchdogDriver::Linux => {
             let mut t = timeout as libc::c_int;
             // SAFETY: WDIOC_SETTIMEOUT reads and writes one int through the pointer, which lives across the call.
-            let r = unsafe { libc::ioctl(file.as_raw_fd(), WDIOC_SETTIMEOUT, &mut t as *mut libc::c_int) };
+            let r = unsafe {
+                libc::ioctl(
+                    file.as_raw_fd(),
+                    WDIOC_SETTIMEOUT,
+                    &mut t as *mut libc::c_int,
+                )
+            };
             if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -184,7 +197,9 @@ mod tests {
             safety_margin: 5.0,
             driver: WatchdogDriver::Testing,
         };
-        let w = DeviceWatchdog::from_config(&config, 30.0).unwrap().expect("a watchdog");
+        let w = DeviceWatchdog::from_config(&config, 30.0)
+            .unwrap()
+            .expect("a watchdog");
         w.arm(Millis(0));
         w.arm(Millis(0));
         w.ttl_changed(20_000);
@@ -205,8 +220,14 @@ mod tests {
             device: PathBuf::from("/nonexistent/watchdog"),
             ..WatchdogConfig::default()
         };
-        let e = DeviceWatchdog::from_config(&config, 30.0).err().expect("refused");
+        let e = DeviceWatchdog::from_config(&config, 30.0)
+            .err()
+            .expect("refused");
         assert!(e.to_string().contains("watchdog.device"), "{e}");
-        assert!(DeviceWatchdog::from_config(&WatchdogConfig::default(), 30.0).unwrap().is_none());
+        assert!(
+            DeviceWatchdog::from_config(&WatchdogConfig::default(), 30.0)
+                .unwrap()
+                .is_none()
+        );
     }
 }

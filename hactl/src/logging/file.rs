@@ -18,7 +18,12 @@ pub struct RotatingFile {
 
 impl RotatingFile {
     /// Opens (appending) `dir/patroni.log`, creating the directory.
-    pub fn open(dir: &Path, max_bytes: u64, keep: u32, mode: Option<u32>) -> io::Result<RotatingFile> {
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        keep: u32,
+        mode: Option<u32>,
+    ) -> io::Result<RotatingFile> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join("patroni.log");
         let file = open(&path, mode)?;
@@ -36,7 +41,10 @@ impl RotatingFile {
     fn rotate(&mut self) -> io::Result<()> {
         self.file.flush()?;
         if self.keep == 0 {
-            self.file = OpenOptions::new().write(true).truncate(true).open(&self.path)?;
+            self.file = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&self.path)?;
         } else {
             let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
             for n in (1..self.keep).rev() {
@@ -99,7 +107,10 @@ mod tests {
         assert!(read("patroni.log.2").ends_with("05\n"));
         assert!(!dir.join("patroni.log.3").exists());
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.join("patroni.log")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.join("patroni.log"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let _ = std::fs::remove_dir_all(&dir);
     }

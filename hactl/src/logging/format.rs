@@ -26,7 +26,11 @@ pub const CRITICAL_FIELD: &str = "critical";
 enum Piece {
     Literal(String),
     /// `%(name)-8s`: the field, its minimum width, left-aligned when `-`.
-    Field { name: String, width: usize, left: bool },
+    Field {
+        name: String,
+        width: usize,
+        left: bool,
+    },
 }
 
 /// A parsed `%(field)s` format string.
@@ -51,16 +55,23 @@ impl PyFormat {
                 let close = a.find(')')?;
                 let name = &a[..close];
                 let spec = &a[close + 1..];
-                let flags_end = spec.find(|c: char| !"-#0 +".contains(c)).unwrap_or(spec.len());
+                let flags_end = spec
+                    .find(|c: char| !"-#0 +".contains(c))
+                    .unwrap_or(spec.len());
                 let left = spec[..flags_end].contains('-');
                 let digits = &spec[flags_end..];
-                let width_end = digits.find(|c: char| !c.is_ascii_digit()).unwrap_or(digits.len());
+                let width_end = digits
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(digits.len());
                 let width = digits[..width_end].parse().unwrap_or(0);
                 let mut conv = &digits[width_end..];
                 if let Some(p) = conv.strip_prefix('.') {
                     conv = p.trim_start_matches(|c: char| c.is_ascii_digit());
                 }
-                let ty = conv.chars().next().filter(|c| "sdifrxXeEgGoc".contains(*c))?;
+                let ty = conv
+                    .chars()
+                    .next()
+                    .filter(|c| "sdifrxXeEgGoc".contains(*c))?;
                 let used = 1 + close + 1 + (spec.len() - conv.len()) + ty.len_utf8();
                 Some((name.to_string(), width, left, used))
             });
@@ -193,7 +204,8 @@ impl Visit for Collect {
         if field.name() == "message" {
             self.message = format!("{value:?}");
         } else {
-            self.fields.push((field.name().into(), format!("{value:?}")));
+            self.fields
+                .push((field.name().into(), format!("{value:?}")));
         }
     }
 }
@@ -234,7 +246,8 @@ impl PatroniFormat {
             obj.insert(name.clone(), Value::String(v));
         }
         for (k, v) in &record.fields {
-            obj.entry(k.clone()).or_insert_with(|| Value::String(v.clone()));
+            obj.entry(k.clone())
+                .or_insert_with(|| Value::String(v.clone()));
         }
         for (k, v) in &self.static_fields {
             obj.insert(k.clone(), Value::String(v.clone()));
@@ -369,14 +382,20 @@ mod tests {
         let mut r = record();
         r.levelname = "WARNING";
         r.message = "50% done".into();
-        assert_eq!(render("[%(levelname)-8s] 100%% %(message)s", &r), "[WARNING ] 100% 50% done");
+        assert_eq!(
+            render("[%(levelname)-8s] 100%% %(message)s", &r),
+            "[WARNING ] 100% 50% done"
+        );
         assert_eq!(render("%(levelno)3d|%(nosuch)s|%(", &r), " 20||%(");
     }
 
     #[test]
     fn structured_fields_follow_the_message_and_json_keeps_them_as_keys() {
         let mut r = record();
-        r.fields = vec![("node".into(), "node1".into()), ("error".into(), "timeout".into())];
+        r.fields = vec![
+            ("node".into(), "node1".into()),
+            ("error".into(), "timeout".into()),
+        ];
         assert!(render(DEFAULT_FORMAT, &r).ends_with("the lock node=node1 error=timeout"));
         let f = PatroniFormat {
             format: PyFormat::parse(DEFAULT_FORMAT),
@@ -391,7 +410,10 @@ mod tests {
         let v: Value = serde_json::from_str(&f.line(&r)).unwrap();
         assert_eq!(v["level"], "INFO");
         assert_eq!(v["time"], "2026-12-01 10:00:00,123");
-        assert_eq!(v["message"], "no action. I am (node1), the leader with the lock");
+        assert_eq!(
+            v["message"],
+            "no action. I am (node1), the leader with the lock"
+        );
         assert_eq!(v["node"], "node1");
         assert_eq!(v["error"], "timeout");
         assert_eq!(v["app"], "hactl");

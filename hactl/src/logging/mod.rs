@@ -25,7 +25,11 @@ pub fn formatter(log: &LogConfig) -> PatroniFormat {
     let format = PyFormat::parse(&text);
     let json = (log.log_type == LogType::Json).then(|| match &log.format {
         Some(LogFormat::Fields(f)) => f.clone(),
-        _ => format.fields().into_iter().map(|f| (f.clone(), f)).collect(),
+        _ => format
+            .fields()
+            .into_iter()
+            .map(|f| (f.clone(), f))
+            .collect(),
     });
     PatroniFormat {
         format,
@@ -38,19 +42,22 @@ pub fn formatter(log: &LogConfig) -> PatroniFormat {
 /// Installs the subscriber for `log` unless one is installed already (a test's, an embedding product's). A log
 /// directory that cannot be opened falls back to standard error, saying so there.
 pub fn init(log: &LogConfig) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(log.tracing_filter()));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(log.tracing_filter()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false)
         .event_format(formatter(log));
-    let file = log
-        .dir
-        .as_ref()
-        .map(|d| file::RotatingFile::open(d, log.file_size, log.file_num, log.mode).map_err(|e| (d, e)));
+    let file = log.dir.as_ref().map(|d| {
+        file::RotatingFile::open(d, log.file_size, log.file_num, log.mode).map_err(|e| (d, e))
+    });
     let _ = match file {
         Some(Ok(f)) => builder.with_writer(Mutex::new(f)).try_init(),
         Some(Err((dir, e))) => {
-            eprintln!("cannot write logs to `log.dir` {}: {e}; logging to standard error", dir.display());
+            eprintln!(
+                "cannot write logs to `log.dir` {}: {e}; logging to standard error",
+                dir.display()
+            );
             builder.with_writer(std::io::stderr).try_init()
         }
         None => builder.with_writer(std::io::stderr).try_init(),

@@ -19,12 +19,30 @@ use super::TlsError;
 /// The TLS 1.2 suites rustls (ring) has, with their OpenSSL names.
 fn tls12_suites() -> Vec<(&'static str, SupportedCipherSuite)> {
     vec![
-        ("ECDHE-ECDSA-AES256-GCM-SHA384", cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384),
-        ("ECDHE-ECDSA-AES128-GCM-SHA256", cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256),
-        ("ECDHE-ECDSA-CHACHA20-POLY1305", cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256),
-        ("ECDHE-RSA-AES256-GCM-SHA384", cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384),
-        ("ECDHE-RSA-AES128-GCM-SHA256", cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256),
-        ("ECDHE-RSA-CHACHA20-POLY1305", cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256),
+        (
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+            cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "ECDHE-RSA-CHACHA20-POLY1305",
+            cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
     ]
 }
 
@@ -42,7 +60,15 @@ fn keyword(token: &str) -> Option<Vec<&'static str>> {
     let all: Vec<&'static str> = tls12_suites().into_iter().map(|(n, _)| n).collect();
     let matching = |f: &dyn Fn(&str) -> bool| all.iter().copied().filter(|n| f(n)).collect();
     Some(match token {
-        "ALL" | "DEFAULT" | "HIGH" | "COMPLEMENTOFDEFAULT" | "TLSv1.2" | "AEAD" | "ECDHE" | "EECDH" | "kECDHE"
+        "ALL"
+        | "DEFAULT"
+        | "HIGH"
+        | "COMPLEMENTOFDEFAULT"
+        | "TLSv1.2"
+        | "AEAD"
+        | "ECDHE"
+        | "EECDH"
+        | "kECDHE"
         | "kEECDH" => all.clone(),
         "AESGCM" | "AES" => matching(&|n| n.contains("-AES")),
         "AES128" => matching(&|n| n.contains("AES128")),
@@ -53,10 +79,11 @@ fn keyword(token: &str) -> Option<Vec<&'static str>> {
         "SHA256" => matching(&|n| n.ends_with("SHA256")),
         "SHA384" => matching(&|n| n.ends_with("SHA384")),
         // What rustls never offers: selecting it adds nothing, removing it removes nothing.
-        "aNULL" | "eNULL" | "NULL" | "COMPLEMENTOFALL" | "MD5" | "RC4" | "DES" | "3DES" | "IDEA" | "SEED"
-        | "CAMELLIA" | "ARIA" | "EXPORT" | "EXP" | "LOW" | "MEDIUM" | "SSLv3" | "TLSv1" | "TLSv1.0" | "DSS"
-        | "aDSS" | "PSK" | "kPSK" | "SRP" | "kSRP" | "DH" | "EDH" | "DHE" | "kDHE" | "kEDH" | "ADH" | "AECDH"
-        | "SHA1" | "SHA" | "kRSA" | "CBC" | "AESCCM" | "AESCCM8" | "CCM" | "GOST" | "kGOST" => Vec::new(),
+        "aNULL" | "eNULL" | "NULL" | "COMPLEMENTOFALL" | "MD5" | "RC4" | "DES" | "3DES"
+        | "IDEA" | "SEED" | "CAMELLIA" | "ARIA" | "EXPORT" | "EXP" | "LOW" | "MEDIUM" | "SSLv3"
+        | "TLSv1" | "TLSv1.0" | "DSS" | "aDSS" | "PSK" | "kPSK" | "SRP" | "kSRP" | "DH" | "EDH"
+        | "DHE" | "kDHE" | "kEDH" | "ADH" | "AECDH" | "SHA1" | "SHA" | "kRSA" | "CBC"
+        | "AESCCM" | "AESCCM8" | "CCM" | "GOST" | "kGOST" => Vec::new(),
         _ => return None,
     })
 }
@@ -160,12 +187,18 @@ mod tests {
     fn removal_and_and_joined_keywords_work_as_in_openssl() {
         let n = names("ECDHE+AESGCM:!AES128");
         assert_eq!(n.len(), 5, "{n:?}");
-        assert!(!n.iter().any(|s| s.contains("CHACHA") && s.starts_with("TLS_ECDHE")));
+        assert!(!n
+            .iter()
+            .any(|s| s.contains("CHACHA") && s.starts_with("TLS_ECDHE")));
     }
 
     #[test]
     fn an_unknown_removal_or_an_empty_selection_refuses_naming_the_key() {
-        assert_eq!(names("HIGH:BOGUS").len(), 9, "an unknown name selects nothing, as in OpenSSL");
+        assert_eq!(
+            names("HIGH:BOGUS").len(),
+            9,
+            "an unknown name selects nothing, as in OpenSSL"
+        );
         let e = select("HIGH:!BOGUS", "restapi.ciphers").unwrap_err();
         assert_eq!(e.key, "restapi.ciphers");
         assert!(e.why.contains("BOGUS"));

@@ -37,9 +37,9 @@ pub fn client_config(tls: &ClientTlsSettings) -> Result<ClientConfig, TlsError> 
             Some(path) => {
                 let anchors = read_certs(path, "ctl.cacert")?;
                 for c in &anchors {
-                    roots
-                        .add(c.clone())
-                        .map_err(|e| TlsError::new("ctl.cacert", format!("{}: {e}", path.display())))?;
+                    roots.add(c.clone()).map_err(|e| {
+                        TlsError::new("ctl.cacert", format!("{}: {e}", path.display()))
+                    })?;
                 }
                 anchors
             }
@@ -71,12 +71,19 @@ pub fn client_config(tls: &ClientTlsSettings) -> Result<ClientConfig, TlsError> 
                 Some(k) => (k, "ctl.keyfile"),
                 None => (cert, "ctl.certfile"),
             };
-            let key = read_key(key_path, tls.keyfile_password.as_deref(), key_name, "ctl.keyfile_password")?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| TlsError::new(key_name, format!("the key does not fit the certificate: {e}")))?
+            let key = read_key(
+                key_path,
+                tls.keyfile_password.as_deref(),
+                key_name,
+                "ctl.keyfile_password",
+            )?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| {
+                TlsError::new(
+                    key_name,
+                    format!("the key does not fit the certificate: {e}"),
+                )
+            })?
         }
     };
     Ok(config)
 }
-

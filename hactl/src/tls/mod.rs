@@ -79,9 +79,17 @@ pub fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>
         .map_err(|e| TlsError::new(key, format!("cannot read {}: {e}", path.display())))?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<_, _>>()
-        .map_err(|e| TlsError::new(key, format!("{}: not a PEM certificate file: {e}", path.display())))?;
+        .map_err(|e| {
+            TlsError::new(
+                key,
+                format!("{}: not a PEM certificate file: {e}", path.display()),
+            )
+        })?;
     if certs.is_empty() {
-        return Err(TlsError::new(key, format!("{} holds no certificate", path.display())));
+        return Err(TlsError::new(
+            key,
+            format!("{} holds no certificate", path.display()),
+        ));
     }
     Ok(certs)
 }
@@ -103,21 +111,32 @@ pub fn read_key(
         let Some(password) = password else {
             return Err(TlsError::new(
                 password_key,
-                format!("{} holds an encrypted private key and no password is set", path.display()),
+                format!(
+                    "{} holds an encrypted private key and no password is set",
+                    path.display()
+                ),
             ));
         };
         let end = text[start..]
             .find(ENCRYPTED_END)
             .map(|e| start + e + ENCRYPTED_END.len())
-            .ok_or_else(|| TlsError::new(key, format!("{}: unterminated PEM block", path.display())))?;
+            .ok_or_else(|| {
+                TlsError::new(key, format!("{}: unterminated PEM block", path.display()))
+            })?;
         let (_, der) = pkcs8::der::pem::decode_vec(text[start..end].as_bytes())
             .map_err(|e| TlsError::new(key, format!("{}: bad PEM: {e}", path.display())))?;
-        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice())
-            .map_err(|e| TlsError::new(key, format!("{}: bad encrypted key: {e}", path.display())))?;
-        let doc = info.decrypt(password).map_err(|_| {
-            TlsError::new(password_key, format!("cannot decrypt the private key in {}", path.display()))
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(der.as_slice()).map_err(|e| {
+            TlsError::new(key, format!("{}: bad encrypted key: {e}", path.display()))
         })?;
-        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(doc.as_bytes().to_vec())));
+        let doc = info.decrypt(password).map_err(|_| {
+            TlsError::new(
+                password_key,
+                format!("cannot decrypt the private key in {}", path.display()),
+            )
+        })?;
+        return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            doc.as_bytes().to_vec(),
+        )));
     }
     if text.contains("Proc-Type: 4,ENCRYPTED") {
         return Err(TlsError::new(
@@ -129,8 +148,12 @@ pub fn read_key(
             ),
         ));
     }
-    PrivateKeyDer::from_pem_slice(text.as_bytes())
-        .map_err(|e| TlsError::new(key, format!("{}: no private key found: {e}", path.display())))
+    PrivateKeyDer::from_pem_slice(text.as_bytes()).map_err(|e| {
+        TlsError::new(
+            key,
+            format!("{}: no private key found: {e}", path.display()),
+        )
+    })
 }
 
 #[cfg(test)]

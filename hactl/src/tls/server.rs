@@ -8,7 +8,10 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use tokio_rustls::TlsAcceptor;
 
 use super::{ciphers, read_certs, read_key, ServerTlsSettings, TlsError, VerifyClient};
@@ -80,11 +83,12 @@ pub fn server_config(settings: &ServerTlsSettings) -> Result<ServerConfig, TlsEr
             let anchors = read_certs(cafile, "restapi.cafile")?;
             let mut roots = RootCertStore::empty();
             for c in &anchors {
-                roots
-                    .add(c.clone())
-                    .map_err(|e| TlsError::new("restapi.cafile", format!("{}: {e}", cafile.display())))?;
+                roots.add(c.clone()).map_err(|e| {
+                    TlsError::new("restapi.cafile", format!("{}: {e}", cafile.display()))
+                })?;
             }
-            let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+            let builder =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
             let builder = if mode == VerifyClient::Optional {
                 builder.allow_unauthenticated()
             } else {
@@ -93,7 +97,10 @@ pub fn server_config(settings: &ServerTlsSettings) -> Result<ServerConfig, TlsEr
             let inner = builder
                 .build()
                 .map_err(|e| TlsError::new("restapi.cafile", e.to_string()))?;
-            Arc::new(PinnedOrWebPki { inner, pinned: anchors })
+            Arc::new(PinnedOrWebPki {
+                inner,
+                pinned: anchors,
+            })
         }
     };
     ServerConfig::builder_with_provider(provider)
@@ -101,7 +108,12 @@ pub fn server_config(settings: &ServerTlsSettings) -> Result<ServerConfig, TlsEr
         .map_err(|e| TlsError::new("restapi.ciphers", e.to_string()))?
         .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
-        .map_err(|e| TlsError::new(key_name, format!("the key does not fit the certificate: {e}")))
+        .map_err(|e| {
+            TlsError::new(
+                key_name,
+                format!("the key does not fit the certificate: {e}"),
+            )
+        })
 }
 
 /// Client certificates verified against `cafile` as webpki does, plus one case webpki refuses and OpenSSL (so
@@ -131,11 +143,17 @@ impl ClientCertVerifier for PinnedOrWebPki {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        match self.inner.verify_client_cert(end_entity, intermediates, now) {
+        match self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)
+        {
             Ok(v) => Ok(v),
             // webpki's CaUsedAsEndEntity surfaces as `Other`; dates, signatures and issuers have their own kinds.
             Err(rustls::Error::InvalidCertificate(CertificateError::Other(_)))
-                if self.pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) =>
+                if self
+                    .pinned
+                    .iter()
+                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
             {
                 Ok(ClientCertVerified::assertion())
             }

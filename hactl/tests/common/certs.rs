@@ -3,9 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
 
 /// A CA and two leaves, written as PEM files into a directory.
 pub struct TestPki {
@@ -22,11 +20,14 @@ pub fn make_pki(dir: &Path, name: &str) -> TestPki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, format!("{name} CA"));
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, format!("{name} CA"));
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf = |cn: &str, purpose: ExtendedKeyUsagePurpose| {
         let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        let mut p =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
         p.distinguished_name.push(DnType::CommonName, cn);
         p.extended_key_usages = vec![purpose];
         let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
@@ -54,13 +55,26 @@ pub fn make_pki(dir: &Path, name: &str) -> TestPki {
 pub fn patroni_suite_cert(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("patroni.crt"), dir.join("patroni.key"));
     let out = std::process::Command::new("openssl")
-        .args(["req", "-nodes", "-new", "-x509", "-subj", "/CN=batman.patroni", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .args([
+            "req",
+            "-nodes",
+            "-new",
+            "-x509",
+            "-subj",
+            "/CN=batman.patroni",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (cert, key)
 }

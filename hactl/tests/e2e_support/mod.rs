@@ -410,7 +410,10 @@ impl Cluster {
             _ => DcsServer::start(spec.backend, &dir, n, spec.etcd_members),
         };
         let http = match &tls {
-            None => reqwest::Client::builder().timeout(Duration::from_secs(2)).build().expect("client"),
+            None => reqwest::Client::builder()
+                .timeout(Duration::from_secs(2))
+                .build()
+                .expect("client"),
             Some(p) => reqwest::Client::builder()
                 .timeout(Duration::from_secs(2))
                 .use_preconfigured_tls(
@@ -683,7 +686,11 @@ postgresql:
                 let text = fs::read_to_string(&p.client_cert).expect("client cert")
                     + &fs::read_to_string(&p.client_key).expect("client key");
                 fs::write(&pem, text).expect("haproxy client pem");
-                format!(" check-ssl verify required ca-file {} crt {}", p.ca.display(), pem.display())
+                format!(
+                    " check-ssl verify required ca-file {} crt {}",
+                    p.ca.display(),
+                    pem.display()
+                )
             }
         };
         let servers = |check: &str| {
@@ -1432,7 +1439,11 @@ fn secure_etcd(dir: &Path, pki: &certs::TestPki) -> EtcdServer {
             .args(args)
             .output()
             .expect("etcdctl");
-        assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     etcdctl(&["user", "add", &format!("root:{ETCD_ROOT_PASSWORD}")]);
     etcdctl(&["user", "grant-role", "root", "root"]);

@@ -112,9 +112,17 @@ pub fn adapt_to_server(p: &mut BTreeMap<String, String>, server: &ServerParamete
         }
     } else if knows("wal_keep_segments") && !knows("wal_keep_size") {
         if let Some(size) = p.remove("wal_keep_size") {
-            let mb = size.trim().trim_end_matches("MB").trim().parse::<u64>().ok();
+            let mb = size
+                .trim()
+                .trim_end_matches("MB")
+                .trim()
+                .parse::<u64>()
+                .ok();
             if let (Some(mb), false) = (mb, p.contains_key("wal_keep_segments")) {
-                p.insert("wal_keep_segments".into(), (mb / WAL_SEGMENT_MB).max(1).to_string());
+                p.insert(
+                    "wal_keep_segments".into(),
+                    (mb / WAL_SEGMENT_MB).max(1).to_string(),
+                );
             }
         }
     }
@@ -125,7 +133,10 @@ pub fn adapt_to_server(p: &mut BTreeMap<String, String>, server: &ServerParamete
         .collect();
     for k in unknown {
         let v = p.remove(&k).unwrap_or_default();
-        notes.push(format!("Removing invalid parameter `{k}` ({v:?}): PostgreSQL {} does not know it", server.version_num / 10000));
+        notes.push(format!(
+            "Removing invalid parameter `{k}` ({v:?}): PostgreSQL {} does not know it",
+            server.version_num / 10000
+        ));
     }
     notes
 }
@@ -253,7 +264,12 @@ impl ManagedConf<'_> {
             return Vec::new();
         };
         let mut p = replication_defaults();
-        p.extend(self.cluster.iter().filter(|(k, _)| !LOCAL_ONLY.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())));
+        p.extend(
+            self.cluster
+                .iter()
+                .filter(|(k, _)| !LOCAL_ONLY.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
         p.extend(self.local.iter().map(|(k, v)| (k.clone(), v.clone())));
         adapt_to_server(&mut p, server)
     }
@@ -276,10 +292,15 @@ mod tests {
     fn pg15() -> ServerParameters {
         ServerParameters {
             version_num: 150_000,
-            names: ["wal_keep_size", "max_connections", "archive_mode", "work_mem"]
-                .into_iter()
-                .map(String::from)
-                .collect(),
+            names: [
+                "wal_keep_size",
+                "max_connections",
+                "archive_mode",
+                "work_mem",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
         }
     }
 
@@ -295,10 +316,21 @@ mod tests {
         let notes = adapt_to_server(&mut p, &pg15());
         assert_eq!(p["wal_keep_size"], "1600MB");
         assert!(!p.contains_key("wal_keep_segments") && !p.contains_key("checkpoint_segments"));
-        assert_eq!(p["pg_stat_statements.track"], "all", "extensions' parameters are kept");
+        assert_eq!(
+            p["pg_stat_statements.track"], "all",
+            "extensions' parameters are kept"
+        );
         assert_eq!(p["max_connections"], "101");
-        assert!(notes.iter().any(|n| n.contains("wal_keep_segments=100 written as wal_keep_size=1600MB")), "{notes:?}");
-        assert!(notes.iter().any(|n| n.contains("`checkpoint_segments`")), "{notes:?}");
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("wal_keep_segments=100 written as wal_keep_size=1600MB")),
+            "{notes:?}"
+        );
+        assert!(
+            notes.iter().any(|n| n.contains("`checkpoint_segments`")),
+            "{notes:?}"
+        );
         // An explicit wal_keep_size wins over the old name.
         let mut p = BTreeMap::from([
             ("wal_keep_segments".to_string(), "100".to_string()),

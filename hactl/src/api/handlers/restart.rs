@@ -184,11 +184,13 @@ pub(crate) async fn post_restart(ctx: &ApiContext, req: &Request) -> Response {
                 .unwrap_or(0);
             let wait_ms = (at_ms - ctx.clock.unix_ms()).max(0) as u64;
             let requests = ctx.requests.clone();
-            let (state, identity, clock) = (ctx.state.clone(), ctx.identity.clone(), ctx.clock.clone());
+            let (state, identity, clock) =
+                (ctx.state.clone(), ctx.identity.clone(), ctx.clock.clone());
             let filters = request.clone();
             let task = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(wait_ms)).await;
-                let v = crate::api::view::NodeView::at(&identity, state.latest(), Some(clock.now()));
+                let v =
+                    crate::api::view::NodeView::at(&identity, state.latest(), Some(clock.now()));
                 if !conditions_met(&v, &filters) {
                     info!("not proceeding with the scheduled restart: its conditions are not satisfied");
                     return;

@@ -12,7 +12,9 @@ impl Ctl<'_> {
     ) -> Result<(), CliError> {
         self.check_cluster(&cluster_name.map(String::from))?;
         if role.is_some() && member.is_some() {
-            return Err(CliError::Usage("--role and --member are mutually exclusive options".into()));
+            return Err(CliError::Usage(
+                "--role and --member are mutually exclusive options".into(),
+            ));
         }
         let cluster = self.load().await?;
         let leader = cluster.leader_name();

@@ -301,7 +301,10 @@ impl<'a> Ctl<'a> {
                 cluster,
                 role,
                 member,
-            } => self.dsn(cluster.as_deref(), role.as_deref(), member.as_deref()).await,
+            } => {
+                self.dsn(cluster.as_deref(), role.as_deref(), member.as_deref())
+                    .await
+            }
             Command::Run { .. } | Command::Validate { .. } | Command::Fencer { .. } => Err(
                 CliError::Usage("run and validate are not ctl commands".into()),
             ),
