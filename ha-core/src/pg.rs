@@ -62,6 +62,59 @@ pub struct ReplicationRow {
     pub replay_lsn: Option<u64>,
 }
 
+/// One replication slot on the local server (`pg_replication_slots`, temporary slots left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSlot {
+    pub name: String,
+    pub kind: crate::model::SlotKind,
+    /// `restart_lsn` (`None`: the slot reserves no WAL yet).
+    pub restart_lsn: Option<u64>,
+    /// `confirmed_flush_lsn` of a logical slot.
+    pub confirmed_flush_lsn: Option<u64>,
+    /// The slot holds an `xmin` (hot_standby_feedback from a standby once connected to it).
+    pub has_xmin: bool,
+    pub active: bool,
+    /// `wal_status = 'lost'`: the WAL it needed is gone; it can only be dropped.
+    pub lost: bool,
+    /// hactl created (or adopted) this slot: the only kind it ever drops, besides stale logical slots on a standby.
+    pub managed: bool,
+}
+
+impl LocalSlot {
+    /// Where a consumer of this slot stands: `confirmed_flush_lsn` for a logical slot, `restart_lsn` otherwise.
+    pub fn position(&self) -> Option<u64> {
+        match self.kind {
+            crate::model::SlotKind::Logical { .. } => self.confirmed_flush_lsn,
+            crate::model::SlotKind::Physical => self.restart_lsn,
+        }
+    }
+}
+
+/// Slot changes for [`PgControl::apply_slots`], made by the decision ([`crate::decision::slots`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotPlan {
+    /// Dropped first (a kind that changed is dropped, then created again in a later loop).
+    pub drop: Vec<String>,
+    /// Physical slots to create, reserving WAL at once.
+    pub create_physical: Vec<String>,
+    /// Logical slots to create (on a primary only): name, database, plugin.
+    pub create_logical: Vec<(String, String, String)>,
+    /// `pg_replication_slot_advance(name, lsn)`, with the slot's database for a logical slot.
+    pub advance: Vec<(String, Option<String>, u64)>,
+    /// Existing slots hactl now manages (the configuration names them): from now on it may drop them.
+    pub adopt: Vec<String>,
+}
+
+impl SlotPlan {
+    pub fn is_empty(&self) -> bool {
+        self.drop.is_empty()
+            && self.create_physical.is_empty()
+            && self.create_logical.is_empty()
+            && self.advance.is_empty()
+            && self.adopt.is_empty()
+    }
+}
+
 /// What the observer saw of the local PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PgObservation {
@@ -97,6 +150,8 @@ pub struct PgObservation {
     /// `pg_last_xact_replay_timestamp()` on a standby, in Unix milliseconds: when the last replayed
     /// transaction committed on the primary.
     pub replayed_unix_ms: Option<i64>,
+    /// The server's replication slots (`None`: not read, e.g. the server does not answer).
+    pub slots: Option<Vec<LocalSlot>>,
 }
 
 impl PgObservation {
@@ -194,6 +249,22 @@ pub trait PgControl: Send + Sync {
     /// Sets `synchronous_standby_names` as the leader manages it (overriding any configured value; `Some("")`:
     /// asynchronous) and reloads; `None` gives the parameter back to the configuration.
     async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError>;
+    /// Creates, drops and advances replication slots as planned. Each step is tried even when an earlier one failed;
+    /// the error names every step that failed. The default has no slots to manage.
+    async fn apply_slots(&self, plan: &SlotPlan) -> Result<(), PgError> {
+        let _ = plan;
+        Ok(())
+    }
+    /// Copies logical slots from the primary `source` into this standby (PostgreSQL before 17 cannot create a
+    /// logical slot on a standby): reads each slot's state file on the primary, stops this server, writes the files
+    /// and starts it again as the same standby. Patroni's `copy_logical_slots`.
+    async fn copy_logical_slots(&self, source: &Upstream, names: &[String]) -> Result<(), PgError> {
+        let _ = (source, names);
+        Err(PgError::failed(
+            "copy_logical_slots",
+            "this PostgreSQL control cannot copy slots",
+        ))
+    }
     /// Kills the postmaster and every backend at once (SIGKILL): the way to stop a server that does not answer.
     async fn fence(&self) -> Result<(), PgError>;
     /// Resolves once no server runs: when the one running now exits by itself (a crash, a kill), or at once if

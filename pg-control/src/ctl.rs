@@ -187,6 +187,12 @@ impl PgControl for PgCtl {
     async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {
         Ok(PgCtl::set_synchronous_standby_names(self, value).await?)
     }
+    async fn apply_slots(&self, plan: &ha_core::pg::SlotPlan) -> Result<(), PgError> {
+        Ok(PgCtl::apply_slots(self, plan).await?)
+    }
+    async fn copy_logical_slots(&self, source: &Upstream, names: &[String]) -> Result<(), PgError> {
+        Ok(PgCtl::copy_logical_slots(self, source, names).await?)
+    }
     async fn fence(&self) -> Result<(), PgError> {
         Ok(PgCtl::fence(self).await?)
     }

@@ -17,7 +17,7 @@
 //!
 //! `PgCtl` implements [`ha_core::pg::PgControl`], so it plugs into [`ha_core::driver::Driver`]. Its inherent
 //! methods of the same names return this crate's typed [`Error`]; the trait's map it to
-//! [`ha_core::pg::PgError`]. The primary's daemon also calls [`PgCtl::ensure_slots`] with the member list.
+//! [`ha_core::pg::PgError`]. Slots follow the decision's plan ([`PgCtl::apply_slots`]).
 //!
 //! # Layout
 //!
@@ -71,6 +71,7 @@ mod pidfile;
 mod replica_methods;
 mod replicas;
 mod settings;
+mod slots;
 mod state;
 mod tls;
 
@@ -82,7 +83,6 @@ pub use checks::SUPPORTED_MAJORS;
 pub use conn_options::KNOWN_OPTIONS;
 pub use ctl::PgCtl;
 pub use error::Error;
-pub use replicas::SlotChanges;
 pub use settings::{
     Credentials, CustomBootstrap, InitdbOption, PgSettings, ReplicaMethod, Timeouts,
 };

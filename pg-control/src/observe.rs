@@ -59,6 +59,7 @@ pub(crate) const RECOVERY_SENSITIVE_SQL: &str =
     'max_locks_per_transaction') AND pg_is_in_recovery()";
 
 struct Live {
+    slots: Vec<ha_core::pg::LocalSlot>,
     sync_names: String,
     replication: Vec<ReplicationRow>,
     started_ms: Option<i64>,
@@ -160,10 +161,16 @@ impl PgCtl {
         };
         // Even a postmaster whose pid file says "starting" is asked: one that answers "starting up" is Starting,
         // one stopped by a signal during startup does not answer and is Unresponsive.
+        let managed = self.node_state().member_slots;
         let r = self
             .with_client(self.local_config("postgres"), |c| async move {
                 let row = c.query_one(OBSERVE_SQL, &[]).await?;
+                let slots = crate::slots::parse_slots(
+                    &c.query(crate::slots::SLOTS_SQL, &[]).await?,
+                    &managed,
+                );
                 Ok(Live {
+                    slots,
                     in_recovery: row.get(0),
                     current: row.get(1),
                     receive: row.get(2),
@@ -221,6 +228,7 @@ impl PgCtl {
                 obs.postmaster_start_unix_ms = l.started_ms;
                 obs.synchronous_standby_names = Some(l.sync_names);
                 obs.replication = l.replication;
+                obs.slots = Some(l.slots);
                 obs.replayed_unix_ms = l.replayed_ms.filter(|_| l.in_recovery);
                 obs.replay_paused = l.paused;
                 obs.streaming = l.streaming;

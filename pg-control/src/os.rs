@@ -416,3 +416,8 @@ mod tests {
         assert!(!is_live_postgres(me), "the test binary is not postgres");
     }
 }
+
+/// fsyncs a directory, so that a rename or a new file in it survives a crash.
+pub(crate) fn fsync_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}

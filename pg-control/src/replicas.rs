@@ -1,6 +1,5 @@
 //! Copies and rejoins: clone with pg_basebackup, pg_rewind, reinitialize, and replication slots.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use ha_core::pg::Upstream;
@@ -12,17 +11,10 @@ use crate::error::{Error, Result};
 use crate::os;
 use crate::settings::PgSettings;
 
-/// What [`PgCtl::ensure_slots`] changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SlotChanges {
-    pub created: Vec<String>,
-    pub dropped: Vec<String>,
-}
-
 impl PgCtl {
     /// Creates this member's replication slot on `up` if it is missing (best effort: a warning if `up` cannot
     /// be reached). A standby whose primary_slot_name does not exist on its upstream never streams, and the
-    /// primary's [`PgCtl::ensure_slots`] may not have run yet right after a failover.
+    /// primary's slot step may not have run yet right after a failover.
     pub(crate) async fn ensure_own_slot_on(&self, up: &Upstream) {
         let Ok(ep) = self.endpoint(up) else { return };
         let slot = PgSettings::slot_name(&self.s.name);
@@ -336,64 +328,5 @@ impl PgCtl {
             r.map_err(|err| Error::io(&p, err))?;
         }
         Ok(())
-    }
-
-    /// On a primary: makes the physical replication slots exactly the members' (`members` minus this node):
-    /// creates the missing ones (reserving WAL at once) and drops inactive physical slots of members no longer
-    /// listed. A slot in use is never dropped. Pass every member of the cluster.
-    pub async fn ensure_slots(&self, members: &[String]) -> Result<SlotChanges> {
-        let me = PgSettings::slot_name(&self.s.name);
-        let wanted: std::collections::BTreeSet<String> = members
-            .iter()
-            .map(|m| PgSettings::slot_name(m))
-            .filter(|s| *s != me)
-            .collect();
-        let q = self.s.timeouts.query;
-        // Only slots made for members are ever dropped: a Barman or Debezium slot, or any other slot hactl did not
-        // make, stays whatever its name.
-        let managed = self.node_state().member_slots;
-        let wanted_c = wanted.clone();
-        let changes = self.with_client(self.local_config("postgres"), |c| async move {
-            let wanted = wanted_c;
-            let mut changes = SlotChanges::default();
-            let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await?.get(0);
-            if in_recovery {
-                return Ok(Err(Error::wrong_state(
-                    "ensure_slots",
-                    "this server is a standby; slots are managed on the primary",
-                )));
-            }
-            let rows = c
-                .query(
-                    "SELECT slot_name::text, active FROM pg_replication_slots WHERE slot_type = 'physical'",
-                    &[],
-                )
-                .await?;
-            let existing: BTreeMap<String, bool> =
-                rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-            for w in &wanted {
-                if !existing.contains_key(w) {
-                    c.execute("SELECT pg_create_physical_replication_slot($1, true)", &[w])
-                        .await?;
-                    changes.created.push(w.clone());
-                }
-            }
-            for (name, active) in &existing {
-                if !wanted.contains(name) && !active && managed.contains(name) {
-                    c.execute("SELECT pg_drop_replication_slot($1)", &[name]).await?;
-                    changes.dropped.push(name.clone());
-                }
-            }
-            Ok(Ok(changes))
-        })
-        .await
-        .map_err(|e| e.into_error("ensure_slots", q))??;
-        self.update_state(|st| {
-            st.member_slots.extend(wanted.iter().cloned());
-            for d in &changes.dropped {
-                st.member_slots.remove(d);
-            }
-        })?;
-        Ok(changes)
     }
 }

@@ -225,22 +225,9 @@ impl PgSettings {
         self.rewind.as_ref().unwrap_or(&self.superuser)
     }
 
-    /// The replication slot name for a member, as Patroni derives it: lower case, anything but `[a-z0-9_]`
-    /// becomes `_`, at most 63 bytes.
+    /// The replication slot name for a member, as Patroni derives it ([`ha_core::model::slot_name`]).
     pub fn slot_name(member: &str) -> String {
-        let mut s: String = member
-            .to_lowercase()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        s.truncate(63);
-        s
+        ha_core::model::slot_name(member)
     }
 }
 

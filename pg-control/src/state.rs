@@ -21,7 +21,8 @@ pub(crate) struct NodeState {
     /// `synchronous_standby_names` as the leader manages it in synchronous mode (overrides the parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronous_standby_names: Option<String>,
-    /// The physical slots hactl made (or adopted) for members: the only ones it ever drops.
+    /// The slots hactl made, or adopted because the configuration names them: the only ones it ever drops (the
+    /// name is kept from when these were members' slots only, so old state files still read).
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub member_slots: std::collections::BTreeSet<String>,
 }

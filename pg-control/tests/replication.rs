@@ -156,18 +156,33 @@ async fn promote_demote_then_diverge_and_the_loser_rejoins_with_pg_rewind() {
     assert!(o2.is_primary());
     assert_eq!(o2.timeline, 2);
     assert_eq!(o2.history.first().map(|h| h.timeline), Some(1));
-    let changes = n2
-        .ensure_slots(&["n1".to_string(), "n2".to_string()])
-        .await
-        .unwrap();
-    assert_eq!(changes.created, vec!["n1"]);
-    // A slot hactl did not make (a backup tool's) is never dropped; a member's slot goes when the member does.
-    sql(&n2, "SELECT pg_create_physical_replication_slot('barman')").await;
-    let changes = n2.ensure_slots(&["n2".to_string()]).await.unwrap();
+    n2.apply_slots(&slot_for("n1")).await.unwrap();
+    let slots = n2.observe().await.slots.expect("slots observed");
     assert_eq!(
-        (changes.created.len(), changes.dropped),
-        (0, vec!["n1".to_string()])
+        slots
+            .iter()
+            .map(|s| (s.name.as_str(), s.managed, s.restart_lsn.is_some()))
+            .collect::<Vec<_>>(),
+        vec![("n1", true, true)],
+        "the member slot is made, reserving WAL at once, and remembered as hactl's"
     );
+    // A slot hactl did not make (a backup tool's) is never dropped; a member's slot goes when the member does:
+    // the decision's plan for a node that wants no slot at all, applied to the real server.
+    sql(&n2, "SELECT pg_create_physical_replication_slot('barman')").await;
+    let local = n2.observe().await.slots.expect("slots observed");
+    let (plan, copy) = ha_core::decision::slots::plan(
+        &Default::default(),
+        &local,
+        &Default::default(),
+        true,
+        0,
+        true,
+    );
+    assert_eq!(
+        (plan.drop.clone(), copy),
+        (vec!["n1".to_string()], Vec::<String>::new())
+    );
+    n2.apply_slots(&plan).await.unwrap();
     assert_eq!(
         sql(
             &n2,
@@ -176,9 +191,7 @@ async fn promote_demote_then_diverge_and_the_loser_rejoins_with_pg_rewind() {
         .await,
         ["barman"]
     );
-    n2.ensure_slots(&["n1".to_string(), "n2".to_string()])
-        .await
-        .unwrap();
+    n2.apply_slots(&slot_for("n1")).await.unwrap();
     sql(&n2, "INSERT INTO t VALUES ('after failover')").await;
 
     // Demote the old primary: it was stopped cleanly, so it simply follows n2 onto timeline 2.
@@ -302,7 +315,7 @@ async fn crashed_primary_with_unreplicated_writes_is_rewound_and_follows() {
         crashed.lsn
     );
     sql(&n2, "INSERT INTO t VALUES ('on n2')").await;
-    n2.ensure_slots(&["n1".into(), "n2".into()]).await.unwrap();
+    n2.apply_slots(&slot_for("n1")).await.unwrap();
 
     // The crashed n1 was never shut down cleanly: pg_rewind recovers it first, then rewinds.
     n1.rewind(&upstream(&n2))
@@ -385,5 +398,13 @@ async fn follow_moves_a_replica_without_restart_and_reinitialize_reclones_it() {
     assert_eq!(sql(&n3, "SELECT count(*) FROM t").await, ["2"]);
     for n in [&n3, &n2, &n1] {
         n.stop(StopMode::Fast).await.unwrap();
+    }
+}
+
+/// A plan that makes the physical slot of member `m` (as the decision plans it for a member that streams).
+fn slot_for(m: &str) -> ha_core::pg::SlotPlan {
+    ha_core::pg::SlotPlan {
+        create_physical: vec![m.to_string()],
+        ..Default::default()
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::{HistoryEntry, SyncState};
-use crate::pg::{StopMode, Upstream};
+use crate::pg::{SlotPlan, StopMode, Upstream};
 use crate::time::Millis;
 
 /// One step for the driver. The driver runs a decision's actions in order and stops at the first that fails or
@@ -57,9 +57,18 @@ pub enum Action {
     ClearFailover {
         version: u64,
     },
-    /// Write `status` with the leader's WAL position.
+    /// Write `status`: the leader's WAL position, its slots' positions and the member slots to retain.
     WriteStatus {
         optime: u64,
+        slots: Option<BTreeMap<String, u64>>,
+        retain_slots: Option<Vec<String>>,
+    },
+    /// Create, drop and advance replication slots (a failure is logged; the loop goes on).
+    SyncSlots(SlotPlan),
+    /// Copy logical slots from the leader into this standby (stops and starts it).
+    CopyLogicalSlots {
+        source: Upstream,
+        names: Vec<String>,
     },
     /// Write the timeline history, compare-and-set on the version read.
     WriteHistory {
@@ -95,6 +104,7 @@ impl Action {
                 | Action::Rewind(_)
                 | Action::Reinitialize(_)
                 | Action::Restart
+                | Action::CopyLogicalSlots { .. }
         )
     }
 }
@@ -103,9 +113,12 @@ impl Decision {
     /// A loop that only keeps things as they are (renews the lock, publishes the WAL position): Patroni's
     /// heartbeat line ("no action. I am (node1), the leader with the lock"), which a log may write once.
     pub fn is_heartbeat(&self) -> bool {
-        self.actions
-            .iter()
-            .all(|a| matches!(a, Action::RenewLock | Action::WriteStatus { .. }))
+        self.actions.iter().all(|a| {
+            matches!(
+                a,
+                Action::RenewLock | Action::WriteStatus { .. } | Action::SyncSlots(_)
+            )
+        })
     }
 }
 

@@ -84,8 +84,8 @@ pub(super) fn leader_duties(
     actions: &mut Vec<Action>,
 ) -> Option<super::sync::Note> {
     let pg = obs.pg;
-    if cluster.last_leader_lsn() != Some(pg.lsn) {
-        actions.push(Action::WriteStatus { optime: pg.lsn });
+    if let Some(status) = super::slots::status_action(obs, cluster, cfg) {
+        actions.push(status);
     }
     match cluster.initialize.as_deref() {
         Some(s) if sysid_valid(s) => {}

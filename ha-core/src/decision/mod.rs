@@ -21,8 +21,8 @@
 //! - `housekeeping`: what every healthy loop adds (a new config version, a requested restart).
 //!
 //! The sub-protocols those rules call are pure and tested alone: [`election`] (the leader race), [`switchover`]
-//! (the `failover` key's lifecycle), [`rejoin`] (may this node's data stream from the leader) and [`sync`] (the
-//! leader's synchronous standbys and the `sync` key).
+//! (the `failover` key's lifecycle), [`rejoin`] (may this node's data stream from the leader), [`sync`] (the
+//! leader's synchronous standbys and the `sync` key) and [`slots`] (replication slots on every node).
 
 mod action;
 mod dcs_outage;
@@ -34,6 +34,7 @@ mod no_leader;
 mod observation;
 mod paused;
 pub mod rejoin;
+pub mod slots;
 pub mod switchover;
 pub mod sync;
 mod uninitialized;
@@ -82,7 +83,10 @@ pub fn decide(obs: &Observation) -> Decision {
     let i_am_leader = cluster.leader_name() == Some(me);
 
     if cfg.is_paused() {
-        return paused(obs, cluster, &cfg, i_am_leader);
+        // Slots are still kept in step while paused (nothing is dropped: see `slots`).
+        let mut d = paused(obs, cluster, &cfg, i_am_leader);
+        slots::slot_duties(obs, cluster, &cfg, i_am_leader, &mut d);
+        return d;
     }
 
     if pg.state() == PgRunState::Unresponsive {
@@ -113,5 +117,6 @@ pub fn decide(obs: &Observation) -> Decision {
         None => without_leader(obs, cluster, &cfg),
     };
     housekeeping(obs, cluster, &cfg, &mut decision);
+    slots::slot_duties(obs, cluster, &cfg, i_am_leader, &mut decision);
     decision
 }

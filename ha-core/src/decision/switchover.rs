@@ -124,7 +124,11 @@ pub fn leader_plan(
     };
     LeaderPlan::HandOver {
         actions: vec![
-            Action::WriteStatus { optime: pg.lsn },
+            Action::WriteStatus {
+                optime: pg.lsn,
+                slots: cluster.status.as_ref().and_then(|s| s.slots.clone()),
+                retain_slots: cluster.status.as_ref().and_then(|s| s.retain_slots.clone()),
+            },
             Action::Stop(StopMode::Fast),
             Action::ForgetLease,
             Action::ReleaseLock,

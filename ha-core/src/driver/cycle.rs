@@ -58,6 +58,19 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 self.local.no_leader_since = None;
             }
             self.absorb_config(cluster).await;
+            let me = &self.settings.identity.name;
+            if cluster.leader_name() == Some(me.as_str()) {
+                let cfg = &self.local.last_config;
+                crate::decision::slots::remember_members(
+                    &mut self.local.member_slots_seen,
+                    cluster,
+                    me,
+                    cfg,
+                    now,
+                );
+            } else {
+                self.local.member_slots_seen.clear();
+            }
             self.last_leader_version = cluster.leader.as_ref().map(|l| l.version);
             self.last_failsafe_members = cluster.failsafe.clone().unwrap_or_default();
         }

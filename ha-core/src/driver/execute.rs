@@ -177,14 +177,30 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 Ok(()) | Err(DcsError::Conflict(_)) => Outcome::Done,
                 Err(e) => Outcome::Failed(e.to_string()),
             },
-            Action::WriteStatus { optime } => dcs_res(
+            Action::WriteStatus {
+                optime,
+                slots,
+                retain_slots,
+            } => dcs_res(
                 self.dcs
                     .write_status(&Status {
                         optime: Some(*optime),
+                        slots: slots.clone(),
+                        retain_slots: retain_slots.clone(),
                         ..Default::default()
                     })
                     .await,
             ),
+            Action::SyncSlots(plan) => {
+                // Slots are housekeeping: a failure is logged and retried next loop, the loop goes on.
+                if let Err(e) = self.pg.apply_slots(plan).await {
+                    warn!(error = %e, "could not update replication slots");
+                }
+                Outcome::Done
+            }
+            Action::CopyLogicalSlots { source, names } => {
+                pg_res(self.pg.copy_logical_slots(source, names).await)
+            }
             Action::WriteHistory { history, version } => {
                 match self.dcs.set_history(history, *version).await {
                     Ok(()) | Err(DcsError::Conflict(_)) => Outcome::Done,

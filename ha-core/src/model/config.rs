@@ -181,9 +181,6 @@ impl GlobalConfig {
             "master_start_timeout",
             "primary_stop_timeout",
             "master_stop_timeout",
-            "slots",
-            "ignore_slots",
-            "member_slots_ttl",
             "max_timelines_history",
             "standby_cluster",
         ] {
@@ -192,9 +189,6 @@ impl GlobalConfig {
             }
         }
         if let Some(p) = &self.postgresql {
-            if p.use_slots == Some(false) {
-                out.push("postgresql.use_slots");
-            }
             if p.extra.contains_key("recovery_conf") {
                 out.push("postgresql.recovery_conf");
             }

@@ -6,10 +6,12 @@ pub mod codec;
 pub mod config;
 mod lenient;
 pub mod member;
+pub mod slots;
 pub mod tags;
 
 pub use cluster::{Cluster, Failover, HistoryEntry, Leader, Status, SyncState, Versioned};
 pub use codec::{KeyPath, RawEntry};
 pub use config::{ConfigError, DynamicPostgresql, GlobalConfig, SyncMode, Timing};
 pub use member::{Member, MemberData, PgStateName, Role};
+pub use slots::{slot_name, IgnoreSlot, PermanentSlot, SlotKind};
 pub use tags::Tags;

@@ -76,6 +76,10 @@ impl Tags {
     pub fn clonefrom(&self) -> bool {
         self.clonefrom.unwrap_or(false)
     }
+    /// `nostream`: this member replays from the archive only; nobody keeps a slot for it.
+    pub fn nostream(&self) -> bool {
+        self.nostream.unwrap_or(false)
+    }
     pub fn nosync(&self) -> bool {
         self.nosync.unwrap_or(false)
     }

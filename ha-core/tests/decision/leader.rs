@@ -20,7 +20,14 @@ fn leader_lock_renew_and_duties() {
             "healthy leader renews and publishes its position",
             lead.clone(),
             primary(1200),
-            vec![Action::RenewLock, Action::WriteStatus { optime: 1200 }],
+            vec![
+                Action::RenewLock,
+                Action::WriteStatus {
+                    optime: 1200,
+                    slots: None,
+                    retain_slots: None,
+                },
+            ],
             "the leader with the lock",
         ),
         case(

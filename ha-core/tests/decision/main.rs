@@ -9,6 +9,7 @@ mod housekeeping;
 mod leader;
 mod no_leader;
 mod paused;
+mod slots;
 mod support;
 mod switchover;
 mod sync;

@@ -146,7 +146,11 @@ fn pause_mode_runs_what_the_operator_asks_for() {
             primary(1000),
             vec![
                 Action::RenewLock,
-                Action::WriteStatus { optime: 1000 },
+                Action::WriteStatus {
+                    optime: 1000,
+                    slots: None,
+                    retain_slots: None,
+                },
                 Action::Stop(StopMode::Fast),
                 Action::ForgetLease,
                 Action::ReleaseLock,

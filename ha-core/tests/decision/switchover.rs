@@ -45,7 +45,11 @@ fn manual_switchover_and_failover() {
             primary(1000),
             vec![
                 Action::RenewLock,
-                Action::WriteStatus { optime: 1000 },
+                Action::WriteStatus {
+                    optime: 1000,
+                    slots: None,
+                    retain_slots: None,
+                },
                 Action::Stop(StopMode::Fast),
                 Action::ForgetLease,
                 Action::ReleaseLock,

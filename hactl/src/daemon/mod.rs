@@ -454,15 +454,12 @@ async fn run_inner(
     ));
     info!(%addr, https = server_tls.is_some(), "REST API listening");
 
-    // One line per loop: the driver logs loops that change something; this logs the heartbeats (renew, publish),
-    // and keeps slots for the members.
+    // One line per loop: the driver logs loops that change something; this logs the heartbeats (renew, publish).
     let mut reports = driver.subscribe();
-    let slots_pg = pg.clone();
     let role = Arc::new(std::sync::Mutex::new(Role::Replica));
     let role_w = role.clone();
     let mut heartbeats = HeartbeatLog::new(config.log.deduplicate_heartbeat_logs);
     let watcher = tokio::spawn(async move {
-        let mut last_members: Vec<String> = Vec::new();
         while reports.changed().await.is_ok() {
             let Some(r) = reports.borrow_and_update().clone() else {
                 continue;
@@ -475,17 +472,6 @@ async fn run_inner(
             } else {
                 Role::Replica
             };
-            if let (true, Ok(c)) = (r.pg.is_primary(), &r.cluster) {
-                let members: Vec<String> = c.members.iter().map(|m| m.name.clone()).collect();
-                if members != last_members {
-                    match slots_pg.ensure_slots(&members).await {
-                        Ok(_) => last_members = members,
-                        Err(e) => warn!(error = %e, "could not update replication slots"),
-                    }
-                }
-            } else {
-                last_members.clear();
-            }
         }
     });
 
