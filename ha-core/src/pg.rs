@@ -250,21 +250,13 @@ pub trait PgControl: Send + Sync {
     /// asynchronous) and reloads; `None` gives the parameter back to the configuration.
     async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError>;
     /// Creates, drops and advances replication slots as planned. Each step is tried even when an earlier one failed;
-    /// the error names every step that failed. The default has no slots to manage.
-    async fn apply_slots(&self, plan: &SlotPlan) -> Result<(), PgError> {
-        let _ = plan;
-        Ok(())
-    }
+    /// the error names every step that failed. (No default: a wrapper that forgot to pass it on would silently
+    /// keep no slots.) A control that reports no slots in [`PgObservation::slots`] is never asked.
+    async fn apply_slots(&self, plan: &SlotPlan) -> Result<(), PgError>;
     /// Copies logical slots from the primary `source` into this standby (PostgreSQL before 17 cannot create a
     /// logical slot on a standby): reads each slot's state file on the primary, stops this server, writes the files
     /// and starts it again as the same standby. Patroni's `copy_logical_slots`.
-    async fn copy_logical_slots(&self, source: &Upstream, names: &[String]) -> Result<(), PgError> {
-        let _ = (source, names);
-        Err(PgError::failed(
-            "copy_logical_slots",
-            "this PostgreSQL control cannot copy slots",
-        ))
-    }
+    async fn copy_logical_slots(&self, source: &Upstream, names: &[String]) -> Result<(), PgError>;
     /// Kills the postmaster and every backend at once (SIGKILL): the way to stop a server that does not answer.
     async fn fence(&self) -> Result<(), PgError>;
     /// Resolves once no server runs: when the one running now exits by itself (a crash, a kill), or at once if

@@ -73,6 +73,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
             self.last_leader_version = cluster.leader.as_ref().map(|l| l.version);
             self.last_failsafe_members = cluster.failsafe.clone().unwrap_or_default();
+            self.last_status = cluster.status.clone();
         }
         self.local.failsafe.accepted_leader = lock(&self.failsafe_inbox).clone();
         self.local.failsafe.confirmed_at = None;

@@ -181,16 +181,19 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 optime,
                 slots,
                 retain_slots,
-            } => dcs_res(
-                self.dcs
-                    .write_status(&Status {
-                        optime: Some(*optime),
-                        slots: slots.clone(),
-                        retain_slots: retain_slots.clone(),
-                        ..Default::default()
-                    })
-                    .await,
-            ),
+            } => {
+                let status = Status {
+                    optime: Some(*optime),
+                    slots: slots.clone(),
+                    retain_slots: retain_slots.clone(),
+                    ..Default::default()
+                };
+                let r = self.dcs.write_status(&status).await;
+                if r.is_ok() {
+                    self.last_status = Some(status);
+                }
+                dcs_res(r)
+            }
             Action::SyncSlots(plan) => {
                 // Slots are housekeeping: a failure is logged and retried next loop, the loop goes on.
                 if let Err(e) = self.pg.apply_slots(plan).await {

@@ -74,6 +74,8 @@ pub struct Driver<D, P> {
     ttl_set_ms: Option<u64>,
     last_leader_version: Option<u64>,
     last_failsafe_members: BTreeMap<String, String>,
+    /// The `status` key as last read: a status written outside a loop (on shutdown) keeps its slots.
+    last_status: Option<Status>,
     bootstrapped_sysid: Option<String>,
     /// This loop's lock renewal found the DCS unreachable (its `load` may still have been served from a cache): the
     /// next loop treats the DCS as unreachable without asking.
@@ -105,6 +107,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             ttl_set_ms: None,
             last_leader_version: None,
             last_failsafe_members: BTreeMap::new(),
+            last_status: None,
             bootstrapped_sysid: None,
             renew_unreachable: false,
         }
@@ -173,13 +176,13 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         let _ = self.dcs.delete_member(&name).await;
         if self.local.lease_deadline.take().is_some() {
             let obs = self.pg.observe().await;
-            let _ = self
-                .dcs
-                .write_status(&Status {
-                    optime: Some(obs.lsn),
-                    ..Default::default()
-                })
-                .await;
+            // The slots and the members to retain stay as the last loop published them: the next leader keeps
+            // this node's slot (and the others it retains) from them.
+            let status = Status {
+                optime: Some(obs.lsn),
+                ..self.last_status.clone().unwrap_or_default()
+            };
+            let _ = self.dcs.write_status(&status).await;
             if let Err(e) = self.dcs.release_leader(&name).await {
                 warn!(error = %e, "could not release the leader lock on shutdown");
             }

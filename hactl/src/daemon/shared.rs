@@ -159,6 +159,12 @@ impl<P: PgControl> PgControl for SharedPg<P> {
     async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {
         self.0.set_synchronous_standby_names(value).await
     }
+    async fn apply_slots(&self, plan: &ha_core::pg::SlotPlan) -> Result<(), PgError> {
+        self.0.apply_slots(plan).await
+    }
+    async fn copy_logical_slots(&self, source: &Upstream, names: &[String]) -> Result<(), PgError> {
+        self.0.copy_logical_slots(source, names).await
+    }
     async fn fence(&self) -> Result<(), PgError> {
         self.0.fence().await
     }

@@ -296,6 +296,17 @@ impl PgControl for SimPg {
         })
     }
 
+    // The simulated server has no replication slots (its observation reports none, so the decision plans none).
+    async fn apply_slots(&self, _plan: &crate::pg::SlotPlan) -> Result<(), PgError> {
+        Ok(())
+    }
+    async fn copy_logical_slots(&self, _source: &Upstream, _names: &[String]) -> Result<(), PgError> {
+        Err(PgError::failed(
+            "copy_logical_slots",
+            "the simulated server has no slots",
+        ))
+    }
+
     async fn fence(&self) -> Result<(), PgError> {
         self.with(|s| {
             if s.alive() {
