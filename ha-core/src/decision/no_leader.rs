@@ -88,7 +88,10 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
     if let Some(d) = race_backoff(obs, cluster, cfg) {
         return d;
     }
-    if cluster.failsafe.as_ref().map_or(false, |fs| !fs.is_empty()) && cfg.failsafe_mode() {
+    if cluster.failsafe.as_ref().map_or(false, |fs| !fs.is_empty())
+        && cfg.failsafe_mode()
+        && !obs.local.failsafe_promises_kept
+    {
         // A promise made before a restart is forgotten with the process: keep it for one ttl anyway.
         if obs.now.since(obs.local.started_at) < obs.local.timing.ttl_ms {
             return Decision::none(

@@ -56,6 +56,10 @@ pub struct LocalState {
     /// A replica method works without a running member (a restore from a backup: Patroni's `no_leader`), so an
     /// empty node may become a replica while the cluster has no leader.
     pub replica_without_leader: bool,
+    /// A failsafe promise (a leader accepted over `POST /failsafe`) survives a restart of this daemon, and
+    /// [`FailsafeInput::accepted_leader`] already holds any still running. Otherwise a daemon that just started
+    /// cannot know what it promised before, and sits out the first ttl of a failsafe cluster without a leader.
+    pub failsafe_promises_kept: bool,
     /// This node's WAL position in the previous loop (`primary_race_backoff`: is it still receiving?).
     pub prev_wal_lsn: Option<u64>,
     /// Since when the DCS has shown no leader, continuously.

@@ -54,6 +54,9 @@ pub struct DriverSettings {
     pub bootstrap_config: GlobalConfig,
     /// A replica method that needs no running member is configured ([`LocalState::replica_without_leader`]).
     pub replica_without_leader: bool,
+    /// The embedder keeps failsafe promises across restarts (it persists what `POST /failsafe` accepted and
+    /// preloads [`Driver::failsafe_inbox`] at start): see [`LocalState::failsafe_promises_kept`].
+    pub failsafe_promises_kept: bool,
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
 }
@@ -101,6 +104,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 last_config: settings.bootstrap_config.clone(),
                 started_at,
                 replica_without_leader: settings.replica_without_leader,
+                failsafe_promises_kept: settings.failsafe_promises_kept,
                 ..Default::default()
             },
             settings,

@@ -110,6 +110,8 @@ impl Simulation {
             bootstrap_config: self.bootstrap_config(),
             planted_bug: self.cfg.planted_bug,
             replica_without_leader: false,
+            // A restarted simulated daemon forgets its failsafe promises (nothing persists them).
+            failsafe_promises_kept: false,
         };
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
         let mut driver = Driver::new(

@@ -84,6 +84,24 @@ fn failsafe_mode_keeps_a_confirmed_primary_and_holds_replicas_back() {
         "{d:?}"
     );
 
+    // A daemon that just started cannot know what it promised before its restart: it sits out one ttl, unless its
+    // embedder keeps promises across restarts (then the inbox above already holds any that still binds it).
+    let just_started = LocalState {
+        started_at: NOW,
+        ..local()
+    };
+    let d = decide_with(&id, Ok(&no_leader), &replica(1000, "node1"), &just_started);
+    assert!(
+        d.actions.is_empty() && d.reason.contains("started less than ttl ago"),
+        "{d:?}"
+    );
+    let kept = LocalState {
+        failsafe_promises_kept: true,
+        ..just_started
+    };
+    let d = decide_with(&id, Ok(&no_leader), &replica(1000, "node1"), &kept);
+    assert!(d.actions.contains(&Action::AcquireLock), "{d:?}");
+
     let mut not_listed = no_leader.clone();
     not_listed.failsafe = Some(BTreeMap::from([("node1".to_string(), "x".to_string())]));
     let d = decide_with(&id, Ok(&not_listed), &replica(1000, "node1"), &local());

@@ -77,6 +77,8 @@ pub struct ApiContext {
     pub clock: Arc<dyn Clock>,
     pub requests: Arc<RequestBox>,
     pub failsafe_inbox: FailsafeInbox,
+    /// Where an accepted failsafe promise is written before it is acknowledged (`None`: kept in memory only).
+    pub failsafe_promise: Option<Arc<crate::daemon::failsafe::PromiseFile>>,
     /// Called by `POST /reload` (the daemon's SIGHUP path).
     pub reload: Arc<dyn Fn() + Send + Sync>,
     /// How often switchover and restart requests poll for their outcome (Patroni: 1 s).
@@ -105,6 +107,7 @@ impl ApiContext {
             clock,
             requests: Arc::default(),
             failsafe_inbox: Arc::default(),
+            failsafe_promise: None,
             reload: Arc::new(|| {}),
             poll_interval: Duration::from_secs(1),
             poll_timeout: None,
@@ -125,6 +128,14 @@ impl ApiContext {
     pub fn with_driver_channels(mut self, requests: Arc<RequestBox>, inbox: FailsafeInbox) -> Self {
         self.requests = requests;
         self.failsafe_inbox = inbox;
+        self
+    }
+    /// Failsafe promises written to this file before `POST /failsafe` answers `Accepted`.
+    pub fn with_failsafe_promise_file(
+        mut self,
+        file: Arc<crate::daemon::failsafe::PromiseFile>,
+    ) -> Self {
+        self.failsafe_promise = Some(file);
         self
     }
     pub fn with_reload(mut self, f: Arc<dyn Fn() + Send + Sync>) -> Self {

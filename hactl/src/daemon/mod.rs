@@ -329,7 +329,11 @@ async fn run_inner(
     }
     let timing = config.bootstrap.dcs.timing();
     let identity = config.node_identity(crate::VERSION);
-    let pg = Arc::new(pg_control::PgCtl::new(pg_settings(&config)?).await?);
+    let settings = pg_settings(&config)?;
+    let promise = Arc::new(failsafe::PromiseFile::new(
+        settings.state_file.with_extension("failsafe.json"),
+    ));
+    let pg = Arc::new(pg_control::PgCtl::new(settings).await?);
     let node_dcs = connect(&config, DcsMode::Node)?;
     let api_dcs = connect(&config, DcsMode::Ctl)?;
     // A DCS that refuses our certificate, CA or credentials refuses the start, naming the key; an unreachable one
@@ -374,6 +378,7 @@ async fn run_inner(
             identity: identity.clone(),
             bootstrap_config: config.bootstrap.dcs.clone(),
             replica_without_leader: pg.can_create_replica_without_leader(),
+            failsafe_promises_kept: true,
             ..Default::default()
         },
     )
@@ -421,6 +426,11 @@ async fn run_inner(
             source,
         })?;
     let requests = driver.requests();
+    // A promise made before this restart still binds (see `failsafe::PromiseFile`).
+    if let Some(p) = promise.load(&*clock) {
+        info!(leader = %p.0, "keeping the failsafe promise made before the restart");
+        *lock(&driver.failsafe_inbox()) = Some(p);
+    }
     let reload_requests = Arc::new(tokio::sync::Notify::new());
     let notify = reload_requests.clone();
     let ctx = ApiContext::new(
@@ -433,6 +443,7 @@ async fn run_inner(
     .with_auth(config.restapi.authentication.clone())
     .with_access(access)
     .with_driver_channels(driver.requests(), driver.failsafe_inbox())
+    .with_failsafe_promise_file(promise)
     .with_reload(Arc::new(move || notify.notify_one()));
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let options = crate::api::server::ServeOptions {

@@ -300,7 +300,11 @@ impl PgControl for SimPg {
     async fn apply_slots(&self, _plan: &crate::pg::SlotPlan) -> Result<(), PgError> {
         Ok(())
     }
-    async fn copy_logical_slots(&self, _source: &Upstream, _names: &[String]) -> Result<(), PgError> {
+    async fn copy_logical_slots(
+        &self,
+        _source: &Upstream,
+        _names: &[String],
+    ) -> Result<(), PgError> {
         Err(PgError::failed(
             "copy_logical_slots",
             "the simulated server has no slots",

@@ -40,6 +40,13 @@ pub(crate) fn post_failsafe(ctx: &ApiContext, req: &Request) -> Response {
         return text(500, "Running as a leader");
     }
     let ttl_ms = v.config.timing().ttl_ms;
+    if let Some(file) = &ctx.failsafe_promise {
+        // A promise this node could forget in a restart is not made.
+        if let Err(e) = file.save(&leader, ctx.clock.unix_ms() + ttl_ms as i64) {
+            tracing::error!(error = %e, "cannot record the failsafe promise: not accepting the leader");
+            return text(500, "cannot record the promise");
+        }
+    }
     *lock(&ctx.failsafe_inbox) = Some((leader, ctx.clock.now().plus_ms(ttl_ms)));
     let mut r = text(200, "Accepted");
     if let Ok(h) = HeaderValue::from_str(&v.pg.lsn.to_string()) {
