@@ -46,7 +46,8 @@ pub struct ConsulDcs {
     pub(crate) scope: String,
     /// `None`: a ctl client (no session, cannot hold keys).
     pub(crate) name: Option<String>,
-    pub(crate) retry_timeout: Duration,
+    /// The deadline of every call in ms (`retry_timeout`; see [`ConsulDcs::retry_timeout`]).
+    pub(crate) retry_timeout_ms: AtomicU64,
     /// `?dc=` on every call.
     pub(crate) dc: Option<String>,
     /// `?consistent` / `?stale` on reads.
@@ -100,14 +101,19 @@ impl ConsulDcs {
         F: std::future::Future<Output = Result<T, consulrs::error::ClientError>>,
     {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        match tokio::time::timeout(self.retry_timeout, fut).await {
+        match tokio::time::timeout(self.retry_timeout(), fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(crate::error::from_consulrs(what, e)),
             Err(_) => Err(CallError::Timeout {
                 what,
-                timeout: self.retry_timeout,
+                timeout: self.retry_timeout(),
             }),
         }
+    }
+
+    /// The deadline of every call (`retry_timeout`, as the cluster's configuration last set it).
+    pub(crate) fn retry_timeout(&self) -> Duration {
+        Duration::from_millis(self.retry_timeout_ms.load(Ordering::Relaxed))
     }
 }
 
@@ -148,6 +154,11 @@ impl Dcs for ConsulDcs {
         }
         .instrument(span)
         .await
+    }
+
+    fn set_retry_timeout(&self, timeout: Duration) {
+        self.retry_timeout_ms
+            .store(timeout.as_millis().max(1) as u64, Ordering::Relaxed);
     }
 
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {

@@ -145,7 +145,9 @@ impl ConsulDcs {
             path: KeyPath::new(&settings.namespace, &settings.scope),
             scope: settings.scope,
             name,
-            retry_timeout: settings.retry_timeout,
+            retry_timeout_ms: std::sync::atomic::AtomicU64::new(
+                settings.retry_timeout.as_millis().max(1) as u64,
+            ),
             dc: settings.dc.clone(),
             consistency: settings.consistency,
             state: Mutex::new(State {

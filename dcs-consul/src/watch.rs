@@ -100,7 +100,7 @@ impl ConsulDcs {
                 }
                 let (call_limit, wait) = match index {
                     Some(_) => (left + BLOCKING_MARGIN, left),
-                    None => (left.min(self.retry_timeout), Duration::ZERO),
+                    None => (left.min(self.retry_timeout()), Duration::ZERO),
                 };
                 let got = tokio::time::timeout(call_limit, self.get_leader_raw(index, wait)).await;
                 let (leader_version, new_index) = match got {

@@ -241,7 +241,7 @@ impl Inner {
     /// every loop of every node sends (renew, or touch_member), and the lease is what ends a node's
     /// membership; a client without a live lease (a node before its first touch_member) always reads through.
     fn cache_trust(&self, ttl: Duration) -> Duration {
-        ttl.saturating_sub(self.request_timeout).max(ttl / 2)
+        ttl.saturating_sub(self.conn.timeout()).max(ttl / 2)
     }
 
     /// Until when the cache may answer: [`Inner::cache_trust`] after the last successful keepalive, and not at all

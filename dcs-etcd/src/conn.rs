@@ -47,7 +47,8 @@ pub(crate) struct Conn {
     tls: Option<EtcdTls>,
     clients: Vec<Mutex<Option<Client>>>,
     current: AtomicUsize,
-    timeout: Duration,
+    /// The deadline of every call in ms (retry_timeout; changed at run time by `set_retry_timeout`).
+    timeout_ms: AtomicU64,
     requests: AtomicU64,
     by_op: Mutex<BTreeMap<&'static str, u64>>,
     /// When a call last ended unreachable (every endpoint tried until the deadline).
@@ -55,6 +56,14 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// The deadline of every call.
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms.load(Ordering::Relaxed))
+    }
+    pub(crate) fn set_timeout(&self, t: Duration) {
+        self.timeout_ms
+            .store(t.as_millis().max(1) as u64, Ordering::Relaxed);
+    }
     pub(crate) fn new(
         endpoints: Vec<String>,
         options: ConnectOptions,
@@ -67,7 +76,7 @@ impl Conn {
             endpoints,
             options,
             current: AtomicUsize::new(0),
-            timeout,
+            timeout_ms: AtomicU64::new(timeout.as_millis() as u64),
             requests: AtomicU64::new(0),
             by_op: Mutex::new(BTreeMap::new()),
             last_unreachable: Mutex::new(None),
@@ -125,7 +134,7 @@ impl Conn {
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
     {
-        let budget = self.timeout;
+        let budget = self.timeout();
         let deadline = Instant::now() + budget;
         let n = self.endpoints.len();
         let mut first = self.current.load(Ordering::Relaxed) % n;

@@ -65,8 +65,6 @@ pub(crate) struct Inner {
     pub(crate) seen: std::sync::Mutex<Seen>,
     /// The watch-fed copy of the prefix; unused in ctl mode.
     pub(crate) cache: Arc<Cache>,
-    /// The deadline of every call (retry_timeout).
-    pub(crate) request_timeout: Duration,
 }
 
 impl Drop for Inner {
@@ -148,7 +146,6 @@ impl EtcdDcs {
                     ..Seen::default()
                 }),
                 cache: Arc::new(Cache::new(leader_key)),
-                request_timeout: timeout,
             }),
         })
     }
@@ -210,6 +207,10 @@ impl Dcs for EtcdDcs {
             .do_set_ttl(ttl)
             .instrument(self.inner.span("set_ttl"))
             .await
+    }
+
+    fn set_retry_timeout(&self, timeout: Duration) {
+        self.inner.conn.set_timeout(timeout);
     }
 
     async fn initialize_race(&self, value: &str) -> Result<bool, DcsError> {

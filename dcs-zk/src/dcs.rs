@@ -34,6 +34,9 @@ pub(crate) struct Inner {
     /// Our member key as the last `load` saw it: (value, ephemeralOwner).
     pub(crate) member_seen: Mutex<Option<(String, i64)>>,
     pub(crate) requests: AtomicU64,
+    /// The deadline of every call in ms (`retry_timeout`: the settings' value until the cluster's configuration
+    /// sets another).
+    pub(crate) retry_timeout_ms: AtomicU64,
     /// Sequential waits for an answer: a pipelined wave of `load` counts once.
     pub(crate) round_trips: AtomicU64,
     /// Test switch: when false the local lease never closes the session (only the server's timeout does).
@@ -73,6 +76,7 @@ impl ZkDcs {
         let inner = Arc::new(Inner {
             path: KeyPath::new(&settings.namespace, &settings.scope),
             ttl: Mutex::new(settings.ttl),
+            retry_timeout_ms: AtomicU64::new(settings.retry_timeout.as_millis().max(1) as u64),
             settings,
             name,
             conn: tokio::sync::Mutex::new(None),
@@ -139,7 +143,7 @@ impl ZkDcs {
     pub async fn close(&self) {
         if let Some(c) = self.inner.conn.lock().await.take() {
             let done = close_detached(c);
-            let _ = tokio::time::timeout(self.inner.settings.retry_timeout, done).await;
+            let _ = tokio::time::timeout(self.inner.retry_timeout(), done).await;
         }
     }
 }
@@ -163,6 +167,12 @@ impl Drop for ZkDcs {
 impl Dcs for ZkDcs {
     async fn load(&self) -> Result<Cluster, DcsError> {
         self.inner.load().await
+    }
+
+    fn set_retry_timeout(&self, timeout: Duration) {
+        self.inner
+            .retry_timeout_ms
+            .store(timeout.as_millis().max(1) as u64, Ordering::Relaxed);
     }
 
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {

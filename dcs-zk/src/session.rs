@@ -129,8 +129,8 @@ pub(crate) fn close_detached(c: Arc<Conn>) -> tokio::sync::oneshot::Receiver<()>
 }
 
 impl Inner {
-    fn retry_timeout(&self) -> Duration {
-        self.settings.retry_timeout
+    pub(crate) fn retry_timeout(&self) -> Duration {
+        Duration::from_millis(self.retry_timeout_ms.load(Ordering::Relaxed))
     }
 
     pub(crate) fn extend_lease(&self, sent: Instant) {

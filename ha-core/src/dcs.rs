@@ -48,6 +48,10 @@ pub trait Dcs: Send + Sync {
     /// Sets the lease length used for the leader and member keys from now on.
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError>;
 
+    /// Sets the deadline of every call from now on (`retry_timeout` of the cluster's configuration, which may
+    /// differ from the one the client was built with, and change at run time as Patroni's does).
+    fn set_retry_timeout(&self, timeout: Duration);
+
     /// The bootstrap race: creates `initialize` with `value` only if it is absent (`Ok(false)`: someone else won).
     async fn initialize_race(&self, value: &str) -> Result<bool, DcsError>;
 

@@ -257,6 +257,9 @@ impl Dcs for MemoryDcsClient {
         .await
     }
 
+    // Calls of the mock answer at once (or fail by injection): it has no deadline to change.
+    fn set_retry_timeout(&self, _timeout: Duration) {}
+
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
         let ms = ttl.as_millis() as u64;
         self.default_ttl_ms.store(ms, Ordering::SeqCst);

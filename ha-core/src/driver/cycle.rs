@@ -257,6 +257,12 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                  implemented; every acknowledged commit is still on a node that may be elected"
             );
         }
+        if timing.retry_timeout_ms != self.local.timing.retry_timeout_ms
+            || self.ttl_set_ms.is_none()
+        {
+            self.dcs
+                .set_retry_timeout(Duration::from_millis(timing.retry_timeout_ms));
+        }
         self.local.timing = timing;
         self.local.last_config = cfg;
         if self.ttl_set_ms != Some(self.local.timing.ttl_ms) {

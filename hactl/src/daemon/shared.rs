@@ -34,6 +34,9 @@ impl Dcs for SharedDcs {
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
         self.inner.set_ttl(ttl).await
     }
+    fn set_retry_timeout(&self, timeout: Duration) {
+        self.inner.set_retry_timeout(timeout)
+    }
     async fn initialize_race(&self, value: &str) -> Result<bool, DcsError> {
         self.inner.initialize_race(value).await
     }
