@@ -13,11 +13,35 @@ pub enum StopMode {
     Immediate,
 }
 
-/// Where to replicate from: a member's name and libpq connection URL.
+/// Where to replicate from: a member's name and libpq connection URL, or a standby cluster's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub name: String,
+    /// `postgres://host:port/...`; empty for a standby cluster that only restores from the archive.
     pub conn_url: String,
+    /// `Some`: the source is outside this cluster (`standby_cluster`); this node is its standby leader.
+    pub remote: Option<RemoteSource>,
+}
+
+impl Upstream {
+    /// A member of this cluster.
+    pub fn member(name: impl Into<String>, conn_url: impl Into<String>) -> Upstream {
+        Upstream {
+            name: name.into(),
+            conn_url: conn_url.into(),
+            remote: None,
+        }
+    }
+}
+
+/// How a standby cluster's leader follows its source (`standby_cluster` in the configuration): the slot it streams
+/// from there (the source's, never made by hactl) and the recovery settings that replace the cluster's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteSource {
+    pub primary_slot_name: Option<String>,
+    pub restore_command: Option<String>,
+    pub archive_cleanup_command: Option<String>,
+    pub recovery_min_apply_delay: Option<String>,
 }
 
 /// Whether PostgreSQL runs, as far as the observer could tell.

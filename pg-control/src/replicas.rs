@@ -16,6 +16,10 @@ impl PgCtl {
     /// be reached). A standby whose primary_slot_name does not exist on its upstream never streams, and the
     /// primary's slot step may not have run yet right after a failover.
     pub(crate) async fn ensure_own_slot_on(&self, up: &Upstream) {
+        if up.remote.is_some() {
+            // A standby cluster's source: its slot (`primary_slot_name`) is that cluster's to make.
+            return;
+        }
         let Ok(ep) = self.endpoint(up) else { return };
         let slot = PgSettings::slot_name(&self.s.name);
         let r = self
@@ -72,7 +76,10 @@ impl PgCtl {
         os::ensure_dir(&self.run_as, &dd, 0o700)?;
         self.write_pgpass()?;
         let slot = PgSettings::slot_name(&self.s.name);
-        let slot_exists = {
+        let slot_exists = if source.remote.is_some() {
+            // Another cluster: no slot of ours is made there.
+            Err(Error::wrong_state("clone", "a standby cluster's source"))
+        } else {
             let slot = slot.clone();
             self.with_client(self.remote_config(&ep), |c| async move {
                 c.query_opt(
@@ -83,6 +90,7 @@ impl PgCtl {
                 .map(|r| r.is_some())
             })
             .await
+            .map_err(|e| e.into_error("clone", self.s.timeouts.query))
         };
         let conninfo = self.command_conninfo(
             &ep,
@@ -104,8 +112,9 @@ impl PgCtl {
         match slot_exists {
             Ok(true) => args.extend(["-S".to_string(), slot]),
             Ok(false) => args.extend(["-C".to_string(), "-S".to_string(), slot]),
+            Err(_) if source.remote.is_some() => {}
             Err(e) => {
-                warn!(error = ?e, "cannot check the source's replication slots: cloning without a slot")
+                warn!(error = %e, "cannot check the source's replication slots: cloning without a slot")
             }
         }
         let started = Instant::now();

@@ -31,6 +31,33 @@ pub(crate) struct NodeState {
 pub(crate) struct StoredUpstream {
     pub name: String,
     pub conn_url: String,
+    /// A standby cluster's source: the recovery settings it needs on every rewrite of the configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote: Option<StoredRemote>,
+}
+
+/// [`ha_core::pg::RemoteSource`] in the state file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoredRemote {
+    pub primary_slot_name: Option<String>,
+    pub restore_command: Option<String>,
+    pub archive_cleanup_command: Option<String>,
+    pub recovery_min_apply_delay: Option<String>,
+}
+
+impl StoredUpstream {
+    pub(crate) fn to_upstream(&self) -> Upstream {
+        Upstream {
+            name: self.name.clone(),
+            conn_url: self.conn_url.clone(),
+            remote: self.remote.as_ref().map(|r| ha_core::pg::RemoteSource {
+                primary_slot_name: r.primary_slot_name.clone(),
+                restore_command: r.restore_command.clone(),
+                archive_cleanup_command: r.archive_cleanup_command.clone(),
+                recovery_min_apply_delay: r.recovery_min_apply_delay.clone(),
+            }),
+        }
+    }
 }
 
 impl PgCtl {
@@ -70,6 +97,12 @@ impl PgCtl {
             st.upstream = up.map(|u| StoredUpstream {
                 name: u.name.clone(),
                 conn_url: u.conn_url.clone(),
+                remote: u.remote.as_ref().map(|r| StoredRemote {
+                    primary_slot_name: r.primary_slot_name.clone(),
+                    restore_command: r.restore_command.clone(),
+                    archive_cleanup_command: r.archive_cleanup_command.clone(),
+                    recovery_min_apply_delay: r.recovery_min_apply_delay.clone(),
+                }),
             })
         })
     }

@@ -12,15 +12,23 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
     let me = &obs.me.name;
     let pg = obs.pg;
     let mut actions = vec![Action::RenewLock];
-    match pg.state() {
-        PgRunState::Stopped | PgRunState::Crashed => {
+    let source = cfg.standby_cluster().map(|s| s.upstream());
+    match (pg.state(), &source) {
+        (PgRunState::Stopped | PgRunState::Crashed, Some(src)) => {
+            actions.push(Action::StartReplica(Some(src.clone())));
+            return Decision::new(
+                actions,
+                format!("starting PostgreSQL as the standby leader: I ({me}) hold the leader lock of a standby cluster"),
+            );
+        }
+        (PgRunState::Stopped | PgRunState::Crashed, None) => {
             actions.push(Action::StartPrimary);
             return Decision::new(
                 actions,
                 format!("starting PostgreSQL as primary: I ({me}) hold the leader lock"),
             );
         }
-        PgRunState::Starting => {
+        (PgRunState::Starting, _) => {
             return Decision::new(
                 actions,
                 format!("waiting for PostgreSQL to start; I ({me}) hold the leader lock"),
@@ -28,7 +36,32 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
         }
         _ => {}
     }
-    if pg.in_recovery {
+    let mut role = "the leader";
+    match &source {
+        Some(src) if !pg.in_recovery => {
+            // `standby_cluster` added to a primary cluster (Patroni's demote-cluster): it becomes a standby of the
+            // source, its lock kept.
+            actions.extend([
+                Action::Stop(crate::pg::StopMode::Fast),
+                Action::StartReplica(Some(src.clone())),
+            ]);
+            return Decision::new(
+                actions,
+                format!(
+                    "demoting {me} to the standby leader: the configuration names a source cluster"
+                ),
+            )
+            .then_rerun();
+        }
+        Some(src) => {
+            role = "the standby leader";
+            if pg.upstream.as_deref() != Some(src.name.as_str()) {
+                actions.push(Action::Follow(src.clone()));
+            }
+        }
+        None => {}
+    }
+    if pg.in_recovery && source.is_none() {
         actions.extend(super::sync::prepromote(obs, cluster, cfg));
         actions.push(Action::Promote);
         if let Some(f) = cluster.pending_failover() {
@@ -58,7 +91,7 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
                 return with_note(
                     Decision::new(
                         actions,
-                        format!("no action. I am ({me}), the leader with the lock; {reason}"),
+                        format!("no action. I am ({me}), {role} with the lock; {reason}"),
                     ),
                     note,
                 );
@@ -69,7 +102,7 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
     with_note(
         Decision::new(
             actions,
-            format!("no action. I am ({me}), the leader with the lock"),
+            format!("no action. I am ({me}), {role} with the lock"),
         ),
         note,
     )

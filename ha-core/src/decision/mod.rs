@@ -61,10 +61,10 @@ pub fn sysid_valid(s: &str) -> bool {
 }
 
 fn upstream_of(m: &Member) -> Option<Upstream> {
-    m.data.conn_url.as_ref().map(|u| Upstream {
-        name: m.name.clone(),
-        conn_url: u.clone(),
-    })
+    m.data
+        .conn_url
+        .as_ref()
+        .map(|u| Upstream::member(m.name.clone(), u.clone()))
 }
 
 /// Decides one loop. See the module doc for the safety rule.
@@ -94,7 +94,7 @@ pub fn decide(obs: &Observation) -> Decision {
     }
 
     if pg.state() == PgRunState::Uninitialized {
-        let mut d = uninitialized(obs, cluster, i_am_leader);
+        let mut d = uninitialized(obs, cluster, &cfg, i_am_leader);
         config_before_first_start(obs, cluster, &cfg, &mut d);
         return d;
     }

@@ -110,7 +110,25 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
             let clear = cluster
                 .pending_failover()
                 .map(|f| Action::ClearFailover { version: f.version });
-            if pg.in_recovery {
+            if let Some(source) = cfg.standby_cluster().map(|s| s.upstream()) {
+                // A standby cluster's new leader is never promoted: it follows the source instead.
+                let mut actions = vec![Action::AcquireLock];
+                actions.extend(clear);
+                if pg.in_recovery {
+                    if pg.upstream.as_deref() != Some(source.name.as_str()) {
+                        actions.push(Action::Follow(source));
+                    }
+                } else {
+                    actions.extend([
+                        Action::Stop(StopMode::Fast),
+                        Action::StartReplica(Some(source)),
+                    ]);
+                }
+                Decision::new(
+                    actions,
+                    format!("acquired session lock as the standby leader ({me}): following the source cluster"),
+                )
+            } else if pg.in_recovery {
                 let mut actions = vec![Action::AcquireLock];
                 actions.extend(clear);
                 actions.extend(super::sync::prepromote(obs, cluster, cfg));

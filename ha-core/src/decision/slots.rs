@@ -165,9 +165,9 @@ pub fn wanted_slots(
                 );
             }
             SlotKind::Logical { .. } => {
-                if my_tags.nostream() {
+                if my_tags.nostream() || cfg.standby_cluster().is_some() {
                     // No feedback reaches the primary from a node that does not stream: its logical slots would be
-                    // unsafe to use after a failover.
+                    // unsafe to use after a failover. A standby cluster has only physical slots (as in Patroni).
                     continue;
                 }
                 if out.contains_key(&p.name) || p.name == my_slot {

@@ -1,15 +1,48 @@
 //! An empty data directory: bootstrap a new cluster (race for the `initialize` key and the lock), or clone a replica
 //! from a running member tagged `clonefrom`, else from the leader.
 
-use super::{upstream_of, Action, Decision, Observation};
-use crate::model::Cluster;
+use super::{sysid_valid, upstream_of, Action, Decision, Observation};
+use crate::model::{Cluster, GlobalConfig};
 
-pub(super) fn uninitialized(obs: &Observation, cluster: &Cluster, i_am_leader: bool) -> Decision {
+pub(super) fn uninitialized(
+    obs: &Observation,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+    i_am_leader: bool,
+) -> Decision {
     let me = &obs.me.name;
     if i_am_leader {
         return Decision::new(
             vec![Action::ForgetLease, Action::ReleaseLock],
             format!("the data directory of {me} is empty but it holds the lock: released it"),
+        );
+    }
+    let bootstrapped = cluster.initialize.as_deref().map_or(false, sysid_valid);
+    if let (Some(sc), false, None) = (cfg.standby_cluster(), bootstrapped, &cluster.leader) {
+        // A standby cluster is bootstrapped by copying its source: the winner becomes the standby leader (and
+        // writes the system identifier once it runs). A copy that failed leaves `initialize` empty and the lock
+        // released, so the race is run again.
+        if obs.me.tags.nofailover() {
+            return Decision::none(
+                "waiting for a node that may lead to bootstrap the standby cluster (nofailover)",
+            );
+        }
+        let source = sc.upstream();
+        let mut actions = Vec::new();
+        if cluster.initialize.is_none() {
+            actions.push(Action::RaceInitialize);
+        }
+        actions.extend([
+            Action::AcquireLock,
+            Action::CloneFrom(source.clone()),
+            Action::StartReplica(Some(source.clone())),
+        ]);
+        return Decision::new(
+            actions,
+            format!(
+                "bootstrapping a standby cluster from {me}: copying {}",
+                source.name
+            ),
         );
     }
     if cluster.initialize.is_none() && cluster.leader.is_none() {

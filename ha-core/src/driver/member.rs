@@ -14,12 +14,25 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             &self.settings.identity,
             pg,
             self.local.last_config.is_paused(),
+            self.local.lease_deadline.is_some()
+                && self.local.last_config.standby_cluster().is_some(),
         )
     }
 }
 
-/// The member key for a node in the state `pg`.
-pub fn member_data(id: &NodeIdentity, pg: &PgObservation, paused: bool) -> MemberData {
+/// The member key for a node in the state `pg`; `standby_leader`: it holds the lock of a standby cluster (its
+/// server in recovery is then reported as `standby_leader`).
+pub fn member_data(
+    id: &NodeIdentity,
+    pg: &PgObservation,
+    paused: bool,
+    standby_leader: bool,
+) -> MemberData {
+    let in_recovery_role = if standby_leader {
+        Role::StandbyLeader
+    } else {
+        Role::Replica
+    };
     let (state, role) = match pg.state() {
         PgRunState::Uninitialized => (PgStateName::Stopped, Role::Uninitialized),
         PgRunState::Stopped => (
@@ -43,7 +56,7 @@ pub fn member_data(id: &NodeIdentity, pg: &PgObservation, paused: bool) -> Membe
         PgRunState::Starting => (
             PgStateName::Starting,
             if pg.in_recovery {
-                Role::Replica
+                in_recovery_role
             } else {
                 Role::Primary
             },
@@ -51,7 +64,7 @@ pub fn member_data(id: &NodeIdentity, pg: &PgObservation, paused: bool) -> Membe
         PgRunState::Running | PgRunState::Unresponsive => (
             PgStateName::Running,
             if pg.in_recovery {
-                Role::Replica
+                in_recovery_role
             } else {
                 Role::Primary
             },

@@ -149,6 +149,10 @@ impl GlobalConfig {
     }
     /// `synchronous_mode` as Patroni reads it: `true`/`on`, `quorum`, anything else off.
     pub fn sync_mode(&self) -> SyncMode {
+        // A standby cluster has no writes of its own to protect: synchronous_mode is ignored, as in Patroni.
+        if self.standby_cluster().is_some() {
+            return SyncMode::Off;
+        }
         match &self.synchronous_mode {
             Some(Value::Bool(true)) => SyncMode::On,
             Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
@@ -182,7 +186,6 @@ impl GlobalConfig {
             "primary_stop_timeout",
             "master_stop_timeout",
             "max_timelines_history",
-            "standby_cluster",
         ] {
             if self.extra.get(k).map_or(false, |v| !v.is_null()) {
                 out.push(k);

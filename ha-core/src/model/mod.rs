@@ -7,6 +7,7 @@ pub mod config;
 mod lenient;
 pub mod member;
 pub mod slots;
+pub mod standby;
 pub mod tags;
 
 pub use cluster::{Cluster, Failover, HistoryEntry, Leader, Status, SyncState, Versioned};
@@ -14,4 +15,5 @@ pub use codec::{KeyPath, RawEntry};
 pub use config::{ConfigError, DynamicPostgresql, GlobalConfig, SyncMode, Timing};
 pub use member::{Member, MemberData, PgStateName, Role};
 pub use slots::{slot_name, IgnoreSlot, PermanentSlot, SlotKind};
+pub use standby::StandbyCluster;
 pub use tags::Tags;

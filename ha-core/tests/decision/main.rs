@@ -10,6 +10,7 @@ mod leader;
 mod no_leader;
 mod paused;
 mod slots;
+mod standby;
 mod support;
 mod switchover;
 mod sync;

@@ -41,10 +41,7 @@ pub fn member(name: &str, role: &str, state: &str, lsn: u64, tl: u64, tags: Tags
 }
 
 pub fn up(name: &str) -> Upstream {
-    Upstream {
-        name: name.into(),
-        conn_url: format!("postgres://{name}:5432/postgres"),
-    }
+    Upstream::member(name, format!("postgres://{name}:5432/postgres"))
 }
 
 /// A healthy 3-node cluster led by node1 at LSN 1000 on timeline 2.

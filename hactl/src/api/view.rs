@@ -53,7 +53,6 @@ impl NodeView {
             (None, None) => GlobalConfig::default(),
         };
         let paused = config.is_paused();
-        let member = member_data(identity, &pg, paused);
         // The snapshot a loop decided on predates the lock that loop took: the lock taken counts as well, so a
         // new primary answers `/primary` (HAProxy's check) at the end of its promoting loop, not a loop later.
         let took_lock = report.as_ref().map_or(false, CycleReport::took_lock);
@@ -63,6 +62,12 @@ impl NodeView {
                 // The driver stops PostgreSQL when its lease runs out: until then a running primary is still the leader.
                 None => report.is_some() && pg.is_primary(),
             };
+        let member = member_data(
+            identity,
+            &pg,
+            paused,
+            is_leader && config.standby_cluster().is_some(),
+        );
         let sync_standby = cluster
             .as_ref()
             .filter(|_| config.synchronous_mode())

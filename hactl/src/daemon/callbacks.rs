@@ -197,8 +197,23 @@ impl CallbackHooks {
                 };
                 (cb, Role::Primary)
             }
+            // A standby cluster's leader: it follows the source cluster.
+            Action::StartReplica(Some(up)) | Action::CloneFrom(up) if up.remote.is_some() => {
+                let cb = if matches!(*last, Some(Role::Primary | Role::Replica)) {
+                    Callback::OnRoleChange
+                } else {
+                    Callback::OnStart
+                };
+                (cb, Role::StandbyLeader)
+            }
+            Action::Follow(up) if up.remote.is_some() && *last != Some(Role::StandbyLeader) => {
+                (Callback::OnRoleChange, Role::StandbyLeader)
+            }
+            Action::Follow(up) if up.remote.is_none() && *last == Some(Role::StandbyLeader) => {
+                (Callback::OnRoleChange, Role::Replica)
+            }
             Action::StartReplica(_) | Action::CloneFrom(_) | Action::Reinitialize(_) => {
-                let cb = if *last == Some(Role::Primary) {
+                let cb = if matches!(*last, Some(Role::Primary | Role::StandbyLeader)) {
                     Callback::OnRoleChange
                 } else {
                     Callback::OnStart

@@ -91,9 +91,31 @@ impl PgCtl {
         }
         let recovery = match &role {
             Role::Primary => None,
-            Role::Standby(up) => Some(Recovery {
-                primary_conninfo: up.map(|u| self.primary_conninfo(u)).transpose()?,
-                primary_slot_name: up.map(|_| PgSettings::slot_name(&self.s.name)),
+            Role::Standby(up) => Some(match up.and_then(|u| u.remote.as_ref().map(|r| (u, r))) {
+                // A standby cluster's leader: streams from its source (if it names one) through the source's
+                // slot, and restores with the source's archive settings.
+                Some((u, r)) => Recovery {
+                    primary_conninfo: (!u.conn_url.is_empty())
+                        .then(|| self.primary_conninfo(u))
+                        .transpose()?,
+                    primary_slot_name: r
+                        .primary_slot_name
+                        .clone()
+                        .filter(|_| !u.conn_url.is_empty()),
+                    overrides: [
+                        ("restore_command", &r.restore_command),
+                        ("archive_cleanup_command", &r.archive_cleanup_command),
+                        ("recovery_min_apply_delay", &r.recovery_min_apply_delay),
+                    ]
+                    .into_iter()
+                    .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+                    .collect(),
+                },
+                None => Recovery {
+                    primary_conninfo: up.map(|u| self.primary_conninfo(u)).transpose()?,
+                    primary_slot_name: up.map(|_| PgSettings::slot_name(&self.s.name)),
+                    overrides: Vec::new(),
+                },
             }),
         };
         let st = self.node_state();
@@ -145,10 +167,7 @@ impl PgCtl {
 
     /// The role the data directory is configured for now (standby.signal), with the remembered upstream.
     pub(crate) fn current_role_upstream(&self) -> Option<Upstream> {
-        self.node_state().upstream.map(|u| Upstream {
-            name: u.name,
-            conn_url: u.conn_url,
-        })
+        self.node_state().upstream.map(|u| u.to_upstream())
     }
 
     pub(crate) fn is_standby_configured(&self) -> bool {

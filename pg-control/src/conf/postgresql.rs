@@ -53,6 +53,9 @@ pub struct Recovery {
     /// `primary_conninfo`; `None` for a standby with no upstream yet (it replays what it has and waits).
     pub primary_conninfo: Option<String>,
     pub primary_slot_name: Option<String>,
+    /// A standby cluster's leader: its source's recovery settings, which replace the cluster's own
+    /// (`restore_command`, `archive_cleanup_command`, `recovery_min_apply_delay`).
+    pub overrides: Vec<(String, String)>,
 }
 
 /// Everything that goes into the managed postgresql.conf.
@@ -254,6 +257,9 @@ impl ManagedConf<'_> {
             if let Some(slot) = &r.primary_slot_name {
                 p.insert("primary_slot_name".into(), slot.clone());
             }
+            for (k, v) in &r.overrides {
+                p.insert(k.clone(), v.clone());
+            }
         }
         p
     }
@@ -352,6 +358,7 @@ mod tests {
         let rec = Recovery {
             primary_conninfo: Some("host=a port=1".into()),
             primary_slot_name: Some("n2".into()),
+            overrides: Vec::new(),
         };
         let mut conf = ManagedConf {
             cluster: &cluster,
@@ -400,6 +407,7 @@ mod tests {
         let rec = Recovery {
             primary_conninfo: None,
             primary_slot_name: None,
+            overrides: Vec::new(),
         };
         let mut conf = ManagedConf {
             cluster: &cluster,

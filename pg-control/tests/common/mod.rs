@@ -201,10 +201,7 @@ pub fn signal(pid: i32, sig: libc::c_int) {
 }
 
 pub fn upstream(ctl: &PgCtl) -> Upstream {
-    Upstream {
-        name: ctl.settings().name.clone(),
-        conn_url: ctl.settings().conn_url(),
-    }
+    Upstream::member(ctl.settings().name.clone(), ctl.settings().conn_url())
 }
 
 /// Runs SQL on a node (local socket, superuser) and returns the first column of every row as text.

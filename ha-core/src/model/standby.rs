@@ -1,0 +1,110 @@
+//! `standby_cluster`: this cluster replicates from another (a disaster-recovery site). Its leader is a *standby
+//! leader*: it holds the lock but runs PostgreSQL in recovery, following the source, and is never promoted while
+//! the configuration names a source; its replicas follow it. Removing `standby_cluster` from the configuration
+//! promotes the cluster (Patroni's `promote-cluster`); adding it to a primary cluster demotes it.
+
+use serde_json::Value;
+
+use super::config::GlobalConfig;
+use crate::pg::{RemoteSource, Upstream};
+
+/// The source a standby cluster follows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StandbyCluster {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub primary_slot_name: Option<String>,
+    pub restore_command: Option<String>,
+    pub archive_cleanup_command: Option<String>,
+    pub recovery_min_apply_delay: Option<String>,
+}
+
+fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+impl StandbyCluster {
+    /// Where the standby leader replicates from: the source's host and port (streaming, when given) and its
+    /// archive settings. The name stands for the source in logs and in the node's state.
+    pub fn upstream(&self) -> Upstream {
+        let host = self.host.clone().unwrap_or_default();
+        let conn_url = if host.is_empty() {
+            String::new()
+        } else {
+            format!("postgres://{host}:{}/postgres", self.port.unwrap_or(5432))
+        };
+        Upstream {
+            name: if host.is_empty() {
+                "standby_cluster (archive)".to_string()
+            } else {
+                format!("standby_cluster {host}:{}", self.port.unwrap_or(5432))
+            },
+            conn_url,
+            remote: Some(RemoteSource {
+                primary_slot_name: self.primary_slot_name.clone(),
+                restore_command: self.restore_command.clone(),
+                archive_cleanup_command: self.archive_cleanup_command.clone(),
+                recovery_min_apply_delay: self.recovery_min_apply_delay.clone(),
+            }),
+        }
+    }
+}
+
+impl GlobalConfig {
+    /// `standby_cluster`, when it names a source (a host or a `restore_command`); `null`, `{}` or an entry with
+    /// neither is a normal cluster, as in Patroni.
+    pub fn standby_cluster(&self) -> Option<StandbyCluster> {
+        let Some(Value::Object(o)) = self.extra.get("standby_cluster") else {
+            return None;
+        };
+        let port = o.get("port").and_then(|p| match p {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        let s = StandbyCluster {
+            host: text(o.get("host")),
+            port: port.and_then(|p| u16::try_from(p).ok()),
+            primary_slot_name: text(o.get("primary_slot_name")),
+            restore_command: text(o.get("restore_command")),
+            archive_cleanup_command: text(o.get("archive_cleanup_command")),
+            recovery_min_apply_delay: text(o.get("recovery_min_apply_delay")),
+        };
+        (s.host.is_some() || s.restore_command.is_some()).then_some(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_standby_cluster_needs_a_host_or_an_archive() {
+        let cfg = |j: &str| serde_json::from_str::<GlobalConfig>(j).unwrap();
+        assert_eq!(cfg("{}").standby_cluster(), None);
+        assert_eq!(cfg(r#"{"standby_cluster":null}"#).standby_cluster(), None);
+        assert_eq!(
+            cfg(r#"{"standby_cluster":{"host":null,"primary_slot_name":"x"}}"#).standby_cluster(),
+            None
+        );
+        let s =
+            cfg(r#"{"standby_cluster":{"host":"db1","port":"5433","primary_slot_name":"pm_1"}}"#)
+                .standby_cluster()
+                .unwrap();
+        let up = s.upstream();
+        assert_eq!(up.conn_url, "postgres://db1:5433/postgres");
+        assert_eq!(
+            up.remote.unwrap().primary_slot_name.as_deref(),
+            Some("pm_1")
+        );
+        let archive = cfg(r#"{"standby_cluster":{"restore_command":"cp /a/%f %p"}}"#)
+            .standby_cluster()
+            .unwrap()
+            .upstream();
+        assert_eq!(archive.conn_url, "", "archive recovery only: no streaming");
+    }
+}
