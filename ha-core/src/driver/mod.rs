@@ -57,6 +57,10 @@ pub struct DriverSettings {
     /// The embedder keeps failsafe promises across restarts (it persists what `POST /failsafe` accepted and
     /// preloads [`Driver::failsafe_inbox`] at start): see [`LocalState::failsafe_promises_kept`].
     pub failsafe_promises_kept: bool,
+    /// The cluster's configuration as this node last saw it (Patroni's `patroni.dynamic.json`): in force until the
+    /// first read of the DCS, so a node restarted during an outage keeps the cluster's ttl and failsafe mode
+    /// rather than its `bootstrap.dcs`.
+    pub cached_config: Option<GlobalConfig>,
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
 }
@@ -87,7 +91,11 @@ pub struct Driver<D, P> {
 
 impl<D: Dcs, P: PgControl> Driver<D, P> {
     pub fn new(dcs: D, pg: P, clock: Arc<dyn Clock>, settings: DriverSettings) -> Self {
-        let timing = settings.bootstrap_config.timing();
+        let timing = settings
+            .cached_config
+            .as_ref()
+            .unwrap_or(&settings.bootstrap_config)
+            .timing();
         let started_at = clock.now();
         Driver {
             dcs,
@@ -101,7 +109,10 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             requests: Arc::default(),
             local: LocalState {
                 timing,
-                last_config: settings.bootstrap_config.clone(),
+                last_config: settings
+                    .cached_config
+                    .clone()
+                    .unwrap_or_else(|| settings.bootstrap_config.clone()),
                 started_at,
                 replica_without_leader: settings.replica_without_leader,
                 failsafe_promises_kept: settings.failsafe_promises_kept,

@@ -112,6 +112,7 @@ impl Simulation {
             replica_without_leader: false,
             // A restarted simulated daemon forgets its failsafe promises (nothing persists them).
             failsafe_promises_kept: false,
+            cached_config: None,
         };
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
         let mut driver = Driver::new(

@@ -45,8 +45,12 @@ pub fn health_status(path: &str, query: &[(String, String)], view: &NodeView, ta
             if role == "standby_leader" { 200 } else { 503 },
         )
     } else if view.is_leader {
-        // hactl has no standby clusters: the lock holder is a primary.
-        (200, 200, 503)
+        // The lock holder is the primary, or in a standby cluster the standby leader (in recovery).
+        if view.role() == "standby_leader" {
+            (200, 503, 200)
+        } else {
+            (200, 200, 503)
+        }
     } else {
         (503, 503, 503)
     };

@@ -83,16 +83,11 @@ impl PromiseFile {
 
     /// Writes the promise (atomically, fsynced) before the leader is told it was accepted.
     pub fn save(&self, leader: &str, until_unix_ms: i64) -> std::io::Result<()> {
-        use std::io::Write;
         let body = serde_json::to_vec(&StoredPromise {
             leader: leader.to_string(),
             until_unix_ms,
         })?;
-        let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&body)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &self.path)
+        super::files::write_atomically(&self.path, &body)
     }
 
     /// The promise still running at `clock`'s now, as the driver's inbox holds it (leader, monotonic deadline).

@@ -10,6 +10,7 @@
 pub mod callbacks;
 pub mod failsafe;
 pub mod fencer;
+pub mod files;
 pub mod heartbeat;
 pub mod reload;
 pub mod shared;
@@ -330,6 +331,10 @@ async fn run_inner(
     let timing = config.bootstrap.dcs.timing();
     let identity = config.node_identity(crate::VERSION);
     let settings = pg_settings(&config)?;
+    let dynamic_cache = settings.data_dir.join("patroni.dynamic.json");
+    let cached_config = std::fs::read(&dynamic_cache)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<ha_core::model::GlobalConfig>(&b).ok());
     let promise = Arc::new(failsafe::PromiseFile::new(
         settings.state_file.with_extension("failsafe.json"),
     ));
@@ -379,6 +384,7 @@ async fn run_inner(
             bootstrap_config: config.bootstrap.dcs.clone(),
             replica_without_leader: pg.can_create_replica_without_leader(),
             failsafe_promises_kept: true,
+            cached_config,
             ..Default::default()
         },
     )
@@ -470,11 +476,26 @@ async fn run_inner(
     let role = Arc::new(std::sync::Mutex::new(Role::Replica));
     let role_w = role.clone();
     let mut heartbeats = HeartbeatLog::new(config.log.deduplicate_heartbeat_logs);
+    let mut cached: Option<ha_core::model::GlobalConfig> = None;
     let watcher = tokio::spawn(async move {
         while reports.changed().await.is_ok() {
             let Some(r) = reports.borrow_and_update().clone() else {
                 continue;
             };
+            // The cluster's configuration as last read, in the data directory as Patroni keeps it
+            // (`patroni.dynamic.json`): the next start uses it until the DCS answers.
+            if let Ok(c) = &r.cluster {
+                let cfg = c.config.as_ref().map(|v| &v.value);
+                if cfg.is_some() && cfg != cached.as_ref() && r.pg.system_id.is_some() {
+                    let body = serde_json::to_vec(&cfg).unwrap_or_default();
+                    match files::write_atomically(&dynamic_cache, &body) {
+                        Ok(()) => cached = cfg.cloned(),
+                        Err(e) => {
+                            warn!(file = ?dynamic_cache, error = %e, "could not cache the dynamic configuration")
+                        }
+                    }
+                }
+            }
             if heartbeats.should_log(&r.decision) {
                 info!("{}", r.decision.reason);
             }
