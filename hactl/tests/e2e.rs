@@ -8,8 +8,8 @@ mod e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::{
-    assert_no_corruption, finish, lost_rows, prerequisites_on, prerequisites_or_skip, write_gap,
-    Backend, Census, Cluster, Partition, Spec, Timing, Writer, FAST, SERIAL,
+    assert_no_corruption, finish, lost_rows, prerequisites_on, prerequisites_or_skip, slots,
+    write_gap, Backend, Census, Cluster, Partition, Spec, Timing, Writer, FAST, SERIAL,
 };
 use serde_json::{json, Value};
 
@@ -50,6 +50,19 @@ async fn cluster_with_writer_as(spec: Spec) -> Option<(Cluster, Writer, usize)> 
     Some((c, w, p))
 }
 
+/// Waits until both replicas stream from the primary.
+async fn wait_streaming(c: &Cluster) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.streaming_replicas().await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "replicas not streaming\n{}",
+            c.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn failed_over(c: &Cluster, old: usize, within: Duration) -> (usize, Duration) {
     c.wait_new_primary(old, within)
         .await
@@ -86,9 +99,24 @@ async fn switchover_to_a_named_candidate_loses_no_acknowledged_write() {
 async fn switchover_to_a_named_candidate(backend: Backend) {
     let _g = serial();
     let scenario = format!("switchover{}", backend.suffix());
-    let Some((c, w, first)) = cluster_with_writer_as(Spec::new(&scenario).on(backend)).await else {
+    // On etcd the same switchovers also carry slots: a permanent logical slot whose consumer must miss no row,
+    // a permanent physical slot, and a backup tool's slot hactl must never drop.
+    let with_slots = backend == Backend::Etcd;
+    let mut spec = Spec::new(&scenario).on(backend);
+    if with_slots {
+        spec = spec.slots();
+    }
+    let Some((c, w, first)) = cluster_with_writer_as(spec).await else {
         return;
     };
+    let mut decoded = std::collections::BTreeSet::new();
+    if with_slots {
+        slots::create_foreign_slot(&c, first, "barman").await;
+        // Every replica has copied the logical slot (a restart each) before the first switchover.
+        slots::wait_slots_everywhere(&c, &["keep_me", "cdc"], Duration::from_secs(60)).await;
+        slots::settle_logical(&c, first, "cdc", &mut decoded).await;
+        wait_streaming(&c).await;
+    }
     // Several switchovers around the ring, so the figures are medians (the target is a median).
     let rounds = if backend == Backend::Etcd { 5 } else { 3 };
     let (mut gaps, mut tooks, mut rejoins) = (Vec::new(), Vec::new(), Vec::new());
@@ -117,16 +145,30 @@ async fn switchover_to_a_named_candidate(backend: Backend) {
         gaps.push(write_gap(&c, &w, t0).await);
         tooks.push(took);
         // The next candidate must be streaming from the new primary before it is asked to take over.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while c.streaming_replicas().await < 2 {
-            assert!(
-                Instant::now() < deadline,
-                "replicas not streaming after the switchover\n{}",
-                c.dump_logs()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        wait_streaming(&c).await;
+        if with_slots {
+            // The consumer moves to the new primary: its copy of the slot goes on where the old one was.
+            decoded.extend(slots::consume(&c, cand, "cdc").await);
         }
         old = cand;
+    }
+    if with_slots {
+        let acked: Vec<i64> = w.acked().iter().map(|(id, _)| *id).collect();
+        let missed = slots::gaps(&acked, &decoded);
+        assert!(
+            decoded.len() > 100 && missed.is_empty(),
+            "the logical slot's consumer saw {} rows and missed {} acknowledged ones: {:?}",
+            decoded.len(),
+            missed.len(),
+            &missed[..missed.len().min(10)]
+        );
+        let on_first = slots::slots_on(&c, first).await.unwrap_or_default();
+        assert!(
+            on_first.contains("barman"),
+            "the backup tool's slot was dropped on {}: {on_first:?}",
+            c.nodes[first].name
+        );
+        slots::wait_slots_everywhere(&c, &["keep_me", "cdc"], Duration::from_secs(10)).await;
     }
     let median = |v: &mut Vec<Duration>| {
         v.sort();

@@ -28,10 +28,21 @@ pub(super) fn config_before_first_start(
     let first_start = d.actions.iter().position(|a| {
         matches!(
             a,
-            Action::CloneFrom(_) | Action::StartReplica(_) | Action::StartPrimary
+            Action::Bootstrap | Action::CloneFrom(_) | Action::StartReplica(_) | Action::StartPrimary
         )
     });
-    match (config_due(obs, cluster, cfg), first_start) {
+    // Before the first leader wrote `config`, `bootstrap.dcs` is the configuration: a new cluster's first start
+    // runs with its parameters (`wal_level`, `max_connections`...), not with defaults until a restart. Version 0
+    // is no version the DCS gives, so the `config` key's parameters are applied again once it exists.
+    let due = config_due(obs, cluster, cfg).or_else(|| {
+        (cluster.config.is_none() && obs.local.applied_config_version.is_none()).then(|| {
+            Action::ApplyConfig {
+                version: 0,
+                parameters: cfg.parameters(),
+            }
+        })
+    });
+    match (due, first_start) {
         (Some(apply), Some(at)) => {
             d.actions.insert(at, apply);
             true

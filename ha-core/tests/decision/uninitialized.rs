@@ -28,6 +28,34 @@ fn bootstrap_and_clone() {
             ],
             "bootstrapping a new cluster",
         ),
+        Case {
+            // The first start runs with bootstrap.dcs's parameters (wal_level, max_connections...), not defaults.
+            local: LocalState {
+                applied_config_version: None,
+                last_config: serde_json::from_str(
+                    r#"{"postgresql":{"parameters":{"wal_level":"logical"}}}"#,
+                )
+                .unwrap(),
+                ..local()
+            },
+            ..case(
+                "a new cluster starts with the bootstrap parameters",
+                Cluster::default(),
+                empty.clone(),
+                vec![
+                    Action::RaceInitialize,
+                    Action::AcquireLock,
+                    Action::ApplyConfig {
+                        version: 0,
+                        parameters: [("wal_level".to_string(), "logical".to_string())].into(),
+                    },
+                    Action::Bootstrap,
+                    Action::WriteInitialize,
+                    Action::WriteBootstrapConfig,
+                ],
+                "bootstrapping a new cluster",
+            )
+        },
         case(
             "initialized cluster with a leader: clone from it",
             cluster(),

@@ -20,6 +20,7 @@ use dcs_etcd::testing::{free_port, EtcdCluster, EtcdServer};
 
 #[path = "../common/certs.rs"]
 pub mod certs;
+pub mod slots;
 
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const SUPERUSER_PASSWORD: &str = "super-pass";
@@ -288,6 +289,9 @@ pub struct Spec {
     pub synchronous: bool,
     /// TLS on the REST API (client certificates required), for the CLI, HAProxy's checks and Prometheus.
     pub tls: bool,
+    /// Permanent slots in the configuration (`keep_me` physical, `cdc` logical with test_decoding) and
+    /// `wal_level: logical`.
+    pub slots: bool,
 }
 
 impl Spec {
@@ -302,7 +306,13 @@ impl Spec {
             failsafe_mode: false,
             synchronous: false,
             tls: false,
+            slots: false,
         }
+    }
+    /// Permanent slots: `keep_me` (physical) and `cdc` (logical, test_decoding), with `wal_level: logical`.
+    pub fn slots(mut self) -> Spec {
+        self.slots = true;
+        self
     }
     /// Strict synchronous replication: every acknowledged commit is on the synchronous standby.
     pub fn synchronous(mut self) -> Spec {
@@ -338,6 +348,8 @@ pub struct Cluster {
     pub timing: Timing,
     pub failsafe_mode: bool,
     pub synchronous: bool,
+    /// Permanent slots (see [`Spec::slots`]).
+    pub slots: bool,
     /// The test PKI when the REST API serves HTTPS; `http` trusts its CA and shows its client certificate.
     pub tls: Option<certs::TestPki>,
     pub http: reqwest::Client,
@@ -435,6 +447,7 @@ impl Cluster {
             dcs,
             failsafe_mode: spec.failsafe_mode,
             synchronous: spec.synchronous,
+            slots: spec.slots,
             nodes: Vec::new(),
             haproxy: None,
             write_port: free_port(),
@@ -544,10 +557,10 @@ restapi:
     loop_wait: {lw}
     retry_timeout: {rt}
     maximum_lag_on_failover: 1048576
-    postgresql:
+{slots}    postgresql:
       use_pg_rewind: true
       parameters:
-        wal_level: replica
+        wal_level: {wal_level}
         hot_standby: "on"
         wal_log_hints: "on"
         wal_keep_size: 256MB
@@ -582,6 +595,12 @@ postgresql:
             ssl_parameters = pg.parameters,
             failsafe = self.failsafe_mode,
             sync = self.synchronous,
+            slots = if self.slots {
+                "    slots:\n      keep_me: {type: physical}\n      cdc: {type: logical, database: postgres, plugin: test_decoding}\n"
+            } else {
+                ""
+            },
+            wal_level = if self.slots { "logical" } else { "replica" },
             ttl = t.ttl_s,
             lw = t.loop_wait_s,
             rt = t.retry_timeout_s,
