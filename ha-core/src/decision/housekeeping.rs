@@ -28,7 +28,10 @@ pub(super) fn config_before_first_start(
     let first_start = d.actions.iter().position(|a| {
         matches!(
             a,
-            Action::Bootstrap | Action::CloneFrom(_) | Action::StartReplica(_) | Action::StartPrimary
+            Action::Bootstrap
+                | Action::CloneFrom(_)
+                | Action::StartReplica(_)
+                | Action::StartPrimary
         )
     });
     // Before the first leader wrote `config`, `bootstrap.dcs` is the configuration: a new cluster's first start

@@ -12,6 +12,7 @@ pub mod failsafe;
 pub mod fencer;
 pub mod files;
 pub mod heartbeat;
+mod pg_settings;
 pub mod reload;
 pub mod shared;
 pub mod watchdog;
@@ -26,7 +27,6 @@ use ha_core::driver::{Driver, DriverSettings, Hooks, Outcome};
 use ha_core::model::Role;
 use ha_core::sync::lock;
 use ha_core::time::{Clock, SystemClock};
-use serde_json::Value;
 use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::api::ApiContext;
@@ -34,6 +34,7 @@ use crate::config::{Config, DaemonRequired};
 use crate::dcs::{connect, DcsMode};
 use callbacks::{Callback, CallbackHooks};
 use heartbeat::HeartbeatLog;
+pub use pg_settings::pg_settings;
 use shared::{SharedDcs, SharedPg};
 
 /// Why the daemon could not start or stopped with an error.
@@ -61,169 +62,6 @@ pub enum DaemonError {
     Allowlist(#[from] crate::api::access::AllowlistError),
     #[error(transparent)]
     Watchdog(#[from] watchdog::WatchdogError),
-}
-
-/// The newest `/usr/lib/postgresql/<major>/bin` (Debian's layout), for configs without `bin_dir`.
-fn find_bin_dir() -> Option<PathBuf> {
-    let mut majors: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .flatten()
-        .filter_map(|e| {
-            let major = e.file_name().to_string_lossy().parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            bin.join("pg_ctl").exists().then_some((major, bin))
-        })
-        .collect();
-    majors.sort();
-    majors.pop().map(|(_, p)| p)
-}
-
-fn param_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Bool(true) => "on".into(),
-        Value::Bool(false) => "off".into(),
-        other => other.to_string(),
-    }
-}
-
-/// pg-control's settings from the `postgresql:` section (and `bootstrap.initdb`/`pg_hba`).
-pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonError> {
-    let pg = &config.postgresql;
-    let name = config.name.clone().unwrap_or_default();
-    let bin_dir = match &pg.bin_dir {
-        Some(b) => b.clone(),
-        None => find_bin_dir().ok_or(DaemonError::NoBinDir)?,
-    };
-    let listen = pg
-        .listen
-        .clone()
-        .ok_or_else(|| crate::config::ConfigError::Missing {
-            key: "postgresql.listen".into(),
-        })?;
-    let data_dir = pg
-        .data_dir
-        .clone()
-        .ok_or_else(|| crate::config::ConfigError::Missing {
-            key: "postgresql.data_dir".into(),
-        })?;
-    let mut s = pg_control::PgSettings::new(&name, bin_dir, data_dir, listen.port);
-    s.listen_host = match listen.host.as_str() {
-        "" | "*" => "*".into(),
-        h => h.to_string(),
-    };
-    if let Some(c) = &pg.connect_address {
-        s.connect_host = c.host.clone();
-    }
-    if let Some(dirs) = pg.parameters.get("unix_socket_directories") {
-        if let Some(first) = param_text(dirs)
-            .split(',')
-            .map(str::trim)
-            .find(|d| !d.is_empty())
-        {
-            s.socket_dir = PathBuf::from(first);
-        }
-    }
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        s.os_user = Some("postgres".into());
-    }
-    // Each role with its libpq options (sslmode & co.): pg-control carries them into every connection to another
-    // member and refuses, naming the key, what it cannot honour.
-    let creds = |u: &crate::config::PgUser| pg_control::Credentials {
-        options: u.options.clone(),
-        ..pg_control::Credentials::new(&u.username, u.password.as_deref())
-    };
-    if let Some(u) = &pg.authentication.superuser {
-        s.superuser = creds(u);
-    }
-    if let Some(u) = &pg.authentication.replication {
-        s.replication = creds(u);
-    }
-    s.rewind = pg.authentication.rewind.as_ref().map(creds);
-    s.parameters = pg
-        .parameters
-        .iter()
-        .filter(|(k, _)| k.as_str() != "unix_socket_directories")
-        .map(|(k, v)| (k.clone(), param_text(v)))
-        .collect();
-    s.pg_hba = if pg.pg_hba.is_empty() {
-        config.bootstrap.pg_hba.clone()
-    } else {
-        pg.pg_hba.clone()
-    };
-    // pg-control talks to its server over the unix socket; Patroni's documented pg_hba lists only `host` lines
-    // (Patroni connects over TCP). Without a `local` line the bootstrap could not connect, so add one for the
-    // superuser only, with its password (peer cannot work: the daemon may run as root).
-    if !s.pg_hba.is_empty() && !s.pg_hba.iter().any(|l| l.trim_start().starts_with("local")) {
-        let line = format!("local all {} scram-sha-256", s.superuser.username);
-        warn!(%line, "pg_hba has no `local` line: adding one so hactl can reach its own server over the socket");
-        s.pg_hba.insert(0, line);
-    }
-    s.initdb = config
-        .bootstrap
-        .initdb
-        .iter()
-        .map(|o| match o {
-            crate::config::InitdbOption::Flag(f) => pg_control::InitdbOption::flag(f),
-            crate::config::InitdbOption::Value(k, v) => pg_control::InitdbOption::value(k, v),
-        })
-        .collect();
-    if let Some(p) = &pg.pgpass {
-        s.pgpass = p.clone();
-    }
-    // A custom bootstrap method and post_bootstrap run as Patroni runs them: the command split like a shell
-    // line (no shell), `--scope` and `--datadir` unless `no_params`, then the method's other keys.
-    let split = |key: &str, cmd: &str| {
-        shlex::split(cmd).filter(|v| !v.is_empty()).ok_or_else(|| {
-            crate::config::ConfigError::Invalid {
-                key: key.to_string(),
-                expected: "a command line".into(),
-                got: cmd.to_string(),
-            }
-        })
-    };
-    if let Some(m) = &config.bootstrap.method {
-        let mut argv = split(&format!("bootstrap.{}.command", m.name), &m.command)?;
-        if !m.no_params {
-            argv.push(format!("--scope={}", config.scope));
-            argv.push(format!("--datadir={}", s.data_dir.display()));
-        }
-        argv.extend(m.params.iter().map(|(k, v)| format!("--{k}={v}")));
-        s.custom_bootstrap = Some(pg_control::CustomBootstrap {
-            argv,
-            keep_existing_recovery_conf: m.keep_existing_recovery_conf,
-            recovery_conf: m.recovery_conf.clone(),
-        });
-    }
-    for m in &config.postgresql.replica_methods {
-        let argv = match &m.command {
-            None => Vec::new(),
-            Some(cmd) => {
-                let mut argv = split(&format!("postgresql.{}.command", m.name), cmd)?;
-                if !m.no_params {
-                    argv.push(format!("--scope={}", config.scope));
-                    argv.push("--role=replica".into());
-                    argv.push(format!("--datadir={}", s.data_dir.display()));
-                }
-                argv.extend(m.params.iter().map(|(k, v)| format!("--{k}={v}")));
-                argv
-            }
-        };
-        s.replica_methods.push(pg_control::ReplicaMethod {
-            name: m.name.clone(),
-            argv,
-            no_leader: m.no_leader,
-            keep_data: m.keep_data,
-        });
-    }
-    if let Some(cmd) = &config.bootstrap.post_bootstrap {
-        s.post_bootstrap = Some(split("bootstrap.post_bootstrap", cmd)?);
-    }
-    // One query to a healthy server fits well within retry_timeout; a server slower than that is unresponsive.
-    let t = config.bootstrap.dcs.timing();
-    s.timeouts.query = Duration::from_millis(t.retry_timeout_ms.clamp(1000, 10_000));
-    Ok(s)
 }
 
 /// Sets up logging from the config's `log` section ([`crate::logging`]) unless a subscriber is already installed

@@ -108,7 +108,9 @@ pub async fn settle_logical(c: &Cluster, primary: usize, slot: &str, decoded: &m
     cl.batch_execute("CHECKPOINT").await.expect("checkpoint");
     tokio::time::sleep(Duration::from_millis(300)).await;
     decoded.extend(consume(c, primary, slot).await);
-    let want = restart_lsn(c, primary, slot).await.expect("the slot on the primary");
+    let want = restart_lsn(c, primary, slot)
+        .await
+        .expect("the slot on the primary");
     let start = Instant::now();
     loop {
         let mut behind = Vec::new();
