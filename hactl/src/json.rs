@@ -65,7 +65,9 @@ pub fn cluster_json(cluster: &Cluster) -> Value {
     let mut members = Vec::new();
     for m in &cluster.members {
         let is_leader = Some(m.name.as_str()) == leader;
-        let role = if is_leader {
+        let role = if is_leader && cfg.standby_cluster().is_some() {
+            "standby_leader"
+        } else if is_leader {
             "leader"
         } else if cfg.synchronous_mode() && sync_list.contains(&m.name) {
             "sync_standby"

@@ -455,3 +455,43 @@ async fn a_second_daemon_with_a_running_nodes_name_refuses_to_start() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn demote_cluster_makes_a_standby_cluster_and_promote_cluster_undoes_it() {
+    let (c, _pump) = running_cluster(2).await;
+    let (r, _) = hactl(&c, &["demote-cluster", "--force"], "").await;
+    assert_eq!(
+        r.unwrap_err().to_string(),
+        "At least --host, --port or --restore-command should be specified"
+    );
+    let demote = hactl(
+        &c,
+        &[
+            "demote-cluster",
+            "--host",
+            "dc1",
+            "--port",
+            "5433",
+            "--force",
+        ],
+        "",
+    );
+    let (r, out) = tokio::time::timeout(Duration::from_secs(30), demote)
+        .await
+        .expect("demote-cluster returns");
+    r.unwrap();
+    assert!(out.ends_with("cluster is successfully demoted\n"), "{out}");
+    let (_, out) = hactl(&c, &["list"], "").await;
+    assert!(out.contains("Standby Leader"), "{out}");
+    let (r, _) = hactl(&c, &["demote-cluster", "--host", "dc1", "--force"], "").await;
+    assert_eq!(
+        r.unwrap_err().to_string(),
+        "Cluster is already in the required state"
+    );
+    let promote = hactl(&c, &["promote-cluster", "--force"], "");
+    let (r, out) = tokio::time::timeout(Duration::from_secs(30), promote)
+        .await
+        .expect("promote-cluster returns");
+    r.unwrap();
+    assert!(out.ends_with("cluster is successfully promoted\n"), "{out}");
+}

@@ -194,6 +194,29 @@ pub enum Command {
         #[arg(short = 'm', long)]
         member: Option<String>,
     },
+    /// Demote the cluster to a standby cluster of another (Patroni 4's `demote-cluster`).
+    DemoteCluster {
+        cluster: Option<String>,
+        /// Address of the source cluster's primary.
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+        /// Command to restore WAL from the source's archive.
+        #[arg(long)]
+        restore_command: Option<String>,
+        /// The slot on the source to stream from.
+        #[arg(long)]
+        primary_slot_name: Option<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Promote a standby cluster: it runs standalone (Patroni 4's `promote-cluster`).
+    PromoteCluster {
+        cluster: Option<String>,
+        #[arg(long)]
+        force: bool,
+    },
     /// hactl's version, and with a cluster each member's.
     Version {
         #[command(flatten)]

@@ -10,6 +10,7 @@
 //! (and `resume`), `history`, `remove`, `flush`, `version`. The command files are children of this module so they
 //! reach the context's private helpers without widening them.
 
+mod cluster_role;
 mod dsn;
 mod edit_config;
 mod flush;
@@ -297,6 +298,27 @@ impl<'a> Ctl<'a> {
             Command::Remove { cluster } => self.remove(cluster.as_deref()).await,
             Command::Flush { targets, force } => self.flush(targets, *force).await,
             Command::Version { targets } => self.version(targets).await,
+            Command::DemoteCluster {
+                cluster,
+                host,
+                port,
+                restore_command,
+                primary_slot_name,
+                force,
+            } => {
+                self.check_cluster(cluster)?;
+                let source = cluster_role::StandbySource {
+                    host: host.clone(),
+                    port: *port,
+                    restore_command: restore_command.clone(),
+                    primary_slot_name: primary_slot_name.clone(),
+                };
+                self.change_cluster_role(Some(&source), *force).await
+            }
+            Command::PromoteCluster { cluster, force } => {
+                self.check_cluster(cluster)?;
+                self.change_cluster_role(None, *force).await
+            }
             Command::Dsn {
                 cluster,
                 role,
