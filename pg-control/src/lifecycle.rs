@@ -407,10 +407,13 @@ impl PgCtl {
     ) -> Result<Vec<String>> {
         let _g = self.op_guard("apply_parameters").await?;
         async {
-            self.update_state(|st| st.cluster_parameters = parameters.clone())?;
             if !self.initialized() {
+                // Before initdb or a clone there is nowhere to write yet (the data directory, maybe its parent, do
+                // not exist): kept in memory for the first configuration, saved with the state file at the start.
+                ha_core::sync::lock(&self.state).cluster_parameters = parameters.clone();
                 return Ok(Vec::new());
             }
+            self.update_state(|st| st.cluster_parameters = parameters.clone())?;
             self.rewrite_current_config().await?;
             if self.live_postmaster().is_none() {
                 return Ok(Vec::new());

@@ -191,6 +191,12 @@ impl GlobalConfig {
                 out.push(k);
             }
         }
+        if let Some(Value::Object(sc)) = self.extra.get("standby_cluster") {
+            if sc.contains_key("create_replica_methods") {
+                // The standby leader copies its source with this node's own `create_replica_methods`.
+                out.push("standby_cluster.create_replica_methods");
+            }
+        }
         if let Some(p) = &self.postgresql {
             if p.extra.contains_key("recovery_conf") {
                 out.push("postgresql.recovery_conf");
