@@ -36,7 +36,7 @@ impl Upstream {
 
 /// How a standby cluster's leader follows its source (`standby_cluster` in the configuration): the slot it streams
 /// from there (the source's, never made by hactl) and the recovery settings that replace the cluster's own.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RemoteSource {
     pub primary_slot_name: Option<String>,
     pub restore_command: Option<String>,

@@ -65,8 +65,13 @@ impl PgCtl {
             }
         }
         self.remember_upstream(None)?;
-        self.write_config(Role::Primary).await?;
         let recovering = !m.recovery_conf.is_empty();
+        if recovering {
+            // Before the configuration is written: a server that recovers needs the recovery-sensitive settings
+            // at least as high as the backup's (see `write_config`).
+            os::write_file(&self.run_as, &dd.join("recovery.signal"), "", 0o600)?;
+        }
+        self.write_config(Role::Primary).await?;
         if recovering {
             self.append_recovery_conf(m)?;
         }

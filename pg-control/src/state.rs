@@ -33,16 +33,7 @@ pub(crate) struct StoredUpstream {
     pub conn_url: String,
     /// A standby cluster's source: the recovery settings it needs on every rewrite of the configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub remote: Option<StoredRemote>,
-}
-
-/// [`ha_core::pg::RemoteSource`] in the state file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct StoredRemote {
-    pub primary_slot_name: Option<String>,
-    pub restore_command: Option<String>,
-    pub archive_cleanup_command: Option<String>,
-    pub recovery_min_apply_delay: Option<String>,
+    pub remote: Option<ha_core::pg::RemoteSource>,
 }
 
 impl StoredUpstream {
@@ -50,12 +41,7 @@ impl StoredUpstream {
         Upstream {
             name: self.name.clone(),
             conn_url: self.conn_url.clone(),
-            remote: self.remote.as_ref().map(|r| ha_core::pg::RemoteSource {
-                primary_slot_name: r.primary_slot_name.clone(),
-                restore_command: r.restore_command.clone(),
-                archive_cleanup_command: r.archive_cleanup_command.clone(),
-                recovery_min_apply_delay: r.recovery_min_apply_delay.clone(),
-            }),
+            remote: self.remote.clone(),
         }
     }
 }
@@ -97,12 +83,7 @@ impl PgCtl {
             st.upstream = up.map(|u| StoredUpstream {
                 name: u.name.clone(),
                 conn_url: u.conn_url.clone(),
-                remote: u.remote.as_ref().map(|r| StoredRemote {
-                    primary_slot_name: r.primary_slot_name.clone(),
-                    restore_command: r.restore_command.clone(),
-                    archive_cleanup_command: r.archive_cleanup_command.clone(),
-                    recovery_min_apply_delay: r.recovery_min_apply_delay.clone(),
-                }),
+                remote: u.remote.clone(),
             })
         })
     }

@@ -237,11 +237,13 @@ pub fn plan(
                 if !s.managed {
                     p.adopt.push(name.clone());
                 }
-                if let (Some(t), Some(r), false, false) = (
+                // A slot in use moves with its consumer (and PostgreSQL refuses to advance it).
+                if let (Some(t), Some(r), false, false, false) = (
                     w.target,
                     s.restart_lsn,
                     w.expected_active == Some(true),
                     s.has_xmin,
+                    s.active,
                 ) {
                     if t > r {
                         p.advance.push((name.clone(), None, t));
@@ -260,7 +262,7 @@ pub fn plan(
                 if !s.managed {
                     p.adopt.push(name.clone());
                 }
-                if primary {
+                if primary || s.active {
                     continue;
                 }
                 // A standby cannot move a slot past what it replayed.
@@ -294,7 +296,10 @@ pub(super) fn slot_duties(
     if d.rerun_now || d.actions.iter().any(Action::touches_postgres) {
         return;
     }
-    let primary = pg.is_primary() && i_am_leader;
+    // The lock holder's slots are the ones its members stream from: a primary's, or a standby cluster's leader's
+    // (in recovery, but its replicas stream from it all the same).
+    let primary =
+        i_am_leader && (pg.is_primary() || (pg.is_replica() && cfg.standby_cluster().is_some()));
     if !(primary || pg.is_replica()) {
         return;
     }

@@ -13,10 +13,8 @@ use crate::pg::{RemoteSource, Upstream};
 pub struct StandbyCluster {
     pub host: Option<String>,
     pub port: Option<u16>,
-    pub primary_slot_name: Option<String>,
-    pub restore_command: Option<String>,
-    pub archive_cleanup_command: Option<String>,
-    pub recovery_min_apply_delay: Option<String>,
+    /// The slot to stream from and the recovery settings.
+    pub source: RemoteSource,
 }
 
 fn text(v: Option<&Value>) -> Option<String> {
@@ -44,12 +42,7 @@ impl StandbyCluster {
                 format!("standby_cluster {host}:{}", self.port.unwrap_or(5432))
             },
             conn_url,
-            remote: Some(RemoteSource {
-                primary_slot_name: self.primary_slot_name.clone(),
-                restore_command: self.restore_command.clone(),
-                archive_cleanup_command: self.archive_cleanup_command.clone(),
-                recovery_min_apply_delay: self.recovery_min_apply_delay.clone(),
-            }),
+            remote: Some(self.source.clone()),
         }
     }
 }
@@ -69,12 +62,14 @@ impl GlobalConfig {
         let s = StandbyCluster {
             host: text(o.get("host")),
             port: port.and_then(|p| u16::try_from(p).ok()),
-            primary_slot_name: text(o.get("primary_slot_name")),
-            restore_command: text(o.get("restore_command")),
-            archive_cleanup_command: text(o.get("archive_cleanup_command")),
-            recovery_min_apply_delay: text(o.get("recovery_min_apply_delay")),
+            source: RemoteSource {
+                primary_slot_name: text(o.get("primary_slot_name")),
+                restore_command: text(o.get("restore_command")),
+                archive_cleanup_command: text(o.get("archive_cleanup_command")),
+                recovery_min_apply_delay: text(o.get("recovery_min_apply_delay")),
+            },
         };
-        (s.host.is_some() || s.restore_command.is_some()).then_some(s)
+        (s.host.is_some() || s.source.restore_command.is_some()).then_some(s)
     }
 }
 

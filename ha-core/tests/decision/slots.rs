@@ -303,3 +303,25 @@ fn the_leader_remembers_departed_members_for_member_slots_ttl() {
     remember_members(&mut seen, &c, "node2", &cfg, Millis(60_000));
     assert_eq!(seen.keys().collect::<Vec<_>>(), vec!["node1", "node2"]);
 }
+
+#[test]
+fn a_slot_in_use_is_never_advanced_by_hand() {
+    let c = cluster();
+    let cfg = c.config.as_ref().unwrap().value.clone();
+    let (w, _) = wanted_slots(&c, "node2", &Tags::default(), &cfg, false);
+    assert_eq!(w["node1"].expected_active, Some(false));
+    let in_use = LocalSlot {
+        active: true,
+        ..physical("node1", 500, true)
+    };
+    let mut published = w.clone();
+    published.get_mut("node1").unwrap().target = Some(900);
+    let (p, _) = plan(&published, &[in_use.clone()], &cfg, false, 1000, true);
+    assert!(p.advance.is_empty() && p.drop.is_empty(), "{p:?}");
+    let idle = LocalSlot {
+        active: false,
+        ..in_use
+    };
+    let (p, _) = plan(&published, &[idle], &cfg, false, 1000, true);
+    assert_eq!(p.advance, vec![("node1".to_string(), None, 900)]);
+}

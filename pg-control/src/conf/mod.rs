@@ -56,9 +56,13 @@ impl PgCtl {
     /// [`ManagedConf::parameters`]); [`PgCtl::observe`] still reports them pending a restart while the server runs
     /// with other values than configured.
     pub(crate) async fn write_config(&self, role: Role<'_>) -> Result<()> {
+        // A primary that first recovers (a custom bootstrap restoring a backup: recovery.signal) needs them too.
+        let recovering = ["recovery.signal", "backup_label"]
+            .iter()
+            .any(|f| self.s.data_dir.join(f).exists());
         let recovery_minimums = match &role {
-            Role::Primary => BTreeMap::new(),
-            Role::Standby(_) => match self.controldata().await {
+            Role::Primary if !recovering => BTreeMap::new(),
+            _ => match self.controldata().await {
                 Ok(cd) => cd.recovery_minimums,
                 Err(e) => {
                     warn!(error = %e, "pg_controldata failed: the standby's settings are not raised to the control file's");

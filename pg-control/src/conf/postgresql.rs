@@ -194,11 +194,12 @@ impl ManagedConf<'_> {
             .collect()
     }
 
-    /// The effective parameter map, later layers winning; on a standby, the recovery-sensitive parameters are
-    /// raised to what the control file records (a standby with less refuses to start).
+    /// The effective parameter map, later layers winning; on a server that will recover (a standby, or a primary
+    /// restored from a backup: `recovery_minimums` given), the recovery-sensitive parameters are raised to what the
+    /// control file records (with less, recovery refuses to start).
     pub fn parameters(&self) -> BTreeMap<String, String> {
         let mut p = self.layered();
-        if self.recovery.is_some() {
+        if self.recovery.is_some() || !self.recovery_minimums.is_empty() {
             for (name, configured) in self.configured_recovery_values() {
                 let Some(min) = self.recovery_minimums.get(&name) else {
                     continue;
@@ -436,6 +437,13 @@ mod tests {
         assert_eq!(wanted["max_locks_per_transaction"], "128");
         assert_eq!(wanted["max_prepared_transactions"], "0");
         conf.recovery = None;
+        assert_eq!(
+            conf.parameters()["max_connections"],
+            "100",
+            "a primary restored from a backup recovers first: raised as well"
+        );
+        let none = BTreeMap::new();
+        conf.recovery_minimums = &none;
         assert_eq!(
             conf.parameters()["max_connections"],
             "50",
