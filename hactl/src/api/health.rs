@@ -45,11 +45,12 @@ pub fn health_status(path: &str, query: &[(String, String)], view: &NodeView, ta
             if role == "standby_leader" { 200 } else { 503 },
         )
     } else if view.is_leader {
-        // The lock holder is the primary, or in a standby cluster the standby leader (in recovery).
-        if view.role() == "standby_leader" {
-            (200, 503, 200)
-        } else {
-            (200, 200, 503)
+        // The lock holder is the primary, or in a standby cluster the standby leader (in recovery); one still in
+        // recovery that is neither (promoting) is not yet a primary.
+        match view.role() {
+            "standby_leader" => (200, 503, 200),
+            "primary" => (200, 200, 503),
+            _ => (200, 503, 503),
         }
     } else {
         (503, 503, 503)

@@ -48,8 +48,10 @@ impl NodeView {
         let cluster = report.as_ref().and_then(|r| r.cluster.clone().ok());
         // Without the DCS, the configuration the loop last knew (failsafe mode, pause) still holds.
         let config = match (&cluster, &report) {
-            (Some(c), _) => c.global_config(),
-            (None, Some(r)) => r.config.clone(),
+            (Some(c), _) if c.config.is_some() => c.global_config(),
+            // No `config` key yet (before the first leader writes it): the driver's, i.e. bootstrap.dcs.
+            (_, Some(r)) => r.config.clone(),
+            (Some(c), None) => c.global_config(),
             (None, None) => GlobalConfig::default(),
         };
         let paused = config.is_paused();

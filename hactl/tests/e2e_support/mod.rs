@@ -292,6 +292,8 @@ pub struct Spec {
     /// Permanent slots in the configuration (`keep_me` physical, `cdc` logical with test_decoding) and
     /// `wal_level: logical`.
     pub slots: bool,
+    /// A standby cluster of the PostgreSQL listening on this port (127.0.0.1): `standby_cluster` in bootstrap.dcs.
+    pub standby_of: Option<u16>,
 }
 
 impl Spec {
@@ -307,7 +309,14 @@ impl Spec {
             synchronous: false,
             tls: false,
             slots: false,
+            standby_of: None,
         }
+    }
+    /// A standby cluster following the PostgreSQL on `port` (another cluster's HAProxy write port, so that a
+    /// switchover there needs nothing from this one).
+    pub fn standby_of(mut self, port: u16) -> Spec {
+        self.standby_of = Some(port);
+        self
     }
     /// Permanent slots: `keep_me` (physical) and `cdc` (logical, test_decoding), with `wal_level: logical`.
     pub fn slots(mut self) -> Spec {
@@ -350,6 +359,8 @@ pub struct Cluster {
     pub synchronous: bool,
     /// Permanent slots (see [`Spec::slots`]).
     pub slots: bool,
+    /// See [`Spec::standby_of`].
+    pub standby_of: Option<u16>,
     /// The test PKI when the REST API serves HTTPS; `http` trusts its CA and shows its client certificate.
     pub tls: Option<certs::TestPki>,
     pub http: reqwest::Client,
@@ -448,6 +459,7 @@ impl Cluster {
             failsafe_mode: spec.failsafe_mode,
             synchronous: spec.synchronous,
             slots: spec.slots,
+            standby_of: spec.standby_of,
             nodes: Vec::new(),
             haproxy: None,
             write_port: free_port(),
@@ -465,7 +477,12 @@ impl Cluster {
         c.start_haproxy();
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
-            if let Some(p) = c.primary().await {
+            let up = if spec.standby_of.is_some() {
+                c.leader().await
+            } else {
+                c.primary().await
+            };
+            if let Some(p) = up {
                 let replicas = c.streaming_replicas().await;
                 if replicas + 1 >= running {
                     eprintln!("[e2e {test}] cluster up: primary {}", c.nodes[p].name);
@@ -557,7 +574,7 @@ restapi:
     loop_wait: {lw}
     retry_timeout: {rt}
     maximum_lag_on_failover: 1048576
-{slots}    postgresql:
+{slots}{standby}    postgresql:
       use_pg_rewind: true
       parameters:
         wal_level: {wal_level}
@@ -601,6 +618,10 @@ postgresql:
                 ""
             },
             wal_level = if self.slots { "logical" } else { "replica" },
+            standby = match self.standby_of {
+                Some(port) => format!("    standby_cluster: {{host: 127.0.0.1, port: {port}}}\n"),
+                None => String::new(),
+            },
             ttl = t.ttl_s,
             lw = t.loop_wait_s,
             rt = t.retry_timeout_s,
@@ -750,6 +771,19 @@ postgresql:
         let r = self.http.get(url).send().await.ok()?;
         let code = r.status().as_u16();
         Some((code, r.json().await.unwrap_or(serde_json::Value::Null)))
+    }
+
+    /// The index of the node whose `/leader` answers 200 (the primary, or a standby cluster's standby leader).
+    pub async fn leader(&self) -> Option<usize> {
+        for (i, n) in self.nodes.iter().enumerate() {
+            if n.child.is_none() {
+                continue;
+            }
+            if let Some((200, _)) = self.get(&format!("{}/leader", n.api())).await {
+                return Some(i);
+            }
+        }
+        None
     }
 
     /// The index of the node whose `/primary` answers 200.
