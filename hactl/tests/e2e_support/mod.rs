@@ -773,30 +773,27 @@ postgresql:
         Some((code, r.json().await.unwrap_or(serde_json::Value::Null)))
     }
 
-    /// The index of the node whose `/leader` answers 200 (the primary, or a standby cluster's standby leader).
-    pub async fn leader(&self) -> Option<usize> {
+    /// The index of the first running node whose `path` answers 200.
+    async fn answering(&self, path: &str) -> Option<usize> {
         for (i, n) in self.nodes.iter().enumerate() {
             if n.child.is_none() {
                 continue;
             }
-            if let Some((200, _)) = self.get(&format!("{}/leader", n.api())).await {
+            if let Some((200, _)) = self.get(&format!("{}{path}", n.api())).await {
                 return Some(i);
             }
         }
         None
     }
 
+    /// The index of the node whose `/leader` answers 200 (the primary, or a standby cluster's standby leader).
+    pub async fn leader(&self) -> Option<usize> {
+        self.answering("/leader").await
+    }
+
     /// The index of the node whose `/primary` answers 200.
     pub async fn primary(&self) -> Option<usize> {
-        for (i, n) in self.nodes.iter().enumerate() {
-            if n.child.is_none() {
-                continue;
-            }
-            if let Some((200, _)) = self.get(&format!("{}/primary", n.api())).await {
-                return Some(i);
-            }
-        }
-        None
+        self.answering("/primary").await
     }
 
     pub async fn streaming_replicas(&self) -> usize {
