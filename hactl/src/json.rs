@@ -3,7 +3,7 @@
 //! They live outside both `api` and `cli` so that the CLI does not import the REST server; pure functions of
 //! their inputs, tested here without a server.
 
-use ha_core::model::Cluster;
+use ha_core::model::{Cluster, SyncMode};
 use serde_json::{json, Map, Value};
 
 /// Patroni's text form of an LSN: `0/4000060`.
@@ -69,6 +69,8 @@ pub fn cluster_json(cluster: &Cluster) -> Value {
             "standby_leader"
         } else if is_leader {
             "leader"
+        } else if cfg.sync_mode() == SyncMode::Quorum && sync_list.contains(&m.name) {
+            "quorum_standby"
         } else if cfg.synchronous_mode() && sync_list.contains(&m.name) {
             "sync_standby"
         } else {

@@ -6,14 +6,16 @@
 //! timeline when `check_timeline` is on, and among the rest the most advanced, then the highest `failover_priority`,
 //! then the first name (so that two equal nodes do not both try).
 
-use crate::model::{Cluster, GlobalConfig, Role, Tags};
+use crate::model::{Cluster, GlobalConfig, Role, SyncMode, Tags};
 use crate::pg::PgObservation;
 
 /// In synchronous mode only a node the `sync` key names (or the leader it records) may be elected, once the leader
 /// has set synchronous replication up: every acknowledged commit is on one of them. Before that (an empty key)
 /// any node may, as in Patroni.
+///
+/// In quorum mode any node may race: it needs the votes of [`crate::decision::quorum::votes`] instead.
 pub fn sync_eligible(name: &str, cluster: &Cluster, cfg: &GlobalConfig) -> bool {
-    if !cfg.synchronous_mode() {
+    if cfg.sync_mode() != SyncMode::On {
         return true;
     }
     match cluster
@@ -85,6 +87,12 @@ pub fn healthiest(
 ) -> Result<(), String> {
     eligible(me, tags, pg, cluster, cfg)?;
     let my_priority = tags.failover_priority();
+    let quorum = cfg.sync_mode() == SyncMode::Quorum;
+    let sync_leader = cluster
+        .sync
+        .as_ref()
+        .filter(|s| !s.value.is_empty())
+        .and_then(|s| s.value.leader.as_deref());
     for m in &cluster.members {
         if m.name == me || !m.is_running() {
             continue;
@@ -110,6 +118,11 @@ pub fn healthiest(
             continue;
         }
         if m.lsn() > pg.lsn {
+            // In quorum mode the old leader may still be reachable and ahead (its last commits were never
+            // acknowledged by a quorum): it does not disqualify us, as in Patroni.
+            if quorum && sync_leader == Some(m.name.as_str()) {
+                continue;
+            }
             return Err(format!(
                 "not racing for the lock: {} is ahead ({} > {})",
                 m.name,
@@ -126,6 +139,9 @@ pub fn healthiest(
                 ));
             }
         }
+    }
+    if quorum {
+        crate::decision::quorum::votes(me, pg.lsn, cluster)?;
     }
     Ok(())
 }

@@ -22,7 +22,9 @@
 //!
 //! The sub-protocols those rules call are pure and tested alone: [`election`] (the leader race), [`switchover`]
 //! (the `failover` key's lifecycle), [`rejoin`] (may this node's data stream from the leader), [`sync`] (the
-//! leader's synchronous standbys and the `sync` key) and [`slots`] (replication slots on every node).
+//! leader's synchronous standbys and the `sync` key), [`quorum`] (the same for quorum commit, and its votes),
+//! [`standby_names`] (`synchronous_standby_names` written and parsed) and [`slots`] (replication slots on every
+//! node).
 
 mod action;
 mod dcs_outage;
@@ -33,8 +35,10 @@ mod leader;
 mod no_leader;
 mod observation;
 mod paused;
+pub mod quorum;
 pub mod rejoin;
 pub mod slots;
+pub mod standby_names;
 pub mod switchover;
 pub mod sync;
 mod uninitialized;

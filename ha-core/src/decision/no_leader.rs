@@ -100,6 +100,13 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
         }
     }
     let plan = switchover::no_leader_plan(me, cluster, cfg);
+    if !matches!(plan, NoLeaderPlan::CandidateRace | NoLeaderPlan::StandAside(_)) {
+        if let Some(left) = super::quorum::votes_settling(obs, cluster, cfg) {
+            return Decision::none(format!(
+                "quorum commit: waiting {left} ms for the voters to publish their positions before the leader race"
+            ));
+        }
+    }
     let race = match &plan {
         NoLeaderPlan::StandAside(why) => Err(why.clone()),
         NoLeaderPlan::CandidateRace => election::eligible(me, &obs.me.tags, pg, cluster, cfg),

@@ -8,32 +8,13 @@
 //! synchronous only after the key dropped it. With no candidate left, `synchronous_mode_strict` sets a name no
 //! standby has: commits wait, never acknowledged, never silently asynchronous.
 //!
-//! `synchronous_mode: quorum` is run as `on` (FIRST n): a stricter rule than Patroni's ANY n, which a warning at
-//! load says.
+//! `synchronous_mode: quorum` is [`super::quorum`]'s: this module dispatches to it.
 
 use super::{Action, Observation};
-use crate::model::{Cluster, GlobalConfig, SyncState};
+use crate::model::{Cluster, GlobalConfig, SyncMode, SyncState};
 use crate::pg::ReplicationRow;
 
-/// Patroni 4.1's placeholder for "no synchronous standby, and commits must wait" (no standby has this name).
-pub const STRICT_PLACEHOLDER: &str = "__patroni_strict_sync_replica_placeholder__";
-
-/// `synchronous_standby_names` for `names` as Patroni writes it: `"a"`, `2 ("a","b")`, or the strict placeholder.
-pub fn standby_names(names: &[String], strict: bool) -> String {
-    let mut quoted: Vec<String> = names.iter().map(|n| quote_ident(n)).collect();
-    quoted.sort();
-    match quoted.len() {
-        0 if strict => STRICT_PLACEHOLDER.to_string(),
-        0 => String::new(),
-        1 => quoted.remove(0),
-        n => format!("{n} ({})", quoted.join(",")),
-    }
-}
-
-/// PostgreSQL's `quote_ident`, as Patroni applies it to every name: always in double quotes, `"` doubled.
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+pub use super::standby_names::{standby_names, STRICT_PLACEHOLDER};
 
 /// A line the synchronous replication step adds to the loop's reason.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,8 +64,10 @@ fn inherited(cluster: &Cluster, me: &str) -> Vec<String> {
 /// Strict, it keeps the old leader and standbys synchronous (commits wait for one of them until the next loops
 /// pick live standbys); otherwise it starts asynchronous and picks standbys as they connect.
 pub(super) fn prepromote(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<Action> {
-    if !cfg.synchronous_mode() {
-        return Vec::new();
+    match cfg.sync_mode() {
+        SyncMode::Off => return Vec::new(),
+        SyncMode::Quorum => return super::quorum::prepromote(obs, cluster, cfg),
+        SyncMode::On => {}
     }
     let me = obs.me.name.as_str();
     let strict = cfg.synchronous_mode_strict();
@@ -99,6 +82,7 @@ pub(super) fn prepromote(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfi
             state: SyncState {
                 leader: Some(me.to_string()),
                 sync_standby: (!keep.is_empty()).then(|| keep.join(",")),
+                quorum: Some(0),
                 ..Default::default()
             },
             version: cluster.sync.as_ref().map(|k| k.version),
@@ -127,6 +111,7 @@ pub(super) fn sync_duties(
             state: SyncState {
                 leader: Some(me.to_string()),
                 sync_standby: (!names.is_empty()).then(|| names.join(",")),
+                quorum: Some(0),
                 ..Default::default()
             },
             version,
@@ -134,6 +119,9 @@ pub(super) fn sync_duties(
     };
     let same_set =
         |a: &[String], b: &[String]| a.len() == b.len() && a.iter().all(|x| b.contains(x));
+    if cfg.sync_mode() == SyncMode::Quorum {
+        return super::quorum::duties(obs, cluster, cfg, actions);
+    }
     if !cfg.synchronous_mode() {
         // Turned off: commits stop waiting first, then anyone may be elected again.
         if key_state.is_some() {
@@ -212,11 +200,23 @@ pub(super) fn sync_duties(
     None
 }
 
-/// The standbys to make synchronous, as Patroni's `_ReplicaList` orders them: streaming members that may be
-/// synchronous ([`Tags::never_sync`](crate::model::Tags::never_sync)), those tagged `nofailover` last, then the
-/// higher `sync_priority`, the ones already synchronous, the furthest along; within `maximum_lag_on_syncnode` of
-/// the furthest standby (of the primary when there is one standby); `synchronous_node_count` of them.
-fn pick(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<String> {
+/// A standby that may be synchronous, as Patroni's `_ReplicaList` holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Candidate {
+    pub name: String,
+    pub nofailover: bool,
+    pub sync_priority: i64,
+    /// `pg_stat_replication.sync_state`.
+    pub sync_state: String,
+    /// The position a commit waits for (by `synchronous_commit`).
+    pub lsn: u64,
+}
+
+/// The standbys that may be synchronous, as Patroni's `_ReplicaList` orders them: streaming running members not
+/// tagged [`nosync`](crate::model::Tags::never_sync), those tagged `nofailover` last, then the higher
+/// `sync_priority`, the ones already synchronous, the furthest along; within `maximum_lag_on_syncnode` of the
+/// furthest standby (of the primary when there is one standby).
+pub(super) fn candidates(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<Candidate> {
     let pg = obs.pg;
     // The position a commit waits for, by `synchronous_commit` (Patroni's choice of column too).
     let commit = cfg.parameters().get("synchronous_commit").cloned();
@@ -225,7 +225,7 @@ fn pick(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<String>
         Some("remote_write") => r.write_lsn,
         _ => r.flush_lsn,
     };
-    let mut candidates: Vec<(bool, i64, bool, u64, String)> = pg
+    let mut all: Vec<Candidate> = pg
         .replication
         .iter()
         .filter(|r| r.application_name != obs.me.name)
@@ -235,49 +235,36 @@ fn pick(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<String>
                 .member(&r.application_name)
                 .filter(|m| m.is_running())?;
             let tags = m.tags();
-            (!tags.never_sync()).then(|| {
-                (
-                    tags.nofailover(),
-                    tags.sync_priority(),
-                    r.sync_state == "sync",
-                    lsn,
-                    r.application_name.clone(),
-                )
+            (!tags.never_sync()).then(|| Candidate {
+                name: r.application_name.clone(),
+                nofailover: tags.nofailover(),
+                sync_priority: tags.sync_priority(),
+                sync_state: r.sync_state.clone(),
+                lsn,
             })
         })
         .collect();
-    candidates.sort_by(|a, b| {
-        a.0.cmp(&b.0)
-            .then(b.1.cmp(&a.1))
-            .then(b.2.cmp(&a.2))
-            .then(b.3.cmp(&a.3))
+    all.sort_by(|a, b| {
+        a.nofailover
+            .cmp(&b.nofailover)
+            .then(b.sync_priority.cmp(&a.sync_priority))
+            .then((b.sync_state == "sync").cmp(&(a.sync_state == "sync")))
+            .then(b.lsn.cmp(&a.lsn))
     });
-    let max_lsn = match candidates.len() {
+    let max_lsn = match all.len() {
         0 | 1 => pg.lsn,
-        _ => candidates.iter().map(|c| c.3).max().unwrap_or(pg.lsn),
+        _ => all.iter().map(|c| c.lsn).max().unwrap_or(pg.lsn),
     };
     let max_lag = cfg.maximum_lag_on_syncnode();
-    candidates
-        .into_iter()
-        .filter(|c| max_lag.map_or(true, |l| max_lsn.saturating_sub(c.3) <= l))
-        .take(cfg.synchronous_node_count())
-        .map(|c| c.4)
-        .collect()
+    all.retain(|c| max_lag.map_or(true, |l| max_lsn.saturating_sub(c.lsn) <= l));
+    all
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn standby_names_as_patroni_writes_them() {
-        let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(standby_names(&n(&[]), false), "");
-        assert_eq!(standby_names(&n(&[]), true), STRICT_PLACEHOLDER);
-        assert_eq!(standby_names(&n(&["postgres-1"]), true), "\"postgres-1\"");
-        assert_eq!(
-            standby_names(&n(&["postgres-2", "postgres-1"]), false),
-            "2 (\"postgres-1\",\"postgres-2\")"
-        );
-    }
+/// The standbys to make synchronous in `on` mode: the first `synchronous_node_count` [`candidates`].
+fn pick(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<String> {
+    candidates(obs, cluster, cfg)
+        .into_iter()
+        .take(cfg.synchronous_node_count())
+        .map(|c| c.name)
+        .collect()
 }

@@ -249,14 +249,6 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         {
             warn!(key, "`{key}` in the DCS configuration is not acted on by hactl (see README: known limits)");
         }
-        if cfg.sync_mode() == crate::model::SyncMode::Quorum
-            && self.local.last_config.sync_mode() != crate::model::SyncMode::Quorum
-        {
-            warn!(
-                "synchronous_mode: quorum is run as synchronous_mode: on (FIRST n): quorum commit (ANY n) is not \
-                 implemented; every acknowledged commit is still on a node that may be elected"
-            );
-        }
         if timing.retry_timeout_ms != self.local.timing.retry_timeout_ms
             || self.ttl_set_ms.is_none()
         {

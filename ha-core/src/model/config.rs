@@ -98,8 +98,8 @@ pub enum SyncMode {
     Off,
     /// `FIRST n (...)`: the leader names the synchronous standbys; only they may be promoted.
     On,
-    /// `ANY n (...)`: Patroni's quorum commit. hactl runs it as [`SyncMode::On`] (a warning says so): every
-    /// acknowledged commit is still on a node the election may choose, with fewer nodes to choose from.
+    /// `ANY n (...)`: Patroni's quorum commit: any node may be elected with the votes of a quorum of the
+    /// synchronous set (see [`crate::decision::quorum`]).
     Quorum,
 }
 

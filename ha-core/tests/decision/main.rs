@@ -9,6 +9,8 @@ mod housekeeping;
 mod leader;
 mod no_leader;
 mod paused;
+mod quorum;
+mod quorum_steps;
 mod slots;
 mod standby;
 mod support;

@@ -49,6 +49,7 @@ fn writes(standbys: &str) -> Action {
         state: SyncState {
             leader: Some("node2".into()),
             sync_standby: (!standbys.is_empty()).then(|| standbys.into()),
+            quorum: Some(0),
             ..Default::default()
         },
         version: Some(5),
@@ -98,6 +99,7 @@ fn the_leader_sets_up_synchronous_standbys_one_step_per_loop() {
                 Action::WriteSync {
                     state: SyncState {
                         leader: Some("node2".into()),
+                        quorum: Some(0),
                         ..Default::default()
                     },
                     version: None,
@@ -194,6 +196,7 @@ fn only_a_synchronous_standby_may_be_elected() {
                 state: SyncState {
                     leader: Some("node2".into()),
                     sync_standby: keep.map(Into::into),
+                    quorum: Some(0),
                     ..Default::default()
                 },
                 version,

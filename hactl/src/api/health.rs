@@ -79,10 +79,12 @@ pub fn health_status(path: &str, query: &[(String, String)], view: &NodeView, ta
         code = if view.is_running() { 200 } else { 503 };
     } else if view.cluster.is_some() {
         let is_sync = view.sync_standby;
+        let is_quorum = view.quorum_standby;
         let leaderish = primary_code == 200 || standby_leader_code == 200;
         match path {
             "/sync" | "/synchronous" if is_sync => code = replica_code,
-            "/async" | "/asynchronous" if !is_sync => code = replica_code,
+            "/quorum" if is_quorum => code = replica_code,
+            "/async" | "/asynchronous" if !is_sync && !is_quorum => code = replica_code,
             "/read-only-sync" | "/read-only-synchronous" => {
                 if leaderish {
                     code = 200
@@ -90,8 +92,13 @@ pub fn health_status(path: &str, query: &[(String, String)], view: &NodeView, ta
                     code = replica_code
                 }
             }
-            // Quorum commit is not implemented: no member is ever a quorum standby.
-            "/read-only-quorum" if leaderish => code = 200,
+            "/read-only-quorum" => {
+                if leaderish {
+                    code = 200
+                } else if is_quorum {
+                    code = replica_code
+                }
+            }
             _ => {}
         }
     }

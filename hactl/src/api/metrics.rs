@@ -130,7 +130,7 @@ pub fn render(view: &NodeView, m: &MetricInputs) -> String {
         "patroni_quorum_standby",
         "Value is 1 if this node is a quorum standby, 0 otherwise.",
         "gauge",
-        "0".into(),
+        b(view.quorum_standby),
     );
     metric(
         "patroni_xlog_received_location",

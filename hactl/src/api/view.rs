@@ -3,7 +3,7 @@
 
 use ha_core::decision::NodeIdentity;
 use ha_core::driver::{member_data, CycleReport};
-use ha_core::model::{Cluster, GlobalConfig, MemberData};
+use ha_core::model::{Cluster, GlobalConfig, MemberData, SyncMode};
 use ha_core::pg::PgObservation;
 use serde_json::{json, Map, Value};
 
@@ -24,8 +24,10 @@ pub struct NodeView {
     /// Holds the leader lock (or, with the DCS unreachable, still acts as primary within its lease).
     pub is_leader: bool,
     pub paused: bool,
-    /// Listed in the `sync` key while synchronous mode is on.
+    /// Listed in the `sync` key of the current leader while `synchronous_mode` is on.
     pub sync_standby: bool,
+    /// Listed in the `sync` key of the current leader while `synchronous_mode` is `quorum` (a voter).
+    pub quorum_standby: bool,
 }
 
 impl NodeView {
@@ -70,14 +72,16 @@ impl NodeView {
             paused,
             is_leader && config.standby_cluster().is_some(),
         );
-        let sync_standby = cluster
-            .as_ref()
-            .filter(|_| config.synchronous_mode())
-            .and_then(|c| c.sync.as_ref())
-            .and_then(|s| s.value.sync_standby.clone())
-            .map_or(false, |list| {
-                list.split(',').any(|n| n.trim() == identity.name)
-            });
+        // Patroni's `is_sync_standby`: the key must be the current leader's.
+        let listed = cluster.as_ref().map_or(false, |c| {
+            c.sync.as_ref().map_or(false, |s| {
+                c.leader_name().is_some()
+                    && s.value.leader.as_deref() == c.leader_name()
+                    && s.value.matches(&identity.name, false)
+            })
+        });
+        let sync_standby = listed && config.sync_mode() == SyncMode::On;
+        let quorum_standby = listed && config.sync_mode() == SyncMode::Quorum;
         NodeView {
             report,
             pg,
@@ -87,6 +91,7 @@ impl NodeView {
             is_leader,
             paused,
             sync_standby,
+            quorum_standby,
         }
     }
 
@@ -236,10 +241,15 @@ pub fn patroni_json(
                 .iter()
                 .map(|r| {
                     let is_sync = view.config.synchronous_mode() && sync.contains(r);
+                    let sync_state = match view.config.sync_mode() {
+                        _ if !is_sync => "async",
+                        SyncMode::Quorum => "quorum",
+                        _ => "sync",
+                    };
                     json!({
                         "application_name": r,
                         "state": "streaming",
-                        "sync_state": if is_sync { "sync" } else { "async" },
+                        "sync_state": sync_state,
                         "sync_priority": if is_sync { 1 } else { 0 },
                     })
                 })
@@ -249,6 +259,9 @@ pub fn patroni_json(
     }
     if view.sync_standby {
         m.insert("sync_standby".into(), json!(true));
+    }
+    if view.quorum_standby {
+        m.insert("quorum_standby".into(), json!(true));
     }
     if view.paused {
         m.insert("pause".into(), json!(true));

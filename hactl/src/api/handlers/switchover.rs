@@ -2,7 +2,7 @@
 //! writes the failover key, and (unless scheduled) polls the DCS until the leader changed or the key is gone.
 
 use axum::response::Response;
-use ha_core::model::{Cluster, Failover};
+use ha_core::model::{Cluster, Failover, SyncMode};
 use tracing::{info, warn};
 
 use super::{load, opt_str, parse_schedule, poll_timeout, read_json, Request};
@@ -78,8 +78,9 @@ fn failover_limitation(
         .map(|l| l.split(',').map(|x| x.trim().to_string()).collect())
         .unwrap_or_default();
     let members: Vec<&ha_core::model::Member> = if let Some(c) = candidate {
+        // In quorum mode any member may be a candidate: it is elected with the quorum's votes.
         if action == ManualFailoverKind::Switchover
-            && cfg.synchronous_mode()
+            && cfg.sync_mode() == SyncMode::On
             && !sync_list.iter().any(|s| s == c)
         {
             return Some("candidate name does not match with sync_standby".into());
@@ -89,7 +90,7 @@ fn failover_limitation(
             return Some("candidate does not exists".into());
         }
         m
-    } else if cfg.synchronous_mode() {
+    } else if cfg.sync_mode() == SyncMode::On {
         let m: Vec<_> = cluster
             .members
             .iter()
