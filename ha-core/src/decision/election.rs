@@ -140,8 +140,5 @@ pub fn healthiest(
             }
         }
     }
-    if quorum {
-        crate::decision::quorum::votes(me, pg.lsn, cluster)?;
-    }
     Ok(())
 }

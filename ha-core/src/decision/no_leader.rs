@@ -100,7 +100,7 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
         }
     }
     let plan = switchover::no_leader_plan(me, cluster, cfg);
-    if !matches!(plan, NoLeaderPlan::CandidateRace | NoLeaderPlan::StandAside(_)) {
+    if !matches!(plan, NoLeaderPlan::StandAside(_)) {
         if let Some(left) = super::quorum::votes_settling(obs, cluster, cfg) {
             return Decision::none(format!(
                 "quorum commit: waiting {left} ms for the voters to publish their positions before the leader race"
@@ -109,8 +109,17 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
     }
     let race = match &plan {
         NoLeaderPlan::StandAside(why) => Err(why.clone()),
-        NoLeaderPlan::CandidateRace => election::eligible(me, &obs.me.tags, pg, cluster, cfg),
-        _ => election::healthiest(me, &obs.me.tags, pg, cluster, cfg),
+        // A named candidate need not be the furthest along; in quorum mode it still needs a quorum's votes.
+        // On a timeline behind the cluster's it would take the cluster back before the last promotion.
+        NoLeaderPlan::CandidateRace if pg.timeline < cluster.timeline() => Err(format!(
+            "not racing for the lock as the switchover candidate: {me} is on timeline {}, behind the cluster's {}",
+            pg.timeline,
+            cluster.timeline()
+        )),
+        NoLeaderPlan::CandidateRace => election::eligible(me, &obs.me.tags, pg, cluster, cfg)
+            .and_then(|()| super::quorum::votes_if_quorum(obs, cluster, cfg)),
+        _ => election::healthiest(me, &obs.me.tags, pg, cluster, cfg)
+            .and_then(|()| super::quorum::votes_if_quorum(obs, cluster, cfg)),
     };
     match race {
         Ok(()) => {

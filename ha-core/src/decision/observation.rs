@@ -88,6 +88,9 @@ pub struct Observation<'a> {
     pub dcs: Result<&'a Cluster, &'a DcsError>,
     pub pg: &'a PgObservation,
     pub local: &'a LocalState,
+    /// The other members' live answers, when the driver asked them (no leader, quorum mode, a
+    /// [`PeerProbe`](crate::driver::PeerProbe) configured).
+    pub peers: Option<&'a std::collections::BTreeMap<String, crate::driver::PeerStatus>>,
     #[doc(hidden)]
     pub planted_bug: Option<PlantedBug>,
 }

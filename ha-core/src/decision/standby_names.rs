@@ -224,15 +224,27 @@ mod tests {
     fn read_back_as_postgresql_parses_it() {
         assert_eq!(parse("").unwrap().kind, SyncKind::Off);
         let first = parse("FiRsT").unwrap();
-        assert_eq!((first.kind, first.num, first.names), (SyncKind::Priority, 1, n(&["FiRsT"])));
+        assert_eq!(
+            (first.kind, first.num, first.names),
+            (SyncKind::Priority, 1, n(&["FiRsT"]))
+        );
         let bare = parse(" a , b ").unwrap();
         assert_eq!((bare.num, bare.names), (1, n(&["a", "b"])));
         let any = parse("ANY 4(\"a\",*,b)").unwrap();
-        assert_eq!((any.kind, any.num, any.has_star), (SyncKind::Quorum, 4, true));
+        assert_eq!(
+            (any.kind, any.num, any.has_star),
+            (SyncKind::Quorum, 4, true)
+        );
         let placeholder = parse(&format!("ANY 1({STRICT_PLACEHOLDER})")).unwrap();
         assert!(placeholder.names.is_empty());
         assert_eq!(parse("2 (\"x\"\"y\", z)").unwrap().names, n(&["x\"y", "z"]));
-        for bad in ["1", "a,", "ANY 4(\"a\" b,\"c c\")", "FIRST 4(\"a\",)", "2 (,)"] {
+        for bad in [
+            "1",
+            "a,",
+            "ANY 4(\"a\" b,\"c c\")",
+            "FIRST 4(\"a\",)",
+            "2 (,)",
+        ] {
             assert!(parse(bad).is_err(), "{bad} parsed");
         }
     }

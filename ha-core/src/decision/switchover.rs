@@ -28,13 +28,41 @@ pub enum LeaderPlan {
     },
 }
 
-/// Could `m` take over from a leader at `leader_lsn`?
-pub fn viable_candidate(m: &Member, leader_lsn: u64, cfg: &GlobalConfig) -> Result<(), String> {
+/// Could `m` take over from a leader at `leader_lsn`? In synchronous mode (`on`) only a standby the `sync` key
+/// names may (Patroni: "candidate does not match with sync_standbys"): the others may lack acknowledged commits,
+/// and the election would refuse them anyway, leaving the cluster waiting for a candidate that never races.
+pub fn viable_candidate(
+    m: &Member,
+    leader_lsn: u64,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+) -> Result<(), String> {
     if m.tags().nofailover() {
         return Err(format!("{} is tagged nofailover", m.name));
     }
+    if !super::election::sync_eligible(&m.name, cluster, cfg) {
+        return Err(format!(
+            "{} does not match with sync_standbys ({})",
+            m.name,
+            cluster
+                .sync
+                .as_ref()
+                .and_then(|s| s.value.sync_standby.clone())
+                .unwrap_or_default()
+        ));
+    }
     if !m.is_running() || m.role() != Some(Role::Replica) {
         return Err(format!("{} is not a running replica", m.name));
+    }
+    // A named candidate is not compared with the others: on an older timeline it would take the cluster back to
+    // before the last promotion (whatever `check_timeline` says).
+    if m.timeline() < cluster.timeline() {
+        return Err(format!(
+            "{} is on timeline {}, behind the cluster's {}",
+            m.name,
+            m.timeline(),
+            cluster.timeline()
+        ));
     }
     let lag = leader_lsn.saturating_sub(m.lsn());
     if lag > cfg.maximum_lag_on_failover() {
@@ -98,7 +126,7 @@ pub fn leader_plan(
                     reason: format!("switchover to {name} rejected: no such member"),
                 }
             }
-            Some(m) => match viable_candidate(m, pg.lsn, cfg) {
+            Some(m) => match viable_candidate(m, pg.lsn, cluster, cfg) {
                 Ok(()) => name.clone(),
                 Err(why) => {
                     return LeaderPlan::Reject {
@@ -111,7 +139,7 @@ pub fn leader_plan(
         None => match cluster
             .members
             .iter()
-            .find(|m| m.name != me && viable_candidate(m, pg.lsn, cfg).is_ok())
+            .find(|m| m.name != me && viable_candidate(m, pg.lsn, cluster, cfg).is_ok())
         {
             Some(m) => m.name.clone(),
             None => {
@@ -167,8 +195,13 @@ pub fn no_leader_plan(me: &str, cluster: &Cluster, cfg: &GlobalConfig) -> NoLead
     let leader_lsn = cluster.last_leader_lsn().unwrap_or(0);
     match &f.member {
         Some(c) if c == me => NoLeaderPlan::CandidateRace,
+        // In quorum mode a candidate without a quorum's votes will not race: the others do not wait for it.
         Some(c) => match cluster.member(c) {
-            Some(m) if may_race(c) && viable_candidate(m, leader_lsn, cfg).is_ok() => {
+            Some(m)
+                if may_race(c)
+                    && viable_candidate(m, leader_lsn, cluster, cfg).is_ok()
+                    && super::quorum::candidate_has_votes(c, m.lsn(), cluster, cfg) =>
+            {
                 NoLeaderPlan::StandAside(format!(
                     "waiting for the switchover candidate {c} to take the lock"
                 ))
@@ -177,7 +210,9 @@ pub fn no_leader_plan(me: &str, cluster: &Cluster, cfg: &GlobalConfig) -> NoLead
         },
         None => {
             let someone_else = cluster.members.iter().any(|m| {
-                m.name != me && may_race(&m.name) && viable_candidate(m, leader_lsn, cfg).is_ok()
+                m.name != me
+                    && may_race(&m.name)
+                    && viable_candidate(m, leader_lsn, cluster, cfg).is_ok()
             });
             if f.leader.as_deref() == Some(me) && someone_else {
                 NoLeaderPlan::StandAside(format!(

@@ -216,7 +216,11 @@ pub(super) struct Candidate {
 /// tagged [`nosync`](crate::model::Tags::never_sync), those tagged `nofailover` last, then the higher
 /// `sync_priority`, the ones already synchronous, the furthest along; within `maximum_lag_on_syncnode` of the
 /// furthest standby (of the primary when there is one standby).
-pub(super) fn candidates(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<Candidate> {
+pub(super) fn candidates(
+    obs: &Observation,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+) -> Vec<Candidate> {
     let pg = obs.pg;
     // The position a commit waits for, by `synchronous_commit` (Patroni's choice of column too).
     let commit = cfg.parameters().get("synchronous_commit").cloned();

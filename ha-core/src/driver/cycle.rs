@@ -75,6 +75,22 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             self.last_failsafe_members = cluster.failsafe.clone().unwrap_or_default();
             self.last_status = cluster.status.clone();
         }
+        // Before a leader race in quorum mode, the voters' positions as they are now.
+        self.peers = None;
+        if let (Some(probe), Ok(cluster)) = (&self.peer_probe, &loaded) {
+            let quorum = self.local.last_config.sync_mode() == crate::model::SyncMode::Quorum
+                && cluster.sync.as_ref().map_or(false, |s| !s.value.is_empty());
+            if cluster.leader.is_none() && quorum {
+                let me = &self.settings.identity.name;
+                let others: BTreeMap<String, String> = cluster
+                    .members
+                    .iter()
+                    .filter(|m| m.name != *me)
+                    .filter_map(|m| m.data.api_url.clone().map(|u| (m.name.clone(), u)))
+                    .collect();
+                self.peers = Some(probe.statuses(&others).await);
+            }
+        }
         self.local.failsafe.accepted_leader = lock(&self.failsafe_inbox).clone();
         self.local.failsafe.confirmed_at = None;
         if loaded.is_err()
@@ -106,6 +122,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
 
         let decision = {
             let obs = Observation {
+                peers: self.peers.as_ref(),
                 me: &self.settings.identity,
                 now,
                 unix_ms: self.clock.unix_ms(),

@@ -1,6 +1,6 @@
-//! What an embedder plugs into the driver: [`Hooks`] around its actions (Patroni's callbacks) and the
+//! What an embedder plugs into the driver: [`Hooks`] around its actions (Patroni's callbacks), the
 //! [`FailsafeProbe`] that asks the other members over REST whether they accept this node as the leader while the DCS
-//! is unreachable.
+//! is unreachable, and the [`PeerProbe`] that asks them for their WAL positions before a leader race in quorum mode.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +14,23 @@ use crate::decision::Action;
 #[async_trait]
 pub trait FailsafeProbe: Send + Sync {
     async fn confirm_all(&self, leader: &str, members: &BTreeMap<String, String>) -> bool;
+}
+
+/// What a member's REST API said about its PostgreSQL just now (Patroni's `fetch_nodes_statuses`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Its WAL position: received or replayed, whichever is further (`xlog.location` on a primary).
+    pub lsn: u64,
+    pub in_recovery: bool,
+}
+
+/// Asks members over their REST API (`GET /patroni`) for their PostgreSQL's position at this moment. The leader
+/// race in quorum mode counts votes from these live answers: a member key may be a loop old, or written by a
+/// daemon that has frozen since, and a stale position would vote for a node that lacks acknowledged commits.
+#[async_trait]
+pub trait PeerProbe: Send + Sync {
+    /// `members`: name → API URL. A member that does not answer in time is left out of the result.
+    async fn statuses(&self, members: &BTreeMap<String, String>) -> BTreeMap<String, PeerStatus>;
 }
 
 /// Hooks an embedder runs around the driver's actions (Patroni's callbacks). All optional.

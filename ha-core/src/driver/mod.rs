@@ -28,7 +28,7 @@ mod report;
 mod requests;
 
 pub use cycle::DCS_RETRY_INTERVAL_MS;
-pub use hooks::{FailsafeProbe, Hooks, NoHooks};
+pub use hooks::{FailsafeProbe, Hooks, NoHooks, PeerProbe, PeerStatus};
 pub use member::member_data;
 pub use report::{CycleReport, Outcome};
 pub use requests::{FailsafeInbox, RequestBox};
@@ -72,6 +72,9 @@ pub struct Driver<D, P> {
     clock: Arc<dyn Clock>,
     watchdog: Box<dyn Watchdog>,
     failsafe_probe: Option<Box<dyn FailsafeProbe>>,
+    peer_probe: Option<Box<dyn PeerProbe>>,
+    /// This loop's live answers of the other members (asked only when they matter: no leader, quorum mode).
+    peers: Option<BTreeMap<String, PeerStatus>>,
     hooks: Box<dyn Hooks>,
     status: tokio::sync::watch::Sender<Option<CycleReport>>,
     failsafe_inbox: FailsafeInbox,
@@ -103,6 +106,8 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             clock,
             watchdog: Box::new(NoWatchdog),
             failsafe_probe: None,
+            peer_probe: None,
+            peers: None,
             hooks: Box::new(NoHooks),
             status: tokio::sync::watch::channel(None).0,
             failsafe_inbox: Arc::default(),
@@ -135,6 +140,13 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
 
     pub fn with_failsafe_probe(mut self, p: Box<dyn FailsafeProbe>) -> Self {
         self.failsafe_probe = Some(p);
+        self
+    }
+
+    /// Lets the leader race in quorum mode count live answers (without one, votes come from the member keys
+    /// after a `loop_wait` for them to be republished; see [`crate::decision::quorum::votes`]).
+    pub fn with_peer_probe(mut self, p: Box<dyn PeerProbe>) -> Self {
+        self.peer_probe = Some(p);
         self
     }
 

@@ -3,6 +3,22 @@
 use crate::decision::PlantedBug;
 use crate::model::Timing;
 
+/// The replication mode a simulated cluster runs (`synchronous_mode` and `synchronous_mode_strict`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimSync {
+    Async,
+    On,
+    OnStrict,
+    Quorum,
+    QuorumStrict,
+}
+
+impl SimSync {
+    pub fn is_sync(self) -> bool {
+        self != SimSync::Async
+    }
+}
+
 /// One simulated run's parameters. [`SimConfig::for_seed`] derives all of them from the seed, so a seed alone
 /// replays a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,6 +30,11 @@ pub struct SimConfig {
     pub retry_timeout_s: f64,
     pub maximum_lag_on_failover: u64,
     pub failsafe_mode: bool,
+    /// Synchronous replication: no acknowledged commit may be lost (in [`SimSync::Async`] the loss is counted
+    /// and bounded instead).
+    pub sync: SimSync,
+    /// `synchronous_node_count`.
+    pub sync_node_count: usize,
     /// Whether nodes run a watchdog that fences PostgreSQL when the lease runs out without a renewal.
     pub watchdog: bool,
     pub step_ms: u64,
@@ -32,22 +53,32 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// The run for `seed`: its timing profile (ttl 30/10/10, 10/2/3, or 5/1/2), failsafe mode and node count
-    /// come from the seed too.
+    /// The run for `seed`: its timing profile (ttl 30/10/10, 10/2/3, or 5/1/2), failsafe mode, node count and
+    /// replication mode come from the seed too.
     pub fn for_seed(seed: u64) -> SimConfig {
         let (ttl_s, loop_wait_s, retry_timeout_s) = match seed % 3 {
             0 => (30.0, 10.0, 10.0),
             1 => (10.0, 2.0, 3.0),
             _ => (5.0, 1.0, 2.0),
         };
+        let nodes = if seed % 7 == 3 { 5 } else { 3 };
+        let sync = match (seed / 5) % 5 {
+            0 => SimSync::Async,
+            1 => SimSync::On,
+            2 => SimSync::OnStrict,
+            3 => SimSync::Quorum,
+            _ => SimSync::QuorumStrict,
+        };
         SimConfig {
             seed,
-            nodes: if seed % 7 == 3 { 5 } else { 3 },
+            nodes,
             ttl_s,
             loop_wait_s,
             retry_timeout_s,
             maximum_lag_on_failover: 1_048_576,
             failsafe_mode: seed % 4 == 1,
+            sync,
+            sync_node_count: if nodes == 5 { 2 } else { 1 },
             watchdog: true,
             step_ms: 100,
             settle_ms: 40_000,

@@ -28,6 +28,9 @@ pub enum Fault {
     DcsPartition { node: usize, ms: u64 },
     /// An operator asks for a switchover to `candidate`.
     Switchover { candidate: usize },
+    /// The node's replication connection is cut for `ms` (it still reaches the DCS and the other nodes' REST
+    /// APIs): a standby falls behind, a synchronous one stops acknowledging.
+    ReplicationCut { node: usize, ms: u64 },
 }
 
 impl Simulation {
@@ -100,6 +103,11 @@ impl Simulation {
                 self.dcs.set_partitioned(&name, true);
                 self.nodes[node].partitioned_until = Some(now.plus_ms(ms));
             }
+            Fault::ReplicationCut { node, ms } => {
+                let name = self.nodes[node].name.clone();
+                self.net.lock().no_receive.insert(name);
+                self.nodes[node].replication_cut_until = Some(now.plus_ms(ms));
+            }
             Fault::Switchover { candidate } => {
                 let leader = self.dcs.leader().map(|(l, _)| l);
                 let member = Some(self.nodes[candidate].name.clone());
@@ -115,7 +123,7 @@ impl Simulation {
     pub(super) fn random_fault(&mut self) -> Fault {
         let ttl = self.timing.ttl_ms;
         let node = self.rng.gen_range(0..self.nodes.len());
-        match self.rng.gen_range(0..9) {
+        match self.rng.gen_range(0..10) {
             0 => Fault::NodeCrash {
                 node,
                 down_ms: self.rng.gen_range(ttl / 2..ttl * 3),
@@ -140,7 +148,11 @@ impl Simulation {
                 node,
                 ms: self.rng.gen_range(ttl / 4..ttl * 2),
             },
-            _ => Fault::Switchover { candidate: node },
+            8 => Fault::Switchover { candidate: node },
+            _ => Fault::ReplicationCut {
+                node,
+                ms: self.rng.gen_range(ttl / 2..ttl * 3),
+            },
         }
     }
 
@@ -157,6 +169,10 @@ impl Simulation {
             if self.nodes[i].partitioned_until.map_or(false, due) {
                 self.dcs.set_partitioned(&name, false);
                 self.nodes[i].partitioned_until = None;
+            }
+            if self.nodes[i].replication_cut_until.map_or(false, due) {
+                self.nodes[i].replication_cut_until = None;
+                self.net.lock().no_receive.remove(&name);
             }
             if self.nodes[i].hung_until.map_or(false, due) {
                 self.nodes[i].hung_until = None;

@@ -3,7 +3,7 @@
 //! one seeded RNG. Invariants are checked at every step; the same seed replays the same run exactly.
 //!
 //! A run has three phases: the cluster bootstraps, a chaos phase injects faults (node crash, PostgreSQL crash or
-//! hang, daemon freeze or kill, DCS outage, one node cut off from the DCS, switchovers), then every fault heals and
+//! hang, daemon freeze or kill, DCS outage, one node cut off from the DCS, a replication connection cut, switchovers), then every fault heals and
 //! the cluster must converge within [`invariants::recovery_bound::bound_ms`].
 //!
 //! # Layout
@@ -11,6 +11,7 @@
 //! - `node`: one simulated node (its daemon's state, watchdog and failsafe inbox) and the REST network between nodes.
 //! - `fault`: the [`Fault`]s, how the seed draws them, injects them and heals them.
 //! - `step`: one step of virtual time (faults, due loops, watchdogs, replication, client writes, invariants).
+//! - `commits`: the client's commits, acknowledged by the primary's replication rule.
 //! - `outcome`: what a run found ([`SimOutcome`], [`SimStats`]) and the command that replays it.
 //! - [`pg`]: the simulated PostgreSQL; [`invariants`]: one file per invariant.
 //!
@@ -22,6 +23,7 @@
 //! assert!(outcome.violations.is_empty(), "{}", outcome.replay_command());
 //! ```
 
+mod commits;
 mod config;
 mod fault;
 pub mod invariants;
@@ -45,7 +47,7 @@ use crate::time::{Clock, ManualClock, Millis};
 
 use node::{Daemon, RestNet, SimNode, SimWatchdog};
 
-pub use config::SimConfig;
+pub use config::{SimConfig, SimSync};
 pub use fault::Fault;
 pub use invariants::Violation;
 pub use outcome::{SimOutcome, SimStats};
@@ -78,6 +80,7 @@ pub struct Simulation {
     violations: Vec<Violation>,
     stats: SimStats,
     trace: Vec<String>,
+    commits: commits::Commits,
 }
 
 impl Simulation {
@@ -100,6 +103,7 @@ impl Simulation {
             violations: Vec::new(),
             stats: SimStats::default(),
             trace: Vec::new(),
+            commits: commits::Commits::default(),
             cfg,
         };
         for i in 0..sim.cfg.nodes {
@@ -117,6 +121,7 @@ impl Simulation {
                 inbox,
                 hung_until: None,
                 partitioned_until: None,
+                replication_cut_until: None,
                 last_reason: String::new(),
             });
             sim.start_daemon(i);

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{SimPg, Simulation};
+use super::{SimPg, SimSync, Simulation};
 use crate::decision::NodeIdentity;
-use crate::driver::{Driver, DriverSettings, FailsafeInbox, FailsafeProbe};
+use crate::driver::{Driver, DriverSettings, FailsafeInbox, FailsafeProbe, PeerProbe, PeerStatus};
 use crate::mock_dcs::MemoryDcsClient;
 use crate::model::{DynamicPostgresql, GlobalConfig, Timing};
 use crate::sync::lock;
@@ -65,6 +65,36 @@ impl FailsafeProbe for SimProbe {
     }
 }
 
+/// The other daemons' REST answers (`GET /patroni`): a daemon that is down or frozen answers nothing, one whose
+/// PostgreSQL does not answer reports no position.
+struct SimPeers {
+    rest: RestNet,
+    net: super::SimPgNet,
+}
+
+#[async_trait]
+impl PeerProbe for SimPeers {
+    async fn statuses(&self, members: &BTreeMap<String, String>) -> BTreeMap<String, PeerStatus> {
+        let up = lock(&self.rest.0);
+        members
+            .keys()
+            .filter(|n| up.get(*n).map_or(false, |(answers, _)| *answers))
+            .filter_map(|n| {
+                let s = self.net.state(n)?;
+                (s.run == super::SimRun::Running).then(|| {
+                    (
+                        n.clone(),
+                        PeerStatus {
+                            lsn: s.lsn,
+                            in_recovery: s.standby,
+                        },
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
 pub(super) struct SimNode {
     pub(super) name: String,
     pub(super) driver: Option<Driver<MemoryDcsClient, SimPg>>,
@@ -74,6 +104,7 @@ pub(super) struct SimNode {
     pub(super) inbox: FailsafeInbox,
     pub(super) hung_until: Option<Millis>,
     pub(super) partitioned_until: Option<Millis>,
+    pub(super) replication_cut_until: Option<Millis>,
     pub(super) last_reason: String,
 }
 
@@ -87,11 +118,26 @@ impl Simulation {
             retry_timeout: Some(self.cfg.retry_timeout_s),
             maximum_lag_on_failover: Some(self.cfg.maximum_lag_on_failover),
             failsafe_mode: Some(self.cfg.failsafe_mode),
+            synchronous_mode: match self.cfg.sync {
+                SimSync::Async => None,
+                SimSync::On | SimSync::OnStrict => Some(true.into()),
+                SimSync::Quorum | SimSync::QuorumStrict => Some("quorum".into()),
+            },
+            synchronous_mode_strict: Some(matches!(
+                self.cfg.sync,
+                SimSync::OnStrict | SimSync::QuorumStrict
+            )),
             postgresql: Some(DynamicPostgresql {
                 use_pg_rewind: Some(true),
                 parameters: Some(params),
                 ..Default::default()
             }),
+            extra: [(
+                "synchronous_node_count".to_string(),
+                self.cfg.sync_node_count.into(),
+            )]
+            .into_iter()
+            .collect(),
             ..Default::default()
         }
     }
@@ -125,6 +171,10 @@ impl Simulation {
             rest: self.rest.clone(),
             clock,
             timing: self.timing,
+        }))
+        .with_peer_probe(Box::new(SimPeers {
+            rest: self.rest.clone(),
+            net: self.net.clone(),
         }));
         if self.cfg.watchdog {
             driver = driver.with_watchdog(Box::new(self.nodes[i].watchdog.clone()));

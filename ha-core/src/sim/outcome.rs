@@ -15,6 +15,10 @@ pub struct SimStats {
     pub faults: Vec<(Millis, Fault)>,
     /// Longest time without any node accepting writes after the cluster first formed, in ms.
     pub longest_write_gap_ms: u64,
+    /// Commits acknowledged to the client.
+    pub acked_commits: u64,
+    /// Asynchronous: the most bytes of acknowledged commits a primary lacked (synchronous: always 0, or a violation).
+    pub acked_bytes_lost: u64,
 }
 
 /// What a run found.

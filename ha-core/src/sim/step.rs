@@ -10,6 +10,13 @@ use crate::sync::lock;
 use crate::watchdog::Watchdog;
 
 impl Simulation {
+    /// Asynchronous replication may lose what a replica lagged (`maximum_lag_on_failover`, against the position the
+    /// leader last published) plus what was written since that publication: a loop and a lease of writes.
+    fn async_loss_bound(&self) -> u64 {
+        let steps = (self.timing.ttl_ms + self.timing.loop_wait_ms) / self.cfg.step_ms.max(1);
+        self.cfg.maximum_lag_on_failover + steps * self.cfg.write_bytes_per_step
+    }
+
     pub(super) fn step(&mut self, chaos: bool) {
         let now = self.now();
         self.stats.steps += 1;
@@ -97,16 +104,22 @@ impl Simulation {
             }
         }
         self.net.replicate_step();
-        // The client writes to whoever accepts writes.
-        {
-            let mut g = self.net.lock();
-            for s in g.servers.values_mut() {
-                if s.accepts_writes() {
-                    s.lsn += self.cfg.write_bytes_per_step;
-                }
-            }
-        }
+        // The client writes to whoever accepts writes, and is told of each commit the replication rule allows.
+        self.commits
+            .write_and_settle(&self.net, self.cfg.write_bytes_per_step);
+        self.stats.acked_commits = self.commits.count;
         if let Some(v) = invariants::single_writer::check(&self.net, now) {
+            self.violations.push(v);
+        }
+        let (v, lost) = invariants::acked_commits::check(
+            &self.net,
+            &self.commits.acked,
+            self.cfg.sync.is_sync(),
+            self.async_loss_bound(),
+            now,
+        );
+        self.stats.acked_bytes_lost = self.stats.acked_bytes_lost.max(lost);
+        if let Some(v) = v {
             self.violations.push(v);
         }
     }

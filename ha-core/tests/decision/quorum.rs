@@ -217,14 +217,16 @@ fn failed_over(voters: &str, quorum: u64, node3_running: bool, node3_lsn: u64) -
     c
 }
 
-fn race(name: &'static str, c: Cluster, settled: bool, expect: Vec<Action>, reason: &'static str) -> Case {
+fn race(
+    name: &'static str,
+    c: Cluster,
+    settled: bool,
+    expect: Vec<Action>,
+    reason: &'static str,
+) -> Case {
     let mut k = case(name, c, replica(1000, "node1"), expect, reason);
     k.local = local();
-    k.local.no_leader_since = Some(if settled {
-        Millis(NOW.0 - 60_000)
-    } else {
-        NOW
-    });
+    k.local.no_leader_since = Some(if settled { Millis(NOW.0 - 60_000) } else { NOW });
     k
 }
 

@@ -80,7 +80,10 @@ fn a_first_standby_is_listed_first_and_becomes_a_voter_once_it_caught_up() {
         state("a", 0, "", 0, "", 0, "b", 2, "a"),
         &[sync(1, "b"), Transition::Restart],
     );
-    check(state("a", 0, "", 1, "b", 1, "b", 2, "a"), &[quorum("a", 0, "b")]);
+    check(
+        state("a", 0, "", 1, "b", 1, "b", 2, "a"),
+        &[quorum("a", 0, "b")],
+    );
     check(
         state("a", 0, "", 0, "", 0, "bcde", 2, "a"),
         &[sync(2, "bcde"), Transition::Restart],
@@ -104,7 +107,10 @@ fn two_nodes_grow_shrink_and_swap() {
         state("a", 0, "b", 1, "b", 1, "bc", 2, "a"),
         &[sync(2, "bc"), quorum("a", 1, "bc")],
     );
-    check(state("a", 1, "bc", 2, "bc", 2, "bc", 2, "a"), &[quorum("a", 0, "bc")]);
+    check(
+        state("a", 1, "bc", 2, "bc", 2, "bc", 2, "a"),
+        &[quorum("a", 0, "bc")],
+    );
     check(
         state("a", 0, "b", 1, "b", 1, "bcde", 2, "a"),
         &[sync(2, "bc"), quorum("a", 3, "bcde"), sync(2, "bcde")],
@@ -123,20 +129,35 @@ fn two_nodes_grow_shrink_and_swap() {
         state("a", 0, "b", 1, "b", 0, "c", 1, "a"),
         &[quorum("a", 0, ""), sync(1, "c"), Transition::Restart],
     );
-    check(state("a", 0, "", 1, "c", 1, "c", 1, "a"), &[quorum("a", 0, "c")]);
+    check(
+        state("a", 0, "", 1, "c", 1, "c", 1, "a"),
+        &[quorum("a", 0, "c")],
+    );
 }
 
 #[test]
 fn an_interrupted_change_is_finished_by_the_next_loop() {
     check(state("a", 0, "b", 2, "bc", 1, "b", 2, "a"), &[sync(1, "b")]);
-    check(state("a", 0, "b", 2, "bc", 1, "bc", 2, "a"), &[quorum("a", 1, "bc")]);
+    check(
+        state("a", 0, "b", 2, "bc", 1, "bc", 2, "a"),
+        &[quorum("a", 1, "bc")],
+    );
     check(
         state("a", 0, "b", 2, "bc", 1, "bcd", 2, "a"),
         &[quorum("a", 2, "bcd"), sync(2, "bcd")],
     );
-    check(state("a", 2, "bcd", 2, "bcd", 3, "bcd", 2, "a"), &[quorum("a", 1, "bcd")]);
-    check(state("a", 1, "bc", 1, "b", 1, "b", 1, "a"), &[quorum("a", 0, "b")]);
-    check(state("a", 1, "bc", 1, "b", 1, "bc", 1, "a"), &[sync(1, "bc")]);
+    check(
+        state("a", 2, "bcd", 2, "bcd", 3, "bcd", 2, "a"),
+        &[quorum("a", 1, "bcd")],
+    );
+    check(
+        state("a", 1, "bc", 1, "b", 1, "b", 1, "a"),
+        &[quorum("a", 0, "b")],
+    );
+    check(
+        state("a", 1, "bc", 1, "b", 1, "bc", 1, "a"),
+        &[sync(1, "bc")],
+    );
     check(
         state("a", 1, "bc", 1, "b", 1, "bcd", 1, "a"),
         &[sync(1, "bc"), quorum("a", 2, "bcd"), sync(1, "bcd")],

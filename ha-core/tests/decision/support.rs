@@ -142,6 +142,7 @@ pub fn decide_with(
         dcs,
         pg,
         local,
+        peers: None,
         planted_bug: None,
     })
 }

@@ -14,6 +14,9 @@ pub use resolver::{check_invariants, transitions, Names, QuorumError, QuorumStat
 use super::standby_names::{self, any_names, StandbyNames, SyncKind};
 use super::sync::{candidates, Note};
 use super::{Action, Observation};
+use std::collections::BTreeMap;
+
+use crate::driver::PeerStatus;
 use crate::model::{Cluster, GlobalConfig, SyncState};
 
 /// The `sync` key written in quorum mode: Patroni's JSON, `quorum` always present.
@@ -47,7 +50,12 @@ fn active_key(cluster: &Cluster) -> Option<&SyncState> {
 /// caught up since (`confirmed`), as Patroni's `SyncHandler.current_state` sees them in quorum mode: a standby
 /// tagged `nofailover` only while fewer than `synchronous_node_count` others are available; confirmed once
 /// PostgreSQL reports it `quorum` and it flushed past the position the leader published in an earlier loop.
-fn current(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig, ssn: &StandbyNames) -> (Names, Names) {
+fn current(
+    obs: &Observation,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+    ssn: &StandbyNames,
+) -> (Names, Names) {
     let wanted = cfg.synchronous_node_count();
     let published = cluster.last_leader_lsn().unwrap_or(0);
     let mut all = candidates(obs, cluster, cfg);
@@ -91,7 +99,11 @@ pub(super) fn duties(
     let voters: Names = key.members().into_iter().collect();
     let quorum = key.quorum.unwrap_or(0) as usize;
     let sync: Names = ssn.names.iter().cloned().collect();
-    let numsync = if ssn.kind == SyncKind::Off { 0 } else { ssn.num };
+    let numsync = if ssn.kind == SyncKind::Off {
+        0
+    } else {
+        ssn.num
+    };
     let key_leader = key.leader.clone().unwrap_or_default();
     if key_leader == me {
         if active.len() < min_sync {
@@ -109,7 +121,11 @@ pub(super) fn duties(
                 warning: true,
             });
         }
-        if min_sync == 0 && active.is_empty() && voters.is_empty() && (!sync.is_empty() || numsync > 0) {
+        if min_sync == 0
+            && active.is_empty()
+            && voters.is_empty()
+            && (!sync.is_empty() || numsync > 0)
+        {
             actions.push(Action::SetSyncStandbyNames(Some(String::new())));
             return Some("no standby to wait for: synchronous_standby_names emptied".into());
         }
@@ -194,10 +210,41 @@ pub(super) fn prepromote(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfi
     vec![Action::SetSyncStandbyNames(Some(any_names(numsync, &sync)))]
 }
 
+/// The members' positions a vote is counted from: live answers when the driver asked (a member that did not
+/// answer gives none), else the positions their member keys published.
+fn positions(
+    cluster: &Cluster,
+    peers: Option<&BTreeMap<String, PeerStatus>>,
+) -> Vec<(String, u64, bool)> {
+    match peers {
+        Some(p) => p
+            .iter()
+            .map(|(n, s)| (n.clone(), s.lsn, s.in_recovery))
+            .collect(),
+        None => cluster
+            .members
+            .iter()
+            .filter(|m| m.is_running())
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    m.lsn(),
+                    m.role() != Some(crate::model::Role::Primary),
+                )
+            })
+            .collect(),
+    }
+}
+
 /// The leader race in quorum mode (Patroni's `_is_healthiest_node`): `Ok` when `quorum` members of the `sync` key
 /// (its leader and voters) are running at or behind this node's position `lsn`, or when this node is the key's
-/// leader and nobody is ahead of it. Members ahead that are not the old leader are checked by the caller.
-pub fn votes(me: &str, lsn: u64, cluster: &Cluster) -> Result<(), String> {
+/// leader and nobody is ahead of it.
+pub fn votes(
+    me: &str,
+    lsn: u64,
+    cluster: &Cluster,
+    peers: Option<&BTreeMap<String, PeerStatus>>,
+) -> Result<(), String> {
     let Some(key) = active_key(cluster) else {
         return Ok(());
     };
@@ -205,14 +252,22 @@ pub fn votes(me: &str, lsn: u64, cluster: &Cluster) -> Result<(), String> {
     let quorum = key.quorum.unwrap_or(0) as i64;
     let mut votes: i64 = if voting.contains(me) { 0 } else { -1 };
     let mut ahead = 0;
-    for m in &cluster.members {
+    for (name, pos, in_recovery) in positions(cluster, peers) {
         // A member that may not fail over counts only as a voter.
-        if m.name == me || !m.is_running() || (m.tags().nofailover() && !voting.contains(&m.name)) {
+        let nofailover = cluster
+            .member(&name)
+            .map_or(false, |m| m.tags().nofailover());
+        if name == me || (nofailover && !voting.contains(&name)) {
             continue;
         }
-        if m.lsn() > lsn {
+        if !in_recovery {
+            return Err(format!(
+                "not racing for the lock: {name} is still a primary"
+            ));
+        }
+        if pos > lsn {
             ahead += 1;
-        } else if m.lsn() > 0 && voting.contains(&m.name) {
+        } else if pos > 0 && voting.contains(&name) {
             votes += 1;
         }
     }
@@ -227,11 +282,33 @@ pub fn votes(me: &str, lsn: u64, cluster: &Cluster) -> Result<(), String> {
     }
 }
 
-/// Votes count only from positions the voters published after the leader was gone: for one `loop_wait` after
-/// this node saw the leader key vanish, a voter's published position may predate WAL it received since. `Some`
-/// with the milliseconds left while that holds.
+/// [`votes`] in quorum mode, `Ok` otherwise.
+pub fn votes_if_quorum(
+    obs: &Observation,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+) -> Result<(), String> {
+    if cfg.sync_mode() == crate::model::SyncMode::Quorum {
+        votes(&obs.me.name, obs.pg.lsn, cluster, obs.peers)
+    } else {
+        Ok(())
+    }
+}
+
+/// Candidate `name` at `lsn` would get a quorum's votes, as the others see it (from the member keys).
+pub fn candidate_has_votes(name: &str, lsn: u64, cluster: &Cluster, cfg: &GlobalConfig) -> bool {
+    cfg.sync_mode() != crate::model::SyncMode::Quorum || votes(name, lsn, cluster, None).is_ok()
+}
+
+/// Without live answers, votes count only from positions the voters published after the leader was gone: for
+/// one `loop_wait` after this node saw the leader key vanish, a voter's published position may predate WAL it
+/// received since. `Some` with the milliseconds left while that holds. (A voter whose daemon froze before the
+/// leader went keeps its stale key until its lease ends: only live answers rule that out.)
 pub fn votes_settling(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Option<u64> {
-    if cfg.sync_mode() != crate::model::SyncMode::Quorum || active_key(cluster).is_none() {
+    if cfg.sync_mode() != crate::model::SyncMode::Quorum
+        || active_key(cluster).is_none()
+        || obs.peers.is_some()
+    {
         return None;
     }
     let since = obs.local.no_leader_since.unwrap_or(obs.now);

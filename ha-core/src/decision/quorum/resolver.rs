@@ -73,9 +73,9 @@ pub fn transitions(state: &QuorumState) -> Result<Vec<Transition>, QuorumError> 
     let mut out = Vec::new();
     let steps = std::mem::take(&mut r.out);
     for (i, t) in steps.iter().enumerate() {
-        let same_kind_next = steps
-            .get(i + 1)
-            .map_or(false, |n| std::mem::discriminant(n) == std::mem::discriminant(t));
+        let same_kind_next = steps.get(i + 1).map_or(false, |n| {
+            std::mem::discriminant(n) == std::mem::discriminant(t)
+        });
         if same_kind_next {
             continue;
         }
@@ -176,9 +176,7 @@ impl Resolver {
             return Err(QuorumError(format!("Quorum {quorum} < 0 of ({voters:?})")));
         }
         if quorum > 0 && quorum >= len(&voters) {
-            return Err(QuorumError(format!(
-                "Quorum {quorum} >= N of ({voters:?})"
-            )));
+            return Err(QuorumError(format!("Quorum {quorum} >= N of ({voters:?})")));
         }
         let (mut quorum, mut voters) = (quorum, voters);
         let old_leader = self.leader.clone();
@@ -261,7 +259,10 @@ impl Resolver {
 
     /// The old leader becomes a voter and this node the key's leader. `Ok(false)`: stop for this loop.
     fn after_failover(&mut self) -> Result<bool, QuorumError> {
-        let voters = union(&minus(&self.voters, &one(&self.leader_wanted)), &one(&self.leader));
+        let voters = union(
+            &minus(&self.voters, &one(&self.leader_wanted)),
+            &one(&self.leader),
+        );
         if self.sync.is_empty() {
             // synchronous_standby_names first, so the old voters (and the old leader) keep every commit.
             self.sync_update(len(&voters) - self.quorum, voters.clone())?;
@@ -333,7 +334,10 @@ impl Resolver {
             }
         } else {
             let margin = self.quorum + self.numsync - all;
-            if self.numsync == self.sync_wanted && margin > 0 && self.numsync > self.numsync_confirmed {
+            if self.numsync == self.sync_wanted
+                && margin > 0
+                && self.numsync > self.numsync_confirmed
+            {
                 let (q, voters) = (len(&self.sync) - self.numsync, self.voters.clone());
                 self.quorum_update(q, voters, None, true)?;
             }
@@ -370,12 +374,7 @@ impl Resolver {
             self.sync_update(num, sync)?;
             let voters = minus(&self.voters, &remove);
             gone = inter(&gone, &self.sync);
-            self.quorum_update(
-                len(&voters) - self.numsync,
-                voters,
-                None,
-                gone.is_empty(),
-            )?;
+            self.quorum_update(len(&voters) - self.numsync, voters, None, gone.is_empty())?;
         }
         if !gone.is_empty() {
             if self.quorum != 0 {

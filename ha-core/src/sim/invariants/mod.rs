@@ -1,5 +1,6 @@
 //! The properties checked at every simulated step, one file each. Each says what a user would suffer if it broke.
 
+pub mod acked_commits;
 pub mod promotion_lag;
 pub mod recovery_bound;
 pub mod single_writer;

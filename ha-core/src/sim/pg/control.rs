@@ -14,6 +14,13 @@ use crate::pg::{
 #[async_trait]
 impl PgControl for SimPg {
     async fn observe(&self) -> PgObservation {
+        let replication = {
+            let g = self.net.lock();
+            match g.servers.get(&self.name) {
+                Some(s) if s.run == SimRun::Running && !s.standby => g.replication_rows(&self.name),
+                _ => Vec::new(),
+            }
+        };
         self.with(|s| {
             let run_state = if !s.initialized {
                 PgRunState::Uninitialized
@@ -51,6 +58,7 @@ impl PgControl for SimPg {
                 },
                 history: s.history.clone(),
                 server_version: Some(150018),
+                replication,
                 synchronous_standby_names: (s.run == SimRun::Running).then(|| {
                     s.running_with
                         .get("synchronous_standby_names")
@@ -266,7 +274,14 @@ impl PgControl for SimPg {
     ) -> Result<ParamChange, PgError> {
         self.check_answers("reload")?;
         self.with(|s| {
+            // The leader-managed synchronous_standby_names overrides the parameters and survives their change
+            // and any restart, as pg-control keeps it in its state file.
+            const SSN: &str = "synchronous_standby_names";
+            let managed = s.configured.get(SSN).cloned();
             s.configured = parameters.clone();
+            if let Some(v) = managed {
+                s.configured.insert(SSN.into(), v);
+            }
             let pending = RESTART_PARAMETERS
                 .iter()
                 .filter(|p| s.configured.get(**p) != s.running_with.get(**p))

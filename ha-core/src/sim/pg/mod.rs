@@ -7,10 +7,13 @@
 //! # Layout
 //! - this file: one server's state ([`SimPgState`], [`SimRun`]) and one node's handle on it ([`SimPg`]);
 //! - `net`: all servers of a cluster ([`SimPgNet`]) and the WAL stream between them;
-//! - `control`: [`SimPg`]'s [`PgControl`](crate::pg::PgControl), what each call does to the simulated server.
+//! - `control`: [`SimPg`]'s [`PgControl`](crate::pg::PgControl), what each call does to the simulated server;
+//! - `sync_rep`: synchronous replication on a primary (`pg_stat_replication`'s `sync_state`, which commits are
+//!   acknowledged).
 
 mod control;
 mod net;
+mod sync_rep;
 
 pub use net::{SimPgNet, SimPgNetInner};
 
@@ -87,7 +90,8 @@ impl SimPgState {
     pub fn alive(&self) -> bool {
         matches!(self.run, SimRun::Running | SimRun::Hung)
     }
-    fn end_of(&self, timeline: u64) -> Option<u64> {
+    /// Where this server's history left `timeline` (`None`: it never did, or never was on it).
+    pub fn end_of(&self, timeline: u64) -> Option<u64> {
         self.history
             .iter()
             .find(|s| s.timeline == timeline)

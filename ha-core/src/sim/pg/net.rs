@@ -16,6 +16,8 @@ pub struct SimPgNetInner {
     pub stream_bytes_per_step: u64,
     /// Servers whose WAL stream to replicas is cut (not used by default).
     pub no_stream: BTreeSet<String>,
+    /// Replicas whose replication connection is cut (their DCS and REST connections are not).
+    pub no_receive: BTreeSet<String>,
 }
 
 /// Shared handle to all simulated servers.
@@ -77,10 +79,18 @@ impl SimPgNet {
         let names: Vec<String> = g.servers.keys().cloned().collect();
         for n in names {
             let (up_name, rep_tl, rep_lsn) = match g.servers.get(&n) {
-                Some(s) if s.run == SimRun::Running && s.standby => match &s.upstream {
-                    Some(u) => (u.clone(), s.timeline, s.lsn),
-                    None => continue,
-                },
+                Some(s) if s.run == SimRun::Running && s.standby && !g.no_receive.contains(&n) => {
+                    match &s.upstream {
+                        Some(u) => (u.clone(), s.timeline, s.lsn),
+                        None => continue,
+                    }
+                }
+                Some(_) if g.no_receive.contains(&n) => {
+                    if let Some(r) = g.servers.get_mut(&n) {
+                        r.streaming = false;
+                    }
+                    continue;
+                }
                 _ => continue,
             };
             let same_system = |up: &SimPgState| {
