@@ -36,7 +36,9 @@ fn main() {
             "--planted-bug" => {
                 bug = Some(match args.get(i + 1).map(String::as_str) {
                     Some("promote-without-lock") => PlantedBug::PromoteWithoutLock,
-                    _ => usage("--planted-bug promote-without-lock"),
+                    Some("sync-key-before-names") => PlantedBug::SyncKeyBeforeNames,
+                    Some("stale-quorum-votes") => PlantedBug::StaleQuorumVotes,
+                    _ => usage("--planted-bug promote-without-lock|sync-key-before-names|stale-quorum-votes"),
                 });
                 i += 1;
             }

@@ -4,7 +4,7 @@
 //! (or `cargo run --release -p ha-core --example simulate -- --seed 1234 --trace`).
 
 use ha_core::decision::PlantedBug;
-use ha_core::sim::{Fault, SimConfig, Simulation};
+use ha_core::sim::{Fault, SimConfig, SimSync, Simulation};
 
 /// Seeds run by `cargo test` (CI); the soak runs millions with the `simulate` example.
 const CI_SEEDS: u64 = 1_000;
@@ -15,6 +15,10 @@ fn a_thousand_seeds_hold_every_invariant() {
     let mut freezes_longer_than_ttl = 0;
     let mut failsafe_runs = 0;
     let mut promotions = 0;
+    let mut sync_runs = 0;
+    let mut quorum_runs = 0;
+    let mut async_lost_max = 0;
+    let mut async_runs_with_loss = 0;
     for seed in 0..CI_SEEDS {
         let cfg = SimConfig::for_seed(seed);
         let ttl_ms = (cfg.ttl_s * 1000.0) as u64;
@@ -26,6 +30,19 @@ fn a_thousand_seeds_hold_every_invariant() {
             out.replay_command()
         );
         promotions += out.stats.promotions;
+        assert!(
+            out.stats.acked_commits > 100,
+            "seed {seed}: only {} commits acknowledged",
+            out.stats.acked_commits
+        );
+        match cfg.sync {
+            SimSync::Async => {
+                async_lost_max = async_lost_max.max(out.stats.acked_bytes_lost);
+                async_runs_with_loss += u64::from(out.stats.acked_bytes_lost > 0);
+            }
+            SimSync::Quorum | SimSync::QuorumStrict => quorum_runs += 1,
+            _ => sync_runs += 1,
+        }
         if cfg.ttl_s == 5.0 {
             ttl5_runs += 1;
             freezes_longer_than_ttl += out
@@ -52,6 +69,19 @@ fn a_thousand_seeds_hold_every_invariant() {
     assert!(
         promotions >= CI_SEEDS,
         "faults caused only {promotions} promotions"
+    );
+    // Synchronous runs lost nothing acknowledged (the oracle would have failed the seed); asynchronous ones are
+    // where the loss the oracle bounds shows up.
+    assert!(
+        sync_runs >= 300 && quorum_runs >= 300,
+        "{sync_runs} sync and {quorum_runs} quorum runs"
+    );
+    eprintln!(
+        "asynchronous runs: {async_runs_with_loss} lost acknowledged commits, at most {async_lost_max} bytes"
+    );
+    assert!(
+        async_runs_with_loss > 0,
+        "no asynchronous run lost anything: the oracle saw no failover loss"
     );
 }
 
@@ -129,4 +159,41 @@ fn replay_seed_from_env() {
         out.violations,
         out.replay_command()
     );
+}
+
+/// The first seed (of `seeds`, in the given replication modes) where `bug` breaks an invariant, and which.
+fn first_catch(bug: PlantedBug, modes: &[SimSync], seeds: u64) -> Option<(u64, String)> {
+    (0..)
+        .map(|s: u64| s)
+        .filter(|s| modes.contains(&SimConfig::for_seed(*s).sync))
+        .take(seeds as usize)
+        .find_map(|seed| {
+            let mut cfg = SimConfig::for_seed(seed);
+            cfg.planted_bug = Some(bug);
+            let out = Simulation::new(cfg).run();
+            out.violations
+                .first()
+                .map(|v| (seed, v.invariant.to_string()))
+        })
+}
+
+#[test]
+fn simulator_catches_planted_synchronous_replication_bugs() {
+    let stale = first_catch(
+        PlantedBug::StaleQuorumVotes,
+        &[SimSync::Quorum, SimSync::QuorumStrict],
+        400,
+    );
+    let early_key = first_catch(
+        PlantedBug::SyncKeyBeforeNames,
+        &[SimSync::On, SimSync::OnStrict],
+        400,
+    );
+    eprintln!("stale quorum votes caught: {stale:?}; sync key before names caught: {early_key:?}");
+    let (_, invariant) =
+        stale.expect("400 quorum seeds counting stale votes and no violation found");
+    assert_eq!(invariant, "acked_commits");
+    let (_, invariant) =
+        early_key.expect("400 sync seeds naming standbys early and no violation found");
+    assert_eq!(invariant, "acked_commits");
 }

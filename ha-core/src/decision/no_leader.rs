@@ -110,12 +110,6 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
     let race = match &plan {
         NoLeaderPlan::StandAside(why) => Err(why.clone()),
         // A named candidate need not be the furthest along; in quorum mode it still needs a quorum's votes.
-        // On a timeline behind the cluster's it would take the cluster back before the last promotion.
-        NoLeaderPlan::CandidateRace if pg.timeline < cluster.timeline() => Err(format!(
-            "not racing for the lock as the switchover candidate: {me} is on timeline {}, behind the cluster's {}",
-            pg.timeline,
-            cluster.timeline()
-        )),
         NoLeaderPlan::CandidateRace => election::eligible(me, &obs.me.tags, pg, cluster, cfg)
             .and_then(|()| super::quorum::votes_if_quorum(obs, cluster, cfg)),
         _ => election::healthiest(me, &obs.me.tags, pg, cluster, cfg)

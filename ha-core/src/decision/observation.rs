@@ -67,6 +67,9 @@ pub struct LocalState {
     /// As the leader: each member slot name and when its member was last seen (`status.retain_slots`, kept for
     /// `member_slots_ttl`); see [`crate::decision::slots::remember_members`].
     pub member_slots_seen: std::collections::BTreeMap<String, Millis>,
+    /// As the leader: this server's WAL position right after it last changed `synchronous_standby_names` (a
+    /// standby newly listed has caught up once it flushed past it; `None` since this daemon started).
+    pub sync_names_changed_lsn: Option<u64>,
 }
 
 /// Known bugs the simulator must be able to catch; a test-only switch, never set in production code.
@@ -75,6 +78,13 @@ pub struct LocalState {
 pub enum PlantedBug {
     /// A replica that cannot reach the DCS promotes itself without the lock.
     PromoteWithoutLock,
+    /// Synchronous mode (`on`): the `sync` key names the standbys picked in the same loop that lists them in
+    /// `synchronous_standby_names`, before PostgreSQL reports them synchronous and caught up (the ordering rule
+    /// says: names first, the key after confirmation).
+    SyncKeyBeforeNames,
+    /// Quorum mode: votes are counted from the member keys at once, not from live answers (a frozen voter's stale
+    /// position votes).
+    StaleQuorumVotes,
 }
 
 /// One loop's input.

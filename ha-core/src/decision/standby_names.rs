@@ -54,15 +54,16 @@ pub fn standby_names(names: &[String], strict: bool) -> String {
     }
 }
 
-/// `synchronous_standby_names` in `ANY` form (quorum commit): `ANY num ("a","b")`; with no name, empty, or the
-/// placeholder when `num` ≥ 1 (commits must wait).
+/// `synchronous_standby_names` in `ANY` form (quorum commit): `ANY num ("a","b")`; the placeholder when `num` ≥ 1
+/// and there is no name (commits must wait); empty when `num` is 0 (PostgreSQL refuses `ANY 0`, and keeps its
+/// previous value, where Patroni writes it).
 pub fn any_names<'a>(num: usize, names: impl IntoIterator<Item = &'a String>) -> String {
+    if num == 0 {
+        return String::new();
+    }
     let mut quoted: Vec<String> = names.into_iter().map(|n| quote_ident(n)).collect();
     quoted.sort();
     if quoted.is_empty() {
-        if num == 0 {
-            return String::new();
-        }
         quoted.push(STRICT_PLACEHOLDER.to_string());
     }
     format!("ANY {num} ({})", quoted.join(","))

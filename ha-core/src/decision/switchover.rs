@@ -54,16 +54,6 @@ pub fn viable_candidate(
     if !m.is_running() || m.role() != Some(Role::Replica) {
         return Err(format!("{} is not a running replica", m.name));
     }
-    // A named candidate is not compared with the others: on an older timeline it would take the cluster back to
-    // before the last promotion (whatever `check_timeline` says).
-    if m.timeline() < cluster.timeline() {
-        return Err(format!(
-            "{} is on timeline {}, behind the cluster's {}",
-            m.name,
-            m.timeline(),
-            cluster.timeline()
-        ));
-    }
     let lag = leader_lsn.saturating_sub(m.lsn());
     if lag > cfg.maximum_lag_on_failover() {
         return Err(format!(

@@ -162,11 +162,19 @@ pub(super) fn sync_duties(
             warning: true,
         });
     }
-    let published = cluster.last_leader_lsn().unwrap_or(0);
+    let published = caught_up_at(obs, cluster);
+    // Synchronous *and* still a candidate (Patroni's `sync_confirmed` among the active): a standby PostgreSQL still
+    // waits for but that may no longer be picked (its member key gone, tagged nosync) leaves the key before
+    // `synchronous_standby_names` moves on without it.
+    let eligible: Vec<String> = candidates(obs, cluster, cfg)
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     let synchronous: Vec<String> = pg
         .replication
         .iter()
         .filter(|r| r.sync_state == "sync" && r.flush_lsn.unwrap_or(0) >= published)
+        .filter(|r| eligible.contains(&r.application_name))
         .map(|r| r.application_name.clone())
         .collect();
     // Shrink: a name in the key that is not synchronous (any more) goes before anything else changes.
@@ -184,6 +192,11 @@ pub(super) fn sync_duties(
     }
     let desired = standby_names(&picked, strict);
     if pg.synchronous_standby_names.as_deref() != Some(desired.as_str()) {
+        if obs.planted_bug == Some(crate::decision::PlantedBug::SyncKeyBeforeNames)
+            && !same_set(&picked, &voters)
+        {
+            actions.push(write(&picked));
+        }
         actions.push(Action::SetSyncStandbyNames(Some(desired)));
         return Some(format!("assigning synchronous standby status to {picked:?}").into());
     }
@@ -198,6 +211,16 @@ pub(super) fn sync_duties(
         return Some(format!("synchronous standby status assigned to {target:?}").into());
     }
     None
+}
+
+/// The position a standby listed in `synchronous_standby_names` must have flushed to count as holding every
+/// acknowledged commit: where the primary was when the setting last changed (commits acknowledged under the old
+/// one reach up to there), and at least the position the leader published in an earlier loop.
+pub(super) fn caught_up_at(obs: &Observation, cluster: &Cluster) -> u64 {
+    let published = cluster.last_leader_lsn().unwrap_or(0);
+    obs.local
+        .sync_names_changed_lsn
+        .map_or(published, |l| l.max(published))
 }
 
 /// A standby that may be synchronous, as Patroni's `_ReplicaList` holds it.

@@ -173,11 +173,19 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         }
 
         let touched_pg = executed.iter().any(|(a, _)| a.touches_postgres());
-        let pg_after = if touched_pg {
+        // A standby listed anew counts as caught up only past where the primary was once the change took effect:
+        // commits acknowledged under the previous setting may reach up to there.
+        let names_changed = executed
+            .iter()
+            .any(|(a, o)| matches!(a, Action::SetSyncStandbyNames(_)) && *o == Outcome::Done);
+        let pg_after = if touched_pg || names_changed {
             self.pg.observe().await
         } else {
             pg_obs
         };
+        if names_changed {
+            self.local.sync_names_changed_lsn = Some(pg_after.lsn);
+        }
         // After a renewal that found the DCS unreachable, the member write would only wait out another timeout
         // while the lease runs down: the next loop (at once, below) sees the outage and can act on it.
         if loaded.is_ok() && !self.renew_unreachable {

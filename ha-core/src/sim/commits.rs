@@ -13,6 +13,8 @@ pub struct Acked {
     pub lsn: u64,
     /// The primary that acknowledged it.
     pub by: String,
+    /// That primary's timeline history then: where each earlier timeline of its lineage ended.
+    pub history: Vec<crate::pg::TimelineSwitch>,
 }
 
 #[derive(Debug, Default)]
@@ -44,9 +46,9 @@ impl Commits {
         }
         let names: Vec<String> = self.waiting.keys().cloned().collect();
         for name in names {
-            let (writable, timeline) = match g.servers.get(&name) {
-                Some(s) => (s.accepts_writes(), s.timeline),
-                None => (false, 0),
+            let (writable, timeline, history) = match g.servers.get(&name) {
+                Some(s) => (s.accepts_writes(), s.timeline, s.history.clone()),
+                None => (false, 0, Vec::new()),
             };
             let Some((tl, lsns)) = self.waiting.get_mut(&name) else {
                 continue;
@@ -70,11 +72,13 @@ impl Commits {
             let e = self.acked.entry(tl).or_insert(Acked {
                 lsn: 0,
                 by: name.clone(),
+                history: Vec::new(),
             });
             if last > e.lsn {
                 *e = Acked {
                     lsn: last,
                     by: name.clone(),
+                    history,
                 };
             }
         }

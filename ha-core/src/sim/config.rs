@@ -35,6 +35,9 @@ pub struct SimConfig {
     pub sync: SimSync,
     /// `synchronous_node_count`.
     pub sync_node_count: usize,
+    /// One node on a link slower than the client's writes (a remote replica that falls ever further behind):
+    /// its index and the bytes it receives per step.
+    pub slow_replica: Option<(usize, u64)>,
     /// Whether nodes run a watchdog that fences PostgreSQL when the lease runs out without a renewal.
     pub watchdog: bool,
     pub step_ms: u64,
@@ -79,6 +82,7 @@ impl SimConfig {
             failsafe_mode: seed % 4 == 1,
             sync,
             sync_node_count: if nodes == 5 { 2 } else { 1 },
+            slow_replica: (seed % 2 == 0).then(|| ((seed / 2) as usize % nodes, 6 * 1024)),
             watchdog: true,
             step_ms: 100,
             settle_ms: 40_000,

@@ -109,6 +109,10 @@ impl Simulation {
         for i in 0..sim.cfg.nodes {
             let name = format!("node{}", i + 1);
             sim.net.server(&name);
+            if let Some((slow, bytes)) = sim.cfg.slow_replica.filter(|(n, _)| *n == i) {
+                debug_assert_eq!(slow, i);
+                sim.net.lock().slow_link.insert(name.clone(), bytes);
+            }
             let inbox = FailsafeInbox::default();
             let watchdog = SimWatchdog::default();
             lock(&sim.rest.0).insert(name.clone(), (true, inbox.clone()));

@@ -36,6 +36,8 @@ impl SimOutcome {
     pub fn replay_command(&self) -> String {
         let bug = match self.config.planted_bug {
             Some(PlantedBug::PromoteWithoutLock) => " --planted-bug promote-without-lock",
+            Some(PlantedBug::SyncKeyBeforeNames) => " --planted-bug sync-key-before-names",
+            Some(PlantedBug::StaleQuorumVotes) => " --planted-bug stale-quorum-votes",
             None => "",
         };
         let wd = if self.config.watchdog {

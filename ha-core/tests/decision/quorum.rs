@@ -234,12 +234,13 @@ fn race(
 fn a_node_is_elected_only_with_the_votes_of_a_quorum() {
     check(vec![
         race(
-            "a voter with the vote of the other voter: it lists the old set and promotes",
+            "a voter with the vote of the other voter: it lists the old set, records itself and promotes",
             failed_over("node2,node3", 1, true, 900),
             true,
             vec![
                 Action::AcquireLock,
                 ssn("ANY 1 (\"node1\",\"node3\")"),
+                writes("node1,node3", 1, Some(5)),
                 Action::Promote,
             ],
             "promoted self",

@@ -10,7 +10,8 @@ fn set(s: &str) -> Names {
     s.chars().map(|c| c.to_string()).collect()
 }
 
-/// `(leader, quorum, voters, numsync, sync, confirmed, active, wanted, leader_wanted)`.
+/// `(leader, quorum, voters, numsync, sync, confirmed, active, wanted, leader_wanted)`; `confirmed` 0 means
+/// "not known" as in Patroni's cases (see [`measured`]).
 #[allow(clippy::too_many_arguments)]
 fn state(
     leader: &str,
@@ -29,11 +30,17 @@ fn state(
         voters: set(voters),
         numsync,
         sync: set(sync),
-        numsync_confirmed: confirmed,
+        numsync_confirmed: (confirmed > 0).then_some(confirmed),
         active: set(active),
         sync_wanted: wanted,
         leader_wanted: leader_wanted.into(),
     }
+}
+
+/// The same state with the confirmed count measured (hactl's case), 0 included.
+fn measured(mut s: QuorumState, confirmed: usize) -> QuorumState {
+    s.numsync_confirmed = Some(confirmed);
+    s
 }
 
 fn sync(num: usize, names: &str) -> Transition {
@@ -223,6 +230,22 @@ fn a_new_leader_makes_the_old_one_a_voter_and_waits_a_loop_for_standbys() {
     check(
         state("d", 1, "abc", 2, "abc", 0, "bc", 1, "d"),
         &[sync(2, "bc"), quorum("d", 1, "bc"), sync(1, "bc")],
+    );
+}
+
+#[test]
+fn a_standby_that_never_caught_up_is_not_assumed_confirmed() {
+    // ANY 2 of (b, c), quorum 1: commits acknowledged by b and another are on b. b stops streaming; c (slow) never
+    // caught up. Assumed confirmed (unknown), c becomes the only voter with quorum 0 and could be elected alone;
+    // measured as unconfirmed, the quorum stays 1 and c needs a vote it cannot get from the missing b.
+    let unknown = state("a", 1, "bc", 2, "bc", 0, "c", 2, "a");
+    assert_eq!(
+        transitions(&unknown).unwrap(),
+        [sync(1, "c"), quorum("a", 0, "c")]
+    );
+    assert_eq!(
+        transitions(&measured(unknown, 0)).unwrap(),
+        [quorum("a", 2, "bc"), sync(1, "c"), quorum("a", 1, "c")]
     );
 }
 

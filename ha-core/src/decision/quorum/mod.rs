@@ -136,7 +136,7 @@ pub(super) fn duties(
         voters,
         numsync,
         sync: sync.clone(),
-        numsync_confirmed: confirmed.len(),
+        numsync_confirmed: Some(confirmed.len()),
         active,
         sync_wanted: cfg.synchronous_node_count().max(min_sync),
         leader_wanted: me.to_string(),
@@ -188,11 +188,14 @@ pub(super) fn duties(
     (!lines.is_empty()).then(|| lines.join("; ").into())
 }
 
-/// What a node about to promote sets first in quorum mode (Patroni's `_process_quorum_prepromote`): the old leader
-/// and voters listed, as many of them waited for as the `sync` key guarantees, so that no commit is acknowledged
-/// by fewer nodes than the election counts on before the leader's next loops settle the state.
+/// What a node about to promote does first in quorum mode (Patroni's `_process_quorum_prepromote`, and then its
+/// resolver's first step after a failover): it lists the old leader and voters, as many of them waited for as the
+/// `sync` key guarantees, then records itself as the key's leader with the old leader among the voters, before it
+/// accepts a write. Otherwise, until its first loop as leader, the key would still name the old leader, which the
+/// election lets win alone when nobody is ahead of it: commits this node acknowledged meanwhile would be lost.
 pub(super) fn prepromote(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Vec<Action> {
     let me = obs.me.name.as_str();
+    let version = cluster.sync.as_ref().map(|k| k.version);
     let (quorum, mut sync): (i64, Names) = match active_key(cluster) {
         Some(k) => (
             k.quorum.unwrap_or(0) as i64,
@@ -207,7 +210,11 @@ pub(super) fn prepromote(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfi
         numsync += 1;
     }
     let numsync = numsync.max(i64::from(cfg.synchronous_mode_strict())).max(0) as usize;
-    vec![Action::SetSyncStandbyNames(Some(any_names(numsync, &sync)))]
+    let quorum = (quorum.max(0) as usize).min(sync.len());
+    vec![
+        Action::SetSyncStandbyNames(Some(any_names(numsync, &sync))),
+        write(me, quorum, &sync, version),
+    ]
 }
 
 /// The members' positions a vote is counted from: live answers when the driver asked (a member that did not
@@ -289,7 +296,10 @@ pub fn votes_if_quorum(
     cfg: &GlobalConfig,
 ) -> Result<(), String> {
     if cfg.sync_mode() == crate::model::SyncMode::Quorum {
-        votes(&obs.me.name, obs.pg.lsn, cluster, obs.peers)
+        let peers = obs
+            .peers
+            .filter(|_| obs.planted_bug != Some(crate::decision::PlantedBug::StaleQuorumVotes));
+        votes(&obs.me.name, obs.pg.lsn, cluster, peers)
     } else {
         Ok(())
     }
@@ -308,6 +318,7 @@ pub fn votes_settling(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) 
     if cfg.sync_mode() != crate::model::SyncMode::Quorum
         || active_key(cluster).is_none()
         || obs.peers.is_some()
+        || obs.planted_bug == Some(crate::decision::PlantedBug::StaleQuorumVotes)
     {
         return None;
     }

@@ -12,6 +12,9 @@
 //! `sync` before `voters` unless `sync` would become empty. The steps are computed from any state, half-done ones
 //! included, so an interrupted change is simply finished by the next loop.
 //!
+//! Two deviations from Patroni, both towards safety: the confirmed count may be measured (see
+//! [`QuorumState::numsync_confirmed`]), and a quorum equal to the number of voters is accepted.
+//!
 //! Names compare exactly (Patroni compares them case-insensitively; member names differing only in case are not
 //! supported by hactl).
 
@@ -54,8 +57,11 @@ pub struct QuorumState {
     pub numsync: usize,
     /// The names in `synchronous_standby_names`.
     pub sync: Names,
-    /// How many of `sync` are known to have caught up since they were listed.
-    pub numsync_confirmed: usize,
+    /// How many of `sync` are known to have caught up since they were listed; `None` when that is not known (a
+    /// leader that just restarted or was promoted: Patroni then assumes as many as the quorum guarantees). hactl
+    /// measures it every loop from the standbys' flush positions, so it passes `Some`: an assumed confirmation
+    /// would let a slow standby that never caught up become a voter with a lowered quorum.
+    pub numsync_confirmed: Option<usize>,
     /// The standbys streaming from the leader that may be synchronous.
     pub active: Names,
     /// `synchronous_node_count`.
@@ -99,6 +105,7 @@ struct Resolver {
     numsync: i64,
     sync: Names,
     numsync_confirmed: i64,
+    confirmed_known: bool,
     active: Names,
     sync_wanted: i64,
     leader_wanted: String,
@@ -133,7 +140,8 @@ impl Resolver {
             // numsync can't be bigger than the number of listed synchronous nodes.
             numsync: (s.numsync as i64).min(len(&s.sync)),
             sync: s.sync.clone(),
-            numsync_confirmed: s.numsync_confirmed as i64,
+            numsync_confirmed: s.numsync_confirmed.unwrap_or(0) as i64,
+            confirmed_known: s.numsync_confirmed.is_some(),
             active: s.active.clone(),
             sync_wanted: s.sync_wanted as i64,
             leader_wanted: s.leader_wanted.clone(),
@@ -175,7 +183,9 @@ impl Resolver {
         if quorum < 0 {
             return Err(QuorumError(format!("Quorum {quorum} < 0 of ({voters:?})")));
         }
-        if quorum > 0 && quorum >= len(&voters) {
+        // Patroni refuses a quorum equal to the number of voters too; hactl reaches it when it does not assume a
+        // slow standby confirmed, and it is safe (a candidate then needs every other voter's vote).
+        if quorum > 0 && quorum > len(&voters) {
             return Err(QuorumError(format!("Quorum {quorum} >= N of ({voters:?})")));
         }
         let (mut quorum, mut voters) = (quorum, voters);
@@ -246,9 +256,9 @@ impl Resolver {
                 self.leader, self.leader_wanted
             )));
         }
-        // After a restart or a failover nothing is confirmed yet: as many as the quorum guarantees are.
+        // Not known (after a restart or a failover): as many as the quorum guarantees.
         let live = inter(&self.sync, &self.active);
-        if self.numsync_confirmed == 0 && !live.is_empty() {
+        if !self.confirmed_known && !live.is_empty() {
             self.numsync_confirmed = len(&live).min(len(&self.voters) - self.quorum);
         }
         self.non_steady()?;

@@ -3,7 +3,7 @@
 //! transaction committed and the cluster then went on without it.
 //!
 //! A primary on timeline `t` holds the commits acknowledged on an earlier timeline `e` up to where its history
-//! left `e`; it holds none of a later timeline's.
+//! left `e`; of a later timeline's, it holds what precedes the point where that timeline's lineage left `t`.
 
 use std::collections::BTreeMap;
 
@@ -21,7 +21,11 @@ pub fn missing(net: &SimPgNet, acked: &BTreeMap<u64, Acked>) -> Option<(u64, Str
             let held = match (*tl).cmp(&s.timeline) {
                 std::cmp::Ordering::Equal => continue,
                 std::cmp::Ordering::Less => s.end_of(*tl).unwrap_or(0),
-                std::cmp::Ordering::Greater => 0,
+                std::cmp::Ordering::Greater => a
+                    .history
+                    .iter()
+                    .find(|sw| sw.timeline == s.timeline)
+                    .map_or(0, |sw| sw.lsn.min(s.lsn)),
             };
             let lost = a.lsn.saturating_sub(held);
             if lost > 0 && worst.as_ref().map_or(true, |(w, _)| lost > *w) {

@@ -18,6 +18,8 @@ pub struct SimPgNetInner {
     pub no_stream: BTreeSet<String>,
     /// Replicas whose replication connection is cut (their DCS and REST connections are not).
     pub no_receive: BTreeSet<String>,
+    /// Replicas on a slower link: bytes they receive per step (less than the client writes: they fall behind).
+    pub slow_link: BTreeMap<String, u64>,
 }
 
 /// Shared handle to all simulated servers.
@@ -116,6 +118,7 @@ impl SimPgNet {
                 }
                 _ => None,
             };
+            let slow = g.slow_link.get(&n).copied();
             if let Some(r) = g.servers.get_mut(&n) {
                 match streaming {
                     Some((tl, up_lsn, switched_history)) => {
@@ -124,7 +127,7 @@ impl SimPgNet {
                             r.history = hist;
                         }
                         if up_lsn > r.lsn {
-                            r.lsn = (r.lsn + step).min(up_lsn);
+                            r.lsn = (r.lsn + slow.unwrap_or(step)).min(up_lsn);
                         }
                         r.streaming = true;
                     }
