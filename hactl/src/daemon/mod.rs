@@ -4,14 +4,15 @@
 //!
 //! Every piece is library code so a product can build its own daemon from them: [`pg_settings`] turns the
 //! `postgresql:` section into pg-control's settings, [`callbacks::CallbackHooks`] runs Patroni's callbacks,
-//! [`failsafe::HttpFailsafeProbe`] asks members over REST, [`shared`] shares the DCS and PostgreSQL control
-//! between the driver and the API.
+//! [`failsafe::HttpFailsafeProbe`] and [`peers::HttpPeerProbe`] ask members over REST, [`shared`] shares the DCS
+//! and PostgreSQL control between the driver and the API.
 
 pub mod callbacks;
 pub mod failsafe;
 pub mod fencer;
 pub mod files;
 pub mod heartbeat;
+pub mod peers;
 mod pg_settings;
 pub mod reload;
 pub mod shared;
@@ -232,6 +233,10 @@ async fn run_inner(
         auth: config.restapi.authentication.clone(),
         conn_url: identity.conn_url.clone(),
         api_url: identity.api_url.clone(),
+    }))
+    .with_peer_probe(Box::new(peers::HttpPeerProbe {
+        http: http.clone(),
+        auth: config.restapi.authentication.clone(),
     }));
     // A `/dev/watchdog` device when configured (`required`: it must open now), and the process fencer beside it.
     let mut watchdogs: Vec<Box<dyn ha_core::watchdog::Watchdog>> = Vec::new();
