@@ -7,79 +7,15 @@ mod e2e_support;
 
 use std::time::{Duration, Instant};
 
+use e2e_support::scenario::{
+    cluster_with_writer, cluster_with_writer_as, failed_over, post, rejoined, serial,
+    wait_streaming,
+};
 use e2e_support::{
-    assert_no_corruption, finish, lost_rows, prerequisites_on, prerequisites_or_skip, slots,
-    write_gap, Backend, Census, Cluster, Partition, Spec, Timing, Writer, FAST, SERIAL,
+    assert_no_corruption, finish, lost_rows, prerequisites_or_skip, slots, write_gap, Backend,
+    Census, Cluster, Partition, Spec, Timing, Writer, FAST,
 };
 use serde_json::{json, Value};
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-async fn post(url: &str, body: Value) -> (u16, String) {
-    let r = reqwest::Client::new()
-        .post(url)
-        .json(&body)
-        .timeout(Duration::from_secs(90))
-        .send()
-        .await
-        .expect("POST");
-    let code = r.status().as_u16();
-    (code, r.text().await.unwrap_or_default())
-}
-
-/// A 3-node cluster with the writer running, and the primary at the start.
-async fn cluster_with_writer(test: &str) -> Option<(Cluster, Writer, usize)> {
-    cluster_with_writer_as(Spec::new(test)).await
-}
-
-/// The cluster `spec` describes, with the writer running, and the primary at the start.
-async fn cluster_with_writer_as(spec: Spec) -> Option<(Cluster, Writer, usize)> {
-    if !prerequisites_on(&spec.test, spec.backend) {
-        return None;
-    }
-    let c = Cluster::start_spec(spec).await;
-    let p = c.primary().await.expect("a primary");
-    let w = Writer::start(c.write_port).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        !w.acked().is_empty(),
-        "the writer got no write through HAProxy before the fault"
-    );
-    Some((c, w, p))
-}
-
-/// Waits until both replicas stream from the primary.
-async fn wait_streaming(c: &Cluster) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while c.streaming_replicas().await < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "replicas not streaming\n{}",
-            c.dump_logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn failed_over(c: &Cluster, old: usize, within: Duration) -> (usize, Duration) {
-    c.wait_new_primary(old, within)
-        .await
-        .unwrap_or_else(|| panic!("no new primary within {within:?}\n{}", c.dump_logs()))
-}
-
-async fn rejoined(c: &Cluster, node: usize) -> Duration {
-    c.wait_replica(node, Duration::from_secs(90))
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "{} did not come back as a replica\n{}",
-                c.nodes[node].name,
-                c.dump_logs()
-            )
-        })
-}
 
 /// The shortest timing the targets name: ttl 5 s (loop_wait + 2 × retry_timeout ≤ ttl).
 const TTL5: Timing = Timing {

@@ -100,7 +100,10 @@ mod tests {
                 in_recovery: true
             })
         );
-        assert_eq!(status_of(&json!({"state": "stopped", "xlog": {"location": 1}})), None);
+        assert_eq!(
+            status_of(&json!({"state": "stopped", "xlog": {"location": 1}})),
+            None
+        );
         assert_eq!(status_of(&json!({"state": "running"})), None);
     }
 }

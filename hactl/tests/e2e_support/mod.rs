@@ -20,6 +20,7 @@ use dcs_etcd::testing::{free_port, EtcdCluster, EtcdServer};
 
 #[path = "../common/certs.rs"]
 pub mod certs;
+pub mod scenario;
 pub mod slots;
 
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -287,6 +288,8 @@ pub struct Spec {
     pub failsafe_mode: bool,
     /// `synchronous_mode` and `synchronous_mode_strict` on.
     pub synchronous: bool,
+    /// `synchronous_mode: quorum` (with `synchronous_mode_strict`), instead of `on`.
+    pub quorum: bool,
     /// TLS on the REST API (client certificates required), for the CLI, HAProxy's checks and Prometheus.
     pub tls: bool,
     /// Permanent slots in the configuration (`keep_me` physical, `cdc` logical with test_decoding) and
@@ -307,6 +310,7 @@ impl Spec {
             etcd_members: 1,
             failsafe_mode: false,
             synchronous: false,
+            quorum: false,
             tls: false,
             slots: false,
             standby_of: None,
@@ -326,6 +330,13 @@ impl Spec {
     /// Strict synchronous replication: every acknowledged commit is on the synchronous standby.
     pub fn synchronous(mut self) -> Spec {
         self.synchronous = true;
+        self
+    }
+    /// Strict quorum commit: every acknowledged commit is on any `synchronous_node_count` of the standbys, and a
+    /// node is elected only with a quorum's votes.
+    pub fn quorum(mut self) -> Spec {
+        self.synchronous = true;
+        self.quorum = true;
         self
     }
     pub fn tls(mut self) -> Spec {
@@ -357,6 +368,7 @@ pub struct Cluster {
     pub timing: Timing,
     pub failsafe_mode: bool,
     pub synchronous: bool,
+    pub quorum: bool,
     /// Permanent slots (see [`Spec::slots`]).
     pub slots: bool,
     /// See [`Spec::standby_of`].
@@ -458,6 +470,7 @@ impl Cluster {
             dcs,
             failsafe_mode: spec.failsafe_mode,
             synchronous: spec.synchronous,
+            quorum: spec.quorum,
             slots: spec.slots,
             standby_of: spec.standby_of,
             nodes: Vec::new(),
@@ -568,7 +581,7 @@ restapi:
 {restapi_tls}{ctl}{dcs}bootstrap:
   dcs:
     failsafe_mode: {failsafe}
-    synchronous_mode: {sync}
+    synchronous_mode: {sync_mode}
     synchronous_mode_strict: {sync}
     ttl: {ttl}
     loop_wait: {lw}
@@ -612,6 +625,11 @@ postgresql:
             ssl_parameters = pg.parameters,
             failsafe = self.failsafe_mode,
             sync = self.synchronous,
+            sync_mode = if self.quorum {
+                "quorum".to_string()
+            } else {
+                self.synchronous.to_string()
+            },
             slots = if self.slots {
                 "    slots:\n      keep_me: {type: physical}\n      cdc: {type: logical, database: postgres, plugin: test_decoding}\n"
             } else {
