@@ -691,31 +691,13 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
     if !Partition::available("partition") {
         return;
     }
-    // Strict synchronous replication: the leader names one synchronous standby, and only it may be elected.
-    let Some((c, w, old)) = cluster_with_writer_as(Spec::new("partition").synchronous()).await
+    // Strict synchronous replication: the leader names one synchronous standby, and only it may be elected. One
+    // cluster start, two faults: the partition of the primary, then the crash of the new primary's machine.
+    let Some((mut c, w, old)) = cluster_with_writer_as(Spec::new("partition").synchronous()).await
     else {
         return;
     };
-    let sync_node = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let mut found = None;
-            for i in (0..c.nodes.len()).filter(|i| *i != old) {
-                if c.rest(i, "/sync").await.map(|(code, _)| code) == Some(200) {
-                    found = Some(i);
-                }
-            }
-            if let Some(i) = found {
-                break i;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no synchronous standby answers /sync\n{}",
-                c.dump_logs()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
+    let sync_node = sync_standby(&c, old).await;
     let other = (0..c.nodes.len())
         .find(|i| *i != old && *i != sync_node)
         .expect("a third node");
@@ -787,8 +769,43 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
         "{local_lost} of the local client's acknowledged rows are missing on the new primary\n{}",
         c.dump_logs()
     );
-    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "old_primary_stopped_writes_after_s": stopped_after.as_secs_f64(), "margin_before_promotion_s": margin.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64(), "local_rows_acked_after_cut": local_after_cut.len(), "local_rows_lost": local_lost});
-    finish(&c, w, newp, "network_partition_primary", figures, FEW_ROWS).await;
+    // Then the new primary's machine dies: its synchronous standby takes over, and nothing acknowledged is lost
+    // (the writer's rows are checked on the last primary).
+    let sync_now = sync_standby(&c, newp).await;
+    let t1 = Instant::now();
+    c.crash_node(newp);
+    let (last, took_crash) = failed_over(&c, newp, Duration::from_secs(FAST.ttl_s * 4)).await;
+    assert_eq!(
+        last,
+        sync_now,
+        "{} was elected although the sync key names {}\n{}",
+        c.nodes[last].name,
+        c.nodes[sync_now].name,
+        c.dump_logs()
+    );
+    let gap_crash = write_gap(&c, &w, t1).await;
+    c.start_daemon(newp);
+    rejoined(&c, newp).await;
+    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "old_primary_stopped_writes_after_s": stopped_after.as_secs_f64(), "margin_before_promotion_s": margin.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64(), "local_rows_acked_after_cut": local_after_cut.len(), "local_rows_lost": local_lost, "machine_crash_new_primary_s": took_crash.as_secs_f64(), "machine_crash_write_gap_s": gap_crash.as_secs_f64()});
+    finish(&c, w, last, "network_partition_primary", figures, 0).await;
+}
+
+/// The standby answering `/sync` (the one the leader `leader` waits for), within 30 s.
+async fn sync_standby(c: &Cluster, leader: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        for i in (0..c.nodes.len()).filter(|i| *i != leader) {
+            if c.rest(i, "/sync").await.map(|(code, _)| code) == Some(200) {
+                return i;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no synchronous standby answers /sync\n{}",
+            c.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 // The scenarios marked * in the test plan, on Consul and ZooKeeper.
