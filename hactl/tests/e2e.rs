@@ -687,14 +687,19 @@ async fn loss_of_the_dcs_with_failsafe(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes() {
+    partitioned_primary(Backend::Etcd).await
+}
+
+async fn partitioned_primary(backend: Backend) {
     let _g = serial();
-    if !Partition::available("partition") {
+    let name = format!("partition{}", backend.suffix());
+    if !Partition::available(&name) {
         return;
     }
     // Strict synchronous replication: the leader names one synchronous standby, and only it may be elected. One
     // cluster start, two faults: the partition of the primary, then the crash of the new primary's machine.
-    let Some((mut c, w, old)) = cluster_with_writer_as(Spec::new("partition").synchronous()).await
-    else {
+    let spec = Spec::new(&name).on(backend).synchronous().partitionable();
+    let Some((mut c, w, old)) = cluster_with_writer_as(spec).await else {
         return;
     };
     let sync_node = sync_standby(&c, old).await;
@@ -787,7 +792,8 @@ async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes(
     c.start_daemon(newp);
     rejoined(&c, newp).await;
     let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "old_primary_stopped_writes_after_s": stopped_after.as_secs_f64(), "margin_before_promotion_s": margin.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64(), "local_rows_acked_after_cut": local_after_cut.len(), "local_rows_lost": local_lost, "machine_crash_new_primary_s": took_crash.as_secs_f64(), "machine_crash_write_gap_s": gap_crash.as_secs_f64()});
-    finish(&c, w, last, "network_partition_primary", figures, 0).await;
+    let scenario = format!("network_partition_primary{}", backend.suffix());
+    finish(&c, w, last, &scenario, figures, 0).await;
 }
 
 /// The standby answering `/sync` (the one the leader `leader` waits for), within 30 s.
@@ -810,7 +816,7 @@ async fn sync_standby(c: &Cluster, leader: usize) -> usize {
 
 // The scenarios marked * in the test plan, on Consul and ZooKeeper.
 
-/// The five wrappers of one backend: a module per backend, so `cargo test on_consul` runs just those.
+/// The six wrappers of one backend: a module per backend, so `cargo test on_consul` runs just those.
 macro_rules! starred_scenarios_on {
     ($module:ident, $feature:literal, $backend:expr) => {
         #[cfg(feature = $feature)]
@@ -836,6 +842,10 @@ macro_rules! starred_scenarios_on {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn loss_of_the_dcs_with_failsafe_keeps_the_primary() {
                 loss_of_the_dcs_with_failsafe($backend).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_partitioned_primary_stops_taking_writes_before_the_majority_promotes() {
+                partitioned_primary($backend).await
             }
         }
     };

@@ -20,6 +20,7 @@ use dcs_etcd::testing::{free_port, EtcdCluster, EtcdServer};
 
 #[path = "../common/certs.rs"]
 pub mod certs;
+pub mod forward;
 pub mod scenario;
 pub mod slots;
 
@@ -265,6 +266,28 @@ impl DcsServer {
         }
     }
 
+    /// The one client port of a Consul or ZooKeeper server (`None` for etcd, which has one per node).
+    fn client_port(&self) -> Option<u16> {
+        match self {
+            DcsServer::Etcd(_) => None,
+            #[cfg(feature = "consul")]
+            DcsServer::Consul(s) => Some(s.http_port()),
+            #[cfg(feature = "zookeeper")]
+            DcsServer::Zookeeper(s) => s.hosts().rsplit(':').next()?.parse().ok(),
+        }
+    }
+
+    /// A Consul or ZooKeeper section reaching the server through `port` (a forwarder).
+    fn yaml_at(&self, port: u16) -> String {
+        match self {
+            #[cfg(feature = "consul")]
+            DcsServer::Consul(_) => format!("consul:\n  host: 127.0.0.1:{port}\n"),
+            #[cfg(feature = "zookeeper")]
+            DcsServer::Zookeeper(_) => format!("zookeeper:\n  hosts: ['127.0.0.1:{port}']\n"),
+            _ => self.yaml(0),
+        }
+    }
+
     /// The TCP port node `i` reaches the DCS on, when it has one of its own (single etcd).
     pub fn own_port_of(&self, i: usize) -> Option<u16> {
         match self {
@@ -290,6 +313,8 @@ pub struct Spec {
     pub synchronous: bool,
     /// `synchronous_mode: quorum` (with `synchronous_mode_strict`), instead of `on`.
     pub quorum: bool,
+    /// Consul and ZooKeeper reached through a forwarder per node, so that [`Partition::cut`] can cut one node.
+    pub partitionable: bool,
     /// TLS on the REST API (client certificates required), for the CLI, HAProxy's checks and Prometheus.
     pub tls: bool,
     /// Permanent slots in the configuration (`keep_me` physical, `cdc` logical with test_decoding) and
@@ -311,6 +336,7 @@ impl Spec {
             failsafe_mode: false,
             synchronous: false,
             quorum: false,
+            partitionable: false,
             tls: false,
             slots: false,
             standby_of: None,
@@ -337,6 +363,11 @@ impl Spec {
     pub fn quorum(mut self) -> Spec {
         self.synchronous = true;
         self.quorum = true;
+        self
+    }
+    /// One node's link to the DCS can be cut alone (on every backend).
+    pub fn partitionable(mut self) -> Spec {
+        self.partitionable = true;
         self
     }
     pub fn tls(mut self) -> Spec {
@@ -369,6 +400,8 @@ pub struct Cluster {
     pub failsafe_mode: bool,
     pub synchronous: bool,
     pub quorum: bool,
+    /// Per-node forwarders to a Consul or ZooKeeper server (see [`Spec::partitionable`]).
+    pub dcs_forwarders: Vec<forward::Forwarder>,
     /// Permanent slots (see [`Spec::slots`]).
     pub slots: bool,
     /// See [`Spec::standby_of`].
@@ -463,6 +496,10 @@ impl Cluster {
                 .build()
                 .expect("client"),
         };
+        let dcs_forwarders = match dcs.client_port().filter(|_| spec.partitionable) {
+            Some(port) => (0..n).map(|_| forward::Forwarder::start(port)).collect(),
+            None => Vec::new(),
+        };
         let mut c = Cluster {
             tls,
             http,
@@ -471,6 +508,7 @@ impl Cluster {
             failsafe_mode: spec.failsafe_mode,
             synchronous: spec.synchronous,
             quorum: spec.quorum,
+            dcs_forwarders,
             slots: spec.slots,
             standby_of: spec.standby_of,
             nodes: Vec::new(),
@@ -552,7 +590,10 @@ impl Cluster {
                 "zookeeper:\n  hosts: ['{}']\n  auth_data: {{digest: '{ZK_DIGEST}'}}\n  set_acls: {{'auth:': [ALL]}}\n",
                 s.hosts()
             ),
-            _ => self.dcs.yaml(i - 1),
+            _ => match self.dcs_forwarders.get(i - 1) {
+                Some(f) => self.dcs.yaml_at(f.port),
+                None => self.dcs.yaml(i - 1),
+            },
         };
         let (restapi_tls, ctl) = match &self.tls {
             None => (String::new(), String::new()),
@@ -1366,9 +1407,11 @@ impl Partition {
         ipt(&["-N", &chain]);
         let n = &c.nodes[i];
         let ports = [
-            c.dcs
-                .own_port_of(i)
-                .expect("the node has a DCS port of its own"),
+            c.dcs_forwarders
+                .get(i)
+                .map(|f| f.port)
+                .or_else(|| c.dcs.own_port_of(i))
+                .expect("the node has a DCS port of its own (Spec::partitionable on Consul and ZooKeeper)"),
             n.pg_port,
             n.api_port,
         ];

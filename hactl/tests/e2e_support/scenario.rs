@@ -33,13 +33,16 @@ pub async fn cluster_with_writer_as(spec: Spec) -> Option<(Cluster, Writer, usiz
     if !prerequisites_on(&spec.test, spec.backend) {
         return None;
     }
+    // Strict synchronous modes acknowledge nothing until the leader has a synchronous standby (a loop or two).
+    let settle = if spec.synchronous { 30 } else { 2 };
     let c = Cluster::start_spec(spec).await;
     let p = c.primary().await.expect("a primary");
     let w = Writer::start(c.write_port).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
-        !w.acked().is_empty(),
-        "the writer got no write through HAProxy before the fault"
+        !w.acked().is_empty() || w.wait_progress(1, Duration::from_secs(settle)).await,
+        "the writer got no write through HAProxy before the fault\n{}",
+        c.dump_logs()
     );
     Some((c, w, p))
 }
