@@ -205,8 +205,8 @@ pub async fn stale_cas_conflicts(h: &dyn Harness) -> Result<(), String> {
     }
 }
 
-/// The `sync` key: written, read back as Patroni's JSON (`leader`, `sync_standby`), replaced with compare-and-set
-/// on its version, and a stale version refused with `Conflict` without changing it.
+/// The `sync` key: written, read back as Patroni's JSON (`leader`, `sync_standby`, `quorum`), replaced with
+/// compare-and-set on its version, and a stale version refused with `Conflict` without changing it.
 pub async fn sync_key_round_trip_and_cas(h: &dyn Harness) -> Result<(), String> {
     let a = h.client("a").await;
     let first = SyncState {
@@ -228,6 +228,7 @@ pub async fn sync_key_round_trip_and_cas(h: &dyn Harness) -> Result<(), String> 
     let second = SyncState {
         leader: Some("a".into()),
         sync_standby: Some("b,c".into()),
+        quorum: Some(1),
         ..Default::default()
     };
     a.set_sync_state(&second, Some(read.version))
@@ -244,6 +245,7 @@ pub async fn sync_key_round_trip_and_cas(h: &dyn Harness) -> Result<(), String> 
         .sync
         .ok_or("sync missing")?;
     if now.value.members() != ["b", "c"]
+        || now.value.quorum != Some(1)
         || !now.value.matches("c", false)
         || !now.value.matches("a", true)
     {
