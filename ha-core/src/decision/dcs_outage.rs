@@ -17,6 +17,12 @@ pub(super) fn dcs_unreachable(obs: &Observation, e: &DcsError) -> Decision {
                 "planted bug: the DCS is gone, promoting without the lock",
             );
         }
+        if let Some(sync) = super::slots::failsafe_advance(obs) {
+            return Decision::new(
+                vec![sync],
+                format!("DCS is not accessible ({e}); failsafe: moving the permanent slots to the leader's positions"),
+            );
+        }
         return Decision::none(format!(
             "DCS is not accessible ({e}); no action as a secondary"
         ));

@@ -332,6 +332,62 @@ pub(super) fn slot_duties(
     }
 }
 
+/// Each slot's position as Patroni's `slots()` reports it: `confirmed_flush_lsn` of a logical slot, `restart_lsn`
+/// of a physical one (slots without one left out).
+pub fn positions(local: &[LocalSlot]) -> BTreeMap<String, u64> {
+    local
+        .iter()
+        .filter_map(|s| {
+            let lsn = match s.kind {
+                SlotKind::Logical { .. } => s.confirmed_flush_lsn,
+                SlotKind::Physical => s.restart_lsn,
+            }?;
+            Some((s.name.clone(), lsn))
+        })
+        .collect()
+}
+
+/// With the DCS unreachable in failsafe mode, a standby that accepted the leader's `POST /failsafe` moves its copies
+/// of the permanent slots to the positions the leader sent (Patroni's `Failsafe.update_cluster`): a logical
+/// consumer that follows a failover then does not get changes it already confirmed. Only advances: nothing is
+/// created or dropped without the DCS.
+pub(super) fn failsafe_advance(obs: &Observation) -> Option<Action> {
+    let cfg = &obs.local.last_config;
+    let (leader, until) = obs.local.failsafe.accepted_leader.as_ref()?;
+    let sent = obs.local.failsafe.leader_slots.as_ref()?;
+    let local = obs.pg.slots.as_deref()?;
+    if !cfg.failsafe_mode() || !cfg.use_slots() || !obs.pg.is_replica() || *leader == obs.me.name {
+        return None;
+    }
+    if obs.now >= *until {
+        return None;
+    }
+    let wanted: BTreeMap<String, WantedSlot> = cfg
+        .permanent_slots()
+        .0
+        .into_iter()
+        .map(|p| {
+            let target = sent.get(&p.name).copied();
+            (
+                p.name,
+                WantedSlot {
+                    kind: p.kind,
+                    target,
+                    expected_active: Some(false),
+                    permanent: true,
+                },
+            )
+        })
+        .collect();
+    let replay = obs.pg.replay_lsn.unwrap_or(obs.pg.lsn);
+    let (plan, _) = plan(&wanted, local, cfg, false, replay, false);
+    let advance = SlotPlan {
+        advance: plan.advance,
+        ..Default::default()
+    };
+    (!advance.is_empty()).then_some(Action::SyncSlots(advance))
+}
+
 /// What the leader publishes in `status`: the positions of its slots that other nodes mirror (with retention on:
 /// every wanted slot, and its own name at its WAL position; without: the permanent ones), and the member slots to
 /// retain. `None` for both when slots are off or not observed.

@@ -92,6 +92,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
         }
         self.local.failsafe.accepted_leader = lock(&self.failsafe_inbox).clone();
+        self.local.failsafe.leader_slots = self.requests.failsafe_slots();
         self.local.failsafe.confirmed_at = None;
         if loaded.is_err()
             && self.local.lease_deadline.is_some()
@@ -106,7 +107,10 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                     .filter(|(n, _)| **n != me)
                     .map(|(a, b)| (a.clone(), b.clone()))
                     .collect();
-                if !self.last_failsafe_members.is_empty() && probe.confirm_all(&me, &others).await {
+                let slots = crate::decision::slots::positions(pg_obs.slots.as_deref().unwrap_or(&[]));
+                if !self.last_failsafe_members.is_empty()
+                    && probe.confirm_all(&me, &others, &slots).await
+                {
                     self.local.failsafe.confirmed_at = Some(sent);
                 }
             }

@@ -1,6 +1,7 @@
 //! What the REST API hands the loop: operator requests ([`RequestBox`]) and failsafe requests from a leader
 //! ([`FailsafeInbox`]), both taken by the next loop.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::Driver;
@@ -23,6 +24,8 @@ pub struct RequestBox {
     pub(super) tags: Mutex<Option<Tags>>,
     /// Wakes a sleeping [`Driver::run`] (Patroni's `ha.wakeup()`).
     pub(super) wakeup: tokio::sync::Notify,
+    /// The slot positions the leader sent with its last `POST /failsafe`.
+    failsafe_slots: Mutex<Option<BTreeMap<String, u64>>>,
 }
 
 impl RequestBox {
@@ -36,6 +39,16 @@ impl RequestBox {
     pub fn set_tags(&self, tags: Tags) {
         *lock(&self.tags) = Some(tags);
         self.wake();
+    }
+
+    /// Keeps the slot positions a leader sent with `POST /failsafe` (its acceptance goes to the [`FailsafeInbox`]).
+    pub fn set_failsafe_slots(&self, slots: Option<BTreeMap<String, u64>>) {
+        *lock(&self.failsafe_slots) = slots;
+    }
+
+    /// The slot positions of the last `POST /failsafe`, if it sent any.
+    pub fn failsafe_slots(&self) -> Option<BTreeMap<String, u64>> {
+        lock(&self.failsafe_slots).clone()
     }
 
     /// The tags set by the last reload, if any: the REST API answers with them at once, before the loop that

@@ -46,7 +46,13 @@ struct SimProbe {
 
 #[async_trait]
 impl FailsafeProbe for SimProbe {
-    async fn confirm_all(&self, leader: &str, members: &BTreeMap<String, String>) -> bool {
+    // The simulated servers have no slots: the positions are not passed on.
+    async fn confirm_all(
+        &self,
+        leader: &str,
+        members: &BTreeMap<String, String>,
+        _slots: &BTreeMap<String, u64>,
+    ) -> bool {
         let g = lock(&self.rest.0);
         let now = self.clock.now();
         let mut all = true;

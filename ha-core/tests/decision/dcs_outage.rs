@@ -49,7 +49,7 @@ fn failsafe_mode_keeps_a_confirmed_primary_and_holds_replicas_back() {
     l.last_config.failsafe_mode = Some(true);
     l.failsafe = FailsafeInput {
         confirmed_at: Some(NOW),
-        accepted_leader: None,
+        ..Default::default()
     };
     let d = decide_with(&id, Err(&err), &primary(1000), &l);
     assert_eq!(
@@ -73,8 +73,8 @@ fn failsafe_mode_keeps_a_confirmed_primary_and_holds_replicas_back() {
     ]));
     let promised = LocalState {
         failsafe: FailsafeInput {
-            confirmed_at: None,
             accepted_leader: Some(("node1".into(), Millis(NOW.0 + 1))),
+            ..Default::default()
         },
         ..local()
     };
@@ -109,4 +109,70 @@ fn failsafe_mode_keeps_a_confirmed_primary_and_holds_replicas_back() {
         d.actions.is_empty() && d.reason.contains("not in the failsafe member list"),
         "{d:?}"
     );
+}
+
+#[test]
+fn failsafe_a_standby_moves_its_permanent_slots_to_the_positions_the_leader_sent() {
+    use ha_core::pg::{LocalSlot, PgObservation, SlotPlan};
+    use ha_core::model::SlotKind;
+    let err = DcsError::Unreachable("timeout".into());
+    let id = me(Tags::default());
+    let mut l = local();
+    l.last_config.failsafe_mode = Some(true);
+    l.last_config.extra.insert(
+        "slots".into(),
+        serde_json::json!({"cdc": {"type": "logical", "database": "postgres", "plugin": "test_decoding"},
+                           "keep_me": {"type": "physical"}}),
+    );
+    let slot = |name: &str, kind: SlotKind, lsn: u64| LocalSlot {
+        name: name.into(),
+        confirmed_flush_lsn: matches!(kind, SlotKind::Logical { .. }).then_some(lsn),
+        kind,
+        restart_lsn: Some(lsn),
+        has_xmin: false,
+        active: false,
+        lost: false,
+        managed: true,
+    };
+    let logical = SlotKind::Logical {
+        database: "postgres".into(),
+        plugin: "test_decoding".into(),
+    };
+    let pg = PgObservation {
+        slots: Some(vec![
+            slot("cdc", logical, 500),
+            slot("keep_me", SlotKind::Physical, 400),
+            slot("backup_tool", SlotKind::Physical, 100),
+        ]),
+        replay_lsn: Some(900),
+        ..replica(1000, "node1")
+    };
+    l.failsafe = FailsafeInput {
+        accepted_leader: Some(("node1".into(), Millis(NOW.0 + 5_000))),
+        leader_slots: Some(BTreeMap::from([
+            ("cdc".to_string(), 950),
+            ("keep_me".to_string(), 700),
+            ("backup_tool".to_string(), 800),
+        ])),
+        ..Default::default()
+    };
+    let d = decide_with(&id, Err(&err), &pg, &l);
+    // The logical copy stops at what this standby replayed; a slot the configuration does not name is not touched,
+    // and nothing is dropped or created without the DCS.
+    assert_eq!(
+        d.actions,
+        vec![Action::SyncSlots(SlotPlan {
+            advance: vec![
+                ("cdc".into(), Some("postgres".into()), 900),
+                ("keep_me".into(), None, 700)
+            ],
+            ..Default::default()
+        })],
+        "{}",
+        d.reason
+    );
+    // Once the promise has run out, nothing moves.
+    l.failsafe.accepted_leader = Some(("node1".into(), NOW));
+    let d = decide_with(&id, Err(&err), &pg, &l);
+    assert!(d.actions.is_empty(), "{d:?}");
 }

@@ -1,5 +1,6 @@
 //! Failsafe mode over HTTP: with the DCS unreachable, the leader asks every member in the `failsafe` key to accept
-//! it (`POST /failsafe`, Patroni's request body) and keeps its role only if all of them answer 200 `Accepted`.
+//! it (`POST /failsafe`, Patroni's request body, its slots' positions included) and keeps its role only if all of
+//! them answer 200 `Accepted`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -23,8 +24,13 @@ pub struct HttpFailsafeProbe {
 
 #[async_trait]
 impl FailsafeProbe for HttpFailsafeProbe {
-    async fn confirm_all(&self, leader: &str, members: &BTreeMap<String, String>) -> bool {
-        let body = json!({ "name": leader, "conn_url": self.conn_url, "api_url": self.api_url });
+    async fn confirm_all(
+        &self,
+        leader: &str,
+        members: &BTreeMap<String, String>,
+        slots: &BTreeMap<String, u64>,
+    ) -> bool {
+        let body = json!({ "name": leader, "conn_url": self.conn_url, "api_url": self.api_url, "slots": slots });
         let mut tasks = Vec::new();
         for (name, api_url) in members {
             let url = format!("{}/failsafe", base_url(api_url));

@@ -1,5 +1,6 @@
 //! `GET /failsafe` (the failsafe key's members) and `POST /failsafe`: the leader's call in failsafe mode, which
-//! this node accepts by putting the leader's name and a deadline into the driver's failsafe inbox.
+//! this node accepts by putting the leader's name and a deadline into the driver's failsafe inbox (and the
+//! leader's slot positions, for the copies of its permanent slots here).
 
 use axum::http::HeaderValue;
 use axum::response::Response;
@@ -47,6 +48,13 @@ pub(crate) fn post_failsafe(ctx: &ApiContext, req: &Request) -> Response {
             return text(500, "cannot record the promise");
         }
     }
+    // The leader's slot positions (name → LSN); anything else in `slots` is ignored, the acceptance stands.
+    let slots = body.get("slots").and_then(|s| s.as_object()).map(|m| {
+        m.iter()
+            .filter_map(|(k, v)| v.as_u64().map(|l| (k.clone(), l)))
+            .collect()
+    });
+    ctx.requests.set_failsafe_slots(slots);
     *lock(&ctx.failsafe_inbox) = Some((leader, ctx.clock.now().plus_ms(ttl_ms)));
     let mut r = text(200, "Accepted");
     if let Ok(h) = HeaderValue::from_str(&v.pg.lsn.to_string()) {
