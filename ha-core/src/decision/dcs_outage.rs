@@ -35,8 +35,10 @@ pub(super) fn dcs_unreachable(obs: &Observation, e: &DcsError) -> Decision {
     if obs.holds_lease() {
         if cfg.failsafe_mode() {
             if let Some(at) = obs.local.failsafe.confirmed_at {
+                let mut actions = vec![Action::ExtendLeaseByFailsafe { confirmed_at: at }];
+                actions.extend(super::slots::failsafe_leader_advance(obs));
                 return Decision::new(
-                    vec![Action::ExtendLeaseByFailsafe { confirmed_at: at }],
+                    actions,
                     "DCS is not accessible; failsafe mode: every member accepts me as the leader, continuing as primary",
                 );
             }

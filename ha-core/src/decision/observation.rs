@@ -24,6 +24,8 @@ pub struct FailsafeInput {
     pub confirmed_at: Option<Millis>,
     /// As a replica: a leader that asked us to accept it, and until when that holds.
     pub accepted_leader: Option<(String, Millis)>,
+    /// As the leader, with `confirmed_at`: each member's WAL position, as it answered.
+    pub member_lsns: std::collections::BTreeMap<String, u64>,
     /// As a replica: the positions of the leader's replication slots it sent with its last request.
     pub leader_slots: Option<std::collections::BTreeMap<String, u64>>,
 }

@@ -388,6 +388,41 @@ pub(super) fn failsafe_advance(obs: &Observation) -> Option<Action> {
     (!advance.is_empty()).then_some(Action::SyncSlots(advance))
 }
 
+/// With the DCS unreachable in failsafe mode, the leader moves the slots of members that stream from another member
+/// (inactive here, so nothing else moves them) to the positions those members reported when they accepted it, as
+/// Patroni does with the `lsn` of their answers; never past its own position.
+pub(super) fn failsafe_leader_advance(obs: &Observation) -> Option<Action> {
+    let cfg = &obs.local.last_config;
+    let local = obs.pg.slots.as_deref()?;
+    if !cfg.use_slots() || !obs.pg.is_primary() {
+        return None;
+    }
+    let wanted: BTreeMap<String, WantedSlot> = obs
+        .local
+        .failsafe
+        .member_lsns
+        .iter()
+        .filter(|(m, _)| **m != obs.me.name)
+        .map(|(m, lsn)| {
+            (
+                slot_name(m),
+                WantedSlot {
+                    kind: SlotKind::Physical,
+                    target: Some((*lsn).min(obs.pg.lsn)),
+                    expected_active: Some(false),
+                    permanent: false,
+                },
+            )
+        })
+        .collect();
+    let (plan, _) = plan(&wanted, local, cfg, true, obs.pg.lsn, false);
+    let advance = SlotPlan {
+        advance: plan.advance,
+        ..Default::default()
+    };
+    (!advance.is_empty()).then_some(Action::SyncSlots(advance))
+}
+
 /// What the leader publishes in `status`: the positions of its slots that other nodes mirror (with retention on:
 /// every wanted slot, and its own name at its WAL position; without: the permanent ones), and the member slots to
 /// retain. `None` for both when slots are off or not observed.

@@ -107,11 +107,13 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                     .filter(|(n, _)| **n != me)
                     .map(|(a, b)| (a.clone(), b.clone()))
                     .collect();
-                let slots = crate::decision::slots::positions(pg_obs.slots.as_deref().unwrap_or(&[]));
-                if !self.last_failsafe_members.is_empty()
-                    && probe.confirm_all(&me, &others, &slots).await
-                {
-                    self.local.failsafe.confirmed_at = Some(sent);
+                let slots =
+                    crate::decision::slots::positions(pg_obs.slots.as_deref().unwrap_or(&[]));
+                if !self.last_failsafe_members.is_empty() {
+                    if let Some(lsns) = probe.confirm_all(&me, &others, &slots).await {
+                        self.local.failsafe.confirmed_at = Some(sent);
+                        self.local.failsafe.member_lsns = lsns;
+                    }
                 }
             }
         }

@@ -10,8 +10,10 @@ use super::Outcome;
 use crate::decision::Action;
 
 /// Asks the members named in the `failsafe` key, over their REST API (`POST /failsafe`), whether they accept this
-/// node as the leader while the DCS is unreachable. `true` only if every one of them did. `slots` (name → position)
-/// goes with the request, as Patroni's `slots`: the members move their copies of the permanent slots there.
+/// node as the leader while the DCS is unreachable. `Some` only if every one of them did, with the WAL position
+/// each reported (Patroni's `lsn` header), by which the leader moves the slots of members that stream from another
+/// member. `slots` (name → position) goes with the request, as Patroni's `slots`: the members move their copies of
+/// the permanent slots there.
 #[async_trait]
 pub trait FailsafeProbe: Send + Sync {
     async fn confirm_all(
@@ -19,7 +21,7 @@ pub trait FailsafeProbe: Send + Sync {
         leader: &str,
         members: &BTreeMap<String, String>,
         slots: &BTreeMap<String, u64>,
-    ) -> bool;
+    ) -> Option<BTreeMap<String, u64>>;
 }
 
 /// What a member's REST API said about its PostgreSQL just now (Patroni's `fetch_nodes_statuses`).

@@ -46,13 +46,13 @@ struct SimProbe {
 
 #[async_trait]
 impl FailsafeProbe for SimProbe {
-    // The simulated servers have no slots: the positions are not passed on.
+    // The simulated servers have no slots: no positions are passed on either way.
     async fn confirm_all(
         &self,
         leader: &str,
         members: &BTreeMap<String, String>,
         _slots: &BTreeMap<String, u64>,
-    ) -> bool {
+    ) -> Option<BTreeMap<String, u64>> {
         let g = lock(&self.rest.0);
         let now = self.clock.now();
         let mut all = true;
@@ -67,7 +67,7 @@ impl FailsafeProbe for SimProbe {
                 _ => all = false,
             }
         }
-        all
+        all.then(BTreeMap::new)
     }
 }
 

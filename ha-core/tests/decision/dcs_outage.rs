@@ -113,8 +113,8 @@ fn failsafe_mode_keeps_a_confirmed_primary_and_holds_replicas_back() {
 
 #[test]
 fn failsafe_a_standby_moves_its_permanent_slots_to_the_positions_the_leader_sent() {
-    use ha_core::pg::{LocalSlot, PgObservation, SlotPlan};
     use ha_core::model::SlotKind;
+    use ha_core::pg::{LocalSlot, PgObservation, SlotPlan};
     let err = DcsError::Unreachable("timeout".into());
     let id = me(Tags::default());
     let mut l = local();
@@ -175,4 +175,50 @@ fn failsafe_a_standby_moves_its_permanent_slots_to_the_positions_the_leader_sent
     l.failsafe.accepted_leader = Some(("node1".into(), NOW));
     let d = decide_with(&id, Err(&err), &pg, &l);
     assert!(d.actions.is_empty(), "{d:?}");
+}
+
+#[test]
+fn failsafe_the_leader_moves_the_slot_of_a_member_that_streams_from_another_member() {
+    use ha_core::model::SlotKind;
+    use ha_core::pg::{LocalSlot, PgObservation, SlotPlan};
+    let err = DcsError::Unreachable("timeout".into());
+    let id = me(Tags::default());
+    let mut l = LocalState {
+        lease_deadline: Some(Millis(NOW.0 + 1_000)),
+        ..local()
+    };
+    l.last_config.failsafe_mode = Some(true);
+    l.failsafe = FailsafeInput {
+        confirmed_at: Some(NOW),
+        member_lsns: BTreeMap::from([("node1".to_string(), 900), ("node3".to_string(), 800)]),
+        ..Default::default()
+    };
+    let slot = |name: &str, restart: u64, active: bool| LocalSlot {
+        name: name.into(),
+        kind: SlotKind::Physical,
+        restart_lsn: Some(restart),
+        confirmed_flush_lsn: None,
+        has_xmin: false,
+        active,
+        lost: false,
+        managed: true,
+    };
+    // node1 streams from this leader (its slot is active and moves by itself); node3 cascades from node1.
+    let pg = PgObservation {
+        slots: Some(vec![slot("node1", 400, true), slot("node3", 500, false)]),
+        ..primary(1000)
+    };
+    let d = decide_with(&id, Err(&err), &pg, &l);
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::ExtendLeaseByFailsafe { confirmed_at: NOW },
+            Action::SyncSlots(SlotPlan {
+                advance: vec![("node3".into(), None, 800)],
+                ..Default::default()
+            })
+        ],
+        "{}",
+        d.reason
+    );
 }

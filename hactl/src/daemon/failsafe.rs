@@ -29,7 +29,7 @@ impl FailsafeProbe for HttpFailsafeProbe {
         leader: &str,
         members: &BTreeMap<String, String>,
         slots: &BTreeMap<String, u64>,
-    ) -> bool {
+    ) -> Option<BTreeMap<String, u64>> {
         let body = json!({ "name": leader, "conn_url": self.conn_url, "api_url": self.api_url, "slots": slots });
         let mut tasks = Vec::new();
         for (name, api_url) in members {
@@ -45,23 +45,37 @@ impl FailsafeProbe for HttpFailsafeProbe {
             let name = name.clone();
             tasks.push(tokio::spawn(async move {
                 match req.send().await {
-                    Ok(r) if r.status().as_u16() == 200 => true,
+                    // Accepted, with the member's WAL position in Patroni's `lsn` header (absent: not known).
+                    Ok(r) if r.status().as_u16() == 200 => {
+                        let lsn = r
+                            .headers()
+                            .get("lsn")
+                            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                        Some((name, lsn))
+                    }
                     Ok(r) => {
                         tracing::info!(member = %name, status = r.status().as_u16(), "failsafe refused");
-                        false
+                        None
                     }
                     Err(e) => {
                         tracing::info!(member = %name, error = %e, "failsafe member unreachable");
-                        false
+                        None
                     }
                 }
             }));
         }
+        let mut lsns = BTreeMap::new();
         let mut all = true;
         for t in tasks {
-            all &= t.await.unwrap_or(false);
+            match t.await.ok().flatten() {
+                Some((name, Some(lsn))) => {
+                    lsns.insert(name, lsn);
+                }
+                Some((_, None)) => {}
+                None => all = false,
+            }
         }
-        all
+        all.then_some(lsns)
     }
 }
 
