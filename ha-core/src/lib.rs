@@ -45,6 +45,7 @@ pub mod driver;
 pub mod mock_dcs;
 pub mod model;
 pub mod pg;
+pub mod mutants;
 pub mod sim;
 pub mod sync;
 pub mod time;

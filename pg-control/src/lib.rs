@@ -54,6 +54,7 @@
 //! - Nothing is deleted on an error; a data directory of another cluster is never wiped.
 
 mod binaries;
+mod bootstrap;
 mod checks;
 mod conf;
 mod conn_options;
@@ -67,6 +68,7 @@ mod fence;
 mod lifecycle;
 mod observe;
 mod os;
+mod parameters;
 mod pidfile;
 mod replica_methods;
 mod replicas;

@@ -2,6 +2,7 @@
 //! (or while failsafe mode has every member confirm it), then demotes, so that no other primary can coexist with it.
 
 use super::{Action, Decision, Observation, PlantedBug};
+use crate::mutants;
 use crate::dcs::DcsError;
 use crate::pg::{PgRunState, StopMode};
 
@@ -11,7 +12,7 @@ pub(super) fn dcs_unreachable(obs: &Observation, e: &DcsError) -> Decision {
     let acting_primary =
         pg.is_primary() || (pg.is_alive() && !pg.in_recovery && obs.local.lease_deadline.is_some());
     if !acting_primary {
-        if obs.planted_bug == Some(PlantedBug::PromoteWithoutLock) && pg.is_replica() {
+        if mutants::active(PlantedBug::PromoteWithoutLock) && pg.is_replica() {
             return Decision::new(
                 vec![Action::Promote],
                 "planted bug: the DCS is gone, promoting without the lock",

@@ -45,7 +45,8 @@ mod uninitialized;
 mod unresponsive;
 
 pub use action::{Action, Decision};
-pub use observation::{FailsafeInput, LocalState, NodeIdentity, Observation, PlantedBug, Requests};
+pub use crate::mutants::PlantedBug;
+pub use observation::{FailsafeInput, LocalState, NodeIdentity, Observation, Requests};
 
 use crate::model::Member;
 use crate::pg::{PgRunState, StopMode, Upstream};

@@ -76,21 +76,6 @@ pub struct LocalState {
     pub sync_names_changed_lsn: Option<u64>,
 }
 
-/// Known bugs the simulator must be able to catch; a test-only switch, never set in production code.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PlantedBug {
-    /// A replica that cannot reach the DCS promotes itself without the lock.
-    PromoteWithoutLock,
-    /// Synchronous mode (`on`): the `sync` key names the standbys picked in the same loop that lists them in
-    /// `synchronous_standby_names`, before PostgreSQL reports them synchronous and caught up (the ordering rule
-    /// says: names first, the key after confirmation).
-    SyncKeyBeforeNames,
-    /// Quorum mode: votes are counted from the member keys at once, not from live answers (a frozen voter's stale
-    /// position votes).
-    StaleQuorumVotes,
-}
-
 /// One loop's input.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
@@ -105,8 +90,6 @@ pub struct Observation<'a> {
     /// The other members' live answers, when the driver asked them (no leader, quorum mode, a
     /// [`PeerProbe`](crate::driver::PeerProbe) configured).
     pub peers: Option<&'a std::collections::BTreeMap<String, crate::driver::PeerStatus>>,
-    #[doc(hidden)]
-    pub planted_bug: Option<PlantedBug>,
 }
 
 impl<'a> Observation<'a> {

@@ -192,7 +192,7 @@ pub(super) fn sync_duties(
     }
     let desired = standby_names(&picked, strict);
     if pg.synchronous_standby_names.as_deref() != Some(desired.as_str()) {
-        if obs.planted_bug == Some(crate::decision::PlantedBug::SyncKeyBeforeNames)
+        if crate::mutants::active(crate::mutants::PlantedBug::SyncKeyBeforeNames)
             && !same_set(&picked, &voters)
         {
             actions.push(write(&picked));

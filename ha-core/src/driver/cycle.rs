@@ -135,7 +135,6 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 dcs: loaded.as_ref(),
                 pg: &pg_obs,
                 local: &self.local,
-                planted_bug: self.settings.planted_bug,
             };
             decide(&obs)
         };

@@ -40,7 +40,7 @@ use std::time::Duration;
 use tracing::{debug, error, info, warn};
 
 use crate::dcs::{Dcs, WatchOutcome};
-use crate::decision::{Action, LocalState, NodeIdentity, PlantedBug};
+use crate::decision::{Action, LocalState, NodeIdentity};
 use crate::model::{GlobalConfig, Status};
 use crate::pg::PgControl;
 use crate::time::Clock;
@@ -61,8 +61,6 @@ pub struct DriverSettings {
     /// first read of the DCS, so a node restarted during an outage keeps the cluster's ttl and failsafe mode
     /// rather than its `bootstrap.dcs`.
     pub cached_config: Option<GlobalConfig>,
-    #[doc(hidden)]
-    pub planted_bug: Option<PlantedBug>,
 }
 
 /// Drives one node.

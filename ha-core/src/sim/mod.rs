@@ -156,6 +156,8 @@ impl Simulation {
 
     /// Runs the whole scenario and reports.
     pub fn run(mut self) -> SimOutcome {
+        // The run's planted bug, if any, is on for this thread (the simulation runs on it) until the run ends.
+        let _planted = crate::mutants::plant(self.cfg.planted_bug);
         let step = self.cfg.step_ms;
         let settle_end = Millis(self.cfg.settle_ms);
         let chaos_end = settle_end.plus_ms(self.cfg.chaos_ms);

@@ -160,7 +160,6 @@ impl Simulation {
         let settings = DriverSettings {
             identity,
             bootstrap_config: self.bootstrap_config(),
-            planted_bug: self.cfg.planted_bug,
             replica_without_leader: false,
             // A restarted simulated daemon forgets its failsafe promises (nothing persists them).
             failsafe_promises_kept: false,

@@ -143,7 +143,6 @@ pub fn decide_with(
         pg,
         local,
         peers: None,
-        planted_bug: None,
     })
 }
 

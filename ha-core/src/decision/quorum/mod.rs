@@ -298,7 +298,7 @@ pub fn votes_if_quorum(
     if cfg.sync_mode() == crate::model::SyncMode::Quorum {
         let peers = obs
             .peers
-            .filter(|_| obs.planted_bug != Some(crate::decision::PlantedBug::StaleQuorumVotes));
+            .filter(|_| !crate::mutants::active(crate::mutants::PlantedBug::StaleQuorumVotes));
         votes(&obs.me.name, obs.pg.lsn, cluster, peers)
     } else {
         Ok(())
@@ -318,7 +318,7 @@ pub fn votes_settling(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) 
     if cfg.sync_mode() != crate::model::SyncMode::Quorum
         || active_key(cluster).is_none()
         || obs.peers.is_some()
-        || obs.planted_bug == Some(crate::decision::PlantedBug::StaleQuorumVotes)
+        || crate::mutants::active(crate::mutants::PlantedBug::StaleQuorumVotes)
     {
         return None;
     }

@@ -1,0 +1,71 @@
+//! Deliberate bugs the simulator must catch (what its tests prove it can find), switched on for the current thread
+//! by a test-only hook. They exist only in builds with the `mutants` feature (ha-core's own tests, examples and
+//! benchmarks turn it on): without it [`active`] is a constant `false` and every planted branch is compiled out, so
+//! no production type carries a test switch.
+
+/// The deliberate bugs.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// A replica that cannot reach the DCS promotes itself without the lock.
+    PromoteWithoutLock,
+    /// Synchronous mode (`on`): the `sync` key names the standbys picked in the same loop that lists them in
+    /// `synchronous_standby_names`, before PostgreSQL reports them synchronous and caught up (the ordering rule
+    /// says: names first, the key after confirmation).
+    SyncKeyBeforeNames,
+    /// Quorum mode: votes are counted from the member keys at once, not from live answers (a frozen voter's stale
+    /// position votes).
+    StaleQuorumVotes,
+}
+
+#[cfg(feature = "mutants")]
+thread_local! {
+    static PLANTED: std::cell::Cell<Option<PlantedBug>> = const { std::cell::Cell::new(None) };
+}
+
+/// Whether `bug` is planted on this thread.
+#[inline]
+pub fn active(bug: PlantedBug) -> bool {
+    #[cfg(feature = "mutants")]
+    {
+        PLANTED.with(|p| p.get() == Some(bug))
+    }
+    #[cfg(not(feature = "mutants"))]
+    {
+        let _ = bug;
+        false
+    }
+}
+
+/// Whether any bug is planted on this thread (the driver's own safety refusals stand aside, so the decision's bug
+/// shows).
+#[inline]
+pub fn any() -> bool {
+    #[cfg(feature = "mutants")]
+    {
+        PLANTED.with(|p| p.get().is_some())
+    }
+    #[cfg(not(feature = "mutants"))]
+    {
+        false
+    }
+}
+
+/// Plants `bug` on this thread until the guard drops. Without the `mutants` feature, planting a bug panics.
+pub fn plant(bug: Option<PlantedBug>) -> Planted {
+    #[cfg(feature = "mutants")]
+    PLANTED.with(|p| p.set(bug));
+    #[cfg(not(feature = "mutants"))]
+    assert!(bug.is_none(), "{bug:?}: ha-core was built without the `mutants` feature");
+    Planted(())
+}
+
+/// Clears the planted bug when dropped.
+pub struct Planted(());
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        #[cfg(feature = "mutants")]
+        PLANTED.with(|p| p.set(None));
+    }
+}

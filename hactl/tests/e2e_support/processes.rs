@@ -1,0 +1,175 @@
+//! The processes of a test cluster: each node's daemon (started as the postgres OS user, stopped, killed, its
+//! machine crashed, signalled), HAProxy in front, and the cleanup that kills every one of them by its PID.
+
+use super::*;
+
+impl Cluster {
+
+    /// Starts (or restarts) node `i`'s daemon as the postgres OS user.
+    pub fn start_daemon(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("log");
+        let mut cmd = Command::new(&self.hactl);
+        cmd.arg("run")
+            .arg(&node.config)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .stdin(Stdio::null());
+        // E2E_RUST_LOG=debug,h2=info… gives the daemons' finer logs when looking into a scenario.
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        );
+        if let Some((u, g)) = uid_gid("postgres") {
+            cmd.uid(u).gid(g);
+        }
+        node.child = Some(cmd.spawn().expect("spawn hactl"));
+    }
+
+    /// SIGTERM to the daemon and wait for it to exit (graceful stop).
+    pub async fn stop_daemon(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            signal(child.id() as i32, "TERM");
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGKILL the daemon (PostgreSQL keeps running).
+    pub fn kill_daemon(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The machine dies: daemon, fencer, postmaster and backends SIGKILLed at once.
+    pub fn crash_node(&mut self, i: usize) {
+        let data = self.nodes[i].data_dir.display().to_string();
+        let pm = self.nodes[i].postmaster_pid();
+        self.kill_daemon(i);
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &format!("hactl fencer {data}")])
+            .status();
+        if let Some(pid) = pm {
+            let _ = Command::new("pkill")
+                .args(["-KILL", "-P", &pid.to_string()])
+                .status();
+            signal(pid, "KILL");
+        }
+    }
+
+    pub fn signal_daemon(&self, i: usize, sig: &str) {
+        if let Some(pid) = self.nodes[i].daemon_pid() {
+            signal(pid as i32, sig);
+        }
+    }
+
+    pub fn signal_postmaster(&self, i: usize, sig: &str) {
+        if let Some(pid) = self.nodes[i].postmaster_pid() {
+            signal(pid, sig);
+        }
+    }
+
+    pub(super) fn start_haproxy(&mut self) {
+        // Over HTTPS HAProxy verifies the nodes against the test CA and shows the client certificate they require.
+        let ssl = match &self.tls {
+            None => String::new(),
+            Some(p) => {
+                let pem = self.dir.join("haproxy-client.pem");
+                let text = fs::read_to_string(&p.client_cert).expect("client cert")
+                    + &fs::read_to_string(&p.client_key).expect("client key");
+                fs::write(&pem, text).expect("haproxy client pem");
+                format!(
+                    " check-ssl verify required ca-file {} crt {}",
+                    p.ca.display(),
+                    pem.display()
+                )
+            }
+        };
+        let servers = |check: &str| {
+            self.nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "    server {} 127.0.0.1:{} check port {}{ssl}\n",
+                        n.name, n.pg_port, n.api_port
+                    )
+                })
+                .collect::<String>()
+                + &format!("    option httpchk GET {check}\n    http-check expect status 200\n")
+        };
+        // The global and defaults sections are the shipped example's, so the figures are those of the config users get.
+        let cfg = format!(
+            "{shipped}listen primary\n    bind 127.0.0.1:{w}\n{p}listen replicas\n    bind 127.0.0.1:{r}\n    balance roundrobin\n{rp}",
+            shipped = shipped_haproxy_defaults(),
+            w = self.write_port,
+            r = self.read_port,
+            p = servers("/primary"),
+            rp = servers("/replica"),
+        );
+        let path = self.dir.join("haproxy.cfg");
+        fs::write(&path, cfg).expect("haproxy.cfg");
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.dir.join("haproxy.log")).expect("haproxy log"))
+            .spawn()
+            .expect("haproxy");
+        self.haproxy = Some(child);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(pid) = n.daemon_pid() {
+                signal(pid as i32, "CONT");
+            }
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+        if let Some(mut h) = self.haproxy.take() {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+        // PostgreSQL outlives a SIGKILLed daemon: kill every postmaster (and its backends) by PID.
+        for n in &self.nodes {
+            if let Some(pid) = n.postmaster_pid() {
+                signal(pid, "CONT");
+                signal(pid, "QUIT");
+                std::thread::sleep(Duration::from_millis(200));
+                signal(pid, "KILL");
+            }
+        }
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &self.dir.display().to_string()])
+            .status();
+        // A failed scenario keeps its directory (logs, data) for a look; E2E_KEEP=1 keeps every one.
+        if !std::thread::panicking() && std::env::var_os("E2E_KEEP").is_none() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// `examples/haproxy/haproxy.cfg` up to its first `listen` section: the `global` and `defaults` users deploy.
+fn shipped_haproxy_defaults() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/haproxy/haproxy.cfg");
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let end = text
+        .find("\nlisten ")
+        .expect("a listen section in the example");
+    text[..=end].to_string()
+}
