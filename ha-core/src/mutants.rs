@@ -56,7 +56,10 @@ pub fn plant(bug: Option<PlantedBug>) -> Planted {
     #[cfg(feature = "mutants")]
     PLANTED.with(|p| p.set(bug));
     #[cfg(not(feature = "mutants"))]
-    assert!(bug.is_none(), "{bug:?}: ha-core was built without the `mutants` feature");
+    assert!(
+        bug.is_none(),
+        "{bug:?}: ha-core was built without the `mutants` feature"
+    );
     Planted(())
 }
 

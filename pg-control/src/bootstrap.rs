@@ -1,13 +1,10 @@
 //! The server's first start: initdb, the managed configuration, start as primary, the roles.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ha_core::pg::{StopMode, Upstream};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::binaries::pg_ctl_timeout;
 use crate::conf::Role;
 use crate::connect::{quote_ident, quote_literal};
 use crate::ctl::PgCtl;

@@ -1,19 +1,15 @@
 //! The server's life: start as primary or replica, stop, restart, reload, promote, follow (its first start is
 //! `bootstrap`, its parameters `parameters`).
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ha_core::pg::{StopMode, Upstream};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info, info_span, Instrument};
 
 use crate::binaries::pg_ctl_timeout;
 use crate::conf::Role;
-use crate::connect::{quote_ident, quote_literal};
 use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
-use crate::os;
 
 impl PgCtl {
     /// Starts the postmaster for `role`: remembers the upstream, makes sure our slot exists on it, regenerates

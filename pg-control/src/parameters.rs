@@ -2,18 +2,12 @@
 //! `synchronous_standby_names`; what waits for a restart.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use ha_core::pg::{StopMode, Upstream};
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{info_span, Instrument};
 
-use crate::binaries::pg_ctl_timeout;
-use crate::conf::Role;
-use crate::connect::{quote_ident, quote_literal};
 use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
-use crate::os;
 
 impl PgCtl {
     /// Stores the cluster-wide parameters, regenerates postgresql.conf and, if the server runs, reloads it and

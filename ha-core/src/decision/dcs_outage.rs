@@ -2,8 +2,8 @@
 //! (or while failsafe mode has every member confirm it), then demotes, so that no other primary can coexist with it.
 
 use super::{Action, Decision, Observation, PlantedBug};
-use crate::mutants;
 use crate::dcs::DcsError;
+use crate::mutants;
 use crate::pg::{PgRunState, StopMode};
 
 pub(super) fn dcs_unreachable(obs: &Observation, e: &DcsError) -> Decision {

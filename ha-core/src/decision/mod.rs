@@ -44,8 +44,8 @@ pub mod sync;
 mod uninitialized;
 mod unresponsive;
 
-pub use action::{Action, Decision};
 pub use crate::mutants::PlantedBug;
+pub use action::{Action, Decision};
 pub use observation::{FailsafeInput, LocalState, NodeIdentity, Observation, Requests};
 
 use crate::model::Member;

@@ -16,10 +16,10 @@ mod log;
 mod postgresql;
 
 pub use self::dcs::{ConsulConfig, DcsConfig, EtcdConfig, ZookeeperConfig};
-pub use self::log::{tracing_level, LogConfig, LogFormat, LogType};
+pub use self::log::{LogConfig, LogFormat, LogType};
 pub use self::postgresql::{
-    BootstrapConfig, BootstrapMethod, Callbacks, InitdbOption, PgAuthentication, PgUser, PostgresqlConfig,
-    ReplicaMethodConfig,
+    BootstrapConfig, BootstrapMethod, Callbacks, InitdbOption, PgAuthentication, PgUser,
+    PostgresqlConfig, ReplicaMethodConfig,
 };
 
 /// Patroni's default namespace.

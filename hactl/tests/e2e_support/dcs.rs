@@ -33,7 +33,12 @@ pub enum DcsServer {
 }
 
 impl DcsServer {
-    pub(super) fn start(backend: Backend, dir: &Path, nodes: usize, etcd_members: usize) -> DcsServer {
+    pub(super) fn start(
+        backend: Backend,
+        dir: &Path,
+        nodes: usize,
+        etcd_members: usize,
+    ) -> DcsServer {
         match backend {
             Backend::Etcd if etcd_members > 1 => DcsServer::Etcd(Etcd::Members(
                 EtcdCluster::start(dir, etcd_members).expect("etcd cluster"),

@@ -6,7 +6,7 @@
 //! its `postmaster.pid`), so a failing scenario leaves nothing running. The daemons run as the unprivileged
 //! `postgres` OS user, like Patroni: PostgreSQL refuses root.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use dcs_etcd::testing::{free_port, EtcdCluster, EtcdServer};
 
+pub mod census;
 #[path = "../common/certs.rs"]
 pub mod certs;
-pub mod census;
 pub mod cluster;
 pub mod dcs;
 pub mod forward;
@@ -140,7 +140,6 @@ pub const FAST: Timing = Timing {
     loop_wait_s: 2,
     retry_timeout_s: 3,
 };
-
 
 pub fn signal(pid: i32, sig: &str) {
     let _ = Command::new("kill")

@@ -4,7 +4,6 @@
 use super::*;
 
 impl Cluster {
-
     /// Starts (or restarts) node `i`'s daemon as the postgres OS user.
     pub fn start_daemon(&mut self, i: usize) {
         let node = &mut self.nodes[i];

@@ -3,7 +3,6 @@
 use super::*;
 
 impl Cluster {
-
     async fn get(&self, url: &str) -> Option<(u16, serde_json::Value)> {
         let r = self.http.get(url).send().await.ok()?;
         let code = r.status().as_u16();
@@ -130,5 +129,52 @@ impl Cluster {
     /// GET `path` on node `i`'s REST API.
     pub async fn rest(&self, i: usize, path: &str) -> Option<(u16, serde_json::Value)> {
         self.get(&format!("{}{path}", self.nodes[i].api())).await
+    }
+
+    /// Each node's `/primary` answer, role and replication as its REST API shows them, and on each primary what
+    /// PostgreSQL says about its standbys: what a scenario prints when writes stall.
+    pub async fn replication_report(&self) -> String {
+        let mut out = String::from("--- replication:");
+        for (i, n) in self.nodes.iter().enumerate() {
+            let primary = self.rest(i, "/primary").await.map(|(code, _)| code);
+            let status = self.rest(i, "/patroni").await.map(|(_, v)| v);
+            let field = |k: &str| {
+                status
+                    .as_ref()
+                    .map(|v| v[k].to_string())
+                    .unwrap_or_default()
+            };
+            out.push_str(&format!(
+                "\n{}: /primary {primary:?} role {} state {} xlog {} replication {}",
+                n.name,
+                field("role"),
+                field("state"),
+                field("xlog"),
+                field("replication")
+            ));
+            if let Ok(cl) = self.connect(n.pg_port).await {
+                if let Ok(rows) = cl
+                    .query(
+                        "SELECT current_setting('synchronous_standby_names'), application_name, state, \
+                         sync_state, flush_lsn::text FROM pg_stat_replication",
+                        &[],
+                    )
+                    .await
+                {
+                    for r in rows {
+                        let col = |j: usize| r.get::<_, Option<String>>(j).unwrap_or_default();
+                        out.push_str(&format!(
+                            "\n  ssn {:?}: {} {} {} flush {}",
+                            col(0),
+                            col(1),
+                            col(2),
+                            col(3),
+                            col(4)
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 }

@@ -203,14 +203,15 @@ pub fn record(scenario: &str, figures: serde_json::Value) {
     }
 }
 
-
 /// Waits until writes flow again and returns the longest gap since the fault.
 pub async fn write_gap(c: &Cluster, w: &Writer, fault_at: Instant) -> Duration {
-    assert!(
-        w.wait_progress(25, Duration::from_secs(60)).await,
-        "writes did not resume through HAProxy\n{}",
-        c.dump_logs()
-    );
+    if !w.wait_progress(25, Duration::from_secs(60)).await {
+        panic!(
+            "writes did not resume through HAProxy\n{}\n{}",
+            c.replication_report().await,
+            c.dump_logs()
+        );
+    }
     w.longest_gap_since(fault_at)
 }
 
