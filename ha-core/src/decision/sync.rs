@@ -71,24 +71,36 @@ pub(super) fn prepromote(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfi
     }
     let me = obs.me.name.as_str();
     let strict = cfg.synchronous_mode_strict();
-    let mut keep = if strict {
+    let keep = if strict {
         inherited(cluster, me)
     } else {
         Vec::new()
     };
-    keep.sort();
     vec![
-        Action::WriteSync {
-            state: SyncState {
-                leader: Some(me.to_string()),
-                sync_standby: (!keep.is_empty()).then(|| keep.join(",")),
-                quorum: Some(0),
-                ..Default::default()
-            },
-            version: cluster.sync.as_ref().map(|k| k.version),
-        },
+        write_key(me, &keep, 0, cluster.sync.as_ref().map(|k| k.version)),
         Action::SetSyncStandbyNames(Some(standby_names(&keep, strict))),
     ]
+}
+
+/// The `sync` key as Patroni writes it: the leader, the standbys sorted and comma-joined (none: `null`), and
+/// `quorum` always present (0 outside quorum mode); compare-and-set on `version`.
+pub(super) fn write_key<'a>(
+    leader: &str,
+    standbys: impl IntoIterator<Item = &'a String>,
+    quorum: usize,
+    version: Option<u64>,
+) -> Action {
+    let mut names: Vec<&str> = standbys.into_iter().map(String::as_str).collect();
+    names.sort_unstable();
+    Action::WriteSync {
+        state: SyncState {
+            leader: Some(leader.to_string()),
+            sync_standby: (!names.is_empty()).then(|| names.join(",")),
+            quorum: Some(quorum as u64),
+            ..Default::default()
+        },
+        version,
+    }
 }
 
 /// The leader's synchronous replication step for this loop (appended to `actions`), and a line for the reason.
@@ -103,20 +115,7 @@ pub(super) fn sync_duties(
     let key = cluster.sync.as_ref();
     let key_state = key.map(|k| &k.value).filter(|s| !s.is_empty());
     let version = key.map(|k| k.version);
-    // Patroni writes the names sorted; the key is a set.
-    let write = |standbys: &[String]| {
-        let mut names = standbys.to_vec();
-        names.sort();
-        Action::WriteSync {
-            state: SyncState {
-                leader: Some(me.to_string()),
-                sync_standby: (!names.is_empty()).then(|| names.join(",")),
-                quorum: Some(0),
-                ..Default::default()
-            },
-            version,
-        }
-    };
+    let write = |standbys: &[String]| write_key(me, standbys, 0, version);
     let same_set =
         |a: &[String], b: &[String]| a.len() == b.len() && a.iter().all(|x| b.contains(x));
     if cfg.sync_mode() == SyncMode::Quorum {

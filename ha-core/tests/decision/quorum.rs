@@ -8,8 +8,13 @@ use ha_core::pg::{PgObservation, ReplicationRow};
 use ha_core::time::Millis;
 
 use crate::support::{
-    case, check, cluster, leading, local, member, primary, replica, without_leader, Case, NOW,
+    case, check, cluster, leader_pg, leading, local, member, replica, sync_key, without_leader,
+    Case, NOW,
 };
+
+fn key(c: &mut Cluster, leader: &str, voters: &str, quorum: u64) {
+    sync_key(c, leader, voters, Some(quorum))
+}
 
 fn quorum_mode(mut c: Cluster, node_count: usize, strict: bool) -> Cluster {
     let cfg = &mut c.config.as_mut().unwrap().value;
@@ -18,36 +23,6 @@ fn quorum_mode(mut c: Cluster, node_count: usize, strict: bool) -> Cluster {
     cfg.extra
         .insert("synchronous_node_count".into(), node_count.into());
     c
-}
-
-fn key(c: &mut Cluster, leader: &str, voters: &str, quorum: u64) {
-    c.sync = Some(Versioned {
-        value: SyncState {
-            leader: Some(leader.into()),
-            sync_standby: (!voters.is_empty()).then(|| voters.into()),
-            quorum: Some(quorum),
-            ..Default::default()
-        },
-        version: 5,
-    });
-}
-
-/// node2 leads at LSN 1000 (published), with `synchronous_standby_names` `ssn` and these walsenders.
-fn leader_pg(ssn: &str, rows: &[(&str, &str, u64)]) -> PgObservation {
-    PgObservation {
-        synchronous_standby_names: Some(ssn.into()),
-        replication: rows
-            .iter()
-            .map(|(name, sync_state, flush)| ReplicationRow {
-                application_name: name.to_string(),
-                state: "streaming".into(),
-                sync_state: sync_state.to_string(),
-                flush_lsn: Some(*flush),
-                ..Default::default()
-            })
-            .collect(),
-        ..primary(1000)
-    }
 }
 
 fn led_by_me(node_count: usize, strict: bool) -> Cluster {

@@ -205,3 +205,35 @@ pub fn check(cases: Vec<Case>) {
         );
     }
 }
+
+/// The `sync` key (version 5): `leader`, its standbys (comma-separated), and `quorum` as written in quorum mode.
+pub fn sync_key(c: &mut Cluster, leader: &str, standbys: &str, quorum: Option<u64>) {
+    c.sync = Some(Versioned {
+        value: ha_core::model::SyncState {
+            leader: Some(leader.into()),
+            sync_standby: (!standbys.is_empty()).then(|| standbys.into()),
+            quorum,
+            ..Default::default()
+        },
+        version: 5,
+    });
+}
+
+/// node2 leads at LSN 1000 (published), with `synchronous_standby_names` `ssn` in force and these walsenders:
+/// `(name, sync_state, flush)`.
+pub fn leader_pg(ssn: &str, rows: &[(&str, &str, u64)]) -> PgObservation {
+    PgObservation {
+        synchronous_standby_names: Some(ssn.into()),
+        replication: rows
+            .iter()
+            .map(|(name, sync_state, flush)| ha_core::pg::ReplicationRow {
+                application_name: name.to_string(),
+                state: "streaming".into(),
+                sync_state: sync_state.to_string(),
+                flush_lsn: Some(*flush),
+                ..Default::default()
+            })
+            .collect(),
+        ..primary(1000)
+    }
+}

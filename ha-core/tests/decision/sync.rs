@@ -6,42 +6,19 @@ use ha_core::decision::Action;
 use ha_core::model::{Cluster, Status, SyncState, Tags, Versioned};
 use ha_core::pg::{PgObservation, ReplicationRow};
 
-use crate::support::{case, check, cluster, leading, member, primary, replica, without_leader};
+use crate::support::{
+    case, check, cluster, leader_pg, leading, member, primary, replica, sync_key, without_leader,
+};
+
+fn key(c: &mut Cluster, leader: &str, standbys: &str) {
+    sync_key(c, leader, standbys, None)
+}
 
 fn sync_on(mut c: Cluster, strict: bool) -> Cluster {
     let cfg = &mut c.config.as_mut().unwrap().value;
     cfg.synchronous_mode = Some(true.into());
     cfg.synchronous_mode_strict = Some(strict);
     c
-}
-
-fn key(c: &mut Cluster, leader: &str, standbys: &str) {
-    c.sync = Some(Versioned {
-        value: SyncState {
-            leader: Some(leader.into()),
-            sync_standby: (!standbys.is_empty()).then(|| standbys.into()),
-            ..Default::default()
-        },
-        version: 5,
-    });
-}
-
-/// node2 leads at LSN 1000 (published), with synchronous_standby_names `ssn` in force and these walsenders.
-fn leader_pg(ssn: &str, rows: &[(&str, &str, u64)]) -> PgObservation {
-    PgObservation {
-        synchronous_standby_names: Some(ssn.into()),
-        replication: rows
-            .iter()
-            .map(|(name, sync_state, flush)| ReplicationRow {
-                application_name: name.to_string(),
-                state: "streaming".into(),
-                sync_state: sync_state.to_string(),
-                flush_lsn: Some(*flush),
-                ..Default::default()
-            })
-            .collect(),
-        ..primary(1000)
-    }
 }
 
 fn writes(standbys: &str) -> Action {

@@ -19,18 +19,9 @@ use std::collections::BTreeMap;
 use crate::driver::PeerStatus;
 use crate::model::{Cluster, GlobalConfig, SyncState};
 
-/// The `sync` key written in quorum mode: Patroni's JSON, `quorum` always present.
+/// The `sync` key written in quorum mode.
 fn write(leader: &str, quorum: usize, voters: &Names, version: Option<u64>) -> Action {
-    Action::WriteSync {
-        state: SyncState {
-            leader: Some(leader.to_string()),
-            quorum: Some(quorum as u64),
-            sync_standby: (!voters.is_empty())
-                .then(|| voters.iter().cloned().collect::<Vec<_>>().join(",")),
-            ..Default::default()
-        },
-        version,
-    }
+    super::sync::write_key(leader, voters, quorum, version)
 }
 
 fn joined(names: &Names) -> String {
