@@ -91,10 +91,7 @@ pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
     }
 }
 
-/// A free loopback port, as the kernel hands one out. Another process may take it before etcd binds it; the ports
-/// come from the ephemeral range, where that is rare.
-///
-/// Ports come from 20000–31999, below the kernel's ephemeral range (32768–60999): a port handed out here is never
+/// A free loopback port for a test server. Ports come from 20000–31999, below the kernel's ephemeral range (32768–60999): a port handed out here is never
 /// given meanwhile to some other test's outgoing connection, which would make the server's later bind fail ("port
 /// in use"). Each process starts at its own offset and hands each port out once.
 pub fn free_port() -> u16 {
