@@ -3,8 +3,7 @@
 
 use ha_core::decision::sync::STRICT_PLACEHOLDER;
 use ha_core::decision::Action;
-use ha_core::model::{Cluster, Status, SyncState, Tags, Versioned};
-use ha_core::pg::{PgObservation, ReplicationRow};
+use ha_core::model::{Cluster, Status, SyncState, Tags};
 use ha_core::time::Millis;
 
 use crate::support::{

@@ -3,11 +3,10 @@
 
 use ha_core::decision::sync::STRICT_PLACEHOLDER;
 use ha_core::decision::Action;
-use ha_core::model::{Cluster, Status, SyncState, Tags, Versioned};
-use ha_core::pg::{PgObservation, ReplicationRow};
+use ha_core::model::{Cluster, Status, SyncState, Tags};
 
 use crate::support::{
-    case, check, cluster, leader_pg, leading, member, primary, replica, sync_key, without_leader,
+    case, check, cluster, leader_pg, leading, member, replica, sync_key, without_leader,
 };
 
 fn key(c: &mut Cluster, leader: &str, standbys: &str) {
