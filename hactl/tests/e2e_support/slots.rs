@@ -127,6 +127,11 @@ pub async fn settle_logical(c: &Cluster, primary: usize, slot: &str, decoded: &m
             "the copies of {slot} on {behind:?} did not catch up with the primary's\n{}",
             c.dump_logs()
         );
+        // A copy's restart_lsn moves only when it is advanced past a new running-transactions record: keep the
+        // consumer going (as one does in production), so the copies get new positions to move to.
+        if start.elapsed().as_millis() % 2_000 < 250 {
+            decoded.extend(consume(c, primary, slot).await);
+        }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
