@@ -159,6 +159,9 @@ pub struct PgObservation {
     pub streaming: bool,
     /// Parameters changed in the configuration that only a restart applies.
     pub pending_restart: Vec<String>,
+    /// For those of [`PgObservation::pending_restart`] the server can tell: (value in force, value in the
+    /// files), Patroni's `pending_restart_reason`.
+    pub pending_restart_values: std::collections::BTreeMap<String, (String, String)>,
     /// Names of the replicas connected to this server (pg_stat_replication).
     pub replicas: Vec<String>,
     /// The server's timeline history (from pg_wal/*.history).

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use common::TestCluster;
-use hactl::cli::ctl::{http_client, CliError, Ctl};
+use ha_core::mock_dcs::MemoryDcs;
+use hactl::cli::ctl::{http_client, CliError, Connector, Ctl};
 use hactl::cli::Cli;
 use hactl::config::BasicAuth;
 
@@ -21,12 +22,27 @@ fn auth() -> Option<BasicAuth> {
 
 /// Runs `hactl <args>` with `input` as the answers typed; returns the result and what was printed.
 async fn hactl(c: &TestCluster, args: &[&str], input: &str) -> (Result<(), CliError>, String) {
+    hactl_for(c, args, input, None).await
+}
+
+/// `hactl`, interrupted after `limit` when one is given (`-w` watches until interrupted). Clusters other than
+/// `batman` are reachable by name, with no keys in their DCS.
+async fn hactl_for(
+    c: &TestCluster,
+    args: &[&str],
+    input: &str,
+    limit: Option<Duration>,
+) -> (Result<(), CliError>, String) {
     let argv: Vec<&str> = std::iter::once("hactl")
         .chain(args.iter().copied())
         .collect();
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"));
     let mut out = Vec::new();
     let mut inp = std::io::Cursor::new(input.as_bytes().to_vec());
+    let elsewhere = MemoryDcs::new(Arc::new(c.clock.clone()));
+    let connect: Connector = Arc::new(move |_name: &str| {
+        Ok(Arc::new(elsewhere.client("ctl")) as Arc<dyn ha_core::dcs::Dcs>)
+    });
     let mut ctl = Ctl {
         scope: "batman".into(),
         dcs: Arc::new(c.dcs.client("ctl")),
@@ -37,8 +53,17 @@ async fn hactl(c: &TestCluster, args: &[&str], input: &str) -> (Result<(), CliEr
         input: &mut inp,
         editor: None,
         poll_interval: Duration::from_millis(5),
+        connect: Some(connect),
+        group: None,
+        terminal: false,
     };
-    let r = ctl.execute(&cli.command).await;
+    let r = match limit {
+        None => ctl.execute(&cli.command).await,
+        Some(l) => tokio::time::timeout(l, ctl.execute(&cli.command))
+            .await
+            .unwrap_or(Ok(())),
+    };
+    drop(ctl);
     (r, String::from_utf8(out).unwrap())
 }
 
@@ -398,23 +423,94 @@ async fn reload_reinit_version_and_restart_scheduling() {
         out.trim(),
         "Failed: another restart is already scheduled on member node1"
     );
+    // The schedule is in node1's member key within a loop: `list` shows it, `flush` finds it there.
+    loops(10).await;
+    let (r, out) = hactl(&c, &["list"], "").await;
+    r.unwrap();
+    let node1 = out.lines().find(|l| l.starts_with("| node1 ")).unwrap();
+    assert!(
+        out.contains("Scheduled restart") && node1.contains("2099-01-01T00:00:00+00:00"),
+        "{out}"
+    );
+    let (r, out) = hactl(&c, &["flush", "restart", "-r", "replica", "--force"], "").await;
+    r.unwrap();
+    assert_eq!(out.trim(), "No scheduled restart for member node2");
     let (r, out) = hactl(&c, &["flush", "restart", "--force"], "").await;
     r.unwrap();
     assert!(
-        out.contains("Success: flush scheduled restart for member node1"),
+        out.contains("Success: flush scheduled restart for member node1")
+            && out.contains("No scheduled restart for member node2"),
         "{out}"
     );
+    loops(10).await;
+    let (r, out) = hactl(&c, &["list"], "").await;
+    r.unwrap();
+    assert!(!out.contains("Scheduled restart"), "flushed: {out}");
 
     let (r, _) = hactl(&c, &["restart", "node9", "--force"], "").await;
     assert_eq!(
         r.unwrap_err().to_string(),
         "node9 is not a member of cluster batman"
     );
-    let (r, _) = hactl(&c, &["list", "robin"], "").await;
-    assert!(r
-        .unwrap_err()
-        .to_string()
-        .starts_with("cluster robin is not the configured one"));
+}
+
+#[tokio::test]
+async fn tsv_several_clusters_and_watching_as_patronictl() {
+    let (c, _pump) = running_cluster(2).await;
+    let (r, out) = hactl(&c, &["list", "-f", "tsv"], "").await;
+    r.unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "Cluster\tMember\tHost\tRole\tState\tTL\tReceive LSN\tReceive Lag\tReplay LSN\tReplay Lag"
+    );
+    assert!(
+        lines[1].starts_with("batman\tnode1\t127.0.0.1:5432\tLeader\trunning\t"),
+        "every host with its port once one runs on a non-default port: {out}"
+    );
+    assert!(
+        lines[2].starts_with("batman\tnode2\t127.0.0.1:5433\tReplica\tstreaming\t"),
+        "{out}"
+    );
+    assert_eq!(lines[2].split('\t').count(), 10, "{out}");
+    let (r, out) = hactl(&c, &["history", "-f", "tsv"], "").await;
+    r.unwrap();
+    assert_eq!(
+        out.lines().next(),
+        Some("TL\tLSN\tReason\tTimestamp\tNew Leader")
+    );
+
+    // Several clusters, each with its title; one with no keys is uninitialized.
+    let (r, out) = hactl(&c, &["list", "batman", "robin"], "").await;
+    r.unwrap();
+    assert!(out.contains("+ Cluster: batman (73"), "{out}");
+    assert!(out.contains(" Cluster: robin (uninitialized) "), "{out}");
+    let (r, out) = hactl(&c, &["-f", "json", "list", "robin", "batman"], "").await;
+    r.unwrap();
+    let docs: Vec<&str> = out.lines().collect();
+    assert_eq!(docs, ["[]", docs[1]], "{out}");
+    assert!(docs[1].contains(r#""Cluster":"batman""#), "{out}");
+
+    // -w: the listing again every interval until interrupted.
+    let (r, out) = hactl_for(
+        &c,
+        &["list", "-w", "0.03"],
+        "",
+        Some(Duration::from_millis(200)),
+    )
+    .await;
+    r.unwrap();
+    let n = out.matches("+ Cluster: batman").count();
+    assert!(n >= 3, "{n} listings in 200 ms at -w 0.03:\n{out}");
+    let (r, out) = hactl_for(
+        &c,
+        &["topology", "-W"],
+        "",
+        Some(Duration::from_millis(100)),
+    )
+    .await;
+    r.unwrap();
+    assert_eq!(out.matches("+ Cluster: batman").count(), 1, "-W waits 2 s");
 }
 
 #[tokio::test]

@@ -42,7 +42,11 @@ const OBSERVE_SQL: &str = "SELECT pg_is_in_recovery(),
     'max_locks_per_transaction') AND pg_is_in_recovery()),
   (extract(epoch FROM pg_postmaster_start_time()) * 1000)::bigint,
   (extract(epoch FROM pg_last_xact_replay_timestamp()) * 1000)::bigint,
-  current_setting('synchronous_standby_names')";
+  current_setting('synchronous_standby_names'),
+  ARRAY(SELECT s.name || chr(31) || current_setting(s.name) || chr(31) ||
+        COALESCE((SELECT f.setting FROM pg_file_settings f WHERE f.name = s.name
+                  ORDER BY f.seqno DESC LIMIT 1), '')
+        FROM pg_settings s WHERE s.pending_restart ORDER BY s.name)";
 
 /// The walsenders of a primary, with what each standby acknowledged.
 const REPLICATION_SQL: &str =
@@ -77,6 +81,8 @@ struct Live {
     system_id: String,
     version: i32,
     pending: Vec<String>,
+    /// `name␟value in force␟value in the files` per pending parameter.
+    pending_values: Vec<String>,
     replicas: Vec<String>,
     recovery_sensitive: Vec<String>,
 }
@@ -189,6 +195,7 @@ impl PgCtl {
                     started_ms: row.get(15),
                     replayed_ms: row.get(16),
                     sync_names: row.get(17),
+                    pending_values: row.get(18),
                     replication: if row.get::<_, bool>(0) {
                         Vec::new()
                     } else {
@@ -224,6 +231,15 @@ impl PgCtl {
                     }
                 }
                 obs.pending_restart.sort();
+                obs.pending_restart_values = l
+                    .pending_values
+                    .iter()
+                    .filter_map(|t| {
+                        let mut parts = t.split('\u{1f}');
+                        let (name, old, new) = (parts.next()?, parts.next()?, parts.next()?);
+                        Some((name.to_string(), (old.to_string(), new.to_string())))
+                    })
+                    .collect();
                 obs.replicas = l.replicas;
                 obs.postmaster_start_unix_ms = l.started_ms;
                 obs.synchronous_standby_names = Some(l.sync_names);

@@ -170,7 +170,14 @@ async fn restart_only_parameter_is_pending_until_restart() {
         ["7MB"],
         "reloadable: applied at once"
     );
-    assert_eq!(n1.observe().await.pending_restart, vec!["max_connections"]);
+    let seen = n1.observe().await;
+    assert_eq!(seen.pending_restart, vec!["max_connections"]);
+    let (old, new) = &seen.pending_restart_values["max_connections"];
+    assert_eq!(
+        (old.as_str(), new.as_str()),
+        (sql(&n1, "SHOW max_connections").await[0].as_str(), "123"),
+        "Patroni's pending_restart_reason: the value in force and the one in the files"
+    );
     assert_eq!(
         sql(&n1, "SHOW wal_keep_size").await,
         ["1600MB"],

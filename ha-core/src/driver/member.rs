@@ -10,13 +10,21 @@ use crate::pg::{PgControl, PgObservation, PgRunState};
 impl<D: Dcs, P: PgControl> Driver<D, P> {
     /// The member key value, as Patroni's `touch_member` writes it.
     pub fn member_data(&self, pg: &PgObservation) -> MemberData {
-        member_data(
+        let mut d = member_data(
             &self.settings.identity,
             pg,
             self.local.last_config.is_paused(),
             self.local.lease_deadline.is_some()
                 && self.local.last_config.standby_cluster().is_some(),
-        )
+        );
+        // An extra never shadows a field the driver writes.
+        let own = serde_json::to_value(&d).unwrap_or_default();
+        for (k, v) in self.requests.member_extras() {
+            if own.get(&k).is_none() {
+                d.extra.insert(k, v);
+            }
+        }
+        d
     }
 }
 
@@ -100,6 +108,20 @@ pub fn member_data(
     }
     if !pg.pending_restart.is_empty() {
         d.pending_restart = Some(true);
+        // Patroni 4's `pending_restart_reason`: what changed, as far as the server tells (patronictl's `list`).
+        let reasons: serde_json::Map<String, serde_json::Value> = pg
+            .pending_restart
+            .iter()
+            .map(|p| {
+                let reason = match pg.pending_restart_values.get(p) {
+                    Some((old, new)) => serde_json::json!({"old_value": old, "new_value": new}),
+                    None => serde_json::json!({}),
+                };
+                (p.clone(), reason)
+            })
+            .collect();
+        d.extra
+            .insert("pending_restart_reason".into(), reasons.into());
     }
     if paused {
         d.pause = Some(true);

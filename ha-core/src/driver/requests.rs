@@ -26,6 +26,9 @@ pub struct RequestBox {
     pub(super) wakeup: tokio::sync::Notify,
     /// The slot positions the leader sent with its last `POST /failsafe`.
     failsafe_slots: Mutex<Option<BTreeMap<String, u64>>>,
+    /// Fields the embedder publishes in the member key beside the driver's own (the daemon's `scheduled_restart`,
+    /// which patronictl's `list` and `flush` read there).
+    member_extras: Mutex<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl RequestBox {
@@ -49,6 +52,24 @@ impl RequestBox {
     /// The slot positions of the last `POST /failsafe`, if it sent any.
     pub fn failsafe_slots(&self) -> Option<BTreeMap<String, u64>> {
         lock(&self.failsafe_slots).clone()
+    }
+
+    /// Publishes `key` in the member key from the next loop on (`None` removes it), and wakes the loop so the key
+    /// shows it within one. A name the driver writes itself is not overridden.
+    pub fn set_member_extra(&self, key: &str, value: Option<serde_json::Value>) {
+        {
+            let mut extras = lock(&self.member_extras);
+            match value {
+                Some(v) => extras.insert(key.to_string(), v),
+                None => extras.remove(key),
+            };
+        }
+        self.wake();
+    }
+
+    /// The fields [`RequestBox::set_member_extra`] published.
+    pub fn member_extras(&self) -> serde_json::Map<String, serde_json::Value> {
+        lock(&self.member_extras).clone()
     }
 
     /// The tags set by the last reload, if any: the REST API answers with them at once, before the loop that

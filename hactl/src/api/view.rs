@@ -291,7 +291,13 @@ pub fn patroni_json(
             .pg
             .pending_restart
             .iter()
-            .map(|p| (p.clone(), json!({})))
+            .map(|p| {
+                let reason = match view.pg.pending_restart_values.get(p) {
+                    Some((old, new)) => json!({"old_value": old, "new_value": new}),
+                    None => json!({}),
+                };
+                (p.clone(), reason)
+            })
             .collect();
         m.insert("pending_restart_reason".into(), Value::Object(reasons));
     }

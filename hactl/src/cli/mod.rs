@@ -3,6 +3,7 @@
 //! embedding product can run a command against its own DCS and writer.
 
 pub mod ctl;
+pub mod setup;
 pub mod table;
 
 use std::path::PathBuf;
@@ -15,25 +16,65 @@ pub enum OutputFormat {
     /// patronictl's tables.
     #[default]
     Pretty,
+    /// Tab-separated values (or `--delimiter`), a header row first: for `cut` and `awk`.
+    Tsv,
     /// One JSON document, for scripts.
     Json,
+    #[value(alias = "yml")]
     Yaml,
+}
+
+/// A command's own `-f/--format` (patronictl puts it after the command: `list -f json`); it wins over the one
+/// given before the command.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(short = 'f', long = "format", value_enum)]
+    pub format: Option<OutputFormat>,
+}
+
+/// patronictl's `-W` and `-w/--watch SECONDS`: print again every 2 (or SECONDS) seconds until interrupted.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct WatchArg {
+    /// Auto update the screen every 2 seconds.
+    #[arg(short = 'W')]
+    pub every_two: bool,
+    /// Auto update the screen every X seconds.
+    #[arg(short = 'w', long = "watch")]
+    pub watch: Option<f64>,
+}
+
+impl WatchArg {
+    /// The interval, if watching.
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        match (self.watch, self.every_two) {
+            (Some(s), _) if s > 0.0 && s.is_finite() => Some(std::time::Duration::from_secs_f64(s)),
+            (_, true) => Some(std::time::Duration::from_secs(2)),
+            _ => None,
+        }
+    }
 }
 
 /// `hactl`: PostgreSQL high availability, Patroni-compatible.
 #[derive(Debug, Parser)]
 #[command(name = "hactl", version, about, propagate_version = true)]
 pub struct Cli {
-    /// The Patroni-format config file (patronictl's `-c`); the PATRONI_* environment applies on top.
-    #[arg(
-        short = 'c',
-        long = "config-file",
-        env = "PATRONICTL_CONFIG_FILE",
-        global = true
-    )]
+    /// The Patroni-format config file (patronictl's `-c`); the PATRONI_* environment applies on top. Without it,
+    /// `~/.config/patroni/patronictl.yaml` when that exists, as patronictl.
+    #[arg(short = 'c', long = "config-file", env = "PATRONICTL_CONFIG_FILE")]
     pub config: Option<PathBuf>,
+    /// The DCS to use instead of the config's: `DCS://HOST:PORT/NAMESPACE` (`etcd3`, `etcd`, `consul`,
+    /// `zookeeper`), as patronictl's `--dcs-url`.
+    #[arg(short = 'd', long = "dcs-url", visible_alias = "dcs", env = "DCS_URL")]
+    pub dcs_url: Option<String>,
+    /// Accept any certificate from members' REST APIs (`ctl.insecure`).
+    #[arg(short = 'k', long = "insecure")]
+    pub insecure: bool,
+    /// A Citus group of the cluster: its keys under `<scope>/<group>/`, as patronictl's `--group`.
+    #[arg(long = "group", global = true)]
+    pub group: Option<u32>,
     /// Output format.
-    #[arg(short = 'f', long = "format", global = true, value_enum, default_value_t = OutputFormat::Pretty)]
+    #[arg(short = 'f', long = "format", value_enum, default_value_t = OutputFormat::Pretty)]
     pub format: OutputFormat,
     #[command(subcommand)]
     pub command: Command,
@@ -47,6 +88,16 @@ pub struct Targets {
     pub names: Vec<String>,
 }
 
+/// patronictl's role choices (`standby-leader` and `standby` included).
+const ROLES: [&str; 6] = [
+    "leader",
+    "primary",
+    "standby-leader",
+    "replica",
+    "standby",
+    "any",
+];
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon for the node described by CONFIG.
@@ -58,16 +109,55 @@ pub enum Command {
     Validate { config: Option<PathBuf> },
     /// The members and their state.
     List {
-        cluster: Option<String>,
+        /// Clusters to list (the configured one by default).
+        clusters: Vec<String>,
         /// Show pending restarts, scheduled restarts and tags.
         #[arg(short = 'e', long)]
         extended: bool,
         /// Print a timestamp first.
         #[arg(short = 't', long)]
         timestamp: bool,
+        #[command(flatten)]
+        format: FormatArg,
+        #[command(flatten)]
+        watch: WatchArg,
     },
     /// `list`, indented by replication topology.
-    Topology { cluster: Option<String> },
+    Topology {
+        clusters: Vec<String>,
+        #[command(flatten)]
+        watch: WatchArg,
+    },
+    /// Run SQL on a member (the leader by default) and print the rows, as patronictl's `query`.
+    Query {
+        cluster: Option<String>,
+        /// The SQL to run.
+        #[arg(short = 'c', long = "command")]
+        command: Option<String>,
+        /// Run the SQL in this file.
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        /// The member's role: leader, primary, standby-leader, replica, standby, any.
+        #[arg(short = 'r', long, value_parser = ROLES)]
+        role: Option<String>,
+        /// Query this member.
+        #[arg(short = 'm', long)]
+        member: Option<String>,
+        #[arg(short = 'U', long)]
+        username: Option<String>,
+        /// Ask for the password.
+        #[arg(long)]
+        password: bool,
+        #[arg(short = 'd', long)]
+        dbname: Option<String>,
+        /// The column delimiter (tsv).
+        #[arg(long, default_value = "\t")]
+        delimiter: String,
+        #[arg(long = "format", value_enum, default_value_t = OutputFormat::Tsv)]
+        format: OutputFormat,
+        #[command(flatten)]
+        watch: WatchArg,
+    },
     /// Move the leader role to a replica, now or at a given time.
     Switchover {
         cluster: Option<String>,
@@ -117,7 +207,7 @@ pub enum Command {
     Restart {
         #[command(flatten)]
         targets: Targets,
-        #[arg(short = 'r', long, value_parser = ["leader", "primary", "replica", "any"])]
+        #[arg(short = 'r', long, value_parser = ROLES)]
         role: Option<String>,
         /// Restart one member only.
         #[arg(long)]
@@ -141,7 +231,7 @@ pub enum Command {
     Reload {
         #[command(flatten)]
         targets: Targets,
-        #[arg(short = 'r', long, value_parser = ["leader", "primary", "replica", "any"])]
+        #[arg(short = 'r', long, value_parser = ROLES)]
         role: Option<String>,
         #[arg(long)]
         force: bool,
@@ -172,14 +262,25 @@ pub enum Command {
         wait: bool,
     },
     /// The timeline history (failovers and switchovers).
-    History { cluster: Option<String> },
+    History {
+        cluster: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Delete every key of the cluster from the DCS (asks for the cluster and leader names).
-    Remove { cluster: Option<String> },
+    Remove {
+        cluster: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Cancel a scheduled restart or switchover.
     Flush {
+        /// `[CLUSTER] [MEMBER]... restart|switchover`
         #[command(flatten)]
         targets: Targets,
-        /// `restart` or `switchover` (the last word).
+        /// Flush only members with this role.
+        #[arg(short = 'r', long, value_parser = ROLES)]
+        role: Option<String>,
         #[arg(long)]
         force: bool,
     },
@@ -189,7 +290,7 @@ pub enum Command {
     /// The connection string of the leader (or of a member with `--role`, or `--member`), as patronictl's `dsn`.
     Dsn {
         cluster: Option<String>,
-        #[arg(short = 'r', long, value_parser = ["leader", "primary", "replica", "any"])]
+        #[arg(short = 'r', long, value_parser = ROLES)]
         role: Option<String>,
         #[arg(short = 'm', long)]
         member: Option<String>,
@@ -231,13 +332,14 @@ pub fn main_with(cli: Cli) -> Result<(), ctl::CliError> {
         return Ok(());
     }
     let env = crate::config::process_env();
-    let config_path = match &cli.command {
+    let config = match &cli.command {
         Command::Run { config } | Command::Validate { config } => {
-            config.clone().or(cli.config.clone())
+            let path = config.clone().or(cli.config.clone());
+            crate::config::Config::load(path.as_deref(), &env).map(|c| (c, path))?
         }
-        _ => cli.config.clone(),
+        _ => (setup::ctl_config(&cli, &env)?, None),
     };
-    let config = crate::config::Config::load(config_path.as_deref(), &env)?;
+    let (config, config_path) = config;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -258,6 +360,6 @@ pub fn main_with(cli: Cli) -> Result<(), ctl::CliError> {
         Command::Run { .. } => runtime
             .block_on(crate::daemon::run(config, config_path))
             .map_err(|e| ctl::CliError::Failed(e.to_string())),
-        cmd => runtime.block_on(ctl::run_ctl(&config, cli.format, cmd)),
+        cmd => runtime.block_on(ctl::run_ctl(&config, cli.format, cli.group, cmd)),
     }
 }

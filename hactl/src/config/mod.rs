@@ -64,6 +64,16 @@ impl Config {
         path: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigError> {
+        Config::from_tree(Config::load_tree(path, env)?)
+    }
+
+    /// The config tree [`Config::load`] checks: the file (or `PATRONI_CONFIGURATION`) with the `PATRONI_*`
+    /// overrides merged in. The CLI patches it (`--dcs-url`, the cluster named on the command line) before
+    /// [`Config::from_tree`].
+    pub fn load_tree(
+        path: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Value, ConfigError> {
         let mut tree = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Io {
@@ -74,9 +84,7 @@ impl Config {
             }
             None => match env.get(env::PATRONI_CONFIGURATION) {
                 // Patroni: the whole-config variable replaces both the file and the other variables.
-                Some(doc) => {
-                    return Config::from_tree(parse_yaml(env::PATRONI_CONFIGURATION, doc)?)
-                }
+                Some(doc) => return parse_yaml(env::PATRONI_CONFIGURATION, doc),
                 None => Value::Object(Map::new()),
             },
         };
@@ -84,7 +92,7 @@ impl Config {
             tree = Value::Object(Map::new());
         }
         value::deep_merge(&mut tree, env::environment_configuration(env)?);
-        Config::from_tree(tree)
+        Ok(tree)
     }
 
     /// Parses a YAML document without the environment (tests, `hactl validate --no-env`).

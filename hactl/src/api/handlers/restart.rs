@@ -187,8 +187,19 @@ pub(crate) async fn post_restart(ctx: &ApiContext, req: &Request) -> Response {
             let (state, identity, clock) =
                 (ctx.state.clone(), ctx.identity.clone(), ctx.clock.clone());
             let filters = request.clone();
+            let mut json = Map::new();
+            json.insert("schedule".into(), json!(at));
+            for (k, v) in &request {
+                if k != "schedule" {
+                    json.insert(k.clone(), v.clone());
+                }
+            }
+            // Published in the member key (patronictl's `list` and `flush` read it there) until it runs.
+            ctx.requests
+                .set_member_extra("scheduled_restart", Some(Value::Object(json.clone())));
             let task = tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+                requests.set_member_extra("scheduled_restart", None);
                 let v =
                     crate::api::view::NodeView::at(&identity, state.latest(), Some(clock.now()));
                 if !conditions_met(&v, &filters) {
@@ -199,13 +210,6 @@ pub(crate) async fn post_restart(ctx: &ApiContext, req: &Request) -> Response {
                 requests.restart.store(true, Ordering::SeqCst);
                 requests.wake();
             });
-            let mut json = Map::new();
-            json.insert("schedule".into(), json!(at));
-            for (k, v) in &request {
-                if k != "schedule" {
-                    json.insert(k.clone(), v.clone());
-                }
-            }
             *slot = Some(ScheduledRestart {
                 json: Value::Object(json),
                 task,
@@ -220,6 +224,7 @@ pub(crate) fn delete_restart(ctx: &ApiContext) -> Response {
     match slot.take() {
         Some(s) if !s.task.is_finished() => {
             s.task.abort();
+            ctx.requests.set_member_extra("scheduled_restart", None);
             text(200, "scheduled restart deleted")
         }
         _ => text(404, "no restarts are scheduled"),

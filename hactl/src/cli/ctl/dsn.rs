@@ -11,20 +11,8 @@ impl Ctl<'_> {
         member: Option<&str>,
     ) -> Result<(), CliError> {
         self.check_cluster(&cluster_name.map(String::from))?;
-        if role.is_some() && member.is_some() {
-            return Err(CliError::Usage(
-                "--role and --member are mutually exclusive options".into(),
-            ));
-        }
         let cluster = self.load().await?;
-        let leader = cluster.leader_name();
-        let found = cluster.members.iter().find(|m| match (member, role) {
-            (Some(name), _) => m.name == name,
-            (None, Some("replica")) => Some(m.name.as_str()) != leader && m.is_running(),
-            (None, Some("any")) => true,
-            // Without a member or with leader/primary: the leader.
-            (None, _) => Some(m.name.as_str()) == leader,
-        });
+        let found = super::any_member(&cluster, role, member)?;
         let conn = found
             .and_then(|m| m.data.conn_url.as_deref())
             .map(crate::json::host_port_of);

@@ -7,17 +7,26 @@ use super::{CliError, Ctl};
 use crate::cli::Targets;
 
 impl Ctl<'_> {
-    pub(super) async fn flush(&mut self, t: &Targets, force: bool) -> Result<(), CliError> {
+    pub(super) async fn flush(
+        &mut self,
+        t: &Targets,
+        role: Option<&str>,
+        force: bool,
+    ) -> Result<(), CliError> {
         let mut names = self.member_names(t);
         let target = names.pop().unwrap_or_default();
         let cluster = self.load().await?;
         match target.as_str() {
             "restart" => {
-                let members = self.select_members(&cluster, &Targets { names }, None)?;
+                let members = self.select_members(&cluster, &Targets { names }, role)?;
                 if !force {
                     self.confirm("Are you sure you want to flush scheduled restarts?")?;
                 }
                 for m in &members {
+                    if m.data.extra.get("scheduled_restart").is_none() {
+                        self.say(format!("No scheduled restart for member {}", m.name))?;
+                        continue;
+                    }
                     let line = match self
                         .request(m, reqwest::Method::DELETE, "restart", None)
                         .await

@@ -28,6 +28,22 @@ impl Ctl<'_> {
                 };
                 write!(self.out, "{s}")?;
             }
+            OutputFormat::Tsv => {
+                let rows: Vec<Vec<Value>> = lines
+                    .iter()
+                    .map(|e| {
+                        (0..5)
+                            .map(|i| e.0.get(i).cloned().unwrap_or(json!("")))
+                            .collect()
+                    })
+                    .collect();
+                let text = super::list::tsv(
+                    &["TL", "LSN", "Reason", "Timestamp", "New Leader"],
+                    &rows,
+                    "\t",
+                );
+                write!(self.out, "{text}")?;
+            }
             OutputFormat::Pretty => {
                 let rows: Vec<Vec<Cell>> = lines
                     .iter()

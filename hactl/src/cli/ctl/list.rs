@@ -2,6 +2,8 @@
 //! from the same [`cluster_json`] the REST API's `/cluster` serves; `topology` indents each replica under the member
 //! it replicates from.
 
+use std::time::Duration;
+
 use ha_core::model::Cluster;
 use serde_json::{json, Map, Value};
 
@@ -11,20 +13,56 @@ use crate::cli::OutputFormat;
 use crate::json::cluster_json;
 
 impl Ctl<'_> {
-    /// `list`: the members, with a timestamp first when asked.
-    pub(super) async fn list(&mut self, extended: bool, ts: bool) -> Result<(), CliError> {
-        if ts {
-            let t = timestamp();
-            self.say(t)?;
+    /// `list` and `topology`: the members of each cluster named (the configured one by default), a timestamp first
+    /// when asked, again every `watch` until interrupted.
+    pub(super) async fn list(
+        &mut self,
+        clusters: &[String],
+        extended: bool,
+        ts: bool,
+        topology: bool,
+        watch: Option<Duration>,
+    ) -> Result<(), CliError> {
+        let names = if clusters.is_empty() {
+            vec![self.scope.clone()]
+        } else {
+            clusters.to_vec()
+        };
+        let home = (self.scope.clone(), self.dcs.clone());
+        loop {
+            if watch.is_some() && self.terminal {
+                // patronictl clears the screen between refreshes (only on a terminal, as click does).
+                write!(self.out, "\x1b[H\x1b[2J")?;
+            }
+            if ts {
+                let t = timestamp();
+                self.say(t)?;
+            }
+            for name in &names {
+                self.check_cluster(&Some(name.clone()))?;
+                let c = self.load().await;
+                (self.scope, self.dcs) = home.clone();
+                self.output_members_named(name, &c?, extended, topology)?;
+            }
+            let Some(every) = watch else {
+                return Ok(());
+            };
+            self.out.flush()?;
+            tokio::time::sleep(every).await;
         }
-        let c = self.load().await?;
-        self.output_members(&c, extended, false)
     }
 
-    /// `topology`: `list`, indented by replication topology.
-    pub(super) async fn topology(&mut self) -> Result<(), CliError> {
-        let c = self.load().await?;
-        self.output_members(&c, false, true)
+    fn output_members_named(
+        &mut self,
+        name: &str,
+        c: &Cluster,
+        extended: bool,
+        topology: bool,
+    ) -> Result<(), CliError> {
+        let scope = std::mem::replace(&mut self.scope, name.to_string());
+        let r = self.output_members(c, extended, topology);
+        self.scope = scope;
+        r
     }
 
     /// `list` / `topology`.
@@ -40,6 +78,14 @@ impl Ctl<'_> {
             members = topology_order(members, c.leader_name());
         }
         let any_pending = members.iter().any(|m| m.get("pending_restart").is_some());
+        // patronictl shows every host with its port once one member runs on another port than 5432 or two share
+        // a host.
+        let hosts: Vec<&str> = members.iter().filter_map(|m| m["host"].as_str()).collect();
+        let unique: std::collections::BTreeSet<&str> = hosts.iter().copied().collect();
+        let append_port = unique.len() < hosts.len()
+            || members
+                .iter()
+                .any(|m| m["port"].as_u64().is_some_and(|p| p != 5432));
         let any_scheduled = members.iter().any(|m| m.get("scheduled_restart").is_some());
         let mut headers = vec![
             "Member",
@@ -52,9 +98,18 @@ impl Ctl<'_> {
             "Replay LSN",
             "Lag",
         ];
+        let any_reason = members.iter().any(|m| {
+            m["pending_restart_reason"]
+                .as_object()
+                .is_some_and(|o| !o.is_empty())
+        });
         let show_pending = extended || any_pending;
         if show_pending {
             headers.push("Pending restart");
+        }
+        let show_reason = extended || any_reason;
+        if show_reason {
+            headers.push("Pending restart reason");
         }
         if extended || any_scheduled {
             headers.push("Scheduled restart");
@@ -67,7 +122,7 @@ impl Ctl<'_> {
         for m in &members {
             let name = m["name"].as_str().unwrap_or_default().to_string();
             let host = match (m["host"].as_str(), m["port"].as_u64()) {
-                (Some(h), Some(p)) if p != 5432 => format!("{h}:{p}"),
+                (Some(h), Some(p)) if append_port => format!("{h}:{p}"),
                 (Some(h), _) => h.to_string(),
                 _ => String::new(),
             };
@@ -96,7 +151,7 @@ impl Ctl<'_> {
             jr.insert("Host".into(), json!(host));
             jr.insert("Role".into(), json!(role));
             jr.insert("State".into(), json!(state));
-            jr.insert("TL".into(), json!(tl));
+            jr.insert("TL".into(), tl.map(|t| json!(t)).unwrap_or(json!("")));
             if is_leader {
                 row.extend([Cell::empty(), Cell::empty(), Cell::empty(), Cell::empty()]);
             } else {
@@ -105,9 +160,9 @@ impl Ctl<'_> {
                 row.push(Cell::num(m["replay_lsn"].as_str().unwrap_or_default()));
                 row.push(lag_mb(&m["replay_lag"]));
                 jr.insert("Receive LSN".into(), m["receive_lsn"].clone());
-                jr.insert("Receive Lag".into(), m["receive_lag"].clone());
+                jr.insert("Receive Lag".into(), lag_value(&m["receive_lag"]));
                 jr.insert("Replay LSN".into(), m["replay_lsn"].clone());
-                jr.insert("Replay Lag".into(), m["replay_lag"].clone());
+                jr.insert("Replay Lag".into(), lag_value(&m["replay_lag"]));
             }
             let pending = m.get("pending_restart").is_some();
             if show_pending {
@@ -116,11 +171,25 @@ impl Ctl<'_> {
             if pending {
                 jr.insert("Pending restart".into(), json!("*"));
             }
+            if show_reason {
+                let shorten = self.format == OutputFormat::Pretty;
+                let reason = restart_reason(&m["pending_restart_reason"], shorten);
+                row.push(Cell::text(reason.clone()));
+                if !reason.is_empty() {
+                    jr.insert("Pending restart reason".into(), json!(reason));
+                }
+            }
             if extended || any_scheduled {
-                let s = m["scheduled_restart"]["schedule"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_string();
+                let sr = &m["scheduled_restart"];
+                let mut s = sr["schedule"].as_str().unwrap_or("").to_string();
+                if let Some(v) = sr.get("postgres_version").filter(|v| !v.is_null()) {
+                    s.push_str(&format!(
+                        " if version < {}",
+                        v.as_str()
+                            .map(String::from)
+                            .unwrap_or_else(|| v.to_string())
+                    ));
+                }
                 row.push(Cell::text(s.clone()));
                 if !s.is_empty() {
                     jr.insert("Scheduled restart".into(), json!(s));
@@ -140,17 +209,61 @@ impl Ctl<'_> {
             json_rows.push(Value::Object(jr));
         }
         match self.format {
+            OutputFormat::Tsv => {
+                let mut columns = vec![
+                    "Cluster",
+                    "Member",
+                    "Host",
+                    "Role",
+                    "State",
+                    "TL",
+                    "Receive LSN",
+                    "Receive Lag",
+                    "Replay LSN",
+                    "Replay Lag",
+                ];
+                columns.extend(headers.iter().skip(9).copied());
+                let rows: Vec<Vec<Value>> = json_rows
+                    .iter()
+                    .map(|r| {
+                        columns
+                            .iter()
+                            .map(|c| r.get(*c).cloned().unwrap_or(json!("")))
+                            .collect()
+                    })
+                    .collect();
+                let text = tsv(&columns, &rows, "\t");
+                write!(self.out, "{text}")?;
+            }
             OutputFormat::Json => {
+                // patronictl leaves empty values out of its machine formats.
+                for r in &mut json_rows {
+                    if let Value::Object(o) = r {
+                        o.retain(|_, v| v != "");
+                    }
+                }
                 let s = serde_json::to_string(&json_rows).unwrap_or_default();
                 self.say(s)?;
             }
             OutputFormat::Yaml => {
+                for r in &mut json_rows {
+                    if let Value::Object(o) = r {
+                        o.retain(|_, v| v != "");
+                    }
+                }
                 let s = to_yaml(&Value::Array(json_rows));
                 write!(self.out, "{s}")?;
             }
             OutputFormat::Pretty => {
-                let sysid = c.initialize.clone().unwrap_or_default();
-                let title = format!("Cluster: {} ({sysid})", self.scope);
+                let sysid = match c.initialize.as_deref() {
+                    None => "uninitialized",
+                    Some("") => "initializing",
+                    Some(s) => s,
+                };
+                let title = match self.group {
+                    Some(g) => format!("Citus cluster: {} (group: {g}, {sysid})", self.scope),
+                    None => format!("Cluster: {} ({sysid})", self.scope),
+                };
                 let t = render(Some(&title), &headers, &rows);
                 write!(self.out, "{t}")?;
                 if cj.get("pause").is_some() {
@@ -229,6 +342,65 @@ fn role_name(role: &str) -> String {
         "sync_standby" => "Sync Standby".into(),
         "quorum_standby" => "Quorum Standby".into(),
         "standby_leader" => "Standby Leader".into(),
+        other => other.to_string(),
+    }
+}
+
+/// patronictl's `Pending restart reason`: `param: old->new` per line; in a table, a line over 50 characters is
+/// hidden.
+fn restart_reason(reasons: &Value, shorten: bool) -> String {
+    let Some(o) = reasons.as_object() else {
+        return String::new();
+    };
+    o.iter()
+        .map(|(k, v)| {
+            let text = |x: &Value| {
+                x.as_str()
+                    .map(String::from)
+                    .unwrap_or_else(|| x.to_string())
+            };
+            if v.get("old_value").is_none() {
+                return k.clone();
+            }
+            let full = format!("{k}: {}->{}", text(&v["old_value"]), text(&v["new_value"]));
+            if shorten && full.chars().count() > 50 {
+                format!("{k}: [hidden - too long]")
+            } else {
+                full
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A lag as patronictl's machine formats carry it: whole MiB, or empty when unknown.
+fn lag_value(v: &Value) -> Value {
+    match v.as_u64() {
+        Some(b) => json!((b as f64 / 1_048_576.0).round() as u64),
+        None => json!(""),
+    }
+}
+
+/// patronictl's `tsv`: a header row, then each row, values joined by `delimiter` (`None` for a null, as Python
+/// prints it).
+pub(super) fn tsv(columns: &[&str], rows: &[Vec<Value>], delimiter: &str) -> String {
+    let mut out = columns.join(delimiter);
+    out.push('\n');
+    for r in rows {
+        let cells: Vec<String> = r.iter().map(python_str).collect();
+        out.push_str(&cells.join(delimiter));
+        out.push('\n');
+    }
+    out
+}
+
+/// A value as Python's `str()` prints it, which is what patronictl's tsv shows.
+pub(super) fn python_str(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::String(s) => s.clone(),
         other => other.to_string(),
     }
 }

@@ -17,6 +17,7 @@ mod flush;
 mod history;
 mod list;
 mod pause;
+mod query;
 mod reinit;
 mod reload;
 mod remove;
@@ -61,6 +62,10 @@ pub enum CliError {
     Tls(#[from] crate::tls::TlsError),
 }
 
+/// Opens a lease-less client for another cluster than the configured one (`list A B`, `dsn other`), as
+/// patronictl reaches any cluster of its DCS by name.
+pub type Connector = Arc<dyn Fn(&str) -> Result<Arc<dyn Dcs>, CliError> + Send + Sync>;
+
 /// Everything a command needs: the DCS, an HTTP client for members' REST APIs, where to print and where to read
 /// answers from.
 pub struct Ctl<'a> {
@@ -75,6 +80,12 @@ pub struct Ctl<'a> {
     pub editor: Option<String>,
     /// How often `--wait` polls.
     pub poll_interval: Duration,
+    /// Clients for other clusters by name; without it only `scope` is reachable.
+    pub connect: Option<Connector>,
+    /// The Citus group `--group` named (for titles; the clients already address its keys).
+    pub group: Option<u32>,
+    /// Whether `out` is a terminal (`-W` clears the screen between refreshes there, as patronictl).
+    pub terminal: bool,
 }
 
 /// patronictl's timestamp.
@@ -116,13 +127,21 @@ impl<'a> Ctl<'a> {
         })
     }
 
-    fn check_cluster(&self, cluster: &Option<String>) -> Result<(), CliError> {
-        match cluster {
-            Some(c) if c != &self.scope => Err(CliError::Usage(format!(
+    /// Makes `cluster` (when named) the one the command works on: another cluster of the same DCS when a
+    /// [`Connector`] is there, as patronictl.
+    fn check_cluster(&mut self, cluster: &Option<String>) -> Result<(), CliError> {
+        match (cluster, &self.connect) {
+            (Some(c), _) if c == &self.scope => Ok(()),
+            (Some(c), Some(connect)) => {
+                self.dcs = connect(c)?;
+                self.scope = c.clone();
+                Ok(())
+            }
+            (Some(c), None) => Err(CliError::Usage(format!(
                 "cluster {c} is not the configured one ({}); use -c with its config",
                 self.scope
             ))),
-            _ => Ok(()),
+            (None, _) => Ok(()),
         }
     }
 
@@ -171,11 +190,7 @@ impl<'a> Ctl<'a> {
             .members
             .iter()
             .filter(|m| names.is_empty() || names.contains(&m.name))
-            .filter(|m| match role {
-                Some("leader" | "primary") => Some(m.name.as_str()) == leader,
-                Some("replica") => Some(m.name.as_str()) != leader,
-                _ => true,
-            })
+            .filter(|m| role.is_none_or(|r| role_matches(cluster, m, r)))
             .cloned()
             .collect();
         out.sort_by_key(|m| (Some(m.name.as_str()) != leader, m.name.clone()));
@@ -189,16 +204,61 @@ impl<'a> Ctl<'a> {
     pub async fn execute(&mut self, cmd: &Command) -> Result<(), CliError> {
         match cmd {
             Command::List {
-                cluster,
+                clusters,
                 extended,
                 timestamp: ts,
+                format,
+                watch,
+            } => {
+                if let Some(f) = format.format {
+                    self.format = f;
+                }
+                self.list(clusters, *extended, *ts, false, watch.interval())
+                    .await
+            }
+            Command::Topology { clusters, watch } => {
+                self.list(clusters, false, false, true, watch.interval())
+                    .await
+            }
+            Command::Query {
+                cluster,
+                command,
+                file,
+                role,
+                member,
+                username,
+                password,
+                dbname,
+                delimiter,
+                format,
+                watch,
             } => {
                 self.check_cluster(cluster)?;
-                self.list(*extended, *ts).await
-            }
-            Command::Topology { cluster } => {
-                self.check_cluster(cluster)?;
-                self.topology().await
+                self.format = *format;
+                let sql = match (command, file) {
+                    (Some(_), Some(_)) => {
+                        return Err(CliError::Usage(
+                            "--file and --command are mutually exclusive options".into(),
+                        ))
+                    }
+                    (Some(c), None) => c.clone(),
+                    (None, Some(f)) => std::fs::read_to_string(f)?,
+                    (None, None) => {
+                        return Err(CliError::Usage(
+                            "You need to specify either --command or --file".into(),
+                        ))
+                    }
+                };
+                let target = query::Target {
+                    role: role.clone(),
+                    member: member.clone(),
+                    username: username.clone(),
+                    ask_password: *password,
+                    dbname: dbname.clone(),
+                };
+                let delimiter = delimiter.replace("\\t", "\t");
+                self.query(&sql, &target, &delimiter, watch.interval())
+                    .await
             }
             Command::Switchover {
                 cluster,
@@ -291,12 +351,24 @@ impl<'a> Ctl<'a> {
                 self.check_cluster(cluster)?;
                 self.toggle_pause(false, *wait).await
             }
-            Command::History { cluster } => {
+            Command::History { cluster, format } => {
                 self.check_cluster(cluster)?;
+                if let Some(f) = format.format {
+                    self.format = f;
+                }
                 self.history().await
             }
-            Command::Remove { cluster } => self.remove(cluster.as_deref()).await,
-            Command::Flush { targets, force } => self.flush(targets, *force).await,
+            Command::Remove { cluster, format } => {
+                if let Some(f) = format.format {
+                    self.format = f;
+                }
+                self.remove(cluster.as_deref()).await
+            }
+            Command::Flush {
+                targets,
+                role,
+                force,
+            } => self.flush(targets, role.as_deref(), *force).await,
             Command::Version { targets } => self.version(targets).await,
             Command::DemoteCluster {
                 cluster,
@@ -334,6 +406,44 @@ impl<'a> Ctl<'a> {
     }
 }
 
+/// patronictl's role filter (`get_all_members`): `leader` is the lock holder, `primary` a lock holder that is not
+/// a standby leader, `standby-leader` one that is, `replica`/`standby` every other member, `any` all.
+pub(crate) fn role_matches(cluster: &Cluster, m: &Member, role: &str) -> bool {
+    let is_leader = cluster.leader_name() == Some(m.name.as_str());
+    let standby_leader = m.data.role.as_deref() == Some("standby_leader");
+    match role {
+        "leader" => is_leader,
+        "primary" => is_leader && !standby_leader,
+        "standby-leader" => is_leader && standby_leader,
+        "replica" | "standby" => !is_leader,
+        _ => true,
+    }
+}
+
+/// patronictl's `get_any_member`: the named member, else the first with `role` (the leader by default);
+/// `--role` and `--member` together are refused.
+pub(crate) fn any_member<'c>(
+    cluster: &'c Cluster,
+    role: Option<&str>,
+    member: Option<&str>,
+) -> Result<Option<&'c Member>, CliError> {
+    if role.is_some() && member.is_some() {
+        return Err(CliError::Usage(
+            "--role and --member are mutually exclusive options".into(),
+        ));
+    }
+    let role = role.unwrap_or(if member.is_some() { "any" } else { "leader" });
+    let mut candidates: Vec<&Member> = cluster
+        .members
+        .iter()
+        .filter(|m| role_matches(cluster, m, role))
+        .filter(|m| member.is_none_or(|n| m.name == n))
+        .collect();
+    // A running member first, so `-r replica` does not pick one that is down.
+    candidates.sort_by_key(|m| !m.is_running());
+    Ok(candidates.first().copied())
+}
+
 /// A YAML document (or scalar) as JSON.
 pub fn parse_yaml_value(text: &str) -> Result<Value, String> {
     let y: serde_norway::Value =
@@ -351,9 +461,22 @@ pub fn to_yaml(v: &Value) -> String {
 pub async fn run_ctl(
     config: &crate::config::Config,
     format: OutputFormat,
+    group: Option<u32>,
     cmd: &Command,
 ) -> Result<(), CliError> {
-    let dcs = crate::dcs::connect(config, crate::dcs::DcsMode::Ctl)?;
+    // A Citus group's keys live under `<scope>/<group>/`, as Patroni writes them.
+    let base = config.clone();
+    let connect: Connector = Arc::new(move |name: &str| {
+        let mut c = base.clone();
+        c.scope = match group {
+            Some(g) => format!("{name}/{g}"),
+            None => name.to_string(),
+        };
+        Ok(crate::dcs::connect(&c, crate::dcs::DcsMode::Ctl)?)
+    });
+    let dcs = connect(&config.scope)?;
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let stdin = std::io::stdin();
@@ -368,6 +491,9 @@ pub async fn run_ctl(
         input: &mut input,
         editor: std::env::var("EDITOR").ok().or_else(|| Some("vi".into())),
         poll_interval: Duration::from_secs(1),
+        connect: Some(connect),
+        group,
+        terminal,
     };
     ctl.execute(cmd).await
 }
