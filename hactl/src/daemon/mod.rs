@@ -238,32 +238,33 @@ async fn run_inner(
         http: http.clone(),
         auth: config.restapi.authentication.clone(),
     }));
-    // A `/dev/watchdog` device when configured (`required`: it must open now), and the process fencer beside it.
-    let mut watchdogs: Vec<Box<dyn ha_core::watchdog::Watchdog>> = Vec::new();
-    if let Some(device) =
-        watchdog::DeviceWatchdog::from_config(&config.watchdog, timing.ttl_ms as f64 / 1000.0)?
-    {
-        info!(device = %config.watchdog.device.display(), "watchdog device configured");
-        watchdogs.push(Box::new(device));
+    // A `/dev/watchdog` device when configured (`required`: it must open now); the process fencer whenever no
+    // device works (see `watchdog::DeviceOrFencer`).
+    let device =
+        watchdog::DeviceWatchdog::from_config(&config.watchdog, timing.ttl_ms as f64 / 1000.0)?;
+    if device.is_some() {
+        info!(device = %config.watchdog.device.display(), "watchdog device configured: the process fencer arms only while it fails");
     }
     let data_dir = required.data_dir.clone();
-    match std::env::current_exe().and_then(|exe| {
-        let command = move || {
-            let mut cmd = std::process::Command::new(&exe);
-            cmd.arg("fencer").arg(&data_dir);
-            cmd
-        };
-        ha_core::watchdog::process::ProcessWatchdog::spawn(Box::new(command), clock.clone())
-    }) {
+    let fencer: Option<Box<dyn ha_core::watchdog::Watchdog>> = match std::env::current_exe()
+        .and_then(|exe| {
+            let command = move || {
+                let mut cmd = std::process::Command::new(&exe);
+                cmd.arg("fencer").arg(&data_dir);
+                cmd
+            };
+            ha_core::watchdog::process::ProcessWatchdog::spawn(Box::new(command), clock.clone())
+        }) {
         Ok(w) => {
             info!(pid = w.pid(), "fencer started");
-            watchdogs.push(Box::new(w));
+            Some(Box::new(w))
         }
         Err(e) => {
-            error!(error = %e, "cannot start the fencer: a frozen daemon's primary would not be fenced")
+            error!(error = %e, "cannot start the fencer: a frozen daemon's primary would not be fenced");
+            None
         }
-    }
-    driver = driver.with_watchdog(Box::new(ha_core::watchdog::AllOf(watchdogs)));
+    };
+    driver = driver.with_watchdog(Box::new(watchdog::DeviceOrFencer::new(device, fencer)));
 
     // The REST API.
     let listen = &required.restapi_listen;

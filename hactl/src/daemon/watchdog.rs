@@ -1,7 +1,9 @@
 //! `/dev/watchdog` (Patroni's `watchdog` section): opened when this node leads, its timeout set to ttl −
 //! `safety_margin`, pinged at every lock renewal, closed with the magic close (`V`) when the node stops leading,
-//! is paused, or shuts down. If the daemon freezes the kernel resets the machine; the process fencer
-//! ([`super::fencer`]) stays armed beside it and covers machines without a device.
+//! is paused, or shuts down. If the daemon freezes the kernel resets the machine. [`DeviceOrFencer`] makes the
+//! working device the node's fence and arms the process fencer ([`super::fencer`]) only while there is none (no
+//! device configured, or its keepalive fails): one fence at a time, so a frozen daemon's primary is stopped by the
+//! machine's reset where there is a device (as Patroni) and by the fencer where there is not.
 //!
 //! The `testing` driver is Patroni's acceptance harness: a named pipe that takes `1` (keepalive), `V` (magic
 //! close) and `Ctimeout=N\n` (set the timeout) as writes instead of ioctls.
@@ -181,9 +183,130 @@ impl Watchdog for DeviceWatchdog {
     }
 }
 
+impl DeviceWatchdog {
+    /// Whether the last keepalive reached the device.
+    fn working(&self) -> bool {
+        !self.failing.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// The device when it works, the process fencer otherwise (see the module head).
+pub struct DeviceOrFencer {
+    pub device: Option<DeviceWatchdog>,
+    pub fencer: Option<Box<dyn Watchdog>>,
+    fencer_armed: std::sync::atomic::AtomicBool,
+}
+
+impl DeviceOrFencer {
+    pub fn new(device: Option<DeviceWatchdog>, fencer: Option<Box<dyn Watchdog>>) -> Self {
+        DeviceOrFencer {
+            device,
+            fencer,
+            fencer_armed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Watchdog for DeviceOrFencer {
+    fn arm(&self, deadline: Millis) {
+        use std::sync::atomic::Ordering;
+        let device_fences = match &self.device {
+            Some(d) => {
+                d.arm(deadline);
+                d.working()
+            }
+            None => false,
+        };
+        let Some(f) = &self.fencer else { return };
+        if device_fences {
+            if self.fencer_armed.swap(false, Ordering::Relaxed) {
+                f.disarm();
+            }
+        } else {
+            f.arm(deadline);
+            self.fencer_armed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn disarm(&self) {
+        if let Some(d) = &self.device {
+            d.disarm();
+        }
+        if let Some(f) = &self.fencer {
+            f.disarm();
+        }
+        self.fencer_armed
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn ttl_changed(&self, ttl_ms: u64) {
+        if let Some(d) = &self.device {
+            d.ttl_changed(ttl_ms);
+        }
+        if let Some(f) = &self.fencer {
+            f.ttl_changed(ttl_ms);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A fencer that records what it was told.
+    #[derive(Default, Clone)]
+    struct Recorder(std::sync::Arc<Mutex<Vec<String>>>);
+    impl Watchdog for Recorder {
+        fn arm(&self, deadline: Millis) {
+            lock(&self.0).push(format!("arm {}", deadline.0));
+        }
+        fn disarm(&self) {
+            lock(&self.0).push("disarm".into());
+        }
+    }
+
+    #[test]
+    fn a_working_device_is_the_fence_and_the_fencer_covers_its_failure() {
+        let dir = std::env::temp_dir().join(format!("hactl-wd2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let device = dir.join("watchdog");
+        std::fs::write(&device, "").unwrap();
+        let config = WatchdogConfig {
+            mode: WatchdogMode::Automatic,
+            device: device.clone(),
+            safety_margin: 5.0,
+            driver: WatchdogDriver::Testing,
+        };
+        let fencer = Recorder::default();
+        let w = DeviceOrFencer::new(
+            DeviceWatchdog::from_config(&config, 30.0).unwrap(),
+            Some(Box::new(fencer.clone())),
+        );
+        w.arm(Millis(10));
+        assert!(
+            lock(&fencer.0).is_empty(),
+            "the device fences: the fencer stays idle"
+        );
+        // The device goes away: the fencer takes over at the same deadline, and steps back when it returns.
+        std::fs::remove_dir_all(&dir).unwrap();
+        *lock(&w.device.as_ref().unwrap().open) = None;
+        w.arm(Millis(20));
+        assert_eq!(*lock(&fencer.0), ["arm 20"]);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&device, "").unwrap();
+        w.arm(Millis(30));
+        assert_eq!(*lock(&fencer.0), ["arm 20", "disarm"]);
+        w.arm(Millis(40));
+        assert_eq!(lock(&fencer.0).len(), 2, "no disarm per loop");
+        let _ = std::fs::remove_dir_all(&dir);
+
+        // No device at all: the fencer is the fence.
+        let fencer = Recorder::default();
+        let w = DeviceOrFencer::new(None, Some(Box::new(fencer.clone())));
+        w.arm(Millis(5));
+        w.disarm();
+        assert_eq!(*lock(&fencer.0), ["arm 5", "disarm"]);
+    }
 
     #[test]
     fn the_testing_driver_writes_patronis_protocol() {
