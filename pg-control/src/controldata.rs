@@ -26,6 +26,8 @@ pub struct ControlData {
     pub min_recovery_timeline: u64,
     /// "Bytes per WAL segment" (16 MiB unless initdb --wal-segsize).
     pub wal_segment_bytes: u64,
+    /// "Latest checkpoint's REDO WAL file": the segment holding a clean shutdown's checkpoint record.
+    pub redo_wal_file: Option<String>,
     /// The recovery-sensitive settings the control file records (parameter name -> value): a standby must run
     /// with at least these, or recovery aborts with "insufficient parameter settings".
     pub recovery_minimums: BTreeMap<String, u64>,
@@ -68,6 +70,10 @@ impl ControlData {
                 0 => 16 * 1024 * 1024,
                 n => n,
             },
+            redo_wal_file: fields
+                .get("Latest checkpoint's REDO WAL file")
+                .filter(|f| f.len() == 24 && f.chars().all(|c| c.is_ascii_hexdigit()))
+                .map(|f| f.to_string()),
             recovery_minimums: RECOVERY_SENSITIVE
                 .iter()
                 .filter_map(|(param, field)| {

@@ -39,6 +39,7 @@
 //! - `datadir`: the data directory: does it hold a cluster, is it empty, is it ours and of the binaries' version.
 //! - `pidfile`: postmaster.pid and the socket lock: is a postmaster alive, and clearing a dead one's files.
 //! - `binaries`: running PostgreSQL's binaries as the PostgreSQL user: pg_controldata, `pg_ctl start`.
+//! - `archive`: a demoted primary's shutdown checkpoint archived for a standby cluster to replay.
 //! - `controldata`: parsing pg_controldata, timeline history files and LSNs.
 //! - `os`: running binaries as the PostgreSQL user under a timeout, file ownership, /proc and signals.
 //! - `error`: the typed [`Error`].
@@ -53,6 +54,7 @@
 //!   start, naming its key.
 //! - Nothing is deleted on an error; a data directory of another cluster is never wiped.
 
+mod archive;
 mod binaries;
 mod bootstrap;
 mod checks;

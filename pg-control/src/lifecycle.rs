@@ -58,9 +58,14 @@ impl PgCtl {
     /// Starts as a standby of `upstream` (or, with `None`, a standby that replays what it has and waits).
     pub async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<()> {
         let _g = self.op_guard("start_replica").await?;
-        self.start_as(Role::Standby(upstream))
-            .instrument(info_span!("pg_start_replica", node = %self.s.name))
-            .await
+        async {
+            if upstream.is_some_and(|u| u.remote.is_some()) {
+                self.archive_shutdown_checkpoint().await;
+            }
+            self.start_as(Role::Standby(upstream)).await
+        }
+        .instrument(info_span!("pg_start_replica", node = %self.s.name))
+        .await
     }
 
     /// `pg_ctl stop -m <mode>`. A server that is not running is already stopped.

@@ -208,3 +208,69 @@ fn slot_for(m: &str) -> ha_core::pg::SlotPlan {
         ..Default::default()
     }
 }
+
+/// demote-cluster with archiving on: before the old primary starts as the standby leader of another cluster, the
+/// segment holding its shutdown checkpoint is archived (Patroni's `archive_shutdown_checkpoint_wal`), so a cluster
+/// replaying this archive reaches the checkpoint before it is promoted and forks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_demoted_to_a_standby_cluster_archives_its_shutdown_checkpoint() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let archive = w.path().join("archive");
+    std::fs::create_dir_all(&archive).unwrap();
+    if common::is_root() {
+        let (uid, gid) = common::postgres_ids();
+        std::os::unix::fs::chown(&archive, Some(uid), Some(gid)).unwrap();
+    }
+    let n1 = w.node("n1").await;
+    n1.bootstrap().await.expect("bootstrap");
+    let archiving = BTreeMap::from([
+        ("archive_mode".to_string(), "on".to_string()),
+        (
+            "archive_command".to_string(),
+            format!("test ! -f {0}/%f && cp %p {0}/%f", archive.display()),
+        ),
+    ]);
+    n1.apply_parameters(&archiving).await.unwrap();
+    n1.restart().await.unwrap();
+    sql(&n1, "CREATE TABLE before_demotion(v int)").await;
+    let listing = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&archive)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    n1.stop(StopMode::Fast).await.unwrap();
+    let before = listing();
+    let source = ha_core::pg::Upstream {
+        name: "batman1".into(),
+        conn_url: String::new(),
+        remote: Some(ha_core::pg::RemoteSource {
+            restore_command: Some(format!("cp {}/%f %p", archive.display())),
+            ..Default::default()
+        }),
+    };
+    n1.start_replica(Some(&source))
+        .await
+        .expect("starts as a standby leader");
+    let added: Vec<String> = listing()
+        .into_iter()
+        .filter(|f| !before.contains(f))
+        .collect();
+    assert_eq!(
+        added.len(),
+        1,
+        "the shutdown checkpoint's segment, archived: {added:?} (before: {before:?})"
+    );
+    assert!(
+        added[0].len() == 24 && added[0].chars().all(|c| c.is_ascii_hexdigit()),
+        "{added:?}"
+    );
+    // A standby's clean stop has nothing of its own to archive.
+    n1.stop(StopMode::Fast).await.unwrap();
+    let before = listing();
+    n1.start_replica(Some(&source)).await.unwrap();
+    assert_eq!(listing(), before, "nothing archived for a standby's stop");
+}
