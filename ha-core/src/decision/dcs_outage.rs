@@ -1,5 +1,6 @@
 //! The DCS is unreachable. A secondary does nothing; a primary stays one only while its lease could still be valid
 //! (or while failsafe mode has every member confirm it), then demotes, so that no other primary can coexist with it.
+//! In failsafe mode a member that does not confirm ends it at once, as in Patroni: the DBA chose Patroni's rule.
 
 use super::{Action, Decision, Observation, PlantedBug};
 use crate::dcs::DcsError;
@@ -41,6 +42,20 @@ pub(super) fn dcs_unreachable(obs: &Observation, e: &DcsError) -> Decision {
                 return Decision::new(
                     actions,
                     "DCS is not accessible; failsafe mode: every member accepts me as the leader, continuing as primary",
+                );
+            }
+            // Failsafe mode as Patroni defines it: a member that does not confirm ends it at once (without
+            // failsafe mode hactl rides out its lease instead, since nobody can take the lock before it ends).
+            if pg.state() != PgRunState::Unresponsive {
+                return Decision::new(
+                    // Back as a standby with no upstream (Patroni's `offline` demotion): read-only until a leader is
+                    // known again.
+                    vec![
+                        Action::Stop(StopMode::Fast),
+                        Action::ForgetLease,
+                        Action::StartReplica(None),
+                    ],
+                    format!("DCS is not accessible ({e}) and not every failsafe member accepts me as the leader: demoting self"),
                 );
             }
         }

@@ -59,11 +59,25 @@ fn failsafe_mode_keeps_a_confirmed_primary_and_holds_replicas_back() {
         d.reason
     );
 
-    // Without every member's confirmation it rides out its lease, then demotes like everyone else.
+    // Without every member's confirmation failsafe mode ends at once, as Patroni's does: a clean stop while the
+    // lease still holds (without failsafe mode the same primary rides out its lease: the test above).
     l.failsafe.confirmed_at = None;
-    assert!(decide_with(&id, Err(&err), &primary(1000), &l)
-        .actions
-        .is_empty());
+    let d = decide_with(&id, Err(&err), &primary(1000), &l);
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::Stop(StopMode::Fast),
+            Action::ForgetLease,
+            Action::StartReplica(None)
+        ],
+        "{}",
+        d.reason
+    );
+    assert!(
+        d.reason.contains("not every failsafe member accepts me"),
+        "{}",
+        d.reason
+    );
 
     let mut no_leader = without_leader(cluster());
     no_leader.config.as_mut().unwrap().value.failsafe_mode = Some(true);
