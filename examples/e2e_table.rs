@@ -1,5 +1,5 @@
 //! Prints the end-to-end suite's figures (`target/tmp/e2e-results.jsonl`, one JSON object per scenario, written by
-//! `hactl/tests/e2e.rs`) as one table. `scripts/test.sh` runs it after the tests.
+//! `hactl/tests/e2e/`) as one table. `scripts/test.sh` runs it after the tests.
 //!
 //! `cargo run -p hactl-examples --bin e2e_table -- [PATH]`
 

@@ -13,7 +13,7 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,26 +59,17 @@ pub struct ConsulTlsFiles {
     pub ca: PathBuf,
 }
 
-/// A TCP port nobody listens on right now (the OS picks it; there is a small race until consul binds it).
-/// Four different free ports: every listener is held until all four are chosen, so the OS cannot hand out one
-/// port twice (consul refuses to start when two of its ports are equal).
+/// Four different free ports ([`free_port`] hands each port out once; consul refuses to start when two of its
+/// ports are equal).
 fn distinct_free_ports() -> [u16; 4] {
-    let listeners: Vec<TcpListener> = (0..4)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("binding 127.0.0.1:0"))
-        .collect();
-    let port = |i: usize| listeners[i].local_addr().expect("local address").port();
-    [port(0), port(1), port(2), port(3)]
+    [free_port(), free_port(), free_port(), free_port()]
 }
 
 /// How many port sets [`ConsulServer::start`] tries.
 const START_ATTEMPTS: usize = 3;
 
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0")
-}
+/// A free loopback port for a test server (one helper for every backend and test: see [`ha_core::testing`]).
+pub use ha_core::testing::free_port;
 
 /// Is `consul` on PATH?
 pub fn binary_available() -> bool {

@@ -10,7 +10,7 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,13 +35,8 @@ pub enum TestServerError {
     NotReady(Duration, String),
 }
 
-/// A TCP port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("binding 127.0.0.1:0")
-}
+/// A free loopback port for a test server (one helper for every backend and test: see [`ha_core::testing`]).
+pub use ha_core::testing::free_port;
 
 /// Are java and the ZooKeeper jar there?
 pub fn binary_available() -> bool {

@@ -52,5 +52,4 @@ pub mod time;
 pub mod watchdog;
 
 pub mod conformance;
-#[cfg(feature = "testing")]
 pub mod testing;

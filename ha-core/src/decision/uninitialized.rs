@@ -51,13 +51,16 @@ pub(super) fn uninitialized(
                 "waiting for a node that may lead to bootstrap the cluster (nofailover)",
             );
         }
+        // As Patroni: the initialize race makes this node the only bootstrapper; the leader lock is taken once the
+        // cluster exists (its server running, `initialize` and `config` written), so a long bootstrap (a restore
+        // from backup) never outlives its lease, and a node seen as leader already serves and has a config.
         return Decision::new(
             vec![
                 Action::RaceInitialize,
-                Action::AcquireLock,
                 Action::Bootstrap,
                 Action::WriteInitialize,
                 Action::WriteBootstrapConfig,
+                Action::AcquireLock,
             ],
             format!("bootstrapping a new cluster from {me}"),
         );

@@ -16,15 +16,15 @@ fn bootstrap_and_clone() {
     waiting.leader = None;
     check(vec![
         case(
-            "empty cluster: race to initialize, take the lock, initdb",
+            "empty cluster: race to initialize, initdb, then take the lock (as Patroni)",
             Cluster::default(),
             empty.clone(),
             vec![
                 Action::RaceInitialize,
-                Action::AcquireLock,
                 Action::Bootstrap,
                 Action::WriteInitialize,
                 Action::WriteBootstrapConfig,
+                Action::AcquireLock,
             ],
             "bootstrapping a new cluster",
         ),
@@ -44,7 +44,6 @@ fn bootstrap_and_clone() {
                 empty.clone(),
                 vec![
                     Action::RaceInitialize,
-                    Action::AcquireLock,
                     Action::ApplyConfig {
                         version: 0,
                         parameters: [("wal_level".to_string(), "logical".to_string())].into(),
@@ -52,6 +51,7 @@ fn bootstrap_and_clone() {
                     Action::Bootstrap,
                     Action::WriteInitialize,
                     Action::WriteBootstrapConfig,
+                    Action::AcquireLock,
                 ],
                 "bootstrapping a new cluster",
             )

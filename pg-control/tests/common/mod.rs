@@ -147,10 +147,7 @@ pub fn postgres_ids() -> (u32, u32) {
     (uid, gid)
 }
 
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
+pub use ha_core::testing::free_port;
 
 pub fn postmaster_pid(data_dir: &Path) -> Option<i32> {
     std::fs::read_to_string(data_dir.join("postmaster.pid"))

@@ -12,6 +12,21 @@ use crate::cli::table::{render, Cell};
 use crate::cli::OutputFormat;
 use crate::json::cluster_json;
 
+/// patronictl's `list` columns (`tsv` prints them all; the table leaves out the cluster and titles the lags `Lag`),
+/// before the optional ones.
+const COLUMNS: [&str; 10] = [
+    "Cluster",
+    "Member",
+    "Host",
+    "Role",
+    "State",
+    "TL",
+    "Receive LSN",
+    "Receive Lag",
+    "Replay LSN",
+    "Replay Lag",
+];
+
 impl Ctl<'_> {
     /// `list` and `topology`: the members of each cluster named (the configured one by default), a timestamp first
     /// when asked, again every `watch` until interrupted.
@@ -87,17 +102,11 @@ impl Ctl<'_> {
                 .iter()
                 .any(|m| m["port"].as_u64().is_some_and(|p| p != 5432));
         let any_scheduled = members.iter().any(|m| m.get("scheduled_restart").is_some());
-        let mut headers = vec![
-            "Member",
-            "Host",
-            "Role",
-            "State",
-            "TL",
-            "Receive LSN",
-            "Lag",
-            "Replay LSN",
-            "Lag",
-        ];
+        // The table's headers: patronictl's columns without the cluster, both lags titled `Lag`.
+        let mut headers: Vec<&str> = COLUMNS[1..]
+            .iter()
+            .map(|c| if c.ends_with(" Lag") { "Lag" } else { *c })
+            .collect();
         let any_reason = members.iter().any(|m| {
             m["pending_restart_reason"]
                 .as_object()
@@ -210,19 +219,8 @@ impl Ctl<'_> {
         }
         match self.format {
             OutputFormat::Tsv => {
-                let mut columns = vec![
-                    "Cluster",
-                    "Member",
-                    "Host",
-                    "Role",
-                    "State",
-                    "TL",
-                    "Receive LSN",
-                    "Receive Lag",
-                    "Replay LSN",
-                    "Replay Lag",
-                ];
-                columns.extend(headers.iter().skip(9).copied());
+                let mut columns = COLUMNS.to_vec();
+                columns.extend(headers.iter().skip(COLUMNS.len() - 1).copied());
                 let rows: Vec<Vec<Value>> = json_rows
                     .iter()
                     .map(|r| {
@@ -236,21 +234,11 @@ impl Ctl<'_> {
                 write!(self.out, "{text}")?;
             }
             OutputFormat::Json => {
-                // patronictl leaves empty values out of its machine formats.
-                for r in &mut json_rows {
-                    if let Value::Object(o) = r {
-                        o.retain(|_, v| v != "");
-                    }
-                }
-                let s = serde_json::to_string(&json_rows).unwrap_or_default();
+                let s = serde_json::to_string(&without_empty(json_rows)).unwrap_or_default();
                 self.say(s)?;
             }
             OutputFormat::Yaml => {
-                for r in &mut json_rows {
-                    if let Value::Object(o) = r {
-                        o.retain(|_, v| v != "");
-                    }
-                }
+                let json_rows = without_empty(json_rows);
                 let s = to_yaml(&Value::Array(json_rows));
                 write!(self.out, "{s}")?;
             }
@@ -371,6 +359,16 @@ fn restart_reason(reasons: &Value, shorten: bool) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// patronictl leaves empty values out of its machine formats (JSON, YAML).
+fn without_empty(mut rows: Vec<Value>) -> Vec<Value> {
+    for r in &mut rows {
+        if let Value::Object(o) = r {
+            o.retain(|_, v| v != "");
+        }
+    }
+    rows
 }
 
 /// A lag as patronictl's machine formats carry it: whole MiB, or empty when unknown.

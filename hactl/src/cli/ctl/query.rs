@@ -184,13 +184,7 @@ async fn query_member(
             _ => "No connection is available".into(),
         });
     };
-    let messages = c.simple_query(sql).await.map_err(|e| {
-        let code = e
-            .as_db_error()
-            .map(|d| d.code().code().to_string())
-            .unwrap_or_else(|| e.to_string().replace('\n', " "));
-        format!("ERROR, SQLSTATE: {code}")
-    })?;
+    let messages = c.simple_query(sql).await.map_err(|e| sql_error(&e))?;
     // The last statement's result, as a cursor holds after `execute` of several statements.
     let mut answer = Answer {
         columns: None,
@@ -216,6 +210,15 @@ async fn query_member(
     Ok(answer)
 }
 
+/// patronictl's error row: the SQLSTATE when the server sent one, else the error on one line.
+fn sql_error(e: &tokio_postgres::Error) -> String {
+    let code = e
+        .as_db_error()
+        .map(|d| d.code().code().to_string())
+        .unwrap_or_else(|| e.to_string().replace('\n', " "));
+    format!("ERROR, SQLSTATE: {code}")
+}
+
 /// A connection to `m`, or `None` when the server's role is not the one asked for.
 async fn connect(
     m: &Member,
@@ -239,13 +242,7 @@ async fn connect(
     if let Some(p) = &creds.password {
         config.password(p);
     }
-    let (client, connection) = config.connect(NoTls).await.map_err(|e| {
-        let code = e
-            .as_db_error()
-            .map(|d| d.code().code().to_string())
-            .unwrap_or_else(|| e.to_string().replace('\n', " "));
-        format!("ERROR, SQLSTATE: {code}")
-    })?;
+    let (client, connection) = config.connect(NoTls).await.map_err(|e| sql_error(&e))?;
     tokio::spawn(connection);
     let check = matches!(
         role,

@@ -21,10 +21,13 @@
 //! ```
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod cluster;
+pub use cluster::EtcdCluster;
 
 /// How long a server (or a cluster member) may take to report healthy. A single member is healthy in ~0.15 s and
 /// three members in ~3 s on this project's machines; the margin covers a loaded 2-core CI.
@@ -91,27 +94,8 @@ pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
     }
 }
 
-/// A free loopback port for a test server. Ports come from 20000–31999, below the kernel's ephemeral range (32768–60999): a port handed out here is never
-/// given meanwhile to some other test's outgoing connection, which would make the server's later bind fail ("port
-/// in use"). Each process starts at its own offset and hands each port out once.
-pub fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    const LOW: u32 = 20_000;
-    const SPAN: u32 = 12_000;
-    let offset = (std::process::id() % 100) * (SPAN / 100);
-    for _ in 0..SPAN {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = (LOW + (offset + n) % SPAN) as u16;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind a loopback port")
-}
+/// A free loopback port for a test server (one helper for every backend and test: see [`ha_core::testing`]).
+pub use ha_core::testing::free_port;
 
 /// The PEM files of a TLS test server ([`EtcdServer::start_tls`]).
 #[derive(Debug, Clone)]
@@ -398,120 +382,5 @@ impl EtcdServer {
     /// The server's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.member.child.as_ref().map(|c| c.id())
-    }
-}
-
-/// A cluster of `n` etcd members on loopback, data in `<dir>/etcd<i>-<client port>`; each member can be stopped and
-/// started.
-#[derive(Debug)]
-pub struct EtcdCluster {
-    members: Vec<Member>,
-}
-
-impl EtcdCluster {
-    /// Starts `n` members (3 for the usual test) and waits until all are healthy (they have elected a leader).
-    pub fn start(dir: &Path, n: usize) -> Result<EtcdCluster, TestingError> {
-        assert!(n >= 1, "a cluster has at least one member");
-        let bin = binary()?;
-        let mut last = None;
-        for _ in 0..START_ATTEMPTS {
-            let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
-            let initial = ports
-                .iter()
-                .enumerate()
-                .map(|(i, (_, p))| format!("etcd{}=http://127.0.0.1:{p}", i + 1))
-                .collect::<Vec<_>>()
-                .join(",");
-            let mut cluster = EtcdCluster {
-                members: ports
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        let name = format!("etcd{}", i + 1);
-                        Member::new(&bin, dir, &name, *p, initial.clone(), "hactl-cluster")
-                    })
-                    .collect(),
-            };
-            match cluster.start_all() {
-                Ok(()) => return Ok(cluster),
-                // Dropping the half-started cluster kills its members.
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.expect("at least one attempt"))
-    }
-
-    pub fn len(&self) -> usize {
-        self.members.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    /// Client URLs of all members, in member order.
-    pub fn endpoints(&self) -> Vec<String> {
-        self.members.iter().map(Member::client_url).collect()
-    }
-
-    /// Client URL of member `i` (0-based).
-    pub fn endpoint(&self, i: usize) -> String {
-        self.members[i].client_url()
-    }
-
-    /// Client address of member `i`, e.g. for a [`TcpProxy`] in front of it (a partition of that member).
-    pub fn addr(&self, i: usize) -> SocketAddr {
-        ([127, 0, 0, 1], self.members[i].client_port).into()
-    }
-
-    /// Kills member `i` (SIGKILL); its data stays.
-    pub fn stop(&mut self, i: usize) {
-        self.members[i].kill();
-    }
-
-    /// Starts member `i` again with its data and waits until it is healthy (it has rejoined and sees a leader).
-    pub fn start_member(&mut self, i: usize) -> Result<(), TestingError> {
-        self.members[i].spawn()?;
-        self.members[i].wait_healthy()
-    }
-
-    /// Kills every member.
-    pub fn stop_all(&mut self) {
-        for m in &mut self.members {
-            m.kill();
-        }
-    }
-
-    /// Starts every stopped member and waits until all are healthy. A member that exits (a port taken, say) fails
-    /// this at once rather than after [`HEALTHY_WITHIN`].
-    pub fn start_all(&mut self) -> Result<(), TestingError> {
-        for m in &mut self.members {
-            m.spawn()?;
-        }
-        let start = Instant::now();
-        loop {
-            for m in &mut self.members {
-                if let Some(status) = m.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                    m.child = None;
-                    return Err(TestingError::Exited {
-                        name: m.name.clone(),
-                        status: status.to_string(),
-                        log_tail: m.log_tail(),
-                    });
-                }
-            }
-            if self.members.iter().all(Member::healthy) {
-                return Ok(());
-            }
-            if start.elapsed() > HEALTHY_WITHIN {
-                let sick = self.members.iter().find(|m| !m.healthy());
-                let m = sick.unwrap_or(&self.members[0]);
-                return Err(TestingError::NotHealthy {
-                    name: m.name.clone(),
-                    log_tail: m.log_tail(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 }
