@@ -1,14 +1,28 @@
-//! Link options for the `hactl` binary only (the library and its dependencies are built as usual).
+//! Puts the commit the binary was built from into `HACTL_COMMIT` (`hactl --version` names it), and rebuilds when
+//! HEAD moves. Outside a git checkout (a source tarball) the commit is `unknown`.
+
+use std::process::Command;
+
+fn git(args: &[&str]) -> Option<String> {
+    let out = Command::new("git").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+}
 
 fn main() {
-    let os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let env = std::env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if os == "linux" && env == "gnu" {
-        // Packed relative relocations (DT_RELR, glibc >= 2.36, binutils >= 2.38): the position-independent binary
-        // has ~28,500 R_X86_64_RELATIVE entries, 670 KB of `.rela.dyn` that the dynamic loader reads whole at every
-        // start, so they stay resident in the daemon and again in its fencer. Packed, they take a few KB. A linker
-        // too old for the option ignores it with a warning.
-        println!("cargo:rustc-link-arg-bin=hactl=-Wl,-z,pack-relative-relocs");
+    let commit = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=HACTL_COMMIT={commit}");
+    // HEAD, the branch it points to, and packed refs: a commit or a checkout changes one of them.
+    for what in ["HEAD", "packed-refs"] {
+        if let Some(p) = git(&["rev-parse", "--git-path", what]) {
+            println!("cargo:rerun-if-changed={p}");
+        }
     }
-    println!("cargo:rerun-if-changed=build.rs");
+    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+        if let Some(p) = git(&["rev-parse", "--git-path", &branch]) {
+            println!("cargo:rerun-if-changed={p}");
+        }
+    }
 }

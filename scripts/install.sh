@@ -98,4 +98,10 @@ fi
 # cargo-nextest is not required; plain cargo test is the runner.
 command -v cargo >/dev/null 2>&1 || { echo "[install] cargo not found: install Rust (rustup) first" >&2; exit 1; }
 
+# cargo-deb builds the Debian package (scripts/package.sh), from crates.io.
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  log "installing cargo-deb (cargo install, a few minutes)"
+  cargo install --locked cargo-deb --version "^2"
+fi
+
 log "ok: protoc $(protoc --version | awk '{print $2}'), etcd $(etcd --version 2>/dev/null | awk '/etcd Version/{print $3}'), consul $(consul version | head -1 | awk '{print $2}'), haproxy $(haproxy -v | head -1 | awk '{print $3}')"

@@ -12,4 +12,11 @@ rm -f "$results"
 status=0
 cargo test --workspace --no-fail-fast || status=$?
 cargo run -q -p hactl-examples --bin e2e_table -- "$results"
+# The Debian package: built, installed, its unit's command run, removed (needs root, as CI and these machines are).
+if [ "$(id -u)" = 0 ]; then
+  bash scripts/package-test.sh || status=1
+elif [ "${CI:-}" = true ]; then
+  echo "CI=true but not root: the package test cannot run" >&2
+  status=1
+fi
 exit "$status"

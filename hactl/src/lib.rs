@@ -61,3 +61,9 @@ pub mod tls;
 
 /// The version hactl reports (member keys, `/patroni`, metrics).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit the binary was built from (`unknown` outside a git checkout); see `build.rs`.
+pub const COMMIT: &str = env!("HACTL_COMMIT");
+
+/// `hactl --version`: the version and the commit, e.g. `0.1.0 (38fa2ac1b2c3)`.
+pub const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("HACTL_COMMIT"), ")");

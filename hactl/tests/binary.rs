@@ -46,3 +46,21 @@ fn invalid_config_is_one_line_and_exit_1() {
     assert_eq!(err.lines().count(), 1, "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn version_names_the_commit_and_the_small_fencer_sits_beside_the_binary() {
+    let (code, out, _) = hactl(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), format!("hactl {}", hactl::LONG_VERSION));
+    let commit = hactl::COMMIT;
+    assert!(
+        commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    // The fencer binary: no argument is a usage error, never a fencer that watches nothing.
+    let out = Command::new(env!("CARGO_BIN_EXE_hactl-fencer"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: hactl-fencer DATA_DIR"));
+}

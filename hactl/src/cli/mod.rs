@@ -57,7 +57,7 @@ impl WatchArg {
 
 /// `hactl`: PostgreSQL high availability, Patroni-compatible.
 #[derive(Debug, Parser)]
-#[command(name = "hactl", version, about, propagate_version = true)]
+#[command(name = "hactl", version = crate::LONG_VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// The Patroni-format config file (patronictl's `-c`); the PATRONI_* environment applies on top. Without it,
     /// `~/.config/patroni/patronictl.yaml` when that exists, as patronictl.

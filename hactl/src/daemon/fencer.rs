@@ -1,6 +1,7 @@
-//! `hactl fencer DATA_DIR`: the watchdog process (ha-core's `ProcessWatchdog` protocol on stdin). It outlives a
-//! frozen or killed daemon and SIGKILLs the postmaster named in `DATA_DIR/postmaster.pid` and its children when an
-//! armed deadline passes, so a lock holder that stopped renewing stops taking writes before its lease can expire.
+//! `hactl-fencer DATA_DIR` (or `hactl fencer DATA_DIR`): the watchdog process (ha-core's `ProcessWatchdog` protocol
+//! on stdin). It outlives a frozen or killed daemon and SIGKILLs the postmaster named in `DATA_DIR/postmaster.pid`
+//! and its children when an armed deadline passes, so a lock holder that stopped renewing stops taking writes before
+//! its lease can expire.
 
 use std::path::Path;
 

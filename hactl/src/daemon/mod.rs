@@ -248,10 +248,18 @@ async fn run_inner(
     let data_dir = required.data_dir.clone();
     let fencer: Option<Box<dyn ha_core::watchdog::Watchdog>> = match std::env::current_exe()
         .and_then(|exe| {
+            // The small `hactl-fencer` beside this binary (a package installs both); else this binary's own mode.
+            let small = exe.with_file_name("hactl-fencer");
             let command = move || {
-                let mut cmd = std::process::Command::new(&exe);
-                cmd.arg("fencer").arg(&data_dir);
-                cmd
+                if small.is_file() {
+                    let mut cmd = std::process::Command::new(&small);
+                    cmd.arg(&data_dir);
+                    cmd
+                } else {
+                    let mut cmd = std::process::Command::new(&exe);
+                    cmd.arg("fencer").arg(&data_dir);
+                    cmd
+                }
             };
             ha_core::watchdog::process::ProcessWatchdog::spawn(Box::new(command), clock.clone())
         }) {

@@ -56,7 +56,7 @@ impl Cluster {
         let pm = self.nodes[i].postmaster_pid();
         self.kill_daemon(i);
         let _ = Command::new("pkill")
-            .args(["-KILL", "-f", &format!("hactl fencer {data}")])
+            .args(["-KILL", "-f", &format!("hactl[- ]fencer {data}")])
             .status();
         if let Some(pid) = pm {
             let _ = Command::new("pkill")

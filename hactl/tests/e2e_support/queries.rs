@@ -106,9 +106,10 @@ impl Cluster {
         )
     }
 
-    /// Whether node `i`'s fencer process (`hactl fencer DATA_DIR`) runs.
+    /// Whether node `i`'s fencer process runs.
     pub fn fencer_running(&self, i: usize) -> bool {
-        let pattern = format!("hactl fencer {}", self.nodes[i].data_dir.display());
+        // `hactl-fencer DATA_DIR` beside the binary, or the full binary's `hactl fencer DATA_DIR`.
+        let pattern = format!("hactl[- ]fencer {}", self.nodes[i].data_dir.display());
         Command::new("pgrep")
             .args(["-f", &pattern])
             .stdout(Stdio::null())
