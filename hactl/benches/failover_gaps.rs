@@ -34,7 +34,9 @@ fn median_worst(v: &mut [Duration]) -> (f64, f64) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let Some((mut c, w, mut p)) = cluster_with_writer_as(Spec::new("bench_gaps").timing(TTL5)).await else {
+    let Some((mut c, w, mut p)) =
+        cluster_with_writer_as(Spec::new("bench_gaps").timing(TTL5)).await
+    else {
         eprintln!("failover_gaps: skipped (PostgreSQL 15, etcd or HAProxy missing)");
         return;
     };
@@ -89,7 +91,10 @@ async fn main() {
     let acked = w.stop().await;
     let lost = lost_rows(&c, c.nodes[p].pg_port, &acked).await.len();
     println!("failover_gaps: ttl 5 s, loop_wait 1 s, retry_timeout 2 s, through HAProxy (inter 1s), {RUNS} runs each");
-    println!("  {:<28} {:>10} {:>10} {:>18}", "fault", "gap med", "gap worst", "new primary med");
+    println!(
+        "  {:<28} {:>10} {:>10} {:>18}",
+        "fault", "gap med", "gap worst", "new primary med"
+    );
     for (name, gaps, news) in [
         ("primary machine crash", &mut crash, Some(&mut crash_new)),
         ("primary daemon SIGSTOP", &mut frozen, Some(&mut frozen_new)),
@@ -97,7 +102,9 @@ async fn main() {
         ("PostgreSQL SIGKILL", &mut pgkill, None),
     ] {
         let (med, worst) = median_worst(gaps);
-        let new = news.map(|n| format!("{:.2} s", median_worst(n).0)).unwrap_or_default();
+        let new = news
+            .map(|n| format!("{:.2} s", median_worst(n).0))
+            .unwrap_or_default();
         println!("  {name:<28} {med:>8.2} s {worst:>8.2} s {new:>18}");
     }
     println!("  rows acknowledged {}, lost {lost}", acked.len());

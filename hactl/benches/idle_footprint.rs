@@ -30,11 +30,26 @@ fn shared_dir(path: &Path) {
     }
 }
 
-fn rss_kb(pid: u32) -> u64 {
+/// A `/proc/PID/status` field's number (kB for sizes).
+fn status_field(pid: u32, key: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(key) && l[key.len()..].starts_with(':'))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    status_field(pid, "VmRSS")
+}
+
+/// Proportional set size (kB): shared pages (libc, the binary when several nodes run it) divided among their users.
+fn pss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Pss:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
 }
@@ -169,7 +184,9 @@ fn main() {
     std::thread::sleep(Duration::from_secs(window_s));
     let (cpu1, msgs1) = (cpu_s(pid), etcd_messages(&etcd.endpoint()));
     let rss = rss_kb(pid);
-    let fencer_rss: u64 = children_of(pid).iter().map(|c| rss_kb(*c)).sum();
+    let fencers = children_of(pid);
+    let fencer_rss: u64 = fencers.iter().map(|c| rss_kb(*c)).sum();
+    let fencer_pss: u64 = fencers.iter().map(|c| pss_kb(*c)).sum();
     let per_min = 60.0 / window_s as f64;
     let total = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
     let by_method: Vec<String> = msgs1
@@ -184,8 +201,21 @@ fn main() {
         rss as f64 / 1024.0
     );
     println!(
-        "  resident memory (fencer):     {:.1} MB",
-        fencer_rss as f64 / 1024.0
+        "    of which anonymous {:.1} MB, file-backed {:.1} MB (the binary's code pages, libc); PSS {:.1} MB; {} threads",
+        status_field(pid, "RssAnon") as f64 / 1024.0,
+        status_field(pid, "RssFile") as f64 / 1024.0,
+        pss_kb(pid) as f64 / 1024.0,
+        status_field(pid, "Threads")
+    );
+    println!(
+        "  resident memory (fencer):     {:.1} MB (PSS {:.1} MB)",
+        fencer_rss as f64 / 1024.0,
+        fencer_pss as f64 / 1024.0
+    );
+    println!(
+        "  daemon + fencer:              {:.1} MB RSS, {:.1} MB PSS (target <= 12 MB RSS)",
+        (rss + fencer_rss) as f64 / 1024.0,
+        (pss_kb(pid) + fencer_pss) as f64 / 1024.0
     );
     println!(
         "  CPU per idle minute:          {:.3} s    (target <= 0.05 s; Patroni: 0.14-0.25 s)",

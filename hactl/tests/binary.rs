@@ -54,7 +54,8 @@ fn version_names_the_commit_and_the_small_fencer_sits_beside_the_binary() {
     assert_eq!(out.trim(), format!("hactl {}", hactl::LONG_VERSION));
     let commit = hactl::COMMIT;
     assert!(
-        commit == "unknown" || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
         "{commit}"
     );
     // The fencer binary: no argument is a usage error, never a fencer that watches nothing.
