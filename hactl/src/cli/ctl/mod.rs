@@ -235,20 +235,7 @@ impl<'a> Ctl<'a> {
             } => {
                 self.check_cluster(cluster)?;
                 self.format = *format;
-                let sql = match (command, file) {
-                    (Some(_), Some(_)) => {
-                        return Err(CliError::Usage(
-                            "--file and --command are mutually exclusive options".into(),
-                        ))
-                    }
-                    (Some(c), None) => c.clone(),
-                    (None, Some(f)) => std::fs::read_to_string(f)?,
-                    (None, None) => {
-                        return Err(CliError::Usage(
-                            "You need to specify either --command or --file".into(),
-                        ))
-                    }
-                };
+                let sql = query::sql_text(command.as_deref(), file.as_deref())?;
                 let target = query::Target {
                     role: role.clone(),
                     member: member.clone(),

@@ -28,6 +28,24 @@ pub struct Target {
     pub dbname: Option<String>,
 }
 
+/// The SQL of `-c` or of `--file` (one of the two, as patronictl requires).
+pub(super) fn sql_text(
+    command: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<String, CliError> {
+    match (command, file) {
+        (Some(_), Some(_)) => Err(CliError::Usage(
+            "--file and --command are mutually exclusive options".into(),
+        )),
+        (Some(c), None) => Ok(c.to_string()),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", f.display()))),
+        (None, None) => Err(CliError::Usage(
+            "You need to specify either --command or --file".into(),
+        )),
+    }
+}
+
 /// One result: its column names (none when the SQL returned no rows description, e.g. an error) and rows.
 struct Answer {
     columns: Option<Vec<String>>,
