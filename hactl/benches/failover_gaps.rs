@@ -90,7 +90,7 @@ async fn main() {
     }
     let acked = w.stop().await;
     let lost = lost_rows(&c, c.nodes[p].pg_port, &acked).await.len();
-    println!("failover_gaps: ttl 5 s, loop_wait 1 s, retry_timeout 2 s, through HAProxy (examples/haproxy: inter 1s, downinter 250ms), {RUNS} runs each");
+    println!("failover_gaps: ttl 5 s, loop_wait 1 s, retry_timeout 2 s, through HAProxy (examples/haproxy: inter 1s), {RUNS} runs each");
     println!(
         "  {:<28} {:>10} {:>10} {:>18}",
         "fault", "gap med", "gap worst", "new primary med"
