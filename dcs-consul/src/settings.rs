@@ -43,6 +43,30 @@ pub struct ConsulSettings {
     pub consistency: Option<Consistency>,
 }
 
+impl ConsulSettings {
+    /// Settings with Patroni's defaults for everything but the agent's URL, the scope and the node name (namespace
+    /// `service`, ttl 30 s, retry_timeout 10 s; the driver sets both from the cluster's configuration at its
+    /// first loop).
+    pub fn new(
+        url: impl Into<String>,
+        scope: impl Into<String>,
+        name: impl Into<String>,
+    ) -> ConsulSettings {
+        ConsulSettings {
+            url: url.into(),
+            namespace: "service".to_string(),
+            scope: scope.into(),
+            name: name.into(),
+            ttl: Duration::from_secs(30),
+            retry_timeout: Duration::from_secs(10),
+            token: None,
+            tls: ConsulTls::default(),
+            dc: None,
+            consistency: None,
+        }
+    }
+}
+
 /// Consul's read consistency modes besides the default (<https://developer.hashicorp.com/consul/api-docs/features/consistency>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consistency {

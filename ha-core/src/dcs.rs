@@ -113,3 +113,117 @@ pub trait Dcs: Send + Sync {
         timeout: Duration,
     ) -> Result<WatchOutcome, DcsError>;
 }
+
+/// A DCS shared behind an `Arc` (the driver owns its client by value; a REST API or a product's own code beside it
+/// holds another `Arc` of the same client). Every call goes through unchanged: `touch_member` in particular must
+/// reach the backend each loop, because the same call keeps the member's lease alive.
+#[async_trait]
+impl<T: Dcs + ?Sized> Dcs for std::sync::Arc<T> {
+    async fn load(&self) -> Result<Cluster, DcsError> {
+        (**self).load().await
+    }
+    async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
+        (**self).set_ttl(ttl).await
+    }
+    fn set_retry_timeout(&self, timeout: Duration) {
+        (**self).set_retry_timeout(timeout)
+    }
+    async fn initialize_race(&self, value: &str) -> Result<bool, DcsError> {
+        (**self).initialize_race(value).await
+    }
+    async fn set_initialize(&self, sysid: &str) -> Result<(), DcsError> {
+        (**self).set_initialize(sysid).await
+    }
+    async fn cancel_initialization(&self) -> Result<(), DcsError> {
+        (**self).cancel_initialization().await
+    }
+    async fn acquire_leader(&self, name: &str) -> Result<bool, DcsError> {
+        (**self).acquire_leader(name).await
+    }
+    async fn renew_leader(&self, name: &str) -> Result<bool, DcsError> {
+        (**self).renew_leader(name).await
+    }
+    async fn release_leader(&self, name: &str) -> Result<(), DcsError> {
+        (**self).release_leader(name).await
+    }
+    async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError> {
+        (**self).touch_member(name, data).await
+    }
+    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
+        (**self).delete_member(name).await
+    }
+    async fn set_config(
+        &self,
+        config: &GlobalConfig,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        (**self).set_config(config, version).await
+    }
+    async fn set_failover(
+        &self,
+        failover: &Failover,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        (**self).set_failover(failover, version).await
+    }
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
+        (**self).set_sync_state(sync, version).await
+    }
+    async fn set_history(
+        &self,
+        history: &[HistoryEntry],
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        (**self).set_history(history, version).await
+    }
+    async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
+        (**self).write_status(status).await
+    }
+    async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError> {
+        (**self).write_failsafe(members).await
+    }
+    async fn delete_cluster(&self) -> Result<(), DcsError> {
+        (**self).delete_cluster().await
+    }
+    async fn watch_leader(
+        &self,
+        known_version: Option<u64>,
+        timeout: Duration,
+    ) -> Result<WatchOutcome, DcsError> {
+        (**self).watch_leader(known_version, timeout).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Dcs;
+    use crate::mock_dcs::MemoryDcs;
+    use crate::model::MemberData;
+    use crate::time::ManualClock;
+
+    #[tokio::test]
+    async fn an_unchanged_member_key_touched_every_loop_through_an_arc_outlives_its_ttl() {
+        let clock = ManualClock::new(0);
+        let store = MemoryDcs::new(Arc::new(clock.clone()));
+        let dcs: Arc<dyn Dcs> = Arc::new(store.client("node1"));
+        dcs.set_ttl(Duration::from_secs(10)).await.unwrap();
+        let data = MemberData {
+            conn_url: Some("postgres://127.0.0.1:5432/postgres".into()),
+            state: Some("running".into()),
+            ..Default::default()
+        };
+        // Thirty loops of 2 s with the same value: three ttls.
+        for _ in 0..30 {
+            dcs.load().await.unwrap();
+            dcs.touch_member("node1", &data).await.unwrap();
+            clock.advance_ms(2_000);
+            assert!(
+                dcs.load().await.unwrap().member("node1").is_some(),
+                "the member key vanished although its node touched it every loop"
+            );
+        }
+    }
+}

@@ -45,6 +45,7 @@ pub mod driver;
 pub mod mock_dcs;
 pub mod model;
 pub mod mutants;
+pub mod node;
 pub mod pg;
 pub mod sim;
 pub mod sync;
@@ -53,3 +54,7 @@ pub mod watchdog;
 
 pub mod conformance;
 pub mod testing;
+
+/// Re-exported so a product implements [`driver::Hooks`], [`dcs::Dcs`] or [`pg::PgControl`] without a dependency of
+/// its own on the same version.
+pub use async_trait::async_trait;

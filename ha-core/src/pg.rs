@@ -237,6 +237,11 @@ pub struct ParamChange {
 /// the caller, it makes the call fail with [`PgError::Timeout`] instead.
 #[async_trait]
 pub trait PgControl: Send + Sync {
+    /// Where the other members reach this server (`postgres://host:port/postgres`), if this control knows it: the
+    /// node builder publishes it as the member's `conn_url` unless told otherwise.
+    fn conn_url(&self) -> Option<String> {
+        None
+    }
     /// Looks at the server: never fails, an unanswered query shows as [`PgRunState::Unresponsive`].
     async fn observe(&self) -> PgObservation;
     /// initdb, start as primary, create the roles; returns the new system identifier.
@@ -292,5 +297,74 @@ pub trait PgControl: Send + Sync {
     /// next loop finds out.
     async fn exited(&self) {
         std::future::pending::<()>().await
+    }
+}
+
+/// A PostgreSQL control shared behind an `Arc` (the driver owns one by value; a REST API, a reload path or a
+/// product's own code holds another `Arc` of it). Every call goes through unchanged.
+#[async_trait]
+impl<T: PgControl + ?Sized> PgControl for std::sync::Arc<T> {
+    fn conn_url(&self) -> Option<String> {
+        (**self).conn_url()
+    }
+    async fn observe(&self) -> PgObservation {
+        (**self).observe().await
+    }
+    async fn bootstrap(&self) -> Result<String, PgError> {
+        (**self).bootstrap().await
+    }
+    async fn clone_from(&self, source: &Upstream) -> Result<(), PgError> {
+        PgControl::clone_from(&**self, source).await
+    }
+    async fn restore_replica(&self) -> Result<(), PgError> {
+        (**self).restore_replica().await
+    }
+    async fn start_primary(&self) -> Result<(), PgError> {
+        (**self).start_primary().await
+    }
+    async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError> {
+        (**self).start_replica(upstream).await
+    }
+    async fn stop(&self, mode: StopMode) -> Result<(), PgError> {
+        (**self).stop(mode).await
+    }
+    async fn restart(&self) -> Result<(), PgError> {
+        (**self).restart().await
+    }
+    async fn reload(&self) -> Result<(), PgError> {
+        (**self).reload().await
+    }
+    async fn promote(&self) -> Result<(), PgError> {
+        (**self).promote().await
+    }
+    async fn follow(&self, upstream: &Upstream) -> Result<(), PgError> {
+        (**self).follow(upstream).await
+    }
+    async fn rewind(&self, source: &Upstream) -> Result<(), PgError> {
+        (**self).rewind(source).await
+    }
+    async fn reinitialize(&self, source: &Upstream) -> Result<(), PgError> {
+        (**self).reinitialize(source).await
+    }
+    async fn apply_parameters(
+        &self,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<ParamChange, PgError> {
+        (**self).apply_parameters(parameters).await
+    }
+    async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {
+        (**self).set_synchronous_standby_names(value).await
+    }
+    async fn apply_slots(&self, plan: &SlotPlan) -> Result<(), PgError> {
+        (**self).apply_slots(plan).await
+    }
+    async fn copy_logical_slots(&self, source: &Upstream, names: &[String]) -> Result<(), PgError> {
+        (**self).copy_logical_slots(source, names).await
+    }
+    async fn fence(&self) -> Result<(), PgError> {
+        (**self).fence().await
+    }
+    async fn exited(&self) {
+        (**self).exited().await
     }
 }

@@ -16,7 +16,7 @@
 //! let identity = config.node_identity(hactl::VERSION);
 //! let pg = pg_control::PgCtl::new(hactl::daemon::pg_settings(&config)?).await?;
 //! let driver = Driver::new(
-//!     hactl::daemon::shared::SharedDcs::new(dcs::connect(&config, dcs::DcsMode::Node)?),
+//!     dcs::connect(&config, dcs::DcsMode::Node)?,
 //!     pg,
 //!     Arc::new(SystemClock::new()),
 //!     DriverSettings { identity: identity.clone(), bootstrap_config: config.bootstrap.dcs.clone(), ..Default::default() },

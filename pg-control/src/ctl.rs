@@ -135,6 +135,9 @@ impl PgCtl {
 
 #[async_trait]
 impl PgControl for PgCtl {
+    fn conn_url(&self) -> Option<String> {
+        Some(self.settings().conn_url())
+    }
     async fn observe(&self) -> PgObservation {
         PgCtl::observe(self).await
     }

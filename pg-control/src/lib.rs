@@ -67,6 +67,7 @@ mod custom_bootstrap;
 mod datadir;
 mod error;
 mod fence;
+pub mod fencer;
 mod lifecycle;
 mod observe;
 mod os;

@@ -5,15 +5,22 @@ use crate::model::{Cluster, GlobalConfig, Tags, Timing};
 use crate::pg::PgObservation;
 use crate::time::Millis;
 
-/// Who this node is.
+/// Who this node is, as its member key tells the others (Patroni's member fields).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct NodeIdentity {
+    /// The member name: unique in the cluster; the key `members/<name>`, the leader key's value and (sanitized)
+    /// this node's replication slot on the others.
     pub name: String,
-    /// `postgres://host:port/postgres`
+    /// `postgres://host:port/postgres`: where replicas clone and stream from when this node leads. Required.
     pub conn_url: String,
-    /// `http://host:port/patroni`
+    /// `http://host:port/patroni`: this node's REST API. Empty when the product serves none; the cluster still
+    /// works, but in failsafe mode a leader cannot be confirmed by a member it cannot ask, the quorum race counts
+    /// this member's key instead of its live answer, and patronictl-style tools show no API for it.
     pub api_url: String,
+    /// Patroni's tags (`nofailover`, `failover_priority`, `nosync`, `clonefrom`, ...).
     pub tags: Tags,
+    /// The software version shown in the member key (`patronictl list` and `GET /patroni` show it); the node
+    /// builder puts ha-core's version here.
     pub version: String,
 }
 

@@ -243,6 +243,16 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         if self.status.receiver_count() > 0 {
             self.status.send_replace(Some(report.clone()));
         }
+        let role = super::NodeRole::of(
+            &report.pg,
+            self.local.lease_deadline.is_some()
+                && self.local.last_config.standby_cluster().is_some(),
+        );
+        if role != self.role {
+            let old = std::mem::replace(&mut self.role, role);
+            info!(old = old.as_str(), new = role.as_str(), "role changed");
+            self.hooks.on_role_change(old, role).await;
+        }
         if report.executed.iter().any(|(a, _)| *a == Action::Restart) {
             // Only now: `POST /restart` answers when the flag drops, from the latest report, which must be this
             // one (restarted, pending_restart cleared) and not the loop before it.

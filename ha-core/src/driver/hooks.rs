@@ -41,9 +41,52 @@ pub trait PeerProbe: Send + Sync {
     async fn statuses(&self, members: &BTreeMap<String, String>) -> BTreeMap<String, PeerStatus>;
 }
 
+/// What this node's PostgreSQL serves, as a product acts on it (move a virtual IP, open or close its own write
+/// path, tell its users).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NodeRole {
+    /// Not running (not yet started, crashed, stopped, or not yet initialized).
+    Stopped,
+    /// Takes writes.
+    Primary,
+    /// A read-only standby of another member.
+    Replica,
+    /// The leader of a standby cluster: read-only, following a remote primary, the one its own replicas follow.
+    StandbyLeader,
+}
+
+impl NodeRole {
+    /// The role shown by `pg` (a server as the driver observed it); `standby_leader`: this node holds the lock of a
+    /// standby cluster.
+    pub fn of(pg: &crate::pg::PgObservation, standby_leader: bool) -> NodeRole {
+        if !pg.is_alive() {
+            NodeRole::Stopped
+        } else if !pg.in_recovery {
+            NodeRole::Primary
+        } else if standby_leader {
+            NodeRole::StandbyLeader
+        } else {
+            NodeRole::Replica
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Stopped => "stopped",
+            NodeRole::Primary => "primary",
+            NodeRole::Replica => "replica",
+            NodeRole::StandbyLeader => "standby_leader",
+        }
+    }
+}
+
 /// Hooks an embedder runs around the driver's actions (Patroni's callbacks). All optional.
 #[async_trait]
 pub trait Hooks: Send + Sync {
+    /// Runs after a loop whose outcome changed what this node serves, and once more from
+    /// [`Driver::shutdown`](super::Driver::shutdown) when it stopped PostgreSQL (`new` is then
+    /// [`NodeRole::Stopped`]). A start is `Stopped → Replica` (or `Primary`), a promotion `Replica → Primary`, a
+    /// demotion `Primary → Replica` or `Primary → Stopped`. The loop waits for it: hand slow work to a task.
+    async fn on_role_change(&self, _old: NodeRole, _new: NodeRole) {}
     /// Runs right before a promotion; `false` cancels it (Patroni's `pre_promote` with a non-zero exit). The driver
     /// then releases the lock so another node can take over.
     async fn pre_promote(&self) -> bool {
@@ -57,3 +100,27 @@ pub trait Hooks: Send + Sync {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NoHooks;
 impl Hooks for NoHooks {}
+
+/// Hooks shared behind an `Arc` (the driver runs them; a reload path beside it changes their commands).
+#[async_trait]
+impl<T: Hooks + ?Sized> Hooks for std::sync::Arc<T> {
+    async fn pre_promote(&self) -> bool {
+        (**self).pre_promote().await
+    }
+    async fn after_action(&self, action: &Action, outcome: &Outcome) {
+        (**self).after_action(action, outcome).await
+    }
+    async fn on_role_change(&self, old: NodeRole, new: NodeRole) {
+        (**self).on_role_change(old, new).await
+    }
+}
+
+/// A plain function or closure as the role-change hook (see [`Hooks::on_role_change`]): no trait to implement.
+pub struct OnRoleChange<F>(pub F);
+
+#[async_trait]
+impl<F: Fn(NodeRole, NodeRole) + Send + Sync> Hooks for OnRoleChange<F> {
+    async fn on_role_change(&self, old: NodeRole, new: NodeRole) {
+        (self.0)(old, new)
+    }
+}

@@ -28,7 +28,7 @@ mod report;
 mod requests;
 
 pub use cycle::DCS_RETRY_INTERVAL_MS;
-pub use hooks::{FailsafeProbe, Hooks, NoHooks, PeerProbe, PeerStatus};
+pub use hooks::{FailsafeProbe, Hooks, NoHooks, NodeRole, OnRoleChange, PeerProbe, PeerStatus};
 pub use member::member_data;
 pub use report::{CycleReport, Outcome};
 pub use requests::{FailsafeInbox, RequestBox};
@@ -88,6 +88,8 @@ pub struct Driver<D, P> {
     /// This loop's lock renewal found the DCS unreachable (its `load` may still have been served from a cache): the
     /// next loop treats the DCS as unreachable without asking.
     renew_unreachable: bool,
+    /// What the node served after the last loop, for [`Hooks::on_role_change`].
+    role: NodeRole,
 }
 
 impl<D: Dcs, P: PgControl> Driver<D, P> {
@@ -128,6 +130,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             last_status: None,
             bootstrapped_sysid: None,
             renew_unreachable: false,
+            role: NodeRole::Stopped,
         }
     }
 
@@ -213,6 +216,10 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
         }
         self.watchdog.disarm();
+        let old = std::mem::replace(&mut self.role, NodeRole::Stopped);
+        if old != NodeRole::Stopped {
+            self.hooks.on_role_change(old, NodeRole::Stopped).await;
+        }
         info!(node = %name, "stopped PostgreSQL and left the cluster");
     }
 

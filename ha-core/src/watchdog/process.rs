@@ -56,7 +56,11 @@ pub struct ProcessWatchdog {
 }
 
 fn start(command: &FencerCommand) -> std::io::Result<(Child, ChildStdin)> {
-    let mut child = command().stdin(Stdio::piped()).spawn()?;
+    // Its own process group: a Ctrl-C in the daemon's terminal (SIGINT to the foreground group) must not kill the
+    // fencer of a daemon whose stop may still fail and leave the lease armed.
+    let mut child = std::os::unix::process::CommandExt::process_group(&mut command(), 0)
+        .stdin(Stdio::piped())
+        .spawn()?;
     let stdin = child
         .stdin
         .take()

@@ -4,27 +4,23 @@
 //!
 //! Every piece is library code so a product can build its own daemon from them: [`pg_settings`] turns the
 //! `postgresql:` section into pg-control's settings, [`callbacks::CallbackHooks`] runs Patroni's callbacks,
-//! [`failsafe::HttpFailsafeProbe`] and [`peers::HttpPeerProbe`] ask members over REST, [`shared`] shares the DCS
-//! and PostgreSQL control between the driver and the API.
+//! [`failsafe::HttpFailsafeProbe`] and [`peers::HttpPeerProbe`] ask members over REST. The driver and the API
+//! share the DCS and PostgreSQL control through `Arc`s (ha-core implements `Dcs` and `PgControl` for them).
 
 pub mod callbacks;
 pub mod failsafe;
-pub mod fencer;
 pub mod files;
 pub mod heartbeat;
 pub mod peers;
 mod pg_settings;
 pub mod reload;
-pub mod shared;
 pub mod watchdog;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use ha_core::decision::Action;
-use ha_core::driver::{Driver, DriverSettings, Hooks, Outcome};
+use ha_core::driver::{Driver, DriverSettings};
 use ha_core::model::Role;
 use ha_core::sync::lock;
 use ha_core::time::{Clock, SystemClock};
@@ -35,8 +31,8 @@ use crate::config::{Config, DaemonRequired};
 use crate::dcs::{connect, DcsMode};
 use callbacks::{Callback, CallbackHooks};
 use heartbeat::HeartbeatLog;
+pub use pg_control::fencer;
 pub use pg_settings::pg_settings;
-use shared::{SharedDcs, SharedPg};
 
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -69,19 +65,6 @@ pub enum DaemonError {
 /// (`RUST_LOG` replaces the levels).
 pub fn init_logging(config: &Config) {
     crate::logging::init(&config.log);
-}
-
-/// Lets the driver and the reload path share the callback hooks.
-struct SharedHooks(Arc<CallbackHooks>);
-
-#[async_trait]
-impl Hooks for SharedHooks {
-    async fn pre_promote(&self) -> bool {
-        self.0.pre_promote().await
-    }
-    async fn after_action(&self, action: &Action, outcome: &Outcome) {
-        self.0.after_action(action, outcome).await
-    }
 }
 
 /// SIGTERM or SIGINT. The handlers are installed when this is called, not when the future is first polled: the
@@ -215,8 +198,8 @@ async fn run_inner(
         Duration::from_millis(timing.lease_valid_ms() / 2),
     ));
     let mut driver = Driver::new(
-        SharedDcs::new(node_dcs),
-        SharedPg(pg.clone()),
+        node_dcs,
+        pg.clone(),
         clock.clone(),
         DriverSettings {
             identity: identity.clone(),
@@ -227,7 +210,7 @@ async fn run_inner(
             ..Default::default()
         },
     )
-    .with_hooks(Box::new(SharedHooks(hooks.clone())))
+    .with_hooks(Box::new(hooks.clone()))
     .with_failsafe_probe(Box::new(failsafe::HttpFailsafeProbe {
         http: http.clone(),
         auth: config.restapi.authentication.clone(),

@@ -1,11 +1,48 @@
-//! `hactl-fencer DATA_DIR` (or `hactl fencer DATA_DIR`): the watchdog process (ha-core's `ProcessWatchdog` protocol
-//! on stdin). It outlives a frozen or killed daemon and SIGKILLs the postmaster named in `DATA_DIR/postmaster.pid`
-//! and its children when an armed deadline passes, so a lock holder that stopped renewing stops taking writes before
-//! its lease can expire.
+//! The fencer: the small process that stays beside a node and SIGKILLs its postmaster when the lease deadline the
+//! driver armed passes unrenewed (ha-core's `ProcessWatchdog` protocol on stdin). It outlives a frozen or killed
+//! daemon, so a lock holder that stopped renewing stops taking writes before its lease can expire.
+//!
+//! Two ways to run it:
+//! - a product's own binary, re-run as its fencer: call [`run_if_requested`] first thing in `main` and start it with
+//!   [`spawn_self`] (one call; the child gets its own process group, so a Ctrl-C in the terminal does not kill it);
+//! - hactl's `hactl-fencer DATA_DIR` (or `hactl fencer DATA_DIR`), which calls [`run`].
+//!
+//! It needs no async runtime: it waits on its pipe and its deadline with std threads.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use ha_core::watchdog::process::{run_fencer, FencerExit};
+use ha_core::time::Clock;
+use ha_core::watchdog::process::{run_fencer, FencerExit, ProcessWatchdog};
+
+/// Set (to the data directory) in the environment of a binary started by [`spawn_self`]: it tells
+/// [`run_if_requested`] that this process is the fencer.
+pub const FENCER_ENV: &str = "HACTL_FENCER_DATA_DIR";
+
+/// If this process was started by [`spawn_self`], runs the fencer and exits; otherwise returns at once. Call it
+/// first thing in `main`, before building an async runtime (the fencer needs none, and every thread it does not
+/// start is memory it does not hold).
+pub fn run_if_requested() {
+    if let Some(dir) = std::env::var_os(FENCER_ENV) {
+        run(Path::new(&dir));
+        std::process::exit(0);
+    }
+}
+
+/// Starts this very binary again as the fencer of `data_dir` (its `main` must call [`run_if_requested`] first)
+/// and returns the driver's side of it, to pass to `Driver::with_watchdog` or the node builder.
+pub fn spawn_self(data_dir: &Path, clock: Arc<dyn Clock>) -> std::io::Result<ProcessWatchdog> {
+    let exe = std::env::current_exe()?;
+    let dir = data_dir.to_path_buf();
+    ProcessWatchdog::spawn(
+        Box::new(move || {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.env(FENCER_ENV, &dir);
+            cmd
+        }),
+        clock,
+    )
+}
 
 /// The postmaster to fence: the pid `postmaster.pid` names, only if it is a real process (> 1: a corrupt file
 /// reading `-1` or `0` would otherwise make `kill` signal every process or the whole group) whose working
@@ -70,7 +107,7 @@ pub fn fence_data_dir(data_dir: &Path) {
     let pid = match fence_target(data_dir) {
         Ok(pid) => pid,
         Err(why) => {
-            eprintln!("hactl fencer: nothing fenced: {why}");
+            eprintln!("fencer: nothing fenced: {why}");
             return;
         }
     };
@@ -86,7 +123,7 @@ pub fn fence_data_dir(data_dir: &Path) {
         }
     }
     eprintln!(
-        "hactl fencer: fenced PostgreSQL (postmaster {pid}, {} backends)",
+        "fencer: fenced PostgreSQL (postmaster {pid}, {} backends)",
         children.len()
     );
 }
