@@ -12,6 +12,8 @@ rm -f "$results"
 status=0
 cargo test --workspace --no-fail-fast || status=$?
 cargo run -q -p hactl-examples --bin e2e_table -- "$results"
+# The public API's documentation builds without a warning (broken links, links to private items).
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace -q || status=1
 # The Debian package: built, installed, its unit's command run, removed (needs root, as CI and these machines are).
 if [ "$(id -u)" = 0 ]; then
   bash scripts/package-test.sh || status=1

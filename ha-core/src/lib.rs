@@ -12,6 +12,7 @@
 //! - [`pg`]: the [`PgControl`](pg::PgControl) trait and what it observes.
 //! - [`decision`]: the pure HA decision, observation in, ordered actions and a reason out.
 //! - [`driver`]: observe → decide → execute on a clock; owns the lease, the watchdog and the member key.
+//! - [`node`]: the node builder a product uses (timing checked once, hooks, watchdog).
 //! - [`watchdog`]: fencing that works when the loop itself is frozen.
 //! - [`sim`]: a simulated PostgreSQL and a deterministic many-node simulator with invariants.
 //! - [`time`]: the clocks.
@@ -20,7 +21,14 @@
 //! # Embedding
 //! 1. Implement [`Dcs`](dcs::Dcs) or take one of `dcs-etcd`, `dcs-consul`, `dcs-zk`.
 //! 2. Implement [`PgControl`](pg::PgControl) or take `pg-control`.
-//! 3. Build a [`Driver`](driver::Driver) with your node's identity and `bootstrap.dcs`, then `run` it.
+//! 3. Build the node with [`node::NodeBuilder`] (name, timing checked once, hooks such as
+//!    [`on_role_change`](node::NodeBuilder::on_role_change), a watchdog such as `pg_control::fencer::spawn_self`),
+//!    then [`run`](driver::Driver::run) it until your stop signal: it stops PostgreSQL and hands the lock over.
+//!
+//! `examples/embed_etcd_postgres.rs` in the repository is a whole product node on etcd or Consul and real
+//! PostgreSQL; `examples/tests/product_failover_sim.rs` is a product's own failover test on [`mock_dcs`] and the
+//! simulated PostgreSQL ([`sim::SimPgNet`]) on a [`time::ManualClock`]. The lower-level way, used below and by the
+//! reference daemon, builds the [`Driver`](driver::Driver) directly from [`DriverSettings`](driver::DriverSettings).
 //!
 //! ```
 //! use std::sync::Arc;

@@ -65,7 +65,7 @@ impl EtcdCluster {
         self.members[i].client_url()
     }
 
-    /// Client address of member `i`, e.g. for a [`TcpProxy`] in front of it (a partition of that member).
+    /// Client address of member `i`, e.g. for a `ha_core::testing::TcpProxy` (feature `testing`) in front of it (a partition of that member).
     pub fn addr(&self, i: usize) -> SocketAddr {
         ([127, 0, 0, 1], self.members[i].client_port).into()
     }

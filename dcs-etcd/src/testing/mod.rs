@@ -351,7 +351,7 @@ impl EtcdServer {
         self.member.client_url()
     }
 
-    /// The client address, e.g. for a [`TcpProxy`] in front of it.
+    /// The client address, e.g. for a `ha_core::testing::TcpProxy` (feature `testing`) in front of it.
     pub fn addr(&self) -> SocketAddr {
         ([127, 0, 0, 1], self.member.client_port).into()
     }

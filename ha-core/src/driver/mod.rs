@@ -9,7 +9,7 @@
 //!
 //! # Layout
 //! - `cycle`: one loop (observe, decide, execute, publish the member key) and when the next one is due.
-//! - `execute`: what each [`Action`](crate::decision::Action) does to the DCS and PostgreSQL, and the driver's own
+//! - `execute`: what each [`Action`] does to the DCS and PostgreSQL, and the driver's own
 //!   refusal to start or promote a primary without a valid lease.
 //! - `lease`: the lease deadline and the watchdog armed with it.
 //! - `member`: the member key this node publishes ([`member_data`]).

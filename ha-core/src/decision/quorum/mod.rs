@@ -3,9 +3,9 @@
 //! key (the old leader and its voters) at or behind its own position: one of any `quorum + 1` of them holds every
 //! acknowledged commit, so a candidate none of them is ahead of holds it too.
 //!
-//! The leader's side is [`resolver`] (the steps between the two settings, in the order that keeps that true) applied
+//! The leader's side is `resolver` (the steps between the two settings, in the order that keeps that true) applied
 //! one `sync` key write per loop; the candidate's side is [`votes`]; a node about to promote first lists the old
-//! voters ([`prepromote`]) so nothing is acknowledged before the resolver takes over.
+//! voters (`prepromote`) so nothing is acknowledged before the resolver takes over.
 
 mod resolver;
 
