@@ -211,6 +211,13 @@ impl Dcs for ConsulDcs {
     async fn acquire_leader(&self, name: &str) -> Result<bool, DcsError> {
         let span = info_span!("consul_acquire", node = %name);
         async {
+            // The lock lives as long as the session it hangs on, which Consul counts from its last renewal, not from
+            // this acquire: renew it first, so the lease the driver counts from the acquire's send time (which
+            // precedes this renewal) holds on the server (#11 hole 1). A session found gone is replaced here; the
+            // acquire then hangs the lock on the new one.
+            if self.name.is_some() && self.state().session.is_some() {
+                self.renew_session().await?;
+            }
             let won = self
                 .put_acquire("acquire leader", self.key(keys::LEADER), name.to_string())
                 .await?;

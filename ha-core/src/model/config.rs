@@ -287,8 +287,28 @@ pub enum ConfigError {
         retry_timeout: f64,
         sum: f64,
     },
+    /// The lease rule: a renewal sent `loop_wait` after the last one and answered within `retry_timeout` must land
+    /// before the lease this node counts (`ttl` minus the safety margin) runs out, or the watchdog fences a healthy
+    /// primary between two loops.
+    #[error(
+        "`loop_wait` ({loop_wait} s) + `retry_timeout` ({retry_timeout} s) exceeds the lease this node counts \
+         ({lease} s: `ttl` {ttl} s minus the safety margin): the watchdog would fence a healthy primary between two \
+         loops; raise ttl or lower loop_wait/retry_timeout"
+    )]
+    LeaseRule {
+        ttl: f64,
+        loop_wait: f64,
+        retry_timeout: f64,
+        lease: f64,
+    },
     #[error("`{key}`: {reason}")]
     Invalid { key: String, reason: String },
+}
+
+/// How long before the server could expire a lease of `ttl_ms` this node stops acting as primary (see
+/// [`Timing::lease_safety_margin_ms`]).
+fn safety_margin_ms(ttl_ms: u64) -> u64 {
+    (ttl_ms / 10).max(1000).min(ttl_ms / 2)
 }
 
 /// The three timing knobs in milliseconds, validated.
@@ -321,6 +341,16 @@ impl Timing {
                 loop_wait,
                 retry_timeout,
                 sum,
+            });
+        }
+        let ttl_ms = (ttl * 1000.0).round() as u64;
+        let lease = (ttl_ms - safety_margin_ms(ttl_ms)) as f64 / 1000.0;
+        if loop_wait + retry_timeout > lease + 1e-9 {
+            return Err(ConfigError::LeaseRule {
+                ttl,
+                loop_wait,
+                retry_timeout,
+                lease,
             });
         }
         Ok(Timing {
@@ -373,6 +403,20 @@ impl Timing {
             ));
             loop_wait = new_loop;
         }
+        // hactl's own rule on top of Patroni's: the next renewal must land before the lease this node counts ends.
+        let ttl_ms = (ttl * 1000.0).round() as u64;
+        let lease = (ttl_ms - safety_margin_ms(ttl_ms)) as f64 / 1000.0;
+        if loop_wait + retry_timeout > lease + 1e-9 {
+            let new_loop = (lease - retry_timeout).max(MIN_LOOP_WAIT_S);
+            let new_retry = retry_timeout.min(lease - new_loop);
+            warnings.push(format!(
+                "Violated the rule \"loop_wait + retry_timeout <= ttl - safety margin\", where ttl={ttl} and the \
+                 lease this node counts is {lease}. Adjusting loop_wait from {loop_wait} to {new_loop} and \
+                 retry_timeout from {retry_timeout} to {new_retry}"
+            ));
+            loop_wait = new_loop;
+            retry_timeout = new_retry;
+        }
         let timing = Timing::from_seconds(ttl, loop_wait, retry_timeout).unwrap_or_default();
         (timing, warnings)
     }
@@ -384,7 +428,7 @@ impl Timing {
     /// clock-rate error between this node and the DCS server (well under 1 % on any sane machine) and the time to fence
     /// PostgreSQL. A tenth of the ttl, at least 1 s, covers those for every ttl hactl accepts.
     pub fn lease_safety_margin_ms(&self) -> u64 {
-        (self.ttl_ms / 10).max(1000).min(self.ttl_ms / 2)
+        safety_margin_ms(self.ttl_ms)
     }
 
     /// How long after sending a successful renewal this node may still act as the leader.
@@ -444,6 +488,39 @@ mod tests {
         );
         let (_, w) = Timing::adjusted(30.0, 10.0, 10.0);
         assert!(w.is_empty(), "Patroni's defaults need no adjustment");
+    }
+
+    #[test]
+    fn a_loop_as_long_as_the_lease_is_refused_or_adjusted_never_run() {
+        // ttl 2 s: the lease this node counts is 1 s; a 1 s loop would let it run out before every renewal.
+        let err = Timing::from_seconds(2.0, 1.0, 0.5).unwrap_err();
+        assert!(matches!(err, ConfigError::LeaseRule { .. }), "{err}");
+        assert!(err.to_string().contains("`loop_wait`"), "{err}");
+        let (t, w) = Timing::adjusted(2.0, 1.0, 0.5);
+        assert!(
+            t.loop_wait_ms + t.retry_timeout_ms <= t.lease_valid_ms(),
+            "{t:?}"
+        );
+        assert_eq!((t.loop_wait_ms, t.retry_timeout_ms), (500, 500));
+        assert!(
+            w.iter()
+                .any(|l| l.contains("Adjusting loop_wait from 1 to 0.5")),
+            "{w:?}"
+        );
+        // Patroni's rule holds but the lease's does not: ttl 30, loop_wait 28, retry_timeout 1.
+        let (t, w) = Timing::adjusted(30.0, 28.0, 1.0);
+        assert_eq!((t.loop_wait_ms, t.retry_timeout_ms), (26_000, 1_000));
+        assert_eq!(w.len(), 1, "{w:?}");
+        // The profiles the tests and the simulator use are untouched.
+        for (ttl, lw, rt) in [
+            (30.0, 10.0, 10.0),
+            (10.0, 2.0, 3.0),
+            (5.0, 1.0, 2.0),
+            (20.0, 5.0, 5.0),
+            (10.0, 1.0, 3.0),
+        ] {
+            assert!(Timing::from_seconds(ttl, lw, rt).is_ok(), "{ttl}/{lw}/{rt}");
+        }
     }
 
     #[test]

@@ -59,6 +59,8 @@ pub enum DaemonError {
     Allowlist(#[from] crate::api::access::AllowlistError),
     #[error(transparent)]
     Watchdog(#[from] watchdog::WatchdogError),
+    #[error("cannot start the fencer process ({0}) and no watchdog device is configured: refusing to run unfenced")]
+    Fencer(std::io::Error),
 }
 
 /// Sets up logging from the config's `log` section ([`crate::logging`]) unless a subscriber is already installed
@@ -250,8 +252,11 @@ async fn run_inner(
             info!(pid = w.pid(), "fencer started");
             Some(Box::new(w))
         }
+        // Fail closed: without a fence a frozen or killed daemon's primary keeps taking writes after its lease ends
+        // and another node promotes. A working watchdog device is a fence of its own.
+        Err(e) if device.is_none() => return Err(DaemonError::Fencer(e)),
         Err(e) => {
-            error!(error = %e, "cannot start the fencer: a frozen daemon's primary would not be fenced");
+            error!(error = %e, "cannot start the fencer: the watchdog device is the only fence");
             None
         }
     };
