@@ -21,10 +21,10 @@ use crate::kv::{revision_of, text};
 /// Patroni's default ttl (30 s): the lease length until the driver calls `set_ttl` with the configured one.
 pub(crate) const DEFAULT_TTL_S: i64 = 30;
 
-/// A lease refreshed less than this long ago is not refreshed again before an acquire or a member write. The
-/// driver counts its lock from the moment the acquire was *sent*, minus a safety margin of at least 1 s, while etcd
-/// counts the lease from its last keepalive: skipping a keepalive younger than half a second keeps etcd's expiry
-/// later than the driver's deadline, and saves a round trip when renew and touch_member follow each other.
+/// A lease refreshed less than this long ago is not refreshed again before a member write: it saves a round trip
+/// when renew and touch_member follow each other. An acquire or a renewal always refreshes it: the driver counts its
+/// lock from the moment that request was *sent*, while etcd counts the lease from its last keepalive, and reusing
+/// a 500 ms old lease would eat half of the driver's 1 s safety margin (#11 hole 6).
 const LEASE_FRESH: Duration = Duration::from_millis(500);
 
 /// Our lease: which one, how long, when it was last known alive.
@@ -151,7 +151,8 @@ impl Inner {
     pub(crate) async fn do_acquire(&self, name: &str) -> Result<bool, DcsError> {
         let key = self.keys.key(keys::LEADER);
         for attempt in 0..2 {
-            let lease = self.fresh_lease(LEASE_FRESH).await?;
+            // Always a keepalive: the driver counts the lock from this call's send time.
+            let lease = self.fresh_lease(Duration::ZERO).await?;
             let txn = Txn::new()
                 .when([Compare::create_revision(key.clone(), CompareOp::Equal, 0)])
                 .and_then([TxnOp::put(

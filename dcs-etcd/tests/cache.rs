@@ -287,3 +287,25 @@ async fn a_node_whose_keepalives_stopped_reads_through_after_ttl_minus_retry_tim
     node.load().await.unwrap();
     assert_eq!(op_count(&node, "load"), ranges + 1, "answered by the cache");
 }
+
+/// #11 hole 6: the driver counts the lock from the acquire's send time, with a margin of 1 s at short ttls; a lease
+/// last refreshed up to 500 ms before would let etcd expire the key half a margin early. An acquire always refreshes
+/// the lease first, however fresh it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acquire_refreshes_the_lease_even_right_after_a_member_write() {
+    let Some((_dir, etcd)) =
+        server("an_acquire_refreshes_the_lease_even_right_after_a_member_write")
+    else {
+        return;
+    };
+    let dcs = idle_node(&etcd.endpoint(), "acquire-fresh", "node1").await;
+    let keepalives = op_count(&dcs, "lease_keepalive");
+    dcs.touch_member("node1", &MemberData::default())
+        .await
+        .unwrap();
+    assert!(dcs.acquire_leader("node1").await.unwrap());
+    assert!(
+        op_count(&dcs, "lease_keepalive") > keepalives,
+        "the acquire reused a lease refreshed before it was sent"
+    );
+}
