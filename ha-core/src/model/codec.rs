@@ -14,7 +14,7 @@ use super::member::{Member, MemberData};
 pub mod keys {
     /// `initialize`: the system identifier, written by the node that won the bootstrap race.
     pub const INITIALIZE: &str = "initialize";
-    /// `config`: the dynamic configuration ([`GlobalConfig`]).
+    /// `config`: the dynamic configuration ([`crate::model::GlobalConfig`]).
     pub const CONFIG: &str = "config";
     /// `leader`: the lock, holding the leader's name.
     pub const LEADER: &str = "leader";

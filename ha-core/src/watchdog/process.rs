@@ -24,17 +24,24 @@ use crate::time::{Clock, Millis};
 /// One message from the daemon to the fencer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FencerMessage {
-    Arm { in_ms: u64 },
+    /// Fence PostgreSQL `in_ms` from the moment the fencer reads the line, unless told again before.
+    Arm {
+        /// Milliseconds from the moment the fencer reads the line.
+        in_ms: u64,
+    },
+    /// Nothing to fence until the next `Arm`.
     Disarm,
 }
 
 impl FencerMessage {
+    /// The line written to the fencer's stdin, newline included: `arm <ms>` or `disarm`.
     pub fn to_line(self) -> String {
         match self {
             FencerMessage::Arm { in_ms } => format!("arm {in_ms}\n"),
             FencerMessage::Disarm => "disarm\n".to_string(),
         }
     }
+    /// The message of one line read by the fencer; `None` for anything else.
     pub fn parse(line: &str) -> Option<FencerMessage> {
         let mut it = line.split_whitespace();
         match (it.next(), it.next()) {
