@@ -137,8 +137,8 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         }
     }
 
-    /// Arms `w` with every lease deadline, so PostgreSQL is fenced even if this loop freezes (the default,
-    /// [`NoWatchdog`], fences nothing).
+    /// Arms `w` with every lease deadline (disarmed while paused), so PostgreSQL is fenced even if this loop
+    /// freezes; the default, [`NoWatchdog`], fences nothing.
     pub fn with_watchdog(mut self, w: Box<dyn Watchdog>) -> Self {
         self.watchdog = w;
         self

@@ -106,7 +106,7 @@ pub enum Role {
     Replica,
     /// The lock holder of a standby cluster: in recovery, following the remote source.
     StandbyLeader,
-    /// PostgreSQL is down and was not in recovery (a stopped or crashed former primary), as Patroni writes it.
+    /// PostgreSQL is down: stopped while not in recovery (a demoted former primary), or crashed.
     Demoted,
     /// The data directory is empty: the node has not been bootstrapped or cloned yet.
     Uninitialized,

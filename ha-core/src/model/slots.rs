@@ -61,13 +61,13 @@ pub struct PermanentSlot {
 /// One entry of `ignore_slots`: every attribute given must match; the ones left out match anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IgnoreSlot {
-    /// The slot name.
+    /// Matches the slot of this name.
     pub name: Option<String>,
     /// `physical` or `logical`.
     pub slot_type: Option<String>,
-    /// The database of a logical slot.
+    /// Matches logical slots of this database.
     pub database: Option<String>,
-    /// The output plugin of a logical slot, e.g. `pgoutput`.
+    /// Matches logical slots of this output plugin, e.g. `pgoutput`.
     pub plugin: Option<String>,
 }
 
