@@ -23,6 +23,7 @@ pub enum DcsError {
 }
 
 impl DcsError {
+    /// Whether the DCS could not be reached (the kind failsafe mode and lease expiry act on).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, DcsError::Unreachable(_))
     }

@@ -47,6 +47,8 @@
 //! assert_eq!(dcs.leader().unwrap().0, "node1");
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod dcs;
 pub mod decision;
 pub mod driver;

@@ -115,6 +115,7 @@ pub struct MemoryDcs {
 }
 
 impl MemoryDcs {
+    /// An empty store whose leases expire on `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> MemoryDcs {
         MemoryDcs {
             inner: Arc::default(),
@@ -186,6 +187,7 @@ impl MemoryDcs {
     pub fn request_switchover(&self, failover: &Failover) {
         self.lock().put(keys::FAILOVER, to_json(failover), None);
     }
+    /// The clock the store's leases expire on.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

@@ -48,6 +48,7 @@ use crate::watchdog::Watchdog;
 /// Why a node could not be built. Each names what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
+    /// The name given to [`NodeBuilder::new`] is empty.
     #[error("the node name is empty")]
     EmptyName,
     /// The timing breaks a minimum or the rule `loop_wait + 2 * retry_timeout <= ttl`.

@@ -8,14 +8,19 @@ use async_trait::async_trait;
 /// How to stop PostgreSQL (`pg_ctl stop -m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopMode {
+    /// `smart`: waits until every client has disconnected.
     Smart,
+    /// `fast`: disconnects the clients and shuts down cleanly; a primary first sends its WAL to the connected standbys.
     Fast,
+    /// `immediate`: exits at once, without a checkpoint; the next start runs crash recovery.
     Immediate,
 }
 
 /// Where to replicate from: a member's name and libpq connection URL, or a standby cluster's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
+    /// The member name, matched against [`PgObservation::upstream`]; for a standby cluster's source, a label such as
+    /// `standby_cluster db1:5432`.
     pub name: String,
     /// `postgres://host:port/...`; empty for a standby cluster that only restores from the archive.
     pub conn_url: String,
@@ -38,9 +43,13 @@ impl Upstream {
 /// from there (the source's, never made by hactl) and the recovery settings that replace the cluster's own.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RemoteSource {
+    /// `primary_slot_name`: the slot on the source to stream from; `None`: stream without a slot.
     pub primary_slot_name: Option<String>,
+    /// `restore_command`: fetches WAL from the source's archive.
     pub restore_command: Option<String>,
+    /// `archive_cleanup_command`: run at each restartpoint, to prune the archive.
     pub archive_cleanup_command: Option<String>,
+    /// `recovery_min_apply_delay`: how long replay lags behind on purpose, as PostgreSQL writes it (`5min`).
     pub recovery_min_apply_delay: Option<String>,
 }
 
@@ -64,7 +73,9 @@ pub enum PgRunState {
 /// One timeline switch from the server's `.history` files: `timeline` ended at `lsn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimelineSwitch {
+    /// The timeline that ended.
     pub timeline: u64,
+    /// Where it ended (where the next timeline forked off), in bytes.
     pub lsn: u64,
 }
 
@@ -73,23 +84,30 @@ pub struct TimelineSwitch {
 pub struct ReplicationRow {
     /// The standby's `application_name`: its member name.
     pub application_name: String,
+    /// The role the standby connected as.
     pub usename: Option<String>,
+    /// The standby's address; `None` over a Unix socket.
     pub client_addr: Option<String>,
     /// `startup`, `catchup`, `streaming`, `backup`, `stopping`.
     pub state: String,
     /// `async`, `potential`, `sync`, `quorum`.
     pub sync_state: String,
+    /// Its priority as a `FIRST n` synchronous standby (0: not a candidate); meaningless under `ANY n`.
     pub sync_priority: i32,
-    /// What the standby has written, flushed and replayed.
+    /// What the standby has written (not necessarily flushed).
     pub write_lsn: Option<u64>,
+    /// What the standby has flushed to disk: what a synchronous commit waits for.
     pub flush_lsn: Option<u64>,
+    /// What the standby has replayed.
     pub replay_lsn: Option<u64>,
 }
 
 /// One replication slot on the local server (`pg_replication_slots`, temporary slots left out).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalSlot {
+    /// The slot name.
     pub name: String,
+    /// Physical, or logical with its database and plugin.
     pub kind: crate::model::SlotKind,
     /// `restart_lsn` (`None`: the slot reserves no WAL yet).
     pub restart_lsn: Option<u64>,
@@ -97,6 +115,7 @@ pub struct LocalSlot {
     pub confirmed_flush_lsn: Option<u64>,
     /// The slot holds an `xmin` (hot_standby_feedback from a standby once connected to it).
     pub has_xmin: bool,
+    /// A consumer is connected to it now.
     pub active: bool,
     /// `wal_status = 'lost'`: the WAL it needed is gone; it can only be dropped.
     pub lost: bool,
@@ -130,6 +149,7 @@ pub struct SlotPlan {
 }
 
 impl SlotPlan {
+    /// Nothing to do.
     pub fn is_empty(&self) -> bool {
         self.drop.is_empty()
             && self.create_physical.is_empty()
@@ -142,14 +162,19 @@ impl SlotPlan {
 /// What the observer saw of the local PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PgObservation {
+    /// How the server runs; `None`: not observed, read as stopped by [`PgObservation::state`].
     pub run_state: Option<PgRunState>,
     /// `pg_is_in_recovery()`; meaningful when running.
     pub in_recovery: bool,
+    /// The timeline the server runs on; 0 when not known (the server is down).
     pub timeline: u64,
     /// The primary's current WAL position, or on a replica max(receive, replay).
     pub lsn: u64,
+    /// On a replica: the last WAL position received from the upstream (`pg_last_wal_receive_lsn()`).
     pub receive_lsn: Option<u64>,
+    /// On a replica: the last WAL position replayed (`pg_last_wal_replay_lsn()`).
     pub replay_lsn: Option<u64>,
+    /// On a replica: replay is paused (`pg_is_wal_replay_paused()`).
     pub replay_paused: bool,
     /// The system identifier from pg_controldata, once the cluster exists.
     pub system_id: Option<String>,
@@ -182,9 +207,11 @@ pub struct PgObservation {
 }
 
 impl PgObservation {
+    /// The run state, [`PgRunState::Stopped`] when not observed.
     pub fn state(&self) -> PgRunState {
         self.run_state.unwrap_or(PgRunState::Stopped)
     }
+    /// The postmaster runs and answered.
     pub fn is_running(&self) -> bool {
         self.state() == PgRunState::Running
     }
@@ -192,6 +219,7 @@ impl PgObservation {
     pub fn is_primary(&self) -> bool {
         self.is_running() && !self.in_recovery
     }
+    /// Running and in recovery: a standby.
     pub fn is_replica(&self) -> bool {
         self.is_running() && self.in_recovery
     }
@@ -207,17 +235,38 @@ impl PgObservation {
 /// What went wrong driving PostgreSQL. Each says what to fix; none leaves the data directory half-deleted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PgError {
+    /// A call did not finish in time: PostgreSQL may be hung.
     #[error("PostgreSQL did not answer within {timeout_ms} ms during {operation}")]
-    Timeout { operation: String, timeout_ms: u64 },
+    Timeout {
+        /// What was being done, e.g. `promote`.
+        operation: String,
+        /// The timeout that ran out, in ms.
+        timeout_ms: u64,
+    },
+    /// A call failed, with PostgreSQL's or the tool's message.
     #[error("{operation} failed: {reason}")]
-    Failed { operation: String, reason: String },
+    Failed {
+        /// What was being done, e.g. `pg_rewind`.
+        operation: String,
+        /// Why it failed.
+        reason: String,
+    },
+    /// The setup cannot work (binaries, data directory owner, port in use, credentials...): the operator must fix it.
     #[error("bad PostgreSQL setup: {0}")]
     Setup(String),
+    /// A call was not attempted because it is unsafe or impossible now (a running server to clone over, a data
+    /// directory of another cluster).
     #[error("refusing {operation}: {reason}")]
-    Refused { operation: String, reason: String },
+    Refused {
+        /// What was asked, e.g. `clone`.
+        operation: String,
+        /// Why it is not safe or possible now.
+        reason: String,
+    },
 }
 
 impl PgError {
+    /// A [`PgError::Failed`] for `operation`.
     pub fn failed(operation: &str, reason: impl Into<String>) -> PgError {
         PgError::Failed {
             operation: operation.to_string(),
@@ -260,10 +309,12 @@ pub trait PgControl: Send + Sync {
     async fn start_primary(&self) -> Result<(), PgError>;
     /// Starts as a standby of `upstream` (or with no upstream yet).
     async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError>;
+    /// Stops the server in `mode` and waits until it has exited; `Ok` at once when none runs.
     async fn stop(&self, mode: StopMode) -> Result<(), PgError>;
     /// Stops (fast) and starts again in the same role; a stopped server is started in the role its data directory
     /// is configured for.
     async fn restart(&self) -> Result<(), PgError>;
+    /// Makes the running server re-read its configuration files.
     async fn reload(&self) -> Result<(), PgError>;
     /// Promotes a standby and waits until it is out of recovery.
     async fn promote(&self) -> Result<(), PgError>;

@@ -35,6 +35,7 @@ pub struct SystemClock {
 }
 
 impl SystemClock {
+    /// A clock whose monotonic origin is now.
     pub fn new() -> Self {
         SystemClock {
             origin: Instant::now(),
@@ -72,9 +73,11 @@ impl ManualClock {
             unix_origin_ms: Arc::new(AtomicI64::new(unix_origin_ms)),
         }
     }
+    /// Moves both clocks forward by `ms`.
     pub fn advance_ms(&self, ms: u64) {
         self.mono_ms.fetch_add(ms, Ordering::SeqCst);
     }
+    /// Sets the monotonic clock to `t` (the wall clock follows); unlike a real clock it may go back.
     pub fn set(&self, t: Millis) {
         self.mono_ms.store(t.0, Ordering::SeqCst);
     }

@@ -47,6 +47,7 @@ pub struct LoopBench {
     pub title: String,
     /// Closes the heading's parentheses, e.g. `"ttl 10 s"`.
     pub conditions: String,
+    /// How many nodes (`node1`..`nodeN`) run the loop.
     pub nodes: usize,
     /// Loops until the cluster is formed (bootstrap, replicas cloned and streaming).
     pub warmup_loops: usize,
@@ -103,11 +104,15 @@ pub struct Counters {
 /// What one node did over the measured loops.
 #[derive(Debug, Clone)]
 pub struct NodeFigures {
+    /// The member name (`node1`..).
     pub name: String,
     /// Held the leader key at the last measured loop.
     pub leader: bool,
+    /// Requests its client sent.
     pub requests: u64,
+    /// Round trips its client made (fewer than requests when the backend pipelines them).
     pub round_trips: u64,
+    /// Requests by operation, where the backend counts them so.
     pub by_op: BTreeMap<&'static str, u64>,
     /// Bytes client → server, server → client.
     pub bytes: (u64, u64),
@@ -320,8 +325,11 @@ impl Default for WatchBench {
 /// Median, p99 and max of the watch latencies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WatchFigures {
+    /// Half the changes were seen faster than this.
     pub median: Duration,
+    /// 99 % of the changes were seen at least this fast.
     pub p99: Duration,
+    /// The slowest change seen.
     pub max: Duration,
 }
 

@@ -34,45 +34,62 @@ pub enum Action {
     /// While the DCS is unreachable, every failsafe member confirmed at `confirmed_at` that it accepts us as leader:
     /// our lease runs on from that moment.
     ExtendLeaseByFailsafe {
+        /// When the confirmation was asked: the lease runs from there.
         confirmed_at: Millis,
     },
+    /// Start PostgreSQL as a primary. The driver refuses it unless this node holds a valid lease.
     StartPrimary,
+    /// Start PostgreSQL as a standby of the upstream (`None`: none to follow yet).
     StartReplica(Option<Upstream>),
     /// Promote the local standby. The driver refuses it unless this node holds a valid lease.
     Promote,
+    /// Stop PostgreSQL in this mode.
     Stop(StopMode),
     /// SIGKILL the postmaster and its backends: for a server that does not answer.
     Fence,
+    /// Point the running standby at a new upstream.
     Follow(Upstream),
+    /// pg_rewind from the upstream (PostgreSQL stopped): the local timeline diverged from it.
     Rewind(Upstream),
     /// Wipe and clone again.
     Reinitialize(Upstream),
+    /// Restart PostgreSQL in its role, as an operator asked (`POST /restart`).
     Restart,
     /// Apply the cluster-wide parameters of config version `version`.
     ApplyConfig {
+        /// The `config` key's version; 0 for `bootstrap.dcs`, applied before the key exists.
         version: u64,
+        /// The cluster-wide parameters, as [`crate::model::GlobalConfig::parameters`] gives them.
         parameters: BTreeMap<String, String>,
     },
     /// Clear the `failover` key (write `{}`) with compare-and-set on its version.
     ClearFailover {
+        /// The `failover` key's version as read.
         version: u64,
     },
     /// Write `status`: the leader's WAL position, its slots' positions and the member slots to retain.
     WriteStatus {
+        /// The leader's WAL position, in bytes.
         optime: u64,
+        /// `status.slots`: slot name → position (`None`: left out).
         slots: Option<BTreeMap<String, u64>>,
+        /// `status.retain_slots`: the member slots to keep (`None`: left out).
         retain_slots: Option<Vec<String>>,
     },
     /// Create, drop and advance replication slots (a failure is logged; the loop goes on).
     SyncSlots(SlotPlan),
     /// Copy logical slots from the leader into this standby (stops and starts it).
     CopyLogicalSlots {
+        /// The leader to copy from.
         source: Upstream,
+        /// The logical slots to copy.
         names: Vec<String>,
     },
     /// Write the timeline history, compare-and-set on the version read.
     WriteHistory {
+        /// The whole history: the entries read and the new ones after them.
         history: Vec<HistoryEntry>,
+        /// The `history` key's version as read; `None` when it was absent (the write is then unconditional).
         version: Option<u64>,
     },
     /// Write `failsafe`: every member's api_url.
@@ -80,7 +97,9 @@ pub enum Action {
     /// Write the `sync` key with compare-and-set on the version read (`None`: it must not exist). Losing the race
     /// stops the list: the actions after it assumed the key it wrote.
     WriteSync {
+        /// The new value of the key.
         state: SyncState,
+        /// The `sync` key's version as read; `None` when it was absent.
         version: Option<u64>,
     },
     /// Set `synchronous_standby_names` as the leader manages it (`None`: back to the configured value).
@@ -125,7 +144,9 @@ impl Decision {
 /// The outcome of one decision: what to do, in order, and why in words a DBA reads in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
+    /// What to do, in order; the driver stops at the first that does not succeed.
     pub actions: Vec<Action>,
+    /// Why, in words a DBA reads in the log, e.g. `no action. I am (node1), the leader with the lock`.
     pub reason: String,
     /// Run the next loop at once instead of after loop_wait (a step of a multi-loop change is done).
     pub rerun_now: bool,
@@ -134,6 +155,7 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// A decision with `actions` and `reason`: no rerun, not a warning.
     pub fn new(actions: Vec<Action>, reason: impl Into<String>) -> Decision {
         Decision {
             actions,
@@ -142,9 +164,11 @@ impl Decision {
             warning: false,
         }
     }
+    /// A decision to do nothing, and why.
     pub fn none(reason: impl Into<String>) -> Decision {
         Decision::new(Vec::new(), reason)
     }
+    /// The same decision, with the next loop to run at once.
     pub fn then_rerun(mut self) -> Decision {
         self.rerun_now = true;
         self

@@ -40,7 +40,9 @@ pub struct FailsafeInput {
 /// Operator requests that reached this node through its REST API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Requests {
+    /// `POST /restart`: restart PostgreSQL.
     pub restart: bool,
+    /// `POST /reinitialize`: wipe the data directory and clone it again from the leader.
     pub reinitialize: bool,
 }
 
@@ -60,7 +62,9 @@ pub struct LocalState {
     pub timing: Timing,
     /// The last configuration read from the DCS (for when it is unreachable).
     pub last_config: GlobalConfig,
+    /// What the failsafe exchange over REST gave this loop.
     pub failsafe: FailsafeInput,
+    /// The operator requests pending this loop.
     pub requests: Requests,
     /// When this daemon started: a restarted daemon has forgotten any failsafe promise it made.
     pub started_at: Millis,
@@ -86,13 +90,17 @@ pub struct LocalState {
 /// One loop's input.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
+    /// This node.
     pub me: &'a NodeIdentity,
     /// Monotonic time of this loop.
     pub now: Millis,
     /// Wall clock of this loop (for scheduled switchovers).
     pub unix_ms: i64,
+    /// The cluster snapshot, or why the DCS could not be read.
     pub dcs: Result<&'a Cluster, &'a DcsError>,
+    /// The local PostgreSQL as observed this loop.
     pub pg: &'a PgObservation,
+    /// What the driver remembers between loops.
     pub local: &'a LocalState,
     /// The other members' live answers, when the driver asked them (no leader, quorum mode, a
     /// [`PeerProbe`](crate::driver::PeerProbe) configured).

@@ -9,6 +9,7 @@
 use crate::model::{Cluster, Member};
 use crate::pg::PgObservation;
 
+/// Whether this node's data can stream from the leader as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejoin {
     /// The local data is a prefix of the leader's: start or keep streaming.
@@ -17,6 +18,8 @@ pub enum Rejoin {
     Diverged(String),
 }
 
+/// Whether the local data, at `pg`'s timeline and WAL position, can stream from `leader`. The leader's timeline is
+/// the later of its member key's and the cluster history's; an unknown local timeline (0) gives [`Rejoin::Follow`].
 pub fn check(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
     let mine = pg.timeline;
     let theirs = leader.timeline().max(cluster.timeline());

@@ -21,7 +21,9 @@ pub enum SyncKind {
 /// A parsed `synchronous_standby_names`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StandbyNames {
+    /// How the listed standbys acknowledge a commit.
     pub kind: SyncKind,
+    /// How many of them a commit waits for (`n`; 1 for a bare list, 0 when off).
     pub num: usize,
     /// The names listed, the strict placeholder left out.
     pub names: Vec<String>,

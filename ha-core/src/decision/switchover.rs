@@ -18,12 +18,16 @@ pub enum LeaderPlan {
     Wait(String),
     /// Demote in favour of the candidate.
     HandOver {
+        /// Write `status`, stop PostgreSQL cleanly, forget the lease and release the lock.
         actions: Vec<Action>,
+        /// For the log: whom the leader hands over to.
         reason: String,
     },
     /// The request cannot be honoured: clear it.
     Reject {
+        /// Clear the `failover` key.
         actions: Vec<Action>,
+        /// For the log: why the request cannot be honoured.
         reason: String,
     },
 }
@@ -64,6 +68,10 @@ pub fn viable_candidate(
     Ok(())
 }
 
+/// Seen from the leader `me`, whose PostgreSQL is `pg`: what to do about `request` at wall-clock `unix_ms`. A request
+/// naming another leader, naming `me` as the candidate, with an unparsable `scheduled_at` or a candidate that is not
+/// viable is rejected; one scheduled later waits; otherwise the leader hands over to the named candidate or, when
+/// none is named, to the first viable replica.
 pub fn leader_plan(
     me: &str,
     pg: &PgObservation,
@@ -168,6 +176,9 @@ pub enum NoLeaderPlan {
     StandAside(String),
 }
 
+/// Seen from `me`, a node without the lock while no leader exists: whether the pending request, if any, makes it race
+/// alone, stand aside or race as usual. A named candidate that is missing, not viable, barred from racing by the
+/// `failsafe` key or (quorum mode) without a quorum's votes is not waited for.
 pub fn no_leader_plan(me: &str, cluster: &Cluster, cfg: &GlobalConfig) -> NoLeaderPlan {
     let Some(req) = cluster.pending_failover() else {
         return NoLeaderPlan::NormalRace;

@@ -19,6 +19,7 @@ pub use super::standby_names::{standby_names, STRICT_PLACEHOLDER};
 /// A line the synchronous replication step adds to the loop's reason.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Note {
+    /// The words added to the reason.
     pub text: String,
     /// Logged at WARNING.
     pub warning: bool,

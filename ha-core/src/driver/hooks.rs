@@ -16,6 +16,8 @@ use crate::decision::Action;
 /// the permanent slots there.
 #[async_trait]
 pub trait FailsafeProbe: Send + Sync {
+    /// Asks each of `members` (name → API URL) to accept `leader`, sending `slots`. `Some` with each member's WAL
+    /// position when every one accepted; `None` when one refused or did not answer in time.
     async fn confirm_all(
         &self,
         leader: &str,
@@ -29,6 +31,7 @@ pub trait FailsafeProbe: Send + Sync {
 pub struct PeerStatus {
     /// Its WAL position: received or replayed, whichever is further (`xlog.location` on a primary).
     pub lsn: u64,
+    /// Its PostgreSQL is in recovery: a standby.
     pub in_recovery: bool,
 }
 
@@ -69,6 +72,7 @@ impl NodeRole {
             NodeRole::Replica
         }
     }
+    /// The role in logs: `stopped`, `primary`, `replica` or `standby_leader`.
     pub fn as_str(self) -> &'static str {
         match self {
             NodeRole::Stopped => "stopped",

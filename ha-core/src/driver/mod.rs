@@ -49,6 +49,7 @@ use crate::watchdog::{NoWatchdog, Watchdog};
 /// Static settings of a driver.
 #[derive(Debug, Clone, Default)]
 pub struct DriverSettings {
+    /// Who this node is: its name, URLs, tags and version, as its member key shows them.
     pub identity: NodeIdentity,
     /// `bootstrap.dcs`: written to `config` by the node that bootstraps the cluster.
     pub bootstrap_config: GlobalConfig,
@@ -93,6 +94,8 @@ pub struct Driver<D, P> {
 }
 
 impl<D: Dcs, P: PgControl> Driver<D, P> {
+    /// A driver for the node `settings.identity`, without watchdog, probes or hooks (add them with the `with_*`
+    /// methods). Until the first DCS read, the timing in force is `cached_config`'s, else `bootstrap_config`'s.
     pub fn new(dcs: D, pg: P, clock: Arc<dyn Clock>, settings: DriverSettings) -> Self {
         let timing = settings
             .cached_config
@@ -134,11 +137,15 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         }
     }
 
+    /// Arms `w` with every lease deadline (disarmed while paused), so PostgreSQL is fenced even if this loop
+    /// freezes; the default, [`NoWatchdog`], fences nothing.
     pub fn with_watchdog(mut self, w: Box<dyn Watchdog>) -> Self {
         self.watchdog = w;
         self
     }
 
+    /// Lets a leader keep its role through a DCS outage in failsafe mode, by asking the members over REST; without a
+    /// probe, a leader in failsafe mode demotes as soon as the DCS is unreachable.
     pub fn with_failsafe_probe(mut self, p: Box<dyn FailsafeProbe>) -> Self {
         self.failsafe_probe = Some(p);
         self
@@ -151,6 +158,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         self
     }
 
+    /// Runs `h` around the driver's actions (see [`Hooks`]); the default has none.
     pub fn with_hooks(mut self, h: Box<dyn Hooks>) -> Self {
         self.hooks = h;
         self
@@ -171,16 +179,20 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         self.requests.clone()
     }
 
+    /// What the driver remembers between loops: the lease deadline, the configuration in force, the pending requests...
     pub fn local_state(&self) -> &LocalState {
         &self.local
     }
 
+    /// The DCS client this driver uses.
     pub fn dcs(&self) -> &D {
         &self.dcs
     }
+    /// The PostgreSQL control this driver uses.
     pub fn pg(&self) -> &P {
         &self.pg
     }
+    /// Who this node is, with the tags of the last configuration reload.
     pub fn identity(&self) -> &NodeIdentity {
         &self.settings.identity
     }

@@ -10,9 +10,11 @@ use crate::time::Millis;
 /// What one executed action did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// It did what was asked.
     Done,
     /// A race was lost or the lock is not ours: the rest of the list was skipped.
     Lost,
+    /// It failed, with the error: the rest of the list was skipped.
     Failed(String),
     /// The driver refused to run it (a promotion without a valid lease).
     Refused(String),
@@ -21,11 +23,15 @@ pub enum Outcome {
 /// The record of one loop.
 #[derive(Debug, Clone)]
 pub struct CycleReport {
+    /// When the loop started, on the driver's monotonic clock.
     pub now: Millis,
+    /// What the decision asked for, and why.
     pub decision: Decision,
+    /// The actions run, in order, with their outcomes; the list ends at the first that was not [`Outcome::Done`].
     pub executed: Vec<(Action, Outcome)>,
     /// The snapshot the decision saw, or the DCS error.
     pub cluster: Result<Cluster, DcsError>,
+    /// PostgreSQL as the loop left it (observed again after an action that changed it).
     pub pg: PgObservation,
     /// When the next loop is due.
     pub next_wake: Millis,
@@ -41,6 +47,7 @@ pub struct CycleReport {
 }
 
 impl CycleReport {
+    /// This loop promoted the local PostgreSQL.
     pub fn promoted(&self) -> bool {
         done(&self.executed, &Action::Promote)
     }

@@ -17,7 +17,9 @@ pub type FailsafeInbox = Arc<Mutex<Option<(String, Millis)>>>;
 /// Operator requests from the REST API, taken by the next loop.
 #[derive(Debug, Default)]
 pub struct RequestBox {
+    /// `POST /restart`: restart PostgreSQL. Cleared once the loop that restarted it has reported.
     pub restart: std::sync::atomic::AtomicBool,
+    /// `POST /reinitialize`: wipe the data directory and clone it again from the leader. Cleared once that succeeded.
     pub reinitialize: std::sync::atomic::AtomicBool,
     /// The tags of the last re-read configuration file (SIGHUP, `POST /reload`): the next loop decides with them
     /// (`nofailover`, `nosync`, `failover_priority`…) and publishes them in the member key.

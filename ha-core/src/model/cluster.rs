@@ -13,14 +13,18 @@ use super::member::Member;
 /// the version a compare-and-set must name.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Versioned<T> {
+    /// The value as decoded.
     pub value: T,
+    /// The DCS version of the value, to pass to a compare-and-set.
     pub version: u64,
 }
 
 /// `leader` key: the name of the lock holder.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leader {
+    /// The member name of the lock holder (the key's value).
     pub name: String,
+    /// The DCS version of the key: [`crate::dcs::Dcs::watch_leader`] compares it to see a change.
     pub version: u64,
     /// The lease/session that owns the key, where the backend has one.
     pub session: Option<String>,
@@ -29,12 +33,16 @@ pub struct Leader {
 /// `failover` key: a requested switchover (`leader` set) or failover, possibly scheduled.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Failover {
+    /// The leader the request was made against (a switchover): only that node may carry it out; `None` for a failover.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leader: Option<String>,
+    /// The candidate to take over; `None`: the leader picks a healthy replica.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
+    /// When to switch over: ISO 8601 with a time zone, e.g. `2026-01-01T03:00:00+00:00`; `None`: at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<String>,
+    /// Every other field, kept as read so a rewrite loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -80,16 +88,22 @@ impl Failover {
 /// `sync` key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncState {
+    /// The leader that wrote the key; `None` or empty: synchronous replication is not set up.
     #[serde(default)]
     pub leader: Option<String>,
+    /// Quorum commit only: how many of the voters (`sync_standby`) a candidate must see at or behind its own
+    /// position to be elected (see [`crate::decision::quorum`]).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_u64"
     )]
     pub quorum: Option<u64>,
+    /// Patroni's `sync_standby`: the synchronous standbys (in quorum mode, the voters), comma-separated; see
+    /// [`SyncState::members`].
     #[serde(default)]
     pub sync_standby: Option<String>,
+    /// Every other field, kept as read so a rewrite loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -124,6 +138,8 @@ impl SyncState {
 pub struct HistoryEntry(pub Vec<Value>);
 
 impl HistoryEntry {
+    /// An entry as the leader writes it when it finds a timeline switch: `timeline` ended at `lsn` for `reason`, at
+    /// `timestamp` (ISO 8601), and `new_leader` took over.
     pub fn new(timeline: u64, lsn: u64, reason: &str, timestamp: &str, new_leader: &str) -> Self {
         HistoryEntry(vec![
             timeline.into(),
@@ -146,12 +162,17 @@ impl HistoryEntry {
 /// `status` key: the leader's last WAL position (and slots).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
+    /// Patroni's `optime`: the leader's WAL position when it last wrote the key, in bytes.
     #[serde(default, deserialize_with = "lenient::opt_u64")]
     pub optime: Option<u64>,
+    /// Patroni's `slots`: slot name → position on the leader, for the nodes that keep copies of those slots.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slots: Option<BTreeMap<String, u64>>,
+    /// Patroni's `retain_slots`: the member slot names every node that may lead keeps, even for a member that is gone
+    /// (until `member_slots_ttl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain_slots: Option<Vec<String>>,
+    /// Every other field, kept as read so a rewrite loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -161,23 +182,34 @@ pub struct Status {
 pub struct Cluster {
     /// `initialize`: the system identifier, `Some("")` while a bootstrap runs, `None` before anyone won the race.
     pub initialize: Option<String>,
+    /// `config`: the dynamic configuration; `None` before the first leader wrote it (or when it does not parse).
     pub config: Option<Versioned<GlobalConfig>>,
+    /// `leader`: the lock holder; `None` while nobody holds the lock.
     pub leader: Option<Leader>,
+    /// `members/*`: every member key that parsed, sorted by name.
     pub members: Vec<Member>,
+    /// `failover`: a switchover or failover request, or `{}` (see [`Cluster::pending_failover`]).
     pub failover: Option<Versioned<Failover>>,
+    /// `sync`: who may be promoted under synchronous replication.
     pub sync: Option<Versioned<SyncState>>,
+    /// `history`: the closed timelines, oldest first.
     pub history: Option<Versioned<Vec<HistoryEntry>>>,
+    /// `status`: the leader's last WAL position and slots (or the legacy `optime/leader` key).
     pub status: Option<Status>,
+    /// `failsafe`: member name → REST API URL, the members the leader must reach in failsafe mode.
     pub failsafe: Option<BTreeMap<String, String>>,
 }
 
 impl Cluster {
+    /// The member key of `name`, if it exists.
     pub fn member(&self, name: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.name == name)
     }
+    /// The lock holder's name, if anyone holds the lock.
     pub fn leader_name(&self) -> Option<&str> {
         self.leader.as_ref().map(|l| l.name.as_str())
     }
+    /// The lock holder's member key, if both exist.
     pub fn leader_member(&self) -> Option<&Member> {
         self.leader_name().and_then(|n| self.member(n))
     }

@@ -12,14 +12,23 @@ use super::member::{Member, MemberData};
 
 /// The key names under the cluster prefix.
 pub mod keys {
+    /// `initialize`: the system identifier, written by the node that won the bootstrap race.
     pub const INITIALIZE: &str = "initialize";
+    /// `config`: the dynamic configuration ([`crate::model::GlobalConfig`]).
     pub const CONFIG: &str = "config";
+    /// `leader`: the lock, holding the leader's name.
     pub const LEADER: &str = "leader";
+    /// `members/`: the prefix of every member key.
     pub const MEMBERS: &str = "members/";
+    /// `failover`: a switchover or failover request.
     pub const FAILOVER: &str = "failover";
+    /// `sync`: the synchronous replication state.
     pub const SYNC: &str = "sync";
+    /// `history`: the timeline history.
     pub const HISTORY: &str = "history";
+    /// `status`: the leader's WAL position and slots.
     pub const STATUS: &str = "status";
+    /// `failsafe`: the members a leader must reach while the DCS is unreachable.
     pub const FAILSAFE: &str = "failsafe";
     /// Legacy leader optime (Patroni < 2.1).
     pub const OPTIME_LEADER: &str = "optime/leader";
@@ -56,6 +65,7 @@ impl KeyPath {
     pub fn key(&self, rel: &str) -> String {
         format!("{}{}", self.prefix, rel)
     }
+    /// Full path of `name`'s member key, e.g. `/service/batman/members/node1`.
     pub fn member(&self, name: &str) -> String {
         format!("{}{}{}", self.prefix, keys::MEMBERS, name)
     }
@@ -70,13 +80,16 @@ impl KeyPath {
 pub struct RawEntry {
     /// Relative to the cluster prefix: `leader`, `members/node1`, ...
     pub key: String,
+    /// The raw value, usually JSON.
     pub value: String,
+    /// The backend's version of the value (see [`Versioned`]).
     pub version: u64,
     /// The lease/session owning the key, where the backend has one.
     pub session: Option<String>,
 }
 
 impl RawEntry {
+    /// An entry with no lease or session.
     pub fn new(key: impl Into<String>, value: impl Into<String>, version: u64) -> RawEntry {
         RawEntry {
             key: key.into(),

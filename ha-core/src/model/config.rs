@@ -25,6 +25,7 @@ pub const MIN_RETRY_TIMEOUT_S: f64 = 0.5;
 /// is unchanged; use the accessors for the effective values.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GlobalConfig {
+    /// Patroni's `ttl` in seconds: how long the leader lock and member keys live without renewal.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -32,6 +33,7 @@ pub struct GlobalConfig {
         serialize_with = "lenient::ser_opt_f64"
     )]
     pub ttl: Option<f64>,
+    /// Patroni's `loop_wait` in seconds: the pause between two HA loops.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -39,6 +41,8 @@ pub struct GlobalConfig {
         serialize_with = "lenient::ser_opt_f64"
     )]
     pub loop_wait: Option<f64>,
+    /// Patroni's `retry_timeout` in seconds: the deadline of each DCS call, and how long PostgreSQL may go unanswered
+    /// before it is fenced.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -46,12 +50,15 @@ pub struct GlobalConfig {
         serialize_with = "lenient::ser_opt_f64"
     )]
     pub retry_timeout: Option<f64>,
+    /// Patroni's `maximum_lag_on_failover` in bytes: a replica further behind the leader's last published position
+    /// (`status.optime`) may not race for the lock.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_u64"
     )]
     pub maximum_lag_on_failover: Option<u64>,
+    /// Patroni's `check_timeline`: a node on a timeline behind the cluster's (per `history`) may not race for the lock.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -61,24 +68,28 @@ pub struct GlobalConfig {
     /// `true`/`false`/`"on"`/`"off"`/`"quorum"`: kept as written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronous_mode: Option<Value>,
+    /// Patroni's `synchronous_mode_strict`; see [`GlobalConfig::synchronous_mode_strict`].
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub synchronous_mode_strict: Option<bool>,
+    /// Patroni's `failsafe_mode`: a leader that cannot reach the DCS keeps its role while every member confirms it.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub failsafe_mode: Option<bool>,
+    /// Patroni's `pause`: maintenance mode, no automatic action.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub pause: Option<bool>,
+    /// Patroni's `primary_start_timeout`: read and written back, not acted on (see [`GlobalConfig::not_acted_on`]).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -86,8 +97,11 @@ pub struct GlobalConfig {
         serialize_with = "lenient::ser_opt_f64"
     )]
     pub primary_start_timeout: Option<f64>,
+    /// Patroni's `postgresql` section.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgresql: Option<DynamicPostgresql>,
+    /// Every other key (`slots`, `standby_cluster`, `synchronous_node_count`, ...), kept as read; the accessors
+    /// read the ones hactl acts on from here.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -95,6 +109,7 @@ pub struct GlobalConfig {
 /// `synchronous_mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyncMode {
+    /// Asynchronous replication: commits do not wait for a standby.
     Off,
     /// `FIRST n (...)`: the leader names the synchronous standbys; only they may be promoted.
     On,
@@ -106,44 +121,54 @@ pub enum SyncMode {
 /// `config.postgresql`: the cluster-wide PostgreSQL settings.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DynamicPostgresql {
+    /// Patroni's `use_pg_rewind`: a diverged former primary is rewound instead of re-cloned.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub use_pg_rewind: Option<bool>,
+    /// Patroni's `use_slots` (default on): see [`GlobalConfig::use_slots`].
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub use_slots: Option<bool>,
+    /// Patroni's `parameters`: `postgresql.conf` settings for every node; see [`GlobalConfig::parameters`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Map<String, Value>>,
+    /// Every other key (`pg_hba`, `recovery_conf`, ...), kept as read.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 impl GlobalConfig {
+    /// `maximum_lag_on_failover` in bytes, 1 MiB when unset.
     pub fn maximum_lag_on_failover(&self) -> u64 {
         self.maximum_lag_on_failover
             .unwrap_or(DEFAULT_MAXIMUM_LAG_ON_FAILOVER_BYTES)
     }
+    /// `check_timeline`, off when unset.
     pub fn check_timeline(&self) -> bool {
         self.check_timeline.unwrap_or(false)
     }
+    /// `failsafe_mode`, off when unset.
     pub fn failsafe_mode(&self) -> bool {
         self.failsafe_mode.unwrap_or(false)
     }
+    /// `pause`: the cluster is in maintenance mode.
     pub fn is_paused(&self) -> bool {
         self.pause.unwrap_or(false)
     }
+    /// `postgresql.use_pg_rewind`, off when unset.
     pub fn use_pg_rewind(&self) -> bool {
         self.postgresql
             .as_ref()
             .and_then(|p| p.use_pg_rewind)
             .unwrap_or(false)
     }
+    /// Synchronous replication in either form (`on` or `quorum`); see [`GlobalConfig::sync_mode`].
     pub fn synchronous_mode(&self) -> bool {
         self.sync_mode() != SyncMode::Off
     }
@@ -271,20 +296,29 @@ impl GlobalConfig {
 /// Why a configuration was refused. Each message names the keys to change.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ConfigError {
+    /// A value is under hactl's minimum for it.
     #[error("`{key}` is {value} s but must be at least {min} s")]
     BelowMinimum {
+        /// The key, e.g. `"ttl"`.
         key: &'static str,
+        /// The value given, in seconds.
         value: f64,
+        /// The smallest value accepted, in seconds.
         min: f64,
     },
+    /// `loop_wait + 2 * retry_timeout > ttl`: a leader could lose its lock between two loops.
     #[error(
         "`loop_wait` ({loop_wait} s) + 2 * `retry_timeout` ({retry_timeout} s) = {sum} s exceeds `ttl` ({ttl} s): \
          a leader could lose its lock between two loops; raise ttl or lower loop_wait/retry_timeout"
     )]
     TimingRule {
+        /// `ttl` in seconds.
         ttl: f64,
+        /// `loop_wait` in seconds.
         loop_wait: f64,
+        /// `retry_timeout` in seconds.
         retry_timeout: f64,
+        /// `loop_wait + 2 * retry_timeout` in seconds.
         sum: f64,
     },
     /// The lease rule: a renewal sent `loop_wait` after the last one and answered within `retry_timeout` must land
@@ -296,13 +330,23 @@ pub enum ConfigError {
          loops; raise ttl or lower loop_wait/retry_timeout"
     )]
     LeaseRule {
+        /// `ttl` in seconds.
         ttl: f64,
+        /// `loop_wait` in seconds.
         loop_wait: f64,
+        /// `retry_timeout` in seconds.
         retry_timeout: f64,
+        /// The lease this node counts, `ttl` minus the safety margin, in seconds.
         lease: f64,
     },
+    /// Any other unusable value (hactl's configuration file reports these): the dotted key and why.
     #[error("`{key}`: {reason}")]
-    Invalid { key: String, reason: String },
+    Invalid {
+        /// The key, dotted (`watchdog.mode`).
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }
 
 /// How long before the server could expire a lease of `ttl_ms` this node stops acting as primary (see
@@ -314,12 +358,18 @@ fn safety_margin_ms(ttl_ms: u64) -> u64 {
 /// The three timing knobs in milliseconds, validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timing {
+    /// Patroni's `ttl` in ms: how long the leader lock and member keys live without renewal.
     pub ttl_ms: u64,
+    /// Patroni's `loop_wait` in ms: the pause between two HA loops.
     pub loop_wait_ms: u64,
+    /// Patroni's `retry_timeout` in ms: the deadline of each DCS call, and how long PostgreSQL may go unanswered before
+    /// it is fenced.
     pub retry_timeout_ms: u64,
 }
 
 impl Timing {
+    /// The timing in seconds, refused (not adjusted, unlike [`Timing::adjusted`]) when a value is under its minimum or
+    /// `loop_wait + 2 * retry_timeout > ttl`.
     pub fn from_seconds(
         ttl: f64,
         loop_wait: f64,

@@ -9,24 +9,40 @@ use super::tags::Tags;
 /// PostgreSQL state names as Patroni publishes them (`PostgresqlState`); the index is the `patroni_postgres_state` metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PgStateName {
+    /// Patroni's `initializing new cluster`: initdb (or the bootstrap method) is running.
     InitializingNewCluster,
+    /// Patroni's `initdb failed`.
     InitdbFailed,
+    /// Patroni's `running custom bootstrap script`: a `bootstrap.method` other than initdb is running.
     RunningCustomBootstrapScript,
+    /// Patroni's `custom bootstrap failed`.
     CustomBootstrapFailed,
+    /// Patroni's `creating replica`: the data directory is being copied from another member or a backup.
     CreatingReplica,
+    /// Patroni's `running`: the postmaster runs (hactl also reports a server that stopped answering so).
     Running,
+    /// Patroni's `starting`: started, not yet accepting connections.
     Starting,
+    /// Patroni's `starting after custom bootstrap`.
     StartingAfterCustomBootstrap,
+    /// Patroni's `start failed`.
     StartFailed,
+    /// Patroni's `restarting`.
     Restarting,
+    /// Patroni's `restart failed`.
     RestartFailed,
+    /// Patroni's `stopping`.
     Stopping,
+    /// Patroni's `stopped`: not running (cleanly stopped, an empty data directory, or crashed while paused).
     Stopped,
+    /// Patroni's `stop failed`.
     StopFailed,
+    /// Patroni's `crashed`: the postmaster died without a clean shutdown.
     Crashed,
 }
 
 impl PgStateName {
+    /// Every state in the order of Patroni's enum: the position is the `patroni_postgres_state` metric value.
     pub const ALL: [PgStateName; 15] = [
         PgStateName::InitializingNewCluster,
         PgStateName::InitdbFailed,
@@ -45,6 +61,7 @@ impl PgStateName {
         PgStateName::Crashed,
     ];
 
+    /// The text written in the member key's `state`, e.g. `"creating replica"`.
     pub fn as_str(self) -> &'static str {
         match self {
             PgStateName::InitializingNewCluster => "initializing new cluster",
@@ -74,6 +91,7 @@ impl PgStateName {
             .unwrap_or(-1)
     }
 
+    /// The state written as `s`; `None` for a text that is not one of Patroni's states.
     pub fn parse(s: &str) -> Option<PgStateName> {
         PgStateName::ALL.iter().copied().find(|x| x.as_str() == s)
     }
@@ -82,14 +100,20 @@ impl PgStateName {
 /// A member's role as written in its key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// Takes writes (Patroni's older `master` is read as this).
     Primary,
+    /// A standby in recovery, following the leader or another member.
     Replica,
+    /// The lock holder of a standby cluster: in recovery, following the remote source.
     StandbyLeader,
+    /// PostgreSQL is down: stopped while not in recovery (a demoted former primary), or crashed.
     Demoted,
+    /// The data directory is empty: the node has not been bootstrapped or cloned yet.
     Uninitialized,
 }
 
 impl Role {
+    /// The text written in the member key's `role`, e.g. `"standby_leader"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Primary => "primary",
@@ -115,56 +139,71 @@ impl Role {
 /// The JSON value of a member key. Field order follows Patroni's `touch_member`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemberData {
+    /// Patroni's `conn_url`: the libpq URL where the others reach this node's PostgreSQL to clone and stream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn_url: Option<String>,
+    /// Patroni's `api_url`: the node's REST API (`http://host:port/patroni`), asked in failsafe mode and quorum races.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+    /// Patroni's `state`: PostgreSQL's state as text; [`Member::state`] parses it into a [`PgStateName`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Patroni's `role` as text (`primary`, `replica`, ...); [`Member::role`] parses it into a [`Role`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
+    /// Patroni's `version`: the software version of the daemon that wrote the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Patroni's `xlog_location`, in bytes: on a primary its current WAL position, on a replica the furthest of what it
+    /// received and replayed. Absent while PostgreSQL is down.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_u64"
     )]
     pub xlog_location: Option<u64>,
+    /// Patroni's `replay_lsn` (replicas only): the WAL position replayed, in bytes.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_u64"
     )]
     pub replay_lsn: Option<u64>,
+    /// Patroni's `receive_lsn` (replicas only): the WAL position received, in bytes.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_u64"
     )]
     pub receive_lsn: Option<u64>,
+    /// Patroni's `replication_state` (replicas only): `streaming`, or `in archive recovery` without a WAL receiver.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_state: Option<String>,
+    /// Patroni's `timeline`: the timeline PostgreSQL runs on; absent while it is down.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_u64"
     )]
     pub timeline: Option<u64>,
+    /// Patroni's `tags`, filtered as [`Tags::for_member_key`] writes them; `None`: no tag to show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Tags>,
+    /// Patroni's `pending_restart`: `Some(true)` when a changed parameter needs a restart; absent otherwise.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub pending_restart: Option<bool>,
+    /// Patroni's `pause`: `Some(true)` while the cluster is in maintenance mode; absent otherwise.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub pause: Option<bool>,
+    /// Every other field (`pending_restart_reason`, `scheduled_restart`, ...), kept as read so a rewrite loses nothing.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -172,21 +211,28 @@ pub struct MemberData {
 /// A member as read from the DCS: its name (from the key), its value and the value's version.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Member {
+    /// The member name, from the key `members/<name>`.
     pub name: String,
+    /// The key's value, parsed.
     pub data: MemberData,
+    /// The DCS version of the value.
     pub version: u64,
 }
 
 impl Member {
+    /// The role the key shows; `None` when it shows none or one this model does not know.
     pub fn role(&self) -> Option<Role> {
         self.data.role.as_deref().and_then(Role::parse)
     }
+    /// The PostgreSQL state the key shows; `None` when it shows none or one this model does not know.
     pub fn state(&self) -> Option<PgStateName> {
         self.data.state.as_deref().and_then(PgStateName::parse)
     }
+    /// The key shows PostgreSQL `running`.
     pub fn is_running(&self) -> bool {
         self.state() == Some(PgStateName::Running)
     }
+    /// The member's tags; all defaults when the key has none.
     pub fn tags(&self) -> Tags {
         self.data.tags.clone().unwrap_or_default()
     }
@@ -194,6 +240,7 @@ impl Member {
     pub fn lsn(&self) -> u64 {
         self.data.xlog_location.unwrap_or(0)
     }
+    /// The timeline this member reported, 0 if it reported none.
     pub fn timeline(&self) -> u64 {
         self.data.timeline.unwrap_or(0)
     }

@@ -38,24 +38,36 @@ pub fn valid_slot_name(s: &str) -> bool {
 /// What kind of slot: physical, or logical with its database and output plugin.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SlotKind {
+    /// A physical slot: streaming replication or a base backup tool.
     Physical,
-    Logical { database: String, plugin: String },
+    /// A logical slot: decoding changes of one database through an output plugin.
+    Logical {
+        /// The database whose changes it decodes.
+        database: String,
+        /// The output plugin, e.g. `pgoutput`.
+        plugin: String,
+    },
 }
 
 /// One entry of `slots`: a slot that exists on every node that may become the leader.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PermanentSlot {
+    /// The slot name (a valid PostgreSQL slot name; see [`valid_slot_name`]).
     pub name: String,
+    /// Physical, or logical with its database and plugin.
     pub kind: SlotKind,
 }
 
 /// One entry of `ignore_slots`: every attribute given must match; the ones left out match anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IgnoreSlot {
+    /// Matches the slot of this name.
     pub name: Option<String>,
     /// `physical` or `logical`.
     pub slot_type: Option<String>,
+    /// Matches logical slots of this database.
     pub database: Option<String>,
+    /// Matches logical slots of this output plugin, e.g. `pgoutput`.
     pub plugin: Option<String>,
 }
 

@@ -11,7 +11,9 @@ use crate::pg::{RemoteSource, Upstream};
 /// The source a standby cluster follows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StandbyCluster {
+    /// `standby_cluster.host`: the source's host; `None`: restore from the archive only.
     pub host: Option<String>,
+    /// `standby_cluster.port`; `None`: 5432.
     pub port: Option<u16>,
     /// The slot to stream from and the recovery settings.
     pub source: RemoteSource,

@@ -8,42 +8,50 @@ use super::lenient;
 /// Tags as they appear in the local config and, filtered, in the member key.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tags {
+    /// `nofailover`: this node never takes the lock; see [`Tags::nofailover`] for how it combines with
+    /// `failover_priority`.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub nofailover: Option<bool>,
+    /// `failover_priority`: among candidates at the same WAL position the higher wins; 0 or less: never a candidate.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_i64"
     )]
     pub failover_priority: Option<i64>,
+    /// `noloadbalance`: load balancers should send no read traffic here (`GET /replica` answers 503).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub noloadbalance: Option<bool>,
+    /// `clonefrom`: a new replica prefers to clone from this node rather than from the leader.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub clonefrom: Option<bool>,
+    /// `nosync`: never a synchronous standby; see [`Tags::never_sync`].
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub nosync: Option<bool>,
+    /// `nostream`: replays from the archive only, never streams; nobody keeps a slot for it.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient::opt_bool"
     )]
     pub nostream: Option<bool>,
+    /// `replicatefrom`: the member to stream from instead of the leader (cascading replication).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicatefrom: Option<String>,
     /// Custom tags, kept as they are.
@@ -70,9 +78,11 @@ impl Tags {
         }
     }
 
+    /// `noloadbalance`, off when unset.
     pub fn noloadbalance(&self) -> bool {
         self.noloadbalance.unwrap_or(false)
     }
+    /// `clonefrom`, off when unset.
     pub fn clonefrom(&self) -> bool {
         self.clonefrom.unwrap_or(false)
     }
@@ -80,6 +90,7 @@ impl Tags {
     pub fn nostream(&self) -> bool {
         self.nostream.unwrap_or(false)
     }
+    /// `nosync` as given, off when unset (see [`Tags::never_sync`] for the rule with `sync_priority`).
     pub fn nosync(&self) -> bool {
         self.nosync.unwrap_or(false)
     }
@@ -124,6 +135,7 @@ impl Tags {
         }
     }
 
+    /// No tag at all: the member key leaves `tags` out.
     pub fn is_empty(&self) -> bool {
         *self == Tags::default()
     }

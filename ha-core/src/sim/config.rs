@@ -6,14 +6,20 @@ use crate::model::Timing;
 /// The replication mode a simulated cluster runs (`synchronous_mode` and `synchronous_mode_strict`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SimSync {
+    /// `synchronous_mode` off: commits do not wait, and the loss of some is allowed within a bound.
     Async,
+    /// `synchronous_mode: on`.
     On,
+    /// `synchronous_mode: on` with `synchronous_mode_strict`.
     OnStrict,
+    /// `synchronous_mode: quorum`.
     Quorum,
+    /// `synchronous_mode: quorum` with `synchronous_mode_strict`.
     QuorumStrict,
 }
 
 impl SimSync {
+    /// Any synchronous mode: no acknowledged commit may be lost.
     pub fn is_sync(self) -> bool {
         self != SimSync::Async
     }
@@ -23,12 +29,19 @@ impl SimSync {
 /// replays a run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
+    /// The seed every random choice of the run comes from.
     pub seed: u64,
+    /// How many nodes (`node1`..`nodeN`).
     pub nodes: usize,
+    /// `ttl` in seconds.
     pub ttl_s: f64,
+    /// `loop_wait` in seconds.
     pub loop_wait_s: f64,
+    /// `retry_timeout` in seconds.
     pub retry_timeout_s: f64,
+    /// `maximum_lag_on_failover` in bytes, which the `promotion_lag` invariant checks.
     pub maximum_lag_on_failover: u64,
+    /// Whether the cluster runs with `failsafe_mode`.
     pub failsafe_mode: bool,
     /// Synchronous replication: no acknowledged commit may be lost (in [`SimSync::Async`] the loss is counted
     /// and bounded instead).
@@ -40,6 +53,7 @@ pub struct SimConfig {
     pub slow_replica: Option<(usize, u64)>,
     /// Whether nodes run a watchdog that fences PostgreSQL when the lease runs out without a renewal.
     pub watchdog: bool,
+    /// Virtual time per step, in ms: faults, due loops, replication and client writes happen once per step.
     pub step_ms: u64,
     /// Time for the cluster to form before faults start.
     pub settle_ms: u64,
@@ -94,6 +108,7 @@ impl SimConfig {
         }
     }
 
+    /// The run's timing; panics if it breaks the timing rule (the seeds' profiles never do).
     pub fn timing(&self) -> Timing {
         Timing::from_seconds(self.ttl_s, self.loop_wait_s, self.retry_timeout_s)
             .expect("simulator timings are valid")

@@ -13,24 +13,63 @@ use crate::watchdog::Watchdog;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {
     /// The machine dies: daemon and PostgreSQL killed; both come back after `down_ms`.
-    NodeCrash { node: usize, down_ms: u64 },
+    NodeCrash {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long the machine stays down, in ms.
+        down_ms: u64,
+    },
     /// PostgreSQL is SIGKILLed; the daemon lives.
-    PgCrash { node: usize },
+    PgCrash {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+    },
     /// PostgreSQL stops answering (SIGSTOP of the postmaster) for `ms`; its backends keep serving.
-    PgHang { node: usize, ms: u64 },
+    PgHang {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long it hangs, in ms.
+        ms: u64,
+    },
     /// The daemon is frozen (SIGSTOP) for `ms`; PostgreSQL runs on.
-    DaemonFreeze { node: usize, ms: u64 },
+    DaemonFreeze {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long the daemon stays frozen, in ms.
+        ms: u64,
+    },
     /// The daemon is SIGKILLed and restarted after `down_ms`; PostgreSQL runs on.
-    DaemonKill { node: usize, down_ms: u64 },
+    DaemonKill {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long until the daemon is started again, in ms.
+        down_ms: u64,
+    },
     /// Nobody reaches the DCS for `ms`.
-    DcsOutage { ms: u64 },
+    DcsOutage {
+        /// How long the outage lasts, in ms.
+        ms: u64,
+    },
     /// One node cannot reach the DCS for `ms` (it still reaches the other nodes' REST APIs).
-    DcsPartition { node: usize, ms: u64 },
+    DcsPartition {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long the node stays cut off, in ms.
+        ms: u64,
+    },
     /// An operator asks for a switchover to `candidate`.
-    Switchover { candidate: usize },
+    Switchover {
+        /// Index of the node to hand over to (0 is `node1`).
+        candidate: usize,
+    },
     /// The node's replication connection is cut for `ms` (it still reaches the DCS and the other nodes' REST
     /// APIs): a standby falls behind, a synchronous one stops acknowledging.
-    ReplicationCut { node: usize, ms: u64 },
+    ReplicationCut {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long the connection stays cut, in ms.
+        ms: u64,
+    },
 }
 
 impl Simulation {

@@ -84,6 +84,8 @@ pub struct Simulation {
 }
 
 impl Simulation {
+    /// A cluster of `cfg.nodes` nodes with empty data directories and their daemons started, at virtual time 0
+    /// (the wall clock reads 2026-01-01T00:00:00Z).
     pub fn new(cfg: SimConfig) -> Simulation {
         let clock = ManualClock::new(1_767_225_600_000); // 2026-01-01T00:00:00Z
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());

@@ -7,11 +7,17 @@ use crate::time::Millis;
 /// Figures from one run.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SimStats {
+    /// Steps of virtual time run.
     pub steps: u64,
+    /// HA loops run, all nodes together.
     pub cycles: u64,
+    /// Times a server left recovery (a promotion, or a standby's data started as a primary).
     pub promotions: u64,
+    /// Times a server was fenced, by its driver or its watchdog.
     pub fences: u64,
+    /// Times a server was rewound.
     pub rewinds: u64,
+    /// Every fault injected, with when.
     pub faults: Vec<(Millis, Fault)>,
     /// Longest time without any node accepting writes after the cluster first formed, in ms.
     pub longest_write_gap_ms: u64,
@@ -24,8 +30,11 @@ pub struct SimStats {
 /// What a run found.
 #[derive(Debug, Clone)]
 pub struct SimOutcome {
+    /// The run's parameters; its seed replays it.
     pub config: SimConfig,
+    /// The invariants broken; empty for a good run, which otherwise ends at the step that broke one.
     pub violations: Vec<Violation>,
+    /// The run's figures.
     pub stats: SimStats,
     /// Decision log lines (only with `config.trace`).
     pub trace: Vec<String>,

@@ -19,7 +19,9 @@ const REPLICATE_STEP: Duration = Duration::from_millis(20);
 /// What a node's loop saw, sent after each cycle in which it led or was promoted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopEvent {
+    /// The node's name (`node1`..).
     pub node: String,
+    /// When its cycle ended.
     pub at: Instant,
     /// This cycle promoted the node.
     pub promoted: bool,

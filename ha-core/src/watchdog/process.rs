@@ -29,10 +29,16 @@ use crate::time::{Clock, Millis};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FencerMessage {
     /// Fence at `at_ms` on `CLOCK_MONOTONIC` ([`monotonic_ms`]) unless told again before.
-    ArmAt { at_ms: u64 },
-    /// Fence `in_ms` after this message arrives (the older, relative form).
-    Arm { in_ms: u64 },
-    /// Nothing to fence.
+    ArmAt {
+        /// The deadline, in milliseconds of `CLOCK_MONOTONIC`.
+        at_ms: u64,
+    },
+    /// Fence `in_ms` after the fencer reads the line (the older, relative form), unless told again before.
+    Arm {
+        /// Milliseconds from the moment the fencer reads the line.
+        in_ms: u64,
+    },
+    /// Nothing to fence until the next `ArmAt` or `Arm`.
     Disarm,
 }
 
@@ -54,6 +60,7 @@ pub fn instant_at(at_ms: u64) -> Instant {
 }
 
 impl FencerMessage {
+    /// The line written to the fencer's stdin, newline included: `arm <ms>` or `disarm`.
     pub fn to_line(self) -> String {
         match self {
             FencerMessage::ArmAt { at_ms } => format!("arm-at {at_ms}\n"),
@@ -61,6 +68,7 @@ impl FencerMessage {
             FencerMessage::Disarm => "disarm\n".to_string(),
         }
     }
+    /// The message of one line read by the fencer; `None` for anything else.
     pub fn parse(line: &str) -> Option<FencerMessage> {
         let mut it = line.split_whitespace();
         match (it.next(), it.next()) {

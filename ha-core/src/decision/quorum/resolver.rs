@@ -27,11 +27,19 @@ pub type Names = BTreeSet<String>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
     /// `synchronous_standby_names = ANY num (names)`.
-    Sync { num: usize, names: Names },
+    Sync {
+        /// How many of `names` a commit waits for.
+        num: usize,
+        /// The standbys listed.
+        names: Names,
+    },
     /// The `sync` key: `leader`, `quorum`, `sync_standby = voters`.
     Quorum {
+        /// The `sync` key's `leader`.
         leader: String,
+        /// The `sync` key's `quorum`.
         quorum: usize,
+        /// The `sync` key's `sync_standby`.
         voters: Names,
     },
     /// No step can be taken until PostgreSQL reports the standbys just listed as caught up: stop here, the next

@@ -32,6 +32,7 @@ pub(in crate::decision) use failsafe::{failsafe_advance, failsafe_leader_advance
 /// A slot this node should have.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WantedSlot {
+    /// Physical for a member slot; for a permanent one, as `slots` configures it.
     pub kind: SlotKind,
     /// Where to advance it to while nobody consumes it here (what its member or the leader reported).
     pub target: Option<u64>,

@@ -10,7 +10,10 @@ use crate::time::Millis;
 /// A broken invariant: which, when, and what the simulator saw.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
+    /// When it broke, in virtual time.
     pub at: Millis,
+    /// Which invariant: its module's `NAME`, e.g. `single_writer`.
     pub invariant: &'static str,
+    /// What the simulator saw.
     pub detail: String,
 }

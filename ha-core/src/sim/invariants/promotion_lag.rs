@@ -4,8 +4,11 @@
 use super::Violation;
 use crate::driver::CycleReport;
 
+/// This invariant's name in a [`Violation`].
 pub const NAME: &str = "promotion_lag";
 
+/// A violation if `report`'s loop promoted `node` more than `maximum_lag_bytes` behind the last primary position it
+/// knew (`status.optime` in the loop's snapshot).
 pub fn check(node: &str, report: &CycleReport, maximum_lag_bytes: u64) -> Option<Violation> {
     if !report.promoted() {
         return None;

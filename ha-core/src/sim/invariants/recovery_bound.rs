@@ -10,8 +10,10 @@ use super::Violation;
 use crate::model::Timing;
 use crate::time::Millis;
 
+/// This invariant's name in a [`Violation`].
 pub const NAME: &str = "recovery_bound";
 
+/// The bound in ms, as the module doc derives it.
 pub fn bound_ms(t: &Timing, failsafe_mode: bool) -> u64 {
     t.ttl_ms + 3 * t.loop_wait_ms + t.retry_timeout_ms + if failsafe_mode { t.ttl_ms } else { 0 }
 }

@@ -5,8 +5,10 @@ use super::Violation;
 use crate::sim::pg::SimPgNet;
 use crate::time::Millis;
 
+/// This invariant's name in a [`Violation`].
 pub const NAME: &str = "single_writer";
 
+/// A violation if more than one server accepts writes at `now` (a hung primary counts: its backends still commit).
 pub fn check(net: &SimPgNet, now: Millis) -> Option<Violation> {
     let g = net.lock();
     let writers: Vec<&String> = g

@@ -33,9 +33,11 @@ pub const RESTART_PARAMETERS: &[&str] = &[
 /// Whether a simulated server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SimRun {
+    /// Not running: cleanly stopped, or never started.
     Stopped,
     /// Killed or crashed (pid file left behind).
     Crashed,
+    /// Running and answering.
     Running,
     /// Alive but answering nothing (SIGSTOP): still serving the connections it has, as a stopped postmaster's
     /// backends do, so it still accepts writes.
@@ -45,22 +47,33 @@ pub enum SimRun {
 /// One simulated server and its data directory.
 #[derive(Debug, Clone)]
 pub struct SimPgState {
+    /// The data directory exists (bootstrapped or copied).
     pub initialized: bool,
+    /// The system identifier of its data; empty before it is initialized.
     pub system_id: String,
+    /// Running, stopped, crashed or hung.
     pub run: SimRun,
     /// standby.signal present: starts (and runs) in recovery.
     pub standby: bool,
+    /// The timeline it is on; 0 before it is initialized.
     pub timeline: u64,
+    /// Its WAL position in bytes (on a standby, received and replayed at once).
     pub lsn: u64,
+    /// Its timeline switches, as its `.history` files would hold them.
     pub history: Vec<TimelineSwitch>,
+    /// The node it replicates from, as a standby.
     pub upstream: Option<String>,
+    /// Its WAL receiver streams from the upstream (as of the last replication step).
     pub streaming: bool,
-    /// Parameters written to the configuration / in effect in the running server.
+    /// Parameters written to the configuration files.
     pub configured: BTreeMap<String, String>,
+    /// In effect in the running server: the files' values as of its last start, and `synchronous_standby_names` as set.
     pub running_with: BTreeMap<String, String>,
-    /// Number of times the server was promoted, fenced, rewound (for reports).
+    /// Times it left recovery: promoted, or a standby's data started as a primary (for reports).
     pub promotions: u64,
+    /// Times it was fenced, by its driver or its watchdog.
     pub fences: u64,
+    /// Times it was rewound.
     pub rewinds: u64,
 }
 
@@ -87,6 +100,7 @@ impl SimPgState {
     pub fn accepts_writes(&self) -> bool {
         matches!(self.run, SimRun::Running | SimRun::Hung) && !self.standby
     }
+    /// Running or hung: a process that still serves the connections it has.
     pub fn alive(&self) -> bool {
         matches!(self.run, SimRun::Running | SimRun::Hung)
     }
@@ -107,9 +121,11 @@ pub struct SimPg {
 }
 
 impl SimPg {
+    /// The node name of the server this handle drives.
     pub fn name(&self) -> &str {
         &self.name
     }
+    /// All the servers of the cluster this one belongs to.
     pub fn net(&self) -> &SimPgNet {
         &self.net
     }

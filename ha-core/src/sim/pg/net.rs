@@ -10,6 +10,7 @@ use crate::sync::lock;
 /// All simulated servers, by node name.
 #[derive(Debug, Default)]
 pub struct SimPgNetInner {
+    /// Every server, by node name.
     pub servers: BTreeMap<String, SimPgState>,
     pub(super) next_sysid: u64,
     /// Bytes a replica receives per simulated step.
@@ -27,6 +28,7 @@ pub struct SimPgNetInner {
 pub struct SimPgNet(pub Arc<Mutex<SimPgNetInner>>);
 
 impl SimPgNet {
+    /// No server yet; replicas receive 64 KiB per step.
     pub fn new() -> SimPgNet {
         let net = SimPgNet::default();
         {
@@ -36,6 +38,7 @@ impl SimPgNet {
         }
         net
     }
+    /// Locks every server at once, to read or change their state (tests, fault injection).
     pub fn lock(&self) -> MutexGuard<'_, SimPgNetInner> {
         lock(&self.0)
     }
@@ -50,9 +53,11 @@ impl SimPgNet {
             name: name.to_string(),
         }
     }
+    /// A copy of `name`'s server state, if it has a server.
     pub fn state(&self, name: &str) -> Option<SimPgState> {
         self.lock().servers.get(name).cloned()
     }
+    /// Runs `f` on `name`'s server state; `None` if it has no server.
     pub fn with<T>(&self, name: &str, f: impl FnOnce(&mut SimPgState) -> T) -> Option<T> {
         self.lock().servers.get_mut(name).map(f)
     }
