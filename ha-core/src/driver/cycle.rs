@@ -267,6 +267,10 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         // Before the first leader wrote `config`, the local `bootstrap.dcs` is the configuration in force.
         let cfg = match &cluster.config {
             Some(c) => c.value.clone(),
+            // A key nobody can read: keep what was in force (after a first load, the cluster's last good one).
+            None if cluster.config_unparsable.is_some() && self.ttl_set_ms.is_some() => {
+                self.local.last_config.clone()
+            }
             None => self.settings.bootstrap_config.clone(),
         };
         let timing = cfg.timing();

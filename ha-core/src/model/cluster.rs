@@ -198,6 +198,10 @@ pub struct Cluster {
     pub status: Option<Status>,
     /// `failsafe`: member name → REST API URL, the members the leader must reach in failsafe mode.
     pub failsafe: Option<BTreeMap<String, String>>,
+    /// The version of a `config` key that is present but not a valid configuration (`config` is then `None`): the
+    /// leader must not take it for an absent key and overwrite it with its `bootstrap.dcs`, and every node keeps
+    /// the configuration it last read until someone repairs the key.
+    pub config_unparsable: Option<u64>,
 }
 
 impl Cluster {

@@ -157,7 +157,8 @@ impl Cluster {
                                 value,
                                 version: e.version,
                             }
-                        })
+                        });
+                    c.config_unparsable = c.config.is_none().then_some(e.version);
                 }
                 keys::LEADER => {
                     let name = e.value.trim();
@@ -282,6 +283,11 @@ mod tests {
         // Valid JSON of the wrong shape: a config whose ttl is an object.
         let c = Cluster::from_entries(vec![RawEntry::new("config", r#"{"ttl":{}}"#, 1)]);
         assert!(c.config.is_none());
+        assert_eq!(
+            c.config_unparsable,
+            Some(1),
+            "present but unparsable is not absent"
+        );
     }
 
     #[test]

@@ -56,3 +56,27 @@ fn leader_lock_renew_and_duties() {
         ),
     ]);
 }
+
+#[test]
+fn a_leader_writes_its_bootstrap_config_only_into_an_absent_key_never_over_an_unreadable_one() {
+    let mut absent = cluster();
+    leading(&mut absent);
+    absent.config = None;
+    let d = crate::support::run(&absent, &primary(1000));
+    assert!(
+        d.actions.contains(&Action::WriteBootstrapConfig),
+        "{:?}",
+        d.actions
+    );
+
+    // An operator's typo in `config`: the key is there (version 12) but is no configuration.
+    let mut unreadable = absent.clone();
+    unreadable.config_unparsable = Some(12);
+    let d = crate::support::run(&unreadable, &primary(1000));
+    assert!(
+        !d.actions.contains(&Action::WriteBootstrapConfig),
+        "{:?}",
+        d.actions
+    );
+    assert!(d.actions.contains(&Action::RenewLock), "{:?}", d.actions);
+}
