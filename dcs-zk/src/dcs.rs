@@ -238,6 +238,7 @@ impl Dcs for ZkDcs {
                 .into());
             }
             let c = inner.conn().await?;
+            inner.check_session_timeout(&c, "acquire leader").await?;
             let sent = Instant::now();
             match inner
                 .create(
@@ -285,6 +286,11 @@ impl Dcs for ZkDcs {
                 .into());
             }
             let c = inner.conn().await?;
+            if let Err(e) = inner.check_session_timeout(&c, "renew leader").await {
+                // Holding a lock the server may drop before our lease ends: give it back (the error says why).
+                let _ = self.release_leader(name).await;
+                return Err(e.into());
+            }
             let sent = Instant::now();
             let got = inner
                 .get(&c, "renew leader", &inner.key(keys::LEADER))
@@ -306,6 +312,20 @@ impl Dcs for ZkDcs {
                 _ => false,
             };
             if ours {
+                // The read above may have been answered by a follower cut off from its quorum (it serves reads
+                // until it notices): a write goes through the ensemble's leader and a quorum, so a renewal whose
+                // write succeeds proves the ensemble still counts our session (#11 hole 2). Our own member key with
+                // the value it already holds: nobody watches it, nothing changes.
+                if let Some(value) = c.member_written() {
+                    let member = inner.key(&format!("{}{name}", keys::MEMBERS));
+                    inner
+                        .op(
+                            &c,
+                            "renew leader (quorum write)",
+                            c.zk.set_data(&member, value.into_bytes(), None),
+                        )
+                        .await?;
+                }
                 inner.extend_lease(sent);
             } else {
                 warn!(leader = ?got.as_ref().map(|(v, s)| (v.clone(), s.ephemeral_owner)),

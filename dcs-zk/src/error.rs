@@ -20,6 +20,19 @@ pub enum CallError {
     /// Our session is gone: every ephemeral key we held went with it.
     #[error("{what}: our ZooKeeper session expired")]
     SessionLost { what: &'static str },
+    /// The server granted a shorter session than the ttl (its `maxSessionTimeout` caps the request): a frozen
+    /// leader's key would vanish, and another node promote, before the leader's own lease ends. Refused, so the
+    /// node never leads on a lock the server may drop early.
+    #[error(
+        "{what}: ZooKeeper granted a session timeout of {negotiated:?}, shorter than the ttl ({ttl:?}): a frozen \
+         leader's key would vanish before its lease ends; raise the server's `maxSessionTimeout` to at least the \
+         ttl, or lower `ttl`"
+    )]
+    SessionTooShort {
+        what: &'static str,
+        negotiated: Duration,
+        ttl: Duration,
+    },
     /// This client was built without a node name (`ZkDcs::ctl`) and cannot hold keys.
     #[error("{what}: a ctl client cannot hold the leader or member keys")]
     NoSession { what: &'static str },
@@ -53,7 +66,9 @@ impl From<CallError> for DcsError {
                 }
                 _ => DcsError::Rejected(msg),
             },
-            CallError::NoSession { .. } => DcsError::Rejected(msg),
+            CallError::NoSession { .. } | CallError::SessionTooShort { .. } => {
+                DcsError::Rejected(msg)
+            }
         }
     }
 }

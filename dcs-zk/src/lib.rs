@@ -26,13 +26,17 @@
 //! `leader` and `members/<name>` live as long as this client's session *and* its local lease: a lock that the HA loop
 //! stops renewing goes within `ttl`, as with etcd and Consul, and a silently re-opened session (after an expiry) is
 //! noticed and everything bound to the old one forgotten. The server's `maxSessionTimeout` must be at least `ttl`
-//! (ZooKeeper's default is 20 × tickTime = 40 s). The `session` module's head says how and why.
+//! (ZooKeeper's default is 20 × tickTime = 40 s): a node whose negotiated session is shorter refuses the lock
+//! (`acquire_leader` and `renew_leader` fail naming `maxSessionTimeout`, and a held lock is given back), because the
+//! server would drop its key before the lease the driver counts ends. The `session` module's head says how and why.
 //!
 //! # Round trips
 //! Every request is counted ([`ZkDcs::requests_sent`]), and every wait for an answer ([`ZkDcs::round_trips`]).
 //! `load` is 1 + (number of keys) + 1 + (number of members) requests in three pipelined waves (3 round trips);
-//! `renew_leader` 1; `touch_member` 0 when unchanged; `watch_leader` 1. Measured (`benches/zk_dcs.rs`, 3 nodes):
-//! 4 round trips (10 requests) per loop on a replica, 5 (11) on the leader, ~2.1 kB both ways.
+//! `renew_leader` 2 (the read, then a write of our unchanged member key: a follower cut off from its quorum still
+//! answers reads, but no write commits without a quorum); `touch_member` 0 when unchanged; `watch_leader` 1.
+//! Measured (`benches/zk_dcs.rs`, 3 nodes, before the renewal's write): 4 round trips (10 requests) per loop on a
+//! replica, 5 (11) on the leader, ~2.1 kB both ways; the leader now has one more.
 //!
 //! # Layout
 //! - `settings`: [`ZkSettings`], where and who, with the credentials (`auth_data`) and ACLs (`set_acls`);

@@ -64,6 +64,8 @@ pub(crate) struct Conn {
     timeout: Duration,
     /// The connection came back after a break: its credentials must be added again (see the module head).
     reauth: Arc<AtomicBool>,
+    /// The warning about a session longer than the ttl was logged (once per session).
+    longer_said: AtomicBool,
 }
 
 impl Conn {
@@ -131,6 +133,38 @@ pub(crate) fn close_detached(c: Arc<Conn>) -> tokio::sync::oneshot::Receiver<()>
 impl Inner {
     pub(crate) fn retry_timeout(&self) -> Duration {
         Duration::from_millis(self.retry_timeout_ms.load(Ordering::Relaxed))
+    }
+
+    /// Checks the session timeout the server negotiated against the ttl before this node holds the lock on it
+    /// (#11 hole 2): the server expires a silent session after the *negotiated* timeout, which its
+    /// `maxSessionTimeout` may have cut below the ttl the driver counts its lease on. One cheap read completes the
+    /// handshake first if it has not happened yet. A longer one (the server's `minSessionTimeout`) is only slower.
+    pub(crate) async fn check_session_timeout(
+        &self,
+        c: &Conn,
+        what: &'static str,
+    ) -> Result<(), CallError> {
+        if c.zk.negotiated_session_timeout().is_none() {
+            self.op(c, what, c.zk.exists("/", false)).await?;
+        }
+        let ttl = *lock(&self.ttl);
+        match c.zk.negotiated_session_timeout() {
+            Some(negotiated) if negotiated < ttl => Err(CallError::SessionTooShort {
+                what,
+                negotiated,
+                ttl,
+            }),
+            Some(negotiated) if negotiated > ttl && !c.longer_said.swap(true, Ordering::SeqCst) => {
+                warn!(
+                    negotiated_ms = negotiated.as_millis() as u64,
+                    ttl_ms = ttl.as_millis() as u64,
+                    "ZooKeeper raised the session timeout above the ttl (its minSessionTimeout): a frozen node's keys \
+                     outlive the ttl, so a failover takes that much longer"
+                );
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     pub(crate) fn extend_lease(&self, sent: Instant) {
@@ -220,6 +254,7 @@ impl Inner {
             member_written: Mutex::new(None),
             timeout: ttl,
             reauth,
+            longer_said: AtomicBool::new(false),
         });
         if let Err(e) = self.authenticate(&c).await {
             close_detached(c);

@@ -58,11 +58,21 @@ pub struct ZkServer {
     child: Option<Child>,
     /// In an ensemble: (myid, the `server.N=` lines).
     quorum: Option<(u32, String)>,
+    /// `maxSessionTimeout` in ms.
+    max_session_ms: u64,
 }
 
 impl ZkServer {
     /// Starts a standalone server with its `zoo.cfg`, data and log in `dir`, and waits until it serves.
     pub fn start(dir: &Path) -> Result<ZkServer, TestServerError> {
+        ZkServer::start_with_max_session(dir, 60_000)
+    }
+
+    /// [`ZkServer::start`] with `maxSessionTimeout` set to `max_session_ms` (the default kit allows 60 s).
+    pub fn start_with_max_session(
+        dir: &Path,
+        max_session_ms: u64,
+    ) -> Result<ZkServer, TestServerError> {
         if !binary_available() {
             return Err(TestServerError::BinaryMissing);
         }
@@ -71,6 +81,7 @@ impl ZkServer {
             port: free_port(),
             child: None,
             quorum: None,
+            max_session_ms,
         };
         s.write_config()?;
         s.spawn()?;
@@ -104,9 +115,10 @@ impl ZkServer {
              admin.enableServer=false\n\
              4lw.commands.whitelist=ruok,stat,srvr,mntr\n\
              minSessionTimeout=1000\n\
-             maxSessionTimeout=60000\n",
+             maxSessionTimeout={max}\n",
             data = self.dir.join("data").display(),
             port = self.port,
+            max = self.max_session_ms,
         );
         if let Some((myid, servers)) = &self.quorum {
             cfg.push_str("initLimit=10\nsyncLimit=4\n");
@@ -227,6 +239,7 @@ impl ZkEnsemble {
                 port: free_port(),
                 child: None,
                 quorum: Some((*i, servers.clone())),
+                max_session_ms: 60_000,
             };
             s.write_config()?;
             s.spawn()?;
