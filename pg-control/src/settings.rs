@@ -217,7 +217,11 @@ impl PgSettings {
 
     /// The conn_url other members use to reach this server (Patroni's member `conn_url`).
     pub fn conn_url(&self) -> String {
-        format!("postgres://{}:{}/postgres", self.connect_host, self.port)
+        format!(
+            "postgres://{}:{}/postgres",
+            ha_core::model::url_host(&self.connect_host),
+            self.port
+        )
     }
 
     /// The role pg_rewind uses.
@@ -246,5 +250,14 @@ mod tests {
     #[test]
     fn slot_names_are_sanitized_like_patroni() {
         assert_eq!(PgSettings::slot_name("Node-1.dc"), "node_1_dc");
+    }
+
+    #[test]
+    fn an_ipv6_connect_host_is_bracketed_in_the_conn_url() {
+        let mut s = PgSettings::new("n", "/bin", "/tmp/d", 5433);
+        s.connect_host = "::1".into();
+        assert_eq!(s.conn_url(), "postgres://[::1]:5433/postgres");
+        s.connect_host = "10.0.0.1".into();
+        assert_eq!(s.conn_url(), "postgres://10.0.0.1:5433/postgres");
     }
 }

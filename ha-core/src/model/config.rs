@@ -180,6 +180,8 @@ impl GlobalConfig {
         }
         match &self.synchronous_mode {
             Some(Value::Bool(true)) => SyncMode::On,
+            // Patroni's `parse_bool` reads `str(value)`: the number 1 is "1", so on.
+            Some(Value::Number(n)) if n.as_f64() == Some(1.0) => SyncMode::On,
             Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
                 "on" | "true" | "yes" | "1" => SyncMode::On,
                 "quorum" => SyncMode::Quorum,
@@ -538,6 +540,22 @@ mod tests {
         );
         let (_, w) = Timing::adjusted(30.0, 10.0, 10.0);
         assert!(w.is_empty(), "Patroni's defaults need no adjustment");
+    }
+
+    #[test]
+    fn synchronous_mode_is_read_as_patronis_parse_bool_reads_it() {
+        for (raw, mode) in [
+            ("true", SyncMode::On),
+            ("1", SyncMode::On),
+            (r#""on""#, SyncMode::On),
+            (r#""Quorum""#, SyncMode::Quorum),
+            ("0", SyncMode::Off),
+            ("false", SyncMode::Off),
+        ] {
+            let c: GlobalConfig =
+                serde_json::from_str(&format!(r#"{{"synchronous_mode":{raw}}}"#)).unwrap();
+            assert_eq!(c.sync_mode(), mode, "{raw}");
+        }
     }
 
     #[test]

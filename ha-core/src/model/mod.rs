@@ -15,5 +15,5 @@ pub use codec::{KeyPath, RawEntry};
 pub use config::{ConfigError, DynamicPostgresql, GlobalConfig, SyncMode, Timing};
 pub use member::{Member, MemberData, PgStateName, Role};
 pub use slots::{slot_name, IgnoreSlot, PermanentSlot, SlotKind};
-pub use standby::StandbyCluster;
+pub use standby::{url_host, StandbyCluster};
 pub use tags::Tags;

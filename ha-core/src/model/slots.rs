@@ -9,20 +9,19 @@ use super::lenient;
 /// Patroni's default `member_slots_ttl`: a departed member's slot is kept 30 minutes.
 pub const DEFAULT_MEMBER_SLOTS_TTL_S: u64 = 1800;
 
-/// The replication slot name for a member, as Patroni derives it (`slot_name_from_member_name`): lower case,
-/// anything but `[a-z0-9_]` becomes `_`, at most 63 bytes.
+/// The replication slot name for a member, as Patroni derives it (`slot_name_from_member_name`): lower case, `-` and
+/// `.` become `_`, any other character outside `[a-z0-9_]` becomes `u` and its code point in at least four decimal
+/// digits (`é` → `u0233`), at most 63 characters. Names must match Patroni's exactly: a Patroni node and a hactl
+/// node of one cluster look for each other's slots by these names.
 pub fn slot_name(member: &str) -> String {
-    let mut s: String = member
-        .to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut s = String::with_capacity(member.len());
+    for c in member.to_lowercase().chars() {
+        match c {
+            'a'..='z' | '0'..='9' | '_' => s.push(c),
+            '-' | '.' => s.push('_'),
+            other => s.push_str(&format!("u{:04}", other as u32)),
+        }
+    }
     s.truncate(63);
     s
 }
@@ -276,5 +275,9 @@ mod tests {
     fn slot_names_are_sanitized_like_patroni() {
         assert_eq!(slot_name("Node-1.dc"), "node_1_dc");
         assert_eq!(slot_name(&"x".repeat(70)).len(), 63);
+        // Patroni: `re.sub('[^a-z0-9_]', lambda c: '_' if c in '-.' else f"u{ord(c):04d}", name.lower())`.
+        assert_eq!(slot_name("pg@host 1"), "pgu0064hostu00321");
+        assert_eq!(slot_name("Zürich-1"), "zu0252rich_1");
+        assert_eq!(slot_name("a/b:c"), "au0047bu0058c");
     }
 }

@@ -27,6 +27,15 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// A host as it goes into a URL: an IPv6 address in brackets (`::1` → `[::1]`), anything else as it is.
+pub fn url_host(host: &str) -> std::borrow::Cow<'_, str> {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]").into()
+    } else {
+        host.into()
+    }
+}
+
 impl StandbyCluster {
     /// Where the standby leader replicates from: the source's host and port (streaming, when given) and its
     /// archive settings. The name stands for the source in logs and in the node's state.
@@ -35,7 +44,11 @@ impl StandbyCluster {
         let conn_url = if host.is_empty() {
             String::new()
         } else {
-            format!("postgres://{host}:{}/postgres", self.port.unwrap_or(5432))
+            format!(
+                "postgres://{}:{}/postgres",
+                url_host(&host),
+                self.port.unwrap_or(5432)
+            )
         };
         Upstream {
             name: if host.is_empty() {
@@ -94,6 +107,10 @@ mod tests {
                 .unwrap();
         let up = s.upstream();
         assert_eq!(up.conn_url, "postgres://db1:5433/postgres");
+        let v6 = cfg(r#"{"standby_cluster":{"host":"fd00::5","port":5433}}"#)
+            .standby_cluster()
+            .unwrap();
+        assert_eq!(v6.upstream().conn_url, "postgres://[fd00::5]:5433/postgres");
         assert_eq!(
             up.remote.unwrap().primary_slot_name.as_deref(),
             Some("pm_1")

@@ -126,7 +126,9 @@ impl Simulation {
                 }
             }
             Fault::DaemonKill { node, down_ms } => {
-                if self.nodes[node].daemon != (Daemon::Down { until: Millis(0) }) {
+                // A daemon already down (its machine crashed, or killed before) stays down until its own restart:
+                // a second kill must not move that restart earlier than the machine's return.
+                if !matches!(self.nodes[node].daemon, Daemon::Down { .. }) {
                     self.nodes[node].driver = None;
                     self.nodes[node].daemon = Daemon::Down {
                         until: now.plus_ms(down_ms),
