@@ -164,6 +164,13 @@ impl Decision {
             warning: false,
         }
     }
+    /// A decision whose reason is a warning a DBA must see.
+    pub fn warning(actions: Vec<Action>, reason: impl Into<String>) -> Decision {
+        Decision {
+            warning: true,
+            ..Decision::new(actions, reason)
+        }
+    }
     /// A decision to do nothing, and why.
     pub fn none(reason: impl Into<String>) -> Decision {
         Decision::new(Vec::new(), reason)

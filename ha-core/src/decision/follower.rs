@@ -1,7 +1,7 @@
 //! Another node holds the leader lock: demote a primary at once, rejoin the leader (as it is, or after a rewind or a
 //! reinitialization when the timelines diverged), and stream from the leader or the member `replicatefrom` names.
 
-use super::rejoin::{self, Rejoin};
+use super::rejoin::{self, DivergedPlan, Rejoin};
 use super::{upstream_of, Action, Decision, Observation};
 use crate::model::{Cluster, GlobalConfig};
 use crate::pg::{PgRunState, StopMode};
@@ -72,26 +72,34 @@ pub(super) fn as_follower(
                     actions.push(Action::StartReplica(Some(desired)));
                     Decision::new(actions, format!("starting {me} as a secondary of {leader}"))
                 }
-                Rejoin::Diverged(why) => {
-                    if cfg.use_pg_rewind() {
+                Rejoin::Diverged(why) => match rejoin::diverged_plan(obs.local, cfg) {
+                    DivergedPlan::Rewind => {
                         actions.extend([
                             Action::Rewind(up.clone()),
                             Action::StartReplica(Some(desired)),
                         ]);
                         Decision::new(actions, format!("rewinding {me} from {leader}: {why}"))
-                    } else {
+                    }
+                    DivergedPlan::Reinitialize(allowed) => {
                         actions.extend([
                             Action::Reinitialize(up.clone()),
                             Action::StartReplica(Some(desired)),
                         ]);
                         Decision::new(
                             actions,
-                            format!(
-                                "reinitializing {me} from {leader} (use_pg_rewind is off): {why}"
-                            ),
+                            format!("reinitializing {me} from {leader} ({allowed}): {why}"),
                         )
                     }
-                }
+                    DivergedPlan::Keep(because) => {
+                        // As Patroni: started as a standby of the leader, read-only; PostgreSQL refuses to stream
+                        // the diverged timeline, so it waits for the operator.
+                        actions.push(Action::StartReplica(Some(desired)));
+                        Decision::warning(
+                            actions,
+                            format!("{me} diverged from {leader} ({why}); {because}: starting it read-only"),
+                        )
+                    }
+                },
             }
         }
         PgRunState::Starting => {
@@ -99,9 +107,17 @@ pub(super) fn as_follower(
         }
         _ => match rejoin::check(pg, cluster, leader_member) {
             Rejoin::Diverged(why) if pg.timeline > 0 && pg.timeline > leader_member.timeline() => {
-                actions.push(Action::Stop(StopMode::Fast));
-                Decision::new(actions, format!("stopping {me} to rejoin {leader}: {why}"))
-                    .then_rerun()
+                match rejoin::diverged_plan(obs.local, cfg) {
+                    DivergedPlan::Keep(because) => Decision::warning(
+                        actions,
+                        format!("{me} diverged from {leader} ({why}); {because}: left running read-only"),
+                    ),
+                    _ => {
+                        actions.push(Action::Stop(StopMode::Fast));
+                        Decision::new(actions, format!("stopping {me} to rejoin {leader}: {why}"))
+                            .then_rerun()
+                    }
+                }
             }
             _ if pg.upstream.as_deref() != Some(desired.name.as_str()) => {
                 let name = desired.name.clone();

@@ -46,7 +46,7 @@ mod unresponsive;
 
 pub use crate::mutants::PlantedBug;
 pub use action::{Action, Decision};
-pub use observation::{FailsafeInput, LocalState, NodeIdentity, Observation, Requests};
+pub use observation::{FailsafeInput, LocalState, NodeIdentity, Observation, RemoveData, Requests};
 
 use crate::model::Member;
 use crate::pg::{PgRunState, StopMode, Upstream};

@@ -85,6 +85,23 @@ pub struct LocalState {
     /// As the leader: this server's WAL position right after it last changed `synchronous_standby_names` (a
     /// standby newly listed has caught up once it flushed past it; `None` since this daemon started).
     pub sync_names_changed_lsn: Option<u64>,
+    /// This node's own `postgresql.remove_data_directory_on_*` settings (the cluster configuration may set them
+    /// too: either one allows the wipe).
+    pub remove_data: RemoveData,
+    /// The last `pg_rewind` of this node failed, and nothing has rejoined it since: it is not run again (Patroni
+    /// marks the rewind failed and waits for `remove_data_directory_on_rewind_failure` or an operator).
+    pub rewind_failed: bool,
+}
+
+/// When a node may wipe its data directory and clone it again instead of keeping it (Patroni's
+/// `remove_data_directory_on_rewind_failure` and `remove_data_directory_on_diverged_timelines`, both off by default:
+/// a diverged former primary keeps its data for the operator unless told otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RemoveData {
+    /// `remove_data_directory_on_rewind_failure`: after a failed `pg_rewind`.
+    pub on_rewind_failure: bool,
+    /// `remove_data_directory_on_diverged_timelines`: when it diverged and `pg_rewind` is off.
+    pub on_diverged_timelines: bool,
 }
 
 /// One loop's input.

@@ -45,3 +45,44 @@ pub fn check(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
         )),
     }
 }
+
+/// What a diverged node does, by Patroni's rules: `pg_rewind` when `use_pg_rewind` is on and the last rewind did
+/// not fail; a wipe and a new clone only where a `remove_data_directory_on_*` setting allows it; otherwise it keeps
+/// its data (the operator's to inspect or reinitialize) and runs read-only, not streaming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DivergedPlan {
+    /// Rewind from the leader.
+    Rewind,
+    /// Wipe the data directory and clone again; the text names the setting that allows it.
+    Reinitialize(&'static str),
+    /// Keep the data; the text says why nothing more is done.
+    Keep(&'static str),
+}
+
+/// The plan for a node whose data diverged from the leader's (see [`DivergedPlan`]).
+pub fn diverged_plan(
+    local: &crate::decision::LocalState,
+    cfg: &crate::model::GlobalConfig,
+) -> DivergedPlan {
+    let on_rewind_failure =
+        local.remove_data.on_rewind_failure || cfg.remove_data_directory_on_rewind_failure();
+    let on_diverged = local.remove_data.on_diverged_timelines
+        || cfg.remove_data_directory_on_diverged_timelines();
+    match (cfg.use_pg_rewind(), local.rewind_failed) {
+        (true, false) => DivergedPlan::Rewind,
+        (true, true) if on_rewind_failure => {
+            DivergedPlan::Reinitialize("pg_rewind failed and remove_data_directory_on_rewind_failure is set")
+        }
+        (true, true) => DivergedPlan::Keep(
+            "pg_rewind failed and remove_data_directory_on_rewind_failure is not set: the data directory is kept \
+             (reinitialize the node by hand: hactl reinit)",
+        ),
+        (false, _) if on_diverged => DivergedPlan::Reinitialize(
+            "use_pg_rewind is off and remove_data_directory_on_diverged_timelines is set",
+        ),
+        (false, _) => DivergedPlan::Keep(
+            "use_pg_rewind is off and remove_data_directory_on_diverged_timelines is not set: the data directory is \
+             kept (reinitialize the node by hand: hactl reinit)",
+        ),
+    }
+}

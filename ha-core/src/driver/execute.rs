@@ -146,10 +146,17 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 pg_res(r)
             }
             Action::Follow(up) => pg_res(self.pg.follow(up).await),
-            Action::Rewind(up) => pg_res(self.pg.rewind(up).await),
+            Action::Rewind(up) => {
+                let r = self.pg.rewind(up).await;
+                // A failed rewind is not run again in a loop (Patroni marks it failed): what follows is the
+                // decision's, by `remove_data_directory_on_rewind_failure` (see `decision::rejoin`).
+                self.local.rewind_failed = r.is_err();
+                pg_res(r)
+            }
             Action::Reinitialize(up) => {
                 let r = self.pg.reinitialize(up).await;
                 if r.is_ok() {
+                    self.local.rewind_failed = false;
                     self.requests
                         .reinitialize
                         .store(false, std::sync::atomic::Ordering::SeqCst);

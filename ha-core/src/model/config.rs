@@ -168,6 +168,23 @@ impl GlobalConfig {
             .and_then(|p| p.use_pg_rewind)
             .unwrap_or(false)
     }
+    /// `postgresql.remove_data_directory_on_rewind_failure` of the cluster configuration (Patroni reads it from the
+    /// merged local and dynamic `postgresql` section; the node's own setting is in
+    /// [`LocalState::remove_data`](crate::decision::LocalState::remove_data)).
+    pub fn remove_data_directory_on_rewind_failure(&self) -> bool {
+        self.postgresql_flag("remove_data_directory_on_rewind_failure")
+    }
+    /// `postgresql.remove_data_directory_on_diverged_timelines` of the cluster configuration.
+    pub fn remove_data_directory_on_diverged_timelines(&self) -> bool {
+        self.postgresql_flag("remove_data_directory_on_diverged_timelines")
+    }
+    fn postgresql_flag(&self, key: &str) -> bool {
+        self.postgresql
+            .as_ref()
+            .and_then(|p| p.extra.get(key))
+            .and_then(lenient::value_bool)
+            .unwrap_or(false)
+    }
     /// Synchronous replication in either form (`on` or `quorum`); see [`GlobalConfig::sync_mode`].
     pub fn synchronous_mode(&self) -> bool {
         self.sync_mode() != SyncMode::Off

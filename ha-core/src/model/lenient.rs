@@ -49,6 +49,13 @@ pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error>
     }
 }
 
+/// A boolean as Patroni's `parse_bool` reads one: `true`/`on`/`yes`/`1` (any case, or the number 1) and their opposites;
+/// anything else is `None`.
+pub fn value_bool(v: &Value) -> Option<bool> {
+    opt_bool(v.clone()).ok().flatten()
+}
+
+/// Deserializes an optional boolean leniently (see [`value_bool`]).
 pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     let v = Option::<Value>::deserialize(d)?;
     match v {

@@ -157,6 +157,13 @@ impl Simulation {
             version: env!("CARGO_PKG_VERSION").to_string(),
             ..Default::default()
         };
+        #[allow(non_snake_case)]
+        fn ha_core_remove_data() -> crate::decision::RemoveData {
+            crate::decision::RemoveData {
+                on_rewind_failure: true,
+                on_diverged_timelines: true,
+            }
+        }
         let settings = DriverSettings {
             identity,
             bootstrap_config: self.bootstrap_config(),
@@ -164,6 +171,8 @@ impl Simulation {
             // A restarted simulated daemon forgets its failsafe promises (nothing persists them).
             failsafe_promises_kept: false,
             cached_config: None,
+            // The simulator's diverged nodes are rejoined, as they were before these settings existed.
+            remove_data: ha_core_remove_data(),
         };
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
         let mut driver = Driver::new(

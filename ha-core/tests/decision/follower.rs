@@ -2,9 +2,11 @@
 
 use ha_core::decision::Action;
 use ha_core::model::{HistoryEntry, Leader, Tags};
-use ha_core::pg::StopMode;
+use ha_core::pg::{PgObservation, StopMode};
 
-use crate::support::{case, check, cluster, member, primary, replica, stopped, up};
+use ha_core::decision::{LocalState, RemoveData};
+
+use crate::support::{case, check, cluster, local, member, primary, replica, stopped, up, Case};
 
 #[test]
 fn demote_and_rejoin() {
@@ -42,14 +44,73 @@ fn demote_and_rejoin() {
             "rewinding node2 from node3",
         ),
         case(
-            "without use_pg_rewind it is reinitialized",
-            no_rewind,
+            "without use_pg_rewind it keeps its data and starts read-only, as Patroni does",
+            no_rewind.clone(),
             stopped(1100, 2, false),
-            vec![
-                Action::Reinitialize(up("node3")),
-                Action::StartReplica(Some(up("node3"))),
-            ],
-            "use_pg_rewind is off",
+            vec![Action::StartReplica(Some(up("node3")))],
+            "remove_data_directory_on_diverged_timelines is not set: the data directory is kept",
+        ),
+        Case {
+            local: LocalState {
+                remove_data: RemoveData {
+                    on_diverged_timelines: true,
+                    ..Default::default()
+                },
+                ..local()
+            },
+            ..case(
+                "without use_pg_rewind, remove_data_directory_on_diverged_timelines reinitializes it",
+                no_rewind.clone(),
+                stopped(1100, 2, false),
+                vec![
+                    Action::Reinitialize(up("node3")),
+                    Action::StartReplica(Some(up("node3"))),
+                ],
+                "remove_data_directory_on_diverged_timelines is set",
+            )
+        },
+        Case {
+            local: LocalState {
+                rewind_failed: true,
+                ..local()
+            },
+            ..case(
+                "after a failed pg_rewind nothing is wiped without remove_data_directory_on_rewind_failure",
+                new_leader.clone(),
+                stopped(1100, 2, false),
+                vec![Action::StartReplica(Some(up("node3")))],
+                "pg_rewind failed and remove_data_directory_on_rewind_failure is not set",
+            )
+        },
+        Case {
+            local: LocalState {
+                rewind_failed: true,
+                remove_data: RemoveData {
+                    on_rewind_failure: true,
+                    ..Default::default()
+                },
+                ..local()
+            },
+            ..case(
+                "after a failed pg_rewind, remove_data_directory_on_rewind_failure reinitializes it",
+                new_leader.clone(),
+                stopped(1100, 2, false),
+                vec![
+                    Action::Reinitialize(up("node3")),
+                    Action::StartReplica(Some(up("node3"))),
+                ],
+                "remove_data_directory_on_rewind_failure is set",
+            )
+        },
+        case(
+            "a diverged node that runs and may not be wiped is left running read-only, not stopped in a loop",
+            no_rewind,
+            PgObservation {
+                timeline: 4,
+                ..replica(1100, "node1")
+            },
+            vec![],
+            "left running read-only",
         ),
         case(
             "a node stopped before the fork point simply follows",

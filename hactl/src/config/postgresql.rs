@@ -149,8 +149,6 @@ pub(super) fn parse_postgresql(
         ("pg_ident", "pg_ident.conf is left as it is"),
         ("before_stop", "no script runs before a stop"),
         ("basebackup", "pg_basebackup runs with hactl's own options (-X stream, -c fast, the member's slot)"),
-        ("remove_data_directory_on_rewind_failure", "see README: known limits"),
-        ("remove_data_directory_on_diverged_timelines", "see README: known limits"),
         ("recovery_conf", "replicas get primary_conninfo and the slot only"),
         ("custom_conf", "postgresql.base.conf is the user's file"),
         ("use_unix_socket", "hactl always reaches its own server over the unix socket"),
@@ -213,6 +211,12 @@ pub(super) fn parse_postgresql(
         parameters,
         pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
         use_pg_rewind: s.bool("use_pg_rewind")?,
+        remove_data_directory_on_rewind_failure: s
+            .bool("remove_data_directory_on_rewind_failure")?
+            .unwrap_or(false),
+        remove_data_directory_on_diverged_timelines: s
+            .bool("remove_data_directory_on_diverged_timelines")?
+            .unwrap_or(false),
         callbacks: Callbacks {
             on_start: cb.string("on_start")?,
             on_stop: cb.string("on_stop")?,

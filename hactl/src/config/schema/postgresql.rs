@@ -90,6 +90,10 @@ pub struct PostgresqlConfig {
     pub parameters: Map<String, Value>,
     pub pg_hba: Vec<String>,
     pub use_pg_rewind: Option<bool>,
+    /// `remove_data_directory_on_rewind_failure`: after a failed pg_rewind, wipe the data directory and clone again.
+    pub remove_data_directory_on_rewind_failure: bool,
+    /// `remove_data_directory_on_diverged_timelines`: with pg_rewind off, wipe a diverged node and clone again.
+    pub remove_data_directory_on_diverged_timelines: bool,
     pub callbacks: Callbacks,
     /// `postgresql.pre_promote`: a non-zero exit cancels the promotion.
     pub pre_promote: Option<String>,
