@@ -11,28 +11,51 @@ pub enum CallError {
     /// No answer within the deadline (consulrs sets no timeout of its own, so every call is wrapped).
     #[error("{what}: no answer from Consul within {timeout:?}")]
     Timeout {
+        /// The call, e.g. `acquire leader` or `session renew`.
         what: &'static str,
+        /// The deadline that ran out: `retry_timeout`, or for the watch's first read the smaller of it and the
+        /// time left to wait.
         timeout: Duration,
     },
     /// Connection refused, reset, DNS... nothing reached Consul or nothing came back.
     #[error("{what}: transport error: {detail}")]
-    Transport { what: &'static str, detail: String },
+    Transport {
+        /// The call, e.g. `acquire leader` or `session renew`.
+        what: &'static str,
+        /// The HTTP client's error with its causes, e.g. `connection refused`.
+        detail: String,
+    },
     /// Consul answered with an HTTP error status.
     #[error("{what}: Consul answered HTTP {code}: {body}")]
     Status {
+        /// The call, e.g. `acquire leader` or `session renew`.
         what: &'static str,
+        /// The HTTP status, e.g. 403 (ACL denied) or 500. A 404 that means something (an absent key on a read, an
+        /// expired session on a renew) is handled inside this crate, not returned.
         code: u16,
+        /// The body Consul sent with it, which says why.
         body: String,
     },
     /// Consul does not know our session any more (expired after 2 × its TTL, or destroyed).
     #[error("{what}: our Consul session is gone")]
-    SessionLost { what: &'static str },
+    SessionLost {
+        /// The call, e.g. `acquire leader` or `session renew`.
+        what: &'static str,
+    },
     /// Consul answered 200 with a body we could not read.
     #[error("{what}: unreadable answer: {detail}")]
-    Decode { what: &'static str, detail: String },
+    Decode {
+        /// The call, e.g. `acquire leader` or `session renew`.
+        what: &'static str,
+        /// The parse error and the body; or the error that kept the request from being built.
+        detail: String,
+    },
     /// This client was built without a session (`ConsulDcs::ctl`) and cannot hold keys.
     #[error("{what}: a ctl client has no session and cannot hold the leader or member keys")]
-    NoSession { what: &'static str },
+    NoSession {
+        /// The call, e.g. `acquire leader` or `session renew`.
+        what: &'static str,
+    },
 }
 
 impl From<CallError> for DcsError {

@@ -59,6 +59,8 @@
 //! - [`error`]: the per-call error taxonomy folded into [`DcsError`](ha_core::dcs::DcsError);
 //! - [`testing`]: a throw-away Consul server on free loopback ports, for tests and benchmarks.
 
+#![warn(missing_docs)]
+
 mod dcs;
 pub mod error;
 mod kv;

@@ -25,6 +25,7 @@ pub struct ConsulSettings {
     pub url: String,
     /// Patroni's `namespace` (default `service`).
     pub namespace: String,
+    /// Patroni's `scope`: the cluster name; its keys live under `<namespace>/<scope>/`.
     pub scope: String,
     /// This node's name (the session is `<scope>-<name>`).
     pub name: String,
@@ -84,6 +85,8 @@ pub struct ConsulTls {
     pub cacert: Option<String>,
     /// The client certificate and its key (`CONSUL_CLIENT_CERT`/`KEY` when unset); the key may sit in `cert`.
     pub cert: Option<String>,
+    /// The client certificate's private key (Patroni's `consul.key`); `None` with `cert` set: the key is read from
+    /// the `cert` file. Used only with `cert`.
     pub key: Option<String>,
     /// `false` accepts any server certificate (`CONSUL_HTTP_SSL_VERIFY` when unset).
     pub verify: Option<bool>,

@@ -21,12 +21,16 @@ use std::time::{Duration, Instant};
 /// Why a test server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum TestServerError {
+    /// `consul version` does not run: no `consul` on the PATH.
     #[error(
         "the `consul` binary was not found on PATH (scripts/install.sh installs Consul 1.8.7)"
     )]
     BinaryMissing,
+    /// Making the data directory, opening the log or spawning the process failed.
     #[error("could not spawn consul: {0}")]
     Spawn(#[from] std::io::Error),
+    /// The server did not elect itself leader in time, or exited first: the time waited, and the end of its log
+    /// (after its exit status when it exited).
     #[error("consul did not elect itself leader within {0:?}; log: {1}")]
     NotReady(Duration, String),
 }
@@ -53,6 +57,7 @@ pub struct ConsulServer {
 pub struct ConsulTlsFiles {
     /// The server's certificate (valid for `127.0.0.1`) and its key.
     pub cert: PathBuf,
+    /// The private key of `cert` (`key_file`).
     pub key: PathBuf,
     /// The CA that signs the clients' certificates; an HTTPS client without one is refused
     /// (`verify_incoming_https`).

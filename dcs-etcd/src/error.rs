@@ -6,22 +6,32 @@ use ha_core::dcs::DcsError;
 /// Settings that cannot work, found before any network traffic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EtcdDcsError {
+    /// `endpoints` is empty.
     #[error("no etcd endpoints configured")]
     NoEndpoints,
+    /// An endpoint that is not `host:port` with a numeric port, optionally after `http://` or `https://`.
     #[error("invalid etcd endpoint {0:?}: expected host:port or http://host:port")]
     BadEndpoint(String),
+    /// Some endpoints are `https://` and others not: the client takes one TLS configuration for all of them.
     #[error("some etcd endpoints use https and others http: use one protocol for all")]
     MixedSchemes,
+    /// [`EtcdTls`](crate::EtcdTls) is given but no endpoint is `https://`: the material would be silently unused.
     #[error("TLS settings (cacert, cert, key) are set but the etcd endpoints use http: use https")]
     TlsWithoutHttps,
+    /// The TLS material holds no PEM block of the kind expected (`cacert`, `cert` or `key`, named in the text).
     #[error("etcd TLS: {0}")]
     BadTls(String),
+    /// `scope` is empty once its slashes are trimmed: the cluster's keys would sit straight under the namespace.
     #[error("the cluster scope is empty")]
     EmptyScope,
+    /// A node's member name is empty or holds a `/` (it is the last part of the key `members/<name>`); a ctl
+    /// client needs no name.
     #[error("invalid member name {0:?}: it must be non-empty and contain no '/'")]
     BadName(String),
+    /// `password` is set and `username` is not.
     #[error("an etcd password is set without a username")]
     PasswordWithoutUser,
+    /// `request_timeout` is zero: every call would time out at once.
     #[error("the request timeout (retry_timeout) must be positive")]
     ZeroTimeout,
 }

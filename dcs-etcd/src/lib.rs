@@ -48,6 +48,8 @@
 //! - `watch`: the cluster watch that feeds the cache, and `watch_leader`.
 //! - [`testing`]: real etcd servers and clusters for tests (yours too), and a byte-counting proxy.
 
+#![warn(missing_docs)]
+
 mod cache;
 mod conn;
 mod dcs;

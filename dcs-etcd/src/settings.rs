@@ -25,6 +25,8 @@ pub struct EtcdSettings {
     pub name: String,
     /// etcd authentication, when the server has it enabled.
     pub username: Option<String>,
+    /// `username`'s password (Patroni's `etcd3.password`); refused without a username. `None` with a username: the
+    /// empty password.
     pub password: Option<String>,
     /// TLS material for `https://` endpoints; `None` with `https://` endpoints: the system's CA certificates and no
     /// client certificate.

@@ -54,6 +54,8 @@
 //!   start, naming its key.
 //! - Nothing is deleted on an error; a data directory of another cluster is never wiped.
 
+#![warn(missing_docs)]
+
 mod archive;
 mod binaries;
 mod bootstrap;

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 /// statement: never onto a command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Credentials {
+    /// The role name (`postgresql.authentication.<role>.username`).
     pub username: String,
+    /// Its password (`postgresql.authentication.<role>.password`). `None`: the role has none, which
+    /// [`PgCtl::new`](crate::PgCtl::new) refuses when pg_hba asks for passwords.
     #[serde(default)]
     pub password: Option<String>,
     /// Patroni's `authentication.<role>` connection options (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`,
@@ -23,6 +26,7 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// A role and its password, with no connection options.
     pub fn new(username: &str, password: Option<&str>) -> Credentials {
         Credentials {
             username: username.to_string(),
@@ -42,6 +46,8 @@ impl Credentials {
 /// pgBackRest's restore (Patroni's `postgresql.<method>` section).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ReplicaMethod {
+    /// The method's name as `create_replica_methods` lists it (`basebackup`, `pgbackrest`, ...); it names the
+    /// method in logs and errors.
     pub name: String,
     /// The program and its arguments (`--scope`, `--datadir`, `--role=replica` and the method's own keys);
     /// `--connstring=` to the source is added when there is one. Empty: pg_basebackup.
@@ -68,14 +74,19 @@ pub struct CustomBootstrap {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum InitdbOption {
+    /// An option without a value, e.g. `data-checksums` (passed as `--data-checksums`).
     Flag(String),
+    /// Options with a value, e.g. `encoding: UTF8` (passed as `--encoding=UTF8`); Patroni's list item is a map of
+    /// one key.
     Value(BTreeMap<String, String>),
 }
 
 impl InitdbOption {
+    /// An option without a value, e.g. `InitdbOption::flag("data-checksums")`.
     pub fn flag(name: &str) -> InitdbOption {
         InitdbOption::Flag(name.to_string())
     }
+    /// An option with a value, e.g. `InitdbOption::value("encoding", "UTF8")`.
     pub fn value(name: &str, value: &str) -> InitdbOption {
         InitdbOption::Value(BTreeMap::from([(name.to_string(), value.to_string())]))
     }
@@ -134,6 +145,7 @@ pub struct PgSettings {
     pub name: String,
     /// PostgreSQL's binaries (initdb, pg_ctl, postgres, pg_basebackup, pg_rewind, pg_controldata).
     pub bin_dir: PathBuf,
+    /// `postgresql.data_dir`: the cluster's data directory, owned by the user PostgreSQL runs as, mode 0700.
     pub data_dir: PathBuf,
     /// `listen_addresses`.
     pub listen_host: String,
@@ -145,7 +157,11 @@ pub struct PgSettings {
     pub socket_dir: PathBuf,
     /// The OS user that runs PostgreSQL. Required when this process runs as root.
     pub os_user: Option<String>,
+    /// `postgresql.authentication.superuser`: initdb's bootstrap superuser, and the role hactl connects to its own
+    /// server as (observe, slots, role creation).
     pub superuser: Credentials,
+    /// `postgresql.authentication.replication`: the role replicas stream as and pg_basebackup connects as; created
+    /// at bootstrap when it is not the superuser.
     pub replication: Credentials,
     /// The role pg_rewind connects as; the superuser when `None`.
     pub rewind: Option<Credentials>,
@@ -169,6 +185,7 @@ pub struct PgSettings {
     pub log_file: PathBuf,
     /// Small JSON file remembering the upstream name and the cluster-wide parameters across daemon restarts.
     pub state_file: PathBuf,
+    /// Bounds on each kind of call.
     pub timeouts: Timeouts,
 }
 

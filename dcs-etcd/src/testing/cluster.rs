@@ -47,10 +47,12 @@ impl EtcdCluster {
         Err(last.expect("at least one attempt"))
     }
 
+    /// How many members the cluster has, running or stopped.
     pub fn len(&self) -> usize {
         self.members.len()
     }
 
+    /// Always false: [`EtcdCluster::start`] panics when asked for no member.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }

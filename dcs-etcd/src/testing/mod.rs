@@ -39,20 +39,35 @@ const START_ATTEMPTS: usize = 3;
 /// Failures of the test support itself.
 #[derive(Debug, thiserror::Error)]
 pub enum TestingError {
+    /// No etcd binary: `$HACTL_ETCD_BIN` is set and names no file, or it is unset and there is neither
+    /// `/usr/bin/etcd` nor an `etcd` on the PATH.
     #[error("etcd binary not found (install Debian's etcd-server, or set HACTL_ETCD_BIN)")]
     NoBinary,
+    /// Opening a member's log or starting its process failed.
     #[error("could not {what}: {source}")]
     Io {
+        /// What was being done, e.g. `open <dir>/etcd1-<port>.log`.
         what: String,
+        /// The OS error.
         #[source]
         source: std::io::Error,
     },
+    /// A member ran but did not report healthy within [`HEALTHY_WITHIN`].
     #[error("etcd member {name} was not healthy within {HEALTHY_WITHIN:?}; its log ends with:\n{log_tail}")]
-    NotHealthy { name: String, log_tail: String },
+    NotHealthy {
+        /// The member, e.g. `etcd1`.
+        name: String,
+        /// The last 15 lines of its log.
+        log_tail: String,
+    },
+    /// A member's process exited before it was healthy (a port taken in the meantime, a bad flag).
     #[error("etcd member {name} exited at start ({status}); its log ends with:\n{log_tail}")]
     Exited {
+        /// The member, e.g. `etcd1`.
         name: String,
+        /// Its exit status.
         status: String,
+        /// The last 15 lines of its log.
         log_tail: String,
     },
 }
@@ -102,6 +117,7 @@ pub use ha_core::testing::free_port;
 pub struct ServerTlsFiles {
     /// The server's certificate (valid for `127.0.0.1`) and its key.
     pub cert: PathBuf,
+    /// The private key of `cert` (`--key-file`).
     pub key: PathBuf,
     /// The CA that signs the clients' certificates; a client without one is refused at the handshake.
     pub client_ca: PathBuf,
@@ -375,6 +391,7 @@ impl EtcdServer {
         self.member.wait_healthy()
     }
 
+    /// Whether the server was started and not stopped since; a process that died on its own still counts.
     pub fn is_running(&self) -> bool {
         self.member.child.is_some()
     }
