@@ -14,8 +14,13 @@ use crate::error::{Error, Result};
 /// The uid/gid PostgreSQL runs as, and whether we must switch to it (we are root).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunAs {
+    /// The user id PostgreSQL's binaries run as.
     pub uid: u32,
+    /// Its primary group.
     pub gid: u32,
+    /// Its supplementary groups (Debian's `ssl-cert`, which a server key under `/etc/ssl/private` needs): kept
+    /// when switching from root, where std's `Command::uid` would drop them all.
+    pub groups: Vec<u32>,
     pub home: Option<PathBuf>,
     /// True when this process is root and spawns PostgreSQL's binaries as `uid`/`gid`.
     pub switch: bool,
@@ -40,6 +45,7 @@ impl RunAs {
                 Ok(RunAs {
                     uid,
                     gid,
+                    groups: supplementary_groups(user, gid),
                     home,
                     switch: true,
                 })
@@ -57,6 +63,7 @@ impl RunAs {
                 Ok(RunAs {
                     uid: euid,
                     gid: egid,
+                    groups: Vec::new(),
                     home: None,
                     switch: false,
                 })
@@ -64,9 +71,34 @@ impl RunAs {
             (_, None) => Ok(RunAs {
                 uid: euid,
                 gid: egid,
+                groups: Vec::new(),
                 home: None,
                 switch: false,
             }),
+        }
+    }
+}
+
+/// The groups `user` belongs to (getgrouplist: its primary group `gid` and every supplementary one).
+pub fn supplementary_groups(user: &str, gid: u32) -> Vec<u32> {
+    let Ok(name) = std::ffi::CString::new(user) else {
+        return vec![gid];
+    };
+    let mut n: libc::c_int = 32;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let want = n;
+        // SAFETY: `groups` holds `n` entries; getgrouplist writes at most that many and sets `n` to the count.
+        let r = unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if r >= 0 {
+            groups.truncate(n as usize);
+            return groups;
+        }
+        if n <= want {
+            n = want * 2;
+        }
+        if n > 65_536 {
+            return vec![gid];
         }
     }
 }
@@ -155,7 +187,20 @@ pub async fn run_in(
         cmd.env(k, v);
     }
     if run_as.switch {
-        cmd.uid(run_as.uid).gid(run_as.gid);
+        let (uid, gid, groups) = (run_as.uid, run_as.gid, run_as.groups.clone());
+        // SAFETY: between fork and exec the closure only makes the setgroups/setgid/setuid system calls (no
+        // allocation: `groups` was built before the fork), in the order that leaves no root privilege behind.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setgroups(groups.len() as _, groups.as_ptr()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         if let Some(home) = &run_as.home {
             cmd.env("HOME", home);
         }
@@ -397,6 +442,37 @@ pub fn parse_version(text: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Debian's `postgres` is in `ssl-cert`, which a server key under `/etc/ssl/private` needs: switching to it from
+    /// root must keep that group (std's `Command::uid` drops every supplementary group).
+    #[tokio::test]
+    async fn a_command_run_as_the_postgres_user_keeps_its_supplementary_groups() {
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 || lookup_user("postgres").is_err() {
+            eprintln!("SKIPPED: needs root and a postgres user");
+            return;
+        }
+        let run_as = RunAs::resolve(Some("postgres")).unwrap();
+        let out = run(
+            &run_as,
+            Path::new("/usr/bin/id"),
+            &["-G".to_string()],
+            &[],
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+        let mut got: Vec<u32> = out
+            .stdout
+            .split_whitespace()
+            .filter_map(|g| g.parse().ok())
+            .collect();
+        got.sort_unstable();
+        let mut want = run_as.groups.clone();
+        want.sort_unstable();
+        assert!(want.len() >= 1, "{want:?}");
+        assert_eq!(got, want, "groups of the command vs the user's");
+    }
 
     #[test]
     fn version_strings_parse() {
