@@ -292,6 +292,11 @@ mod tests {
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
+        // Until it has exec'd, the child still shows this test's environment.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_fencer_of(old.id() as i32, &data) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let at = monotonic_ms() + 4_000;
         std::fs::write(state_file(&data), format!("{} {at}\n", old.id())).unwrap();
         assert_eq!(take_over(&data), Some(at));

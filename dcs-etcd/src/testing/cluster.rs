@@ -72,6 +72,11 @@ impl EtcdCluster {
         ([127, 0, 0, 1], self.members[i].client_port).into()
     }
 
+    /// The process id of member `i` while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].child.as_ref().map(|c| c.id())
+    }
+
     /// Kills member `i` (SIGKILL); its data stays.
     pub fn stop(&mut self, i: usize) {
         self.members[i].kill();

@@ -219,8 +219,13 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             // came from a cache) is tried again every second (at most loop_wait),
             // so a short blip costs a second, not a whole loop_wait; a request that waited out its timeout is
             // followed by the next at once, so a healed network is seen as soon as possible.
-            now.plus_ms(self.local.timing.loop_wait_ms.min(DCS_RETRY_INTERVAL_MS))
-                .max(after)
+            now.plus_ms(
+                self.local
+                    .timing
+                    .loop_wait_ms
+                    .min(self.dcs_retry_interval_ms()),
+            )
+            .max(after)
         } else {
             // Paced from the loop's start, as Patroni's `schedule_next_run` does: a loop that took long (a query
             // to a hung PostgreSQL waits out its timeout) does not add a whole loop_wait on top.
@@ -261,6 +266,22 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 .store(false, std::sync::atomic::Ordering::SeqCst);
         }
         report
+    }
+
+    /// [`DCS_RETRY_INTERVAL_MS`] spread by ±25 % per node (a fixed offset from the node's name, so a simulation
+    /// replays exactly): after an outage of a DCS shared by many clusters, thousands of nodes would otherwise retry
+    /// in lockstep, once a second, the moment it returns.
+    fn dcs_retry_interval_ms(&self) -> u64 {
+        // FNV-1a of the name: stable across runs and platforms, unlike std's hasher.
+        let h = self
+            .settings
+            .identity
+            .name
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
+        DCS_RETRY_INTERVAL_MS * 3 / 4 + h % (DCS_RETRY_INTERVAL_MS / 2 + 1)
     }
 
     async fn absorb_config(&mut self, cluster: &Cluster) {
