@@ -331,10 +331,12 @@ mod tests {
         let base = temp_dir("nopid");
         let data = base.join("data");
         std::fs::create_dir_all(&data).unwrap();
-        // Stand-ins for a postmaster and a backend: `sleep` copied under the name postgres, run in the data
+        // Stand-ins for a postmaster and a backend: `sleep` linked under the name postgres, run in the data
         // directory; and one run elsewhere, which must survive.
+        // A symlink, not a copy: the kernel names the process after the path it executed (`comm`), and a copy's
+        // write descriptor, inherited by another test's fork, would fail the exec with ETXTBSY.
         let postgres = base.join("postgres");
-        std::fs::copy("/bin/sleep", &postgres).unwrap();
+        std::os::unix::fs::symlink("/bin/sleep", &postgres).unwrap();
         let spawn = |cwd: &Path| {
             Command::new(&postgres)
                 .arg("30")
