@@ -161,7 +161,10 @@ async fn clusters_with_leader(client: &mut etcd_client::Client) -> usize {
         Ok(r) => r
             .kvs()
             .iter()
-            .filter(|kv| kv.key_str().is_ok_and(|k| k.ends_with("/leader")))
+            .filter(|kv| {
+                kv.key_str()
+                    .is_ok_and(|k| k.ends_with("/leader") && !k.contains("scale-watch"))
+            })
             .count(),
         Err(_) => 0,
     }

@@ -211,7 +211,9 @@ async fn run_inner(
             cached_config,
             remove_data: ha_core::decision::RemoveData {
                 on_rewind_failure: config.postgresql.remove_data_directory_on_rewind_failure,
-                on_diverged_timelines: config.postgresql.remove_data_directory_on_diverged_timelines,
+                on_diverged_timelines: config
+                    .postgresql
+                    .remove_data_directory_on_diverged_timelines,
             },
             ..Default::default()
         },
