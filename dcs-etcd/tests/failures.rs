@@ -1,6 +1,7 @@
 //! Failure semantics on a real etcd: silence (a black-holed network) is `Unreachable` within the deadline, a lost
-//! lease is replaced, a ttl change moves the keys to a new lease, a ctl client holds no lease, and the watch sees a
-//! change made between the load and the watch but not this node's own writes.
+//! lease is replaced, a ttl change moves the keys to a new lease, a ctl client holds no lease, the watch sees a
+//! change made between the load and the watch but not this node's own writes, and a node cut off across a
+//! compaction resyncs.
 
 mod common;
 
@@ -385,4 +386,91 @@ async fn username_and_password_reach_an_etcd_with_auth_and_a_wrong_one_is_reject
         .load()
         .await;
     assert!(matches!(r, Err(DcsError::Rejected(_))), "{r:?}");
+}
+
+/// #17: a node cut off while others write and etcd compacts past every revision it saw comes back with the
+/// cluster as it is now, not a stale or broken cache: its watch cannot resume from a compacted revision, so it
+/// re-lists and watches from the new one, and sees the next change through the watch again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_across_a_compaction_resyncs_and_watches_again() {
+    let Some((_dir, server)) =
+        server("a_node_cut_off_across_a_compaction_resyncs_and_watches_again")
+    else {
+        return;
+    };
+    let proxy = TcpProxy::start(server.addr()).await.unwrap();
+    let node = EtcdDcs::new(settings(
+        &[format!("http://{}", proxy.addr())],
+        "compact",
+        "node1",
+    ))
+    .unwrap();
+    let other = EtcdDcs::new(settings(&[server.endpoint()], "compact", "node2")).unwrap();
+    node.set_ttl(Duration::from_secs(30)).await.unwrap();
+    other.set_ttl(Duration::from_secs(30)).await.unwrap();
+    node.touch_member("node1", &MemberData::default())
+        .await
+        .unwrap();
+    assert!(other.acquire_leader("node2").await.unwrap());
+    assert_eq!(node.load().await.unwrap().leader_name(), Some("node2"));
+
+    // Cut off: meanwhile the leader changes hands, many revisions pass and etcd compacts them all.
+    proxy.set_cut(true);
+    other.release_leader("node2").await.unwrap();
+    let mut raw = raw_client(&server.endpoint()).await;
+    for i in 0..50 {
+        raw.put("/service/compact/noise", format!("{i}"), None)
+            .await
+            .unwrap();
+    }
+    assert!(other.acquire_leader("node2").await.unwrap());
+    let head = raw
+        .get("/service/compact/noise", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    raw.compact(
+        head,
+        Some(etcd_client::CompactionOptions::new().with_physical()),
+    )
+    .await
+    .unwrap();
+    proxy.set_cut(false);
+
+    // Back: the first reads may fail while the cut connection is replaced; then the node sees the cluster as it
+    // is, whatever its cache held before the cut.
+    let start = Instant::now();
+    let snap = loop {
+        match node.load().await {
+            Ok(c) if c.leader.as_ref().is_some_and(|l| l.version > 0) => break c,
+            r => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "no fresh snapshot: {r:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let now = other.load().await.unwrap();
+    assert_eq!(
+        snap.leader, now.leader,
+        "the node's snapshot after the compaction is not the cluster's"
+    );
+    // And it watches again: a change made now wakes its watch_leader.
+    let known = snap.leader.as_ref().map(|l| l.version);
+    let waker = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        other.release_leader("node2").await.unwrap();
+        other
+    });
+    let woke = node
+        .watch_leader(known, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!(woke, WatchOutcome::LeaderChanged);
+    let _ = waker.await;
+    assert_eq!(node.load().await.unwrap().leader, None);
 }
