@@ -11,15 +11,25 @@ pub enum CallError {
     /// No answer within the deadline (the client queues requests while it reconnects, so every call is wrapped).
     #[error("{what}: no answer from ZooKeeper within {timeout:?}")]
     Timeout {
+        /// The call, in words (`"acquire leader"`).
         what: &'static str,
+        /// The deadline it had (`retry_timeout`).
         timeout: Duration,
     },
     /// The server answered with an error code.
     #[error("{what}: ZooKeeper error {code:?}")]
-    Zk { what: &'static str, code: ZkError },
+    Zk {
+        /// The call, in words.
+        what: &'static str,
+        /// ZooKeeper's error code.
+        code: ZkError,
+    },
     /// Our session is gone: every ephemeral key we held went with it.
     #[error("{what}: our ZooKeeper session expired")]
-    SessionLost { what: &'static str },
+    SessionLost {
+        /// The call, in words.
+        what: &'static str,
+    },
     /// The server granted a shorter session than the ttl (its `maxSessionTimeout` caps the request): a frozen
     /// leader's key would vanish, and another node promote, before the leader's own lease ends. Refused, so the
     /// node never leads on a lock the server may drop early.
@@ -29,13 +39,19 @@ pub enum CallError {
          ttl, or lower `ttl`"
     )]
     SessionTooShort {
+        /// The call, in words.
         what: &'static str,
+        /// The session timeout the server granted.
         negotiated: Duration,
+        /// The ttl the driver counts its lease on.
         ttl: Duration,
     },
     /// This client was built without a node name (`ZkDcs::ctl`) and cannot hold keys.
     #[error("{what}: a ctl client cannot hold the leader or member keys")]
-    NoSession { what: &'static str },
+    NoSession {
+        /// The call, in words.
+        what: &'static str,
+    },
 }
 
 impl CallError {

@@ -48,6 +48,8 @@
 //! - [`error`]: the per-call error taxonomy folded into [`DcsError`](ha_core::dcs::DcsError);
 //! - [`testing`]: a throw-away ZooKeeper server on a free loopback port, for tests and benchmarks.
 
+#![warn(missing_docs)]
+
 mod dcs;
 pub mod error;
 mod kv;

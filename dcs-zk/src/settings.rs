@@ -14,6 +14,7 @@ pub struct ZkSettings {
     pub hosts: String,
     /// Patroni's `namespace` (default `service`).
     pub namespace: String,
+    /// Patroni's `scope`: the cluster name.
     pub scope: String,
     /// This node's name.
     pub name: String,

@@ -27,10 +27,13 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why a test server could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum TestServerError {
+    /// The ZooKeeper jar or `java` is not installed.
     #[error("ZooKeeper is not installed ({ZOOKEEPER_JAR} or `java` missing; scripts/install.sh installs it)")]
     BinaryMissing,
+    /// The server's files could not be written or `java` could not be started.
     #[error("could not spawn java: {0}")]
     Spawn(#[from] std::io::Error),
+    /// The server did not answer within the deadline; the tail of its log.
     #[error("ZooKeeper was not serving within {0:?}; log: {1}")]
     NotReady(Duration, String),
 }
@@ -183,6 +186,7 @@ impl ZkServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The client port.
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -218,6 +222,7 @@ impl Drop for ZkServer {
 /// A ZooKeeper ensemble (quorum) of `n` members on loopback, each with its own directory under the one given.
 #[derive(Debug)]
 pub struct ZkEnsemble {
+    /// The members, in `server.<i>` order.
     pub members: Vec<ZkServer>,
 }
 
