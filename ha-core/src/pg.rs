@@ -159,6 +159,40 @@ impl SlotPlan {
     }
 }
 
+/// Where a running server's WAL stands at one moment ([`PgControl::wal_position`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WalPosition {
+    /// The server is a standby.
+    pub in_recovery: bool,
+    /// `pg_current_wal_lsn()` on a primary.
+    pub current: Option<u64>,
+    /// `pg_last_wal_receive_lsn()` on a standby (none before it streamed).
+    pub receive: Option<u64>,
+    /// `pg_last_wal_replay_lsn()` on a standby.
+    pub replay: Option<u64>,
+}
+
+impl WalPosition {
+    /// Patches `obs` (a loop's observation of the same server) with this newer position, when the server's role is
+    /// still the one `obs` saw: the position only moves forward within a role, and after a role change the whole
+    /// observation is stale, which the next loop mends.
+    pub fn refresh(&self, obs: &mut PgObservation) {
+        if !obs.is_alive() || obs.in_recovery != self.in_recovery {
+            return;
+        }
+        if self.in_recovery {
+            obs.receive_lsn = self.receive.or(obs.receive_lsn);
+            obs.replay_lsn = self.replay.or(obs.replay_lsn);
+            obs.lsn = obs
+                .lsn
+                .max(obs.receive_lsn.unwrap_or(0))
+                .max(obs.replay_lsn.unwrap_or(0));
+        } else if let Some(c) = self.current {
+            obs.lsn = obs.lsn.max(c);
+        }
+    }
+}
+
 /// What the observer saw of the local PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct PgObservation {
@@ -293,6 +327,12 @@ pub trait PgControl: Send + Sync {
     }
     /// Looks at the server: never fails, an unanswered query shows as [`PgRunState::Unresponsive`].
     async fn observe(&self) -> PgObservation;
+    /// Where the server's WAL stands at this moment, by one short query; `None` when it does not answer (or this
+    /// control cannot tell). A REST API reports it (Patroni queries PostgreSQL at each `GET /patroni`): the others
+    /// count quorum votes from these answers, and a loop's observation can be `loop_wait` old.
+    async fn wal_position(&self) -> Option<WalPosition> {
+        None
+    }
     /// initdb, start as primary, create the roles; returns the new system identifier.
     async fn bootstrap(&self) -> Result<String, PgError>;
     /// Copies the data directory from a running member (pg_basebackup) and configures it as its replica.
@@ -360,6 +400,9 @@ impl<T: PgControl + ?Sized> PgControl for std::sync::Arc<T> {
     }
     async fn observe(&self) -> PgObservation {
         (**self).observe().await
+    }
+    async fn wal_position(&self) -> Option<WalPosition> {
+        (**self).wal_position().await
     }
     async fn bootstrap(&self) -> Result<String, PgError> {
         (**self).bootstrap().await

@@ -89,7 +89,13 @@ async fn quorum_commit_loses_no_acknowledged_write_through_switchovers_a_crash_a
         c.dump_logs()
     );
     let (p, took_rest) = failed_over(&c, first, Duration::from_secs(60)).await;
-    assert_eq!(p, replica, "the switchover went to {}", c.nodes[p].name);
+    assert_eq!(
+        p,
+        replica,
+        "the switchover went to {}\n{}",
+        c.nodes[p].name,
+        c.dump_logs()
+    );
     rejoined(&c, first).await;
     let gap_rest = write_gap(&c, &w, t0).await;
     quorum_standbys(&c, p, &all).await;
@@ -110,7 +116,13 @@ async fn quorum_commit_loses_no_acknowledged_write_through_switchovers_a_crash_a
     );
     assert!(ok, "hactl switchover: {out}\n{}", c.dump_logs());
     let (p2, took_cli) = failed_over(&c, p, Duration::from_secs(60)).await;
-    assert_eq!(p2, cand, "the CLI switchover went to {}", c.nodes[p2].name);
+    assert_eq!(
+        p2,
+        cand,
+        "the CLI switchover went to {}\n{}",
+        c.nodes[p2].name,
+        c.dump_logs()
+    );
     rejoined(&c, p).await;
     let gap_cli = write_gap(&c, &w, t0).await;
     quorum_standbys(&c, p2, &all).await;

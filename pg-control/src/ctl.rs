@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use ha_core::pg::{ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream};
+use ha_core::pg::{
+    ParamChange, PgControl, PgError, PgObservation, StopMode, Upstream, WalPosition,
+};
 use ha_core::sync::lock;
 
 use crate::checks;
@@ -140,6 +142,9 @@ impl PgControl for PgCtl {
     }
     async fn observe(&self) -> PgObservation {
         PgCtl::observe(self).await
+    }
+    async fn wal_position(&self) -> Option<WalPosition> {
+        PgCtl::wal_position(self).await
     }
     async fn exited(&self) {
         PgCtl::postmaster_exited(self).await

@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use ha_core::pg::{PgObservation, PgRunState, ReplicationRow};
+use ha_core::pg::{PgObservation, PgRunState, ReplicationRow, WalPosition};
 use tracing::{debug, warn};
 
 use crate::connect::ConnError;
@@ -22,6 +22,12 @@ use crate::ctl::PgCtl;
 use crate::os;
 
 /// The one query observe runs on a live server.
+/// [`PgCtl::wal_position`]: the positions of [`OBSERVE_SQL`] alone.
+const POSITION_SQL: &str = "SELECT pg_is_in_recovery(),
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
+  pg_last_wal_receive_lsn()::text,
+  pg_last_wal_replay_lsn()::text";
+
 const OBSERVE_SQL: &str = "SELECT pg_is_in_recovery(),
   CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END,
   pg_last_wal_receive_lsn()::text,
@@ -100,6 +106,30 @@ impl PgCtl {
             "observed"
         );
         obs
+    }
+
+    /// Where the WAL stands now (one query on a fresh connection): what `GET /patroni` reports, so the others
+    /// count quorum votes from the position this node has, not the one its last loop saw.
+    pub async fn wal_position(&self) -> Option<WalPosition> {
+        let dd = self.data_dir();
+        os::read_pid_file(dd).filter(|p| os::is_our_postmaster(p.pid, dd))?;
+        let row = self
+            .with_client(self.local_config("postgres"), |c| async move {
+                c.query_one(POSITION_SQL, &[]).await
+            })
+            .await
+            .ok()?;
+        let lsn = |i: usize| {
+            row.get::<_, Option<String>>(i)
+                .as_deref()
+                .and_then(parse_lsn)
+        };
+        Some(WalPosition {
+            in_recovery: row.get(0),
+            current: lsn(1),
+            receive: lsn(2),
+            replay: lsn(3),
+        })
     }
 
     /// Resolves when the postmaster running now exits, at once if none runs. The driver waits on it beside its

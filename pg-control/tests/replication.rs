@@ -123,7 +123,52 @@ async fn bootstrap_clone_and_the_replica_reads_what_the_primary_wrote() {
         vec!["n2:true"]
     );
 
+    // The position at this moment (what `GET /patroni` reports): WAL written after a loop's observation shows at
+    // once, on the primary as its current position, on the standby as received and replayed once it arrived; a
+    // loop's observation patched with it moves forward.
+    let before = n1.observe().await;
+    let stale = n2.observe().await;
+    sql(
+        &n1,
+        "INSERT INTO t SELECT 'more' FROM generate_series(1, 1000)",
+    )
+    .await;
+    let p1 = n1.wal_position().await.expect("the primary answers");
+    assert!(
+        !p1.in_recovery && p1.current.unwrap() > before.lsn,
+        "{p1:?} vs {}",
+        before.lsn
+    );
+    let mut patched = before.clone();
+    p1.refresh(&mut patched);
+    assert_eq!(patched.lsn, p1.current.unwrap());
+    wait_for(
+        Duration::from_secs(10),
+        "n2 received the new WAL",
+        || async {
+            let p = n2.wal_position().await.expect("the standby answers");
+            p.in_recovery && p.receive >= p1.current && p.replay >= p1.current
+        },
+    )
+    .await;
+    let p2 = n2.wal_position().await.unwrap();
+    let mut patched = stale.clone();
+    p2.refresh(&mut patched);
+    assert!(
+        patched.lsn >= p1.current.unwrap() && patched.lsn > stale.lsn,
+        "{patched:?}"
+    );
+    // A standby's position never patches a primary's observation (the role changed since the loop looked).
+    let mut primary_seen = before.clone();
+    p2.refresh(&mut primary_seen);
+    assert_eq!(primary_seen, before);
+
     n2.stop(StopMode::Fast).await.unwrap();
+    assert_eq!(
+        n2.wal_position().await,
+        None,
+        "a stopped server has no position"
+    );
     n1.stop(StopMode::Fast).await.unwrap();
     assert_eq!(n1.observe().await.run_state, Some(PgRunState::Stopped));
 }

@@ -99,7 +99,19 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
             );
         }
     }
-    let plan = switchover::no_leader_plan(me, cluster, cfg);
+    // The live answers, with this node's own position beside the others'.
+    let live = obs.peers.map(|p| {
+        let mut all = p.clone();
+        all.insert(
+            me.to_string(),
+            crate::driver::PeerStatus {
+                lsn: pg.lsn,
+                in_recovery: pg.in_recovery,
+            },
+        );
+        all
+    });
+    let plan = switchover::no_leader_plan(me, cluster, cfg, live.as_ref());
     if !matches!(plan, NoLeaderPlan::StandAside(_)) {
         if let Some(left) = super::quorum::votes_settling(obs, cluster, cfg) {
             return Decision::none(format!(

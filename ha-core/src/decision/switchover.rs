@@ -5,6 +5,9 @@
 //! a healthy candidate; the new leader clears the key after it took the lock. A request the leader cannot honour is
 //! cleared with the reason logged, so it never lingers.
 
+use std::collections::BTreeMap;
+
+use crate::driver::PeerStatus;
 use crate::model::{Cluster, Failover, GlobalConfig, Member, Role, Versioned};
 use crate::pg::PgObservation;
 
@@ -179,7 +182,15 @@ pub enum NoLeaderPlan {
 /// Seen from `me`, a node without the lock while no leader exists: whether the pending request, if any, makes it race
 /// alone, stand aside or race as usual. A named candidate that is missing, not viable, barred from racing by the
 /// `failsafe` key or (quorum mode) without a quorum's votes is not waited for.
-pub fn no_leader_plan(me: &str, cluster: &Cluster, cfg: &GlobalConfig) -> NoLeaderPlan {
+///
+/// `live`: the members' positions as they answered just now (this node's included), when the driver asked (quorum
+/// mode); the candidate's votes are counted from them.
+pub fn no_leader_plan(
+    me: &str,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+    live: Option<&BTreeMap<String, PeerStatus>>,
+) -> NoLeaderPlan {
     let Some(req) = cluster.pending_failover() else {
         return NoLeaderPlan::NormalRace;
     };
@@ -201,7 +212,7 @@ pub fn no_leader_plan(me: &str, cluster: &Cluster, cfg: &GlobalConfig) -> NoLead
             Some(m)
                 if may_race(c)
                     && viable_candidate(m, leader_lsn, cluster, cfg).is_ok()
-                    && super::quorum::candidate_has_votes(c, m.lsn(), cluster, cfg) =>
+                    && super::quorum::candidate_has_votes(c, m.lsn(), cluster, cfg, live) =>
             {
                 NoLeaderPlan::StandAside(format!(
                     "waiting for the switchover candidate {c} to take the lock"

@@ -249,3 +249,70 @@ fn a_node_is_elected_only_with_the_votes_of_a_quorum() {
         ),
     ]);
 }
+
+/// After a clean switchover to node3, node3's member key may predate WAL it has long received (it published a loop
+/// before the voters did): counted from the keys, node3 lacks node2's vote and node2 races for itself. The live
+/// answers the driver gathered show every voter at the old leader's last position, so node2 waits for node3.
+#[test]
+fn the_others_wait_for_a_switchover_candidate_whose_member_key_is_a_loop_old() {
+    use ha_core::decision::{decide, Observation};
+    use ha_core::driver::PeerStatus;
+    use ha_core::model::{Failover, Versioned};
+
+    use crate::support::me;
+
+    let mut c = failed_over("node2,node3", 1, true, 900);
+    c.failover = Some(Versioned {
+        value: Failover {
+            leader: Some("node1".into()),
+            member: Some("node3".into()),
+            ..Default::default()
+        },
+        version: 11,
+    });
+    let pg = replica(1000, "node1");
+    let mut l = local();
+    l.no_leader_since = Some(Millis(NOW.0 - 60_000));
+    let answered = |node3: Option<(u64, bool)>| {
+        node3
+            .map(|(lsn, in_recovery)| {
+                [("node3".to_string(), PeerStatus { lsn, in_recovery })].into()
+            })
+            .unwrap_or_default()
+    };
+    let decide_with_peers = |peers: Option<&std::collections::BTreeMap<String, PeerStatus>>| {
+        decide(&Observation {
+            me: &me(Tags::default()),
+            now: NOW,
+            unix_ms: 1_767_225_600_000,
+            dcs: Ok(&c),
+            pg: &pg,
+            local: &l,
+            peers,
+        })
+    };
+
+    let caught_up = answered(Some((1000, true)));
+    let d = decide_with_peers(Some(&caught_up));
+    assert_eq!(d.actions, vec![], "{}", d.reason);
+    assert!(
+        d.reason
+            .contains("waiting for the switchover candidate node3"),
+        "{}",
+        d.reason
+    );
+
+    // node3 answers from behind node2: it would not get node2's vote, so node2 races (and wins with node3's).
+    let behind = answered(Some((900, true)));
+    let d = decide_with_peers(Some(&behind));
+    assert!(d.actions.contains(&Action::Promote), "{}", d.reason);
+
+    // node3 does not answer: it is not waited for (Patroni asks the candidate too).
+    let silent = answered(None);
+    let d = decide_with_peers(Some(&silent));
+    assert!(
+        !d.reason.contains("waiting for the switchover candidate"),
+        "{}",
+        d.reason
+    );
+}

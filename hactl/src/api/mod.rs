@@ -30,6 +30,7 @@ use axum::Router;
 use ha_core::dcs::Dcs;
 use ha_core::decision::NodeIdentity;
 use ha_core::driver::{CycleReport, FailsafeInbox, RequestBox};
+use ha_core::pg::PgControl;
 use ha_core::sync::lock;
 use ha_core::time::Clock;
 use serde_json::Value;
@@ -85,9 +86,15 @@ pub struct ApiContext {
     pub poll_interval: Duration,
     /// Upper bound of those polls; `None`: Patroni's 2 × max(10 s, loop_wait).
     pub poll_timeout: Option<Duration>,
+    /// This node's PostgreSQL, asked for its WAL position at each `GET /patroni` (`None`: the loop's view only).
+    pub pg: Option<Arc<dyn PgControl>>,
     dcs_last_seen: AtomicI64,
     scheduled_restart: Mutex<Option<ScheduledRestart>>,
 }
+
+/// How long `GET /patroni` waits for PostgreSQL's position before it answers with the loop's (a peer asking
+/// before a leader race gives up after 2 s).
+const LIVE_POSITION_TIMEOUT: Duration = Duration::from_millis(1000);
 
 impl ApiContext {
     pub fn new(
@@ -111,6 +118,7 @@ impl ApiContext {
             reload: Arc::new(|| {}),
             poll_interval: Duration::from_secs(1),
             poll_timeout: None,
+            pg: None,
             dcs_last_seen: AtomicI64::new(0),
             scheduled_restart: Mutex::new(None),
         }
@@ -146,6 +154,26 @@ impl ApiContext {
         self.poll_interval = interval;
         self.poll_timeout = timeout;
         self
+    }
+
+    /// `GET /patroni` reports the WAL position PostgreSQL has now, as Patroni does.
+    pub fn with_pg(mut self, pg: Arc<dyn PgControl>) -> Self {
+        self.pg = Some(pg);
+        self
+    }
+
+    /// The view of this node with the WAL position as it is now, when PostgreSQL answers at once (the loop's
+    /// otherwise): other members count quorum votes from it before a leader race.
+    pub async fn live_view(&self) -> NodeView {
+        let mut v = self.view();
+        if let Some(pg) = self.pg.as_ref().filter(|_| v.pg.is_alive()) {
+            if let Ok(Some(p)) =
+                tokio::time::timeout(LIVE_POSITION_TIMEOUT, pg.wal_position()).await
+            {
+                p.refresh(&mut v.pg);
+            }
+        }
+        v
     }
 
     /// The view of this node for one request.
@@ -312,7 +340,7 @@ async fn dispatch(State(ctx): State<Arc<ApiContext>>, request: axum::extract::Re
     };
     match (method.clone(), segment.as_str()) {
         (Method::GET, "patroni") => {
-            let v = ctx.view();
+            let v = ctx.live_view().await;
             json_response(200, &ctx.status_json(&v))
         }
         (Method::GET, "cluster") => handlers::get_cluster(&ctx).await,

@@ -296,7 +296,8 @@ async fn run_inner(
     .with_access(access)
     .with_driver_channels(driver.requests(), driver.failsafe_inbox())
     .with_failsafe_promise_file(promise)
-    .with_reload(Arc::new(move || notify.notify_one()));
+    .with_reload(Arc::new(move || notify.notify_one()))
+    .with_pg(pg.clone());
     let (api_stop_tx, api_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let options = crate::api::server::ServeOptions {
         tls: server_tls.clone(),

@@ -296,9 +296,27 @@ pub fn votes_if_quorum(
     }
 }
 
-/// Candidate `name` at `lsn` would get a quorum's votes, as the others see it (from the member keys).
-pub fn candidate_has_votes(name: &str, lsn: u64, cluster: &Cluster, cfg: &GlobalConfig) -> bool {
-    cfg.sync_mode() != crate::model::SyncMode::Quorum || votes(name, lsn, cluster, None).is_ok()
+/// Candidate `name` would get a quorum's votes. With `live` answers (every member that answered, this node
+/// included) its position and the voters' are the ones they have now, and a candidate that did not answer has none;
+/// without, they are the ones the member keys published (`published_lsn` for the candidate). Member keys alone
+/// mislead right after a clean switchover: the candidate may have published a loop before the voters, and looks
+/// behind WAL it has long received.
+pub fn candidate_has_votes(
+    name: &str,
+    published_lsn: u64,
+    cluster: &Cluster,
+    cfg: &GlobalConfig,
+    live: Option<&BTreeMap<String, PeerStatus>>,
+) -> bool {
+    if cfg.sync_mode() != crate::model::SyncMode::Quorum {
+        return true;
+    }
+    match live {
+        Some(l) => l.get(name).map_or(false, |s| {
+            s.in_recovery && votes(name, s.lsn, cluster, live).is_ok()
+        }),
+        None => votes(name, published_lsn, cluster, None).is_ok(),
+    }
 }
 
 /// Without live answers, votes count only from positions the voters published after the leader was gone: for
