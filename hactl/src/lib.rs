@@ -46,8 +46,11 @@
 //! - [`logging`]: Patroni's `log` section: its line format, JSON lines, per-crate levels, a rotated log file.
 //! - [`json`]: the JSON views both the REST API and the CLI use (`cluster_as_json`, the config merge patch).
 //!
+//! - [`files`]: small files written whole (temporary file, fsync, rename).
+//!
 //! Imports go one way, so no module imports one that imports it back: `cli` → `daemon` → `api` → `json`; `cli` and
-//! `daemon` also use `client` and `dcs`, which use only `config`; `config` uses none of them.
+//! `daemon` also use `client` and `dcs`; every one of them may use the leaves `config`, `tls`, `files` and
+//! `logging`, and `config` uses only `tls` (its tests also call `daemon`'s settings builder).
 
 pub mod api;
 pub mod cli;
@@ -55,6 +58,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod dcs;
+pub mod files;
 pub mod json;
 pub mod logging;
 pub mod tls;

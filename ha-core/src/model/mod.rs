@@ -9,11 +9,13 @@ pub mod member;
 pub mod slots;
 pub mod standby;
 pub mod tags;
+pub mod timing;
 
 pub use cluster::{Cluster, Failover, HistoryEntry, Leader, Status, SyncState, Versioned};
 pub use codec::{KeyPath, RawEntry};
-pub use config::{ConfigError, DynamicPostgresql, GlobalConfig, SyncMode, Timing};
+pub use config::{DynamicPostgresql, GlobalConfig, SyncMode};
 pub use member::{Member, MemberData, PgStateName, Role};
 pub use slots::{slot_name, IgnoreSlot, PermanentSlot, SlotKind};
 pub use standby::{url_host, StandbyCluster};
 pub use tags::Tags;
+pub use timing::{ConfigError, Timing};

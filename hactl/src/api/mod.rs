@@ -9,6 +9,7 @@
 //! GET, HEAD or OPTIONS is a health check ([`health`]), HEAD and OPTIONS answering with the status line only.
 
 pub mod access;
+pub mod failsafe_promise;
 mod handlers;
 pub mod health;
 pub mod metrics;
@@ -79,7 +80,7 @@ pub struct ApiContext {
     pub requests: Arc<RequestBox>,
     pub failsafe_inbox: FailsafeInbox,
     /// Where an accepted failsafe promise is written before it is acknowledged (`None`: kept in memory only).
-    pub failsafe_promise: Option<Arc<crate::daemon::failsafe::PromiseFile>>,
+    pub failsafe_promise: Option<Arc<failsafe_promise::PromiseFile>>,
     /// Called by `POST /reload` (the daemon's SIGHUP path).
     pub reload: Arc<dyn Fn() + Send + Sync>,
     /// How often switchover and restart requests poll for their outcome (Patroni: 1 s).
@@ -139,10 +140,7 @@ impl ApiContext {
         self
     }
     /// Failsafe promises written to this file before `POST /failsafe` answers `Accepted`.
-    pub fn with_failsafe_promise_file(
-        mut self,
-        file: Arc<crate::daemon::failsafe::PromiseFile>,
-    ) -> Self {
+    pub fn with_failsafe_promise_file(mut self, file: Arc<failsafe_promise::PromiseFile>) -> Self {
         self.failsafe_promise = Some(file);
         self
     }

@@ -9,7 +9,6 @@
 
 pub mod callbacks;
 pub mod failsafe;
-pub mod files;
 pub mod heartbeat;
 pub mod peers;
 mod pg_settings;
@@ -159,7 +158,7 @@ async fn run_inner(
     let cached_config = std::fs::read(&dynamic_cache)
         .ok()
         .and_then(|b| serde_json::from_slice::<ha_core::model::GlobalConfig>(&b).ok());
-    let promise = Arc::new(failsafe::PromiseFile::new(
+    let promise = Arc::new(crate::api::failsafe_promise::PromiseFile::new(
         settings.state_file.with_extension("failsafe.json"),
     ));
     let pg = Arc::new(pg_control::PgCtl::new(settings).await?);
@@ -278,7 +277,7 @@ async fn run_inner(
             source,
         })?;
     let requests = driver.requests();
-    // A promise made before this restart still binds (see `failsafe::PromiseFile`).
+    // A promise made before this restart still binds (see `api::failsafe_promise::PromiseFile`).
     if let Some(p) = promise.load(&*clock) {
         info!(leader = %p.0, "keeping the failsafe promise made before the restart");
         *lock(&driver.failsafe_inbox()) = Some(p);
@@ -335,7 +334,7 @@ async fn run_inner(
                 let cfg = c.config.as_ref().map(|v| &v.value);
                 if cfg.is_some() && cfg != cached.as_ref() && r.pg.system_id.is_some() {
                     let body = serde_json::to_vec(&cfg).unwrap_or_default();
-                    match files::write_atomically(&dynamic_cache, &body) {
+                    match crate::files::write_atomically(&dynamic_cache, &body) {
                         Ok(()) => cached = cfg.cloned(),
                         Err(e) => {
                             warn!(file = ?dynamic_cache, error = %e, "could not cache the dynamic configuration")
