@@ -83,7 +83,8 @@ cat <<INFO
   hactl REST API   http://127.0.0.1:8008  :8009  :8010   (logs: $RUN/nodeN/hactl.log)
   PostgreSQL       127.0.0.1:5432  :5433  :5434   (user postgres, password super-pass)
   HAProxy          writes 127.0.0.1:5000, reads 127.0.0.1:5001, stats http://127.0.0.1:7000
-  Prometheus       http://127.0.0.1:9090        Grafana dashboard: examples/grafana/hactl-dashboard.json
+  Prometheus       http://127.0.0.1:9090        alerts: http://127.0.0.1:9090/alerts
+                   Grafana dashboard: examples/grafana/hactl-dashboard.json
 
   Try, in another terminal:
     $HACTL -c $ROOT/examples/config/node1.yml list

@@ -40,6 +40,7 @@ unit=$(dpkg -L hactl | grep '/hactl.service$') || fail "no systemd unit"
 for f in /usr/bin/hactl /usr/bin/hactl-fencer; do [ -x "$f" ] || fail "$f missing"; done
 [ -f /usr/share/doc/hactl/examples/haproxy.cfg ] || fail "HAProxy example missing"
 [ -f /usr/share/doc/hactl/examples/prometheus.yml ] || fail "Prometheus example missing"
+[ -f /usr/share/doc/hactl/examples/alerts.yml ] || fail "Prometheus alert rules missing"
 [ "$(stat -c '%a %G' /etc/hactl/hactl.yml)" = "640 postgres" ] || fail "/etc/hactl/hactl.yml: $(stat -c '%a %G' /etc/hactl/hactl.yml)"
 grep -q '^Restart=always' "$unit" || fail "the unit does not restart"
 grep -q '^User=postgres' "$unit" || fail "the unit does not run as postgres"

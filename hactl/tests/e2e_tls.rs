@@ -32,8 +32,12 @@ impl Prometheus {
             .map(|n| format!("'127.0.0.1:{}'", n.api_port))
             .collect();
         let cfg = format!(
-            "global: {{scrape_interval: 1s, scrape_timeout: 900ms}}\nscrape_configs:\n  - job_name: hactl\n    scheme: https\n    \
+            "global: {{scrape_interval: 1s, scrape_timeout: 900ms, evaluation_interval: 1s}}\nrule_files: ['{}']\n\
+             scrape_configs:\n  - job_name: hactl\n    scheme: https\n    \
              tls_config: {{ca_file: '{}', cert_file: '{}', key_file: '{}'}}\n    static_configs: [{{targets: [{}]}}]\n",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples/prometheus/alerts.yml")
+                .display(),
             p.ca.display(),
             p.client_cert.display(),
             p.client_key.display(),
@@ -53,6 +57,23 @@ impl Prometheus {
             .spawn()
             .expect("prometheus");
         Prometheus { child, port }
+    }
+
+    /// The alerting rules Prometheus loaded: (name, health, state) each.
+    async fn rules(&self) -> Vec<(String, String, String)> {
+        let url = format!("http://127.0.0.1:{}/api/v1/rules", self.port);
+        let Ok(r) = reqwest::get(url).await else {
+            return Vec::new();
+        };
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        let mut out = Vec::new();
+        for g in v["data"]["groups"].as_array().into_iter().flatten() {
+            for r in g["rules"].as_array().into_iter().flatten() {
+                let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+                out.push((s("name"), s("health"), s("state")));
+            }
+        }
+        out
     }
 
     /// The value of a PromQL expression that returns one sample, once Prometheus answers it.
@@ -308,6 +329,26 @@ async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_on
         Some(1.0),
         "one primary in the scraped metrics"
     );
+    // The example alert rules load and evaluate on the live metrics; on a healthy cluster none is firing or
+    // pending but the pending-restart one (none is pending a restart here either).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rules = loop {
+        let rules = prom.rules().await;
+        if (rules.len() == 5 && rules.iter().all(|(_, health, _)| health == "ok"))
+            || Instant::now() > deadline
+        {
+            break rules;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(rules.len(), 5, "the example alert rules loaded: {rules:?}");
+    for (name, health, state) in &rules {
+        assert_eq!(
+            (health.as_str(), state.as_str()),
+            ("ok", "inactive"),
+            "{name} on a healthy cluster"
+        );
+    }
 
     let (newp, took, gap) = switchover_through_the_cli(&c, &w, first).await;
     // The old primary rejoined (pg_rewind and streaming over TLS, with the rewind and replication roles' options).
