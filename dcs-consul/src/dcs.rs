@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use consulrs::client::ConsulClient;
-use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
+use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
 use ha_core::model::codec::{keys, to_json};
 use ha_core::model::{
     Cluster, Failover, GlobalConfig, HistoryEntry, KeyPath, MemberData, RawEntry, Status, SyncState,
@@ -118,7 +118,7 @@ impl ConsulDcs {
 }
 
 #[async_trait]
-impl Dcs for ConsulDcs {
+impl DcsClient for ConsulDcs {
     async fn load(&self) -> Result<Cluster, DcsError> {
         let span = info_span!("consul_load", prefix = %self.prefix());
         async {
@@ -156,6 +156,54 @@ impl Dcs for ConsulDcs {
         .await
     }
 
+    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
+        self.delete("delete member", self.member_key(name), None, false)
+            .await?;
+        self.state().member_seen = None;
+        Ok(())
+    }
+
+    async fn set_config(
+        &self,
+        config: &GlobalConfig,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.put_versioned("config", keys::CONFIG, to_json(config), version)
+            .await
+    }
+
+    async fn set_failover(
+        &self,
+        failover: &Failover,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.put_versioned("failover", keys::FAILOVER, to_json(failover), version)
+            .await
+    }
+
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
+        self.put_versioned("sync", keys::SYNC, to_json(sync), version)
+            .await
+    }
+
+    async fn set_history(
+        &self,
+        history: &[HistoryEntry],
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.put_versioned("history", keys::HISTORY, to_json(&history), version)
+            .await
+    }
+
+    async fn delete_cluster(&self) -> Result<(), DcsError> {
+        self.delete("delete cluster", self.prefix().to_string(), None, true)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Dcs for ConsulDcs {
     fn set_retry_timeout(&self, timeout: Duration) {
         self.retry_timeout_ms
             .store(timeout.as_millis().max(1) as u64, Ordering::Relaxed);
@@ -342,45 +390,6 @@ impl Dcs for ConsulDcs {
         }
     }
 
-    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
-        self.delete("delete member", self.member_key(name), None, false)
-            .await?;
-        self.state().member_seen = None;
-        Ok(())
-    }
-
-    async fn set_config(
-        &self,
-        config: &GlobalConfig,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.put_versioned("config", keys::CONFIG, to_json(config), version)
-            .await
-    }
-
-    async fn set_failover(
-        &self,
-        failover: &Failover,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.put_versioned("failover", keys::FAILOVER, to_json(failover), version)
-            .await
-    }
-
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.put_versioned("sync", keys::SYNC, to_json(sync), version)
-            .await
-    }
-
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.put_versioned("history", keys::HISTORY, to_json(&history), version)
-            .await
-    }
-
     async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
         self.put_versioned("status", keys::STATUS, to_json(status), None)
             .await
@@ -389,12 +398,6 @@ impl Dcs for ConsulDcs {
     async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError> {
         self.put_versioned("failsafe", keys::FAILSAFE, to_json(members), None)
             .await
-    }
-
-    async fn delete_cluster(&self) -> Result<(), DcsError> {
-        self.delete("delete cluster", self.prefix().to_string(), None, true)
-            .await?;
-        Ok(())
     }
 
     async fn watch_leader(

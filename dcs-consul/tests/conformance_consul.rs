@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use dcs_consul::testing::ConsulServer;
 use dcs_consul::{ConsulDcs, ConsulSettings};
 use ha_core::conformance::{self, Harness};
-use ha_core::dcs::Dcs;
+use ha_core::dcs::{Dcs, DcsClient};
 use ha_core::sync::lock;
 
 const SCOPE: &str = "batman";

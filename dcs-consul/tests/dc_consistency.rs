@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dcs_consul::testing::ConsulServer;
 use dcs_consul::{Consistency, ConsulDcs, ConsulSettings};
-use ha_core::dcs::Dcs;
+use ha_core::dcs::{Dcs, DcsClient};
 
 fn settings(
     server: &ConsulServer,

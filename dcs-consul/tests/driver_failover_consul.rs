@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dcs_consul::testing::ConsulServer;
 use dcs_consul::{ConsulDcs, ConsulSettings};
-use ha_core::dcs::Dcs;
+use ha_core::dcs::DcsClient;
 use ha_core::model::GlobalConfig;
 use ha_core::testing::DriverCluster;
 

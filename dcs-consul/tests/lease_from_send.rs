@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use dcs_consul::testing::ConsulServer;
 use dcs_consul::{ConsulDcs, ConsulSettings};
-use ha_core::dcs::Dcs;
+use ha_core::dcs::{Dcs, DcsClient};
 use ha_core::model::{MemberData, Timing};
 
 const TTL: Duration = Duration::from_secs(20);

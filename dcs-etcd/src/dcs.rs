@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::ConnectOptions;
-use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
+use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
 use ha_core::model::codec::{keys, to_json, KeyPath};
 use ha_core::model::{
     Cluster, Failover, GlobalConfig, HistoryEntry, MemberData, Status, SyncState,
@@ -194,7 +194,7 @@ impl Inner {
 }
 
 #[async_trait]
-impl Dcs for EtcdDcs {
+impl DcsClient for EtcdDcs {
     async fn load(&self) -> Result<Cluster, DcsError> {
         self.inner
             .do_load()
@@ -202,6 +202,63 @@ impl Dcs for EtcdDcs {
             .await
     }
 
+    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
+        self.inner
+            .do_delete_member(name)
+            .instrument(self.inner.span("delete_member"))
+            .await
+    }
+
+    async fn set_config(
+        &self,
+        config: &GlobalConfig,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.inner
+            .write_versioned("set_config", keys::CONFIG, to_json(config), version)
+            .instrument(self.inner.span("set_config"))
+            .await
+    }
+
+    async fn set_failover(
+        &self,
+        failover: &Failover,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.inner
+            .write_versioned("set_failover", keys::FAILOVER, to_json(failover), version)
+            .instrument(self.inner.span("set_failover"))
+            .await
+    }
+
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
+        self.inner
+            .write_versioned("set_sync_state", keys::SYNC, to_json(sync), version)
+            .instrument(self.inner.span("set_sync_state"))
+            .await
+    }
+
+    async fn set_history(
+        &self,
+        history: &[HistoryEntry],
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.inner
+            .write_versioned("set_history", keys::HISTORY, to_json(&history), version)
+            .instrument(self.inner.span("set_history"))
+            .await
+    }
+
+    async fn delete_cluster(&self) -> Result<(), DcsError> {
+        self.inner
+            .do_delete_cluster()
+            .instrument(self.inner.span("delete_cluster"))
+            .await
+    }
+}
+
+#[async_trait]
+impl Dcs for EtcdDcs {
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
         self.inner
             .do_set_ttl(ttl)
@@ -274,53 +331,6 @@ impl Dcs for EtcdDcs {
             .await
     }
 
-    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
-        self.inner
-            .do_delete_member(name)
-            .instrument(self.inner.span("delete_member"))
-            .await
-    }
-
-    async fn set_config(
-        &self,
-        config: &GlobalConfig,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .write_versioned("set_config", keys::CONFIG, to_json(config), version)
-            .instrument(self.inner.span("set_config"))
-            .await
-    }
-
-    async fn set_failover(
-        &self,
-        failover: &Failover,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .write_versioned("set_failover", keys::FAILOVER, to_json(failover), version)
-            .instrument(self.inner.span("set_failover"))
-            .await
-    }
-
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.inner
-            .write_versioned("set_sync_state", keys::SYNC, to_json(sync), version)
-            .instrument(self.inner.span("set_sync_state"))
-            .await
-    }
-
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .write_versioned("set_history", keys::HISTORY, to_json(&history), version)
-            .instrument(self.inner.span("set_history"))
-            .await
-    }
-
     async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
         self.inner
             .put(
@@ -343,13 +353,6 @@ impl Dcs for EtcdDcs {
             .instrument(self.inner.span("write_failsafe"))
             .await
             .map(|_| ())
-    }
-
-    async fn delete_cluster(&self) -> Result<(), DcsError> {
-        self.inner
-            .do_delete_cluster()
-            .instrument(self.inner.span("delete_cluster"))
-            .await
     }
 
     async fn watch_leader(

@@ -25,7 +25,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! use dcs_etcd::{EtcdDcs, EtcdSettings};
-//! use ha_core::dcs::Dcs;
+//! use ha_core::dcs::{Dcs, DcsClient};
 //! let mut settings = EtcdSettings::new(["10.0.0.1:2379", "10.0.0.2:2379", "10.0.0.3:2379"], "batman", "node1");
 //! settings.request_timeout = Duration::from_secs(10);   // retry_timeout
 //! let dcs = EtcdDcs::new(settings)?;                    // no network yet: connects on first use

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::{raw_client, settings, REQUEST_TIMEOUT};
 use dcs_etcd::testing::{etcd_or_skip, EtcdServer};
 use dcs_etcd::EtcdDcs;
-use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
+use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
 use ha_core::model::codec::{to_json, KeyPath};
 use ha_core::model::{Failover, GlobalConfig, MemberData};
 

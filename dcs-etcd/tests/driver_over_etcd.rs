@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use dcs_etcd::testing::{etcd_or_skip, EtcdCluster};
 use dcs_etcd::{EtcdDcs, EtcdSettings};
-use ha_core::dcs::Dcs;
+use ha_core::dcs::DcsClient;
 use ha_core::decision::NodeIdentity;
 use ha_core::driver::{Driver, DriverSettings};
 use ha_core::model::GlobalConfig;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use common::{raw_client, settings, REQUEST_TIMEOUT, TTL};
 use dcs_etcd::testing::{etcd_or_skip, free_port, EtcdServer};
 use dcs_etcd::EtcdDcs;
-use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
+use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
 use ha_core::model::codec::KeyPath;
 use ha_core::model::{Failover, GlobalConfig, MemberData};
 use ha_core::testing::TcpProxy;

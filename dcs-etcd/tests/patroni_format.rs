@@ -7,7 +7,7 @@ use common::{raw_client, settings, TTL};
 use dcs_etcd::testing::{etcd_or_skip, EtcdServer};
 use dcs_etcd::EtcdDcs;
 use etcd_client::PutOptions;
-use ha_core::dcs::Dcs;
+use ha_core::dcs::{Dcs, DcsClient};
 use ha_core::model::codec::KeyPath;
 
 const REPLICA: &str = r#"{"conn_url":"postgres://127.0.0.1:5433/postgres","api_url":"http://127.0.0.1:8009/patroni","state":"running","role":"replica","version":"4.1.4","xlog_location":67393608,"replay_lsn":67393608,"receive_lsn":67393608,"replication_state":"streaming","timeline":1}"#;

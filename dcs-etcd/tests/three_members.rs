@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use common::{raw_client, settings, REQUEST_TIMEOUT, TTL};
 use dcs_etcd::testing::{etcd_or_skip, EtcdCluster};
 use dcs_etcd::EtcdDcs;
-use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
+use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
 use ha_core::model::codec::KeyPath;
 use ha_core::model::{GlobalConfig, MemberData};
 

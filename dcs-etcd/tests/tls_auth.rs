@@ -13,7 +13,7 @@ use common::{settings, TTL};
 use dcs_etcd::testing::{etcd_or_skip, EtcdServer, ServerTlsFiles};
 use dcs_etcd::{EtcdDcs, EtcdSettings, EtcdTls};
 use ha_core::conformance::{self, Harness};
-use ha_core::dcs::{Dcs, DcsError};
+use ha_core::dcs::{Dcs, DcsClient, DcsError};
 use ha_core::model::codec::KeyPath;
 use ha_core::sync::lock;
 

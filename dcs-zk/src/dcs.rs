@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ha_core::dcs::{Dcs, DcsError, WatchOutcome};
+use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
 use ha_core::model::codec::{keys, to_json};
 use ha_core::model::{
     Cluster, Failover, GlobalConfig, HistoryEntry, KeyPath, MemberData, Status, SyncState,
@@ -164,11 +164,75 @@ impl Drop for ZkDcs {
 }
 
 #[async_trait]
-impl Dcs for ZkDcs {
+impl DcsClient for ZkDcs {
     async fn load(&self) -> Result<Cluster, DcsError> {
         self.inner.load().await
     }
 
+    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
+        let inner = &self.inner;
+        let c = inner.conn().await?;
+        inner
+            .delete(
+                &c,
+                "delete member",
+                &inner.key(&format!("{}{name}", keys::MEMBERS)),
+                None,
+            )
+            .await?;
+        if inner.name.as_deref() == Some(name) {
+            c.set_member_written(None);
+        }
+        Ok(())
+    }
+
+    async fn set_config(
+        &self,
+        config: &GlobalConfig,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.inner
+            .put("config", keys::CONFIG, to_json(config), version)
+            .await
+    }
+
+    async fn set_failover(
+        &self,
+        failover: &Failover,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.inner
+            .put("failover", keys::FAILOVER, to_json(failover), version)
+            .await
+    }
+
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
+        self.inner
+            .put("sync", keys::SYNC, to_json(sync), version)
+            .await
+    }
+
+    async fn set_history(
+        &self,
+        history: &[HistoryEntry],
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.inner
+            .put("history", keys::HISTORY, to_json(&history), version)
+            .await
+    }
+
+    async fn delete_cluster(&self) -> Result<(), DcsError> {
+        let inner = &self.inner;
+        let c = inner.conn().await?;
+        inner.delete_tree(&c, &inner.prefix()).await?;
+        c.set_member_written(None);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Dcs for ZkDcs {
     fn set_retry_timeout(&self, timeout: Duration) {
         self.inner
             .retry_timeout_ms
@@ -415,59 +479,6 @@ impl Dcs for ZkDcs {
         Ok(())
     }
 
-    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
-        let inner = &self.inner;
-        let c = inner.conn().await?;
-        inner
-            .delete(
-                &c,
-                "delete member",
-                &inner.key(&format!("{}{name}", keys::MEMBERS)),
-                None,
-            )
-            .await?;
-        if inner.name.as_deref() == Some(name) {
-            c.set_member_written(None);
-        }
-        Ok(())
-    }
-
-    async fn set_config(
-        &self,
-        config: &GlobalConfig,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .put("config", keys::CONFIG, to_json(config), version)
-            .await
-    }
-
-    async fn set_failover(
-        &self,
-        failover: &Failover,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .put("failover", keys::FAILOVER, to_json(failover), version)
-            .await
-    }
-
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.inner
-            .put("sync", keys::SYNC, to_json(sync), version)
-            .await
-    }
-
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .put("history", keys::HISTORY, to_json(&history), version)
-            .await
-    }
-
     async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
         self.inner
             .put("status", keys::STATUS, to_json(status), None)
@@ -478,14 +489,6 @@ impl Dcs for ZkDcs {
         self.inner
             .put("failsafe", keys::FAILSAFE, to_json(members), None)
             .await
-    }
-
-    async fn delete_cluster(&self) -> Result<(), DcsError> {
-        let inner = &self.inner;
-        let c = inner.conn().await?;
-        inner.delete_tree(&c, &inner.prefix()).await?;
-        c.set_member_written(None);
-        Ok(())
     }
 
     async fn watch_leader(

@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine;
 use dcs_zk::testing::ZkServer;
 use dcs_zk::{acl_from_patroni, Permission, ZkDcs, ZkSettings};
-use ha_core::dcs::Dcs;
+use ha_core::dcs::{Dcs, DcsClient};
 use zookeeper_async::{ZkError, ZooKeeper};
 
 const USER: &str = "hactl";

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use dcs_zk::testing::ZkServer;
 use dcs_zk::{ZkDcs, ZkSettings};
 use ha_core::conformance::{self, Harness};
-use ha_core::dcs::Dcs;
+use ha_core::dcs::{Dcs, DcsClient};
 use ha_core::testing::TcpProxy;
 
 const SCOPE: &str = "batman";

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dcs_zk::testing::ZkServer;
 use dcs_zk::{ZkDcs, ZkSettings};
-use ha_core::dcs::{Dcs, DcsError};
+use ha_core::dcs::{Dcs, DcsClient, DcsError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_capped_below_the_ttl_refuses_the_lock_and_one_that_fits_takes_it() {

@@ -38,14 +38,47 @@ pub enum WatchOutcome {
     TimedOut,
 }
 
-/// The DCS operations of one node. Each call must return within the client's own deadline (`retry_timeout`):
-/// a hung DCS call must not hang the loop.
+/// What any client of a cluster's keys may do, with or without a lease: read the cluster, compare-and-set the
+/// shared keys, delete a member or the cluster. The CLI and the REST API hold only this (Patroni's ctl clients are
+/// lease-less too), so they cannot be asked to take, renew or release the leader lock or to write as a member;
+/// [`Dcs`] adds what only a node does. Each call must return within the client's own deadline (`retry_timeout`).
 #[async_trait]
-pub trait Dcs: Send + Sync {
+pub trait DcsClient: Send + Sync {
     /// Reads the whole cluster prefix as one snapshot. Malformed values are logged and left out (see
     /// [`Cluster::from_entries`]).
     async fn load(&self) -> Result<Cluster, DcsError>;
 
+    /// Deletes a member key (`hactl remove`, or a node leaving for good).
+    async fn delete_member(&self, name: &str) -> Result<(), DcsError>;
+
+    /// Writes `config`. `version: Some(v)` is a compare-and-set against the version read; `None` writes
+    /// unconditionally (bootstrap).
+    async fn set_config(&self, config: &GlobalConfig, version: Option<u64>)
+        -> Result<(), DcsError>;
+
+    /// Writes `failover` (`{}` clears it), compare-and-set on `version` when given.
+    async fn set_failover(&self, failover: &Failover, version: Option<u64>)
+        -> Result<(), DcsError>;
+
+    /// Writes `sync`, compare-and-set on `version` when given.
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError>;
+
+    /// Writes `history`, compare-and-set on `version` when given.
+    async fn set_history(
+        &self,
+        history: &[HistoryEntry],
+        version: Option<u64>,
+    ) -> Result<(), DcsError>;
+
+    /// Deletes the whole cluster prefix (`hactl remove`).
+    async fn delete_cluster(&self) -> Result<(), DcsError>;
+}
+
+/// The DCS operations of one node: its lease (the leader lock and its member key live and die with it), the
+/// bootstrap race, the leader's own keys (`status`, `failsafe`) and the leader watch, on top of [`DcsClient`]. Each
+/// call must return within the client's own deadline (`retry_timeout`): a hung DCS call must not hang the loop.
+#[async_trait]
+pub trait Dcs: DcsClient {
     /// Sets the lease length used for the leader and member keys from now on.
     async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError>;
 
@@ -75,36 +108,11 @@ pub trait Dcs: Send + Sync {
     /// Writes our member key, bound to our lease.
     async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError>;
 
-    /// Deletes a member key (`hactl remove`, or a node leaving for good).
-    async fn delete_member(&self, name: &str) -> Result<(), DcsError>;
-
-    /// Writes `config`. `version: Some(v)` is a compare-and-set against the version read; `None` writes
-    /// unconditionally (bootstrap).
-    async fn set_config(&self, config: &GlobalConfig, version: Option<u64>)
-        -> Result<(), DcsError>;
-
-    /// Writes `failover` (`{}` clears it), compare-and-set on `version` when given.
-    async fn set_failover(&self, failover: &Failover, version: Option<u64>)
-        -> Result<(), DcsError>;
-
-    /// Writes `sync`, compare-and-set on `version` when given.
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError>;
-
-    /// Writes `history`, compare-and-set on `version` when given.
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError>;
-
     /// Writes `status` (the leader's optime).
     async fn write_status(&self, status: &Status) -> Result<(), DcsError>;
 
     /// Writes `failsafe` (every member's api_url).
     async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError>;
-
-    /// Deletes the whole cluster prefix (`hactl remove`).
-    async fn delete_cluster(&self) -> Result<(), DcsError>;
 
     /// Returns as soon as the leader key changes, or after `timeout`. `known_version` is the leader key's version
     /// in the last snapshot (`None`: there was no leader key), so a change between that load and this call is seen.
@@ -119,40 +127,15 @@ pub trait Dcs: Send + Sync {
 /// holds another `Arc` of the same client). Every call goes through unchanged: `touch_member` in particular must
 /// reach the backend each loop, because the same call keeps the member's lease alive.
 #[async_trait]
-impl<T: Dcs + ?Sized> Dcs for std::sync::Arc<T> {
+impl<T: DcsClient + ?Sized> DcsClient for std::sync::Arc<T> {
     async fn load(&self) -> Result<Cluster, DcsError> {
         (**self).load().await
     }
-    async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
-        (**self).set_ttl(ttl).await
-    }
-    fn set_retry_timeout(&self, timeout: Duration) {
-        (**self).set_retry_timeout(timeout)
-    }
-    async fn initialize_race(&self, value: &str) -> Result<bool, DcsError> {
-        (**self).initialize_race(value).await
-    }
-    async fn set_initialize(&self, sysid: &str) -> Result<(), DcsError> {
-        (**self).set_initialize(sysid).await
-    }
-    async fn cancel_initialization(&self) -> Result<(), DcsError> {
-        (**self).cancel_initialization().await
-    }
-    async fn acquire_leader(&self, name: &str) -> Result<bool, DcsError> {
-        (**self).acquire_leader(name).await
-    }
-    async fn renew_leader(&self, name: &str) -> Result<bool, DcsError> {
-        (**self).renew_leader(name).await
-    }
-    async fn release_leader(&self, name: &str) -> Result<(), DcsError> {
-        (**self).release_leader(name).await
-    }
-    async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError> {
-        (**self).touch_member(name, data).await
-    }
+
     async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
         (**self).delete_member(name).await
     }
+
     async fn set_config(
         &self,
         config: &GlobalConfig,
@@ -160,6 +143,7 @@ impl<T: Dcs + ?Sized> Dcs for std::sync::Arc<T> {
     ) -> Result<(), DcsError> {
         (**self).set_config(config, version).await
     }
+
     async fn set_failover(
         &self,
         failover: &Failover,
@@ -167,9 +151,11 @@ impl<T: Dcs + ?Sized> Dcs for std::sync::Arc<T> {
     ) -> Result<(), DcsError> {
         (**self).set_failover(failover, version).await
     }
+
     async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
         (**self).set_sync_state(sync, version).await
     }
+
     async fn set_history(
         &self,
         history: &[HistoryEntry],
@@ -177,15 +163,58 @@ impl<T: Dcs + ?Sized> Dcs for std::sync::Arc<T> {
     ) -> Result<(), DcsError> {
         (**self).set_history(history, version).await
     }
-    async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
-        (**self).write_status(status).await
-    }
-    async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError> {
-        (**self).write_failsafe(members).await
-    }
+
     async fn delete_cluster(&self) -> Result<(), DcsError> {
         (**self).delete_cluster().await
     }
+}
+
+#[async_trait]
+impl<T: Dcs + ?Sized> Dcs for std::sync::Arc<T> {
+    async fn set_ttl(&self, ttl: Duration) -> Result<(), DcsError> {
+        (**self).set_ttl(ttl).await
+    }
+
+    fn set_retry_timeout(&self, timeout: Duration) {
+        (**self).set_retry_timeout(timeout)
+    }
+
+    async fn initialize_race(&self, value: &str) -> Result<bool, DcsError> {
+        (**self).initialize_race(value).await
+    }
+
+    async fn set_initialize(&self, sysid: &str) -> Result<(), DcsError> {
+        (**self).set_initialize(sysid).await
+    }
+
+    async fn cancel_initialization(&self) -> Result<(), DcsError> {
+        (**self).cancel_initialization().await
+    }
+
+    async fn acquire_leader(&self, name: &str) -> Result<bool, DcsError> {
+        (**self).acquire_leader(name).await
+    }
+
+    async fn renew_leader(&self, name: &str) -> Result<bool, DcsError> {
+        (**self).renew_leader(name).await
+    }
+
+    async fn release_leader(&self, name: &str) -> Result<(), DcsError> {
+        (**self).release_leader(name).await
+    }
+
+    async fn touch_member(&self, name: &str, data: &MemberData) -> Result<(), DcsError> {
+        (**self).touch_member(name, data).await
+    }
+
+    async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
+        (**self).write_status(status).await
+    }
+
+    async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError> {
+        (**self).write_failsafe(members).await
+    }
+
     async fn watch_leader(
         &self,
         known_version: Option<u64>,

@@ -3,7 +3,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use ha_core::{mock_dcs::MemoryDcs, time::ManualClock, dcs::Dcs};
+//! use ha_core::{mock_dcs::MemoryDcs, time::ManualClock, dcs::{Dcs, DcsClient}};
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 //! let clock = ManualClock::new(0);
 //! let dcs = MemoryDcs::new(Arc::new(clock.clone()));
@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::dcs::{Dcs, DcsError, WatchOutcome};
+use crate::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
 use crate::model::codec::{keys, to_json};
 use crate::model::{
     Cluster, Failover, GlobalConfig, HistoryEntry, MemberData, RawEntry, Status, SyncState,
@@ -244,7 +244,7 @@ impl MemoryDcsClient {
 }
 
 #[async_trait]
-impl Dcs for MemoryDcsClient {
+impl DcsClient for MemoryDcsClient {
     async fn load(&self) -> Result<Cluster, DcsError> {
         self.with_op(true, |g, _| {
             Ok(Cluster::from_entries(g.entries.iter().map(|(k, e)| {
@@ -259,6 +259,63 @@ impl Dcs for MemoryDcsClient {
         .await
     }
 
+    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
+        self.with(|g, _| {
+            if g.entries
+                .remove(&format!("{}{}", keys::MEMBERS, name))
+                .is_some()
+            {
+                g.next_rev();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_config(
+        &self,
+        config: &GlobalConfig,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.with(|g, _| g.cas(keys::CONFIG, to_json(config), version))
+            .await
+    }
+
+    async fn set_failover(
+        &self,
+        failover: &Failover,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.with(|g, _| g.cas(keys::FAILOVER, to_json(failover), version))
+            .await
+    }
+
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
+        self.with(|g, _| g.cas(keys::SYNC, to_json(sync), version))
+            .await
+    }
+
+    async fn set_history(
+        &self,
+        history: &[HistoryEntry],
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.with(|g, _| g.cas(keys::HISTORY, to_json(&history), version))
+            .await
+    }
+
+    async fn delete_cluster(&self) -> Result<(), DcsError> {
+        self.with(|g, _| {
+            g.entries.clear();
+            g.next_rev();
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Dcs for MemoryDcsClient {
     // Calls of the mock answer at once (or fail by injection): it has no deadline to change.
     fn set_retry_timeout(&self, _timeout: Duration) {}
 
@@ -359,51 +416,6 @@ impl Dcs for MemoryDcsClient {
         .await
     }
 
-    async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
-        self.with(|g, _| {
-            if g.entries
-                .remove(&format!("{}{}", keys::MEMBERS, name))
-                .is_some()
-            {
-                g.next_rev();
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    async fn set_config(
-        &self,
-        config: &GlobalConfig,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.with(|g, _| g.cas(keys::CONFIG, to_json(config), version))
-            .await
-    }
-
-    async fn set_failover(
-        &self,
-        failover: &Failover,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.with(|g, _| g.cas(keys::FAILOVER, to_json(failover), version))
-            .await
-    }
-
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.with(|g, _| g.cas(keys::SYNC, to_json(sync), version))
-            .await
-    }
-
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.with(|g, _| g.cas(keys::HISTORY, to_json(&history), version))
-            .await
-    }
-
     async fn write_status(&self, status: &Status) -> Result<(), DcsError> {
         self.with(|g, _| g.cas(keys::STATUS, to_json(status), None))
             .await
@@ -412,15 +424,6 @@ impl Dcs for MemoryDcsClient {
     async fn write_failsafe(&self, members: &BTreeMap<String, String>) -> Result<(), DcsError> {
         self.with(|g, _| g.cas(keys::FAILSAFE, to_json(members), None))
             .await
-    }
-
-    async fn delete_cluster(&self) -> Result<(), DcsError> {
-        self.with(|g, _| {
-            g.entries.clear();
-            g.next_rev();
-            Ok(())
-        })
-        .await
     }
 
     async fn watch_leader(

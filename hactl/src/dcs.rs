@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ha_core::dcs::Dcs;
+use ha_core::dcs::{Dcs, DcsClient};
 
 use crate::config::{Config, DcsConfig, EtcdConfig};
 
@@ -28,7 +28,7 @@ pub enum DcsBuildError {
 
 /// A node's client (with a lease) or a ctl client (without).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DcsMode {
+enum DcsMode {
     Node,
     Ctl,
 }
@@ -115,7 +115,17 @@ fn etcd_settings(
 }
 
 /// The DCS client for `config`. Call it inside a tokio runtime (the ZooKeeper client spawns its lease reaper).
-pub fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildError> {
+pub fn connect_node(config: &Config) -> Result<Arc<dyn Dcs>, DcsBuildError> {
+    connect(config, DcsMode::Node)
+}
+
+/// A lease-less client for `config`'s cluster, as the CLI and the REST API's writes use (patronictl's): it reads
+/// and compare-and-sets the shared keys, and its type offers nothing that takes the lock or writes a member key.
+pub fn connect_ctl(config: &Config) -> Result<Arc<dyn DcsClient>, DcsBuildError> {
+    Ok(connect(config, DcsMode::Ctl)?)
+}
+
+fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildError> {
     let dcs = config.dcs.as_ref().ok_or(DcsBuildError::NotConfigured)?;
     #[cfg_attr(
         not(any(feature = "consul", feature = "zookeeper")),
@@ -206,7 +216,7 @@ pub fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildE
 /// One `load` at start-up, so that credentials or TLS settings the DCS rejects refuse the start naming the key
 /// (Patroni would retry forever with a node that can never join). An unreachable DCS is not refused: it may come
 /// later, and the HA loop rides that out.
-pub async fn check_credentials(config: &Config, dcs: &Arc<dyn Dcs>) -> Result<(), DcsBuildError> {
+pub async fn check_credentials(config: &Config, dcs: &dyn DcsClient) -> Result<(), DcsBuildError> {
     let Some(section) = config.dcs.as_ref().map(DcsConfig::kind) else {
         return Ok(());
     };

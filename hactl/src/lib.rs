@@ -16,13 +16,13 @@
 //! let identity = config.node_identity(hactl::VERSION);
 //! let pg = pg_control::PgCtl::new(hactl::daemon::pg_settings(&config)?).await?;
 //! let driver = Driver::new(
-//!     dcs::connect(&config, dcs::DcsMode::Node)?,
+//!     dcs::connect_node(&config)?,
 //!     pg,
 //!     Arc::new(SystemClock::new()),
 //!     DriverSettings { identity: identity.clone(), bootstrap_config: config.bootstrap.dcs.clone(), ..Default::default() },
 //! );
 //! let ctx = api::ApiContext::new(identity, config.scope.clone(), Arc::new(driver.subscribe()),
-//!                                dcs::connect(&config, dcs::DcsMode::Ctl)?, Arc::new(SystemClock::new()))
+//!                                dcs::connect_ctl(&config)?, Arc::new(SystemClock::new()))
 //!     .with_auth(config.restapi.authentication.clone())
 //!     .with_driver_channels(driver.requests(), driver.failsafe_inbox());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8008").await?;

@@ -9,7 +9,7 @@ use std::process::Command;
 use common::certs::make_pki;
 use dcs_etcd::testing::{etcd_or_skip, EtcdServer, ServerTlsFiles};
 use hactl::config::Config;
-use hactl::dcs::{check_credentials, connect, DcsMode};
+use hactl::dcs::{check_credentials, connect_ctl};
 
 fn etcd_yaml(
     endpoint: &str,
@@ -29,11 +29,11 @@ fn etcd_yaml(
 
 async fn start_error(yaml: &str) -> Option<String> {
     let config = Config::from_yaml_str(yaml).unwrap();
-    let dcs = match connect(&config, DcsMode::Ctl) {
+    let dcs = match connect_ctl(&config) {
         Ok(d) => d,
         Err(e) => return Some(e.to_string()),
     };
-    check_credentials(&config, &dcs)
+    check_credentials(&config, &*dcs)
         .await
         .err()
         .map(|e| e.to_string())

@@ -32,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::dcs::{Dcs, WatchOutcome};
+use crate::dcs::{Dcs, DcsClient, WatchOutcome};
 use crate::decision::NodeIdentity;
 use crate::driver::{CycleReport, Driver, DriverSettings};
 use crate::model::{GlobalConfig, MemberData};

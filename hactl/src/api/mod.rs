@@ -2,7 +2,7 @@
 //! patronictl, vip-manager and the Patroni Grafana dashboard work against a hactl node unchanged.
 //!
 //! The server is generic over where the node's state comes from ([`StateSource`]: the driver's report channel in
-//! the daemon, a fixed report in a test) and over the DCS (any [`Dcs`], used lease-less for `/cluster`, `/config`
+//! the daemon, a fixed report in a test) and over the DCS (any [`DcsClient`]: lease-less, for `/cluster`, `/config`
 //! and the switchover writes), so every endpoint is tested without PostgreSQL.
 //!
 //! Routing follows Patroni's: the first path segment picks the handler (`/patroni`, `/cluster`, ...); any other
@@ -28,7 +28,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
-use ha_core::dcs::Dcs;
+use ha_core::dcs::DcsClient;
 use ha_core::decision::NodeIdentity;
 use ha_core::driver::{CycleReport, FailsafeInbox, RequestBox};
 use ha_core::pg::PgControl;
@@ -75,7 +75,7 @@ pub struct ApiContext {
     pub access: access::AccessPolicy,
     pub state: Arc<dyn StateSource>,
     /// A lease-less DCS client: reads and compare-and-set writes only.
-    pub dcs: Arc<dyn Dcs>,
+    pub dcs: Arc<dyn DcsClient>,
     pub clock: Arc<dyn Clock>,
     pub requests: Arc<RequestBox>,
     pub failsafe_inbox: FailsafeInbox,
@@ -102,7 +102,7 @@ impl ApiContext {
         identity: NodeIdentity,
         scope: impl Into<String>,
         state: Arc<dyn StateSource>,
-        dcs: Arc<dyn Dcs>,
+        dcs: Arc<dyn DcsClient>,
         clock: Arc<dyn Clock>,
     ) -> ApiContext {
         ApiContext {

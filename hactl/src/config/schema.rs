@@ -124,7 +124,7 @@ pub struct Config {
 /// The daemon's required keys, read out of a [`Config`] by [`Config::validate_for_daemon`]. Holding one is the
 /// proof the keys were there: the daemon takes them from here rather than unwrapping the config's options again
 /// on the word of a check made elsewhere. The DCS and the PostgreSQL users are checked too, but read by their own
-/// builders ([`crate::dcs::connect`], [`crate::daemon::pg_settings`]).
+/// builders ([`crate::dcs::connect_node`], [`crate::daemon::pg_settings`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonRequired {
     /// `name`, not blank.

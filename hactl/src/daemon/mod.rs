@@ -27,7 +27,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::api::ApiContext;
 use crate::config::{Config, DaemonRequired};
-use crate::dcs::{connect, DcsMode};
+use crate::dcs::{connect_ctl, connect_node};
 use callbacks::{Callback, CallbackHooks};
 use heartbeat::HeartbeatLog;
 pub use pg_control::fencer;
@@ -94,7 +94,7 @@ fn terminate_signal() -> impl std::future::Future<Output = ()> {
 /// running node (a copied config, a second daemon on the same host); two daemons with one name would fight over one
 /// member key and one lock. A member key left by our own previous run does not answer, so a restart is not blocked.
 pub async fn ensure_unique_name(
-    dcs: &Arc<dyn ha_core::dcs::Dcs>,
+    dcs: &Arc<dyn ha_core::dcs::DcsClient>,
     name: &str,
 ) -> Result<(), DaemonError> {
     ensure_unique_name_with(dcs, name, &crate::client::http_client()).await
@@ -103,7 +103,7 @@ pub async fn ensure_unique_name(
 /// [`ensure_unique_name`] with this node's own REST client (its CA and client certificate, for members serving
 /// HTTPS with `verify_client`).
 pub async fn ensure_unique_name_with(
-    dcs: &Arc<dyn ha_core::dcs::Dcs>,
+    dcs: &Arc<dyn ha_core::dcs::DcsClient>,
     name: &str,
     http: &reqwest::Client,
 ) -> Result<(), DaemonError> {
@@ -162,11 +162,11 @@ async fn run_inner(
         settings.state_file.with_extension("failsafe.json"),
     ));
     let pg = Arc::new(pg_control::PgCtl::new(settings).await?);
-    let node_dcs = connect(&config, DcsMode::Node)?;
-    let api_dcs = connect(&config, DcsMode::Ctl)?;
+    let node_dcs = connect_node(&config)?;
+    let api_dcs = connect_ctl(&config)?;
     // A DCS that refuses our certificate, CA or credentials refuses the start, naming the key; an unreachable one
     // does not (the node waits for it, as always).
-    crate::dcs::check_credentials(&config, &api_dcs).await?;
+    crate::dcs::check_credentials(&config, &*api_dcs).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock::new());
     // Every TLS and access setting is read and checked before anything starts: one that cannot be honoured
     // refuses the start, naming its key.

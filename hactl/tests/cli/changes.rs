@@ -321,7 +321,7 @@ async fn remove_asks_for_the_cluster_and_leader_names() {
 #[tokio::test]
 async fn a_second_daemon_with_a_running_nodes_name_refuses_to_start() {
     let (c, _pump) = running_cluster(1).await;
-    let dcs: Arc<dyn ha_core::dcs::Dcs> = Arc::new(c.dcs.client("new-daemon"));
+    let dcs: Arc<dyn ha_core::dcs::DcsClient> = Arc::new(c.dcs.client("new-daemon"));
     let err = hactl::daemon::ensure_unique_name(&dcs, "node1")
         .await
         .unwrap_err();

@@ -1,4 +1,4 @@
-//! patronictl's commands over the [`Dcs`] trait (a lease-less client: reads and compare-and-set writes) and the
+//! patronictl's commands over a [`DcsClient`] (lease-less: reads and compare-and-set writes, never the lock) and the
 //! members' REST API (`api_url` from their member keys). Output goes to a writer and questions are read from a
 //! reader, so each command is tested against a running simulated cluster.
 //!
@@ -30,7 +30,7 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ha_core::dcs::{Dcs, DcsError};
+use ha_core::dcs::{DcsClient, DcsError};
 use ha_core::model::{Cluster, Member};
 use serde_json::Value;
 
@@ -64,13 +64,13 @@ pub enum CliError {
 
 /// Opens a lease-less client for another cluster than the configured one (`list A B`, `dsn other`), as
 /// patronictl reaches any cluster of its DCS by name.
-pub type Connector = Arc<dyn Fn(&str) -> Result<Arc<dyn Dcs>, CliError> + Send + Sync>;
+pub type Connector = Arc<dyn Fn(&str) -> Result<Arc<dyn DcsClient>, CliError> + Send + Sync>;
 
 /// Everything a command needs: the DCS, an HTTP client for members' REST APIs, where to print and where to read
 /// answers from.
 pub struct Ctl<'a> {
     pub scope: String,
-    pub dcs: Arc<dyn Dcs>,
+    pub dcs: Arc<dyn DcsClient>,
     pub http: reqwest::Client,
     pub auth: Option<BasicAuth>,
     pub format: OutputFormat,
@@ -459,7 +459,7 @@ pub async fn run_ctl(
             Some(g) => format!("{name}/{g}"),
             None => name.to_string(),
         };
-        Ok(crate::dcs::connect(&c, crate::dcs::DcsMode::Ctl)?)
+        Ok(crate::dcs::connect_ctl(&c)?)
     });
     let dcs = connect(&config.scope)?;
     use std::io::IsTerminal;
