@@ -329,8 +329,9 @@ async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_on
         Some(1.0),
         "one primary in the scraped metrics"
     );
-    // The example alert rules load and evaluate on the live metrics; on a healthy cluster none is firing or
-    // pending but the pending-restart one (none is pending a restart here either).
+    // The example alert rules load and evaluate on the live metrics; on a healthy cluster none fires. (One may be
+    // pending for a moment: a scrape that times out on a loaded machine leaves the primary's series stale, and "no
+    // primary" holds until the next one, well inside the rule's `for: 1m`.)
     let deadline = Instant::now() + Duration::from_secs(30);
     let rules = loop {
         let rules = prom.rules().await;
@@ -343,11 +344,8 @@ async fn a_tls_cluster_is_checked_scraped_listed_and_switched_over_over_https_on
     };
     assert_eq!(rules.len(), 5, "the example alert rules loaded: {rules:?}");
     for (name, health, state) in &rules {
-        assert_eq!(
-            (health.as_str(), state.as_str()),
-            ("ok", "inactive"),
-            "{name} on a healthy cluster"
-        );
+        assert_eq!(health, "ok", "{name}: {rules:?}");
+        assert_ne!(state, "firing", "{name} on a healthy cluster: {rules:?}");
     }
 
     let (newp, took, gap) = switchover_through_the_cli(&c, &w, first).await;
