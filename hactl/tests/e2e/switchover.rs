@@ -117,8 +117,79 @@ async fn graceful_stop_of_the_primary_daemon_hands_over_without_waiting_for_the_
     let gap = write_gap(&c, &w, t0).await;
     c.start_daemon(old);
     let rejoin = rejoined(&c, old).await;
-    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64()});
+    let takeover = takes_over_a_running_cluster_it_has_no_state_for(&mut c, newp).await;
+    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64(), "takeover_s": takeover.as_secs_f64()});
     finish(&c, w, newp, "graceful_stop_primary", figures, 0).await;
+}
+
+/// The migration path of `docs/pacemaker.md`: PostgreSQL runs as a primary and streaming replicas that hactl knows
+/// nothing of (every daemon and fencer gone, the cluster's keys deleted from the DCS, as before the first hactl
+/// start on a pair another HA manager built). Started on the primary first, then on the others, hactl takes the
+/// cluster over as it is: the primary keeps running without a restart and publishes its own system identifier;
+/// the replicas follow it with their data (no re-clone). Returns how long the primary took to lead.
+async fn takes_over_a_running_cluster_it_has_no_state_for(
+    c: &mut Cluster,
+    primary: usize,
+) -> Duration {
+    let postmasters: Vec<Option<i32>> = c.nodes.iter().map(|n| n.postmaster_pid()).collect();
+    for i in 0..c.nodes.len() {
+        c.kill_daemon_and_fencer(i);
+    }
+    let dcs = dcs_etcd::EtcdDcs::ctl(dcs_etcd::EtcdSettings::new(
+        [c.dcs_endpoint()],
+        c.scope.clone(),
+        "",
+    ))
+    .expect("etcd client");
+    use ha_core::dcs::DcsClient;
+    dcs.delete_cluster().await.expect("the cluster's keys deleted");
+    assert!(dcs.load().await.unwrap().members.is_empty());
+    let sysid = |i: usize| {
+        let port = c.nodes[i].pg_port;
+        async move {
+            let db = e2e_support::Endpoint::Tcp(port)
+                .connect()
+                .await
+                .expect("PostgreSQL still runs");
+            let row = db
+                .query_one("SELECT system_identifier::text FROM pg_control_system()", &[])
+                .await
+                .unwrap();
+            row.get::<_, String>(0)
+        }
+    };
+    let system_id = sysid(primary).await;
+
+    let t0 = Instant::now();
+    c.start_daemon(primary);
+    while c.primary().await != Some(primary) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "hactl did not take the running primary over\n{}",
+            c.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took = t0.elapsed();
+    for i in (0..c.nodes.len()).filter(|i| *i != primary) {
+        c.start_daemon(i);
+    }
+    for i in (0..c.nodes.len()).filter(|i| *i != primary) {
+        rejoined(c, i).await;
+        assert_eq!(sysid(i).await, system_id, "{} was re-made", c.nodes[i].name);
+    }
+    assert_eq!(
+        c.nodes[primary].postmaster_pid(),
+        postmasters[primary],
+        "the primary was restarted\n{}",
+        c.dump_logs()
+    );
+    assert_eq!(
+        dcs.load().await.unwrap().initialize.as_deref(),
+        Some(system_id.as_str()),
+        "the cluster's system identifier is the running primary's"
+    );
+    took
 }
 
 /// `hactl -f json list` on node `i`'s config: (member, role, state) of each member.

@@ -50,6 +50,16 @@ impl Cluster {
         }
     }
 
+    /// hactl goes away from node `i` but PostgreSQL stays: the daemon and its fencer SIGKILLed together, so the
+    /// fencer never fires (as when a node is handed to another HA manager, or comes from one).
+    pub fn kill_daemon_and_fencer(&mut self, i: usize) {
+        let data = self.nodes[i].data_dir.display().to_string();
+        self.kill_daemon(i);
+        let _ = Command::new("pkill")
+            .args(["-KILL", "-f", &format!("hactl[- ]fencer {data}")])
+            .status();
+    }
+
     /// The machine dies: daemon, fencer, postmaster and backends SIGKILLed at once.
     pub fn crash_node(&mut self, i: usize) {
         let data = self.nodes[i].data_dir.display().to_string();
