@@ -142,23 +142,25 @@ async fn takes_over_a_running_cluster_it_has_no_state_for(
     ))
     .expect("etcd client");
     use ha_core::dcs::DcsClient;
-    dcs.delete_cluster().await.expect("the cluster's keys deleted");
+    dcs.delete_cluster()
+        .await
+        .expect("the cluster's keys deleted");
     assert!(dcs.load().await.unwrap().members.is_empty());
-    let sysid = |i: usize| {
-        let port = c.nodes[i].pg_port;
-        async move {
-            let db = e2e_support::Endpoint::Tcp(port)
-                .connect()
-                .await
-                .expect("PostgreSQL still runs");
-            let row = db
-                .query_one("SELECT system_identifier::text FROM pg_control_system()", &[])
-                .await
-                .unwrap();
-            row.get::<_, String>(0)
-        }
+    let sysid = |port: u16| async move {
+        let db = e2e_support::Endpoint::Tcp(port)
+            .connect()
+            .await
+            .expect("PostgreSQL still runs");
+        let row = db
+            .query_one(
+                "SELECT system_identifier::text FROM pg_control_system()",
+                &[],
+            )
+            .await
+            .unwrap();
+        row.get::<_, String>(0)
     };
-    let system_id = sysid(primary).await;
+    let system_id = sysid(c.nodes[primary].pg_port).await;
 
     let t0 = Instant::now();
     c.start_daemon(primary);
@@ -176,7 +178,12 @@ async fn takes_over_a_running_cluster_it_has_no_state_for(
     }
     for i in (0..c.nodes.len()).filter(|i| *i != primary) {
         rejoined(c, i).await;
-        assert_eq!(sysid(i).await, system_id, "{} was re-made", c.nodes[i].name);
+        assert_eq!(
+            sysid(c.nodes[i].pg_port).await,
+            system_id,
+            "{} was re-made",
+            c.nodes[i].name
+        );
     }
     assert_eq!(
         c.nodes[primary].postmaster_pid(),
