@@ -9,11 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use consulrs::client::ConsulClient;
-use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
+use ha_core::dcs::{Dcs, DcsClient, DcsError, SharedKey, WatchOutcome};
 use ha_core::model::codec::{keys, to_json};
-use ha_core::model::{
-    Cluster, Failover, GlobalConfig, HistoryEntry, KeyPath, MemberData, RawEntry, Status, SyncState,
-};
+use ha_core::model::{Cluster, KeyPath, MemberData, RawEntry, Status};
 use ha_core::sync::lock;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -119,6 +117,16 @@ impl ConsulDcs {
 
 #[async_trait]
 impl DcsClient for ConsulDcs {
+    async fn write_shared(
+        &self,
+        key: SharedKey,
+        value: String,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.put_versioned(key.path(), key.path(), value, version)
+            .await
+    }
+
     async fn load(&self) -> Result<Cluster, DcsError> {
         let span = info_span!("consul_load", prefix = %self.prefix());
         async {
@@ -161,38 +169,6 @@ impl DcsClient for ConsulDcs {
             .await?;
         self.state().member_seen = None;
         Ok(())
-    }
-
-    async fn set_config(
-        &self,
-        config: &GlobalConfig,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.put_versioned("config", keys::CONFIG, to_json(config), version)
-            .await
-    }
-
-    async fn set_failover(
-        &self,
-        failover: &Failover,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.put_versioned("failover", keys::FAILOVER, to_json(failover), version)
-            .await
-    }
-
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.put_versioned("sync", keys::SYNC, to_json(sync), version)
-            .await
-    }
-
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.put_versioned("history", keys::HISTORY, to_json(&history), version)
-            .await
     }
 
     async fn delete_cluster(&self) -> Result<(), DcsError> {

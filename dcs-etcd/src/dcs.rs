@@ -21,11 +21,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use etcd_client::ConnectOptions;
-use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
+use ha_core::dcs::{Dcs, DcsClient, DcsError, SharedKey, WatchOutcome};
 use ha_core::model::codec::{keys, to_json, KeyPath};
-use ha_core::model::{
-    Cluster, Failover, GlobalConfig, HistoryEntry, MemberData, Status, SyncState,
-};
+use ha_core::model::{Cluster, MemberData, Status};
 use tracing::{info_span, Instrument, Span};
 
 use crate::cache::Cache;
@@ -195,6 +193,18 @@ impl Inner {
 
 #[async_trait]
 impl DcsClient for EtcdDcs {
+    async fn write_shared(
+        &self,
+        key: SharedKey,
+        value: String,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.inner
+            .write_versioned(key.op(), key.path(), value, version)
+            .instrument(self.inner.span(key.op()))
+            .await
+    }
+
     async fn load(&self) -> Result<Cluster, DcsError> {
         self.inner
             .do_load()
@@ -206,46 +216,6 @@ impl DcsClient for EtcdDcs {
         self.inner
             .do_delete_member(name)
             .instrument(self.inner.span("delete_member"))
-            .await
-    }
-
-    async fn set_config(
-        &self,
-        config: &GlobalConfig,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .write_versioned("set_config", keys::CONFIG, to_json(config), version)
-            .instrument(self.inner.span("set_config"))
-            .await
-    }
-
-    async fn set_failover(
-        &self,
-        failover: &Failover,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .write_versioned("set_failover", keys::FAILOVER, to_json(failover), version)
-            .instrument(self.inner.span("set_failover"))
-            .await
-    }
-
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.inner
-            .write_versioned("set_sync_state", keys::SYNC, to_json(sync), version)
-            .instrument(self.inner.span("set_sync_state"))
-            .await
-    }
-
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .write_versioned("set_history", keys::HISTORY, to_json(&history), version)
-            .instrument(self.inner.span("set_history"))
             .await
     }
 

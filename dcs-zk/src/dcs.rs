@@ -8,11 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
+use ha_core::dcs::{Dcs, DcsClient, DcsError, SharedKey, WatchOutcome};
 use ha_core::model::codec::{keys, to_json};
-use ha_core::model::{
-    Cluster, Failover, GlobalConfig, HistoryEntry, KeyPath, MemberData, Status, SyncState,
-};
+use ha_core::model::{Cluster, KeyPath, MemberData, Status};
 use ha_core::sync::lock;
 use tracing::{info, info_span, warn, Instrument};
 use zookeeper_async::{CreateMode, ZkError};
@@ -165,6 +163,15 @@ impl Drop for ZkDcs {
 
 #[async_trait]
 impl DcsClient for ZkDcs {
+    async fn write_shared(
+        &self,
+        key: SharedKey,
+        value: String,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.inner.put(key.path(), key.path(), value, version).await
+    }
+
     async fn load(&self) -> Result<Cluster, DcsError> {
         self.inner.load().await
     }
@@ -184,42 +191,6 @@ impl DcsClient for ZkDcs {
             c.set_member_written(None);
         }
         Ok(())
-    }
-
-    async fn set_config(
-        &self,
-        config: &GlobalConfig,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .put("config", keys::CONFIG, to_json(config), version)
-            .await
-    }
-
-    async fn set_failover(
-        &self,
-        failover: &Failover,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .put("failover", keys::FAILOVER, to_json(failover), version)
-            .await
-    }
-
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.inner
-            .put("sync", keys::SYNC, to_json(sync), version)
-            .await
-    }
-
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.inner
-            .put("history", keys::HISTORY, to_json(&history), version)
-            .await
     }
 
     async fn delete_cluster(&self) -> Result<(), DcsError> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::model::codec::{keys, to_json};
 use crate::model::{Cluster, Failover, GlobalConfig, HistoryEntry, MemberData, Status, SyncState};
 
 /// What went wrong talking to the DCS. The decision has one policy per kind, so keep them apart.
@@ -26,6 +27,41 @@ impl DcsError {
     /// Whether the DCS could not be reached (the kind failsafe mode and lease expiry act on).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, DcsError::Unreachable(_))
+    }
+}
+
+/// The cluster-wide keys any client may compare-and-set ([`DcsClient::write_shared`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SharedKey {
+    /// `config`: the dynamic configuration.
+    Config,
+    /// `failover`: a switchover or failover request.
+    Failover,
+    /// `sync`: the synchronous standbys (and the quorum).
+    Sync,
+    /// `history`: the timeline history.
+    History,
+}
+
+impl SharedKey {
+    /// The key's name under the cluster's prefix.
+    pub fn path(self) -> &'static str {
+        match self {
+            SharedKey::Config => keys::CONFIG,
+            SharedKey::Failover => keys::FAILOVER,
+            SharedKey::Sync => keys::SYNC,
+            SharedKey::History => keys::HISTORY,
+        }
+    }
+
+    /// The name of the typed write, as backends log and count it.
+    pub fn op(self) -> &'static str {
+        match self {
+            SharedKey::Config => "set_config",
+            SharedKey::Failover => "set_failover",
+            SharedKey::Sync => "set_sync_state",
+            SharedKey::History => "set_history",
+        }
     }
 }
 
@@ -51,24 +87,51 @@ pub trait DcsClient: Send + Sync {
     /// Deletes a member key (`hactl remove`, or a node leaving for good).
     async fn delete_member(&self, name: &str) -> Result<(), DcsError>;
 
+    /// Writes `value` (JSON) at one of the cluster's shared keys: compare-and-set against `version` when given,
+    /// unconditionally otherwise. The one write a backend implements for them; the typed writes below are made of it.
+    async fn write_shared(
+        &self,
+        key: SharedKey,
+        value: String,
+        version: Option<u64>,
+    ) -> Result<(), DcsError>;
+
     /// Writes `config`. `version: Some(v)` is a compare-and-set against the version read; `None` writes
     /// unconditionally (bootstrap).
-    async fn set_config(&self, config: &GlobalConfig, version: Option<u64>)
-        -> Result<(), DcsError>;
+    async fn set_config(
+        &self,
+        config: &GlobalConfig,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.write_shared(SharedKey::Config, to_json(config), version)
+            .await
+    }
 
     /// Writes `failover` (`{}` clears it), compare-and-set on `version` when given.
-    async fn set_failover(&self, failover: &Failover, version: Option<u64>)
-        -> Result<(), DcsError>;
+    async fn set_failover(
+        &self,
+        failover: &Failover,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.write_shared(SharedKey::Failover, to_json(failover), version)
+            .await
+    }
 
     /// Writes `sync`, compare-and-set on `version` when given.
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError>;
+    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
+        self.write_shared(SharedKey::Sync, to_json(sync), version)
+            .await
+    }
 
     /// Writes `history`, compare-and-set on `version` when given.
     async fn set_history(
         &self,
         history: &[HistoryEntry],
         version: Option<u64>,
-    ) -> Result<(), DcsError>;
+    ) -> Result<(), DcsError> {
+        self.write_shared(SharedKey::History, to_json(&history), version)
+            .await
+    }
 
     /// Deletes the whole cluster prefix (`hactl remove`).
     async fn delete_cluster(&self) -> Result<(), DcsError>;
@@ -128,40 +191,21 @@ pub trait Dcs: DcsClient {
 /// reach the backend each loop, because the same call keeps the member's lease alive.
 #[async_trait]
 impl<T: DcsClient + ?Sized> DcsClient for std::sync::Arc<T> {
+    async fn write_shared(
+        &self,
+        key: SharedKey,
+        value: String,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        (**self).write_shared(key, value, version).await
+    }
+
     async fn load(&self) -> Result<Cluster, DcsError> {
         (**self).load().await
     }
 
     async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
         (**self).delete_member(name).await
-    }
-
-    async fn set_config(
-        &self,
-        config: &GlobalConfig,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        (**self).set_config(config, version).await
-    }
-
-    async fn set_failover(
-        &self,
-        failover: &Failover,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        (**self).set_failover(failover, version).await
-    }
-
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        (**self).set_sync_state(sync, version).await
-    }
-
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        (**self).set_history(history, version).await
     }
 
     async fn delete_cluster(&self) -> Result<(), DcsError> {

@@ -29,11 +29,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
+use crate::dcs::{Dcs, DcsClient, DcsError, SharedKey, WatchOutcome};
 use crate::model::codec::{keys, to_json};
-use crate::model::{
-    Cluster, Failover, GlobalConfig, HistoryEntry, MemberData, RawEntry, Status, SyncState,
-};
+use crate::model::{Cluster, Failover, MemberData, RawEntry, Status};
 use crate::time::{Clock, Millis};
 
 #[derive(Debug, Clone)]
@@ -245,6 +243,15 @@ impl MemoryDcsClient {
 
 #[async_trait]
 impl DcsClient for MemoryDcsClient {
+    async fn write_shared(
+        &self,
+        key: SharedKey,
+        value: String,
+        version: Option<u64>,
+    ) -> Result<(), DcsError> {
+        self.with(|g, _| g.cas(key.path(), value, version)).await
+    }
+
     async fn load(&self) -> Result<Cluster, DcsError> {
         self.with_op(true, |g, _| {
             Ok(Cluster::from_entries(g.entries.iter().map(|(k, e)| {
@@ -270,38 +277,6 @@ impl DcsClient for MemoryDcsClient {
             Ok(())
         })
         .await
-    }
-
-    async fn set_config(
-        &self,
-        config: &GlobalConfig,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.with(|g, _| g.cas(keys::CONFIG, to_json(config), version))
-            .await
-    }
-
-    async fn set_failover(
-        &self,
-        failover: &Failover,
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.with(|g, _| g.cas(keys::FAILOVER, to_json(failover), version))
-            .await
-    }
-
-    async fn set_sync_state(&self, sync: &SyncState, version: Option<u64>) -> Result<(), DcsError> {
-        self.with(|g, _| g.cas(keys::SYNC, to_json(sync), version))
-            .await
-    }
-
-    async fn set_history(
-        &self,
-        history: &[HistoryEntry],
-        version: Option<u64>,
-    ) -> Result<(), DcsError> {
-        self.with(|g, _| g.cas(keys::HISTORY, to_json(&history), version))
-            .await
     }
 
     async fn delete_cluster(&self) -> Result<(), DcsError> {
