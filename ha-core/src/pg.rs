@@ -5,6 +5,11 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+/// PostgreSQL's (and Patroni's) text form of an LSN: `0/4000060`.
+pub fn format_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}
+
 /// How to stop PostgreSQL (`pg_ctl stop -m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopMode {

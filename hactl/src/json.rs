@@ -6,10 +6,7 @@
 use ha_core::model::{Cluster, SyncMode};
 use serde_json::{json, Map, Value};
 
-/// Patroni's text form of an LSN: `0/4000060`.
-pub fn format_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
+pub use ha_core::pg::format_lsn;
 
 /// Patroni's `patch_config`: a JSON merge patch where `null` deletes the key.
 pub fn merge_patch(target: &mut Value, patch: &Map<String, Value>) {

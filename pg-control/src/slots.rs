@@ -49,9 +49,7 @@ pub(crate) fn parse_slots(
         .collect()
 }
 
-fn lsn_text(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
-}
+use ha_core::pg::format_lsn as lsn_text;
 
 impl PgCtl {
     /// Applies a slot plan: drops, creates (physical ones reserving WAL at once; logical ones in their database),

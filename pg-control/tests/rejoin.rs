@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::{sql, upstream, wait_for, World};
+use ha_core::decision::rejoin::{self, Rejoin};
+use ha_core::model::{Cluster, HistoryEntry, Leader, Member, MemberData, Versioned};
 use ha_core::pg::{PgRunState, StopMode};
 
 fn lowered() -> BTreeMap<String, String> {
@@ -199,6 +201,149 @@ async fn standby_that_crashed_in_recovery_is_rewound() {
 
     n1.stop(StopMode::Fast).await.unwrap();
     n2.stop(StopMode::Fast).await.unwrap();
+}
+
+/// An asynchronous standby that replayed WAL the promoted one never had: while it runs, PostgreSQL refuses to
+/// stream the new timeline ("forked off ... before current recovery point"). The running-standby rejoin check must
+/// call it diverged (it used to wait forever "following" the leader); stopped, the stopped check agrees, and
+/// pg_rewind brings it onto the new leader's history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_standby_that_replayed_past_the_fork_is_found_diverged_and_rewound() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let n1 = w.node("n1").await;
+    let n2 = w.node("n2").await;
+    let n3 = w.node("n3").await;
+    n1.bootstrap().await.expect("bootstrap");
+    for n in [&n2, &n3] {
+        n.clone_from(&upstream(&n1)).await.expect("clone");
+        n.start_replica(Some(&upstream(&n1))).await.unwrap();
+    }
+    sql(
+        &n1,
+        "CREATE TABLE t(v text); INSERT INTO t VALUES ('replicated')",
+    )
+    .await;
+    for n in [&n2, &n3] {
+        wait_for(
+            Duration::from_secs(20),
+            "the standbys to replay",
+            || async {
+                sql(n, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
+                    && sql(n, "SELECT count(*) FROM t").await == ["1"]
+            },
+        )
+        .await;
+    }
+
+    // n2 falls behind; n3 replays rows n2 never sees; n1 dies; n2 is promoted on timeline 2.
+    n2.stop(StopMode::Fast).await.unwrap();
+    sql(
+        &n1,
+        "INSERT INTO t SELECT 'only n1 and n3 ' || g FROM generate_series(1, 1000) g",
+    )
+    .await;
+    wait_for(
+        Duration::from_secs(20),
+        "n3 to replay n1's last rows",
+        || async { sql(&n3, "SELECT count(*) FROM t").await == ["1001"] },
+    )
+    .await;
+    common::signal(
+        common::postmaster_pid(&n1.settings().data_dir).unwrap(),
+        libc::SIGKILL,
+    );
+    n2.start_primary().await.expect("n2 as primary");
+    let fork = n2
+        .observe()
+        .await
+        .history
+        .iter()
+        .find(|h| h.timeline == 1)
+        .expect("n2's history of timeline 1")
+        .lsn;
+    n2.apply_slots(&slot_for("n3")).await.unwrap();
+    sql(&n2, "INSERT INTO t VALUES ('on n2')").await;
+
+    // The cluster as the DCS shows it: n2 leads on timeline 2, timeline 1 ended at the fork.
+    let cluster = Cluster {
+        leader: Some(Leader {
+            name: "n2".into(),
+            version: 1,
+            session: None,
+        }),
+        members: vec![Member {
+            name: "n2".into(),
+            data: MemberData {
+                conn_url: Some(n2.settings().conn_url()),
+                role: Some("primary".into()),
+                state: Some("running".into()),
+                timeline: Some(2),
+                ..Default::default()
+            },
+            version: 1,
+        }],
+        history: Some(Versioned {
+            value: vec![HistoryEntry::new(1, fork, "", "", "n2")],
+            version: 1,
+        }),
+        ..Default::default()
+    };
+    let leader = cluster.member("n2").unwrap();
+
+    // n3, still running, is pointed at n2 (what the Follow action does) and cannot stream from it.
+    n3.follow(&upstream(&n2)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let o3 = n3.observe().await;
+    assert_eq!(o3.run_state, Some(PgRunState::Running));
+    assert!(o3.in_recovery && !o3.streaming, "{o3:?}");
+    assert_eq!(o3.timeline, 1);
+    assert!(
+        o3.replay_lsn.unwrap() > fork,
+        "replayed {:X} <= fork {fork:X}",
+        o3.replay_lsn.unwrap()
+    );
+    match rejoin::check_running(&o3, &cluster, leader) {
+        Rejoin::Diverged(why) => assert!(why.contains("past the end of timeline 1"), "{why}"),
+        Rejoin::Follow => {
+            panic!("a running standby past the fork was judged able to follow: {o3:?}")
+        }
+    }
+
+    // What the decision does next: stop it, find it diverged again from its control data, rewind, follow.
+    n3.stop(StopMode::Fast).await.unwrap();
+    let stopped = n3.observe().await;
+    assert!(
+        matches!(
+            rejoin::check(&stopped, &cluster, leader),
+            Rejoin::Diverged(_)
+        ),
+        "{stopped:?}"
+    );
+    n3.rewind(&upstream(&n2))
+        .await
+        .expect("pg_rewind of the diverged standby");
+    n3.start_replica(Some(&upstream(&n2))).await.unwrap();
+    wait_for(
+        Duration::from_secs(30),
+        "n3 to stream from n2 with exactly n2's rows",
+        || async {
+            let o = n3.observe().await;
+            o.streaming
+                && o.timeline == 2
+                && sql(&n3, "SELECT string_agg(v, ',' ORDER BY v) FROM t").await
+                    == ["on n2,replicated"]
+        },
+    )
+    .await;
+    assert!(matches!(
+        rejoin::check_running(&n3.observe().await, &cluster, leader),
+        Rejoin::Follow
+    ));
+
+    for n in [&n3, &n2] {
+        n.stop(StopMode::Fast).await.unwrap();
+    }
 }
 
 /// A plan that makes the physical slot of member `m` (as the decision plans it for a member that streams).

@@ -105,20 +105,20 @@ pub(super) fn as_follower(
         PgRunState::Starting => {
             Decision::new(actions, format!("waiting for PostgreSQL on {me} to start"))
         }
-        _ => match rejoin::check(pg, cluster, leader_member) {
-            Rejoin::Diverged(why) if pg.timeline > 0 && pg.timeline > leader_member.timeline() => {
-                match rejoin::diverged_plan(obs.local, cfg) {
-                    DivergedPlan::Keep(because) => Decision::warning(
-                        actions,
-                        format!("{me} diverged from {leader} ({why}); {because}: left running read-only"),
+        _ => match rejoin::check_running(pg, cluster, leader_member) {
+            Rejoin::Diverged(why) => match rejoin::diverged_plan(obs.local, cfg) {
+                DivergedPlan::Keep(because) => Decision::warning(
+                    actions,
+                    format!(
+                        "{me} diverged from {leader} ({why}); {because}: left running read-only"
                     ),
-                    _ => {
-                        actions.push(Action::Stop(StopMode::Fast));
-                        Decision::new(actions, format!("stopping {me} to rejoin {leader}: {why}"))
-                            .then_rerun()
-                    }
+                ),
+                _ => {
+                    actions.push(Action::Stop(StopMode::Fast));
+                    Decision::new(actions, format!("stopping {me} to rejoin {leader}: {why}"))
+                        .then_rerun()
                 }
-            }
+            },
             _ if pg.upstream.as_deref() != Some(desired.name.as_str()) => {
                 let name = desired.name.clone();
                 actions.push(Action::Follow(desired));

@@ -7,7 +7,7 @@
 //! seconds, a wrong "no" costs a replica that never catches up.
 
 use crate::model::{Cluster, Member};
-use crate::pg::PgObservation;
+use crate::pg::{format_lsn, PgObservation};
 
 /// Whether this node's data can stream from the leader as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +37,49 @@ pub fn check(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
     match cluster.timeline_end_lsn(mine) {
         Some(end) if pg.lsn <= end => Rejoin::Follow,
         Some(end) => Rejoin::Diverged(format!(
-            "local WAL reaches {} past the end of timeline {mine} ({end}) in the leader's history",
-            pg.lsn
+            "local WAL reaches {} past the end of timeline {mine} ({}) in the leader's history",
+            format_lsn(pg.lsn),
+            format_lsn(end)
         )),
         None => Rejoin::Diverged(format!(
             "the leader's history does not say where timeline {mine} ended"
         )),
+    }
+}
+
+/// Whether a **running** standby's data can stream from `leader`: the same rule as [`check`], judged by what is
+/// sure while PostgreSQL runs. A standby that streams is on the leader's history (PostgreSQL refuses to stream a
+/// timeline that forked off before its recovery point), so only a standby that does not stream is suspected; its
+/// *replayed* position is compared with where its timeline ended, as Patroni's `Rewind` does, because a healthy
+/// standby may have received the next timeline's WAL before its reported timeline moved on. When the history does
+/// not say where our timeline ended, a running standby is left alone: stopping it on a guess costs a restart each
+/// loop, and a standby that cannot stream is still a readable copy.
+///
+/// Without this a standby that received WAL the new leader never had (an asynchronous standby ahead of the one
+/// promoted) waited forever, "following" a leader it could never stream from.
+pub fn check_running(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
+    let mine = pg.timeline;
+    let theirs = leader.timeline().max(cluster.timeline());
+    if mine == 0 || mine == theirs {
+        return Rejoin::Follow;
+    }
+    if mine > theirs {
+        return Rejoin::Diverged(format!(
+            "local timeline {mine} is ahead of the leader's {theirs}"
+        ));
+    }
+    if pg.streaming {
+        return Rejoin::Follow;
+    }
+    let replayed = pg.replay_lsn.unwrap_or(pg.lsn);
+    match cluster.timeline_end_lsn(mine) {
+        Some(end) if replayed > end => Rejoin::Diverged(format!(
+            "local WAL replayed to {} past the end of timeline {mine} ({}) in the leader's history, and \
+             PostgreSQL cannot stream from it",
+            format_lsn(replayed),
+            format_lsn(end)
+        )),
+        _ => Rejoin::Follow,
     }
 }
 

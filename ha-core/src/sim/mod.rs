@@ -209,6 +209,15 @@ impl Simulation {
             }
             self.clock.advance_ms(step);
         }
+        if self.violations.is_empty() {
+            let leader = self.dcs.leader().map(|(name, _)| name);
+            let g = self.net.lock();
+            if let Some(v) =
+                invariants::replicas_rejoin::check(&g.servers, leader.as_deref(), self.now())
+            {
+                self.violations.push(v);
+            }
+        }
         {
             let g = self.net.lock();
             self.stats.promotions = g.servers.values().map(|s| s.promotions).sum();

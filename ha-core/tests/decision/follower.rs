@@ -113,6 +113,38 @@ fn demote_and_rejoin() {
             "left running read-only",
         ),
         case(
+            "a running standby that replayed past the fork point and cannot stream is stopped to be rewound",
+            new_leader.clone(),
+            PgObservation {
+                replay_lsn: Some(1100),
+                streaming: false,
+                ..replica(1100, "node3")
+            },
+            vec![Action::Stop(StopMode::Fast)],
+            "stopping node2 to rejoin node3: local WAL replayed to 0/44C past the end of timeline 2 (0/3E8)",
+        ),
+        case(
+            "a standby that streams the new timeline is not stopped, though its reported timeline lags",
+            new_leader.clone(),
+            PgObservation {
+                replay_lsn: Some(1100),
+                ..replica(1100, "node3")
+            },
+            vec![],
+            "a secondary, and following a leader (node3)",
+        ),
+        case(
+            "a standby that received past the fork point but replayed only up to it is not stopped",
+            new_leader.clone(),
+            PgObservation {
+                replay_lsn: Some(1000),
+                streaming: false,
+                ..replica(1100, "node3")
+            },
+            vec![],
+            "a secondary, and following a leader (node3)",
+        ),
+        case(
             "a node stopped before the fork point simply follows",
             new_leader.clone(),
             stopped(1000, 2, false),

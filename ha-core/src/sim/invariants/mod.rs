@@ -3,6 +3,7 @@
 pub mod acked_commits;
 pub mod promotion_lag;
 pub mod recovery_bound;
+pub mod replicas_rejoin;
 pub mod single_writer;
 
 use crate::time::Millis;
