@@ -350,7 +350,9 @@ pub trait PgControl: Send + Sync {
             "no replica method works without a running leader",
         ))
     }
-    /// Starts as a primary (no standby.signal).
+    /// Starts as a primary (no standby.signal). May return while the server is still starting (a long crash
+    /// recovery), so that the caller keeps renewing its leader lock: [`PgControl::observe`] then says
+    /// [`PgRunState::Starting`], and the decision waits up to `primary_start_timeout`.
     async fn start_primary(&self) -> Result<(), PgError>;
     /// Starts as a standby of `upstream` (or with no upstream yet).
     async fn start_replica(&self, upstream: Option<&Upstream>) -> Result<(), PgError>;

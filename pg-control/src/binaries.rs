@@ -74,6 +74,12 @@ impl PgCtl {
 
     /// `pg_ctl start` with the port on the command line, waiting until it accepts connections.
     pub(crate) async fn pg_ctl_start(&self) -> Result<()> {
+        self.pg_ctl_start_within(self.s.timeouts.start).await
+    }
+
+    /// `pg_ctl start -w -t <t>`: fails with [`Error::Timeout`] when the server does not accept connections within
+    /// `t`, and leaves it starting.
+    pub(crate) async fn pg_ctl_start_within(&self, t: Duration) -> Result<()> {
         if self.live_postmaster().is_some() {
             return Err(Error::wrong_state("start", "PostgreSQL is already running"));
         }
@@ -83,7 +89,6 @@ impl PgCtl {
         if !self.s.log_file.exists() {
             os::write_file(&self.run_as, &self.s.log_file, "", 0o600)?;
         }
-        let t = self.s.timeouts.start;
         self.pg_bin(
             "pg_ctl",
             vec![

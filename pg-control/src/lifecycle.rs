@@ -32,11 +32,31 @@ impl PgCtl {
         if let Some(u) = up {
             self.ensure_own_slot_on(u).await;
         }
+        let primary = matches!(role, Role::Primary);
         self.write_config(role).await?;
-        self.pg_ctl_start().await
+        if !primary {
+            return self.pg_ctl_start().await;
+        }
+        let wait = self
+            .s
+            .timeouts
+            .primary_start_wait
+            .min(self.s.timeouts.start);
+        match self.pg_ctl_start_within(wait).await {
+            Err(Error::Timeout { .. }) if self.live_postmaster().is_some() => {
+                info!(
+                    wait_ms = wait.as_millis() as u64,
+                    "PostgreSQL is still starting as primary (crash recovery); it is watched from here on"
+                );
+                Ok(())
+            }
+            other => other,
+        }
     }
 
-    /// Starts as a primary: no standby.signal, no recovery settings.
+    /// Starts as a primary: no standby.signal, no recovery settings. Returns once the server accepts connections or,
+    /// when that takes longer than `timeouts.primary_start_wait` (a long crash recovery), once it is starting:
+    /// [`PgCtl::observe`] then says `Starting`, and the caller keeps its leader lock while it waits.
     ///
     /// A standby's data directory (standby.signal present) is started as a standby with no upstream and then
     /// promoted: removing standby.signal and starting would end recovery on the *same* timeline, and a diverged

@@ -109,6 +109,10 @@ pub struct Timeouts {
     pub query: Duration,
     /// `pg_ctl start` until the server accepts connections (crash recovery may take a while).
     pub start: Duration,
+    /// How long [`crate::PgCtl::start_primary`] waits for a primary to accept connections before it returns with the
+    /// server still starting (crash recovery). The HA loop must keep renewing its leader lock meanwhile, so this is
+    /// well under the lease; how long the start may take in all is the decision's `primary_start_timeout`.
+    pub primary_start_wait: Duration,
     /// `pg_ctl stop`, any mode.
     pub stop: Duration,
     /// `pg_ctl promote` until out of recovery.
@@ -128,6 +132,7 @@ impl Default for Timeouts {
         Timeouts {
             query: Duration::from_secs(5),
             start: Duration::from_secs(60),
+            primary_start_wait: Duration::from_secs(10),
             stop: Duration::from_secs(60),
             promote: Duration::from_secs(60),
             initdb: Duration::from_secs(120),

@@ -21,14 +21,10 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
                 format!("starting PostgreSQL as the standby leader: I ({me}) hold the leader lock of a standby cluster"),
             );
         }
-        (PgRunState::Stopped | PgRunState::Crashed, None) => {
-            actions.push(Action::StartPrimary);
-            return Decision::new(
-                actions,
-                format!("starting PostgreSQL as primary: I ({me}) hold the leader lock"),
-            );
+        (PgRunState::Stopped | PgRunState::Crashed | PgRunState::Starting, None) => {
+            return super::primary_down::primary_down(obs, cluster, cfg);
         }
-        (PgRunState::Starting, _) => {
+        (PgRunState::Starting, Some(_)) => {
             return Decision::new(
                 actions,
                 format!("waiting for PostgreSQL to start; I ({me}) hold the leader lock"),
@@ -131,23 +127,40 @@ pub(super) fn leader_duties(
     if cluster.config.is_none() && cluster.config_unparsable.is_none() {
         actions.push(Action::WriteBootstrapConfig);
     }
-    // Timeline history: one entry per switch the server knows and the key does not.
-    let known = cluster.history.as_ref().map(|h| h.value.len()).unwrap_or(0);
-    if pg.history.len() > known {
-        let mut history: Vec<HistoryEntry> = cluster
+    // Timeline history: the leader's own lineage. Entries the key already has (same timeline, same position) keep
+    // their reason and time. A key that disagrees is replaced, not appended to: two nodes promoted from one timeline
+    // both take the next number, and a key written by the other branch's leader would make each replica judge its
+    // rejoin against a history that is not the leader's (found by the simulator: a standby of the other branch
+    // "followed" forever, its timeline number equal to the key's).
+    let known: &[HistoryEntry] = cluster.history.as_ref().map_or(&[], |h| h.value.as_slice());
+    let same = |e: &HistoryEntry, sw: &crate::pg::TimelineSwitch| {
+        e.timeline() == Some(sw.timeline) && e.lsn() == Some(sw.lsn)
+    };
+    let agrees =
+        known.len() == pg.history.len() && known.iter().zip(&pg.history).all(|(e, sw)| same(e, sw));
+    // A history file from a later timeline than the server's (a standby may have fetched one from a diverged
+    // upstream) is not this server's lineage: nothing is written from it.
+    let own_lineage = pg.history.iter().all(|sw| sw.timeline < pg.timeline);
+    if !pg.history.is_empty() && own_lineage && !agrees {
+        let history: Vec<HistoryEntry> = pg
             .history
-            .as_ref()
-            .map(|h| h.value.clone())
-            .unwrap_or_default();
-        for sw in &pg.history[known..] {
-            history.push(HistoryEntry::new(
-                sw.timeline,
-                sw.lsn,
-                "no recovery target specified",
-                &iso(obs.unix_ms),
-                &obs.me.name,
-            ));
-        }
+            .iter()
+            .map(|sw| {
+                known
+                    .iter()
+                    .find(|e| same(e, sw))
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        HistoryEntry::new(
+                            sw.timeline,
+                            sw.lsn,
+                            "no recovery target specified",
+                            &iso(obs.unix_ms),
+                            &obs.me.name,
+                        )
+                    })
+            })
+            .collect();
         actions.push(Action::WriteHistory {
             history,
             version: cluster.history.as_ref().map(|h| h.version),

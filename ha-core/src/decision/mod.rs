@@ -35,6 +35,7 @@ mod leader;
 mod no_leader;
 mod observation;
 mod paused;
+pub mod primary_down;
 pub mod quorum;
 pub mod rejoin;
 pub mod slots;

@@ -79,6 +79,9 @@ pub struct LocalState {
     pub prev_wal_lsn: Option<u64>,
     /// Since when the DCS has shown no leader, continuously.
     pub no_leader_since: Option<Millis>,
+    /// As the leader: since when this node's PostgreSQL has been down (stopped, crashed or still starting),
+    /// continuously; `primary_start_timeout` counts from here. `None` while it runs or another node leads.
+    pub primary_down_since: Option<Millis>,
     /// As the leader: each member slot name and when its member was last seen (`status.retain_slots`, kept for
     /// `member_slots_ttl`); see [`crate::decision::slots::remember_members`].
     pub member_slots_seen: std::collections::BTreeMap<String, Millis>,

@@ -81,7 +81,7 @@ pub struct GlobalConfig {
         deserialize_with = "lenient::opt_bool"
     )]
     pub pause: Option<bool>,
-    /// Patroni's `primary_start_timeout`: read and written back, not acted on (see [`GlobalConfig::not_acted_on`]).
+    /// Patroni's `primary_start_timeout` (see [`GlobalConfig::primary_start_timeout_ms`]).
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -210,15 +210,25 @@ impl GlobalConfig {
             .and_then(lenient::value_i64)
             .map_or(1, |n| n.max(1) as usize)
     }
+    /// Patroni's `primary_start_timeout` (formerly `master_start_timeout`), in ms: how long a leader whose
+    /// PostgreSQL went down may take to start it again before it hands the lock to a replica that can take over.
+    /// Default 300 s; 0 fails over at once after a crash when a replica can take over.
+    pub fn primary_start_timeout_ms(&self) -> u64 {
+        let secs = self
+            .primary_start_timeout
+            .or_else(|| {
+                self.extra
+                    .get("master_start_timeout")
+                    .and_then(lenient::value_f64)
+            })
+            .unwrap_or(300.0);
+        (secs.max(0.0) * 1000.0) as u64
+    }
     /// Keys present in this configuration that hactl does not act on (each is named in a warning when it appears;
     /// see README: known limits).
     pub fn not_acted_on(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if self.primary_start_timeout.is_some() {
-            out.push("primary_start_timeout");
-        }
         for k in [
-            "master_start_timeout",
             "primary_stop_timeout",
             "master_stop_timeout",
             "max_timelines_history",

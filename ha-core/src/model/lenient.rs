@@ -12,6 +12,11 @@ fn as_f64(v: &Value) -> Option<f64> {
     }
 }
 
+/// A number written as a number or a string (`2.5`, `"2.5"`).
+pub fn value_f64(v: &Value) -> Option<f64> {
+    as_f64(v)
+}
+
 /// A whole number written as a number or a string (`2`, `"2"`, `2.0`).
 pub fn value_i64(v: &Value) -> Option<i64> {
     as_f64(v).filter(|f| f.fract() == 0.0).map(|f| f as i64)

@@ -80,3 +80,72 @@ fn a_leader_writes_its_bootstrap_config_only_into_an_absent_key_never_over_an_un
     );
     assert!(d.actions.contains(&Action::RenewLock), "{:?}", d.actions);
 }
+
+#[test]
+fn the_leader_publishes_its_own_timeline_history_replacing_another_branchs() {
+    use ha_core::model::HistoryEntry;
+    use ha_core::pg::TimelineSwitch;
+    let mut lead = cluster();
+    leading(&mut lead);
+    // The key says timeline 2 ended at 1000 (written by the leader of another branch); this leader's own server
+    // left timeline 2 at 900 and runs on timeline 3.
+    lead.history.as_mut().unwrap().value = vec![
+        HistoryEntry::new(1, 600, "kept", "t0", "node1"),
+        HistoryEntry::new(2, 1000, "", "", "node1"),
+    ];
+    let own = PgObservation {
+        timeline: 3,
+        history: vec![
+            TimelineSwitch {
+                timeline: 1,
+                lsn: 600,
+            },
+            TimelineSwitch {
+                timeline: 2,
+                lsn: 900,
+            },
+        ],
+        ..primary(1200)
+    };
+    let d = crate::support::run(&lead, &own);
+    let written = d.actions.iter().find_map(|a| match a {
+        Action::WriteHistory { history, .. } => Some(history.clone()),
+        _ => None,
+    });
+    let written = written.expect("the disagreeing key is rewritten");
+    assert_eq!(written.len(), 2);
+    assert_eq!(
+        written[0],
+        HistoryEntry::new(1, 600, "kept", "t0", "node1"),
+        "an agreeing entry is kept as it was"
+    );
+    assert_eq!(
+        (written[1].timeline(), written[1].lsn()),
+        (Some(2), Some(900))
+    );
+    assert_eq!(lead.timeline_end_lsn(2), Some(1000));
+
+    // A key that agrees is left alone; one that is a prefix is extended.
+    let mut agreeing = lead.clone();
+    agreeing.history.as_mut().unwrap().value = written.clone();
+    assert!(!crate::support::run(&agreeing, &own)
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::WriteHistory { .. })));
+    let mut prefix = lead.clone();
+    prefix.history.as_mut().unwrap().value.truncate(1);
+    assert!(crate::support::run(&prefix, &own)
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::WriteHistory { history, .. } if history.len() == 2)));
+
+    // A history file of a later timeline than the server's is not its lineage: nothing is written from it.
+    let foreign = PgObservation {
+        timeline: 2,
+        ..own.clone()
+    };
+    assert!(!crate::support::run(&lead, &foreign)
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::WriteHistory { .. })));
+}

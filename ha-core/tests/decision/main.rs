@@ -9,6 +9,7 @@ mod housekeeping;
 mod leader;
 mod no_leader;
 mod paused;
+mod primary_down;
 mod quorum;
 mod quorum_steps;
 mod slots;

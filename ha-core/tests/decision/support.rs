@@ -10,7 +10,7 @@ use ha_core::model::{
 use ha_core::pg::{PgObservation, PgRunState, Upstream};
 use ha_core::time::Millis;
 
-pub const NOW: Millis = Millis(100_000);
+pub const NOW: Millis = Millis(1_000_000);
 pub const SYSID: &str = "7300000000000000001";
 
 pub fn me(tags: Tags) -> NodeIdentity {

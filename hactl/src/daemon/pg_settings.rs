@@ -170,5 +170,8 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     // One query to a healthy server fits well within retry_timeout; a server slower than that is unresponsive.
     let t = config.bootstrap.dcs.timing();
     s.timeouts.query = Duration::from_millis(t.retry_timeout_ms.clamp(1000, 10_000));
+    // A primary's start (crash recovery) is waited for in slices no longer than a DCS call may take, so the lock
+    // is renewed meanwhile; primary_start_timeout bounds the whole start.
+    s.timeouts.primary_start_wait = Duration::from_millis(t.retry_timeout_ms.clamp(1000, 10_000));
     Ok(s)
 }

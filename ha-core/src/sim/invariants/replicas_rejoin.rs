@@ -21,23 +21,39 @@ pub fn check<'a>(
     leader: Option<&str>,
     now: Millis,
 ) -> Option<Violation> {
+    let servers: Vec<(&String, &SimPgState)> = servers.into_iter().collect();
+    let lead = servers
+        .iter()
+        .find(|(name, _)| Some(name.as_str()) == leader)
+        .map(|(name, s)| {
+            format!(
+                "; the leader {name} is on timeline {} at {}",
+                s.timeline, s.lsn
+            )
+        })
+        .unwrap_or_default();
     let stuck: Vec<String> = servers
-        .into_iter()
+        .iter()
         .filter(|(name, s)| Some(name.as_str()) != leader && s.initialized)
         .filter(|(_, s)| !(s.run == SimRun::Running && s.standby && s.streaming))
         .map(|(name, s)| {
             format!(
-                "{name} ({:?}, {}, timeline {} at {})",
+                "{name} ({:?}, {}, timeline {} at {}, upstream {:?}, history {:?})",
                 s.run,
                 if s.standby { "standby" } else { "primary" },
                 s.timeline,
-                s.lsn
+                s.lsn,
+                s.upstream,
+                s.history.last()
             )
         })
         .collect();
     (!stuck.is_empty()).then(|| Violation {
         at: now,
         invariant: NAME,
-        detail: format!("not streaming at the end of the run: {}", stuck.join(", ")),
+        detail: format!(
+            "not streaming at the end of the run: {}{lead}",
+            stuck.join(", ")
+        ),
     })
 }
