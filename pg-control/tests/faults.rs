@@ -328,3 +328,51 @@ async fn a_long_hung_postmaster_stays_unresponsive_after_its_listen_queue_fills(
     n1.fence().await.unwrap();
     assert_eq!(n1.observe().await.run_state, Some(PgRunState::Crashed));
 }
+
+/// A leader's start after a crash may take longer than the HA loop can wait without renewing its lock: the start
+/// returns after `primary_start_wait` with the server still starting, observed `Starting` (or already up), and the
+/// server comes up on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_start_longer_than_its_wait_returns_with_the_server_starting() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let mut s = w.settings("n1");
+    s.timeouts.primary_start_wait = Duration::ZERO;
+    let n1 = pg_control::PgCtl::new(s).await.expect("settings");
+    n1.bootstrap().await.expect("bootstrap");
+    sql(
+        &n1,
+        "CREATE TABLE t(v int); INSERT INTO t SELECT generate_series(1, 100000)",
+    )
+    .await;
+    signal(
+        postmaster_pid(&n1.settings().data_dir).unwrap(),
+        libc::SIGKILL,
+    );
+    wait_for(
+        Duration::from_secs(10),
+        "the crash to be observed",
+        || async { n1.observe().await.run_state == Some(PgRunState::Crashed) },
+    )
+    .await;
+
+    let began = Instant::now();
+    wait_for(
+        Duration::from_secs(10),
+        "the start after the crash (the backends exit first)",
+        || async { n1.start_primary().await.is_ok() },
+    )
+    .await;
+    let state = n1.observe().await.run_state;
+    assert!(
+        matches!(state, Some(PgRunState::Starting | PgRunState::Running)),
+        "{state:?} after {:?}",
+        began.elapsed()
+    );
+    wait_for(Duration::from_secs(30), "crash recovery to end", || async {
+        n1.observe().await.is_primary()
+    })
+    .await;
+    assert_eq!(sql(&n1, "SELECT count(*) FROM t").await, ["100000"]);
+    n1.stop(StopMode::Fast).await.unwrap();
+}

@@ -99,6 +99,7 @@ impl World {
         s.timeouts = Timeouts {
             query: Duration::from_secs(2),
             start: Duration::from_secs(30),
+            primary_start_wait: Duration::from_secs(30),
             stop: Duration::from_secs(30),
             promote: Duration::from_secs(30),
             initdb: Duration::from_secs(60),
