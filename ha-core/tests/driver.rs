@@ -27,17 +27,28 @@ fn world() -> World {
     }
 }
 
+fn timing() -> GlobalConfig {
+    GlobalConfig {
+        ttl: Some(5.0),
+        loop_wait: Some(1.0),
+        retry_timeout: Some(2.0),
+        ..Default::default()
+    }
+}
+
 fn node(w: &World, name: &str) -> Driver<MemoryDcsClient, SimPg> {
+    node_with(w, name, timing())
+}
+
+fn node_with(
+    w: &World,
+    name: &str,
+    bootstrap_config: GlobalConfig,
+) -> Driver<MemoryDcsClient, SimPg> {
     let identity = NodeIdentity {
         name: name.into(),
         conn_url: format!("postgres://{name}:5432/postgres"),
         api_url: format!("http://{name}:8008/patroni"),
-        ..Default::default()
-    };
-    let bootstrap_config = GlobalConfig {
-        ttl: Some(5.0),
-        loop_wait: Some(1.0),
-        retry_timeout: Some(2.0),
         ..Default::default()
     };
     Driver::new(
@@ -327,4 +338,53 @@ fn a_renewal_that_finds_the_dcs_gone_ends_the_loop_and_the_next_one_acts_on_the_
         "{}",
         r.decision.reason
     );
+}
+
+/// Patroni's `primary_stop_timeout` in synchronous mode: a switchover whose clean stop of the primary hangs kills
+/// the postmaster after the timeout and goes on (lock released, the candidate promotes) instead of waiting forever.
+#[tokio::test(start_paused = true)]
+async fn a_primary_whose_stop_hangs_is_killed_after_primary_stop_timeout_in_synchronous_mode() {
+    let w = world();
+    let mut cfg = timing();
+    cfg.synchronous_mode = Some("on".into());
+    cfg.extra.insert("primary_stop_timeout".into(), 2.into());
+    let mut n1 = node_with(&w, "node1", cfg.clone());
+    let mut n2 = node_with(&w, "node2", cfg);
+    n1.cycle().await;
+    n2.cycle().await; // clones from node1
+    n2.cycle().await; // streams
+    for _ in 0..3 {
+        w.pgs.replicate_step();
+        n1.cycle().await;
+        n2.cycle().await;
+    }
+    w.dcs.request_switchover(&ha_core::model::Failover {
+        leader: Some("node1".into()),
+        member: Some("node2".into()),
+        ..Default::default()
+    });
+    w.pgs.with("node1", |s| s.stop_hangs = true);
+    let began = tokio::time::Instant::now();
+    let r = n1.cycle().await;
+    assert!(
+        r.executed.iter().any(|(a, o)| matches!(
+            a,
+            Action::StopOrKill {
+                kill_after_ms: 2000,
+                ..
+            }
+        ) && matches!(o, Outcome::Done)),
+        "{:?}",
+        r.executed
+    );
+    assert_eq!(
+        began.elapsed(),
+        std::time::Duration::from_secs(2),
+        "killed after primary_stop_timeout"
+    );
+    let s = w.pgs.state("node1").unwrap();
+    assert!(!s.alive() && s.fences == 1, "{s:?}");
+    assert_eq!(w.dcs.leader(), None, "the lock was not released");
+    let r = n2.cycle().await;
+    assert!(r.promoted(), "{}", r.decision.reason);
 }

@@ -45,6 +45,15 @@ pub enum Action {
     Promote,
     /// Stop PostgreSQL in this mode.
     Stop(StopMode),
+    /// Stops PostgreSQL in `mode`; if it has not exited within `kill_after_ms`, kills the postmaster and its
+    /// backends. Patroni's `primary_stop_timeout` in a synchronous mode: a primary whose shutdown hangs would
+    /// otherwise hold up the switchover or demotion it is part of.
+    StopOrKill {
+        /// How to stop it first.
+        mode: StopMode,
+        /// How long the stop may take.
+        kill_after_ms: u64,
+    },
     /// SIGKILL the postmaster and its backends: for a server that does not answer.
     Fence,
     /// Point the running standby at a new upstream.
@@ -118,6 +127,7 @@ impl Action {
                 | Action::StartReplica(_)
                 | Action::Promote
                 | Action::Stop(_)
+                | Action::StopOrKill { .. }
                 | Action::Fence
                 | Action::Follow(_)
                 | Action::Rewind(_)

@@ -51,7 +51,7 @@ pub(super) fn dcs_unreachable(obs: &Observation, e: &DcsError) -> Decision {
                     // Back as a standby with no upstream (Patroni's `offline` demotion): read-only until a leader is
                     // known again.
                     vec![
-                        Action::Stop(StopMode::Fast),
+                        super::stop_primary(cfg, StopMode::Fast),
                         Action::ForgetLease,
                         Action::StartReplica(None),
                     ],

@@ -20,7 +20,10 @@ pub(super) fn as_follower(
             && obs.local.lease_deadline.is_some())
     {
         return Decision::new(
-            vec![Action::Stop(StopMode::Fast), Action::ForgetLease],
+            vec![
+                super::stop_primary(cfg, StopMode::Fast),
+                Action::ForgetLease,
+            ],
             format!(
                 "demoting self because {leader} holds the leader lock and I ({me}) was a primary"
             ),

@@ -136,14 +136,17 @@ pub(super) fn leader_duties(
     let same = |e: &HistoryEntry, sw: &crate::pg::TimelineSwitch| {
         e.timeline() == Some(sw.timeline) && e.lsn() == Some(sw.lsn)
     };
-    let agrees =
-        known.len() == pg.history.len() && known.iter().zip(&pg.history).all(|(e, sw)| same(e, sw));
+    // `max_timelines_history` keeps only the latest switches, as Patroni trims the key.
+    let keep = match cfg.max_timelines_history() {
+        0 => &pg.history[..],
+        n => &pg.history[pg.history.len().saturating_sub(n)..],
+    };
+    let agrees = known.len() == keep.len() && known.iter().zip(keep).all(|(e, sw)| same(e, sw));
     // A history file from a later timeline than the server's (a standby may have fetched one from a diverged
     // upstream) is not this server's lineage: nothing is written from it.
     let own_lineage = pg.history.iter().all(|sw| sw.timeline < pg.timeline);
     if !pg.history.is_empty() && own_lineage && !agrees {
-        let history: Vec<HistoryEntry> = pg
-            .history
+        let history: Vec<HistoryEntry> = keep
             .iter()
             .map(|sw| {
                 known

@@ -49,7 +49,7 @@ pub use crate::mutants::PlantedBug;
 pub use action::{Action, Decision};
 pub use observation::{FailsafeInput, LocalState, NodeIdentity, Observation, RemoveData, Requests};
 
-use crate::model::Member;
+use crate::model::{GlobalConfig, Member, SyncMode};
 use crate::pg::{PgRunState, StopMode, Upstream};
 
 use dcs_outage::dcs_unreachable;
@@ -71,6 +71,20 @@ fn upstream_of(m: &Member) -> Option<Upstream> {
         .conn_url
         .as_ref()
         .map(|u| Upstream::member(m.name.clone(), u.clone()))
+}
+
+/// How a primary is stopped to demote it: in a synchronous mode with Patroni's `primary_stop_timeout` set, killed
+/// if it has not exited in time; otherwise a plain stop.
+pub fn stop_primary(cfg: &GlobalConfig, mode: StopMode) -> Action {
+    match cfg.primary_stop_timeout_ms() {
+        Some(ms) if cfg.sync_mode() != SyncMode::Off && mode != StopMode::Immediate => {
+            Action::StopOrKill {
+                mode,
+                kill_after_ms: ms,
+            }
+        }
+        _ => Action::Stop(mode),
+    }
 }
 
 /// Decides one loop. See the module doc for the safety rule.

@@ -171,7 +171,10 @@ pub(super) fn without_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalC
         Err(why) => {
             if pg.is_primary() {
                 Decision::new(
-                    vec![Action::Stop(StopMode::Fast), Action::ForgetLease],
+                    vec![
+                        super::stop_primary(cfg, StopMode::Fast),
+                        Action::ForgetLease,
+                    ],
                     format!("demoting self: no leader and {why}"),
                 )
                 .then_rerun()

@@ -158,7 +158,7 @@ pub fn leader_plan(
                 slots: cluster.status.as_ref().and_then(|s| s.slots.clone()),
                 retain_slots: cluster.status.as_ref().and_then(|s| s.retain_slots.clone()),
             },
-            Action::Stop(StopMode::Fast),
+            super::stop_primary(cfg, StopMode::Fast),
             Action::ForgetLease,
             Action::ReleaseLock,
         ],

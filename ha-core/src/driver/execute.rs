@@ -137,6 +137,32 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 }
                 pg_res(r)
             }
+            Action::StopOrKill {
+                mode,
+                kill_after_ms,
+            } => {
+                let limit = std::time::Duration::from_millis(*kill_after_ms);
+                // Outside a tokio runtime (the stepped simulator, whose calls complete at once) there is no timer.
+                let timed = if tokio::runtime::Handle::try_current().is_ok() {
+                    tokio::time::timeout(limit, self.pg.stop(*mode)).await
+                } else {
+                    Ok(self.pg.stop(*mode).await)
+                };
+                let r = match timed {
+                    Ok(r) => r,
+                    Err(_) => {
+                        warn!(
+                            primary_stop_timeout_ms = *kill_after_ms,
+                            "PostgreSQL did not stop within primary_stop_timeout: killing it"
+                        );
+                        self.pg.fence().await
+                    }
+                };
+                if r.is_ok() {
+                    *stopped_pg = true;
+                }
+                pg_res(r)
+            }
             Action::Fence => {
                 let r = self.pg.fence().await;
                 if r.is_ok() {

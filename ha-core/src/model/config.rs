@@ -224,19 +224,27 @@ impl GlobalConfig {
             .unwrap_or(300.0);
         (secs.max(0.0) * 1000.0) as u64
     }
+    /// Patroni's `primary_stop_timeout` (formerly `master_stop_timeout`), in ms, when set above 0: in a
+    /// synchronous mode, how long a primary's stop may take before its postmaster is killed.
+    pub fn primary_stop_timeout_ms(&self) -> Option<u64> {
+        ["primary_stop_timeout", "master_stop_timeout"]
+            .iter()
+            .find_map(|k| self.extra.get(*k).and_then(lenient::value_f64))
+            .filter(|s| *s > 0.0)
+            .map(|s| (s * 1000.0) as u64)
+    }
+    /// Patroni's `max_timelines_history`: how many timeline switches the `history` key keeps (the latest); 0, the
+    /// default, keeps them all.
+    pub fn max_timelines_history(&self) -> usize {
+        self.extra
+            .get("max_timelines_history")
+            .and_then(lenient::value_i64)
+            .map_or(0, |n| n.max(0) as usize)
+    }
     /// Keys present in this configuration that hactl does not act on (each is named in a warning when it appears;
     /// see README: known limits).
     pub fn not_acted_on(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        for k in [
-            "primary_stop_timeout",
-            "master_stop_timeout",
-            "max_timelines_history",
-        ] {
-            if self.extra.get(k).map_or(false, |v| !v.is_null()) {
-                out.push(k);
-            }
-        }
         if let Some(Value::Object(sc)) = self.extra.get("standby_cluster") {
             if sc.contains_key("create_replica_methods") {
                 // The standby leader copies its source with this node's own `create_replica_methods`.

@@ -139,6 +139,29 @@ fn the_leader_publishes_its_own_timeline_history_replacing_another_branchs() {
         .iter()
         .any(|a| matches!(a, Action::WriteHistory { history, .. } if history.len() == 2)));
 
+    // max_timelines_history keeps the latest switches only, and a key so trimmed agrees.
+    let mut trimmed = prefix.clone();
+    trimmed
+        .config
+        .as_mut()
+        .unwrap()
+        .value
+        .extra
+        .insert("max_timelines_history".into(), 1.into());
+    let d = crate::support::run(&trimmed, &own);
+    let one = d.actions.iter().find_map(|a| match a {
+        Action::WriteHistory { history, .. } => Some(history.clone()),
+        _ => None,
+    });
+    let one = one.expect("trimmed to one entry");
+    assert_eq!(one.len(), 1);
+    assert_eq!((one[0].timeline(), one[0].lsn()), (Some(2), Some(900)));
+    trimmed.history.as_mut().unwrap().value = one;
+    assert!(!crate::support::run(&trimmed, &own)
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::WriteHistory { .. })));
+
     // A history file of a later timeline than the server's is not its lineage: nothing is written from it.
     let foreign = PgObservation {
         timeline: 2,

@@ -90,3 +90,40 @@ fn manual_switchover_and_failover() {
         ),
     ]);
 }
+
+#[test]
+fn primary_stop_timeout_bounds_a_primary_stop_only_in_a_synchronous_mode() {
+    use ha_core::decision::stop_primary;
+    use ha_core::model::GlobalConfig;
+    use ha_core::pg::StopMode;
+    let mut cfg = GlobalConfig::default();
+    cfg.extra.insert("primary_stop_timeout".into(), 5.into());
+    assert_eq!(
+        stop_primary(&cfg, StopMode::Fast),
+        Action::Stop(StopMode::Fast),
+        "asynchronous: no bound, as Patroni"
+    );
+    cfg.synchronous_mode = Some("quorum".into());
+    let bounded = Action::StopOrKill {
+        mode: StopMode::Fast,
+        kill_after_ms: 5000,
+    };
+    assert_eq!(stop_primary(&cfg, StopMode::Fast), bounded);
+    assert_eq!(
+        stop_primary(&cfg, StopMode::Immediate),
+        Action::Stop(StopMode::Immediate)
+    );
+    cfg.extra.remove("primary_stop_timeout");
+    cfg.extra.insert("master_stop_timeout".into(), "5".into());
+    assert_eq!(
+        stop_primary(&cfg, StopMode::Fast),
+        bounded,
+        "the old name, as a string"
+    );
+    cfg.extra.insert("master_stop_timeout".into(), 0.into());
+    assert_eq!(
+        stop_primary(&cfg, StopMode::Fast),
+        Action::Stop(StopMode::Fast),
+        "0: does not apply"
+    );
+}

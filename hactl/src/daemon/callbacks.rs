@@ -221,7 +221,9 @@ impl CallbackHooks {
                 (cb, Role::Replica)
             }
             Action::Promote => (Callback::OnRoleChange, Role::Primary),
-            Action::Stop(_) | Action::Fence => (Callback::OnStop, last.unwrap_or(Role::Replica)),
+            Action::Stop(_) | Action::StopOrKill { .. } | Action::Fence => {
+                (Callback::OnStop, last.unwrap_or(Role::Replica))
+            }
             Action::Restart => (Callback::OnRestart, last.unwrap_or(Role::Replica)),
             _ => return None,
         };

@@ -142,6 +142,9 @@ impl PgControl for SimPg {
 
     async fn stop(&self, mode: StopMode) -> Result<(), PgError> {
         self.check_answers("stop")?;
+        if self.with(|s| s.alive() && s.stop_hangs) {
+            return std::future::pending().await;
+        }
         let mut g = self.net.lock();
         let me = match g.servers.get(&self.name) {
             Some(s) => s.clone(),

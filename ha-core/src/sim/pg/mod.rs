@@ -75,6 +75,9 @@ pub struct SimPgState {
     pub fences: u64,
     /// Times it was rewound.
     pub rewinds: u64,
+    /// A stop never returns (a shutdown waiting on something that never comes). Only for tests that run the
+    /// driver on a tokio runtime: the stepped simulator cannot wait.
+    pub stop_hangs: bool,
 }
 
 impl SimPgState {
@@ -94,6 +97,7 @@ impl SimPgState {
             promotions: 0,
             fences: 0,
             rewinds: 0,
+            stop_hangs: false,
         }
     }
     /// Running (or hung with live backends) and out of recovery: it takes writes.
