@@ -246,6 +246,13 @@ pub struct PgObservation {
 }
 
 impl PgObservation {
+    /// Where this server's timeline history says `timeline` ended (the next one forked off); `None` if it does not.
+    pub fn end_of(&self, timeline: u64) -> Option<u64> {
+        self.history
+            .iter()
+            .find(|sw| sw.timeline == timeline)
+            .map(|sw| sw.lsn)
+    }
     /// The run state, [`PgRunState::Stopped`] when not observed.
     pub fn state(&self) -> PgRunState {
         self.run_state.unwrap_or(PgRunState::Stopped)

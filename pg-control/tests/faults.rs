@@ -345,10 +345,7 @@ async fn a_primary_start_longer_than_its_wait_returns_with_the_server_starting()
         "CREATE TABLE t(v int); INSERT INTO t SELECT generate_series(1, 100000)",
     )
     .await;
-    signal(
-        postmaster_pid(&n1.settings().data_dir).unwrap(),
-        libc::SIGKILL,
-    );
+    common::kill_postmaster(&n1);
     wait_for(
         Duration::from_secs(10),
         "the crash to be observed",

@@ -249,19 +249,13 @@ async fn a_running_standby_that_replayed_past_the_fork_is_found_diverged_and_rew
         || async { sql(&n3, "SELECT count(*) FROM t").await == ["1001"] },
     )
     .await;
-    common::signal(
-        common::postmaster_pid(&n1.settings().data_dir).unwrap(),
-        libc::SIGKILL,
-    );
+    common::kill_postmaster(&n1);
     n2.start_primary().await.expect("n2 as primary");
     let fork = n2
         .observe()
         .await
-        .history
-        .iter()
-        .find(|h| h.timeline == 1)
-        .expect("n2's history of timeline 1")
-        .lsn;
+        .end_of(1)
+        .expect("n2's history of timeline 1");
     n2.apply_slots(&slot_for("n3")).await.unwrap();
     sql(&n2, "INSERT INTO t VALUES ('on n2')").await;
 

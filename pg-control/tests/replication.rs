@@ -331,10 +331,7 @@ async fn crashed_primary_with_unreplicated_writes_is_rewound_and_follows() {
         "INSERT INTO t SELECT 'unreplicated ' || g FROM generate_series(1, 1000) g",
     )
     .await;
-    common::signal(
-        common::postmaster_pid(&n1.settings().data_dir).unwrap(),
-        libc::SIGKILL,
-    );
+    common::kill_postmaster(&n1);
     wait_for(Duration::from_secs(10), "n1 crashed", || async {
         n1.observe().await.run_state == Some(PgRunState::Crashed)
     })
@@ -348,12 +345,7 @@ async fn crashed_primary_with_unreplicated_writes_is_rewound_and_follows() {
     // The crashed n1 reports a position past the fork point, so the rejoin check calls it diverged.
     let crashed = n1.observe().await;
     assert_eq!(crashed.timeline, 1);
-    let fork = o2
-        .history
-        .iter()
-        .find(|h| h.timeline == 1)
-        .expect("history of tl 1")
-        .lsn;
+    let fork = o2.end_of(1).expect("history of tl 1");
     assert!(
         crashed.lsn > fork,
         "crashed lsn {:X} <= fork {fork:X}",

@@ -238,3 +238,11 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// SIGKILLs `ctl`'s postmaster: a crash, as a machine or the OOM killer leaves it.
+pub fn kill_postmaster(ctl: &PgCtl) {
+    signal(
+        postmaster_pid(&ctl.settings().data_dir).expect("a running postmaster"),
+        libc::SIGKILL,
+    );
+}
