@@ -147,11 +147,7 @@ async fn standby_that_crashed_in_recovery_is_rewound() {
         "CREATE TABLE t(v text); INSERT INTO t VALUES ('replicated')",
     )
     .await;
-    wait_for(Duration::from_secs(20), "n2 to replay", || async {
-        sql(&n2, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
-            && sql(&n2, "SELECT count(*) FROM t").await == ["1"]
-    })
-    .await;
+    common::wait_rows(&n2, 1).await;
 
     // n2 stops; n1 writes what n2 never sees, then becomes a standby with no upstream.
     n2.stop(StopMode::Fast).await.unwrap();
@@ -225,15 +221,7 @@ async fn a_running_standby_that_replayed_past_the_fork_is_found_diverged_and_rew
     )
     .await;
     for n in [&n2, &n3] {
-        wait_for(
-            Duration::from_secs(20),
-            "the standbys to replay",
-            || async {
-                sql(n, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
-                    && sql(n, "SELECT count(*) FROM t").await == ["1"]
-            },
-        )
-        .await;
+        common::wait_rows(n, 1).await;
     }
 
     // n2 falls behind; n3 replays rows n2 never sees; n1 dies; n2 is promoted on timeline 2.
@@ -243,12 +231,7 @@ async fn a_running_standby_that_replayed_past_the_fork_is_found_diverged_and_rew
         "INSERT INTO t SELECT 'only n1 and n3 ' || g FROM generate_series(1, 1000) g",
     )
     .await;
-    wait_for(
-        Duration::from_secs(20),
-        "n3 to replay n1's last rows",
-        || async { sql(&n3, "SELECT count(*) FROM t").await == ["1001"] },
-    )
-    .await;
+    common::wait_rows(&n3, 1001).await;
     common::kill_postmaster(&n1);
     n2.start_primary().await.expect("n2 as primary");
     let fork = n2

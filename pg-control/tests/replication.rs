@@ -319,11 +319,7 @@ async fn crashed_primary_with_unreplicated_writes_is_rewound_and_follows() {
         "CREATE TABLE t(v text); INSERT INTO t VALUES ('replicated')",
     )
     .await;
-    wait_for(Duration::from_secs(20), "n2 to replay", || async {
-        sql(&n2, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
-            && sql(&n2, "SELECT count(*) FROM t").await == ["1"]
-    })
-    .await;
+    common::wait_rows(&n2, 1).await;
     // The replica loses contact, the primary takes a write nobody else sees, then dies.
     n2.stop(StopMode::Fast).await.unwrap();
     sql(

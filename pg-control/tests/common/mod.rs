@@ -246,3 +246,17 @@ pub fn kill_postmaster(ctl: &PgCtl) {
         libc::SIGKILL,
     );
 }
+
+/// Waits until `ctl` has replayed table `t` with `rows` rows (a standby catching up with its primary).
+pub async fn wait_rows(ctl: &PgCtl, rows: u64) {
+    let want = [rows.to_string()];
+    wait_for(
+        Duration::from_secs(20),
+        "the standby to replay t",
+        || async {
+            sql(ctl, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
+                && sql(ctl, "SELECT count(*) FROM t").await == want
+        },
+    )
+    .await;
+}
