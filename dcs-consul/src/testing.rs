@@ -15,8 +15,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ha_core::testing::{NotReady, ServerProcess};
 
 /// Why a test server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -29,10 +31,9 @@ pub enum TestServerError {
     /// Making the data directory, opening the log or spawning the process failed.
     #[error("could not spawn consul: {0}")]
     Spawn(#[from] std::io::Error),
-    /// The server did not elect itself leader in time, or exited first: the time waited, and the end of its log
-    /// (after its exit status when it exited).
-    #[error("consul did not elect itself leader within {0:?}; log: {1}")]
-    NotReady(Duration, String),
+    /// The server did not elect itself leader in time, or exited first.
+    #[error("consul did not elect itself leader: {0}")]
+    NotReady(NotReady),
 }
 
 /// How long a fresh server may take to elect itself (measured: ~2 s with raft_multiplier 1).
@@ -49,7 +50,7 @@ pub struct ConsulServer {
     /// HTTPS for the HTTP API besides plain HTTP (which the readiness check keeps using).
     tls: Option<ConsulTlsFiles>,
     https_port: u16,
-    child: Option<Child>,
+    process: Option<ServerProcess>,
 }
 
 /// The PEM files of a TLS test server ([`ConsulServer::start_tls`]).
@@ -118,7 +119,7 @@ impl ConsulServer {
                 server_port,
                 https_port: if tls.is_some() { free_port() } else { 0 },
                 tls: tls.clone(),
-                child: None,
+                process: None,
             };
             match s.spawn() {
                 Ok(()) => return Ok(s),
@@ -136,25 +137,16 @@ impl ConsulServer {
     /// [`ConsulServer::start`], or `None` with a message when the binary is missing. With `CI=true` a missing
     /// binary panics: CI must not silently skip the Consul tests.
     pub fn start_or_skip(dir: &Path) -> Option<ConsulServer> {
-        match ConsulServer::start(dir) {
-            Ok(s) => Some(s),
-            Err(TestServerError::BinaryMissing)
-                if std::env::var("CI").map(|v| v != "true").unwrap_or(true) =>
-            {
-                eprintln!("SKIPPED: consul is not installed (run scripts/install.sh); set CI=true to fail instead");
-                None
-            }
-            Err(e) => panic!("could not start consul: {e}"),
-        }
+        ha_core::testing::or_skip(
+            ConsulServer::start(dir),
+            |e| matches!(e, TestServerError::BinaryMissing),
+            "consul",
+        )
     }
 
     fn spawn(&mut self) -> Result<(), TestServerError> {
         let data = self.dir.join("data");
         std::fs::create_dir_all(&data)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("consul.log"))?;
         let mut cmd = Command::new("consul");
         cmd.args([
             "agent",
@@ -188,41 +180,17 @@ impl ConsulServer {
                 .args(["-hcl", &format!("ca_file = \"{}\"", t.ca.display())])
                 .args(["-hcl", "verify_incoming_https = true"]);
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        self.child = Some(child);
-        self.wait_ready()
-    }
-
-    fn wait_ready(&mut self) -> Result<(), TestServerError> {
-        let start = Instant::now();
-        while start.elapsed() < READY_TIMEOUT {
-            if let Some(body) = http_get(self.http_port, "/v1/status/leader") {
+        let process = self.process.insert(ServerProcess::spawn(
+            &mut cmd,
+            &self.dir.join("consul.log"),
+        )?);
+        let port = self.http_port;
+        process
+            .wait_ready(READY_TIMEOUT, || {
                 // `"127.0.0.1:8300"` once elected, `""` before.
-                if body.contains(':') {
-                    return Ok(());
-                }
-            }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    return Err(TestServerError::NotReady(
-                        start.elapsed(),
-                        format!("exited with {status}: {}", self.log_tail()),
-                    ));
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(TestServerError::NotReady(READY_TIMEOUT, self.log_tail()))
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("consul.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+                http_get(port, "/v1/status/leader").is_some_and(|body| body.contains(':'))
+            })
+            .map_err(TestServerError::NotReady)
     }
 
     /// The HTTPS port of a [`ConsulServer::start_tls`] server (0 otherwise).
@@ -242,27 +210,18 @@ impl ConsulServer {
 
     /// The OS process id while running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.process.as_ref().map(ServerProcess::pid)
     }
 
     /// Kills the server (SIGKILL, by PID) and reaps it. Its data stays.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process = None;
     }
 
     /// Starts it again on the same ports with the same data.
     pub fn start_again(&mut self) -> Result<(), TestServerError> {
         self.stop();
         self.spawn()
-    }
-}
-
-impl Drop for ConsulServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

@@ -97,6 +97,14 @@ impl Harness for SecureHarness {
         let mut c = raw_client(&self.endpoint, &self.pki, true).await;
         c.put(path.key(key), value, None).await.unwrap();
     }
+    async fn get_raw(&self, key: &str) -> Option<String> {
+        let path = KeyPath::new("service", &self.scope);
+        let mut c = raw_client(&self.endpoint, &self.pki, true).await;
+        let r = c.get(path.key(key), None).await.unwrap();
+        r.kvs()
+            .first()
+            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+    }
     async fn stop_server(&self) {
         lock(&self.server).stop();
     }

@@ -12,8 +12,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use ha_core::testing::{NotReady, ServerProcess};
 
 /// The Debian `zookeeper` package's jar (its manifest pulls in jute, netty...).
 pub const ZOOKEEPER_JAR: &str = "/usr/share/java/zookeeper.jar";
@@ -33,9 +35,9 @@ pub enum TestServerError {
     /// The server's files could not be written or `java` could not be started.
     #[error("could not spawn java: {0}")]
     Spawn(#[from] std::io::Error),
-    /// The server did not answer within the deadline; the tail of its log.
-    #[error("ZooKeeper was not serving within {0:?}; log: {1}")]
-    NotReady(Duration, String),
+    /// The server did not serve in time, or exited first.
+    #[error("ZooKeeper was not serving: {0}")]
+    NotReady(NotReady),
 }
 
 /// A free loopback port for a test server (one helper for every backend and test: see [`ha_core::testing`]).
@@ -58,7 +60,7 @@ pub fn binary_available() -> bool {
 pub struct ZkServer {
     dir: PathBuf,
     port: u16,
-    child: Option<Child>,
+    process: Option<ServerProcess>,
     /// In an ensemble: (myid, the `server.N=` lines).
     quorum: Option<(u32, String)>,
     /// `maxSessionTimeout` in ms.
@@ -82,7 +84,7 @@ impl ZkServer {
         let mut s = ZkServer {
             dir: dir.to_path_buf(),
             port: free_port(),
-            child: None,
+            process: None,
             quorum: None,
             max_session_ms,
         };
@@ -95,16 +97,11 @@ impl ZkServer {
     /// [`ZkServer::start`], or `None` with a message when ZooKeeper is not installed. With `CI=true` that panics: CI
     /// must not silently skip the ZooKeeper tests.
     pub fn start_or_skip(dir: &Path) -> Option<ZkServer> {
-        match ZkServer::start(dir) {
-            Ok(s) => Some(s),
-            Err(TestServerError::BinaryMissing)
-                if std::env::var("CI").map(|v| v != "true").unwrap_or(true) =>
-            {
-                eprintln!("SKIPPED: ZooKeeper is not installed (run scripts/install.sh); set CI=true to fail instead");
-                None
-            }
-            Err(e) => panic!("could not start ZooKeeper: {e}"),
-        }
+        ha_core::testing::or_skip(
+            ZkServer::start(dir),
+            |e| matches!(e, TestServerError::BinaryMissing),
+            "ZooKeeper",
+        )
     }
 
     fn write_config(&self) -> std::io::Result<()> {
@@ -132,53 +129,38 @@ impl ZkServer {
     }
 
     fn spawn(&mut self) -> Result<(), TestServerError> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("zookeeper.log"))?;
         let cp = format!(
             "{}:{ZOOKEEPER_JAR}:{SLF4J_SIMPLE_JAR}",
             self.dir.join("conf").display()
         );
-        let child = Command::new("java")
-            .args(["-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"])
+        let mut cmd = Command::new("java");
+        cmd.args(["-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn"])
             .arg("-Dzookeeper.admin.enableServer=false")
             .arg("-cp")
             .arg(cp)
             .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-            .arg(self.dir.join("conf/zoo.cfg"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        self.child = Some(child);
+            .arg(self.dir.join("conf/zoo.cfg"));
+        self.process = Some(ServerProcess::spawn(
+            &mut cmd,
+            &self.dir.join("zookeeper.log"),
+        )?);
         Ok(())
     }
 
     fn wait_ready(&mut self) -> Result<(), TestServerError> {
-        let start = Instant::now();
-        while start.elapsed() < READY_TIMEOUT {
-            // `ruok` says imok before the server serves; `srvr` shows `Mode:` only once it does.
-            if four_letter(self.port, "srvr").is_some_and(|s| s.contains("Mode:")) {
-                return Ok(());
-            }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    return Err(TestServerError::NotReady(
-                        start.elapsed(),
-                        format!("exited with {status}: {}", self.log_tail()),
-                    ));
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(TestServerError::NotReady(READY_TIMEOUT, self.log_tail()))
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.dir.join("zookeeper.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        let port = self.port;
+        let Some(process) = self.process.as_mut() else {
+            return Err(TestServerError::NotReady(NotReady::Exited {
+                status: "never started".into(),
+                log_tail: String::new(),
+            }));
+        };
+        // `ruok` says imok before the server serves; `srvr` shows `Mode:` only once it does.
+        process
+            .wait_ready(READY_TIMEOUT, || {
+                four_letter(port, "srvr").is_some_and(|s| s.contains("Mode:"))
+            })
+            .map_err(TestServerError::NotReady)
     }
 
     /// `127.0.0.1:<port>`, the connect string.
@@ -193,15 +175,12 @@ impl ZkServer {
 
     /// The OS process id while running.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|c| c.id())
+        self.process.as_ref().map(ServerProcess::pid)
     }
 
     /// Kills the server (SIGKILL, by PID) and reaps it. Its data stays.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process = None;
     }
 
     /// Starts it again on the same port with the same data (in an ensemble: waits until it serves, i.e. rejoined a
@@ -210,12 +189,6 @@ impl ZkServer {
         self.stop();
         self.spawn()?;
         self.wait_ready()
-    }
-}
-
-impl Drop for ZkServer {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -242,7 +215,7 @@ impl ZkEnsemble {
             let mut s = ZkServer {
                 dir: dir.join(format!("zk{i}")),
                 port: free_port(),
-                child: None,
+                process: None,
                 quorum: Some((*i, servers.clone())),
                 max_session_ms: 60_000,
             };
@@ -259,16 +232,11 @@ impl ZkEnsemble {
 
     /// [`ZkEnsemble::start`], or `None` with a message when ZooKeeper is not installed (a panic with `CI=true`).
     pub fn start_or_skip(dir: &Path, n: u32) -> Option<ZkEnsemble> {
-        match ZkEnsemble::start(dir, n) {
-            Ok(s) => Some(s),
-            Err(TestServerError::BinaryMissing)
-                if std::env::var("CI").map(|v| v != "true").unwrap_or(true) =>
-            {
-                eprintln!("SKIPPED: ZooKeeper is not installed (run scripts/install.sh); set CI=true to fail instead");
-                None
-            }
-            Err(e) => panic!("could not start the ZooKeeper ensemble: {e}"),
-        }
+        ha_core::testing::or_skip(
+            ZkEnsemble::start(dir, n),
+            |e| matches!(e, TestServerError::BinaryMissing),
+            "ZooKeeper",
+        )
     }
 
     /// `127.0.0.1:p1,127.0.0.1:p2,...`
@@ -283,7 +251,7 @@ impl ZkEnsemble {
     /// The index of the member that is the quorum leader right now (`srvr` says `Mode: leader`).
     pub fn leader_index(&self) -> Option<usize> {
         self.members.iter().position(|m| {
-            m.child.is_some()
+            m.process.is_some()
                 && four_letter(m.port, "srvr").is_some_and(|s| s.contains("Mode: leader"))
         })
     }

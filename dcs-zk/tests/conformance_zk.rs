@@ -50,6 +50,9 @@ impl Harness for ZkHarness {
     async fn put_raw(&self, key: &str, value: &str) {
         self.raw.put_raw(key, value).await.unwrap();
     }
+    async fn get_raw(&self, key: &str) -> Option<String> {
+        self.raw.get_raw(key).await.unwrap()
+    }
     async fn stop_server(&self) {
         self.server.lock().unwrap().stop();
     }
@@ -90,59 +93,6 @@ async fn zk_outage_is_unreachable_then_recovers() {
     )
     .await
     .unwrap();
-}
-
-/// A snapshot as Patroni writes it into ZooKeeper loads into the expected model, and values hactl writes back are
-/// byte-identical to Patroni's.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zk_reads_and_writes_patroni_format() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(h) = harness(dir.path()) else { return };
-    let config = r#"{"ttl":30,"loop_wait":10,"retry_timeout":10,"maximum_lag_on_failover":1048576,"postgresql":{"use_pg_rewind":true}}"#;
-    let member = r#"{"conn_url":"postgres://127.0.0.1:5433/postgres","api_url":"http://127.0.0.1:8009/patroni","state":"running","role":"replica","version":"4.1.4","xlog_location":67393608,"replay_lsn":67393608,"receive_lsn":67393608,"replication_state":"streaming","timeline":1}"#;
-    let history =
-        r#"[[1,25165984,"no recovery target specified","2024-01-01T00:00:00+00:00","node1"]]"#;
-    h.put_raw("initialize", "7268616322854375442").await;
-    h.put_raw("config", config).await;
-    h.put_raw("leader", "node1").await;
-    h.put_raw("members/node3", member).await;
-    h.put_raw("history", history).await;
-    h.put_raw(
-        "status",
-        r#"{"optime":67393608,"slots":{"node2":67393608}}"#,
-    )
-    .await;
-    h.put_raw("optime/leader", "67393608").await;
-    h.put_raw("failover", "{}").await;
-
-    let c = ZkDcs::new(settings(&h.hosts, "node2"));
-    let snap = c.load().await.unwrap();
-    assert_eq!(snap.initialize.as_deref(), Some("7268616322854375442"));
-    assert_eq!(snap.leader_name(), Some("node1"));
-    assert_eq!(snap.timeline(), 2);
-    assert_eq!(snap.last_leader_lsn(), Some(67393608));
-    let m = snap.member("node3").expect("member node3");
-    assert_eq!(m.data.xlog_location, Some(67393608));
-    assert_eq!(snap.config.clone().expect("config").value.ttl, Some(30.0));
-
-    // Written back through the client: byte-identical values.
-    c.touch_member("node2", &m.data).await.unwrap();
-    c.set_history(
-        &snap.history.clone().unwrap().value,
-        snap.history.as_ref().map(|h| h.version),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        h.raw.get_raw("members/node2").await.unwrap().as_deref(),
-        Some(member)
-    );
-    assert_eq!(
-        h.raw.get_raw("history").await.unwrap().as_deref(),
-        Some(history)
-    );
-    c.delete_cluster().await.unwrap();
-    assert!(c.load().await.unwrap().members.is_empty());
 }
 
 /// The crate opens a new session after an expiry without telling anyone; the client must notice, report the lock

@@ -4,6 +4,9 @@
 
 #[cfg(feature = "testing")]
 pub mod bench;
+mod patroni_format;
+
+pub use patroni_format::patroni_snapshot_round_trip;
 
 use std::time::{Duration, Instant};
 
@@ -23,6 +26,8 @@ pub trait Harness: Send + Sync {
     async fn pass(&self, d: Duration);
     /// Writes a raw value under a key relative to the cluster prefix, bypassing the client.
     async fn put_raw(&self, key: &str, value: &str);
+    /// Reads the raw value of a key relative to the cluster prefix, bypassing the client; `None` if absent.
+    async fn get_raw(&self, key: &str) -> Option<String>;
     /// Stops the server (all members of it).
     async fn stop_server(&self);
     /// Starts it again with its data.
@@ -459,5 +464,8 @@ pub async fn run_all(h: &dyn Harness) -> Result<(), String> {
     garbage_is_survived(h)
         .await
         .map_err(|e| format!("garbage_is_survived: {e}"))?;
+    patroni_snapshot_round_trip(h)
+        .await
+        .map_err(|e| format!("patroni_snapshot_round_trip: {e}"))?;
     Ok(())
 }

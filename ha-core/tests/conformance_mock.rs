@@ -28,6 +28,9 @@ impl Harness for Mock {
     async fn put_raw(&self, key: &str, value: &str) {
         self.dcs.put_raw(key, value);
     }
+    async fn get_raw(&self, key: &str) -> Option<String> {
+        self.dcs.get_raw(key)
+    }
     async fn stop_server(&self) {
         self.dcs.set_unavailable(true);
     }

@@ -140,3 +140,46 @@ async fn node<D: Dcs>(
         let _ = d.dcs().watch_leader(known, wait).await;
     }
 }
+
+/// The frozen-leader check every backend runs on its real server: three drivers with `timing` (`ttl`, `loop_wait`,
+/// `retry_timeout`) form a cluster (`settle` to let the replicas clone and stream), node1's loop freezes, and a
+/// replica is promoted **not before** node1's lease could have run out (ttl − safety margin − one loop_wait after
+/// the freeze: the last renewal may precede it by a loop) **and within** ttl + loop_wait + retry_timeout + `slack`
+/// (a backend's own expiry granularity). `observer` reads the cluster the drivers formed. Returns the promotion's
+/// delay.
+pub async fn frozen_leader_is_replaced_after_its_lease<D: Dcs + 'static>(
+    timing: GlobalConfig,
+    settle: Duration,
+    slack: Duration,
+    client: impl Fn(&str) -> D,
+    observer: &dyn crate::dcs::DcsClient,
+) -> Duration {
+    let t = timing.timing();
+    let ms = |m: u64| Duration::from_millis(m);
+    let mut cluster = DriverCluster::start(3, timing, Duration::from_millis(200), client).await;
+    tokio::time::sleep(settle).await;
+    let snap = observer
+        .load()
+        .await
+        .expect("the observer reads the cluster");
+    assert_eq!(snap.leader_name(), Some("node1"), "{snap:?}");
+    assert_eq!(snap.members.len(), 3, "{snap:?}");
+
+    let frozen_at = cluster.freeze(1);
+    let bound = ms(t.ttl_ms + t.loop_wait_ms + t.retry_timeout_ms) + slack;
+    let promoted = cluster.next_promotion("node1", bound * 2).await;
+    let (who, took) = (promoted.node, promoted.at - frozen_at);
+    eprintln!(
+        "{who} promoted {took:?} after node1's loop froze (ttl {} ms)",
+        t.ttl_ms
+    );
+    assert!(
+        took >= ms(t.lease_valid_ms().saturating_sub(t.loop_wait_ms)),
+        "promoted too early: {took:?}"
+    );
+    assert!(
+        took <= bound,
+        "promoted too late: {took:?}, bound {bound:?}"
+    );
+    took
+}
