@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use ha_core::testing::ServerProcess;
+
 use super::{binary, free_port, Member, TestingError, HEALTHY_WITHIN, START_ATTEMPTS};
 
 /// A cluster of `n` etcd members on loopback, data in `<dir>/etcd<i>-<client port>`; each member can be stopped and
@@ -74,7 +76,7 @@ impl EtcdCluster {
 
     /// The process id of member `i` while it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
-        self.members[i].child.as_ref().map(|c| c.id())
+        self.members[i].process.as_ref().map(ServerProcess::pid)
     }
 
     /// Kills member `i` (SIGKILL); its data stays.
@@ -104,13 +106,8 @@ impl EtcdCluster {
         let start = Instant::now();
         loop {
             for m in &mut self.members {
-                if let Some(status) = m.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                    m.child = None;
-                    return Err(TestingError::Exited {
-                        name: m.name.clone(),
-                        status: status.to_string(),
-                        log_tail: m.log_tail(),
-                    });
+                if let Some(exit) = m.exited() {
+                    return Err(exit);
                 }
             }
             if self.members.iter().all(Member::healthy) {

@@ -23,8 +23,10 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use ha_core::testing::{NotReady, ServerProcess};
 
 mod cluster;
 pub use cluster::EtcdCluster;
@@ -97,16 +99,7 @@ pub fn etcd_binary() -> Option<PathBuf> {
 /// The etcd binary, or `None` after printing why `test` is skipped. With `CI=true` a missing etcd is a failure
 /// (panic), so CI cannot pass by skipping.
 pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
-    match etcd_binary() {
-        Some(p) => Some(p),
-        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("{test}: etcd is not installed and CI=true: scripts/install.sh must install etcd-server")
-        }
-        None => {
-            eprintln!("SKIPPED {test}: etcd is not installed (apt-get install etcd-server)");
-            None
-        }
-    }
+    ha_core::testing::or_skip(binary(), |_| true, &format!("etcd (for {test})"))
 }
 
 /// A free loopback port for a test server (one helper for every backend and test: see [`ha_core::testing`]).
@@ -140,7 +133,7 @@ struct Member {
     /// HTTPS only, client certificates required; health is then read on `metrics_port` (plain HTTP).
     tls: Option<ServerTlsFiles>,
     metrics_port: u16,
-    child: Option<Child>,
+    process: Option<ServerProcess>,
 }
 
 impl Member {
@@ -166,7 +159,7 @@ impl Member {
             token: token.to_string(),
             tls: None,
             metrics_port: 0,
-            child: None,
+            process: None,
         }
     }
 
@@ -195,15 +188,9 @@ impl Member {
     }
 
     fn spawn(&mut self) -> Result<(), TestingError> {
-        if self.child.is_some() {
+        if self.process.is_some() {
             return Ok(());
         }
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .map_err(io(format!("open {}", self.log.display())))?;
-        let log2 = log.try_clone().map_err(io("clone the log handle"))?;
         let mut cmd = Command::new(&self.binary);
         if let Some(tls) = &self.tls {
             cmd.arg("--cert-file")
@@ -216,8 +203,7 @@ impl Member {
                 .arg("--listen-metrics-urls")
                 .arg(format!("http://127.0.0.1:{}", self.metrics_port));
         }
-        let child = cmd
-            .args(["--logger=zap", "--log-level=warn"])
+        cmd.args(["--logger=zap", "--log-level=warn"])
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -229,82 +215,94 @@ impl Member {
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", &self.token])
             // Fast elections: a killed leader is replaced in ~1-2 s; the minimum lease ttl becomes 2 s.
-            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .spawn()
-            .map_err(io(format!("start {}", self.binary.display())))?;
-        self.child = Some(child);
+            .args(["--heartbeat-interval", "100", "--election-timeout", "1000"]);
+        let process = ServerProcess::spawn(&mut cmd, &self.log).map_err(io(format!(
+            "start {} (log {})",
+            self.binary.display(),
+            self.log.display()
+        )))?;
+        self.process = Some(process);
         Ok(())
     }
 
     /// SIGKILL and reap. The data dir stays.
     fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.process = None;
     }
 
     fn log_tail(&self) -> String {
-        let s = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = s.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
+        self.process
+            .as_ref()
+            .map(ServerProcess::log_tail)
+            .unwrap_or_default()
+    }
+
+    /// The member's exit, as [`TestingError::Exited`], if its process has exited (it is then forgotten).
+    fn exited(&mut self) -> Option<TestingError> {
+        let status = self.process.as_mut()?.exited()?;
+        let log_tail = self.log_tail();
+        self.process = None;
+        Some(TestingError::Exited {
+            name: self.name.clone(),
+            status,
+            log_tail,
+        })
     }
 
     /// `GET /health` says `"health":"true"` (3.4: only when the member sees a leader).
     fn healthy(&self) -> bool {
-        let port = if self.tls.is_some() {
+        healthy(self.health_port())
+    }
+
+    /// Where `/health` is read: the client port, or the plain-HTTP metrics port of a TLS member.
+    fn health_port(&self) -> u16 {
+        if self.tls.is_some() {
             self.metrics_port
         } else {
             self.client_port
-        };
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
-        let req = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-        if s.write_all(req.as_bytes()).is_err() {
-            return false;
         }
-        let mut body = String::new();
-        let _ = s.read_to_string(&mut body);
-        body.contains("\"health\":\"true\"")
     }
 
     fn wait_healthy(&mut self) -> Result<(), TestingError> {
-        let start = Instant::now();
-        loop {
-            if self.healthy() {
-                return Ok(());
+        let port = self.health_port();
+        let name = self.name.clone();
+        let Some(process) = self.process.as_mut() else {
+            return Err(TestingError::NotHealthy {
+                name,
+                log_tail: "never started".into(),
+            });
+        };
+        match process.wait_ready(HEALTHY_WITHIN, || healthy(port)) {
+            Ok(()) => Ok(()),
+            Err(NotReady::Exited { status, log_tail }) => {
+                self.process = None;
+                Err(TestingError::Exited {
+                    name,
+                    status,
+                    log_tail,
+                })
             }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    self.child = None;
-                    return Err(TestingError::Exited {
-                        name: self.name.clone(),
-                        status: status.to_string(),
-                        log_tail: self.log_tail(),
-                    });
-                }
+            Err(NotReady::TimedOut { log_tail, .. }) => {
+                Err(TestingError::NotHealthy { name, log_tail })
             }
-            if start.elapsed() > HEALTHY_WITHIN {
-                return Err(TestingError::NotHealthy {
-                    name: self.name.clone(),
-                    log_tail: self.log_tail(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(30));
         }
     }
 }
 
-impl Drop for Member {
-    fn drop(&mut self) {
-        self.kill();
+/// `GET /health` on `port` says `"health":"true"` (3.4: only when the member sees a leader).
+fn healthy(port: u16) -> bool {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_millis(1000)));
+    let req = "GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
     }
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.contains("\"health\":\"true\"")
 }
 
 fn binary() -> Result<PathBuf, TestingError> {
@@ -393,11 +391,11 @@ impl EtcdServer {
 
     /// Whether the server was started and not stopped since; a process that died on its own still counts.
     pub fn is_running(&self) -> bool {
-        self.member.child.is_some()
+        self.member.process.is_some()
     }
 
     /// The server's process id while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.member.child.as_ref().map(|c| c.id())
+        self.member.process.as_ref().map(ServerProcess::pid)
     }
 }

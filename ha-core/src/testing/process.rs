@@ -71,6 +71,11 @@ impl ServerProcess {
         self.child.id()
     }
 
+    /// Its exit status if it has exited (without waiting): for a caller that waits on several servers at once.
+    pub fn exited(&mut self) -> Option<String> {
+        self.child.try_wait().ok().flatten().map(|s| s.to_string())
+    }
+
     /// Polls `serving` until it says yes, the process exits, or `within` has passed.
     pub fn wait_ready(
         &mut self,
@@ -82,9 +87,9 @@ impl ServerProcess {
             if serving() {
                 return Ok(());
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.exited() {
                 return Err(NotReady::Exited {
-                    status: status.to_string(),
+                    status,
                     log_tail: self.log_tail(),
                 });
             }
