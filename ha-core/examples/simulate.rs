@@ -38,7 +38,14 @@ fn main() {
                     Some("promote-without-lock") => PlantedBug::PromoteWithoutLock,
                     Some("sync-key-before-names") => PlantedBug::SyncKeyBeforeNames,
                     Some("stale-quorum-votes") => PlantedBug::StaleQuorumVotes,
-                    _ => usage("--planted-bug promote-without-lock|sync-key-before-names|stale-quorum-votes"),
+                    Some("leave-diverged-standby-running") => {
+                        PlantedBug::LeaveDivergedStandbyRunning
+                    }
+                    Some("append-only-history") => PlantedBug::AppendOnlyHistory,
+                    _ => usage(
+                        "--planted-bug promote-without-lock|sync-key-before-names|stale-quorum-votes|\
+                         leave-diverged-standby-running|append-only-history",
+                    ),
                 });
                 i += 1;
             }

@@ -16,6 +16,12 @@ pub enum PlantedBug {
     /// Quorum mode: votes are counted from the member keys at once, not from live answers (a frozen voter's stale
     /// position votes).
     StaleQuorumVotes,
+    /// A running standby that replayed past the new leader's fork point and cannot stream is left running (the bug
+    /// CI found on 2026-12-02).
+    LeaveDivergedStandbyRunning,
+    /// The leader only appends to the `history` key, never replacing one written by another branch's leader (the
+    /// bug the simulator's soak found on 2026-12-03).
+    AppendOnlyHistory,
 }
 
 #[cfg(feature = "mutants")]

@@ -108,32 +108,41 @@ pub(super) fn as_follower(
         PgRunState::Starting => {
             Decision::new(actions, format!("waiting for PostgreSQL on {me} to start"))
         }
-        _ => match rejoin::check_running(pg, cluster, leader_member) {
-            Rejoin::Diverged(why) => match rejoin::diverged_plan(obs.local, cfg) {
-                DivergedPlan::Keep(because) => Decision::warning(
-                    actions,
-                    format!(
+        _ => {
+            match if crate::mutants::active(crate::mutants::PlantedBug::LeaveDivergedStandbyRunning)
+            {
+                Rejoin::Follow
+            } else {
+                rejoin::check_running(pg, cluster, leader_member)
+            } {
+                Rejoin::Diverged(why) => match rejoin::diverged_plan(obs.local, cfg) {
+                    DivergedPlan::Keep(because) => Decision::warning(
+                        actions,
+                        format!(
                         "{me} diverged from {leader} ({why}); {because}: left running read-only"
                     ),
-                ),
-                _ => {
-                    actions.push(Action::Stop(StopMode::Fast));
-                    Decision::new(actions, format!("stopping {me} to rejoin {leader}: {why}"))
-                        .then_rerun()
+                    ),
+                    _ => {
+                        actions.push(Action::Stop(StopMode::Fast));
+                        Decision::new(actions, format!("stopping {me} to rejoin {leader}: {why}"))
+                            .then_rerun()
+                    }
+                },
+                _ if pg.upstream.as_deref() != Some(desired.name.as_str()) => {
+                    let name = desired.name.clone();
+                    actions.push(Action::Follow(desired));
+                    Decision::new(
+                        actions,
+                        format!("following new leader {leader} (streaming from {name})"),
+                    )
                 }
-            },
-            _ if pg.upstream.as_deref() != Some(desired.name.as_str()) => {
-                let name = desired.name.clone();
-                actions.push(Action::Follow(desired));
-                Decision::new(
+                _ => Decision::new(
                     actions,
-                    format!("following new leader {leader} (streaming from {name})"),
-                )
+                    format!(
+                        "no action. I am ({me}), a secondary, and following a leader ({leader})"
+                    ),
+                ),
             }
-            _ => Decision::new(
-                actions,
-                format!("no action. I am ({me}), a secondary, and following a leader ({leader})"),
-            ),
-        },
+        }
     }
 }

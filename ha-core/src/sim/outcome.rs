@@ -47,6 +47,10 @@ impl SimOutcome {
             Some(PlantedBug::PromoteWithoutLock) => " --planted-bug promote-without-lock",
             Some(PlantedBug::SyncKeyBeforeNames) => " --planted-bug sync-key-before-names",
             Some(PlantedBug::StaleQuorumVotes) => " --planted-bug stale-quorum-votes",
+            Some(PlantedBug::LeaveDivergedStandbyRunning) => {
+                " --planted-bug leave-diverged-standby-running"
+            }
+            Some(PlantedBug::AppendOnlyHistory) => " --planted-bug append-only-history",
             None => "",
         };
         let wd = if self.config.watchdog {
