@@ -10,6 +10,15 @@ pub fn format_lsn(lsn: u64) -> String {
     format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
 }
 
+/// Where `history` (a server's timeline switches, as its `.history` files hold them) says `timeline` ended; `None`
+/// if it does not.
+pub fn timeline_end(history: &[TimelineSwitch], timeline: u64) -> Option<u64> {
+    history
+        .iter()
+        .find(|sw| sw.timeline == timeline)
+        .map(|sw| sw.lsn)
+}
+
 /// How to stop PostgreSQL (`pg_ctl stop -m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopMode {
@@ -248,10 +257,7 @@ pub struct PgObservation {
 impl PgObservation {
     /// Where this server's timeline history says `timeline` ended (the next one forked off); `None` if it does not.
     pub fn end_of(&self, timeline: u64) -> Option<u64> {
-        self.history
-            .iter()
-            .find(|sw| sw.timeline == timeline)
-            .map(|sw| sw.lsn)
+        timeline_end(&self.history, timeline)
     }
     /// The run state, [`PgRunState::Stopped`] when not observed.
     pub fn state(&self) -> PgRunState {

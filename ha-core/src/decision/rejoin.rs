@@ -21,19 +21,10 @@ pub enum Rejoin {
 /// Whether the local data, at `pg`'s timeline and WAL position, can stream from `leader`. The leader's timeline is
 /// the later of its member key's and the cluster history's; an unknown local timeline (0) gives [`Rejoin::Follow`].
 pub fn check(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
+    if let Some(verdict) = by_timeline(pg, cluster, leader) {
+        return verdict;
+    }
     let mine = pg.timeline;
-    let theirs = leader.timeline().max(cluster.timeline());
-    if mine == 0 {
-        return Rejoin::Follow;
-    }
-    if mine > theirs {
-        return Rejoin::Diverged(format!(
-            "local timeline {mine} is ahead of the leader's {theirs}"
-        ));
-    }
-    if mine == theirs {
-        return Rejoin::Follow;
-    }
     match cluster.timeline_end_lsn(mine) {
         Some(end) if pg.lsn <= end => Rejoin::Follow,
         Some(end) => Rejoin::Diverged(format!(
@@ -58,19 +49,13 @@ pub fn check(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
 /// Without this a standby that received WAL the new leader never had (an asynchronous standby ahead of the one
 /// promoted) waited forever, "following" a leader it could never stream from.
 pub fn check_running(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
-    let mine = pg.timeline;
-    let theirs = leader.timeline().max(cluster.timeline());
-    if mine == 0 || mine == theirs {
-        return Rejoin::Follow;
-    }
-    if mine > theirs {
-        return Rejoin::Diverged(format!(
-            "local timeline {mine} is ahead of the leader's {theirs}"
-        ));
+    if let Some(verdict) = by_timeline(pg, cluster, leader) {
+        return verdict;
     }
     if pg.streaming {
         return Rejoin::Follow;
     }
+    let mine = pg.timeline;
     let replayed = pg.replay_lsn.unwrap_or(pg.lsn);
     match cluster.timeline_end_lsn(mine) {
         Some(end) if replayed > end => Rejoin::Diverged(format!(
@@ -80,6 +65,23 @@ pub fn check_running(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> 
             format_lsn(end)
         )),
         _ => Rejoin::Follow,
+    }
+}
+
+/// The verdict of the timelines alone, shared by [`check`] and [`check_running`]: an unknown local timeline (0) or
+/// the leader's own follows, a later one diverged; `None` when ours is older and the position must decide. The
+/// leader's timeline is the later of its member key's and the cluster history's.
+fn by_timeline(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Option<Rejoin> {
+    let mine = pg.timeline;
+    let theirs = leader.timeline().max(cluster.timeline());
+    if mine == 0 || mine == theirs {
+        Some(Rejoin::Follow)
+    } else if mine > theirs {
+        Some(Rejoin::Diverged(format!(
+            "local timeline {mine} is ahead of the leader's {theirs}"
+        )))
+    } else {
+        None
     }
 }
 

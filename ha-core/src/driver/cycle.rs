@@ -59,16 +59,17 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
             self.absorb_config(cluster).await;
             let me = &self.settings.identity.name;
+            let leading = cluster.leader_name() == Some(me.as_str());
             let down = matches!(
                 pg_obs.state(),
                 PgRunState::Stopped | PgRunState::Crashed | PgRunState::Starting
             );
-            if cluster.leader_name() == Some(me.as_str()) && down {
+            if leading && down {
                 self.local.primary_down_since.get_or_insert(now);
             } else {
                 self.local.primary_down_since = None;
             }
-            if cluster.leader_name() == Some(me.as_str()) {
+            if leading {
                 let cfg = &self.local.last_config;
                 crate::decision::slots::remember_members(
                     &mut self.local.member_slots_seen,

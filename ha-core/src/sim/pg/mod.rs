@@ -110,10 +110,7 @@ impl SimPgState {
     }
     /// Where this server's history left `timeline` (`None`: it never did, or never was on it).
     pub fn end_of(&self, timeline: u64) -> Option<u64> {
-        self.history
-            .iter()
-            .find(|s| s.timeline == timeline)
-            .map(|s| s.lsn)
+        crate::pg::timeline_end(&self.history, timeline)
     }
 }
 
