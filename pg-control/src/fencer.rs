@@ -238,10 +238,19 @@ pub fn run(data_dir: &Path) -> FencerExit {
     let dir = data_dir.to_path_buf();
     let file = state_file(data_dir);
     let mut warned = false;
+    let mut records = 0u32;
     let exit = run_fencer_from(
         stdin,
         inherited,
-        |armed| record_state(&file, armed, &mut warned),
+        |armed| {
+            record_state(&file, armed, &mut warned);
+            // It idles beside the node for its whole life: once its reader thread runs and its state was recorded
+            // twice (start, the daemon's first word), only the pages its wait and record use stay resident.
+            records += 1;
+            if records == 2 {
+                let _ = crate::working_set::release_startup_pages();
+            }
+        },
         move || fence_data_dir(&dir),
     );
     if exit == FencerExit::Disarmed {

@@ -42,6 +42,7 @@
 //! - `archive`: a demoted primary's shutdown checkpoint archived for a standby cluster to replay.
 //! - `controldata`: parsing pg_controldata, timeline history files and LSNs.
 //! - `os`: running binaries as the PostgreSQL user under a timeout, file ownership, /proc and signals.
+//! - [`working_set`]: a long-running process's start-up pages unmapped once it idles (the daemon, the fencer).
 //! - `error`: the typed [`Error`].
 //!
 //! # Rules it keeps
@@ -81,6 +82,7 @@ mod settings;
 mod slots;
 mod state;
 mod tls;
+pub mod working_set;
 
 /// Server-certificate verifiers shared with hactl's REST client: a self-signed certificate listed in the trust
 /// anchors is accepted as OpenSSL accepts it; `NoVerification` still checks the handshake's signatures.

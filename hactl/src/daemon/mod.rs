@@ -23,7 +23,7 @@ use ha_core::driver::{Driver, DriverSettings};
 use ha_core::model::Role;
 use ha_core::sync::lock;
 use ha_core::time::{Clock, SystemClock};
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::api::ApiContext;
 use crate::config::{Config, DaemonRequired};
@@ -134,6 +134,24 @@ pub async fn ensure_unique_name_with(
 }
 
 /// Runs a node until SIGTERM/SIGINT. `config_path` is re-read on SIGHUP.
+/// Loops after which start-up is over: by then the configuration was parsed, the REST API and the fencer started,
+/// PostgreSQL observed and renewed or followed twice; the code only they used is unmapped (see
+/// [`pg_control::working_set`]).
+const STARTUP_LOOPS: u32 = 2;
+
+/// Unmaps the start-up pages: an idle node then keeps the ~6 MiB of code its loop touches resident instead of its
+/// whole 10 MiB binary.
+fn release_startup_pages() {
+    match pg_control::working_set::release_startup_pages() {
+        Ok(r) => debug!(
+            mappings = r.mappings,
+            kb = r.kb,
+            "released the start-up pages"
+        ),
+        Err(e) => debug!(error = %e, "could not release the start-up pages"),
+    }
+}
+
 pub async fn run(config: Config, config_path: Option<PathBuf>) -> Result<(), DaemonError> {
     let required = config.validate_for_daemon()?;
     init_logging(&config);
@@ -324,10 +342,15 @@ async fn run_inner(
     let mut heartbeats = HeartbeatLog::new(config.log.deduplicate_heartbeat_logs);
     let mut cached: Option<ha_core::model::GlobalConfig> = None;
     let watcher = tokio::spawn(async move {
+        let mut loops = 0u32;
         while reports.changed().await.is_ok() {
             let Some(r) = reports.borrow_and_update().clone() else {
                 continue;
             };
+            loops += 1;
+            if loops == STARTUP_LOOPS {
+                release_startup_pages();
+            }
             // The cluster's configuration as last read, in the data directory as Patroni keeps it
             // (`patroni.dynamic.json`): the next start uses it until the DCS answers.
             if let Ok(c) = &r.cluster {
