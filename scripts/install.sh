@@ -43,6 +43,7 @@ declare -A PKGS=(
   [procps]=/usr/bin/pgrep
   [curl]=/usr/bin/curl
   [util-linux]=/usr/sbin/runuser
+  [pgbackrest]=/usr/bin/pgbackrest
 )
 
 missing=()

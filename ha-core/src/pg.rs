@@ -65,6 +65,12 @@ pub struct RemoteSource {
     pub archive_cleanup_command: Option<String>,
     /// `recovery_min_apply_delay`: how long replay lags behind on purpose, as PostgreSQL writes it (`5min`).
     pub recovery_min_apply_delay: Option<String>,
+    /// `create_replica_methods`: the methods, in order, that copy the source onto a member of the standby cluster
+    /// (names of the node's `postgresql.<name>` sections, or `basebackup`); empty: the node's own
+    /// `postgresql.create_replica_methods`. Patroni keeps the two lists apart because a standby cluster is often
+    /// seeded from the source's backup repository while its own replicas copy their leader.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub create_replica_methods: Vec<String>,
 }
 
 /// Whether PostgreSQL runs, as far as the observer could tell.

@@ -21,14 +21,7 @@ impl PgCtl {
     /// Makes this node a replica of `source` (or, with `None`, by a method that needs no running member) with the
     /// first configured method that succeeds; leaves it stopped and configured as a standby.
     pub(crate) async fn create_replica(&self, source: Option<&Upstream>) -> Result<()> {
-        let methods: Vec<ReplicaMethod> = if self.s.replica_methods.is_empty() {
-            vec![ReplicaMethod {
-                name: "basebackup".into(),
-                ..Default::default()
-            }]
-        } else {
-            self.s.replica_methods.clone()
-        };
+        let methods = self.methods_for(source);
         let mut last = None;
         for m in methods.iter().filter(|m| source.is_some() || m.no_leader) {
             let r = match (m.argv.is_empty(), source) {
@@ -53,6 +46,46 @@ impl PgCtl {
                 "no create_replica_methods entry can make a replica without a running leader",
             )
         }))
+    }
+
+    /// The methods to try, in order: a standby cluster's own list when its source names one
+    /// (`standby_cluster.create_replica_methods`, resolved against this node's `postgresql.<name>` sections; a name
+    /// with no section is skipped with a warning), else `postgresql.create_replica_methods`, else pg_basebackup.
+    fn methods_for(&self, source: Option<&Upstream>) -> Vec<ReplicaMethod> {
+        let basebackup = || ReplicaMethod {
+            name: "basebackup".into(),
+            ..Default::default()
+        };
+        let listed = source
+            .and_then(|s| s.remote.as_ref())
+            .map(|r| r.create_replica_methods.as_slice())
+            .unwrap_or_default();
+        if listed.is_empty() {
+            return if self.s.replica_methods.is_empty() {
+                vec![basebackup()]
+            } else {
+                self.s.replica_methods.clone()
+            };
+        }
+        let known = |name: &str| {
+            self.s
+                .replica_methods
+                .iter()
+                .chain(&self.s.other_replica_methods)
+                .find(|m| m.name == name)
+                .cloned()
+        };
+        listed
+            .iter()
+            .filter_map(|name| match known(name) {
+                Some(m) => Some(m),
+                None if name == "basebackup" => Some(basebackup()),
+                None => {
+                    warn!(method = %name, "standby_cluster.create_replica_methods names a method without a postgresql.{name}.command section: skipped");
+                    None
+                }
+            })
+            .collect()
     }
 
     /// Whether a method can make a replica while no member runs (`no_leader`).
@@ -92,7 +125,7 @@ impl PgCtl {
         }
         self.write_pgpass()?;
         let mut argv = m.argv.clone();
-        if let Some(src) = source {
+        if let Some(src) = source.filter(|_| !m.no_params) {
             let ep = self.endpoint(src)?;
             argv.push(format!(
                 "--connstring={}",

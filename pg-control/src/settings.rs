@@ -50,12 +50,15 @@ pub struct ReplicaMethod {
     /// method in logs and errors.
     pub name: String,
     /// The program and its arguments (`--scope`, `--datadir`, `--role=replica` and the method's own keys);
-    /// `--connstring=` to the source is added when there is one. Empty: pg_basebackup.
+    /// `--connstring=` to the source is added when there is one, unless `no_params`. Empty: pg_basebackup.
     pub argv: Vec<String>,
     /// Usable without a running leader (a restore from a backup repository).
     pub no_leader: bool,
     /// Run on the existing data directory instead of an empty one.
     pub keep_data: bool,
+    /// Patroni's `no_params`: the command gets its own arguments only, no `--connstring` (pgBackRest's `restore`
+    /// refuses options it does not know).
+    pub no_params: bool,
 }
 
 /// A custom bootstrap method (Patroni's `bootstrap.<method>`).
@@ -181,6 +184,10 @@ pub struct PgSettings {
     pub custom_bootstrap: Option<CustomBootstrap>,
     /// `postgresql.create_replica_methods`, in order; empty: pg_basebackup only.
     pub replica_methods: Vec<ReplicaMethod>,
+    /// The other methods defined in the `postgresql` section (`postgresql.<name>.command`) but not listed there:
+    /// a standby cluster's `standby_cluster.create_replica_methods` may name them
+    /// ([`ha_core::pg::RemoteSource::create_replica_methods`]).
+    pub other_replica_methods: Vec<ReplicaMethod>,
     /// `bootstrap.post_bootstrap` (or `post_init`): run after the new cluster is up, with a connection string as
     /// its last argument; a non-zero exit fails the bootstrap.
     pub post_bootstrap: Option<Vec<String>>,
@@ -228,6 +235,7 @@ impl PgSettings {
             initdb: Vec::new(),
             custom_bootstrap: None,
             replica_methods: Vec::new(),
+            other_replica_methods: Vec::new(),
             post_bootstrap: None,
             pgpass: beside(".pgpass"),
             log_file: beside(".log"),

@@ -88,7 +88,7 @@ async fn a_cluster_cloned_by_a_command_starts_as_a_primary_and_runs_post_bootstr
             name: "restore".into(),
             argv: clone_cmd(&s.data_dir),
             no_leader: true,
-            keep_data: false,
+            ..Default::default()
         },
     ];
     let n4 = PgCtl::new(s).await.expect("settings");

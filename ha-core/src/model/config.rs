@@ -245,12 +245,6 @@ impl GlobalConfig {
     /// see README: known limits).
     pub fn not_acted_on(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
-        if let Some(Value::Object(sc)) = self.extra.get("standby_cluster") {
-            if sc.contains_key("create_replica_methods") {
-                // The standby leader copies its source with this node's own `create_replica_methods`.
-                out.push("standby_cluster.create_replica_methods");
-            }
-        }
         if let Some(p) = &self.postgresql {
             if p.extra.contains_key("recovery_conf") {
                 out.push("postgresql.recovery_conf");

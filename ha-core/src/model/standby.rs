@@ -27,6 +27,20 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// A list of method names as Patroni takes it: a YAML list, or one name (a comma-separated string too).
+fn names(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(|x| text(Some(x))).collect(),
+        Some(Value::String(s)) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// A host as it goes into a URL: an IPv6 address in brackets (`::1` → `[::1]`), anything else as it is.
 pub fn url_host(host: &str) -> std::borrow::Cow<'_, str> {
     if host.contains(':') && !host.starts_with('[') {
@@ -82,6 +96,7 @@ impl GlobalConfig {
                 restore_command: text(o.get("restore_command")),
                 archive_cleanup_command: text(o.get("archive_cleanup_command")),
                 recovery_min_apply_delay: text(o.get("recovery_min_apply_delay")),
+                create_replica_methods: names(o.get("create_replica_methods")),
             },
         };
         (s.host.is_some() || s.source.restore_command.is_some()).then_some(s)
@@ -120,5 +135,33 @@ mod tests {
             .unwrap()
             .upstream();
         assert_eq!(archive.conn_url, "", "archive recovery only: no streaming");
+    }
+
+    #[test]
+    fn the_standby_clusters_own_replica_methods_are_read_as_a_list_or_one_name() {
+        let methods = |j: &str| {
+            serde_json::from_str::<GlobalConfig>(j)
+                .unwrap()
+                .standby_cluster()
+                .unwrap()
+                .upstream()
+                .remote
+                .unwrap()
+                .create_replica_methods
+        };
+        assert_eq!(
+            methods(
+                r#"{"standby_cluster":{"host":"db1","create_replica_methods":["pgbackrest","basebackup"]}}"#
+            ),
+            ["pgbackrest", "basebackup"]
+        );
+        assert_eq!(
+            methods(r#"{"standby_cluster":{"host":"db1","create_replica_methods":"pgbackrest"}}"#),
+            ["pgbackrest"]
+        );
+        assert!(
+            methods(r#"{"standby_cluster":{"host":"db1"}}"#).is_empty(),
+            "unset: the node's own list"
+        );
     }
 }

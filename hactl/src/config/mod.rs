@@ -30,7 +30,8 @@ pub use error::ConfigError;
 pub use schema::{
     BasicAuth, BootstrapConfig, Callbacks, Config, ConsulConfig, CtlConfig, DaemonRequired,
     DcsConfig, EtcdConfig, HostPort, InitdbOption, LogConfig, LogFormat, LogType, PgAuthentication,
-    PgUser, PostgresqlConfig, RestApiConfig, ZookeeperConfig, DEFAULT_NAMESPACE,
+    PgUser, PostgresqlConfig, ReplicaMethodConfig, RestApiConfig, ZookeeperConfig,
+    DEFAULT_NAMESPACE,
 };
 
 use std::collections::BTreeMap;

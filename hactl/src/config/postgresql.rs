@@ -47,97 +47,115 @@ fn parse_user(s: &Section, key: &str) -> Result<Option<PgUser>, ConfigError> {
 }
 
 /// `create_replica_methods` and each method's section (`basebackup` is pg_basebackup; any other name needs
-/// `postgresql.<name>.command`).
-fn parse_replica_methods(s: &Section) -> Result<Vec<ReplicaMethodConfig>, ConfigError> {
-    let Some(names) = s.string_list("create_replica_methods")? else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for name in names {
+/// `postgresql.<name>.command`), then the other sections with a `command` that the list does not name: a standby
+/// cluster's `standby_cluster.create_replica_methods` (in the DCS, so known only at run time) may name them.
+fn parse_replica_methods(
+    s: &Section,
+) -> Result<(Vec<ReplicaMethodConfig>, Vec<ReplicaMethodConfig>), ConfigError> {
+    let names = s.string_list("create_replica_methods")?.unwrap_or_default();
+    let mut listed = Vec::new();
+    for name in &names {
         if name == "basebackup" {
-            out.push(ReplicaMethodConfig {
-                name,
+            listed.push(ReplicaMethodConfig {
+                name: name.clone(),
                 ..Default::default()
             });
             continue;
         }
-        let m = s.section(&name)?;
-        let mut method = ReplicaMethodConfig {
-            command: Some(m.required_string("command")?),
-            no_leader: m.bool("no_leader")?.unwrap_or(false),
-            keep_data: m.bool("keep_data")?.unwrap_or(false),
-            no_params: m.bool("no_params")?.unwrap_or(false),
-            ..Default::default()
-        };
-        for (k, v) in m.map.into_iter().flatten() {
-            if [
-                "command",
-                "no_leader",
-                "keep_data",
-                "no_params",
-                "no_master",
-            ]
-            .contains(&k.as_str())
-            {
-                continue;
-            }
-            let text = match v {
-                serde_json::Value::String(t) => t.clone(),
-                serde_json::Value::Number(_) | serde_json::Value::Bool(_) => v.to_string(),
-                other => return Err(ConfigError::invalid(&m.key(k), "a scalar", other)),
-            };
-            method.params.push((k.clone(), text));
-        }
-        method.name = name;
-        out.push(method);
+        listed.push(parse_replica_method(s, name)?);
     }
-    Ok(out)
+    let mut others = Vec::new();
+    for (k, v) in s.map.into_iter().flatten() {
+        let is_method = v.as_object().is_some_and(|o| o.contains_key("command"));
+        if is_method && !names.contains(k) && !POSTGRESQL_KEYS.contains(&k.as_str()) {
+            others.push(parse_replica_method(s, k)?);
+        }
+    }
+    Ok((listed, others))
 }
+
+/// One `postgresql.<name>` replica method section: `command`, `no_leader`, `keep_data`, `no_params`, and every
+/// other key passed as `--key=value`.
+fn parse_replica_method(s: &Section, name: &str) -> Result<ReplicaMethodConfig, ConfigError> {
+    let m = s.section(name)?;
+    let mut method = ReplicaMethodConfig {
+        name: name.to_string(),
+        command: Some(m.required_string("command")?),
+        // `no_master` is the name Patroni had before `no_leader`.
+        no_leader: m
+            .bool("no_leader")?
+            .or(m.bool("no_master")?)
+            .unwrap_or(false),
+        keep_data: m.bool("keep_data")?.unwrap_or(false),
+        no_params: m.bool("no_params")?.unwrap_or(false),
+        ..Default::default()
+    };
+    for (k, v) in m.map.into_iter().flatten() {
+        if [
+            "command",
+            "no_leader",
+            "keep_data",
+            "no_params",
+            "no_master",
+        ]
+        .contains(&k.as_str())
+        {
+            continue;
+        }
+        let text = match v {
+            serde_json::Value::String(t) => t.clone(),
+            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => v.to_string(),
+            other => return Err(ConfigError::invalid(&m.key(k), "a scalar", other)),
+        };
+        method.params.push((k.clone(), text));
+    }
+    Ok(method)
+}
+
+/// The `postgresql` section's own keys (everything else is a replica method's section or unknown).
+const POSTGRESQL_KEYS: &[&str] = &[
+    "listen",
+    "connect_address",
+    "proxy_address",
+    "data_dir",
+    "config_dir",
+    "bin_dir",
+    "bin_name",
+    "pgpass",
+    "authentication",
+    "parameters",
+    "pg_hba",
+    "pg_ident",
+    "use_pg_rewind",
+    "callbacks",
+    "pre_promote",
+    "before_stop",
+    "create_replica_methods",
+    "basebackup",
+    "remove_data_directory_on_rewind_failure",
+    "remove_data_directory_on_diverged_timelines",
+    "recovery_conf",
+    "custom_conf",
+    "use_unix_socket",
+    "use_unix_socket_repl",
+    "pg_ctl_timeout",
+    "database",
+    "replica_method",
+];
 
 pub(super) fn parse_postgresql(
     s: &Section,
     warnings: &mut Vec<String>,
 ) -> Result<PostgresqlConfig, ConfigError> {
-    let replica_methods = parse_replica_methods(s)?;
+    let (replica_methods, other_replica_methods) = parse_replica_methods(s)?;
     let method_sections: Vec<&str> = replica_methods
         .iter()
+        .chain(&other_replica_methods)
         .filter(|m| m.command.is_some())
         .map(|m| m.name.as_str())
         .collect();
     s.warn_unknown(
-        &[
-            method_sections.as_slice(),
-            &[
-                "listen",
-                "connect_address",
-                "proxy_address",
-                "data_dir",
-                "config_dir",
-                "bin_dir",
-                "bin_name",
-                "pgpass",
-                "authentication",
-                "parameters",
-                "pg_hba",
-                "pg_ident",
-                "use_pg_rewind",
-                "callbacks",
-                "pre_promote",
-                "before_stop",
-                "create_replica_methods",
-                "basebackup",
-                "remove_data_directory_on_rewind_failure",
-                "remove_data_directory_on_diverged_timelines",
-                "recovery_conf",
-                "custom_conf",
-                "use_unix_socket",
-                "use_unix_socket_repl",
-                "pg_ctl_timeout",
-                "database",
-                "replica_method",
-            ],
-        ]
-        .concat(),
+        &[method_sections.as_slice(), POSTGRESQL_KEYS].concat(),
         warnings,
     );
     // Keys Patroni knows that hactl reads but does not act on: each is named, never dropped silently.
@@ -226,6 +244,7 @@ pub(super) fn parse_postgresql(
         },
         pre_promote: s.string("pre_promote")?,
         replica_methods,
+        other_replica_methods,
     })
 }
 
@@ -294,5 +313,55 @@ postgresql:
             "{text}"
         );
         assert!(text.contains("sslmode"), "{text}");
+    }
+
+    #[test]
+    fn patronis_pgbackrest_example_and_a_method_only_a_standby_cluster_names_reach_pg_control() {
+        let c = load(
+            "  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: /usr/bin/pgbackrest --stanza=batman --delta restore\n    keep_data: true\n    no_params: true\n  wal_g:\n    command: wal-g-restore\n    no_leader: 1\n    envdir: /etc/wal-g\n",
+            &[],
+        )
+        .unwrap();
+        assert!(
+            c.warnings.is_empty(),
+            "both sections are acted on: {:?}",
+            c.warnings
+        );
+        let s = crate::daemon::pg_settings(&c).unwrap();
+        let names: Vec<&str> = s.replica_methods.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["pgbackrest", "basebackup"]);
+        let pgbr = &s.replica_methods[0];
+        assert_eq!(
+            pgbr.argv,
+            [
+                "/usr/bin/pgbackrest",
+                "--stanza=batman",
+                "--delta",
+                "restore"
+            ]
+        );
+        assert!(
+            pgbr.keep_data && pgbr.no_params,
+            "no --scope/--datadir here and no --connstring later"
+        );
+        assert_eq!(
+            s.other_replica_methods.len(),
+            1,
+            "{:?}",
+            s.other_replica_methods
+        );
+        let walg = &s.other_replica_methods[0];
+        assert_eq!(walg.name, "wal_g");
+        assert_eq!(
+            walg.argv,
+            [
+                "wal-g-restore",
+                "--scope=batman",
+                "--role=replica",
+                "--datadir=/data",
+                "--envdir=/etc/wal-g"
+            ]
+        );
+        assert!(walg.no_leader && !walg.no_params);
     }
 }

@@ -143,7 +143,7 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
             recovery_conf: m.recovery_conf.clone(),
         });
     }
-    for m in &config.postgresql.replica_methods {
+    let method = |m: &crate::config::ReplicaMethodConfig| -> Result<pg_control::ReplicaMethod, crate::config::ConfigError> {
         let argv = match &m.command {
             None => Vec::new(),
             Some(cmd) => {
@@ -157,13 +157,26 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
                 argv
             }
         };
-        s.replica_methods.push(pg_control::ReplicaMethod {
+        Ok(pg_control::ReplicaMethod {
             name: m.name.clone(),
             argv,
             no_leader: m.no_leader,
             keep_data: m.keep_data,
-        });
-    }
+            no_params: m.no_params,
+        })
+    };
+    s.replica_methods = config
+        .postgresql
+        .replica_methods
+        .iter()
+        .map(method)
+        .collect::<Result<_, _>>()?;
+    s.other_replica_methods = config
+        .postgresql
+        .other_replica_methods
+        .iter()
+        .map(method)
+        .collect::<Result<_, _>>()?;
     if let Some(cmd) = &config.bootstrap.post_bootstrap {
         s.post_bootstrap = Some(split("bootstrap.post_bootstrap", cmd)?);
     }

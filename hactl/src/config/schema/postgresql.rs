@@ -99,6 +99,9 @@ pub struct PostgresqlConfig {
     pub pre_promote: Option<String>,
     /// `create_replica_methods`, in order, with their sections.
     pub replica_methods: Vec<ReplicaMethodConfig>,
+    /// The other `postgresql.<name>` sections with a `command`: methods a standby cluster's
+    /// `standby_cluster.create_replica_methods` may name.
+    pub other_replica_methods: Vec<ReplicaMethodConfig>,
 }
 
 /// One entry of `postgresql.create_replica_methods`.
