@@ -390,10 +390,12 @@ pub trait PgControl: Send + Sync {
     async fn rewind(&self, source: &Upstream) -> Result<(), PgError>;
     /// Wipes the data directory and clones again from `source` (never a directory of another cluster).
     async fn reinitialize(&self, source: &Upstream) -> Result<(), PgError>;
-    /// Writes the cluster-wide parameters into the managed configuration and reloads.
+    /// Writes the cluster-wide parameters and recovery settings (Patroni's `postgresql.recovery_conf`, used
+    /// while the server is a standby) into the managed configuration and reloads.
     async fn apply_parameters(
         &self,
         parameters: &BTreeMap<String, String>,
+        recovery_conf: &BTreeMap<String, String>,
     ) -> Result<ParamChange, PgError>;
     /// Sets `synchronous_standby_names` as the leader manages it (overriding any configured value; `Some("")`:
     /// asynchronous) and reloads; `None` gives the parameter back to the configuration.
@@ -469,8 +471,9 @@ impl<T: PgControl + ?Sized> PgControl for std::sync::Arc<T> {
     async fn apply_parameters(
         &self,
         parameters: &BTreeMap<String, String>,
+        recovery_conf: &BTreeMap<String, String>,
     ) -> Result<ParamChange, PgError> {
-        (**self).apply_parameters(parameters).await
+        (**self).apply_parameters(parameters, recovery_conf).await
     }
     async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {
         (**self).set_synchronous_standby_names(value).await

@@ -188,8 +188,9 @@ impl PgControl for PgCtl {
     async fn apply_parameters(
         &self,
         parameters: &BTreeMap<String, String>,
+        recovery_conf: &BTreeMap<String, String>,
     ) -> Result<ParamChange, PgError> {
-        let pending_restart = PgCtl::apply_parameters(self, parameters).await?;
+        let pending_restart = PgCtl::apply_cluster_config(self, parameters, recovery_conf).await?;
         Ok(ParamChange { pending_restart })
     }
     async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<(), PgError> {

@@ -16,15 +16,32 @@ impl PgCtl {
         &self,
         parameters: &BTreeMap<String, String>,
     ) -> Result<Vec<String>> {
+        let recovery_conf = ha_core::sync::lock(&self.state)
+            .cluster_recovery_conf
+            .clone();
+        self.apply_cluster_config(parameters, &recovery_conf).await
+    }
+
+    /// [`PgCtl::apply_parameters`] with the cluster-wide `postgresql.recovery_conf` too.
+    pub async fn apply_cluster_config(
+        &self,
+        parameters: &BTreeMap<String, String>,
+        recovery_conf: &BTreeMap<String, String>,
+    ) -> Result<Vec<String>> {
         let _g = self.op_guard("apply_parameters").await?;
         async {
             if !self.initialized() {
                 // Before initdb or a clone there is nowhere to write yet (the data directory, maybe its parent, do
                 // not exist): kept in memory for the first configuration, saved with the state file at the start.
-                ha_core::sync::lock(&self.state).cluster_parameters = parameters.clone();
+                let mut st = ha_core::sync::lock(&self.state);
+                st.cluster_parameters = parameters.clone();
+                st.cluster_recovery_conf = recovery_conf.clone();
                 return Ok(Vec::new());
             }
-            self.update_state(|st| st.cluster_parameters = parameters.clone())?;
+            self.update_state(|st| {
+                st.cluster_parameters = parameters.clone();
+                st.cluster_recovery_conf = recovery_conf.clone();
+            })?;
             self.rewrite_current_config().await?;
             if self.live_postmaster().is_none() {
                 return Ok(Vec::new());

@@ -182,6 +182,10 @@ pub struct PgSettings {
     /// `bootstrap.method` other than initdb: a command that fills the data directory (a restore from backup, a
     /// clone of another cluster) instead of initdb.
     pub custom_bootstrap: Option<CustomBootstrap>,
+    /// The node's own `postgresql.recovery_conf`: recovery settings a standby gets besides `primary_conninfo`,
+    /// `primary_slot_name` and `recovery_target_timeline` (which hactl writes); when set, it replaces the
+    /// cluster-wide one, as Patroni's local configuration replaces the dynamic one.
+    pub recovery_conf: BTreeMap<String, String>,
     /// `postgresql.create_replica_methods`, in order; empty: pg_basebackup only.
     pub replica_methods: Vec<ReplicaMethod>,
     /// The other methods defined in the `postgresql` section (`postgresql.<name>.command`) but not listed there:
@@ -234,6 +238,7 @@ impl PgSettings {
             pg_hba: Vec::new(),
             initdb: Vec::new(),
             custom_bootstrap: None,
+            recovery_conf: BTreeMap::new(),
             replica_methods: Vec::new(),
             other_replica_methods: Vec::new(),
             post_bootstrap: None,

@@ -18,6 +18,9 @@ use crate::os;
 pub(crate) struct NodeState {
     pub upstream: Option<StoredUpstream>,
     pub cluster_parameters: BTreeMap<String, String>,
+    /// The cluster-wide `postgresql.recovery_conf` (a standby's extra recovery settings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cluster_recovery_conf: BTreeMap<String, String>,
     /// `synchronous_standby_names` as the leader manages it in synchronous mode (overrides the parameters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub synchronous_standby_names: Option<String>,

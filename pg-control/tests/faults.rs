@@ -163,7 +163,9 @@ async fn restart_only_parameter_is_pending_until_restart() {
         ("wal_keep_segments".to_string(), "100".to_string()),
         ("no_such_parameter".to_string(), "1".to_string()),
     ]);
-    let change = PgControl::apply_parameters(&n1, &params).await.unwrap();
+    let change = PgControl::apply_parameters(&n1, &params, &Default::default())
+        .await
+        .unwrap();
     assert_eq!(change.pending_restart, vec!["max_connections"]);
     assert_eq!(
         sql(&n1, "SHOW work_mem").await,

@@ -7,9 +7,13 @@
 //!
 //! pgBackRest leaves its `restore_command` (`archive-get`) in `postgresql.auto.conf`: that is how the test knows
 //! the restore, not pg_basebackup, made the data directory.
+//!
+//! The same servers check `postgresql.recovery_conf`: the cluster-wide one reaches a member's standby
+//! configuration (not the primary's), and a node's own replaces it.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -158,6 +162,13 @@ async fn replicas_are_restored_from_a_pgbackrest_backup_and_stream() {
     let mut s2 = w.settings("n2");
     s2.replica_methods = vec![pgbackrest_method(&conf, &s2.data_dir)];
     let n2 = PgCtl::new(s2).await.expect("settings");
+    let cluster_recovery_conf =
+        BTreeMap::from([("recovery_min_apply_delay".to_string(), "50ms".to_string())]);
+    for n in [&n1, &n2] {
+        n.apply_cluster_config(&BTreeMap::new(), &cluster_recovery_conf)
+            .await
+            .unwrap();
+    }
     n2.clone_from(&upstream(&n1))
         .await
         .expect("restored by pgbackrest");
@@ -165,11 +176,26 @@ async fn replicas_are_restored_from_a_pgbackrest_backup_and_stream() {
         .await
         .expect("start n2");
     assert_restored_and_streaming(&n2, 150).await;
+    assert_eq!(
+        sql(&n2, "SHOW recovery_min_apply_delay").await,
+        ["50ms"],
+        "the cluster's recovery_conf"
+    );
+    assert_eq!(
+        sql(&n1, "SHOW recovery_min_apply_delay").await,
+        ["0"],
+        "a primary has no recovery settings"
+    );
 
     // A standby cluster's leader: its own list is pg_basebackup, the standby cluster's names pgbackrest.
     let mut s3 = w.settings("n3");
     s3.other_replica_methods = vec![pgbackrest_method(&conf, &s3.data_dir)];
+    s3.recovery_conf =
+        BTreeMap::from([("recovery_min_apply_delay".to_string(), "20ms".to_string())]);
     let n3 = PgCtl::new(s3).await.expect("settings");
+    n3.apply_cluster_config(&BTreeMap::new(), &cluster_recovery_conf)
+        .await
+        .unwrap();
     let source = Upstream {
         remote: Some(RemoteSource {
             create_replica_methods: vec!["pgbackrest".into()],
@@ -185,5 +211,10 @@ async fn replicas_are_restored_from_a_pgbackrest_backup_and_stream() {
         .await
         .unwrap();
     assert_restored_and_streaming(&n3, 160).await;
+    assert_eq!(
+        sql(&n3, "SHOW recovery_min_apply_delay").await,
+        ["20ms"],
+        "the node's own recovery_conf replaces the cluster's"
+    );
     assert_restored_and_streaming(&n2, 160).await;
 }

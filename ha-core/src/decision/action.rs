@@ -70,6 +70,8 @@ pub enum Action {
         version: u64,
         /// The cluster-wide parameters, as [`crate::model::GlobalConfig::parameters`] gives them.
         parameters: BTreeMap<String, String>,
+        /// The cluster-wide recovery settings, as [`crate::model::GlobalConfig::recovery_conf`] gives them.
+        recovery_conf: BTreeMap<String, String>,
     },
     /// Clear the `failover` key (write `{}`) with compare-and-set on its version.
     ClearFailover {

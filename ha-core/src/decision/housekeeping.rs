@@ -14,6 +14,7 @@ fn config_due(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Optio
         .map(|c| Action::ApplyConfig {
             version: c.version,
             parameters: cfg.parameters(),
+            recovery_conf: cfg.recovery_conf(),
         })
 }
 
@@ -42,6 +43,7 @@ pub(super) fn config_before_first_start(
             Action::ApplyConfig {
                 version: 0,
                 parameters: cfg.parameters(),
+                recovery_conf: cfg.recovery_conf(),
             }
         })
     });

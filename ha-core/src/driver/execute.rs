@@ -194,7 +194,8 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             Action::ApplyConfig {
                 version,
                 parameters,
-            } => match self.pg.apply_parameters(parameters).await {
+                recovery_conf,
+            } => match self.pg.apply_parameters(parameters, recovery_conf).await {
                 Ok(_) => {
                     self.local.applied_config_version = Some(*version);
                     Outcome::Done

@@ -135,6 +135,23 @@ pub struct DynamicPostgresql {
     pub extra: Map<String, Value>,
 }
 
+/// A map of settings as `postgresql.conf` takes them: strings as they are, booleans as `on`/`off`, numbers as
+/// written.
+fn conf_values(map: Option<&Map<String, Value>>) -> std::collections::BTreeMap<String, String> {
+    map.into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let s = match v {
+                Value::String(s) => s.clone(),
+                Value::Bool(true) => "on".into(),
+                Value::Bool(false) => "off".into(),
+                other => other.to_string(),
+            };
+            (k.clone(), s)
+        })
+        .collect()
+}
+
 impl GlobalConfig {
     /// `maximum_lag_on_failover` in bytes, 1 MiB when unset.
     pub fn maximum_lag_on_failover(&self) -> u64 {
@@ -244,13 +261,19 @@ impl GlobalConfig {
     /// Keys present in this configuration that hactl does not act on (each is named in a warning when it appears;
     /// see README: known limits).
     pub fn not_acted_on(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        if let Some(p) = &self.postgresql {
-            if p.extra.contains_key("recovery_conf") {
-                out.push("postgresql.recovery_conf");
-            }
-        }
-        out
+        let Some(p) = &self.postgresql else {
+            return Vec::new();
+        };
+        // pg_hba.conf comes from the node's own `postgresql.pg_hba` (or `bootstrap.pg_hba`); pg_ident.conf is left
+        // as initdb wrote it.
+        [
+            ("pg_hba", "postgresql.pg_hba"),
+            ("pg_ident", "postgresql.pg_ident"),
+        ]
+        .into_iter()
+        .filter(|(k, _)| p.extra.contains_key(*k))
+        .map(|(_, name)| name)
+        .collect()
     }
 
     /// `primary_race_backoff` in ms (Patroni 4.1; 0 or unset: off): how long a replica still receiving WAL holds
@@ -276,24 +299,20 @@ impl GlobalConfig {
     }
     /// Cluster-wide PostgreSQL parameters as strings, the form `postgresql.conf` takes.
     pub fn parameters(&self) -> std::collections::BTreeMap<String, String> {
-        let mut out = std::collections::BTreeMap::new();
-        if let Some(params) = self.postgresql.as_ref().and_then(|p| p.parameters.as_ref()) {
-            for (k, v) in params {
-                let s = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Bool(b) => {
-                        if *b {
-                            "on".into()
-                        } else {
-                            "off".into()
-                        }
-                    }
-                    other => other.to_string(),
-                };
-                out.insert(k.clone(), s);
-            }
-        }
-        out
+        conf_values(self.postgresql.as_ref().and_then(|p| p.parameters.as_ref()))
+    }
+
+    /// Patroni's `postgresql.recovery_conf`: settings every standby gets besides the ones hactl writes
+    /// (`restore_command` for an archive fallback, `recovery_min_apply_delay`...), as strings.
+    pub fn recovery_conf(&self) -> std::collections::BTreeMap<String, String> {
+        let map = self
+            .postgresql
+            .as_ref()
+            .and_then(|p| match p.extra.get("recovery_conf") {
+                Some(Value::Object(m)) => Some(m),
+                _ => None,
+            });
+        conf_values(map)
     }
 
     /// The effective timing: the configured values adjusted as Patroni adjusts them

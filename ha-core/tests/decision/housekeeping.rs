@@ -14,17 +14,26 @@ fn dynamic_config_restart_and_identity() {
     let mut newer = cluster();
     let cfg = &mut newer.config.as_mut().unwrap();
     cfg.version = 8;
-    cfg.value.postgresql.as_mut().unwrap().parameters = Some(params);
+    let pg = cfg.value.postgresql.as_mut().unwrap();
+    pg.parameters = Some(params);
+    pg.extra.insert(
+        "recovery_conf".into(),
+        serde_json::json!({"restore_command": "cp /archive/%f %p", "recovery_min_apply_delay": 0}),
+    );
     let mut other_cluster = cluster();
     other_cluster.initialize = Some("7399999999999999999".into());
     check(vec![
         case(
-            "a new config version is applied",
+            "a new config version is applied, its recovery_conf with its parameters",
             newer,
             replica(1000, "node1"),
             vec![Action::ApplyConfig {
                 version: 8,
                 parameters: BTreeMap::from([("work_mem".into(), "8MB".into())]),
+                recovery_conf: BTreeMap::from([
+                    ("recovery_min_apply_delay".into(), "0".into()),
+                    ("restore_command".into(), "cp /archive/%f %p".into()),
+                ]),
             }],
             "following a leader",
         ),

@@ -47,6 +47,7 @@ fn bootstrap_and_clone() {
                     Action::ApplyConfig {
                         version: 0,
                         parameters: [("wal_level".to_string(), "logical".to_string())].into(),
+                        recovery_conf: Default::default(),
                     },
                     Action::Bootstrap,
                     Action::WriteInitialize,
@@ -79,6 +80,7 @@ fn bootstrap_and_clone() {
                     Action::ApplyConfig {
                         version: 7,
                         parameters: cluster().global_config().parameters(),
+                        recovery_conf: Default::default(),
                     },
                     Action::CloneFrom(up("node1")),
                     Action::StartReplica(Some(up("node1"))),

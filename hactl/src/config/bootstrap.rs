@@ -114,17 +114,7 @@ fn parse_method(s: &Section) -> Result<Option<BootstrapMethod>, ConfigError> {
         keep_existing_recovery_conf: m.bool("keep_existing_recovery_conf")?.unwrap_or(false),
         ..Default::default()
     };
-    let rc = m.section("recovery_conf")?;
-    if let Some(map) = rc.map {
-        for (k, v) in map {
-            let text = match v {
-                Value::String(t) => t.clone(),
-                Value::Number(_) | Value::Bool(_) => v.to_string(),
-                other => return Err(ConfigError::invalid(&rc.key(k), "a scalar", other)),
-            };
-            method.recovery_conf.insert(k.clone(), text);
-        }
-    }
+    method.recovery_conf = m.scalar_map("recovery_conf")?;
     for (k, v) in m.map.into_iter().flatten() {
         if [
             "command",

@@ -167,7 +167,6 @@ pub(super) fn parse_postgresql(
         ("pg_ident", "pg_ident.conf is left as it is"),
         ("before_stop", "no script runs before a stop"),
         ("basebackup", "pg_basebackup runs with hactl's own options (-X stream, -c fast, the member's slot)"),
-        ("recovery_conf", "replicas get primary_conninfo and the slot only"),
         ("custom_conf", "postgresql.base.conf is the user's file"),
         ("use_unix_socket", "hactl always reaches its own server over the unix socket"),
         ("use_unix_socket_repl", "replication connections use the members' conn_url"),
@@ -228,6 +227,7 @@ pub(super) fn parse_postgresql(
         },
         parameters,
         pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
+        recovery_conf: s.scalar_map("recovery_conf")?,
         use_pg_rewind: s.bool("use_pg_rewind")?,
         remove_data_directory_on_rewind_failure: s
             .bool("remove_data_directory_on_rewind_failure")?
@@ -316,9 +316,9 @@ postgresql:
     }
 
     #[test]
-    fn patronis_pgbackrest_example_and_a_method_only_a_standby_cluster_names_reach_pg_control() {
+    fn patronis_pgbackrest_example_and_its_recovery_conf_reach_pg_control() {
         let c = load(
-            "  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: /usr/bin/pgbackrest --stanza=batman --delta restore\n    keep_data: true\n    no_params: true\n  wal_g:\n    command: wal-g-restore\n    no_leader: 1\n    envdir: /etc/wal-g\n",
+            "  recovery_conf: {restore_command: 'pgbackrest --stanza=batman archive-get %f \"%p\"', recovery_min_apply_delay: 0}\n  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: /usr/bin/pgbackrest --stanza=batman --delta restore\n    keep_data: true\n    no_params: true\n  wal_g:\n    command: wal-g-restore\n    no_leader: 1\n    envdir: /etc/wal-g\n",
             &[],
         )
         .unwrap();
@@ -328,6 +328,11 @@ postgresql:
             c.warnings
         );
         let s = crate::daemon::pg_settings(&c).unwrap();
+        assert_eq!(
+            s.recovery_conf["restore_command"],
+            "pgbackrest --stanza=batman archive-get %f \"%p\""
+        );
+        assert_eq!(s.recovery_conf["recovery_min_apply_delay"], "0");
         let names: Vec<&str> = s.replica_methods.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["pgbackrest", "basebackup"]);
         let pgbr = &s.replica_methods[0];

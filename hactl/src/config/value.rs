@@ -242,6 +242,24 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// The mapping at `key` as settings text (`recovery_conf`): strings as written, numbers and booleans as their
+    /// YAML text; a nested value is an error naming its key.
+    pub fn scalar_map(
+        &self,
+        key: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+        let sec = self.section(key)?;
+        sec.map
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| match v {
+                Value::String(t) => Ok((k.clone(), t.clone())),
+                Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
+                other => Err(ConfigError::invalid(&sec.key(k), "a scalar", other)),
+            })
+            .collect()
+    }
+
     /// The raw mapping at `key`, cloned (parameters, tags: values are kept as written).
     pub fn raw_map(&self, key: &str) -> Result<Map<String, Value>, ConfigError> {
         Ok(self.section(key)?.map.cloned().unwrap_or_default())

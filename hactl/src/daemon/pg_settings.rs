@@ -116,6 +116,7 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
             crate::config::InitdbOption::Value(k, v) => pg_control::InitdbOption::value(k, v),
         })
         .collect();
+    s.recovery_conf = pg.recovery_conf.clone();
     if let Some(p) = &pg.pgpass {
         s.pgpass = p.clone();
     }

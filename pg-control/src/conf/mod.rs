@@ -93,11 +93,17 @@ impl PgCtl {
         if !base_path.exists() {
             os::write_file(&self.run_as, &base_path, "", 0o600)?;
         }
+        let st = self.node_state();
+        let recovery_conf = if self.s.recovery_conf.is_empty() {
+            &st.cluster_recovery_conf
+        } else {
+            &self.s.recovery_conf
+        };
         let recovery = match &role {
             Role::Primary => None,
             Role::Standby(up) => Some(match up.and_then(|u| u.remote.as_ref().map(|r| (u, r))) {
                 // A standby cluster's leader: streams from its source (if it names one) through the source's
-                // slot, and restores with the source's archive settings.
+                // slot, and restores with the source's archive settings, which replace recovery_conf's.
                 Some((u, r)) => Recovery {
                     primary_conninfo: (!u.conn_url.is_empty())
                         .then(|| self.primary_conninfo(u))
@@ -106,23 +112,24 @@ impl PgCtl {
                         .primary_slot_name
                         .clone()
                         .filter(|_| !u.conn_url.is_empty()),
-                    overrides: [
-                        ("restore_command", &r.restore_command),
-                        ("archive_cleanup_command", &r.archive_cleanup_command),
-                        ("recovery_min_apply_delay", &r.recovery_min_apply_delay),
-                    ]
-                    .into_iter()
-                    .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
-                    .collect(),
+                    overrides: postgresql::recovery_overrides(
+                        recovery_conf,
+                        [
+                            ("restore_command", &r.restore_command),
+                            ("archive_cleanup_command", &r.archive_cleanup_command),
+                            ("recovery_min_apply_delay", &r.recovery_min_apply_delay),
+                        ]
+                        .into_iter()
+                        .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v))),
+                    ),
                 },
                 None => Recovery {
                     primary_conninfo: up.map(|u| self.primary_conninfo(u)).transpose()?,
                     primary_slot_name: up.map(|_| PgSettings::slot_name(&self.s.name)),
-                    overrides: Vec::new(),
+                    overrides: postgresql::recovery_overrides(recovery_conf, std::iter::empty()),
                 },
             }),
         };
-        let st = self.node_state();
         let local = self.local_conf();
         let base = parse_simple_conf(&std::fs::read_to_string(&base_path).unwrap_or_default());
         let managed = ManagedConf {

@@ -58,6 +58,27 @@ pub struct Recovery {
     pub overrides: Vec<(String, String)>,
 }
 
+/// A standby's extra recovery settings: `recovery_conf` less what hactl decides itself (`primary_conninfo`,
+/// `primary_slot_name`, the `recovery_target*` settings: a standby follows the latest timeline and never stops at a
+/// target; `standby_mode`, which PostgreSQL 12+ spells `standby.signal`), as Patroni filters it; then `fixed`
+/// (a standby cluster's source settings) on top.
+pub fn recovery_overrides(
+    recovery_conf: &BTreeMap<String, String>,
+    fixed: impl Iterator<Item = (String, String)>,
+) -> Vec<(String, String)> {
+    let mut out: BTreeMap<String, String> = recovery_conf
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            !k.starts_with("recovery_target")
+                && !["primary_conninfo", "primary_slot_name", "standby_mode"].contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    out.extend(fixed);
+    out.into_iter().collect()
+}
+
 /// Everything that goes into the managed postgresql.conf.
 #[derive(Debug, Clone)]
 pub struct ManagedConf<'a> {
@@ -454,5 +475,50 @@ mod tests {
     #[test]
     fn quoting() {
         assert_eq!(quote_conf("it's"), "'it''s'");
+    }
+
+    #[test]
+    fn recovery_conf_reaches_a_standby_less_what_hactl_decides_and_under_a_sources_settings() {
+        let conf: BTreeMap<String, String> = [
+            ("restore_command", "cp /archive/%f %p"),
+            ("recovery_min_apply_delay", "5min"),
+            ("primary_conninfo", "host=elsewhere"),
+            ("primary_slot_name", "other"),
+            ("recovery_target_timeline", "1"),
+            ("recovery_target_lsn", "0/3000000"),
+            ("standby_mode", "on"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let member = recovery_overrides(&conf, std::iter::empty());
+        assert_eq!(
+            member,
+            [
+                ("recovery_min_apply_delay".to_string(), "5min".to_string()),
+                (
+                    "restore_command".to_string(),
+                    "cp /archive/%f %p".to_string()
+                ),
+            ]
+        );
+        let standby_leader = recovery_overrides(
+            &conf,
+            [(
+                "restore_command".to_string(),
+                "cp /source/%f %p".to_string(),
+            )]
+            .into_iter(),
+        );
+        assert!(
+            standby_leader.contains(&(
+                "restore_command".to_string(),
+                "cp /source/%f %p".to_string()
+            )),
+            "the source's archive wins: {standby_leader:?}"
+        );
+        assert!(
+            standby_leader.contains(&("recovery_min_apply_delay".to_string(), "5min".to_string()))
+        );
     }
 }

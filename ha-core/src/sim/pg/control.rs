@@ -274,6 +274,8 @@ impl PgControl for SimPg {
     async fn apply_parameters(
         &self,
         parameters: &BTreeMap<String, String>,
+        // The simulated server has no recovery settings to change: it streams from its upstream or does not.
+        _recovery_conf: &BTreeMap<String, String>,
     ) -> Result<ParamChange, PgError> {
         self.check_answers("reload")?;
         self.with(|s| {

@@ -97,6 +97,8 @@ pub struct PostgresqlConfig {
     pub callbacks: Callbacks,
     /// `postgresql.pre_promote`: a non-zero exit cancels the promotion.
     pub pre_promote: Option<String>,
+    /// `recovery_conf`: a standby's extra recovery settings (replaces the cluster-wide one when set).
+    pub recovery_conf: BTreeMap<String, String>,
     /// `create_replica_methods`, in order, with their sections.
     pub replica_methods: Vec<ReplicaMethodConfig>,
     /// The other `postgresql.<name>` sections with a `command`: methods a standby cluster's
