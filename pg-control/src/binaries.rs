@@ -40,7 +40,7 @@ impl PgCtl {
     ) -> Result<os::Output> {
         os::run(
             &self.run_as,
-            &self.s.bin_dir.join(binary),
+            &self.s.binary(binary),
             &args,
             &self.pg_env(),
             timeout,
@@ -55,7 +55,7 @@ impl PgCtl {
     pub(crate) async fn controldata_within(&self, timeout: Duration) -> Result<ControlData> {
         let out = os::run(
             &self.run_as,
-            &self.s.bin_dir.join("pg_controldata"),
+            &self.s.binary("pg_controldata"),
             &["-D".into(), self.s.data_dir.to_string_lossy().into_owned()],
             &[],
             timeout,

@@ -35,7 +35,7 @@ pub(crate) fn check_name_and_port(s: &PgSettings) -> Result<()> {
 /// Every binary we run is in `bin_dir` and executable.
 pub(crate) fn check_binaries(s: &PgSettings) -> Result<()> {
     for b in BINARIES {
-        let p = s.bin_dir.join(b);
+        let p = s.binary(b);
         let ok = std::fs::metadata(&p)
             .map(|m| {
                 m.is_file()
@@ -57,7 +57,7 @@ pub(crate) fn check_binaries(s: &PgSettings) -> Result<()> {
 pub(crate) async fn binary_version(s: &PgSettings, run_as: &RunAs) -> Result<u32> {
     let out = os::run(
         run_as,
-        &s.bin_dir.join("postgres"),
+        &s.binary("postgres"),
         &["--version".to_string()],
         &[],
         s.timeouts.command,
@@ -93,7 +93,7 @@ pub(crate) async fn server_parameters(
 ) -> Option<crate::conf::ServerParameters> {
     let out = os::run(
         run_as,
-        &s.bin_dir.join("postgres"),
+        &s.binary("postgres"),
         &["--describe-config".to_string()],
         &[],
         s.timeouts.command,

@@ -1,15 +1,17 @@
 //! The server's life: start as primary or replica, stop, restart, reload, promote, follow (its first start is
 //! `bootstrap`, its parameters `parameters`).
 
+use std::path::Path;
 use std::time::Duration;
 
 use ha_core::pg::{StopMode, Upstream};
-use tracing::{info, info_span, Instrument};
+use tracing::{info, info_span, warn, Instrument};
 
 use crate::binaries::pg_ctl_timeout;
 use crate::conf::Role;
 use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
+use crate::os;
 
 impl PgCtl {
     /// Starts the postmaster for `role`: remembers the upstream, makes sure our slot exists on it, regenerates
@@ -106,6 +108,27 @@ impl PgCtl {
             StopMode::Immediate => "immediate",
         };
         let t = self.s.timeouts.stop;
+        if mode != StopMode::Immediate {
+            if let Some((program, args)) = self.s.before_stop.as_ref().and_then(|a| a.split_first())
+            {
+                let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+                match os::run_in(
+                    &self.run_as,
+                    Path::new(program),
+                    args,
+                    &self.pg_env(),
+                    t,
+                    &cwd,
+                )
+                .await
+                {
+                    Ok(_) => info!(command = %program, "before_stop done"),
+                    Err(e) => {
+                        warn!(command = %program, error = %e, "before_stop failed; stopping anyway")
+                    }
+                }
+            }
+        }
         let r = self
             .pg_bin(
                 "pg_ctl",

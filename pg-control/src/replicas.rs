@@ -117,6 +117,7 @@ impl PgCtl {
                 warn!(error = %e, "cannot check the source's replication slots: cloning without a slot")
             }
         }
+        args.extend(self.s.basebackup_options.iter().cloned());
         let started = Instant::now();
         if let Err(e) = self
             .pg_bin("pg_basebackup", args, self.s.timeouts.clone)

@@ -177,6 +177,15 @@ pub struct PgSettings {
     pub parameters: BTreeMap<String, String>,
     /// pg_hba.conf lines; when empty, initdb's file (plus nothing) is kept.
     pub pg_hba: Vec<String>,
+    /// pg_ident.conf lines (Patroni's `postgresql.pg_ident`); when empty, initdb's file is kept.
+    pub pg_ident: Vec<String>,
+    /// Patroni's `postgresql.bin_name`: a binary's name in `bin_dir` where it is not the usual one, keyed by the
+    /// usual name (`pg_ctl`, `initdb`, `pg_controldata`, `pg_basebackup`, `pg_rewind`, `postgres`).
+    pub bin_name: BTreeMap<String, String>,
+    /// Patroni's `postgresql.basebackup`: pg_basebackup options (`--max-rate=100M`, `--waldir=/wal`, `--verbose`)
+    /// added after hactl's own (`-X stream -c fast`, the member's slot), so a later option wins where
+    /// pg_basebackup takes the last one.
+    pub basebackup_options: Vec<String>,
     /// `bootstrap.initdb`.
     pub initdb: Vec<InitdbOption>,
     /// `bootstrap.method` other than initdb: a command that fills the data directory (a restore from backup, a
@@ -192,6 +201,10 @@ pub struct PgSettings {
     /// a standby cluster's `standby_cluster.create_replica_methods` may name them
     /// ([`ha_core::pg::RemoteSource::create_replica_methods`]).
     pub other_replica_methods: Vec<ReplicaMethod>,
+    /// Patroni's `postgresql.before_stop`: a command run (as the PostgreSQL user, bounded by the stop timeout)
+    /// right before a smart or fast stop of a running server; its exit status is logged, never fatal. Not run
+    /// before an immediate stop: that is a demotion that must not wait (a lost lock, a failed stop).
+    pub before_stop: Option<Vec<String>>,
     /// `bootstrap.post_bootstrap` (or `post_init`): run after the new cluster is up, with a connection string as
     /// its last argument; a non-zero exit fails the bootstrap.
     pub post_bootstrap: Option<Vec<String>>,
@@ -206,6 +219,12 @@ pub struct PgSettings {
 }
 
 impl PgSettings {
+    /// The path of one of PostgreSQL's binaries, by its usual name: in `bin_dir`, under its `bin_name` if set.
+    pub fn binary(&self, usual: &str) -> PathBuf {
+        self.bin_dir
+            .join(self.bin_name.get(usual).map_or(usual, String::as_str))
+    }
+
     /// Settings with defaults: listens and connects on 127.0.0.1, the socket, pgpass, log and state files beside the
     /// data directory (`<data_dir>.pgpass`, ...), superuser `postgres`, replication role `replicator`, no passwords.
     pub fn new(
@@ -236,11 +255,15 @@ impl PgSettings {
             rewind: None,
             parameters: BTreeMap::new(),
             pg_hba: Vec::new(),
+            pg_ident: Vec::new(),
+            bin_name: BTreeMap::new(),
+            basebackup_options: Vec::new(),
             initdb: Vec::new(),
             custom_bootstrap: None,
             recovery_conf: BTreeMap::new(),
             replica_methods: Vec::new(),
             other_replica_methods: Vec::new(),
+            before_stop: None,
             post_bootstrap: None,
             pgpass: beside(".pgpass"),
             log_file: beside(".log"),

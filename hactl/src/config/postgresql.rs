@@ -112,6 +112,100 @@ fn parse_replica_method(s: &Section, name: &str) -> Result<ReplicaMethodConfig, 
     Ok(method)
 }
 
+/// `bin_name`: a binary's name in `bin_dir` where it is not the usual one, keyed by the usual name as Patroni keys
+/// it (`pg_ctl`, `initdb`, `pg_controldata`, `pg_basebackup`, `postgres`, `pg_isready`, `pg_rewind`); another key
+/// is warned about and dropped.
+fn parse_bin_name(
+    bn: &Section,
+    warnings: &mut Vec<String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in bn.map.into_iter().flatten() {
+        let Some(name) = v.as_str().filter(|n| !n.trim().is_empty()) else {
+            return Err(ConfigError::invalid(&bn.key(k), "a program name", v));
+        };
+        match k.as_str() {
+            "pg_ctl" | "initdb" | "pg_controldata" | "pg_basebackup" | "postgres" | "pg_rewind" => {
+                out.insert(k.clone(), name.to_string());
+            }
+            // hactl never runs pg_isready (it asks the server itself): there is nothing to rename.
+            "pg_isready" => {}
+            _ => warnings.push(format!(
+                "`{}` is not a PostgreSQL binary Patroni renames and is ignored",
+                bn.key(k)
+            )),
+        }
+    }
+    Ok(out)
+}
+
+/// `basebackup`: pg_basebackup options as Patroni takes them, a mapping (`max-rate: 100M`) or a list of flags and
+/// one-key mappings (`- verbose`, `- waldir: /wal`), as `--name[=value]`. The options hactl must decide (`pgdata`,
+/// `wal-method`, `dbname`, `format`) are dropped with a warning naming them, as Patroni drops them with an error
+/// line.
+fn parse_basebackup(s: &Section, warnings: &mut Vec<String>) -> Result<Vec<String>, ConfigError> {
+    const OURS: &[&str] = &[
+        "pgdata",
+        "D",
+        "wal-method",
+        "X",
+        "dbname",
+        "d",
+        "format",
+        "F",
+    ];
+    let key = s.key("basebackup");
+    let mut pairs: Vec<(String, Option<String>)> = Vec::new();
+    let scalar = |k: &str, v: &serde_json::Value| match v {
+        serde_json::Value::String(t) => Ok(t.clone()),
+        serde_json::Value::Number(_) | serde_json::Value::Bool(_) => Ok(v.to_string()),
+        other => Err(ConfigError::invalid(
+            &format!("{key}.{k}"),
+            "a scalar",
+            other,
+        )),
+    };
+    match s.get("basebackup") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(m)) => {
+            for (k, v) in m {
+                pairs.push((k.clone(), Some(scalar(k, v)?)));
+            }
+        }
+        Some(serde_json::Value::Array(items)) => {
+            for item in items {
+                match item {
+                    serde_json::Value::String(flag) => pairs.push((flag.clone(), None)),
+                    serde_json::Value::Object(m) if m.len() == 1 => {
+                        let (k, v) = m.iter().next().expect("one entry");
+                        pairs.push((k.clone(), Some(scalar(k, v)?)));
+                    }
+                    other => {
+                        return Err(ConfigError::invalid(
+                            &key,
+                            "options or one-key mappings",
+                            other,
+                        ))
+                    }
+                }
+            }
+        }
+        Some(other) => return Err(ConfigError::invalid(&key, "a mapping or a list", other)),
+    }
+    let mut out = Vec::new();
+    for (k, v) in pairs {
+        if OURS.contains(&k.as_str()) {
+            warnings.push(format!("`{key}.{k}` is decided by hactl and is ignored"));
+            continue;
+        }
+        out.push(match v {
+            Some(v) => format!("--{k}={v}"),
+            None => format!("--{k}"),
+        });
+    }
+    Ok(out)
+}
+
 /// The `postgresql` section's own keys (everything else is a replica method's section or unknown).
 const POSTGRESQL_KEYS: &[&str] = &[
     "listen",
@@ -161,19 +255,26 @@ pub(super) fn parse_postgresql(
     // Keys Patroni knows that hactl reads but does not act on: each is named, never dropped silently.
     s.warn_not_acted_on(
         &[
-        ("proxy_address", "hactl publishes no proxy_url"),
-        ("config_dir", "the configuration lives in the data directory"),
-        ("bin_name", "PostgreSQL's binaries keep their own names in bin_dir"),
-        ("pg_ident", "pg_ident.conf is left as it is"),
-        ("before_stop", "no script runs before a stop"),
-        ("basebackup", "pg_basebackup runs with hactl's own options (-X stream, -c fast, the member's slot)"),
-        ("custom_conf", "postgresql.base.conf is the user's file"),
-        ("use_unix_socket", "hactl always reaches its own server over the unix socket"),
-        ("use_unix_socket_repl", "replication connections use the members' conn_url"),
-        ("pg_ctl_timeout", "hactl's start/stop timeouts apply"),
-        ("database", "hactl connects to the postgres database"),
-        ("replica_method", "use create_replica_methods"),
-        ("use_pg_rewind", "set it in the cluster-wide configuration (bootstrap.dcs / edit-config)"),
+            ("proxy_address", "hactl publishes no proxy_url"),
+            (
+                "config_dir",
+                "the configuration lives in the data directory",
+            ),
+            ("custom_conf", "postgresql.base.conf is the user's file"),
+            (
+                "use_unix_socket",
+                "hactl always reaches its own server over the unix socket",
+            ),
+            (
+                "use_unix_socket_repl",
+                "replication connections use the members' conn_url",
+            ),
+            ("database", "hactl connects to the postgres database"),
+            ("replica_method", "use create_replica_methods"),
+            (
+                "use_pg_rewind",
+                "set it in the cluster-wide configuration (bootstrap.dcs / edit-config)",
+            ),
         ],
         warnings,
     );
@@ -190,18 +291,9 @@ pub(super) fn parse_postgresql(
         ],
         warnings,
     );
-    let mut bin_name = BTreeMap::new();
-    let bn = s.section("bin_name")?;
-    if let Some(m) = bn.map {
-        for (k, v) in m {
-            match v.as_str() {
-                Some(x) => {
-                    bin_name.insert(k.clone(), x.to_string());
-                }
-                None => return Err(ConfigError::invalid(&bn.key(k), "a program name", v)),
-            }
-        }
-    }
+    let bin_name = parse_bin_name(&s.section("bin_name")?, warnings)?;
+    let basebackup = parse_basebackup(s, warnings)?;
+    let pg_ctl_timeout = s.f64("pg_ctl_timeout")?.filter(|t| *t > 0.0);
     let parameters = s.raw_map("parameters")?;
     for (k, v) in &parameters {
         if v.is_object() || v.is_array() {
@@ -227,6 +319,10 @@ pub(super) fn parse_postgresql(
         },
         parameters,
         pg_hba: s.string_list("pg_hba")?.unwrap_or_default(),
+        pg_ident: s.string_list("pg_ident")?.unwrap_or_default(),
+        before_stop: s.string("before_stop")?,
+        basebackup,
+        pg_ctl_timeout,
         recovery_conf: s.scalar_map("recovery_conf")?,
         use_pg_rewind: s.bool("use_pg_rewind")?,
         remove_data_directory_on_rewind_failure: s

@@ -117,6 +117,9 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
         })
         .collect();
     s.recovery_conf = pg.recovery_conf.clone();
+    s.pg_ident = pg.pg_ident.clone();
+    s.bin_name = pg.bin_name.clone();
+    s.basebackup_options = pg.basebackup.clone();
     if let Some(p) = &pg.pgpass {
         s.pgpass = p.clone();
     }
@@ -178,6 +181,9 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
         .iter()
         .map(method)
         .collect::<Result<_, _>>()?;
+    if let Some(cmd) = &pg.before_stop {
+        s.before_stop = Some(split("postgresql.before_stop", cmd)?);
+    }
     if let Some(cmd) = &config.bootstrap.post_bootstrap {
         s.post_bootstrap = Some(split("bootstrap.post_bootstrap", cmd)?);
     }
@@ -187,5 +193,10 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     // A primary's start (crash recovery) is waited for in slices no longer than a DCS call may take, so the lock
     // is renewed meanwhile; primary_start_timeout bounds the whole start.
     s.timeouts.primary_start_wait = Duration::from_millis(t.retry_timeout_ms.clamp(1000, 10_000));
+    // Patroni's pg_ctl_timeout bounds pg_ctl's start and stop (60 s by default, as here).
+    if let Some(secs) = pg.pg_ctl_timeout {
+        s.timeouts.start = Duration::from_secs_f64(secs);
+        s.timeouts.stop = Duration::from_secs_f64(secs);
+    }
     Ok(s)
 }

@@ -125,7 +125,7 @@ impl Reloader {
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let (o, n) = (old, new);
     let (op, np) = (&o.postgresql, &n.postgresql);
-    let checks: [(&'static str, bool); 20] = [
+    let checks: [(&'static str, bool); 26] = [
         ("name", o.name != n.name),
         ("scope", o.scope != n.scope),
         ("namespace", o.namespace != n.namespace),
@@ -170,6 +170,23 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
             op.authentication != np.authentication,
         ),
         ("postgresql.pgpass", op.pgpass != np.pgpass),
+        // pg-control's settings are made once, at the start.
+        (
+            "postgresql.recovery_conf",
+            op.recovery_conf != np.recovery_conf,
+        ),
+        (
+            "postgresql.create_replica_methods",
+            op.replica_methods != np.replica_methods
+                || op.other_replica_methods != np.other_replica_methods,
+        ),
+        ("postgresql.basebackup", op.basebackup != np.basebackup),
+        ("postgresql.pg_ident", op.pg_ident != np.pg_ident),
+        ("postgresql.before_stop", op.before_stop != np.before_stop),
+        (
+            "postgresql.pg_ctl_timeout",
+            op.pg_ctl_timeout != np.pg_ctl_timeout,
+        ),
     ];
     checks
         .into_iter()

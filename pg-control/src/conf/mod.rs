@@ -173,6 +173,11 @@ impl PgCtl {
                 0o600,
             )?;
         }
+        if !self.s.pg_ident.is_empty() {
+            let mut text = self.s.pg_ident.join("\n");
+            text.push('\n');
+            os::write_file(&self.run_as, &dd.join("pg_ident.conf"), &text, 0o600)?;
+        }
         self.write_pgpass()
     }
 

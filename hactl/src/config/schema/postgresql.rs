@@ -82,7 +82,7 @@ pub struct PostgresqlConfig {
     pub data_dir: Option<PathBuf>,
     pub config_dir: Option<PathBuf>,
     pub bin_dir: Option<PathBuf>,
-    /// Overrides of binary names (`bin_name: {pg_ctl: ...}`).
+    /// Overrides of binary names, keyed by the usual name (`pg_ctl`, `initdb`, ...).
     pub bin_name: BTreeMap<String, String>,
     pub pgpass: Option<PathBuf>,
     pub authentication: PgAuthentication,
@@ -97,6 +97,14 @@ pub struct PostgresqlConfig {
     pub callbacks: Callbacks,
     /// `postgresql.pre_promote`: a non-zero exit cancels the promotion.
     pub pre_promote: Option<String>,
+    /// `before_stop`: a command run right before a smart or fast stop.
+    pub before_stop: Option<String>,
+    /// `pg_ident`: pg_ident.conf lines.
+    pub pg_ident: Vec<String>,
+    /// `basebackup`: pg_basebackup options, as `--name[=value]`.
+    pub basebackup: Vec<String>,
+    /// `pg_ctl_timeout` in seconds: how long a start or a stop may take.
+    pub pg_ctl_timeout: Option<f64>,
     /// `recovery_conf`: a standby's extra recovery settings (replaces the cluster-wide one when set).
     pub recovery_conf: BTreeMap<String, String>,
     /// `create_replica_methods`, in order, with their sections.

@@ -1,0 +1,91 @@
+//! Patroni's per-node `postgresql` keys that change how PostgreSQL is run, on real servers: `bin_name` (a binary
+//! under another name), `pg_ident`, `before_stop` (run before a fast stop, not before an immediate one) and
+//! `basebackup` (pg_basebackup's options, here its label, seen in the copy's `backup_label`).
+
+mod common;
+
+use std::path::Path;
+
+use common::{upstream, World};
+use ha_core::pg::StopMode;
+use pg_control::PgCtl;
+
+/// A bin directory like a custom distribution's: every binary linked under its usual name, except `pg_ctl`, which
+/// is `pg_ctl-custom` there.
+fn custom_bin_dir(w: &World) -> std::path::PathBuf {
+    let dir = w.path().join("custom-bin");
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&w.bin).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let link = if name == "pg_ctl" {
+            "pg_ctl-custom".to_string()
+        } else {
+            name
+        };
+        std::os::unix::fs::symlink(entry.path(), dir.join(link)).unwrap();
+    }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_binaries_pg_ident_before_stop_and_basebackup_options_are_used() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let marker = w.path().join("before-stop-ran");
+
+    let mut s1 = w.settings("n1");
+    s1.bin_dir = custom_bin_dir(&w);
+    s1.bin_name.insert("pg_ctl".into(), "pg_ctl-custom".into());
+    s1.pg_ident = vec![
+        "# MAPNAME SYSTEM-USERNAME PG-USERNAME".into(),
+        "ops  root  postgres".into(),
+    ];
+    s1.before_stop = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        format!("date > {}", marker.display()),
+    ]);
+    s1.pg_hba.push("local replication all trust".into());
+    let n1 = PgCtl::new(s1)
+        .await
+        .expect("settings: pg_ctl is found under its bin_name");
+    assert!(
+        !n1.settings().bin_dir.join("pg_ctl").exists(),
+        "no pg_ctl under its usual name"
+    );
+    n1.bootstrap()
+        .await
+        .expect("bootstrap through pg_ctl-custom");
+    assert!(n1.observe().await.is_primary());
+    let ident = std::fs::read_to_string(n1.settings().data_dir.join("pg_ident.conf")).unwrap();
+    assert!(ident.contains("ops  root  postgres"), "{ident}");
+    assert_eq!(
+        common::sql(
+            &n1,
+            "SELECT count(*) FROM pg_ident_file_mappings WHERE map_name = 'ops'"
+        )
+        .await,
+        ["1"],
+        "the server read the mapping"
+    );
+
+    // basebackup options go to pg_basebackup after hactl's own.
+    let mut s2 = w.settings("n2");
+    s2.basebackup_options = vec!["--label=hactl-basebackup-options".into()];
+    let n2 = PgCtl::new(s2).await.expect("settings");
+    n2.clone_from(&upstream(&n1)).await.expect("clone");
+    let label = std::fs::read_to_string(n2.settings().data_dir.join("backup_label")).unwrap();
+    assert!(label.contains("LABEL: hactl-basebackup-options"), "{label}");
+
+    // before_stop runs before a fast stop, and not before an immediate one.
+    assert!(!Path::new(&marker).exists());
+    n1.stop(StopMode::Fast).await.unwrap();
+    assert!(marker.exists(), "before_stop ran before the fast stop");
+    std::fs::remove_file(&marker).unwrap();
+    n1.start_primary().await.unwrap();
+    n1.stop(StopMode::Immediate).await.unwrap();
+    assert!(
+        !marker.exists(),
+        "an immediate stop does not wait for before_stop"
+    );
+}
