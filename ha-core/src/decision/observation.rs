@@ -88,12 +88,24 @@ pub struct LocalState {
     /// As the leader: this server's WAL position right after it last changed `synchronous_standby_names` (a
     /// standby newly listed has caught up once it flushed past it; `None` since this daemon started).
     pub sync_names_changed_lsn: Option<u64>,
+    /// This node's own `postgresql.use_pg_rewind`: when set it wins over the cluster configuration's, as Patroni's
+    /// local configuration wins over the dynamic one ([`LocalState::use_pg_rewind`]).
+    pub own_use_pg_rewind: Option<bool>,
     /// This node's own `postgresql.remove_data_directory_on_*` settings (the cluster configuration may set them
     /// too: either one allows the wipe).
     pub remove_data: RemoveData,
     /// The last `pg_rewind` of this node failed, and nothing has rejoined it since: it is not run again (Patroni
     /// marks the rewind failed and waits for `remove_data_directory_on_rewind_failure` or an operator).
     pub rewind_failed: bool,
+}
+
+impl LocalState {
+    /// Whether a diverged data directory is rewound: this node's own `use_pg_rewind` if it has one, else the
+    /// cluster's.
+    pub fn use_pg_rewind(&self, cfg: &crate::model::GlobalConfig) -> bool {
+        self.own_use_pg_rewind
+            .unwrap_or_else(|| cfg.use_pg_rewind())
+    }
 }
 
 /// When a node may wipe its data directory and clone it again instead of keeping it (Patroni's

@@ -151,7 +151,7 @@ fn paused_other(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig) -> Dec
                 "local WAL reaches {} past the end of timeline {} ({end}) in the leader's history",
                 pg.lsn, pg.timeline
             );
-            if !cfg.use_pg_rewind() {
+            if !obs.local.use_pg_rewind(cfg) {
                 return Decision::none(format!(
                     "PAUSE: {me} cannot follow {}: {why}; use_pg_rewind is off",
                     up.name

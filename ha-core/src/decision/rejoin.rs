@@ -107,7 +107,7 @@ pub fn diverged_plan(
         local.remove_data.on_rewind_failure || cfg.remove_data_directory_on_rewind_failure();
     let on_diverged = local.remove_data.on_diverged_timelines
         || cfg.remove_data_directory_on_diverged_timelines();
-    match (cfg.use_pg_rewind(), local.rewind_failed) {
+    match (local.use_pg_rewind(cfg), local.rewind_failed) {
         (true, false) => DivergedPlan::Rewind,
         (true, true) if on_rewind_failure => {
             DivergedPlan::Reinitialize("pg_rewind failed and remove_data_directory_on_rewind_failure is set")

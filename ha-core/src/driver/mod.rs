@@ -62,6 +62,9 @@ pub struct DriverSettings {
     /// first read of the DCS, so a node restarted during an outage keeps the cluster's ttl and failsafe mode
     /// rather than its `bootstrap.dcs`.
     pub cached_config: Option<GlobalConfig>,
+    /// This node's own `postgresql.use_pg_rewind` (`None`: the cluster's; see
+    /// [`crate::decision::LocalState::use_pg_rewind`]).
+    pub use_pg_rewind: Option<bool>,
     /// This node's `postgresql.remove_data_directory_on_*` settings: when it may wipe its data directory to rejoin
     /// (see [`crate::decision::RemoveData`]; off by default, as in Patroni).
     pub remove_data: crate::decision::RemoveData,
@@ -128,6 +131,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 replica_without_leader: settings.replica_without_leader,
                 failsafe_promises_kept: settings.failsafe_promises_kept,
                 remove_data: settings.remove_data,
+                own_use_pg_rewind: settings.use_pg_rewind,
                 ..Default::default()
             },
             settings,

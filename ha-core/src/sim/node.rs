@@ -173,6 +173,8 @@ impl Simulation {
             cached_config: None,
             // The simulator's diverged nodes are rejoined, as they were before these settings existed.
             remove_data: ha_core_remove_data(),
+            // The cluster's use_pg_rewind decides, as the scenario configures it.
+            use_pg_rewind: None,
         };
         let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
         let mut driver = Driver::new(

@@ -71,6 +71,35 @@ fn demote_and_rejoin() {
         },
         Case {
             local: LocalState {
+                own_use_pg_rewind: Some(true),
+                ..local()
+            },
+            ..case(
+                "the node's own use_pg_rewind wins over the cluster's, as Patroni's local configuration does",
+                no_rewind.clone(),
+                stopped(1100, 2, false),
+                vec![
+                    Action::Rewind(up("node3")),
+                    Action::StartReplica(Some(up("node3"))),
+                ],
+                "rewinding node2 from node3",
+            )
+        },
+        Case {
+            local: LocalState {
+                own_use_pg_rewind: Some(false),
+                ..local()
+            },
+            ..case(
+                "a node whose own use_pg_rewind is off keeps its data although the cluster's is on",
+                new_leader.clone(),
+                stopped(1100, 2, false),
+                vec![Action::StartReplica(Some(up("node3")))],
+                "use_pg_rewind is off and remove_data_directory_on_diverged_timelines is not set",
+            )
+        },
+        Case {
+            local: LocalState {
                 rewind_failed: true,
                 ..local()
             },

@@ -271,10 +271,6 @@ pub(super) fn parse_postgresql(
             ),
             ("database", "hactl connects to the postgres database"),
             ("replica_method", "use create_replica_methods"),
-            (
-                "use_pg_rewind",
-                "set it in the cluster-wide configuration (bootstrap.dcs / edit-config)",
-            ),
         ],
         warnings,
     );

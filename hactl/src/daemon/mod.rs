@@ -226,6 +226,7 @@ async fn run_inner(
             replica_without_leader: pg.can_create_replica_without_leader(),
             failsafe_promises_kept: true,
             cached_config,
+            use_pg_rewind: config.postgresql.use_pg_rewind,
             remove_data: ha_core::decision::RemoveData {
                 on_rewind_failure: config.postgresql.remove_data_directory_on_rewind_failure,
                 on_diverged_timelines: config
