@@ -258,6 +258,19 @@ pub struct PgObservation {
     pub replayed_unix_ms: Option<i64>,
     /// The server's replication slots (`None`: not read, e.g. the server does not answer).
     pub slots: Option<Vec<LocalSlot>>,
+    /// A standby cluster's leader that does not stream: its source's timeline and history, asked by the driver
+    /// ([`PgControl::source_lineage`]) so the decision can tell whether this data diverged from the source (the
+    /// `history` key describes this cluster only). `None` elsewhere, or when the source did not answer.
+    pub source_lineage: Option<Lineage>,
+}
+
+/// A server's timeline and the switches its newest `.history` file lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lineage {
+    /// The timeline the server is on.
+    pub timeline: u64,
+    /// Where each earlier timeline ended.
+    pub switches: Vec<TimelineSwitch>,
 }
 
 impl PgObservation {
@@ -357,6 +370,13 @@ pub trait PgControl: Send + Sync {
     async fn wal_position(&self) -> Option<WalPosition> {
         None
     }
+    /// The timeline and history of `source`, a standby cluster's source in another cluster (one short query
+    /// there); `None` when it does not answer or this control cannot ask. Without it a standby leader whose WAL
+    /// went past the source's fork point (the source failed over and lost what this site had already replayed)
+    /// cannot be told apart from one that merely lost its connection, and is left as it is.
+    async fn source_lineage(&self, _source: &Upstream) -> Option<Lineage> {
+        None
+    }
     /// initdb, start as primary, create the roles; returns the new system identifier.
     async fn bootstrap(&self) -> Result<String, PgError>;
     /// Copies the data directory from a running member (pg_basebackup) and configures it as its replica.
@@ -431,6 +451,9 @@ impl<T: PgControl + ?Sized> PgControl for std::sync::Arc<T> {
     }
     async fn wal_position(&self) -> Option<WalPosition> {
         (**self).wal_position().await
+    }
+    async fn source_lineage(&self, source: &Upstream) -> Option<Lineage> {
+        (**self).source_lineage(source).await
     }
     async fn bootstrap(&self) -> Result<String, PgError> {
         (**self).bootstrap().await

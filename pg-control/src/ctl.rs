@@ -185,6 +185,9 @@ impl PgControl for PgCtl {
     async fn reinitialize(&self, source: &Upstream) -> Result<(), PgError> {
         Ok(PgCtl::reinitialize(self, source).await?)
     }
+    async fn source_lineage(&self, source: &Upstream) -> Option<ha_core::pg::Lineage> {
+        PgCtl::source_lineage(self, source).await
+    }
     async fn apply_parameters(
         &self,
         parameters: &BTreeMap<String, String>,

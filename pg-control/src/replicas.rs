@@ -2,14 +2,18 @@
 
 use std::time::Instant;
 
-use ha_core::pg::Upstream;
-use tracing::{info, info_span, warn, Instrument};
+use ha_core::pg::{Lineage, Upstream};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::conf::{self, Endpoint, Role};
 use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
 use crate::os;
 use crate::settings::PgSettings;
+
+/// How long `PgCtl::source_lineage` may take: the HA loop asks it while holding a lease, on top of its own
+/// observation, so it is kept well under a loop.
+const LINEAGE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl PgCtl {
     /// Creates this member's replication slot on `up` if it is missing (best effort: a warning if `up` cannot
@@ -137,6 +141,43 @@ impl PgCtl {
         self.remember_upstream(Some(source))?;
         self.write_config(Role::Standby(Some(source))).await?;
         Ok(())
+    }
+
+    /// The timeline and history of `source` (a standby cluster's source), as its newest `.history` file in
+    /// `pg_wal` says, asked as the superuser (the site is a copy of the source: the same roles). Bounded by
+    /// one second: the HA loop asks this while it holds a lease. `None` when it does not answer.
+    pub async fn source_lineage(&self, source: &Upstream) -> Option<Lineage> {
+        let ep = self.endpoint(source).ok()?;
+        let ask = self.with_client(self.remote_config(&ep), |c| async move {
+            c.query_opt(
+                "SELECT name, pg_read_file('pg_wal/' || name) FROM pg_ls_waldir() \
+                 WHERE name ~ '^[0-9A-F]{8}\\.history$' ORDER BY name DESC LIMIT 1",
+                &[],
+            )
+            .await
+        });
+        let row = match tokio::time::timeout(LINEAGE_WAIT, ask).await {
+            Ok(Ok(row)) => row,
+            Ok(Err(e)) => {
+                debug!(source = %source.name, error = ?e, "the source's timeline history: no answer");
+                return None;
+            }
+            Err(_) => return None,
+        };
+        // No history file: the source never left timeline 1.
+        let Some(row) = row else {
+            return Some(Lineage {
+                timeline: 1,
+                switches: Vec::new(),
+            });
+        };
+        let name: String = row.get(0);
+        let text: String = row.get(1);
+        let timeline = u64::from_str_radix(name.strip_suffix(".history")?, 16).ok()?;
+        Some(Lineage {
+            timeline,
+            switches: crate::controldata::parse_history(&text),
+        })
     }
 
     pub(crate) fn endpoint(&self, up: &Upstream) -> Result<Endpoint> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use common::{sql, upstream, wait_for, World};
 use ha_core::decision::rejoin::{self, Rejoin};
 use ha_core::model::{Cluster, HistoryEntry, Leader, Member, MemberData, Versioned};
-use ha_core::pg::{PgRunState, StopMode};
+use ha_core::pg::{Lineage, PgRunState, StopMode, TimelineSwitch};
 
 fn lowered() -> BTreeMap<String, String> {
     BTreeMap::from([("max_connections".to_string(), "50".to_string())])
@@ -266,7 +266,10 @@ async fn a_running_standby_that_replayed_past_the_fork_is_found_diverged_and_rew
         }),
         ..Default::default()
     };
-    let leader = cluster.member("n2").unwrap();
+    let leader = &rejoin::LeaderHistory {
+        cluster: &cluster,
+        leader: cluster.member("n2").unwrap(),
+    };
 
     // n3, still running, is pointed at n2 (what the Follow action does) and cannot stream from it.
     n3.follow(&upstream(&n2)).await.unwrap();
@@ -280,21 +283,39 @@ async fn a_running_standby_that_replayed_past_the_fork_is_found_diverged_and_rew
         "replayed {:X} <= fork {fork:X}",
         o3.replay_lsn.unwrap()
     );
-    match rejoin::check_running(&o3, &cluster, leader) {
+    match rejoin::check_running(&o3, leader) {
         Rejoin::Diverged(why) => assert!(why.contains("past the end of timeline 1"), "{why}"),
         Rejoin::Follow => {
             panic!("a running standby past the fork was judged able to follow: {o3:?}")
         }
     }
 
+    // A standby cluster's leader has no `history` key of its source's cluster: it asks the source itself. n2's
+    // answer is the same lineage, and the same verdict.
+    let lineage = n3
+        .source_lineage(&upstream(&n2))
+        .await
+        .expect("n2 answers with its timeline history");
+    assert_eq!(
+        lineage,
+        Lineage {
+            timeline: 2,
+            switches: vec![TimelineSwitch {
+                timeline: 1,
+                lsn: fork
+            }],
+        }
+    );
+    match rejoin::check_running(&o3, &lineage) {
+        Rejoin::Diverged(why) => assert!(why.contains("in the source's history"), "{why}"),
+        Rejoin::Follow => panic!("judged able to follow by the source's lineage: {o3:?}"),
+    }
+
     // What the decision does next: stop it, find it diverged again from its control data, rewind, follow.
     n3.stop(StopMode::Fast).await.unwrap();
     let stopped = n3.observe().await;
     assert!(
-        matches!(
-            rejoin::check(&stopped, &cluster, leader),
-            Rejoin::Diverged(_)
-        ),
+        matches!(rejoin::check(&stopped, leader), Rejoin::Diverged(_)),
         "{stopped:?}"
     );
     n3.rewind(&upstream(&n2))
@@ -314,7 +335,7 @@ async fn a_running_standby_that_replayed_past_the_fork_is_found_diverged_and_rew
     )
     .await;
     assert!(matches!(
-        rejoin::check_running(&n3.observe().await, &cluster, leader),
+        rejoin::check_running(&n3.observe().await, leader),
         Rejoin::Follow
     ));
 

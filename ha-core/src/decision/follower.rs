@@ -4,7 +4,7 @@
 use super::rejoin::{self, DivergedPlan, Rejoin};
 use super::{upstream_of, Action, Decision, Observation};
 use crate::model::{Cluster, GlobalConfig};
-use crate::pg::{PgRunState, StopMode};
+use crate::pg::{PgRunState, StopMode, Upstream};
 
 pub(super) fn as_follower(
     obs: &Observation,
@@ -70,40 +70,14 @@ pub(super) fn as_follower(
     }
     match pg.state() {
         PgRunState::Stopped | PgRunState::Crashed => {
-            match rejoin::check(pg, cluster, leader_member) {
-                Rejoin::Follow => {
-                    actions.push(Action::StartReplica(Some(desired)));
-                    Decision::new(actions, format!("starting {me} as a secondary of {leader}"))
-                }
-                Rejoin::Diverged(why) => match rejoin::diverged_plan(obs.local, cfg) {
-                    DivergedPlan::Rewind => {
-                        actions.extend([
-                            Action::Rewind(up.clone()),
-                            Action::StartReplica(Some(desired)),
-                        ]);
-                        Decision::new(actions, format!("rewinding {me} from {leader}: {why}"))
-                    }
-                    DivergedPlan::Reinitialize(allowed) => {
-                        actions.extend([
-                            Action::Reinitialize(up.clone()),
-                            Action::StartReplica(Some(desired)),
-                        ]);
-                        Decision::new(
-                            actions,
-                            format!("reinitializing {me} from {leader} ({allowed}): {why}"),
-                        )
-                    }
-                    DivergedPlan::Keep(because) => {
-                        // As Patroni: started as a standby of the leader, read-only; PostgreSQL refuses to stream
-                        // the diverged timeline, so it waits for the operator.
-                        actions.push(Action::StartReplica(Some(desired)));
-                        Decision::warning(
-                            actions,
-                            format!("{me} diverged from {leader} ({why}); {because}: starting it read-only"),
-                        )
-                    }
+            let verdict = rejoin::check(
+                pg,
+                &rejoin::LeaderHistory {
+                    cluster,
+                    leader: leader_member,
                 },
-            }
+            );
+            start_to_follow(obs, cfg, verdict, &up, desired, leader, actions)
         }
         PgRunState::Starting => {
             Decision::new(actions, format!("waiting for PostgreSQL on {me} to start"))
@@ -113,21 +87,15 @@ pub(super) fn as_follower(
             {
                 Rejoin::Follow
             } else {
-                rejoin::check_running(pg, cluster, leader_member)
+                rejoin::check_running(
+                    pg,
+                    &rejoin::LeaderHistory {
+                        cluster,
+                        leader: leader_member,
+                    },
+                )
             } {
-                Rejoin::Diverged(why) => match rejoin::diverged_plan(obs.local, cfg) {
-                    DivergedPlan::Keep(because) => Decision::warning(
-                        actions,
-                        format!(
-                        "{me} diverged from {leader} ({why}); {because}: left running read-only"
-                    ),
-                    ),
-                    _ => {
-                        actions.push(Action::Stop(StopMode::Fast));
-                        Decision::new(actions, format!("stopping {me} to rejoin {leader}: {why}"))
-                            .then_rerun()
-                    }
-                },
+                Rejoin::Diverged(why) => stop_to_rejoin(obs, cfg, &why, leader, actions),
                 _ if pg.upstream.as_deref() != Some(desired.name.as_str()) => {
                     let name = desired.name.clone();
                     actions.push(Action::Follow(desired));
@@ -143,6 +111,77 @@ pub(super) fn as_follower(
                     ),
                 ),
             }
+        }
+    }
+}
+
+/// A stopped node about to stream from `up` (`whom` in the reasons): started as it is when the verdict lets it
+/// follow, else by the diverged plan (rewind, reinitialize, or keep the data and start read-only).
+pub(super) fn start_to_follow(
+    obs: &Observation,
+    cfg: &GlobalConfig,
+    verdict: Rejoin,
+    up: &Upstream,
+    desired: Upstream,
+    whom: &str,
+    mut actions: Vec<Action>,
+) -> Decision {
+    let me = &obs.me.name;
+    let why = match verdict {
+        Rejoin::Follow => {
+            actions.push(Action::StartReplica(Some(desired)));
+            return Decision::new(actions, format!("starting {me} as a secondary of {whom}"));
+        }
+        Rejoin::Diverged(why) => why,
+    };
+    match rejoin::diverged_plan(obs.local, cfg) {
+        DivergedPlan::Rewind => {
+            actions.extend([
+                Action::Rewind(up.clone()),
+                Action::StartReplica(Some(desired)),
+            ]);
+            Decision::new(actions, format!("rewinding {me} from {whom}: {why}"))
+        }
+        DivergedPlan::Reinitialize(allowed) => {
+            actions.extend([
+                Action::Reinitialize(up.clone()),
+                Action::StartReplica(Some(desired)),
+            ]);
+            Decision::new(
+                actions,
+                format!("reinitializing {me} from {whom} ({allowed}): {why}"),
+            )
+        }
+        DivergedPlan::Keep(because) => {
+            // As Patroni: started as a standby, read-only; PostgreSQL refuses to stream the diverged timeline, so
+            // it waits for the operator.
+            actions.push(Action::StartReplica(Some(desired)));
+            Decision::warning(
+                actions,
+                format!("{me} diverged from {whom} ({why}); {because}: starting it read-only"),
+            )
+        }
+    }
+}
+
+/// A running standby found diverged from `whom`: stopped, so the next loop rewinds or reinitializes it, unless it
+/// may not be wiped or rewound (then left running read-only, not stopped in a loop).
+pub(super) fn stop_to_rejoin(
+    obs: &Observation,
+    cfg: &GlobalConfig,
+    why: &str,
+    whom: &str,
+    mut actions: Vec<Action>,
+) -> Decision {
+    let me = &obs.me.name;
+    match rejoin::diverged_plan(obs.local, cfg) {
+        DivergedPlan::Keep(because) => Decision::warning(
+            actions,
+            format!("{me} diverged from {whom} ({why}); {because}: left running read-only"),
+        ),
+        _ => {
+            actions.push(Action::Stop(StopMode::Fast));
+            Decision::new(actions, format!("stopping {me} to rejoin {whom}: {why}")).then_rerun()
         }
     }
 }

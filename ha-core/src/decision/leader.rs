@@ -3,6 +3,8 @@
 
 use std::collections::BTreeMap;
 
+use super::follower;
+use super::rejoin::{self, Rejoin};
 use super::switchover::{self, LeaderPlan};
 use super::{sysid_valid, Action, Decision, Observation};
 use crate::model::{Cluster, GlobalConfig, HistoryEntry};
@@ -15,6 +17,21 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
     let source = cfg.standby_cluster().map(|s| s.upstream());
     match (pg.state(), &source) {
         (PgRunState::Stopped | PgRunState::Crashed, Some(src)) => {
+            // Rewound first when its data went past the source's fork point (the source failed over and lost what
+            // this site had already replayed); the driver asked the source for its lineage.
+            if let Some(verdict) = pg.source_lineage.as_ref().map(|l| rejoin::check(pg, l)) {
+                if verdict != Rejoin::Follow {
+                    return follower::start_to_follow(
+                        obs,
+                        cfg,
+                        verdict,
+                        src,
+                        src.clone(),
+                        "the source cluster",
+                        actions,
+                    );
+                }
+            }
             actions.push(Action::StartReplica(Some(src.clone())));
             return Decision::new(
                 actions,
@@ -51,6 +68,13 @@ pub(super) fn as_leader(obs: &Observation, cluster: &Cluster, cfg: &GlobalConfig
         }
         Some(src) => {
             role = "the standby leader";
+            if let Some(Rejoin::Diverged(why)) = pg
+                .source_lineage
+                .as_ref()
+                .map(|l| rejoin::check_running(pg, l))
+            {
+                return follower::stop_to_rejoin(obs, cfg, &why, "the source cluster", actions);
+            }
             if pg.upstream.as_deref() != Some(src.name.as_str()) {
                 actions.push(Action::Follow(src.clone()));
             }

@@ -7,7 +7,7 @@
 //! seconds, a wrong "no" costs a replica that never catches up.
 
 use crate::model::{Cluster, Member};
-use crate::pg::{format_lsn, PgObservation};
+use crate::pg::{format_lsn, Lineage, PgObservation};
 
 /// Whether this node's data can stream from the leader as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,28 +18,74 @@ pub enum Rejoin {
     Diverged(String),
 }
 
-/// Whether the local data, at `pg`'s timeline and WAL position, can stream from `leader`. The leader's timeline is
-/// the later of its member key's and the cluster history's; an unknown local timeline (0) gives [`Rejoin::Follow`].
-pub fn check(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
-    if let Some(verdict) = by_timeline(pg, cluster, leader) {
+/// What a node rejoins: the timeline it is on and where its earlier timelines ended. For a member of this cluster
+/// that is the leader ([`LeaderHistory`]: its member key and the `history` key); for a standby cluster's leader,
+/// the source in the other cluster as it answered ([`Lineage`]).
+pub trait Upline {
+    /// The timeline the node to follow is on.
+    fn timeline(&self) -> u64;
+    /// Where `timeline` ended in its history, if it says.
+    fn end_of(&self, timeline: u64) -> Option<u64>;
+    /// Whose history this is, for the reason text ("the leader's").
+    fn whose(&self) -> &'static str;
+}
+
+/// The leader of this cluster: its timeline is the later of its member key's and the `history` key's.
+pub struct LeaderHistory<'a> {
+    /// The cluster snapshot (its `history` key).
+    pub cluster: &'a Cluster,
+    /// The leader's member key.
+    pub leader: &'a Member,
+}
+
+impl Upline for LeaderHistory<'_> {
+    fn timeline(&self) -> u64 {
+        self.leader.timeline().max(self.cluster.timeline())
+    }
+    fn end_of(&self, timeline: u64) -> Option<u64> {
+        self.cluster.timeline_end_lsn(timeline)
+    }
+    fn whose(&self) -> &'static str {
+        "the leader's"
+    }
+}
+
+impl Upline for Lineage {
+    fn timeline(&self) -> u64 {
+        self.timeline
+    }
+    fn end_of(&self, timeline: u64) -> Option<u64> {
+        crate::pg::timeline_end(&self.switches, timeline)
+    }
+    fn whose(&self) -> &'static str {
+        "the source's"
+    }
+}
+
+/// Whether the local data, at `pg`'s timeline and WAL position, can stream from `up`; an unknown local timeline
+/// (0) gives [`Rejoin::Follow`].
+pub fn check(pg: &PgObservation, up: &impl Upline) -> Rejoin {
+    if let Some(verdict) = by_timeline(pg, up) {
         return verdict;
     }
     let mine = pg.timeline;
-    match cluster.timeline_end_lsn(mine) {
+    match up.end_of(mine) {
         Some(end) if pg.lsn <= end => Rejoin::Follow,
         Some(end) => Rejoin::Diverged(format!(
-            "local WAL reaches {} past the end of timeline {mine} ({}) in the leader's history",
+            "local WAL reaches {} past the end of timeline {mine} ({}) in {} history",
             format_lsn(pg.lsn),
-            format_lsn(end)
+            format_lsn(end),
+            up.whose()
         )),
         None => Rejoin::Diverged(format!(
-            "the leader's history does not say where timeline {mine} ended"
+            "{} history does not say where timeline {mine} ended",
+            up.whose()
         )),
     }
 }
 
-/// Whether a **running** standby's data can stream from `leader`: the same rule as [`check`], judged by what is
-/// sure while PostgreSQL runs. A standby that streams is on the leader's history (PostgreSQL refuses to stream a
+/// Whether a **running** standby's data can stream from `up`: the same rule as [`check`], judged by what is sure
+/// while PostgreSQL runs. A standby that streams is on the leader's history (PostgreSQL refuses to stream a
 /// timeline that forked off before its recovery point), so only a standby that does not stream is suspected; its
 /// *replayed* position is compared with where its timeline ended, as Patroni's `Rewind` does, because a healthy
 /// standby may have received the next timeline's WAL before its reported timeline moved on. When the history does
@@ -48,8 +94,8 @@ pub fn check(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
 ///
 /// Without this a standby that received WAL the new leader never had (an asynchronous standby ahead of the one
 /// promoted) waited forever, "following" a leader it could never stream from.
-pub fn check_running(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Rejoin {
-    if let Some(verdict) = by_timeline(pg, cluster, leader) {
+pub fn check_running(pg: &PgObservation, up: &impl Upline) -> Rejoin {
+    if let Some(verdict) = by_timeline(pg, up) {
         return verdict;
     }
     if pg.streaming {
@@ -57,28 +103,29 @@ pub fn check_running(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> 
     }
     let mine = pg.timeline;
     let replayed = pg.replay_lsn.unwrap_or(pg.lsn);
-    match cluster.timeline_end_lsn(mine) {
+    match up.end_of(mine) {
         Some(end) if replayed > end => Rejoin::Diverged(format!(
-            "local WAL replayed to {} past the end of timeline {mine} ({}) in the leader's history, and \
+            "local WAL replayed to {} past the end of timeline {mine} ({}) in {} history, and \
              PostgreSQL cannot stream from it",
             format_lsn(replayed),
-            format_lsn(end)
+            format_lsn(end),
+            up.whose()
         )),
         _ => Rejoin::Follow,
     }
 }
 
 /// The verdict of the timelines alone, shared by [`check`] and [`check_running`]: an unknown local timeline (0) or
-/// the leader's own follows, a later one diverged; `None` when ours is older and the position must decide. The
-/// leader's timeline is the later of its member key's and the cluster history's.
-fn by_timeline(pg: &PgObservation, cluster: &Cluster, leader: &Member) -> Option<Rejoin> {
+/// the one followed follows, a later one diverged; `None` when ours is older and the position must decide.
+fn by_timeline(pg: &PgObservation, up: &impl Upline) -> Option<Rejoin> {
     let mine = pg.timeline;
-    let theirs = leader.timeline().max(cluster.timeline());
+    let theirs = up.timeline();
     if mine == 0 || mine == theirs {
         Some(Rejoin::Follow)
     } else if mine > theirs {
         Some(Rejoin::Diverged(format!(
-            "local timeline {mine} is ahead of the leader's {theirs}"
+            "local timeline {mine} is ahead of {} {theirs}",
+            up.whose()
         )))
     } else {
         None

@@ -35,7 +35,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
         }
         let renewal_just_failed = std::mem::take(&mut self.renew_unreachable);
-        let pg_obs = self.pg.observe().await;
+        let mut pg_obs = self.pg.observe().await;
         if pg_obs.state() == PgRunState::Unresponsive {
             self.local.unresponsive_since.get_or_insert(now);
         } else {
@@ -60,6 +60,21 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             self.absorb_config(cluster).await;
             let me = &self.settings.identity.name;
             let leading = cluster.leader_name() == Some(me.as_str());
+            // A standby leader that does not stream: where its source's timelines ended, so the decision can tell
+            // a diverged copy from a lost connection (the `history` key describes this cluster only).
+            let not_streaming = match pg_obs.state() {
+                PgRunState::Stopped | PgRunState::Crashed => true,
+                PgRunState::Running => pg_obs.in_recovery && !pg_obs.streaming,
+                _ => false,
+            };
+            if leading && not_streaming {
+                if let Some(sc) = self.local.last_config.standby_cluster() {
+                    let source = sc.upstream();
+                    if !source.conn_url.is_empty() {
+                        pg_obs.source_lineage = self.pg.source_lineage(&source).await;
+                    }
+                }
+            }
             let down = matches!(
                 pg_obs.state(),
                 PgRunState::Stopped | PgRunState::Crashed | PgRunState::Starting

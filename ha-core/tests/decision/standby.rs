@@ -3,7 +3,7 @@
 
 use ha_core::decision::Action;
 use ha_core::model::{Cluster, GlobalConfig, Tags};
-use ha_core::pg::{PgObservation, PgRunState, StopMode, Upstream};
+use ha_core::pg::{Lineage, PgObservation, PgRunState, StopMode, TimelineSwitch, Upstream};
 
 use crate::support::{cluster, decide_with, leading, local, me, primary, replica, without_leader};
 
@@ -121,4 +121,107 @@ fn a_standby_cluster_is_bootstrapped_by_copying_its_source() {
         "{}",
         d.reason
     );
+}
+
+#[test]
+fn a_standby_leader_past_the_sources_fork_point_is_rewound_from_the_source() {
+    let mut c = standby(cluster());
+    leading(&mut c);
+    let id = me(Tags::default());
+    // The source cluster failed over: it is on timeline 3 and its timeline 2 ended at 900; this site had already
+    // replayed to 1000 of timeline 2, WAL the source's new primary never had.
+    let lineage = Lineage {
+        timeline: 3,
+        switches: vec![
+            TimelineSwitch {
+                timeline: 1,
+                lsn: 500,
+            },
+            TimelineSwitch {
+                timeline: 2,
+                lsn: 900,
+            },
+        ],
+    };
+    let cut_off = PgObservation {
+        streaming: false,
+        replay_lsn: Some(1000),
+        source_lineage: Some(lineage),
+        ..replica(1000, &source().name)
+    };
+    let d = decide_with(&id, Ok(&c), &cut_off, &lease());
+    assert_eq!(
+        d.actions,
+        vec![Action::RenewLock, Action::Stop(StopMode::Fast)],
+        "{}",
+        d.reason
+    );
+    assert!(
+        d.reason.contains("to rejoin the source cluster")
+            && d.reason.contains("in the source's history"),
+        "{}",
+        d.reason
+    );
+    let stopped = PgObservation {
+        run_state: Some(PgRunState::Stopped),
+        ..cut_off.clone()
+    };
+    let d = decide_with(&id, Ok(&c), &stopped, &lease());
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::RenewLock,
+            Action::Rewind(source()),
+            Action::StartReplica(Some(source()))
+        ],
+        "{}",
+        d.reason
+    );
+
+    // Behind the fork point it only lost its connection: left alone, or started as it is.
+    let behind = PgObservation {
+        lsn: 800,
+        replay_lsn: Some(800),
+        ..cut_off.clone()
+    };
+    let d = decide_with(&id, Ok(&c), &behind, &lease());
+    assert!(left_running(&d), "{d:?}");
+    let d = decide_with(
+        &id,
+        Ok(&c),
+        &PgObservation {
+            run_state: Some(PgRunState::Stopped),
+            ..behind
+        },
+        &lease(),
+    );
+    assert_eq!(
+        d.actions,
+        vec![Action::RenewLock, Action::StartReplica(Some(source()))],
+        "{}",
+        d.reason
+    );
+
+    // Without an answer from the source nothing is guessed.
+    let d = decide_with(
+        &id,
+        Ok(&c),
+        &PgObservation {
+            source_lineage: None,
+            ..cut_off
+        },
+        &lease(),
+    );
+    assert!(left_running(&d), "{d:?}");
+}
+
+/// The standby leader renewed its lock and neither stopped nor rewound its PostgreSQL.
+fn left_running(d: &ha_core::decision::Decision) -> bool {
+    d.actions.first() == Some(&Action::RenewLock)
+        && !d.actions.iter().any(|a| {
+            matches!(
+                a,
+                Action::Stop(_) | Action::Rewind(_) | Action::Reinitialize(_)
+            )
+        })
 }
