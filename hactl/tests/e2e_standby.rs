@@ -1,8 +1,9 @@
 //! A disaster-recovery site: a standby cluster (`standby_cluster` in its bootstrap.dcs) following a primary
 //! cluster through that cluster's HAProxy write port, with a writer committing on the primary cluster the whole
 //! time. One start of each cluster, several checks: the standby cluster is bootstrapped by copying the source, its
-//! leader is a standby leader (never a primary), data flows through a switchover on the primary side and a failover
-//! on the standby side, and removing `standby_cluster` promotes it (Patroni's promote-cluster).
+//! leader is a standby leader (never a primary), data flows through a switchover and a machine crash on the primary
+//! side (after which a site that had replayed WAL the source's new primary never had is rewound from the source)
+//! and a failover on the standby side, and removing `standby_cluster` promotes it (Patroni's promote-cluster).
 
 mod e2e_support;
 
@@ -56,7 +57,7 @@ async fn a_standby_cluster_follows_through_failovers_on_both_sides_and_is_promot
     if !prerequisites_on("standby_source", Backend::Etcd) {
         return;
     }
-    let source = Cluster::start_spec(Spec::new("standby_source")).await;
+    let mut source = Cluster::start_spec(Spec::new("standby_source")).await;
     let first = source.primary().await.expect("a primary");
     let w = Writer::start(source.write_port).await;
     assert!(w.wait_progress(20, Duration::from_secs(20)).await);
@@ -103,6 +104,101 @@ async fn a_standby_cluster_follows_through_failovers_on_both_sides_and_is_promot
     )
     .await;
 
+    // A machine crash on the primary side (daemon, fencer and PostgreSQL SIGKILLed): the source fails over and the
+    // site follows the new primary's timeline. The source's replicas are held back first (the primary's WAL senders
+    // to them SIGSTOPped) while the site, streaming from the primary through HAProxy, replays on: the new primary
+    // never has that WAL, so the site's standby leader is diverged and must be rewound from the source.
+    let names: Vec<String> = source.nodes.iter().map(|n| n.name.clone()).collect();
+    let held: Vec<i32> = source
+        .connect(source.nodes[cand].pg_port)
+        .await
+        .expect("connect to the source's primary")
+        // The source's replicas stream through their member slots; the site's leader (same node names, another
+        // cluster) streams without one.
+        .query(
+            "SELECT active_pid FROM pg_replication_slots WHERE active_pid IS NOT NULL AND slot_name = ANY($1)",
+            &[&names],
+        )
+        .await
+        .expect("pg_stat_replication")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        !held.is_empty(),
+        "the source's replicas stream from its primary"
+    );
+    for pid in &held {
+        e2e_support::signal(*pid, "STOP");
+    }
+    assert!(w.wait_progress(20, Duration::from_secs(20)).await);
+    let on_old_primary = rows_on(&source, cand)
+        .await
+        .expect("rows on the source's primary");
+    rows_reach(
+        &site,
+        on_old_primary,
+        Duration::from_secs(30),
+        "the site replaying past the held-back replicas",
+    )
+    .await;
+    let t0 = Instant::now();
+    source.crash_node(cand);
+    let (newp, took) = e2e_support::scenario::failed_over(
+        &source,
+        cand,
+        Duration::from_secs(source.timing.ttl_s * 4),
+    )
+    .await;
+    let cl = source
+        .connect(source.nodes[newp].pg_port)
+        .await
+        .expect("connect to the source's new primary");
+    cl.execute("CREATE TABLE after_source_failover (v int)", &[])
+        .await
+        .expect("the new primary takes writes");
+    let start = Instant::now();
+    loop {
+        let mut missing = Vec::new();
+        for (i, node) in site.nodes.iter().enumerate() {
+            let seen = match site.connect(node.pg_port).await {
+                Ok(cl) => cl
+                    .query_one(
+                        "SELECT to_regclass('after_source_failover') IS NOT NULL",
+                        &[],
+                    )
+                    .await
+                    .map(|r| r.get::<_, bool>(0))
+                    .unwrap_or(false),
+                Err(_) => false,
+            };
+            if !seen {
+                missing.push(site.nodes[i].name.clone());
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "the site did not follow the source's new primary: {missing:?} lack its first write\n{}",
+            site.dump_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let rewound = site.dump_logs().contains("from the source cluster");
+    assert!(
+        rewound,
+        "the site replayed WAL the source's new primary never had, yet was not rewound from the source\n{}",
+        site.dump_logs()
+    );
+    let source_failover = serde_json::json!({
+        "source_new_primary_s": took.as_secs_f64(),
+        "site_follows_s": t0.elapsed().as_secs_f64(),
+        "site_rewound_from_source": rewound,
+    });
+    eprintln!("standby_cluster: source machine crash: {source_failover}");
+
     // A failover on the standby side: its leader's daemon stops; the other node becomes the standby leader.
     site.stop_daemon(leader).await;
     let start = Instant::now();
@@ -120,9 +216,11 @@ async fn a_standby_cluster_follows_through_failovers_on_both_sides_and_is_promot
     };
     assert_eq!(code(&site, new_leader, "/standby-leader").await, 200);
     assert!(w.wait_progress(50, Duration::from_secs(30)).await);
+    // What the source's primary holds now (acknowledged rows its crash lost never reach anyone).
+    let on_source = rows_on(&source, newp).await.expect("rows on the source");
     rows_reach(
         &site,
-        w.acked().len() as i64,
+        on_source,
         Duration::from_secs(30),
         "after the failover of the site",
     )
@@ -155,6 +253,7 @@ async fn a_standby_cluster_follows_through_failovers_on_both_sides_and_is_promot
         .expect("the promoted site takes writes");
 
     // The source lost nothing through all of it.
+    // The source's crash may cost acknowledged rows (it is asynchronous), as the crash scenarios allow.
     let p = source.primary().await.expect("the source's primary");
-    finish(&source, w, p, "standby_cluster", json!({}), 0).await;
+    finish(&source, w, p, "standby_cluster", source_failover, 100).await;
 }
