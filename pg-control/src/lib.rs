@@ -86,7 +86,7 @@ pub mod working_set;
 
 /// Server-certificate verifiers shared with hactl's REST client: a self-signed certificate listed in the trust
 /// anchors is accepted as OpenSSL accepts it; `NoVerification` still checks the handshake's signatures.
-pub use tls::{NoVerification, PinnedOrWebPki};
+pub use tls::{pinned_self_signed, NoVerification, PinnedOrWebPki};
 
 pub use checks::SUPPORTED_MAJORS;
 pub use conn_options::KNOWN_OPTIONS;

@@ -125,6 +125,49 @@ fn server_verifier(
     })
 }
 
+/// Whether webpki's refusal `err` of `end_entity` is the one case hactl accepts as OpenSSL does: a self-signed
+/// certificate listed, byte for byte, among the operator's trust anchors `pinned` (webpki reports "a CA used as an
+/// end entity" as `Other`; dates, signatures and issuers have kinds of their own and stay refused). Shared by the
+/// server verifier here and the REST API's client-certificate verifier in hactl.
+pub fn pinned_self_signed(
+    err: &rustls::Error,
+    pinned: &[CertificateDer<'static>],
+    end_entity: &CertificateDer<'_>,
+) -> bool {
+    matches!(
+        err,
+        rustls::Error::InvalidCertificate(CertificateError::Other(_))
+    ) && pinned.iter().any(|p| p.as_ref() == end_entity.as_ref())
+}
+
+/// The handshake-signature methods of a rustls certificate verifier that wraps another in its field `inner`:
+/// written once for the verifiers here and hactl's client-certificate verifier (the traits differ, the three
+/// methods do not).
+#[macro_export]
+macro_rules! delegate_signature_checks {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    };
+}
+
 /// The server certificate verified against `sslrootcert` as webpki does, the host name only for `verify-full`,
 /// plus one case webpki refuses and libpq (OpenSSL) accepts: a self-signed certificate that is itself in
 /// `sslrootcert`, as Patroni's own test suite and many small deployments use (`openssl req -x509` marks it a CA,
@@ -176,13 +219,7 @@ impl ServerCertVerifier for PinnedOrWebPki {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) if !self.check_host => Ok(ServerCertVerified::assertion()),
-            // webpki's CaUsedAsEndEntity surfaces as `Other`; dates, signatures and issuers have their own kinds.
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(_)))
-                if self
-                    .pinned
-                    .iter()
-                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
-            {
+            Err(e) if pinned_self_signed(&e, &self.pinned, end_entity) => {
                 if self.check_host {
                     let cert = ParsedCertificate::try_from(end_entity)?;
                     rustls::client::verify_server_name(&cert, server_name)?;
@@ -192,25 +229,7 @@ impl ServerCertVerifier for PinnedOrWebPki {
             Err(e) => Err(e),
         }
     }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    crate::delegate_signature_checks!();
 }
 
 /// No `sslrootcert` (`allow`, `prefer`, `require`): libpq does not verify the server's certificate, and neither

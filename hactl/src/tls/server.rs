@@ -3,15 +3,11 @@
 
 use std::sync::{Arc, RwLock};
 
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
-    SignatureScheme,
-};
+use rustls::{DistinguishedName, RootCertStore, ServerConfig};
 use tokio_rustls::TlsAcceptor;
 
 use super::{ciphers, read_certs, read_key, ServerTlsSettings, TlsError, VerifyClient};
@@ -148,37 +144,13 @@ impl ClientCertVerifier for PinnedOrWebPki {
             .verify_client_cert(end_entity, intermediates, now)
         {
             Ok(v) => Ok(v),
-            // webpki's CaUsedAsEndEntity surfaces as `Other`; dates, signatures and issuers have their own kinds.
-            Err(rustls::Error::InvalidCertificate(CertificateError::Other(_)))
-                if self
-                    .pinned
-                    .iter()
-                    .any(|p| p.as_ref() == end_entity.as_ref()) =>
-            {
+            Err(e) if pg_control::pinned_self_signed(&e, &self.pinned, end_entity) => {
                 Ok(ClientCertVerified::assertion())
             }
             Err(e) => Err(e),
         }
     }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    pg_control::delegate_signature_checks!();
 }
 
 /// The provider the client side uses too, so both ends agree on what is offered.
