@@ -115,25 +115,13 @@ fn parse_method(s: &Section) -> Result<Option<BootstrapMethod>, ConfigError> {
         ..Default::default()
     };
     method.recovery_conf = m.scalar_map("recovery_conf")?;
-    for (k, v) in m.map.into_iter().flatten() {
-        if [
-            "command",
-            "no_params",
-            "keep_existing_recovery_conf",
-            "recovery_conf",
-            "scope",
-            "datadir",
-        ]
-        .contains(&k.as_str())
-        {
-            continue;
-        }
-        let text = match v {
-            Value::String(t) => t.clone(),
-            Value::Number(_) | Value::Bool(_) => v.to_string(),
-            other => return Err(ConfigError::invalid(&m.key(k), "a scalar", other)),
-        };
-        method.params.push((k.clone(), text));
-    }
+    method.params = m.scalars_except(&[
+        "command",
+        "no_params",
+        "keep_existing_recovery_conf",
+        "recovery_conf",
+        "scope",
+        "datadir",
+    ])?;
     Ok(Some(method))
 }

@@ -90,25 +90,13 @@ fn parse_replica_method(s: &Section, name: &str) -> Result<ReplicaMethodConfig, 
         no_params: m.bool("no_params")?.unwrap_or(false),
         ..Default::default()
     };
-    for (k, v) in m.map.into_iter().flatten() {
-        if [
-            "command",
-            "no_leader",
-            "keep_data",
-            "no_params",
-            "no_master",
-        ]
-        .contains(&k.as_str())
-        {
-            continue;
-        }
-        let text = match v {
-            serde_json::Value::String(t) => t.clone(),
-            serde_json::Value::Number(_) | serde_json::Value::Bool(_) => v.to_string(),
-            other => return Err(ConfigError::invalid(&m.key(k), "a scalar", other)),
-        };
-        method.params.push((k.clone(), text));
-    }
+    method.params = m.scalars_except(&[
+        "command",
+        "no_leader",
+        "keep_data",
+        "no_params",
+        "no_master",
+    ])?;
     Ok(method)
 }
 

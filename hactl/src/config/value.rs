@@ -248,14 +248,22 @@ impl<'a> Section<'a> {
         &self,
         key: &str,
     ) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
-        let sec = self.section(key)?;
-        sec.map
+        self.section(key)?
+            .scalars_except(&[])
+            .map(|v| v.into_iter().collect())
+    }
+
+    /// This section's entries other than `skip`, as settings text (a method's own `--key=value` parameters), in the
+    /// order written; a nested value is an error naming its key.
+    pub fn scalars_except(&self, skip: &[&str]) -> Result<Vec<(String, String)>, ConfigError> {
+        self.map
             .into_iter()
             .flatten()
+            .filter(|(k, _)| !skip.contains(&k.as_str()))
             .map(|(k, v)| match v {
                 Value::String(t) => Ok((k.clone(), t.clone())),
                 Value::Number(_) | Value::Bool(_) => Ok((k.clone(), v.to_string())),
-                other => Err(ConfigError::invalid(&sec.key(k), "a scalar", other)),
+                other => Err(ConfigError::invalid(&self.key(k), "a scalar", other)),
             })
             .collect()
     }
