@@ -165,8 +165,9 @@ fn parse_basebackup(s: &Section, warnings: &mut Vec<String>) -> Result<Vec<Strin
                 match item {
                     serde_json::Value::String(flag) => pairs.push((flag.clone(), None)),
                     serde_json::Value::Object(m) if m.len() == 1 => {
-                        let (k, v) = m.iter().next().expect("one entry");
-                        pairs.push((k.clone(), Some(scalar(k, v)?)));
+                        for (k, v) in m {
+                            pairs.push((k.clone(), Some(scalar(k, v)?)));
+                        }
                     }
                     other => {
                         return Err(ConfigError::invalid(
