@@ -61,6 +61,7 @@ pub mod dcs;
 pub mod files;
 pub mod json;
 pub mod logging;
+pub mod template;
 pub mod tls;
 
 /// The version hactl reports (member keys, `/patroni`, metrics).

@@ -236,6 +236,47 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// The snapshot back as key → value pairs under the cluster prefix (`leader`, `members/node1`, ...), each value
+    /// in Patroni's JSON: what a tool that reads the raw keys (confd's templates, see `hactl template`) would find
+    /// in the DCS. The inverse of [`Cluster::from_entries`] for every key that parsed; a malformed key read as
+    /// absent stays absent. `status` is also given as the legacy `optime/leader`, which older templates read.
+    pub fn to_entries(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        if let Some(i) = &self.initialize {
+            out.insert(keys::INITIALIZE.to_string(), i.clone());
+        }
+        if let Some(c) = &self.config {
+            out.insert(keys::CONFIG.to_string(), to_json(&c.value));
+        }
+        if let Some(l) = &self.leader {
+            out.insert(keys::LEADER.to_string(), l.name.clone());
+        }
+        for m in &self.members {
+            out.insert(format!("{}{}", keys::MEMBERS, m.name), to_json(&m.data));
+        }
+        if let Some(f) = &self.failover {
+            out.insert(keys::FAILOVER.to_string(), to_json(&f.value));
+        }
+        if let Some(s) = &self.sync {
+            out.insert(keys::SYNC.to_string(), to_json(&s.value));
+        }
+        if let Some(h) = &self.history {
+            out.insert(keys::HISTORY.to_string(), to_json(&h.value));
+        }
+        if let Some(s) = &self.status {
+            out.insert(keys::STATUS.to_string(), to_json(s));
+            if let Some(optime) = s.optime {
+                out.insert(keys::OPTIME_LEADER.to_string(), optime.to_string());
+            }
+        }
+        if let Some(f) = &self.failsafe {
+            out.insert(keys::FAILSAFE.to_string(), to_json(f));
+        }
+        out
+    }
+}
+
 /// Compact JSON, as Patroni writes (`separators=(',', ':')`).
 pub fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("model values always serialise")
@@ -244,6 +285,43 @@ pub fn to_json<T: serde::Serialize>(v: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_read_back_from_its_entries_is_the_same_snapshot() {
+        let raw = [
+            RawEntry::new("initialize", "7100000000000000001", 1),
+            RawEntry::new("leader", "node1", 2),
+            RawEntry::new(
+                "members/node1",
+                r#"{"conn_url":"postgres://127.0.0.1:5432/postgres","api_url":"http://127.0.0.1:8008/patroni","state":"running","role":"primary","version":"4.0.4","xlog_location":100,"timeline":2}"#,
+                3,
+            ),
+            RawEntry::new("status", r#"{"optime":100,"slots":{"node2":90}}"#, 4),
+            RawEntry::new("history", r#"[[1,50,"no recovery target specified"]]"#, 5),
+            RawEntry::new(
+                "failsafe",
+                r#"{"node1":"http://127.0.0.1:8008/patroni"}"#,
+                6,
+            ),
+        ];
+        let c = Cluster::from_entries(raw);
+        let entries = c.to_entries();
+        assert_eq!(entries["leader"], "node1");
+        assert_eq!(entries["optime/leader"], "100");
+        let again = Cluster::from_entries(
+            entries
+                .iter()
+                .filter(|(k, _)| k.as_str() != "optime/leader")
+                .map(|(k, v)| RawEntry::new(k.clone(), v.clone(), 0)),
+        );
+        let strip = |mut c: Cluster| {
+            c.leader.iter_mut().for_each(|l| l.version = 0);
+            c.members.iter_mut().for_each(|m| m.version = 0);
+            c.history.iter_mut().for_each(|h| h.version = 0);
+            c
+        };
+        assert_eq!(strip(again), strip(c));
+    }
 
     #[test]
     fn key_path_collapses_slashes() {

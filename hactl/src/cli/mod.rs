@@ -287,6 +287,19 @@ pub enum Command {
     /// The watchdog process the daemon starts (internal).
     #[command(hide = true)]
     Fencer { data_dir: PathBuf },
+    /// confd built in: render the confd template resources in CONFDIR from the cluster's keys and, when a file
+    /// changes, check it, replace it and reload (e.g. HAProxy's config as members come and go).
+    Template {
+        /// confd's `-confdir`: holds `conf.d/*.toml` and `templates/`.
+        #[arg(long, default_value = "/etc/confd")]
+        confdir: PathBuf,
+        /// Render once and exit (non-zero when a resource failed), as confd's `-onetime`.
+        #[arg(long)]
+        onetime: bool,
+        /// Seconds between two reads of the DCS (default: the cluster's loop_wait).
+        #[arg(long)]
+        interval: Option<f64>,
+    },
     /// The connection string of the leader (or of a member with `--role`, or `--member`), as patronictl's `dsn`.
     Dsn {
         cluster: Option<String>,
@@ -360,6 +373,25 @@ pub fn main_with(cli: Cli) -> Result<(), ctl::CliError> {
         Command::Run { .. } => runtime
             .block_on(crate::daemon::run(config, config_path))
             .map_err(|e| ctl::CliError::Failed(e.to_string())),
+        Command::Template {
+            confdir,
+            onetime,
+            interval,
+        } => {
+            crate::logging::init(&config.log);
+            let opts = crate::template::Options {
+                confdir: confdir.clone(),
+                onetime: *onetime,
+                interval: interval
+                    .filter(|s| *s > 0.0 && s.is_finite())
+                    .map(std::time::Duration::from_secs_f64),
+            };
+            let dcs = crate::dcs::connect_ctl(&config)?;
+            let cluster = ha_core::model::KeyPath::new(&config.namespace, &config.scope);
+            runtime
+                .block_on(crate::template::run(dcs, cluster, opts))
+                .map_err(|e| ctl::CliError::Failed(e.to_string()))
+        }
         cmd => runtime.block_on(ctl::run_ctl(&config, cli.format, cli.group, cmd)),
     }
 }

@@ -123,7 +123,10 @@ impl Command {
             | Command::Reinit { targets, .. }
             | Command::Flush { targets, .. }
             | Command::Version { targets } => targets.names.first().map(String::as_str),
-            Command::Run { .. } | Command::Validate { .. } | Command::Fencer { .. } => None,
+            Command::Run { .. }
+            | Command::Validate { .. }
+            | Command::Fencer { .. }
+            | Command::Template { .. } => None,
         }
     }
 }

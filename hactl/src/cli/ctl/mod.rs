@@ -386,9 +386,12 @@ impl<'a> Ctl<'a> {
                 self.dsn(cluster.as_deref(), role.as_deref(), member.as_deref())
                     .await
             }
-            Command::Run { .. } | Command::Validate { .. } | Command::Fencer { .. } => Err(
-                CliError::Usage("run and validate are not ctl commands".into()),
-            ),
+            Command::Run { .. }
+            | Command::Validate { .. }
+            | Command::Fencer { .. }
+            | Command::Template { .. } => Err(CliError::Usage(
+                "run and validate are not ctl commands".into(),
+            )),
         }
     }
 }
