@@ -385,6 +385,9 @@ pub fn main_with(cli: Cli) -> Result<(), ctl::CliError> {
                 interval: interval
                     .filter(|s| *s > 0.0 && s.is_finite())
                     .map(std::time::Duration::from_secs_f64),
+                bootstrap_interval: std::time::Duration::from_millis(
+                    config.bootstrap.dcs.timing().loop_wait_ms,
+                ),
             };
             let dcs = crate::dcs::connect_ctl(&config)?;
             let cluster = ha_core::model::KeyPath::new(&config.namespace, &config.scope);

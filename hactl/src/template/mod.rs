@@ -55,6 +55,9 @@ pub struct Options {
     pub onetime: bool,
     /// Between two reads of the DCS; `None`: the cluster's `loop_wait`.
     pub interval: Option<Duration>,
+    /// The interval while the DCS holds no configuration yet (a cluster bootstrapping): the config file's
+    /// `bootstrap.dcs.loop_wait`, which the first leader is about to publish.
+    pub bootstrap_interval: Duration,
 }
 
 /// Every `*.toml` in `<confdir>/conf.d`, sorted by file name, with the warnings their keys gave.
@@ -125,9 +128,10 @@ pub async fn run(
         match dcs.load().await {
             Ok(snapshot) => {
                 interval = interval.or_else(|| {
-                    Some(Duration::from_millis(
-                        snapshot.global_config().timing().loop_wait_ms,
-                    ))
+                    Some(match &snapshot.config {
+                        Some(c) => Duration::from_millis(c.value.timing().loop_wait_ms),
+                        None => opts.bootstrap_interval,
+                    })
                 });
                 for r in &resources {
                     let store = Rc::new(Store::from_cluster(&snapshot, &r.keys));
@@ -158,7 +162,7 @@ pub async fn run(
                 })
             };
         }
-        tokio::time::sleep(interval.unwrap_or(Duration::from_secs(10))).await;
+        tokio::time::sleep(interval.unwrap_or(opts.bootstrap_interval)).await;
     }
 }
 

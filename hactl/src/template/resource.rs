@@ -209,7 +209,10 @@ pub fn render_text(name: &str, text: &str, store: Rc<Store>) -> Result<String, T
     let mut tmpl = Template::default();
     tmpl.add_funcs(funcs::FUNCS);
     tmpl.parse(text).map_err(|e| err(e.to_string()))?;
-    with_store(store, || tmpl.render(&Context::empty())).map_err(|e| err(e.to_string()))
+    with_store(store, || {
+        tmpl.render(&Context::empty()).map_err(|e| e.to_string())
+    })
+    .map_err(err)
 }
 
 /// `sh -c CMD`, as confd runs its commands; the error carries the exit status and stderr.

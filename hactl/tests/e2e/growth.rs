@@ -1,4 +1,5 @@
-//! The cluster grows and changes: a new replica joins with the data and the cluster-wide parameters, and
+//! The cluster grows and changes: a new replica joins with the data and the cluster-wide parameters (and HAProxy,
+//! its config rendered by `hactl template`, routes reads to it; a node that leaves is dropped from it), and
 //! edit-config reaches every node (a restart applying the pending parameters).
 
 use std::time::{Duration, Instant};
@@ -11,8 +12,25 @@ async fn a_new_replica_joins_with_the_data_and_the_cluster_wide_parameters_and_s
     if !prerequisites_or_skip("new_replica") {
         return;
     }
-    let mut c = Cluster::start_some("join", 3, 2, FAST, 1).await;
+    let mut c = Cluster::start_spec(
+        Spec {
+            running: 2,
+            ..Spec::new("join")
+        }
+        .templated_haproxy(),
+    )
+    .await;
     let p = c.primary().await.expect("a primary");
+    let cfg = c.haproxy_cfg();
+    let rendered = || std::fs::read_to_string(&cfg).unwrap_or_default();
+    let server3 = format!("server {} ", c.nodes[2].name);
+    let node3_line = |cfg: &str| cfg.matches(&server3).count();
+    assert_eq!(
+        node3_line(&rendered()),
+        0,
+        "HAProxy routes to a node that never started:\n{}",
+        rendered()
+    );
     let w = Writer::start(c.write_port).await;
     assert!(
         w.wait_progress(50, Duration::from_secs(30)).await,
@@ -71,8 +89,28 @@ async fn a_new_replica_joins_with_the_data_and_the_cluster_wide_parameters_and_s
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // HAProxy's replica frontend reaches it.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // HAProxy's config, rendered from the member keys, has it in both listens; and the replica frontend reaches
+    // it within one loop_wait of its /replica answering 200 (the render runs every loop_wait, HAProxy's check
+    // every 250 ms while a server is down).
+    let streaming = Instant::now();
+    while node3_line(&rendered()) != 2 {
+        assert!(
+            streaming.elapsed() < Duration::from_secs(FAST.loop_wait_s) + Duration::from_millis(500),
+            "the new node is not in the rendered HAProxy config one loop_wait after it streams:\n{}",
+            rendered()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready = Instant::now();
+    while c.rest(2, "/replica").await.map(|(code, _)| code) != Some(200) {
+        assert!(
+            ready.elapsed() < Duration::from_secs(30),
+            "the new replica's /replica never answered 200"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ready = Instant::now();
+    let deadline = ready + Duration::from_secs(30);
     let mut reached = false;
     while !reached && Instant::now() < deadline {
         if let Ok(cl) = c.connect(c.read_port).await {
@@ -87,13 +125,35 @@ async fn a_new_replica_joins_with_the_data_and_the_cluster_wide_parameters_and_s
         "HAProxy's replica frontend never reached the new replica\n{}",
         c.dump_logs()
     );
+    let routed = ready.elapsed();
+    assert!(
+        routed <= Duration::from_secs(FAST.loop_wait_s),
+        "reads reached the new replica {routed:?} after it was ready, over one loop_wait"
+    );
     let gap = w.longest_gap_since(t0);
+    // It leaves (a clean stop deletes its member key): the next render drops it and HAProxy reloads without it.
+    c.stop_daemon(2).await;
+    let left = Instant::now();
+    while node3_line(&rendered()) != 0 {
+        assert!(
+            left.elapsed() < Duration::from_secs(2 * FAST.loop_wait_s + 5),
+            "the stopped node is still in the rendered HAProxy config:\n{}",
+            rendered()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dropped = left.elapsed();
     finish(
         &c,
         w,
         p,
         "new_replica_joins",
-        json!({"join_s": joined.as_secs_f64(), "write_gap_s": gap.as_secs_f64()}),
+        json!({
+            "join_s": joined.as_secs_f64(),
+            "write_gap_s": gap.as_secs_f64(),
+            "haproxy_reads_after_ready_s": routed.as_secs_f64(),
+            "haproxy_dropped_after_stop_s": dropped.as_secs_f64(),
+        }),
         0,
     )
     .await;

@@ -73,6 +73,9 @@ pub struct Spec {
     pub slots: bool,
     /// A standby cluster of the PostgreSQL listening on this port (127.0.0.1): `standby_cluster` in bootstrap.dcs.
     pub standby_of: Option<u16>,
+    /// HAProxy's config rendered by `hactl template` from the shipped `examples/confd` template (reloaded as members
+    /// come and go) instead of written once by the test with every configured node.
+    pub templated_haproxy: bool,
 }
 
 impl Spec {
@@ -91,7 +94,13 @@ impl Spec {
             tls: false,
             slots: false,
             standby_of: None,
+            templated_haproxy: false,
         }
+    }
+    /// See [`Spec::templated_haproxy`].
+    pub fn templated_haproxy(mut self) -> Spec {
+        self.templated_haproxy = true;
+        self
     }
     /// A standby cluster following the PostgreSQL on `port` (another cluster's HAProxy write port, so that a
     /// switchover there needs nothing from this one).
@@ -145,6 +154,8 @@ pub struct Cluster {
     pub dcs: DcsServer,
     pub nodes: Vec<Node>,
     pub haproxy: Option<Child>,
+    /// `hactl template` rendering HAProxy's config (see [`Spec::templated_haproxy`]).
+    pub template: Option<Child>,
     pub write_port: u16,
     pub read_port: u16,
     pub timing: Timing,
@@ -258,6 +269,7 @@ impl Cluster {
             standby_of: spec.standby_of,
             nodes: Vec::new(),
             haproxy: None,
+            template: None,
             write_port: free_port(),
             read_port: free_port(),
             timing,
@@ -270,7 +282,11 @@ impl Cluster {
         for i in 0..running {
             c.start_daemon(i);
         }
-        c.start_haproxy();
+        if spec.templated_haproxy {
+            c.start_templated_haproxy().await;
+        } else {
+            c.start_haproxy();
+        }
         let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let up = if spec.standby_of.is_some() {

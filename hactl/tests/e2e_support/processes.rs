@@ -139,6 +139,103 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// HAProxy's config as `hactl template` renders it: Patroni-style confd resource over the shipped template,
+    /// copied unchanged; the ports and the check options come from the environment the template reads.
+    pub(super) async fn start_templated_haproxy(&mut self) {
+        let confd = self.dir.join("confd");
+        fs::create_dir_all(confd.join("conf.d")).expect("conf.d");
+        fs::create_dir_all(confd.join("templates")).expect("templates");
+        let shipped =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/confd/templates/haproxy.tmpl");
+        fs::copy(&shipped, confd.join("templates/haproxy.tmpl"))
+            .expect("copy the shipped template");
+        let cfg = self.haproxy_cfg();
+        let resource = |reload: &str| {
+            format!(
+                "[template]\nsrc = \"haproxy.tmpl\"\ndest = \"{}\"\nkeys = [\"/members/\", \"/leader\"]\n\
+                 check_cmd = \"haproxy -c -q -f {{{{.src}}}}\"\n{reload}",
+                cfg.display()
+            )
+        };
+        let ssl = match &self.tls {
+            None => String::new(),
+            Some(p) => {
+                let pem = self.dir.join("haproxy-client.pem");
+                let text = fs::read_to_string(&p.client_cert).expect("client cert")
+                    + &fs::read_to_string(&p.client_key).expect("client key");
+                fs::write(&pem, text).expect("haproxy client pem");
+                format!(
+                    " check-ssl verify required ca-file {} crt {}",
+                    p.ca.display(),
+                    pem.display()
+                )
+            }
+        };
+        let template = |extra: &[&str]| {
+            let mut cmd = Command::new(&self.hactl);
+            cmd.arg("-c")
+                .arg(&self.nodes[0].config)
+                .arg("template")
+                .arg("--confdir")
+                .arg(&confd)
+                .args(extra)
+                .env(
+                    "HAPROXY_PRIMARY_BIND",
+                    format!("127.0.0.1:{}", self.write_port),
+                )
+                .env(
+                    "HAPROXY_REPLICAS_BIND",
+                    format!("127.0.0.1:{}", self.read_port),
+                )
+                .env("HAPROXY_STATS_BIND", format!("127.0.0.1:{}", free_port()))
+                .env("HAPROXY_CHECK_OPTIONS", &ssl)
+                .stdout(Stdio::null())
+                .stderr(
+                    fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(self.dir.join("template.log"))
+                        .expect("template log"),
+                );
+            cmd
+        };
+        // A first render before HAProxy starts (confd's -onetime), then the watcher reloads the running HAProxy.
+        fs::write(confd.join("conf.d/haproxy.toml"), resource("")).expect("resource");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !template(&["--onetime"])
+            .status()
+            .expect("hactl template")
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "hactl template --onetime never succeeded"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let haproxy = Command::new("haproxy")
+            .args(["-W", "-db", "-f"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(self.dir.join("haproxy.log")).expect("haproxy log"))
+            .spawn()
+            .expect("haproxy");
+        // Master-worker mode: SIGUSR2 to the master reloads the config, the PID stays the one the test kills.
+        fs::write(
+            confd.join("conf.d/haproxy.toml"),
+            resource(&format!("reload_cmd = \"kill -USR2 {}\"\n", haproxy.id())),
+        )
+        .expect("resource");
+        self.haproxy = Some(haproxy);
+        self.template = Some(template(&[]).spawn().expect("hactl template"));
+    }
+
+    pub fn haproxy_cfg(&self) -> PathBuf {
+        self.dir.join("haproxy.cfg")
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for n in &mut self.nodes {
@@ -150,7 +247,10 @@ impl Drop for Cluster {
                 let _ = c.wait();
             }
         }
-        if let Some(mut h) = self.haproxy.take() {
+        for mut h in [self.template.take(), self.haproxy.take()]
+            .into_iter()
+            .flatten()
+        {
             let _ = h.kill();
             let _ = h.wait();
         }
