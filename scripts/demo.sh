@@ -35,7 +35,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for port in 2379 2380 2381 2382 2383 2384 5000 5001 5432 5433 5434 7000 8008 8009 8010 9090; do
+for port in 2379 2380 2381 2382 2383 2384 5000 5001 5432 5433 5434 7000 7001 8008 8009 8010 9090; do
   if ss -ltn "( sport = :$port )" | grep -q LISTEN; then
     echo "[demo] port $port is already in use: stop what listens there (ss -ltnp) and run again" >&2
     exit 1

@@ -119,6 +119,24 @@ impl<T: Hooks + ?Sized> Hooks for std::sync::Arc<T> {
     }
 }
 
+/// Two sets of hooks, run in order: the daemon's callbacks beside its HAProxy notifier, or a product's own hooks
+/// beside the ones it reuses. A promotion goes ahead only if both `pre_promote`s agree (the second is not asked
+/// when the first refused).
+#[async_trait]
+impl<A: Hooks, B: Hooks> Hooks for (A, B) {
+    async fn pre_promote(&self) -> bool {
+        self.0.pre_promote().await && self.1.pre_promote().await
+    }
+    async fn after_action(&self, action: &Action, outcome: &Outcome) {
+        self.0.after_action(action, outcome).await;
+        self.1.after_action(action, outcome).await;
+    }
+    async fn on_role_change(&self, old: NodeRole, new: NodeRole) {
+        self.0.on_role_change(old, new).await;
+        self.1.on_role_change(old, new).await;
+    }
+}
+
 /// A plain function or closure as the role-change hook (see [`Hooks::on_role_change`]): no trait to implement.
 pub struct OnRoleChange<F>(pub F);
 

@@ -19,6 +19,7 @@ pub mod value;
 mod bootstrap;
 mod dcs;
 mod error;
+pub mod haproxy;
 pub mod log;
 mod postgresql;
 mod restapi;
@@ -143,6 +144,8 @@ impl Config {
             known.push(s);
         }
         known.push("watchdog");
+        known.push("haproxy");
+        let haproxy = haproxy::parse_haproxy(&root.section("haproxy")?, &mut warnings)?;
         let watchdog = watchdog::parse_watchdog(&root.section("watchdog")?, &mut warnings)?;
         root.warn_unknown(&known, &mut warnings);
 
@@ -172,6 +175,7 @@ impl Config {
             tags,
             log,
             watchdog,
+            haproxy,
             warnings,
         })
     }

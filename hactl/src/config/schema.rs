@@ -117,6 +117,8 @@ pub struct Config {
     pub tags: Tags,
     pub log: LogConfig,
     pub watchdog: super::watchdog::WatchdogConfig,
+    /// `haproxy`: the HAProxy runtime APIs told of this node's role changes (hactl's own section).
+    pub haproxy: super::haproxy::HaproxyConfig,
     /// Unknown or unsupported keys, one line each: log them at start.
     pub warnings: Vec<String>,
 }

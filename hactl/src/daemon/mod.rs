@@ -9,6 +9,7 @@
 
 pub mod callbacks;
 pub mod failsafe;
+pub mod haproxy;
 pub mod heartbeat;
 pub mod peers;
 mod pg_settings;
@@ -236,7 +237,10 @@ async fn run_inner(
             ..Default::default()
         },
     )
-    .with_hooks(Box::new(hooks.clone()))
+    .with_hooks(Box::new((
+        hooks.clone(),
+        haproxy::HaproxyHooks::new(&config.haproxy, &identity.name),
+    )))
     .with_failsafe_probe(Box::new(failsafe::HttpFailsafeProbe {
         http: http.clone(),
         auth: config.restapi.authentication.clone(),

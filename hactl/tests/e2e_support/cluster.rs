@@ -158,6 +158,9 @@ pub struct Cluster {
     pub template: Option<Child>,
     pub write_port: u16,
     pub read_port: u16,
+    /// HAProxy's runtime API (`stats socket ipv4@127.0.0.1:PORT level admin`), which every node's
+    /// `haproxy.runtime_api` names: a promotion is routed to at once, not at the next health check.
+    pub haproxy_api_port: u16,
     pub timing: Timing,
     pub failsafe_mode: bool,
     pub synchronous: bool,
@@ -272,6 +275,7 @@ impl Cluster {
             template: None,
             write_port: free_port(),
             read_port: free_port(),
+            haproxy_api_port: free_port(),
             timing,
             hactl: PathBuf::from(env!("CARGO_BIN_EXE_hactl")),
             dir,
@@ -447,6 +451,10 @@ postgresql:
             rt = t.retry_timeout_s,
             data = data_dir.display(),
             home = home.display(),
+        );
+        let yaml = format!(
+            "{yaml}haproxy:\n  runtime_api: 127.0.0.1:{}\n",
+            self.haproxy_api_port
         );
         fs::write(&config, yaml).expect("config");
         chown_postgres(&config);

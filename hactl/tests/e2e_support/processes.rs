@@ -117,9 +117,12 @@ impl Cluster {
                 + &format!("    option httpchk GET {check}\n    http-check expect status 200\n")
         };
         // The global and defaults sections are the shipped example's, so the figures are those of the config users get.
+        let shipped = shipped_haproxy_defaults().replace(
+            SHIPPED_RUNTIME_API,
+            &format!("ipv4@127.0.0.1:{}", self.haproxy_api_port),
+        );
         let cfg = format!(
             "{shipped}listen primary\n    bind 127.0.0.1:{w}\n{p}listen replicas\n    bind 127.0.0.1:{r}\n    balance roundrobin\n{rp}",
-            shipped = shipped_haproxy_defaults(),
             w = self.write_port,
             r = self.read_port,
             p = servers("/primary"),
@@ -190,6 +193,10 @@ impl Cluster {
                 )
                 .env("HAPROXY_STATS_BIND", format!("127.0.0.1:{}", free_port()))
                 .env("HAPROXY_CHECK_OPTIONS", &ssl)
+                .env(
+                    "HAPROXY_RUNTIME_API",
+                    format!("ipv4@127.0.0.1:{}", self.haproxy_api_port),
+                )
                 .stdout(Stdio::null())
                 .stderr(
                     fs::OpenOptions::new()
@@ -273,6 +280,9 @@ impl Drop for Cluster {
     }
 }
 
+/// The runtime API address in the shipped config: each test cluster's HAProxy listens on a port of its own.
+const SHIPPED_RUNTIME_API: &str = "ipv4@127.0.0.1:7001";
+
 /// `examples/haproxy/haproxy.cfg` up to its first `listen` section: the `global` and `defaults` users deploy.
 fn shipped_haproxy_defaults() -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/haproxy/haproxy.cfg");
@@ -280,5 +290,9 @@ fn shipped_haproxy_defaults() -> String {
     let end = text
         .find("\nlisten ")
         .expect("a listen section in the example");
+    assert!(
+        text.contains(SHIPPED_RUNTIME_API),
+        "the shipped config's runtime API is not {SHIPPED_RUNTIME_API}"
+    );
     text[..=end].to_string()
 }
