@@ -177,6 +177,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         let mut executed = Vec::with_capacity(decision.actions.len());
         let mut stopped_pg = false;
         for action in &decision.actions {
+            self.hooks.before_action(action, self.role).await;
             let outcome = if *action == Action::Promote && !self.hooks.pre_promote().await {
                 // Cancelled by the embedder: give the lock back so another node can lead.
                 self.local.lease_deadline = None;

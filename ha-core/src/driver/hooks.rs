@@ -98,6 +98,11 @@ pub trait Hooks: Send + Sync {
     }
     /// Runs after each executed action, with its outcome (role-change callbacks, metrics, logs).
     async fn after_action(&self, _action: &Action, _outcome: &Outcome) {}
+    /// Runs right before each action, with what this node serves until then (`serving`), and before
+    /// [`Driver::shutdown`](super::Driver::shutdown) stops PostgreSQL (as an [`Action::Stop`]): the place to take a
+    /// primary out of a load balancer before its connections start being refused, rather than after. The loop
+    /// waits for it: keep it short.
+    async fn before_action(&self, _action: &Action, _serving: NodeRole) {}
 }
 
 /// No hooks.
@@ -113,6 +118,9 @@ impl<T: Hooks + ?Sized> Hooks for std::sync::Arc<T> {
     }
     async fn after_action(&self, action: &Action, outcome: &Outcome) {
         (**self).after_action(action, outcome).await
+    }
+    async fn before_action(&self, action: &Action, serving: NodeRole) {
+        (**self).before_action(action, serving).await
     }
     async fn on_role_change(&self, old: NodeRole, new: NodeRole) {
         (**self).on_role_change(old, new).await
@@ -130,6 +138,10 @@ impl<A: Hooks, B: Hooks> Hooks for (A, B) {
     async fn after_action(&self, action: &Action, outcome: &Outcome) {
         self.0.after_action(action, outcome).await;
         self.1.after_action(action, outcome).await;
+    }
+    async fn before_action(&self, action: &Action, serving: NodeRole) {
+        self.0.before_action(action, serving).await;
+        self.1.before_action(action, serving).await;
     }
     async fn on_role_change(&self, old: NodeRole, new: NodeRole) {
         self.0.on_role_change(old, new).await;

@@ -213,6 +213,9 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             info!(node = %name, "paused: leaving PostgreSQL running on shutdown");
             return;
         }
+        self.hooks
+            .before_action(&Action::Stop(crate::pg::StopMode::Fast), self.role)
+            .await;
         if let Err(e) = self.pg.stop(crate::pg::StopMode::Fast).await {
             // A postmaster that would not stop (hung) may still serve writes through its backends: the lock is
             // kept so no replica promotes beside it, and the watchdog stays armed so it fences at the lease end

@@ -2,9 +2,10 @@
 //! (`haproxy.runtime_api`), instead of leaving it to the next health check.
 //!
 //! On a promotion, the moment `pg_promote` returned: `set server <primary>/<me> health up` (writes go here now)
-//! and `health down` in the replica backend. On leaving the primary role (a switchover's demotion, a stop, a
-//! crash seen by the loop): `health down` in the primary backend and `shutdown sessions` there, so no new
-//! connection reaches a node that restarts as a read-only replica. HAProxy's checks stay on and correct anything
+//! and `health down` in the replica backend. Right before a primary stops PostgreSQL (a switchover's demotion, a
+//! restart, a shutdown), and again when the loop sees it left the primary role (a crash): `health down` in the
+//! primary backend and `shutdown sessions` there, so no new connection reaches a node that is stopping or
+//! restarts as a read-only replica. HAProxy's checks stay on and correct anything
 //! this got wrong at their next run: a forced state lasts only until a check disagrees.
 //!
 //! The commands go to a task of their own, in order, each socket bounded by [`SEND_TIMEOUT`]: the HA loop never
@@ -16,7 +17,7 @@ use async_trait::async_trait;
 use ha_core::decision::Action;
 use ha_core::driver::{Hooks, NodeRole, Outcome};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
 
 use crate::config::haproxy::{HaproxyConfig, RuntimeApi};
@@ -24,9 +25,12 @@ use crate::config::haproxy::{HaproxyConfig, RuntimeApi};
 /// How long one runtime API may take to accept, take and answer the commands.
 pub const SEND_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// How long a primary about to stop waits for HAProxy to have taken it out, before stopping anyway.
+pub const BEFORE_STOP_WAIT: Duration = Duration::from_millis(200);
+
 /// The [`Hooks`] that notify HAProxy; a no-op without `haproxy.runtime_api`.
 pub struct HaproxyHooks {
-    tx: Option<mpsc::UnboundedSender<String>>,
+    tx: Option<mpsc::UnboundedSender<(String, Option<oneshot::Sender<()>>)>>,
     primary_backend: String,
     replica_backend: String,
     server: String,
@@ -61,13 +65,36 @@ impl HaproxyHooks {
 
     fn send(&self, primary: bool) {
         if let Some(tx) = &self.tx {
-            let _ = tx.send(self.commands(primary));
+            let _ = tx.send((self.commands(primary), None));
+        }
+    }
+
+    /// Like `send`, and waits (at most [`BEFORE_STOP_WAIT`]) until every runtime API was told.
+    async fn send_and_wait(&self, primary: bool) {
+        if let Some(tx) = &self.tx {
+            let (done, told) = oneshot::channel();
+            if tx.send((self.commands(primary), Some(done))).is_ok() {
+                let _ = tokio::time::timeout(BEFORE_STOP_WAIT, told).await;
+            }
         }
     }
 }
 
 #[async_trait]
 impl Hooks for HaproxyHooks {
+    /// A primary about to stop (a switchover's demotion, a restart, a fence, a shutdown) leaves the primary backend
+    /// first: HAProxy then has no server for new connections and closes them at once (clients retry), instead of
+    /// sending them to a port that refuses them and waiting `timeout connect` before redispatching.
+    async fn before_action(&self, action: &Action, serving: NodeRole) {
+        let stops = matches!(
+            action,
+            Action::Stop(_) | Action::StopOrKill { .. } | Action::Fence | Action::Restart
+        );
+        if stops && serving == NodeRole::Primary {
+            self.send_and_wait(false).await;
+        }
+    }
+
     async fn after_action(&self, action: &Action, outcome: &Outcome) {
         if matches!(action, Action::Promote) && *outcome == Outcome::Done {
             self.send(true);
@@ -84,8 +111,11 @@ impl Hooks for HaproxyHooks {
     }
 }
 
-async fn sender(apis: Vec<RuntimeApi>, mut rx: mpsc::UnboundedReceiver<String>) {
-    while let Some(cmds) = rx.recv().await {
+async fn sender(
+    apis: Vec<RuntimeApi>,
+    mut rx: mpsc::UnboundedReceiver<(String, Option<oneshot::Sender<()>>)>,
+) {
+    while let Some((cmds, done)) = rx.recv().await {
         for api in &apis {
             match tokio::time::timeout(SEND_TIMEOUT, send_to(api, &cmds)).await {
                 Ok(Ok(answer)) if answer.trim().is_empty() => {
@@ -97,6 +127,9 @@ async fn sender(apis: Vec<RuntimeApi>, mut rx: mpsc::UnboundedReceiver<String>) 
                 Ok(Err(e)) => warn!(api = ?api, error = %e, "HAProxy's runtime API is unreachable"),
                 Err(_) => warn!(api = ?api, "HAProxy's runtime API did not answer in time"),
             }
+        }
+        if let Some(done) = done {
+            let _ = done.send(());
         }
     }
 }
