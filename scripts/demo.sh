@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # README command one: a local 3-node hactl cluster you can watch fail over.
 # Installs what is missing, builds, then starts on loopback: a 3-member etcd cluster, three hactl nodes with
-# PostgreSQL 15, HAProxy (writes :5000, reads :5001, stats :7000) and Prometheus (:9090) scraping every node.
+# PostgreSQL 15, HAProxy (writes :5000, reads :5001, stats :7000) whose config `hactl template` renders from the
+# members (examples/confd), and Prometheus (:9090) scraping every node. A fourth node joins a minute later: it
+# appears in HAProxy's stats page within one loop_wait of its member key.
 # Ctrl-C stops everything it started, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +27,7 @@ cleanup() {
   done
   for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   [ -f "$RUN/haproxy.pid" ] && kill "$(cat "$RUN/haproxy.pid")" 2>/dev/null || true
-  for i in 1 2 3; do
+  for i in 1 2 3 4; do
     [ -f "$RUN/node$i/data/postmaster.pid" ] && kill -QUIT "$(head -1 "$RUN/node$i/data/postmaster.pid")" 2>/dev/null || true
   done
 }
@@ -35,7 +37,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-for port in 2379 2380 2381 2382 2383 2384 5000 5001 5432 5433 5434 7000 7001 8008 8009 8010 9090; do
+for port in 2379 2380 2381 2382 2383 2384 5000 5001 5432 5433 5434 5435 7000 7001 8008 8009 8010 8011 9090; do
   if ss -ltn "( sport = :$port )" | grep -q LISTEN; then
     echo "[demo] port $port is already in use: stop what listens there (ss -ltnp) and run again" >&2
     exit 1
@@ -43,8 +45,8 @@ for port in 2379 2380 2381 2382 2383 2384 5000 5001 5432 5433 5434 7000 7001 800
 done
 
 rm -rf "$RUN"
-mkdir -p "$RUN"/{etcd,prometheus} "$RUN"/node{1,2,3}
-chown -R postgres: "$RUN"/node{1,2,3}
+mkdir -p "$RUN"/{etcd,prometheus} "$RUN"/node{1,2,3,4} "$RUN"/confd/{conf.d,templates}
+chown -R postgres: "$RUN"/node{1,2,3,4}
 chmod 755 "$RUN"
 
 C="e1=http://127.0.0.1:2380,e2=http://127.0.0.1:2382,e3=http://127.0.0.1:2384"
@@ -65,7 +67,27 @@ for i in 1 2 3; do
   PIDS+=($!)
 done
 
-haproxy -f "$ROOT/examples/haproxy/haproxy.cfg" -D -p "$RUN/haproxy.pid"
+# HAProxy's config is rendered by `hactl template` from the shipped confd template (unchanged) and follows the
+# members: a first render, HAProxy in master-worker mode, then the watcher re-renders and reloads it (SIGUSR2).
+cp "$ROOT/examples/confd/templates/haproxy.tmpl" "$RUN/confd/templates/"
+resource() {
+  cat >"$RUN/confd/conf.d/haproxy.toml" <<TOML
+[template]
+src = "haproxy.tmpl"
+dest = "$RUN/haproxy.cfg"
+keys = ["/members/", "/leader"]
+check_cmd = "haproxy -c -q -f {{.src}}"
+$1
+TOML
+}
+resource ""
+until "$HACTL" -c "$ROOT/examples/config/node1.yml" template --confdir "$RUN/confd" --onetime 2>>"$RUN/template.log"; do
+  sleep 0.5
+done
+haproxy -W -D -p "$RUN/haproxy.pid" -f "$RUN/haproxy.cfg"
+resource "reload_cmd = \"kill -USR2 \$(cat $RUN/haproxy.pid)\""
+"$HACTL" -c "$ROOT/examples/config/node1.yml" template --confdir "$RUN/confd" >>"$RUN/template.log" 2>&1 &
+PIDS+=($!)
 prometheus --config.file="$ROOT/examples/prometheus/prometheus.yml" --storage.tsdb.path="$RUN/prometheus" \
   --web.listen-address=127.0.0.1:9090 >"$RUN/prometheus.log" 2>&1 &
 PIDS+=($!)
@@ -83,6 +105,7 @@ cat <<INFO
   hactl REST API   http://127.0.0.1:8008  :8009  :8010   (logs: $RUN/nodeN/hactl.log)
   PostgreSQL       127.0.0.1:5432  :5433  :5434   (user postgres, password super-pass)
   HAProxy          writes 127.0.0.1:5000, reads 127.0.0.1:5001, stats http://127.0.0.1:7000
+                   config rendered by hactl template: $RUN/haproxy.cfg (log: $RUN/template.log)
   Prometheus       http://127.0.0.1:9090        alerts: http://127.0.0.1:9090/alerts
                    Grafana dashboard: examples/grafana/hactl-dashboard.json
 
@@ -95,9 +118,20 @@ cat <<INFO
 
 INFO
 "$HACTL" -c "$ROOT/examples/config/node1.yml" list || true
+rounds=0
 while true; do
   # In the background and waited for, so a signal is acted on at once rather than after the sleep.
   sleep 10 &
   wait $!
+  rounds=$((rounds + 1))
+  if [ $rounds = 6 ]; then
+    echo "[demo] a fourth node joins (examples/config/node4.yml): it clones itself, and hactl template adds it to"
+    echo "       HAProxy within one loop_wait (server node4 in $RUN/haproxy.cfg and on http://127.0.0.1:7000)"
+    setpriv --reuid=postgres --regid=postgres --init-groups -- "$HACTL" run "$ROOT/examples/config/node4.yml" >"$RUN/node4/hactl.log" 2>&1 &
+    PIDS+=($!)
+  fi
   "$HACTL" -c "$ROOT/examples/config/node1.yml" list 2>/dev/null | tail -n +1 || true
+  if [ $rounds -ge 7 ]; then
+    echo "[demo] HAProxy's servers: $(grep -c '^    server ' "$RUN/haproxy.cfg") lines ($(grep -o 'server node[0-9]' "$RUN/haproxy.cfg" | sort -u | cut -d' ' -f2 | tr '\n' ' '))"
+  fi
 done
