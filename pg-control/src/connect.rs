@@ -136,7 +136,7 @@ impl PgCtl {
         c.host(&ep.host)
             .port(ep.port)
             .user(&self.s.superuser.username)
-            .dbname("postgres")
+            .dbname(&self.s.database)
             .application_name("hactl")
             .connect_timeout(self.s.timeouts.query);
         if let Some(p) = &self.s.superuser.password {
@@ -188,7 +188,7 @@ impl PgCtl {
     /// Runs statements on the local server (as the superuser), each bounded by the query timeout.
     pub async fn execute_local(&self, sql: &str) -> Result<()> {
         let sql = sql.to_string();
-        self.with_client(self.local_config("postgres"), |c| async move {
+        self.with_client(self.local_config(&self.s.database), |c| async move {
             c.batch_execute(&sql).await
         })
         .await

@@ -103,7 +103,7 @@ impl PgCtl {
         let deadline = Instant::now() + timeout;
         loop {
             let in_recovery: Option<bool> = self
-                .with_client(self.local_config("postgres"), |c| async move {
+                .with_client(self.local_config(&self.s.database), |c| async move {
                     c.query_one("SELECT pg_is_in_recovery()", &[])
                         .await
                         .map(|r| r.get(0))
@@ -190,7 +190,8 @@ impl PgCtl {
             0o600,
         )?;
         let dsn = format!(
-            "dbname=postgres user={} host={} port={}",
+            "dbname={} user={} host={} port={}",
+            self.s.database,
             su.username,
             self.s.socket_dir.display(),
             self.s.port

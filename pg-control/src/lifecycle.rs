@@ -216,7 +216,7 @@ impl PgCtl {
         if !self.is_standby_configured() {
             // Already a primary? Then there is nothing to do.
             let in_recovery = self
-                .with_client(self.local_config("postgres"), |c| async move {
+                .with_client(self.local_config(&self.s.database), |c| async move {
                     c.query_one("SELECT pg_is_in_recovery()", &[])
                         .await
                         .map(|r| r.get::<_, bool>(0))
@@ -243,7 +243,7 @@ impl PgCtl {
         .await
         .map_err(|e| pg_ctl_timeout(e, "promote", t))?;
         let in_recovery = self
-            .with_client(self.local_config("postgres"), |c| async move {
+            .with_client(self.local_config(&self.s.database), |c| async move {
                 c.query_one("SELECT pg_is_in_recovery()", &[])
                     .await
                     .map(|r| r.get::<_, bool>(0))

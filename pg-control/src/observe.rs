@@ -114,7 +114,7 @@ impl PgCtl {
         let dd = self.data_dir();
         os::read_pid_file(dd).filter(|p| os::is_our_postmaster(p.pid, dd))?;
         let row = self
-            .with_client(self.local_config("postgres"), |c| async move {
+            .with_client(self.local_config(&self.s.database), |c| async move {
                 c.query_one(POSITION_SQL, &[]).await
             })
             .await
@@ -199,7 +199,7 @@ impl PgCtl {
         // one stopped by a signal during startup does not answer and is Unresponsive.
         let managed = self.node_state().member_slots;
         let r = self
-            .with_client(self.local_config("postgres"), |c| async move {
+            .with_client(self.local_config(&self.s.database), |c| async move {
                 let row = c.query_one(OBSERVE_SQL, &[]).await?;
                 let slots = crate::slots::parse_slots(
                     &c.query(crate::slots::SLOTS_SQL, &[]).await?,

@@ -163,6 +163,9 @@ pub struct PgSettings {
     pub connect_host: String,
     /// `unix_socket_directories`: local connections (observe, role creation) go through it.
     pub socket_dir: PathBuf,
+    /// Patroni's `postgresql.database`: the database hactl's own connections use (local ones, pg_rewind's source)
+    /// and the one the published `conn_url` names. `postgres` by default; it must exist.
+    pub database: String,
     /// The OS user that runs PostgreSQL. Required when this process runs as root.
     pub os_user: Option<String>,
     /// `postgresql.authentication.superuser`: initdb's bootstrap superuser, and the role hactl connects to its own
@@ -249,6 +252,7 @@ impl PgSettings {
                 .parent()
                 .map(Path::to_path_buf)
                 .unwrap_or_else(|| PathBuf::from("/tmp")),
+            database: "postgres".into(),
             os_user: None,
             superuser: Credentials::new("postgres", None),
             replication: Credentials::new("replicator", None),
@@ -276,9 +280,10 @@ impl PgSettings {
     /// The conn_url other members use to reach this server (Patroni's member `conn_url`).
     pub fn conn_url(&self) -> String {
         format!(
-            "postgres://{}:{}/postgres",
+            "postgres://{}:{}/{}",
             ha_core::model::url_host(&self.connect_host),
-            self.port
+            self.port,
+            self.database
         )
     }
 

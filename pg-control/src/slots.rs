@@ -63,7 +63,7 @@ impl PgCtl {
         // Steps on the `postgres` database: drops, physical slots.
         let p = plan.clone();
         let r = self
-            .with_client(self.local_config("postgres"), |c| async move {
+            .with_client(self.local_config(&self.s.database), |c| async move {
                 let mut out: Vec<(String, std::result::Result<(), String>)> = Vec::new();
                 for name in &p.drop {
                     let r = c

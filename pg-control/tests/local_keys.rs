@@ -1,6 +1,7 @@
 //! Patroni's per-node `postgresql` keys that change how PostgreSQL is run, on real servers: `bin_name` (a binary
-//! under another name), `pg_ident`, `before_stop` (run before a fast stop, not before an immediate one) and
-//! `basebackup` (pg_basebackup's options, here its label, seen in the copy's `backup_label`).
+//! under another name), `pg_ident`, `before_stop` (run before a fast stop, not before an immediate one),
+//! `basebackup` (pg_basebackup's options, here its label, seen in the copy's `backup_label`) and `database` (the
+//! database hactl's own connections use and `conn_url` names).
 
 mod common;
 
@@ -46,6 +47,7 @@ async fn renamed_binaries_pg_ident_before_stop_and_basebackup_options_are_used()
         format!("date > {}", marker.display()),
     ]);
     s1.pg_hba.push("local replication all trust".into());
+    s1.database = "template1".into();
     let n1 = PgCtl::new(s1)
         .await
         .expect("settings: pg_ctl is found under its bin_name");
@@ -76,6 +78,35 @@ async fn renamed_binaries_pg_ident_before_stop_and_basebackup_options_are_used()
     n2.clone_from(&upstream(&n1)).await.expect("clone");
     let label = std::fs::read_to_string(n2.settings().data_dir.join("backup_label")).unwrap();
     assert!(label.contains("LABEL: hactl-basebackup-options"), "{label}");
+
+    // `database`: the conn_url names it, and hactl's own connections go there: with connections to `postgres`
+    // refused, the node still observes itself (and stops, below, with its checkpoint).
+    assert_eq!(
+        n1.settings().conn_url(),
+        format!("postgres://127.0.0.1:{}/template1", n1.settings().port)
+    );
+    let (admin, conn) = n1
+        .local_config("template1")
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connect to template1");
+    let task = tokio::spawn(conn);
+    admin
+        .simple_query("ALTER DATABASE postgres WITH ALLOW_CONNECTIONS false")
+        .await
+        .expect("refuse connections to postgres");
+    task.abort();
+    assert!(
+        n1.local_config("postgres")
+            .connect(tokio_postgres::NoTls)
+            .await
+            .is_err(),
+        "postgres still takes connections"
+    );
+    assert!(
+        n1.observe().await.is_primary(),
+        "hactl's own connection did not use postgresql.database"
+    );
 
     // before_stop runs before a fast stop, and not before an immediate one.
     assert!(!Path::new(&marker).exists());

@@ -244,7 +244,6 @@ pub(super) fn parse_postgresql(
     // Keys Patroni knows that hactl reads but does not act on: each is named, never dropped silently.
     s.warn_not_acted_on(
         &[
-            ("proxy_address", "hactl publishes no proxy_url"),
             (
                 "config_dir",
                 "the configuration lives in the data directory",
@@ -258,7 +257,6 @@ pub(super) fn parse_postgresql(
                 "use_unix_socket_repl",
                 "replication connections use the members' conn_url",
             ),
-            ("database", "hactl connects to the postgres database"),
             ("replica_method", "use create_replica_methods"),
         ],
         warnings,
@@ -292,6 +290,11 @@ pub(super) fn parse_postgresql(
     Ok(PostgresqlConfig {
         listen: opt_host_port(s, "listen")?,
         connect_address: opt_host_port(s, "connect_address")?,
+        proxy_address: opt_host_port(s, "proxy_address")?,
+        database: s
+            .string("database")?
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "postgres".to_string()),
         data_dir: opt_path(s, "data_dir")?,
         config_dir: opt_path(s, "config_dir")?,
         bin_dir: opt_path(s, "bin_dir")?,

@@ -208,12 +208,30 @@ impl Config {
         })
     }
 
-    /// `postgres://connect_address/postgres`, as members publish it.
+    /// `postgres://connect_address/<database>` (`postgres` unless `postgresql.database` says otherwise), as members
+    /// publish it.
     pub fn conn_url(&self) -> Option<String> {
         self.postgresql
             .connect_address
             .as_ref()
-            .map(|a| format!("postgres://{a}/postgres"))
+            .map(|a| format!("postgres://{a}/{}", self.database()))
+    }
+
+    /// `postgres://proxy_address/<database>`: the member's `proxy_url`, when `postgresql.proxy_address` is set (a
+    /// pooler in front of this node, as Patroni publishes it).
+    pub fn proxy_url(&self) -> Option<String> {
+        self.postgresql
+            .proxy_address
+            .as_ref()
+            .map(|a| format!("postgres://{a}/{}", self.database()))
+    }
+
+    /// `postgresql.database`, `postgres` by default.
+    pub fn database(&self) -> &str {
+        match self.postgresql.database.as_str() {
+            "" => "postgres",
+            d => d,
+        }
     }
 
     /// Who this node is, for the driver.

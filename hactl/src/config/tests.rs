@@ -483,3 +483,24 @@ fn patronis_per_node_run_keys_reach_pg_control() {
         "in the order written"
     );
 }
+
+#[test]
+fn database_names_the_conn_url_and_proxy_address_is_published_as_proxy_url() {
+    let c = Config::from_yaml_str(&MINIMAL.replace(
+        "postgresql:\n",
+        "postgresql:\n  database: appdb\n  proxy_address: 10.0.0.9:6432\n",
+    ))
+    .unwrap();
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(
+        c.conn_url().as_deref(),
+        Some("postgres://10.0.0.1:5432/appdb")
+    );
+    assert_eq!(
+        c.proxy_url().as_deref(),
+        Some("postgres://10.0.0.9:6432/appdb")
+    );
+    let defaults = Config::from_yaml_str(MINIMAL).unwrap();
+    assert_eq!(defaults.proxy_url(), None);
+    assert_eq!(defaults.database(), "postgres");
+}

@@ -251,6 +251,12 @@ async fn run_inner(
         http: http.clone(),
         auth: config.restapi.authentication.clone(),
     }));
+    // Patroni's `proxy_url` in the member key (`postgresql.proxy_address`): what pooler-aware tools route to.
+    if let Some(url) = config.proxy_url() {
+        driver
+            .requests()
+            .set_member_extra("proxy_url", Some(serde_json::Value::String(url)));
+    }
     // A `/dev/watchdog` device when configured (`required`: it must open now); the process fencer whenever no
     // device works (see `watchdog::DeviceOrFencer`).
     let device =

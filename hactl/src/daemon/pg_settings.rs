@@ -62,6 +62,9 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     if let Some(c) = &pg.connect_address {
         s.connect_host = c.host.clone();
     }
+    if !pg.database.is_empty() {
+        s.database = pg.database.clone();
+    }
     if let Some(dirs) = pg.parameters.get("unix_socket_directories") {
         if let Some(first) = param_text(dirs)
             .split(',')

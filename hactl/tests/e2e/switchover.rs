@@ -191,11 +191,21 @@ async fn takes_over_a_running_cluster_it_has_no_state_for(
         "the primary was restarted\n{}",
         c.dump_logs()
     );
+    let cluster = dcs.load().await.unwrap();
     assert_eq!(
-        dcs.load().await.unwrap().initialize.as_deref(),
+        cluster.initialize.as_deref(),
         Some(system_id.as_str()),
         "the cluster's system identifier is the running primary's"
     );
+    // `postgresql.proxy_address` (HAProxy's write port in these configs) is published as Patroni's `proxy_url`.
+    for m in &cluster.members {
+        assert_eq!(
+            m.data.extra.get("proxy_url").and_then(|v| v.as_str()),
+            Some(format!("postgres://127.0.0.1:{}/postgres", c.write_port).as_str()),
+            "{}'s member key",
+            m.name
+        );
+    }
     took
 }
 

@@ -413,6 +413,7 @@ restapi:
 postgresql:
   listen: 127.0.0.1:{pg_port}
   connect_address: 127.0.0.1:{pg_port}
+  proxy_address: 127.0.0.1:{write_port}
   data_dir: {data}
   bin_dir: {PG_BIN}
   pgpass: {home}/pgpass
@@ -447,6 +448,7 @@ postgresql:
                 None => String::new(),
             },
             ttl = t.ttl_s,
+            write_port = self.write_port,
             lw = t.loop_wait_s,
             rt = t.retry_timeout_s,
             data = data_dir.display(),

@@ -79,6 +79,10 @@ pub struct Callbacks {
 pub struct PostgresqlConfig {
     pub listen: Option<HostPort>,
     pub connect_address: Option<HostPort>,
+    /// `proxy_address`: a connection pooler in front of this node; published as the member's `proxy_url`.
+    pub proxy_address: Option<HostPort>,
+    /// `database`: the database hactl connects to locally and names in `conn_url` (Patroni's default `postgres`).
+    pub database: String,
     pub data_dir: Option<PathBuf>,
     pub config_dir: Option<PathBuf>,
     pub bin_dir: Option<PathBuf>,
