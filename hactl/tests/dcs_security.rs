@@ -100,3 +100,67 @@ async fn a_wrong_ca_certificate_or_password_for_etcd_refuses_the_start_naming_th
         .expect("a wrong password refuses the start");
     assert!(e.contains("etcd3.password"), "{e}");
 }
+
+/// A cluster Patroni ran under `etcd:` keeps its keys in etcd's v2 store, which hactl (speaking v3) would not see:
+/// a node configured with `etcd:` refuses to start while that store holds its cluster, and starts normally when it
+/// does not (or under `etcd3:`, which never read the v2 store in Patroni either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patroni_cluster_in_etcds_v2_store_refuses_an_etcd_v2_section() {
+    if etcd_or_skip("a_patroni_cluster_in_etcds_v2_store_refuses_an_etcd_v2_section").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = EtcdServer::start(dir.path()).unwrap();
+    let host = server.endpoint().trim_start_matches("http://").to_string();
+    let yaml =
+        |section: &str| format!("scope: batman\nname: node1\n{section}:\n  hosts: ['{host}']\n");
+    let refused = |section: &str| {
+        let config = Config::from_yaml_str(&yaml(section)).unwrap();
+        async move {
+            hactl::dcs_v2_guard::refuse_a_v2_cluster(&config)
+                .await
+                .err()
+                .map(|e| e.to_string())
+        }
+    };
+    assert_eq!(
+        refused("etcd").await,
+        None,
+        "an empty v2 store refused the start"
+    );
+
+    // What Patroni's etcd (v2) writes for a bootstrapped cluster.
+    let put = reqwest::Client::new()
+        .put(format!(
+            "{}/v2/keys/service/batman/initialize",
+            server.endpoint()
+        ))
+        .form(&[("value", "7100000000000000001")])
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "v2 write: {}", put.status());
+
+    let err = refused("etcd")
+        .await
+        .expect("a v2 cluster refuses the start");
+    assert!(
+        err.contains("`etcd`")
+            && err.contains("v2 store")
+            && err.contains("/v2/keys/service/batman"),
+        "{err}"
+    );
+    assert_eq!(
+        refused("etcd3").await,
+        None,
+        "etcd3 never reads the v2 store"
+    );
+    let other =
+        Config::from_yaml_str(&yaml("etcd").replace("scope: batman", "scope: robin")).unwrap();
+    assert!(
+        hactl::dcs_v2_guard::refuse_a_v2_cluster(&other)
+            .await
+            .is_ok(),
+        "another scope's keys do not refuse this one"
+    );
+}

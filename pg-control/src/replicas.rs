@@ -264,7 +264,10 @@ impl PgCtl {
             &ep,
             &self.conn.rewind,
             &cred.username,
-            &[("dbname", &self.s.database), ("application_name", "hactl-rewind")],
+            &[
+                ("dbname", &self.s.database),
+                ("application_name", "hactl-rewind"),
+            ],
         );
         // pg_rewind recovers an unclean target with `postgres --single`, which refuses a standby ("standby mode
         // is not supported by single-user servers"): the signal files go, and the standby configuration written

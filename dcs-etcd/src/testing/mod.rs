@@ -203,7 +203,8 @@ impl Member {
                 .arg("--listen-metrics-urls")
                 .arg(format!("http://127.0.0.1:{}", self.metrics_port));
         }
-        cmd.args(["--logger=zap", "--log-level=warn"])
+        // The v2 API too, so a test can write the keys a Patroni `etcd:` (v2) cluster leaves there.
+        cmd.args(["--logger=zap", "--log-level=warn", "--enable-v2=true"])
             .args(["--name", &self.name])
             .arg("--data-dir")
             .arg(&self.data_dir)
