@@ -40,14 +40,17 @@ pub(crate) fn archive_command_for(template: &str, wal_file: &str) -> String {
 
 impl PgCtl {
     /// The archive settings the stopped server was configured with: the managed postgresql.conf, then the user's
-    /// postgresql.base.conf.
+    /// postgresql.base.conf (or `custom_conf`).
     fn archive_settings(&self) -> Option<String> {
         let read = |name: &str| {
             std::fs::read_to_string(self.s.data_dir.join(name))
                 .map(|t| parse_simple_conf(&t))
                 .unwrap_or_default()
         };
-        let (main, base) = (read("postgresql.conf"), read("postgresql.base.conf"));
+        let base = std::fs::read_to_string(self.s.base_conf())
+            .map(|t| parse_simple_conf(&t))
+            .unwrap_or_default();
+        let main = read("postgresql.conf");
         let get = |k: &str| main.get(k).or_else(|| base.get(k)).cloned();
         let mode = get("archive_mode").unwrap_or_default();
         let command = get("archive_command").unwrap_or_default();

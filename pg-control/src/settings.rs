@@ -194,6 +194,10 @@ pub struct PgSettings {
     /// `bootstrap.method` other than initdb: a command that fills the data directory (a restore from backup, a
     /// clone of another cluster) instead of initdb.
     pub custom_bootstrap: Option<CustomBootstrap>,
+    /// Patroni's `postgresql.custom_conf`: the user's base configuration file the managed postgresql.conf
+    /// includes instead of `postgresql.base.conf` (relative paths from the data directory, as PostgreSQL resolves
+    /// an `include`); hactl then neither creates nor includes `postgresql.base.conf`.
+    pub custom_conf: Option<PathBuf>,
     /// The node's own `postgresql.recovery_conf`: recovery settings a standby gets besides `primary_conninfo`,
     /// `primary_slot_name` and `recovery_target_timeline` (which hactl writes); when set, it replaces the
     /// cluster-wide one, as Patroni's local configuration replaces the dynamic one.
@@ -222,6 +226,14 @@ pub struct PgSettings {
 }
 
 impl PgSettings {
+    /// The user's base configuration: `custom_conf` (relative to the data directory) or `postgresql.base.conf`.
+    pub fn base_conf(&self) -> PathBuf {
+        match &self.custom_conf {
+            Some(c) => self.data_dir.join(c),
+            None => self.data_dir.join("postgresql.base.conf"),
+        }
+    }
+
     /// The path of one of PostgreSQL's binaries, by its usual name: in `bin_dir`, under its `bin_name` if set.
     pub fn binary(&self, usual: &str) -> PathBuf {
         self.bin_dir
@@ -264,6 +276,7 @@ impl PgSettings {
             basebackup_options: Vec::new(),
             initdb: Vec::new(),
             custom_bootstrap: None,
+            custom_conf: None,
             recovery_conf: BTreeMap::new(),
             replica_methods: Vec::new(),
             other_replica_methods: Vec::new(),

@@ -1,7 +1,8 @@
 //! Patroni's per-node `postgresql` keys that change how PostgreSQL is run, on real servers: `bin_name` (a binary
 //! under another name), `pg_ident`, `before_stop` (run before a fast stop, not before an immediate one),
-//! `basebackup` (pg_basebackup's options, here its label, seen in the copy's `backup_label`) and `database` (the
-//! database hactl's own connections use and `conn_url` names).
+//! `basebackup` (pg_basebackup's options, here its label, seen in the copy's `backup_label`), `custom_conf` (the
+//! base configuration included instead of postgresql.base.conf) and `database` (the database hactl's own
+//! connections use and `conn_url` names).
 
 mod common;
 
@@ -74,10 +75,25 @@ async fn renamed_binaries_pg_ident_before_stop_and_basebackup_options_are_used()
     // basebackup options go to pg_basebackup after hactl's own.
     let mut s2 = w.settings("n2");
     s2.basebackup_options = vec!["--label=hactl-basebackup-options".into()];
+    let custom = w.path().join("n2-custom.conf");
+    std::fs::write(&custom, "work_mem = '7MB'\n").unwrap();
+    s2.custom_conf = Some(custom.clone());
     let n2 = PgCtl::new(s2).await.expect("settings");
     n2.clone_from(&upstream(&n1)).await.expect("clone");
     let label = std::fs::read_to_string(n2.settings().data_dir.join("backup_label")).unwrap();
     assert!(label.contains("LABEL: hactl-basebackup-options"), "{label}");
+    // custom_conf: the managed postgresql.conf includes the user's file instead of postgresql.base.conf.
+    n2.start_replica(Some(&upstream(&n1)))
+        .await
+        .expect("start the copy");
+    let conf = std::fs::read_to_string(n2.settings().data_dir.join("postgresql.conf")).unwrap();
+    assert!(
+        conf.contains(&format!("include '{}'", custom.display()))
+            && !conf.contains("include 'postgresql.base.conf'"),
+        "{conf}"
+    );
+    assert_eq!(common::sql(&n2, "SHOW work_mem").await, ["7MB"]);
+    n2.stop(StopMode::Fast).await.unwrap();
 
     // `database`: the conn_url names it, and hactl's own connections go there: with connections to `postgres`
     // refused, the node still observes itself (and stops, below, with its checkpoint).

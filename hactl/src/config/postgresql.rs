@@ -248,7 +248,6 @@ pub(super) fn parse_postgresql(
                 "config_dir",
                 "the configuration lives in the data directory",
             ),
-            ("custom_conf", "postgresql.base.conf is the user's file"),
             (
                 "use_unix_socket",
                 "hactl always reaches its own server over the unix socket",
@@ -297,6 +296,7 @@ pub(super) fn parse_postgresql(
             .unwrap_or_else(|| "postgres".to_string()),
         data_dir: opt_path(s, "data_dir")?,
         config_dir: opt_path(s, "config_dir")?,
+        custom_conf: opt_path(s, "custom_conf")?,
         bin_dir: opt_path(s, "bin_dir")?,
         bin_name,
         pgpass: opt_path(s, "pgpass")?,

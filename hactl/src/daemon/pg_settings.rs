@@ -65,6 +65,7 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     if !pg.database.is_empty() {
         s.database = pg.database.clone();
     }
+    s.custom_conf = pg.custom_conf.clone();
     if let Some(dirs) = pg.parameters.get("unix_socket_directories") {
         if let Some(first) = param_text(dirs)
             .split(',')

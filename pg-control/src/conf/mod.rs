@@ -80,19 +80,27 @@ impl PgCtl {
     ) -> Result<()> {
         let dd = &self.s.data_dir;
         let conf_path = dd.join("postgresql.conf");
-        let base_path = dd.join("postgresql.base.conf");
+        let base_path = self.s.base_conf();
+        let default_base = dd.join("postgresql.base.conf");
         let current = std::fs::read_to_string(&conf_path).unwrap_or_default();
         if !current.is_empty() && !current.starts_with(MANAGED_MARKER) {
-            let target = if base_path.exists() {
+            // The user's own file is kept: as postgresql.base.conf when that is free and no custom_conf replaces
+            // it (Patroni's rename), else beside it.
+            let target = if default_base.exists() || self.s.custom_conf.is_some() {
                 dd.join("postgresql.conf.before-hactl")
             } else {
-                base_path.clone()
+                default_base.clone()
             };
             std::fs::rename(&conf_path, &target).map_err(|e| Error::io(&conf_path, e))?;
         }
-        if !base_path.exists() {
+        // A custom_conf is the user's to provide (PostgreSQL refuses to start without it, naming it).
+        if self.s.custom_conf.is_none() && !base_path.exists() {
             os::write_file(&self.run_as, &base_path, "", 0o600)?;
         }
+        let include = match &self.s.custom_conf {
+            Some(c) => c.to_string_lossy().into_owned(),
+            None => "postgresql.base.conf".to_string(),
+        };
         let st = self.node_state();
         let recovery_conf = if self.s.recovery_conf.is_empty() {
             &st.cluster_recovery_conf
@@ -142,6 +150,7 @@ impl PgCtl {
             recovery: recovery.as_ref(),
             recovery_minimums,
             base: &base,
+            include: &include,
             server: self.server_params.as_ref(),
             synchronous_standby_names: st.synchronous_standby_names.as_deref(),
         };
@@ -205,10 +214,8 @@ impl PgCtl {
     pub(crate) fn recovery_sensitive_pending(&self, running: &[String]) -> Vec<String> {
         let st = self.node_state();
         let local = self.local_conf();
-        let base = parse_simple_conf(
-            &std::fs::read_to_string(self.s.data_dir.join("postgresql.base.conf"))
-                .unwrap_or_default(),
-        );
+        let base =
+            parse_simple_conf(&std::fs::read_to_string(self.s.base_conf()).unwrap_or_default());
         let none = BTreeMap::new();
         let managed = ManagedConf {
             cluster: &st.cluster_parameters,
@@ -220,6 +227,7 @@ impl PgCtl {
             recovery: None,
             recovery_minimums: &none,
             base: &base,
+            include: "",
             server: self.server_params.as_ref(),
             synchronous_standby_names: st.synchronous_standby_names.as_deref(),
         };

@@ -95,6 +95,8 @@ pub struct ManagedConf<'a> {
     /// Plain `name = value` settings of postgresql.base.conf: the configured value of a recovery-sensitive
     /// parameter none of our layers sets.
     pub base: &'a BTreeMap<String, String>,
+    /// The file the managed postgresql.conf includes first: `postgresql.base.conf`, or `custom_conf`.
+    pub include: &'a str,
     /// The server's parameter names (`postgres --describe-config`) and `server_version_num`: parameters this
     /// major does not know are translated or left out ([`adapt_to_server`]); `None`: written as configured.
     pub server: Option<&'a ServerParameters>,
@@ -305,7 +307,7 @@ impl ManagedConf<'_> {
     pub fn render(&self) -> String {
         let mut out = String::new();
         out.push_str(MANAGED_MARKER);
-        out.push_str("\ninclude 'postgresql.base.conf'\n\n");
+        out.push_str(&format!("\ninclude {}\n\n", quote_conf(self.include)));
         for (k, v) in self.parameters() {
             out.push_str(&format!("{k} = {}\n", quote_conf(&v)));
         }
@@ -392,6 +394,7 @@ mod tests {
             recovery: Some(&rec),
             recovery_minimums: &BTreeMap::new(),
             base: &BTreeMap::new(),
+            include: "postgresql.base.conf",
             server: None,
             synchronous_standby_names: None,
         };
@@ -441,6 +444,7 @@ mod tests {
             recovery: Some(&rec),
             recovery_minimums: &minimums,
             base: &base,
+            include: "postgresql.base.conf",
             server: None,
             synchronous_standby_names: None,
         };

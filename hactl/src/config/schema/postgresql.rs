@@ -85,6 +85,9 @@ pub struct PostgresqlConfig {
     pub database: String,
     pub data_dir: Option<PathBuf>,
     pub config_dir: Option<PathBuf>,
+    /// `custom_conf`: the base configuration file the managed postgresql.conf includes instead of
+    /// `postgresql.base.conf`.
+    pub custom_conf: Option<PathBuf>,
     pub bin_dir: Option<PathBuf>,
     /// Overrides of binary names, keyed by the usual name (`pg_ctl`, `initdb`, ...).
     pub bin_name: BTreeMap<String, String>,
