@@ -118,15 +118,24 @@ fn get(args: &[Value]) -> Result<Value, FuncError> {
     Ok(pair(&Store::normalize(&key), value))
 }
 
-fn gets(args: &[Value]) -> Result<Value, FuncError> {
-    arity("gets", args, 1)?;
-    let pattern = text("gets", &args[0])?;
+/// The keys matching the pattern in `args` (Go's `path.Match`), sorted, with their values.
+fn matching(name: &str, args: &[Value]) -> Result<Vec<(String, String)>, FuncError> {
+    arity(name, args, 1)?;
+    let pattern = text(name, &args[0])?;
     let s = store()?;
     let found = s
         .matching(&pattern)
-        .map_err(|e| FuncError::Generic(format!("gets: {e}")))?;
+        .map_err(|e| FuncError::Generic(format!("{name}: {e}")))?;
+    Ok(found
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+fn gets(args: &[Value]) -> Result<Value, FuncError> {
+    let found = matching("gets", args)?;
     Ok(Value::Array(
-        found.into_iter().map(|(k, v)| pair(k, v)).collect(),
+        found.iter().map(|(k, v)| pair(k, v)).collect(),
     ))
 }
 
@@ -144,12 +153,7 @@ fn getv(args: &[Value]) -> Result<Value, FuncError> {
 }
 
 fn getvs(args: &[Value]) -> Result<Value, FuncError> {
-    arity("getvs", args, 1)?;
-    let pattern = text("getvs", &args[0])?;
-    let s = store()?;
-    let found = s
-        .matching(&pattern)
-        .map_err(|e| FuncError::Generic(format!("getvs: {e}")))?;
+    let found = matching("getvs", args)?;
     Ok(Value::Array(
         found.into_iter().map(|(_, v)| Value::from(v)).collect(),
     ))

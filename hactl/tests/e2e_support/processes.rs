@@ -88,9 +88,10 @@ impl Cluster {
         }
     }
 
-    pub(super) fn start_haproxy(&mut self) {
-        // Over HTTPS HAProxy verifies the nodes against the test CA and shows the client certificate they require.
-        let ssl = match &self.tls {
+    /// The options of a server's health check: over HTTPS HAProxy verifies the nodes against the test CA and shows
+    /// the client certificate they require.
+    fn haproxy_check_ssl(&self) -> String {
+        match &self.tls {
             None => String::new(),
             Some(p) => {
                 let pem = self.dir.join("haproxy-client.pem");
@@ -103,7 +104,11 @@ impl Cluster {
                     pem.display()
                 )
             }
-        };
+        }
+    }
+
+    pub(super) fn start_haproxy(&mut self) {
+        let ssl = self.haproxy_check_ssl();
         let servers = |check: &str| {
             self.nodes
                 .iter()
@@ -161,20 +166,7 @@ impl Cluster {
                 cfg.display()
             )
         };
-        let ssl = match &self.tls {
-            None => String::new(),
-            Some(p) => {
-                let pem = self.dir.join("haproxy-client.pem");
-                let text = fs::read_to_string(&p.client_cert).expect("client cert")
-                    + &fs::read_to_string(&p.client_key).expect("client key");
-                fs::write(&pem, text).expect("haproxy client pem");
-                format!(
-                    " check-ssl verify required ca-file {} crt {}",
-                    p.ca.display(),
-                    pem.display()
-                )
-            }
-        };
+        let ssl = self.haproxy_check_ssl();
         let template = |extra: &[&str]| {
             let mut cmd = Command::new(&self.hactl);
             cmd.arg("-c")
