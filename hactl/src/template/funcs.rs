@@ -1,7 +1,7 @@
 //! confd's template functions over the cluster's keys, for gtmpl (Go's text/template for Rust).
 //!
 //! gtmpl takes plain `fn` pointers, not closures, so the functions that read keys (`get`, `gets`, `getv`, ...)
-//! find the keys of the render in progress in a thread-local set by [`with_store`]: a render is synchronous and
+//! find the keys of the render in progress in a thread-local set by `with_store`: a render is synchronous and
 //! runs on one thread, and the guard clears the store even when the render fails.
 //!
 //! Names and behaviour are confd's (`resource/template/template_funcs.go`): `get` of a missing key is an error (the

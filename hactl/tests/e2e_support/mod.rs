@@ -29,12 +29,14 @@ pub mod processes;
 pub mod queries;
 pub mod scenario;
 pub mod slots;
+pub mod spec;
 pub mod writer;
 
 pub use census::{assert_no_corruption, Census};
-pub use cluster::{Cluster, Node, Spec};
+pub use cluster::{Cluster, Node};
 pub use dcs::{DcsServer, Etcd, ETCD_ROOT_PASSWORD, ZK_DIGEST};
 pub use partition::Partition;
+pub use spec::Spec;
 pub use writer::{finish, lost_rows, record, write_gap, Endpoint, Writer};
 
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
