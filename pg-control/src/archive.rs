@@ -43,7 +43,7 @@ impl PgCtl {
     /// postgresql.base.conf (or `custom_conf`).
     fn archive_settings(&self) -> Option<String> {
         let read = |name: &str| {
-            std::fs::read_to_string(self.s.data_dir.join(name))
+            std::fs::read_to_string(self.s.conf_dir().join(name))
                 .map(|t| parse_simple_conf(&t))
                 .unwrap_or_default()
         };

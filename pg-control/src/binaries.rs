@@ -101,7 +101,18 @@ impl PgCtl {
                 "-t".into(),
                 Self::secs(t),
                 "-o".into(),
-                format!("-p {}", self.s.port),
+                match &self.s.config_dir {
+                    None => format!("-p {}", self.s.port),
+                    // pg_ctl passes -o to postgres through a shell: the path is quoted for it.
+                    Some(_) => format!(
+                        "-p {} --config-file={}",
+                        self.s.port,
+                        shlex::try_quote(
+                            &self.s.conf_dir().join("postgresql.conf").to_string_lossy()
+                        )
+                        .map_err(|e| Error::BadSetting(format!("config_dir: {e}")))?
+                    ),
+                },
             ],
             t + Duration::from_secs(5),
         )

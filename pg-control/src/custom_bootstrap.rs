@@ -89,7 +89,7 @@ impl PgCtl {
     /// The method's recovery settings after the managed ones, and `recovery.signal`.
     fn append_recovery_conf(&self, m: &CustomBootstrap) -> Result<()> {
         let dd = &self.s.data_dir;
-        let conf = dd.join("postgresql.conf");
+        let conf = self.s.conf_dir().join("postgresql.conf");
         let mut text = std::fs::read_to_string(&conf).map_err(|e| Error::io(&conf, e))?;
         text.push_str("\n# recovery settings of the bootstrap method, until the promotion\n");
         for (k, v) in &m.recovery_conf {

@@ -281,17 +281,20 @@ impl PgCtl {
             }
         }
         let started = Instant::now();
-        let out = self
-            .pg_bin(
-                "pg_rewind",
-                vec![
-                    "-D".into(),
-                    self.data_dir_arg(),
-                    format!("--source-server={source_server}"),
-                ],
-                self.s.timeouts.rewind,
-            )
-            .await;
+        let mut args = vec![
+            "-D".into(),
+            self.data_dir_arg(),
+            format!("--source-server={source_server}"),
+        ];
+        // The configuration outside the data directory, for the single-user recovery of an unclean target
+        // (pg_rewind's --config-file, PostgreSQL 15+).
+        if self.s.config_dir.is_some() && self.binary_version() >= 150_000 {
+            args.push(format!(
+                "--config-file={}",
+                self.s.conf_dir().join("postgresql.conf").display()
+            ));
+        }
+        let out = self.pg_bin("pg_rewind", args, self.s.timeouts.rewind).await;
         let out = match out {
             Ok(o) => o,
             Err(e) => {

@@ -194,6 +194,11 @@ pub struct PgSettings {
     /// `bootstrap.method` other than initdb: a command that fills the data directory (a restore from backup, a
     /// clone of another cluster) instead of initdb.
     pub custom_bootstrap: Option<CustomBootstrap>,
+    /// Patroni's `postgresql.config_dir`: where postgresql.conf, postgresql.base.conf, pg_hba.conf and
+    /// pg_ident.conf live when not in the data directory (a Debian-style `/etc/postgresql/15/main`). The server is
+    /// started with `--config-file` there, and the managed postgresql.conf points `hba_file` and `ident_file` at
+    /// it unless the node's parameters set them. `None`: the data directory.
+    pub config_dir: Option<PathBuf>,
     /// Patroni's `postgresql.custom_conf`: the user's base configuration file the managed postgresql.conf
     /// includes instead of `postgresql.base.conf` (relative paths from the data directory, as PostgreSQL resolves
     /// an `include`); hactl then neither creates nor includes `postgresql.base.conf`.
@@ -226,11 +231,17 @@ pub struct PgSettings {
 }
 
 impl PgSettings {
-    /// The user's base configuration: `custom_conf` (relative to the data directory) or `postgresql.base.conf`.
+    /// Where the configuration files live: `config_dir`, else the data directory.
+    pub fn conf_dir(&self) -> &Path {
+        self.config_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+
+    /// The user's base configuration: `custom_conf` (relative to postgresql.conf's directory, as PostgreSQL
+    /// resolves an `include`) or `postgresql.base.conf`.
     pub fn base_conf(&self) -> PathBuf {
         match &self.custom_conf {
-            Some(c) => self.data_dir.join(c),
-            None => self.data_dir.join("postgresql.base.conf"),
+            Some(c) => self.conf_dir().join(c),
+            None => self.conf_dir().join("postgresql.base.conf"),
         }
     }
 
@@ -276,6 +287,7 @@ impl PgSettings {
             basebackup_options: Vec::new(),
             initdb: Vec::new(),
             custom_bootstrap: None,
+            config_dir: None,
             custom_conf: None,
             recovery_conf: BTreeMap::new(),
             replica_methods: Vec::new(),

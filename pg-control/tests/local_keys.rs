@@ -136,3 +136,61 @@ async fn renamed_binaries_pg_ident_before_stop_and_basebackup_options_are_used()
         "an immediate stop does not wait for before_stop"
     );
 }
+
+/// `config_dir` (a Debian-style `/etc/postgresql/15/main`): postgresql.conf, the base configuration and pg_hba.conf
+/// live there, the server is started with `--config-file` and reads its pg_hba.conf from there; a copy made with
+/// its own config_dir streams from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configuration_lives_in_config_dir_outside_the_data_directory() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let etc1 = w.path().join("etc-c1");
+    let mut s1 = w.settings("c1");
+    s1.config_dir = Some(etc1.clone());
+    let c1 = PgCtl::new(s1).await.expect("settings");
+    c1.bootstrap().await.expect("bootstrap with a config_dir");
+    assert!(c1.observe().await.is_primary());
+    let managed = std::fs::read_to_string(etc1.join("postgresql.conf")).unwrap();
+    assert!(managed.starts_with("# Managed by hactl"), "{managed}");
+    let base = std::fs::read_to_string(etc1.join("postgresql.base.conf")).unwrap();
+    assert!(
+        base.contains("max_connections"),
+        "initdb's configuration became the base: {base}"
+    );
+    assert!(
+        !c1.settings().data_dir.join("postgresql.conf").exists(),
+        "a postgresql.conf left in the data directory"
+    );
+    let shown = common::sql(
+        &c1,
+        "SELECT current_setting('config_file') || ' ' || current_setting('hba_file')",
+    )
+    .await;
+    assert_eq!(
+        shown,
+        [format!(
+            "{} {}",
+            etc1.join("postgresql.conf").display(),
+            etc1.join("pg_hba.conf").display()
+        )]
+    );
+    assert!(
+        std::fs::read_to_string(etc1.join("pg_hba.conf"))
+            .unwrap()
+            .contains("host replication replicator"),
+        "the node's pg_hba went to config_dir"
+    );
+
+    let mut s2 = w.settings("c2");
+    s2.config_dir = Some(w.path().join("etc-c2"));
+    let c2 = PgCtl::new(s2).await.expect("settings");
+    c2.clone_from(&upstream(&c1)).await.expect("clone");
+    c2.start_replica(Some(&upstream(&c1)))
+        .await
+        .expect("start the copy");
+    common::sql(&c1, "CREATE TABLE t AS SELECT generate_series(1, 5) AS i").await;
+    common::wait_rows(&c2, 5).await;
+    assert!(w.path().join("etc-c2/postgresql.conf").exists());
+    c2.stop(StopMode::Fast).await.unwrap();
+    c1.stop(StopMode::Fast).await.unwrap();
+}

@@ -245,10 +245,6 @@ pub(super) fn parse_postgresql(
     s.warn_not_acted_on(
         &[
             (
-                "config_dir",
-                "the configuration lives in the data directory",
-            ),
-            (
                 "use_unix_socket",
                 "hactl always reaches its own server over the unix socket",
             ),

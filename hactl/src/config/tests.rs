@@ -331,7 +331,8 @@ fn patronis_per_node_run_keys_reach_pg_control() {
     let yaml = format!(
         "{MINIMAL}  bin_name: {{pg_ctl: pg_ctl-custom, pg_isready: pg_isready-custom, pg_dump: x}}\n  \
          pg_ident: ['ops root postgres']\n  before_stop: /usr/local/bin/pause-pooler --wait 5\n  \
-         pg_ctl_timeout: 90\n  basebackup: [verbose, {{max-rate: 100M}}, {{wal-method: fetch}}]\n"
+         pg_ctl_timeout: 90\n  basebackup: [verbose, {{max-rate: 100M}}, {{wal-method: fetch}}]\n  \
+         config_dir: /etc/postgresql/15/main\n  custom_conf: /etc/postgresql/site.conf\n  database: appdb\n"
     );
     let c = Config::from_yaml_str(&yaml).unwrap();
     assert_eq!(
@@ -358,6 +359,16 @@ fn patronis_per_node_run_keys_reach_pg_control() {
     assert_eq!(s.timeouts.start, std::time::Duration::from_secs(90));
     assert_eq!(s.timeouts.stop, std::time::Duration::from_secs(90));
     assert_eq!(s.basebackup_options, ["--verbose", "--max-rate=100M"]);
+    assert_eq!(
+        s.config_dir.as_deref(),
+        Some(std::path::Path::new("/etc/postgresql/15/main"))
+    );
+    assert_eq!(
+        s.base_conf(),
+        PathBuf::from("/etc/postgresql/site.conf"),
+        "an absolute custom_conf stays where it is"
+    );
+    assert_eq!(s.database, "appdb");
 
     let map = format!("{MINIMAL}  basebackup: {{max-rate: 100M, checkpoint: spread}}\n");
     let s = crate::daemon::pg_settings(&Config::from_yaml_str(&map).unwrap()).unwrap();

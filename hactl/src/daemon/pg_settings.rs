@@ -66,6 +66,7 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
         s.database = pg.database.clone();
     }
     s.custom_conf = pg.custom_conf.clone();
+    s.config_dir = pg.config_dir.clone();
     if let Some(dirs) = pg.parameters.get("unix_socket_directories") {
         if let Some(first) = param_text(dirs)
             .split(',')

@@ -79,15 +79,19 @@ impl PgCtl {
         recovery_minimums: &BTreeMap<String, u64>,
     ) -> Result<()> {
         let dd = &self.s.data_dir;
-        let conf_path = dd.join("postgresql.conf");
+        let cd = self.s.conf_dir().to_path_buf();
+        if self.s.config_dir.is_some() {
+            self.prepare_config_dir()?;
+        }
+        let conf_path = cd.join("postgresql.conf");
         let base_path = self.s.base_conf();
-        let default_base = dd.join("postgresql.base.conf");
+        let default_base = cd.join("postgresql.base.conf");
         let current = std::fs::read_to_string(&conf_path).unwrap_or_default();
         if !current.is_empty() && !current.starts_with(MANAGED_MARKER) {
             // The user's own file is kept: as postgresql.base.conf when that is free and no custom_conf replaces
             // it (Patroni's rename), else beside it.
             let target = if default_base.exists() || self.s.custom_conf.is_some() {
-                dd.join("postgresql.conf.before-hactl")
+                cd.join("postgresql.conf.before-hactl")
             } else {
                 default_base.clone()
             };
@@ -140,9 +144,19 @@ impl PgCtl {
         };
         let local = self.local_conf();
         let base = parse_simple_conf(&std::fs::read_to_string(&base_path).unwrap_or_default());
+        // With a config_dir, pg_hba.conf and pg_ident.conf are read from there (PostgreSQL's default is the data
+        // directory), unless the node's parameters name other files.
+        let mut local_parameters = local.parameters.clone();
+        if self.s.config_dir.is_some() {
+            for (param, file) in [("hba_file", "pg_hba.conf"), ("ident_file", "pg_ident.conf")] {
+                local_parameters
+                    .entry(param.to_string())
+                    .or_insert_with(|| cd.join(file).to_string_lossy().into_owned());
+            }
+        }
         let managed = ManagedConf {
             cluster: &st.cluster_parameters,
-            local: &local.parameters,
+            local: &local_parameters,
             port: self.s.port,
             listen_host: &self.s.listen_host,
             socket_dir: &self.s.socket_dir,
@@ -177,7 +191,7 @@ impl PgCtl {
         if !local.pg_hba.is_empty() {
             os::write_file(
                 &self.run_as,
-                &dd.join("pg_hba.conf"),
+                &cd.join("pg_hba.conf"),
                 &render_hba(&local.pg_hba),
                 0o600,
             )?;
@@ -185,9 +199,35 @@ impl PgCtl {
         if !self.s.pg_ident.is_empty() {
             let mut text = self.s.pg_ident.join("\n");
             text.push('\n');
-            os::write_file(&self.run_as, &dd.join("pg_ident.conf"), &text, 0o600)?;
+            os::write_file(&self.run_as, &cd.join("pg_ident.conf"), &text, 0o600)?;
         }
         self.write_pgpass()
+    }
+
+    /// A `config_dir` exists (made 0700 for the PostgreSQL user when missing) and holds the files PostgreSQL reads
+    /// from it: initdb's (or a copied) postgresql.conf moves there as the base configuration, and its pg_hba.conf
+    /// and pg_ident.conf are copied there when the node configures none of its own.
+    fn prepare_config_dir(&self) -> Result<()> {
+        let (dd, cd) = (&self.s.data_dir, self.s.conf_dir());
+        os::ensure_dir(&self.run_as, cd, 0o700)?;
+        let initdb_conf = dd.join("postgresql.conf");
+        let text = std::fs::read_to_string(&initdb_conf).unwrap_or_default();
+        if !text.is_empty() && !text.starts_with(MANAGED_MARKER) {
+            let base = cd.join("postgresql.base.conf");
+            if self.s.custom_conf.is_none() && !base.exists() {
+                os::write_file(&self.run_as, &base, &text, 0o600)?;
+            }
+            std::fs::remove_file(&initdb_conf).map_err(|e| Error::io(&initdb_conf, e))?;
+        }
+        for file in ["pg_hba.conf", "pg_ident.conf"] {
+            let (from, to) = (dd.join(file), cd.join(file));
+            if !to.exists() {
+                if let Ok(text) = std::fs::read_to_string(&from) {
+                    os::write_file(&self.run_as, &to, &text, 0o600)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The role the data directory is configured for now (standby.signal), with the remembered upstream.
