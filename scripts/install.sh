@@ -44,6 +44,8 @@ declare -A PKGS=(
   [curl]=/usr/bin/curl
   [util-linux]=/usr/sbin/runuser
   [pgbackrest]=/usr/bin/pgbackrest
+  [vip-manager]=/usr/bin/vip-manager
+  [iputils-ping]=/usr/bin/ping
 )
 
 missing=()

@@ -60,8 +60,10 @@ mod seen;
 pub mod settings;
 pub mod testing;
 mod tls_probe;
+pub mod v2;
 mod watch;
 
 pub use dcs::EtcdDcs;
 pub use error::EtcdDcsError;
 pub use settings::{EtcdSettings, EtcdTls, DEFAULT_NAMESPACE, DEFAULT_REQUEST_TIMEOUT};
+pub use v2::EtcdV2Dcs;

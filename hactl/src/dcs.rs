@@ -136,16 +136,26 @@ fn connect(config: &Config, mode: DcsMode) -> Result<Arc<dyn Dcs>, DcsBuildError
         DcsConfig::Etcd3(e) | DcsConfig::Etcd(e) => {
             let section = dcs.kind();
             let settings = etcd_settings(config, section, e)?;
-            let built = match mode {
-                DcsMode::Node => dcs_etcd::EtcdDcs::new(settings),
-                DcsMode::Ctl => dcs_etcd::EtcdDcs::ctl(settings),
+            let v2 = matches!(dcs, DcsConfig::Etcd(_));
+            let built = match (mode, v2) {
+                (DcsMode::Node, false) => {
+                    dcs_etcd::EtcdDcs::new(settings).map(|d| Arc::new(d) as Arc<dyn Dcs>)
+                }
+                (DcsMode::Ctl, false) => {
+                    dcs_etcd::EtcdDcs::ctl(settings).map(|d| Arc::new(d) as Arc<dyn Dcs>)
+                }
+                // Patroni's `etcd:` is etcd's v2 API, and so is ours: the same keys Patroni and v2 tools use.
+                (DcsMode::Node, true) => {
+                    dcs_etcd::EtcdV2Dcs::new(settings).map(|d| Arc::new(d) as Arc<dyn Dcs>)
+                }
+                (DcsMode::Ctl, true) => {
+                    dcs_etcd::EtcdV2Dcs::ctl(settings).map(|d| Arc::new(d) as Arc<dyn Dcs>)
+                }
             };
-            built
-                .map(|d| Arc::new(d) as Arc<dyn Dcs>)
-                .map_err(|e| DcsBuildError::Invalid {
-                    section,
-                    message: e.to_string(),
-                })
+            built.map_err(|e| DcsBuildError::Invalid {
+                section,
+                message: e.to_string(),
+            })
         }
         #[cfg(feature = "consul")]
         DcsConfig::Consul(c) => {

@@ -58,7 +58,6 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod dcs;
-pub mod dcs_v2_guard;
 pub mod files;
 pub mod json;
 pub mod logging;

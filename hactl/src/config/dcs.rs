@@ -337,13 +337,8 @@ pub(super) fn parse_dcs(
     let s = root.section(kind)?;
     Ok(Some(match *kind {
         "etcd3" => DcsConfig::Etcd3(parse_etcd(&s, warnings)?),
-        "etcd" => {
-            warnings.push(
-                "`etcd` (API v2): hactl talks etcd's v3 API to the same endpoints; the keys are not shared with v2 clients"
-                    .into(),
-            );
-            DcsConfig::Etcd(parse_etcd(&s, warnings)?)
-        }
+        // etcd's v2 API, as Patroni's `etcd:` (etcd 3.4 serves it with `--enable-v2`).
+        "etcd" => DcsConfig::Etcd(parse_etcd(&s, warnings)?),
         "consul" => {
             s.warn_unknown(
                 &[

@@ -181,7 +181,6 @@ async fn run_inner(
         settings.state_file.with_extension("failsafe.json"),
     ));
     let pg = Arc::new(pg_control::PgCtl::new(settings).await?);
-    crate::dcs_v2_guard::refuse_a_v2_cluster(&config).await?;
     let node_dcs = connect_node(&config)?;
     let api_dcs = connect_ctl(&config)?;
     // A DCS that refuses our certificate, CA or credentials refuses the start, naming the key; an unreachable one

@@ -64,13 +64,27 @@ async fn sigkill_of_the_primary_daemon_fails_over_after_the_ttl_and_the_node_rej
 pub(crate) async fn sigkill_of_the_primary_daemon(backend: Backend) {
     let _g = serial();
     let scenario = format!("daemon_sigkill_primary{}", backend.suffix());
-    let Some((mut c, w, old)) = cluster_with_writer_as(Spec::new(&scenario).on(backend)).await
-    else {
+    // On etcd the nodes use Patroni's `etcd:` section (the v2 API), with Debian's vip-manager on three
+    // network-namespace hosts: the virtual IP follows the failover, then a switchover back.
+    let on_etcd = backend == Backend::Etcd;
+    let mut spec = Spec::new(&scenario).on(backend);
+    if on_etcd {
+        spec = spec.etcd_v2();
+    }
+    let Some((mut c, w, old)) = cluster_with_writer_as(spec).await else {
         return;
     };
+    let vip = if on_etcd { VipSite::start(&c) } else { None };
+    if let Some(v) = &vip {
+        v.wait_holder(old, Duration::from_secs(15)).await;
+    }
     let t0 = Instant::now();
     c.kill_daemon(old);
     let (newp, took) = failed_over(&c, old, Duration::from_secs(FAST.ttl_s * 4)).await;
+    let vip_failover = match &vip {
+        Some(v) => Some(took + v.wait_holder(newp, Duration::from_secs(5)).await),
+        None => None,
+    };
     // The orphaned PostgreSQL must not take writes any more (the fencer stopped it at the lease's end).
     let old_still_writable = match c.connect(c.nodes[old].pg_port).await {
         Ok(cl) => cl
@@ -87,8 +101,27 @@ pub(crate) async fn sigkill_of_the_primary_daemon(backend: Backend) {
     let gap = write_gap(&c, &w, t0).await;
     c.start_daemon(old);
     let rejoin = rejoined(&c, old).await;
-    let figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64()});
-    finish(&c, w, newp, &scenario, figures, FEW_ROWS).await;
+    let mut figures = json!({"time_to_new_primary_s": took.as_secs_f64(), "write_gap_s": gap.as_secs_f64(), "rejoin_s": rejoin.as_secs_f64()});
+    let mut last = newp;
+    if let Some(v) = &vip {
+        figures["vip_after_failover_s"] = vip_failover.unwrap_or_default().as_secs_f64().into();
+        // A switchover back to the node whose daemon was killed: the virtual IP follows it too.
+        wait_streaming(&c).await;
+        let t1 = Instant::now();
+        let (code, body) = post(
+            &format!("{}/switchover", c.nodes[newp].api()),
+            json!({"leader": c.nodes[newp].name, "candidate": c.nodes[old].name}),
+        )
+        .await;
+        assert_eq!(code, 200, "switchover: {body}");
+        let (back, _) = failed_over(&c, newp, Duration::from_secs(30)).await;
+        assert_eq!(back, old, "the switchover went elsewhere");
+        v.wait_holder(old, Duration::from_secs(5)).await;
+        figures["vip_after_switchover_s"] = t1.elapsed().as_secs_f64().into();
+        figures["dcs"] = "etcd v2 (Patroni's etcd: section)".into();
+        last = old;
+    }
+    finish(&c, w, last, &scenario, figures, FEW_ROWS).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,7 @@ use e2e_support::scenario::{
 };
 use e2e_support::{
     assert_no_corruption, finish, lost_rows, prerequisites_or_skip, slots, write_gap, Backend,
-    Census, Cluster, Partition, Spec, Timing, Writer, FAST,
+    Census, Cluster, Partition, Spec, Timing, VipSite, Writer, FAST,
 };
 use serde_json::{json, Value};
 

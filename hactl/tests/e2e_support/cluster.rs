@@ -60,6 +60,8 @@ pub struct Cluster {
     pub template: Option<Child>,
     pub write_port: u16,
     pub read_port: u16,
+    /// The nodes' DCS section is `etcd:` (v2), see [`Spec::etcd_v2`].
+    pub etcd_v2: bool,
     /// HAProxy's runtime API (`stats socket ipv4@127.0.0.1:PORT level admin`), which every node's
     /// `haproxy.runtime_api` names: a promotion is routed to at once, not at the next health check.
     pub haproxy_api_port: u16,
@@ -178,6 +180,7 @@ impl Cluster {
             write_port: free_port(),
             read_port: free_port(),
             haproxy_api_port: free_port(),
+            etcd_v2: spec.etcd_v2,
             timing,
             hactl: PathBuf::from(env!("CARGO_BIN_EXE_hactl")),
             dir,
@@ -278,6 +281,11 @@ impl Cluster {
                     p.ca.display()
                 ),
             ),
+        };
+        let dcs = if self.etcd_v2 {
+            dcs.replacen("etcd3:", "etcd:", 1)
+        } else {
+            dcs
         };
         let yaml = format!(
             r#"scope: {scope}

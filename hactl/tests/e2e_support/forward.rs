@@ -22,7 +22,13 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 impl Forwarder {
     /// Listens on a free loopback port and forwards each connection to `127.0.0.1:target`.
     pub fn start(target: u16) -> Forwarder {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("forwarder bind");
+        Forwarder::start_on("127.0.0.1", target)
+    }
+
+    /// Listens on a free port of `address` (a bridge's, for hosts in network namespaces) and forwards each
+    /// connection to `127.0.0.1:target`.
+    pub fn start_on(address: &str, target: u16) -> Forwarder {
+        let listener = TcpListener::bind((address, 0)).expect("forwarder bind");
         let port = listener.local_addr().expect("forwarder address").port();
         listener.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));

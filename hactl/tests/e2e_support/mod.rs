@@ -30,6 +30,7 @@ pub mod queries;
 pub mod scenario;
 pub mod slots;
 pub mod spec;
+pub mod vip;
 pub mod writer;
 
 pub use census::{assert_no_corruption, Census};
@@ -37,6 +38,7 @@ pub use cluster::{Cluster, Node};
 pub use dcs::{DcsServer, Etcd, ETCD_ROOT_PASSWORD, ZK_DIGEST};
 pub use partition::Partition;
 pub use spec::Spec;
+pub use vip::VipSite;
 pub use writer::{finish, lost_rows, record, write_gap, Endpoint, Writer};
 
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";

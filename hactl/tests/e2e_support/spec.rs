@@ -28,6 +28,8 @@ pub struct Spec {
     /// HAProxy's config rendered by `hactl template` from the shipped `examples/confd` template (reloaded as members
     /// come and go) instead of written once by the test with every configured node.
     pub templated_haproxy: bool,
+    /// The nodes use Patroni's `etcd:` section, etcd's v2 API, instead of `etcd3:`.
+    pub etcd_v2: bool,
 }
 
 impl Spec {
@@ -47,7 +49,13 @@ impl Spec {
             slots: false,
             standby_of: None,
             templated_haproxy: false,
+            etcd_v2: false,
         }
+    }
+    /// See [`Spec::etcd_v2`].
+    pub fn etcd_v2(mut self) -> Spec {
+        self.etcd_v2 = true;
+        self
     }
     /// See [`Spec::templated_haproxy`].
     pub fn templated_haproxy(mut self) -> Spec {

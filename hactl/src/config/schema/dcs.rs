@@ -63,7 +63,7 @@ pub struct ZookeeperConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum DcsConfig {
     Etcd3(EtcdConfig),
-    /// etcd's v2 API: hactl talks v3 to the same endpoints (a warning says so).
+    /// etcd's v2 API (`dcs_etcd::EtcdV2Dcs`), as Patroni's `etcd:` section: the v2 key space, apart from v3's.
     Etcd(EtcdConfig),
     Consul(ConsulConfig),
     Zookeeper(ZookeeperConfig),
