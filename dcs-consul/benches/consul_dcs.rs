@@ -33,20 +33,12 @@ fn settings(url: String, scope: &str, name: &str) -> ConsulSettings {
 
 fn main() {
     // RUST_LOG=dcs_consul=info,ha_core=info shows every decision and DCS event.
-    if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .try_init();
-    }
+    bench::log_from_env();
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(server) = ConsulServer::start_or_skip(dir.path()) else {
         return;
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench::runtime();
     rt.block_on(async {
         let t = Instant::now();
         let loops = LoopBench {

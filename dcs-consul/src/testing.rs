@@ -76,6 +76,8 @@ const START_ATTEMPTS: usize = 3;
 
 /// A free loopback port for a test server (one helper for every backend and test: see [`ha_core::testing`]).
 pub use ha_core::testing::free_port;
+/// Stopping and starting a test server again (in scope for the tests that do).
+pub use ha_core::testing::Restartable;
 
 /// Is `consul` on PATH?
 pub fn binary_available() -> bool {
@@ -207,20 +209,20 @@ impl ConsulServer {
     pub fn http_port(&self) -> u16 {
         self.http_port
     }
+}
 
-    /// The OS process id while running.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ServerProcess::pid)
+impl Restartable for ConsulServer {
+    type Error = TestServerError;
+
+    fn process(&self) -> Option<&ServerProcess> {
+        self.process.as_ref()
     }
 
-    /// Kills the server (SIGKILL, by PID) and reaps it. Its data stays.
-    pub fn stop(&mut self) {
-        self.process = None;
+    fn take_process(&mut self) -> Option<ServerProcess> {
+        self.process.take()
     }
 
-    /// Starts it again on the same ports with the same data.
-    pub fn start_again(&mut self) -> Result<(), TestServerError> {
-        self.stop();
+    fn respawn(&mut self) -> Result<(), TestServerError> {
         self.spawn()
     }
 }

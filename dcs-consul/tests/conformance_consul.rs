@@ -5,12 +5,12 @@
 //! runs with ttl = 20 s (session TTL 10 s): the expiry checks make `run_all` take about 1.5 minutes.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use dcs_consul::testing::ConsulServer;
+use dcs_consul::testing::{ConsulServer, Restartable};
 use dcs_consul::{ConsulDcs, ConsulSettings};
-use ha_core::conformance::{self, Harness};
+use ha_core::conformance::Harness;
 use ha_core::dcs::{Dcs, DcsClient};
 use ha_core::sync::lock;
 
@@ -94,25 +94,10 @@ fn harness(dir: &std::path::Path) -> Option<ConsulHarness> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(h) = harness(dir.path()) else { return };
-    let start = Instant::now();
-    conformance::run_all(&h).await.unwrap();
-    eprintln!("consul conformance suite: {:?}", start.elapsed());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn consul_outage_is_unreachable_then_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(h) = harness(dir.path()) else { return };
-    conformance::outage_is_unreachable_then_recovers(
-        &h,
-        RETRY_TIMEOUT + Duration::from_millis(500),
-    )
-    .await
-    .unwrap();
+ha_core::conformance_tests! {
+    backend: "consul",
+    harness: harness,
+    outage_bound: RETRY_TIMEOUT + Duration::from_millis(500),
 }
 
 /// A session that is gone (destroyed behind our back) is replaced, and the keys written with it are re-taken.

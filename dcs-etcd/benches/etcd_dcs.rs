@@ -30,11 +30,7 @@ fn main() {
     if etcd_or_skip("etcd_dcs benchmark").is_none() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench::runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let server = EtcdServer::start(dir.path()).expect("etcd");
     rt.block_on(async {

@@ -375,11 +375,7 @@ fn main() {
     } else {
         counts
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = bench::runtime();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut etcd = EtcdCluster::start(dir.path(), 3).expect("etcd");
     rt.block_on(async {

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{raw_client, settings, REQUEST_TIMEOUT};
-use dcs_etcd::testing::{etcd_or_skip, EtcdServer};
+use dcs_etcd::testing::{etcd_or_skip, EtcdServer, Restartable};
 use dcs_etcd::EtcdDcs;
 use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
 use ha_core::model::codec::{to_json, KeyPath};

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use common::{raw_client, settings, TTL};
-use dcs_etcd::testing::{etcd_or_skip, EtcdServer};
+use dcs_etcd::testing::{etcd_or_skip, EtcdServer, Restartable};
 use dcs_etcd::{EtcdDcs, EtcdV2Dcs};
-use ha_core::conformance::{self, Harness};
-use ha_core::dcs::{Dcs, DcsClient};
+use ha_core::conformance::Harness;
+use ha_core::dcs::Dcs;
 use ha_core::model::codec::KeyPath;
 use ha_core::model::MemberData;
 use ha_core::sync::lock;
@@ -99,60 +99,47 @@ impl Harness for EtcdHarness {
     }
 }
 
-fn harness(dir: &std::path::Path, scope: &str, api: Api) -> EtcdHarness {
+/// A fresh single-member etcd in `dir`, clients on `api`; `None` (skipped) when etcd is not installed outside CI.
+fn harness(dir: &std::path::Path, scope: &str, api: Api) -> Option<EtcdHarness> {
+    etcd_or_skip("the etcd conformance suite")?;
+    common::init_tracing();
     let server = EtcdServer::start(dir).unwrap();
-    EtcdHarness {
+    Some(EtcdHarness {
         endpoint: server.endpoint(),
         server: std::sync::Mutex::new(server),
         scope: scope.to_string(),
         api,
+    })
+}
+
+/// Through the v3 API (`etcd3:`).
+mod v3 {
+    use super::*;
+
+    fn harness(dir: &std::path::Path) -> Option<EtcdHarness> {
+        super::harness(dir, "conformance", Api::V3)
+    }
+
+    ha_core::conformance_tests! {
+        backend: "etcd v3",
+        harness: harness,
+        outage_bound: common::REQUEST_TIMEOUT + Duration::from_millis(500),
     }
 }
 
-async fn passes_the_conformance_suite(test: &str, api: Api) {
-    if etcd_or_skip(test).is_none() {
-        return;
+/// Through the v2 API (Patroni's `etcd:`).
+mod v2 {
+    use super::*;
+
+    fn harness(dir: &std::path::Path) -> Option<EtcdHarness> {
+        super::harness(dir, "conformance", Api::V2)
     }
-    common::init_tracing();
-    let dir = tempfile::tempdir().unwrap();
-    let h = harness(dir.path(), "conformance", api);
-    conformance::run_all(&h).await.unwrap();
-}
 
-async fn outage_is_unreachable_then_recovers(test: &str, api: Api) {
-    if etcd_or_skip(test).is_none() {
-        return;
+    ha_core::conformance_tests! {
+        backend: "etcd v2",
+        harness: harness,
+        outage_bound: common::REQUEST_TIMEOUT + Duration::from_millis(500),
     }
-    common::init_tracing();
-    let dir = tempfile::tempdir().unwrap();
-    let h = harness(dir.path(), "outage", api);
-    conformance::outage_is_unreachable_then_recovers(
-        &h,
-        common::REQUEST_TIMEOUT + Duration::from_millis(500),
-    )
-    .await
-    .unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_passes_the_conformance_suite() {
-    passes_the_conformance_suite("etcd_passes_the_conformance_suite", Api::V3).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_outage_is_unreachable_then_recovers() {
-    outage_is_unreachable_then_recovers("etcd_outage_is_unreachable_then_recovers", Api::V3).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_v2_passes_the_conformance_suite() {
-    passes_the_conformance_suite("etcd_v2_passes_the_conformance_suite", Api::V2).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn etcd_v2_outage_is_unreachable_then_recovers() {
-    outage_is_unreachable_then_recovers("etcd_v2_outage_is_unreachable_then_recovers", Api::V2)
-        .await
 }
 
 /// v2: the leader key is where a v2 tool (vip-manager 1.0, Patroni's own `etcd:` client) looks for it, holding the
@@ -160,11 +147,10 @@ async fn etcd_v2_outage_is_unreachable_then_recovers() {
 /// released.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_keys_are_where_patronis_v2_client_puts_them() {
-    if etcd_or_skip("v2_keys_are_where_patronis_v2_client_puts_them").is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let h = harness(dir.path(), "batman", Api::V2);
+    let Some(h) = harness(dir.path(), "batman", Api::V2) else {
+        return;
+    };
     let node = h.client("node1").await;
     node.set_ttl(Duration::from_secs(5)).await.unwrap();
     assert!(node.acquire_leader("node1").await.unwrap());

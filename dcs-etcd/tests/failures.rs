@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{raw_client, settings, REQUEST_TIMEOUT, TTL};
-use dcs_etcd::testing::{etcd_or_skip, free_port, EtcdServer};
+use dcs_etcd::testing::{etcd_or_skip, free_port, EtcdServer, Restartable};
 use dcs_etcd::EtcdDcs;
 use ha_core::dcs::{Dcs, DcsClient, DcsError, WatchOutcome};
 use ha_core::model::codec::KeyPath;

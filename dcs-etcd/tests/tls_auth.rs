@@ -8,14 +8,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::certs::{make_pki, TestPki};
 use common::{settings, TTL};
-use dcs_etcd::testing::{etcd_or_skip, EtcdServer, ServerTlsFiles};
+use dcs_etcd::testing::{etcd_or_skip, EtcdServer, Restartable, ServerTlsFiles};
 use dcs_etcd::{EtcdDcs, EtcdSettings, EtcdTls};
 use ha_core::conformance::{self, Harness};
 use ha_core::dcs::{Dcs, DcsClient, DcsError};
 use ha_core::model::codec::KeyPath;
 use ha_core::sync::lock;
+use ha_core::testing::pki::{make_pki, TestPki};
 
 const ROOT_PASSWORD: &str = "s3cret-root";
 
@@ -120,7 +120,7 @@ async fn conformance_over_tls_with_client_certificate_and_auth() {
     }
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let pki = make_pki(dir.path(), "etcd", "client");
+    let pki = make_pki(dir.path(), "etcd");
     let server = secure_server(dir.path(), &pki).await;
     let h = SecureHarness {
         endpoint: server.endpoint(),
@@ -141,8 +141,8 @@ async fn a_missing_or_wrong_credential_is_rejected_naming_it() {
     }
     common::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let pki = make_pki(dir.path(), "etcd", "client");
-    let other = make_pki(dir.path(), "other", "client");
+    let pki = make_pki(dir.path(), "etcd");
+    let other = make_pki(dir.path(), "other");
     let server = secure_server(dir.path(), &pki).await;
     let endpoint = server.endpoint();
 

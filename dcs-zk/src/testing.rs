@@ -42,6 +42,8 @@ pub enum TestServerError {
 
 /// A free loopback port for a test server (one helper for every backend and test: see [`ha_core::testing`]).
 pub use ha_core::testing::free_port;
+/// Stopping and starting a test server again (in scope for the tests that do).
+pub use ha_core::testing::Restartable;
 
 /// Are java and the ZooKeeper jar there?
 pub fn binary_available() -> bool {
@@ -172,21 +174,21 @@ impl ZkServer {
     pub fn port(&self) -> u16 {
         self.port
     }
+}
 
-    /// The OS process id while running.
-    pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(ServerProcess::pid)
+/// Started again, a member of an ensemble serves once it has rejoined a quorum.
+impl Restartable for ZkServer {
+    type Error = TestServerError;
+
+    fn process(&self) -> Option<&ServerProcess> {
+        self.process.as_ref()
     }
 
-    /// Kills the server (SIGKILL, by PID) and reaps it. Its data stays.
-    pub fn stop(&mut self) {
-        self.process = None;
+    fn take_process(&mut self) -> Option<ServerProcess> {
+        self.process.take()
     }
 
-    /// Starts it again on the same port with the same data (in an ensemble: waits until it serves, i.e. rejoined a
-    /// quorum).
-    pub fn start_again(&mut self) -> Result<(), TestServerError> {
-        self.stop();
+    fn respawn(&mut self) -> Result<(), TestServerError> {
         self.spawn()?;
         self.wait_ready()
     }

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use dcs_zk::testing::ZkServer;
+use dcs_zk::testing::{Restartable, ZkServer};
 use dcs_zk::{ZkDcs, ZkSettings};
-use ha_core::conformance::{self, Harness};
+use ha_core::conformance::Harness;
 use ha_core::dcs::{Dcs, DcsClient};
 use ha_core::testing::TcpProxy;
 
@@ -74,25 +74,10 @@ fn harness(dir: &std::path::Path) -> Option<ZkHarness> {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zk_passes_the_conformance_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(h) = harness(dir.path()) else { return };
-    let start = Instant::now();
-    conformance::run_all(&h).await.unwrap();
-    eprintln!("zookeeper conformance suite: {:?}", start.elapsed());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zk_outage_is_unreachable_then_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let Some(h) = harness(dir.path()) else { return };
-    conformance::outage_is_unreachable_then_recovers(
-        &h,
-        RETRY_TIMEOUT + Duration::from_millis(500),
-    )
-    .await
-    .unwrap();
+ha_core::conformance_tests! {
+    backend: "zookeeper",
+    harness: harness,
+    outage_bound: RETRY_TIMEOUT + Duration::from_millis(500),
 }
 
 /// The crate opens a new session after an expiry without telling anyone; the client must notice, report the lock

@@ -4,10 +4,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::certs::make_pki;
-use dcs_etcd::testing::{etcd_or_skip, EtcdServer, ServerTlsFiles};
+use dcs_etcd::testing::{etcd_or_skip, ClientTlsFiles, EtcdServer, ServerTlsFiles};
 use hactl::config::Config;
 use hactl::dcs::{check_credentials, connect_ctl};
 
@@ -58,21 +56,12 @@ async fn a_wrong_ca_certificate_or_password_for_etcd_refuses_the_start_naming_th
         },
     )
     .unwrap();
-    let etcdctl = |args: &[&str]| {
-        let ok = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", server.endpoint()))
-            .arg(format!("--cacert={}", pki.ca.display()))
-            .arg(format!("--cert={}", pki.client_cert.display()))
-            .arg(format!("--key={}", pki.client_key.display()))
-            .args(args)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "etcdctl {args:?}");
+    let client = ClientTlsFiles {
+        ca: pki.ca.clone(),
+        cert: pki.client_cert.clone(),
+        key: pki.client_key.clone(),
     };
-    etcdctl(&["user", "add", "root:right"]);
-    etcdctl(&["user", "grant-role", "root", "root"]);
-    etcdctl(&["auth", "enable"]);
+    server.enable_root_auth(Some(&client), "right").unwrap();
     let ep = server.endpoint();
 
     let good = etcd_yaml(&ep, &pki.ca, &pki.client_cert, &pki.client_key, "right");

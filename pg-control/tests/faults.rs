@@ -12,8 +12,7 @@ use ha_core::pg::{PgControl, PgRunState, StopMode};
 async fn sigkilled_postmaster_is_observed_crashed_and_restarts_with_its_data() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);
-    let n1 = w.node("n1").await;
-    n1.bootstrap().await.expect("bootstrap");
+    let n1 = w.primary().await;
     sql(
         &n1,
         "CREATE TABLE t(v int); INSERT INTO t SELECT generate_series(1, 1000)",
@@ -49,8 +48,7 @@ async fn sigkilled_postmaster_is_observed_crashed_and_restarts_with_its_data() {
 async fn the_exit_of_a_killed_postmaster_is_noticed_at_once() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);
-    let n1 = w.node("n1").await;
-    n1.bootstrap().await.expect("bootstrap");
+    let n1 = w.primary().await;
     let waiting = tokio::spawn({
         let n1 = pg_control::PgCtl::new(n1.settings().clone()).await.unwrap();
         async move { PgControl::exited(&n1).await }
@@ -149,8 +147,7 @@ async fn sigstopped_postmaster_is_unresponsive_within_the_timeout_and_fence_kill
 async fn restart_only_parameter_is_pending_until_restart() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);
-    let n1 = w.node("n1").await;
-    n1.bootstrap().await.expect("bootstrap");
+    let n1 = w.primary().await;
     assert_eq!(sql(&n1, "SHOW max_connections").await, ["100"]);
 
     let params = BTreeMap::from([
@@ -224,8 +221,7 @@ async fn restart_only_parameter_is_pending_until_restart() {
 async fn a_clone_cut_short_by_its_timeout_leaves_an_empty_dir_and_can_be_retried() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);
-    let n1 = w.node("n1").await;
-    n1.bootstrap().await.expect("bootstrap");
+    let n1 = w.primary().await;
     sql(
         &n1,
         "CREATE TABLE t AS SELECT generate_series(1, 100000) AS v",
@@ -259,8 +255,7 @@ async fn a_clone_cut_short_by_its_timeout_leaves_an_empty_dir_and_can_be_retried
 async fn a_standby_that_refuses_connections_is_observed_starting_not_hung() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);
-    let n1 = w.node("n1").await;
-    n1.bootstrap().await.expect("bootstrap");
+    let n1 = w.primary().await;
     let mut s = w.settings("n2");
     // With hot_standby off a standby answers every connection with "not accepting connections" (57P03).
     s.parameters.insert("hot_standby".into(), "off".into());

@@ -23,21 +23,8 @@ fn lowered() -> BTreeMap<String, String> {
 async fn old_primary_rejoins_with_lowered_max_connections_through_a_standby_without_upstream() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);
-    let n1 = w.node("n1").await;
-    let n2 = w.node("n2").await;
-    n1.bootstrap().await.expect("bootstrap");
+    let (n1, n2) = w.primary_and_replica("from n1").await;
     assert_eq!(sql(&n1, "SHOW max_connections").await, ["100"]);
-    n2.clone_from(&upstream(&n1)).await.expect("clone");
-    n2.start_replica(Some(&upstream(&n1))).await.unwrap();
-    sql(
-        &n1,
-        "CREATE TABLE t(v text); INSERT INTO t VALUES ('from n1')",
-    )
-    .await;
-    wait_for(Duration::from_secs(20), "n2 to replay", || async {
-        sql(&n2, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
-    })
-    .await;
 
     // The cluster-wide configuration lowers max_connections; nobody restarts.
     let p1 = n1.apply_parameters(&lowered()).await.unwrap();
@@ -137,17 +124,7 @@ async fn old_primary_rejoins_with_lowered_max_connections_through_a_standby_with
 async fn standby_that_crashed_in_recovery_is_rewound() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);
-    let n1 = w.node("n1").await;
-    let n2 = w.node("n2").await;
-    n1.bootstrap().await.expect("bootstrap");
-    n2.clone_from(&upstream(&n1)).await.expect("clone");
-    n2.start_replica(Some(&upstream(&n1))).await.unwrap();
-    sql(
-        &n1,
-        "CREATE TABLE t(v text); INSERT INTO t VALUES ('replicated')",
-    )
-    .await;
-    common::wait_rows(&n2, 1).await;
+    let (n1, n2) = w.primary_and_replica("replicated").await;
 
     // n2 stops; n1 writes what n2 never sees, then becomes a standby with no upstream.
     n2.stop(StopMode::Fast).await.unwrap();
@@ -365,8 +342,7 @@ async fn a_primary_demoted_to_a_standby_cluster_archives_its_shutdown_checkpoint
         let (uid, gid) = common::postgres_ids();
         std::os::unix::fs::chown(&archive, Some(uid), Some(gid)).unwrap();
     }
-    let n1 = w.node("n1").await;
-    n1.bootstrap().await.expect("bootstrap");
+    let n1 = w.primary().await;
     let archiving = BTreeMap::from([
         ("archive_mode".to_string(), "on".to_string()),
         (

@@ -177,22 +177,7 @@ async fn bootstrap_clone_and_the_replica_reads_what_the_primary_wrote() {
 async fn promote_demote_then_diverge_and_the_loser_rejoins_with_pg_rewind() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);
-    let n1 = w.node("n1").await;
-    let n2 = w.node("n2").await;
-    n1.bootstrap().await.expect("bootstrap");
-    n2.clone_from(&upstream(&n1)).await.expect("clone");
-    n2.start_replica(Some(&upstream(&n1)))
-        .await
-        .expect("start replica");
-    sql(
-        &n1,
-        "CREATE TABLE t(v text); INSERT INTO t VALUES ('before failover')",
-    )
-    .await;
-    wait_for(Duration::from_secs(20), "n2 to replay", || async {
-        sql(&n2, "SELECT count(*) FROM pg_class WHERE relname = 't'").await == ["1"]
-    })
-    .await;
+    let (n1, n2) = w.primary_and_replica("before failover").await;
 
     // Switchover: the old primary stops cleanly, the replica is promoted.
     n1.stop(StopMode::Fast).await.unwrap();
@@ -309,17 +294,7 @@ async fn promote_demote_then_diverge_and_the_loser_rejoins_with_pg_rewind() {
 async fn crashed_primary_with_unreplicated_writes_is_rewound_and_follows() {
     let Some(bin) = common::pg_bin() else { return };
     let mut w = World::new(bin);
-    let n1 = w.node("n1").await;
-    let n2 = w.node("n2").await;
-    n1.bootstrap().await.expect("bootstrap");
-    n2.clone_from(&upstream(&n1)).await.expect("clone");
-    n2.start_replica(Some(&upstream(&n1))).await.unwrap();
-    sql(
-        &n1,
-        "CREATE TABLE t(v text); INSERT INTO t VALUES ('replicated')",
-    )
-    .await;
-    common::wait_rows(&n2, 1).await;
+    let (n1, n2) = w.primary_and_replica("replicated").await;
     // The replica loses contact, the primary takes a write nobody else sees, then dies.
     n2.stop(StopMode::Fast).await.unwrap();
     sql(

@@ -70,19 +70,7 @@ fn pki(dir: &Path) -> Pki {
     let other = ca("someone else's CA");
     let client = leaf(dir, "client", "hactl client", &[], &ca_pair);
     let enc = dir.join("client-enc.key");
-    let st = std::process::Command::new("openssl")
-        .args(["pkcs8", "-topk8", "-in"])
-        .arg(&client.1)
-        .arg("-out")
-        .arg(&enc)
-        .args(["-passout", &format!("pass:{KEY_PASSWORD}")])
-        .output()
-        .expect("openssl");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    ha_core::testing::pki::encrypt_key(&client.1, &enc, KEY_PASSWORD);
     let client_encrypted_key = write_private(&enc, &std::fs::read_to_string(&enc).unwrap());
     Pki {
         client,

@@ -72,6 +72,14 @@ pub enum TestingError {
         /// The last 15 lines of its log.
         log_tail: String,
     },
+    /// An `etcdctl` command a test ran against the server failed.
+    #[error("etcdctl {args}: {stderr}")]
+    Etcdctl {
+        /// Its arguments after the connection flags.
+        args: String,
+        /// What it printed on stderr (or why it could not run).
+        stderr: String,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> TestingError {
@@ -104,6 +112,8 @@ pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
 
 /// A free loopback port for a test server (one helper for every backend and test: see [`ha_core::testing`]).
 pub use ha_core::testing::free_port;
+/// Stopping and starting a test server again (in scope for the tests that do).
+pub use ha_core::testing::Restartable;
 
 /// The PEM files of a TLS test server ([`EtcdServer::start_tls`]).
 #[derive(Debug, Clone)]
@@ -114,6 +124,17 @@ pub struct ServerTlsFiles {
     pub key: PathBuf,
     /// The CA that signs the clients' certificates; a client without one is refused at the handshake.
     pub client_ca: PathBuf,
+}
+
+/// A client's PEM files, for `etcdctl` against a TLS server ([`EtcdServer::enable_root_auth`]).
+#[derive(Debug, Clone)]
+pub struct ClientTlsFiles {
+    /// The CA the server's certificate is checked against (`--cacert`).
+    pub ca: PathBuf,
+    /// The client's certificate (`--cert`), signed by the server's client CA.
+    pub cert: PathBuf,
+    /// Its key (`--key`).
+    pub key: PathBuf,
 }
 
 /// One etcd member: how to start it, and its process while it runs.
@@ -378,25 +399,56 @@ impl EtcdServer {
             .get(i)
             .map(|p| format!("http://127.0.0.1:{p}"))
     }
+}
 
-    /// Kills the server (SIGKILL); its data stays for [`EtcdServer::start_again`].
-    pub fn stop(&mut self) {
-        self.member.kill();
+impl EtcdServer {
+    /// Turns on etcd's user authentication with a `root` user whose password is `root_password`, as an operator
+    /// does it with `etcdctl` (`user add`, `user grant-role root root`, `auth enable`), over TLS with `client`'s
+    /// files when given.
+    pub fn enable_root_auth(
+        &self,
+        client: Option<&ClientTlsFiles>,
+        root_password: &str,
+    ) -> Result<(), TestingError> {
+        let etcdctl = |args: &[&str]| {
+            let mut cmd = Command::new("etcdctl");
+            cmd.env("ETCDCTL_API", "3")
+                .arg(format!("--endpoints={}", self.endpoint()));
+            if let Some(c) = client {
+                cmd.arg(format!("--cacert={}", c.ca.display()))
+                    .arg(format!("--cert={}", c.cert.display()))
+                    .arg(format!("--key={}", c.key.display()));
+            }
+            let failed = |stderr: String| TestingError::Etcdctl {
+                args: args.join(" "),
+                stderr,
+            };
+            let out = cmd.args(args).output().map_err(|e| failed(e.to_string()))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(failed(String::from_utf8_lossy(&out.stderr).into_owned()))
+            }
+        };
+        etcdctl(&["user", "add", &format!("root:{root_password}")])?;
+        etcdctl(&["user", "grant-role", "root", "root"])?;
+        etcdctl(&["auth", "enable"])
+    }
+}
+
+impl Restartable for EtcdServer {
+    type Error = TestingError;
+
+    fn process(&self) -> Option<&ServerProcess> {
+        self.member.process.as_ref()
     }
 
-    /// Starts the stopped server again on the same ports with the same data, and waits until it is healthy.
-    pub fn start_again(&mut self) -> Result<(), TestingError> {
+    fn take_process(&mut self) -> Option<ServerProcess> {
+        self.member.process.take()
+    }
+
+    fn respawn(&mut self) -> Result<(), TestingError> {
         self.member.spawn()?;
         self.member.wait_healthy()
-    }
-
-    /// Whether the server was started and not stopped since; a process that died on its own still counts.
-    pub fn is_running(&self) -> bool {
-        self.member.process.is_some()
-    }
-
-    /// The server's process id while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.member.process.as_ref().map(ServerProcess::pid)
     }
 }

@@ -1,8 +1,6 @@
 //! Shared by the test files: settings for a test client, a raw etcd client for writing behind EtcdDcs's back.
 #![allow(dead_code)]
 
-pub mod certs;
-
 use std::time::Duration;
 
 use dcs_etcd::EtcdSettings;

@@ -397,3 +397,24 @@ pub async fn watch_latency<D: Dcs + 'static>(
     );
     figures
 }
+
+/// The runtime a benchmark's `main` runs on: multi-threaded with two workers (CI's machines have two cores), every
+/// driver enabled.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// With `RUST_LOG` set a benchmark logs through `tracing` to stderr (e.g. `RUST_LOG=dcs_consul=info,ha_core=info`
+/// shows every decision and DCS event); without it, it prints its figures only.
+pub fn log_from_env() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}

@@ -136,3 +136,41 @@ pub fn or_skip<T, E: std::fmt::Display>(
         Err(e) => panic!("could not start {what}: {e}"),
     }
 }
+
+/// A test server a test can kill (SIGKILL, by PID) and start again on the same ports with the same data: the one
+/// stop / start-again / pid rule of the etcd, Consul and ZooKeeper test servers. A server implements the three
+/// required methods; tests call the provided ones (with this trait in scope).
+pub trait Restartable {
+    /// What starting the server can fail with.
+    type Error;
+
+    /// Its process while it runs (`None` once stopped).
+    fn process(&self) -> Option<&ServerProcess>;
+
+    /// Takes its process out (dropping it kills and reaps it).
+    fn take_process(&mut self) -> Option<ServerProcess>;
+
+    /// Spawns it again on its ports with its data and waits until it serves.
+    fn respawn(&mut self) -> Result<(), Self::Error>;
+
+    /// Kills the server (SIGKILL, by PID) and reaps it. Its data stays.
+    fn stop(&mut self) {
+        drop(self.take_process());
+    }
+
+    /// Starts it again on the same ports with the same data, once it serves (a running server is stopped first).
+    fn start_again(&mut self) -> Result<(), Self::Error> {
+        self.stop();
+        self.respawn()
+    }
+
+    /// Whether it was started and not stopped since; a process that died on its own still counts.
+    fn is_running(&self) -> bool {
+        self.process().is_some()
+    }
+
+    /// The OS process id while it runs.
+    fn pid(&self) -> Option<u32> {
+        self.process().map(ServerProcess::pid)
+    }
+}

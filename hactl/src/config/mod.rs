@@ -195,3 +195,10 @@ fn opt_path(s: &Section, key: &str) -> Result<Option<PathBuf>, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+/// What the tests of the modules that consume a configuration (the daemon's settings builders) start from.
+#[cfg(test)]
+pub(crate) mod test_support {
+    pub(crate) use super::postgresql::tests::load;
+    pub(crate) use super::tests::MINIMAL;
+}

@@ -329,7 +329,7 @@ pub(super) fn parse_postgresql(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::{env, value, Config, ConfigError};
 
     const BASE: &str = r#"
@@ -349,7 +349,8 @@ postgresql:
       password: rep-pass
 "#;
 
-    fn load(extra: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    /// A node's configuration: a minimal one with `extra` appended, and `vars` as its environment.
+    pub(crate) fn load(extra: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let yaml = format!("{BASE}{extra}");
         let mut tree = value::yaml_to_json(serde_norway::from_str(&yaml).unwrap());
         let vars = vars
@@ -358,23 +359,6 @@ postgresql:
             .collect();
         value::deep_merge(&mut tree, env::environment_configuration(&vars)?);
         Config::from_tree(tree)
-    }
-
-    #[test]
-    fn connection_options_reach_pg_control() {
-        let c = load(
-            "      sslmode: verify-ca\n      sslrootcert: /etc/pg/ca.crt\n      sslsni: 0\n      channel_binding: require\n",
-            &[("PATRONI_SUPERUSER_SSLMODE", "verify-full"), ("PATRONI_SUPERUSER_SSLROOTCERT", "/etc/pg/ca.crt")],
-        )
-        .unwrap();
-        let rep = c.postgresql.authentication.replication.as_ref().unwrap();
-        assert_eq!(rep.options["sslmode"], "verify-ca");
-        assert_eq!(rep.options["sslsni"], "0");
-        let s = crate::daemon::pg_settings(&c).unwrap();
-        assert_eq!(s.replication.options, rep.options);
-        assert_eq!(s.replication.options["channel_binding"], "require");
-        assert_eq!(s.superuser.options["sslmode"], "verify-full");
-        assert_eq!(s.superuser.options["sslrootcert"], "/etc/pg/ca.crt");
     }
 
     #[test]
@@ -393,60 +377,5 @@ postgresql:
             "{text}"
         );
         assert!(text.contains("sslmode"), "{text}");
-    }
-
-    #[test]
-    fn patronis_pgbackrest_example_and_its_recovery_conf_reach_pg_control() {
-        let c = load(
-            "  recovery_conf: {restore_command: 'pgbackrest --stanza=batman archive-get %f \"%p\"', recovery_min_apply_delay: 0}\n  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: /usr/bin/pgbackrest --stanza=batman --delta restore\n    keep_data: true\n    no_params: true\n  wal_g:\n    command: wal-g-restore\n    no_leader: 1\n    envdir: /etc/wal-g\n",
-            &[],
-        )
-        .unwrap();
-        assert!(
-            c.warnings.is_empty(),
-            "both sections are acted on: {:?}",
-            c.warnings
-        );
-        let s = crate::daemon::pg_settings(&c).unwrap();
-        assert_eq!(
-            s.recovery_conf["restore_command"],
-            "pgbackrest --stanza=batman archive-get %f \"%p\""
-        );
-        assert_eq!(s.recovery_conf["recovery_min_apply_delay"], "0");
-        let names: Vec<&str> = s.replica_methods.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, ["pgbackrest", "basebackup"]);
-        let pgbr = &s.replica_methods[0];
-        assert_eq!(
-            pgbr.argv,
-            [
-                "/usr/bin/pgbackrest",
-                "--stanza=batman",
-                "--delta",
-                "restore"
-            ]
-        );
-        assert!(
-            pgbr.keep_data && pgbr.no_params,
-            "no --scope/--datadir here and no --connstring later"
-        );
-        assert_eq!(
-            s.other_replica_methods.len(),
-            1,
-            "{:?}",
-            s.other_replica_methods
-        );
-        let walg = &s.other_replica_methods[0];
-        assert_eq!(walg.name, "wal_g");
-        assert_eq!(
-            walg.argv,
-            [
-                "wal-g-restore",
-                "--scope=batman",
-                "--role=replica",
-                "--datadir=/data",
-                "--envdir=/etc/wal-g"
-            ]
-        );
-        assert!(walg.no_leader && !walg.no_params);
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 #[path = "restapi_tests.rs"]
 mod restapi;
 
-pub(super) const MINIMAL: &str = r#"
+pub(crate) const MINIMAL: &str = r#"
 scope: batman
 name: node1
 restapi: {listen: 0.0.0.0:8008, connect_address: 10.0.0.1:8008}
@@ -323,59 +323,6 @@ fn watchdog_section_is_read_as_patroni_reads_it() {
     assert!(
         matches!(err, ConfigError::Invalid { ref key, .. } if key == "watchdog.mode"),
         "{err}"
-    );
-}
-
-#[test]
-fn patronis_per_node_run_keys_reach_pg_control() {
-    let yaml = format!(
-        "{MINIMAL}  bin_name: {{pg_ctl: pg_ctl-custom, pg_isready: pg_isready-custom, pg_dump: x}}\n  \
-         pg_ident: ['ops root postgres']\n  before_stop: /usr/local/bin/pause-pooler --wait 5\n  \
-         pg_ctl_timeout: 90\n  basebackup: [verbose, {{max-rate: 100M}}, {{wal-method: fetch}}]\n  \
-         config_dir: /etc/postgresql/15/main\n  custom_conf: /etc/postgresql/site.conf\n  database: appdb\n"
-    );
-    let c = Config::from_yaml_str(&yaml).unwrap();
-    assert_eq!(
-        c.warnings,
-        [
-            "`postgresql.bin_name.pg_dump` is not a PostgreSQL binary Patroni renames and is ignored",
-            "`postgresql.basebackup.wal-method` is decided by hactl and is ignored",
-        ]
-    );
-    let s = crate::daemon::pg_settings(&c).unwrap();
-    assert_eq!(
-        s.binary("pg_ctl"),
-        PathBuf::from("/usr/lib/postgresql/15/bin/pg_ctl-custom")
-    );
-    assert_eq!(
-        s.binary("initdb"),
-        PathBuf::from("/usr/lib/postgresql/15/bin/initdb")
-    );
-    assert_eq!(s.pg_ident, ["ops root postgres"]);
-    assert_eq!(
-        s.before_stop.as_deref().unwrap(),
-        ["/usr/local/bin/pause-pooler", "--wait", "5"]
-    );
-    assert_eq!(s.timeouts.start, std::time::Duration::from_secs(90));
-    assert_eq!(s.timeouts.stop, std::time::Duration::from_secs(90));
-    assert_eq!(s.basebackup_options, ["--verbose", "--max-rate=100M"]);
-    assert_eq!(
-        s.config_dir.as_deref(),
-        Some(std::path::Path::new("/etc/postgresql/15/main"))
-    );
-    assert_eq!(
-        s.base_conf(),
-        PathBuf::from("/etc/postgresql/site.conf"),
-        "an absolute custom_conf stays where it is"
-    );
-    assert_eq!(s.database, "appdb");
-
-    let map = format!("{MINIMAL}  basebackup: {{max-rate: 100M, checkpoint: spread}}\n");
-    let s = crate::daemon::pg_settings(&Config::from_yaml_str(&map).unwrap()).unwrap();
-    assert_eq!(
-        s.basebackup_options,
-        ["--max-rate=100M", "--checkpoint=spread"],
-        "in the order written"
     );
 }
 

@@ -205,3 +205,138 @@ pub fn pg_settings(config: &Config) -> Result<pg_control::PgSettings, DaemonErro
     }
     Ok(s)
 }
+
+/// The node's YAML as pg-control receives it: each Patroni key read by the config reaches the settings.
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::pg_settings;
+    use crate::config::test_support::{load, MINIMAL};
+    use crate::config::Config;
+
+    #[test]
+    fn patronis_per_node_run_keys_reach_pg_control() {
+        let yaml = format!(
+            "{MINIMAL}  bin_name: {{pg_ctl: pg_ctl-custom, pg_isready: pg_isready-custom, pg_dump: x}}\n  \
+             pg_ident: ['ops root postgres']\n  before_stop: /usr/local/bin/pause-pooler --wait 5\n  \
+             pg_ctl_timeout: 90\n  basebackup: [verbose, {{max-rate: 100M}}, {{wal-method: fetch}}]\n  \
+             config_dir: /etc/postgresql/15/main\n  custom_conf: /etc/postgresql/site.conf\n  database: appdb\n"
+        );
+        let c = Config::from_yaml_str(&yaml).unwrap();
+        assert_eq!(
+            c.warnings,
+            [
+                "`postgresql.bin_name.pg_dump` is not a PostgreSQL binary Patroni renames and is ignored",
+                "`postgresql.basebackup.wal-method` is decided by hactl and is ignored",
+            ]
+        );
+        let s = pg_settings(&c).unwrap();
+        assert_eq!(
+            s.binary("pg_ctl"),
+            PathBuf::from("/usr/lib/postgresql/15/bin/pg_ctl-custom")
+        );
+        assert_eq!(
+            s.binary("initdb"),
+            PathBuf::from("/usr/lib/postgresql/15/bin/initdb")
+        );
+        assert_eq!(s.pg_ident, ["ops root postgres"]);
+        assert_eq!(
+            s.before_stop.as_deref().unwrap(),
+            ["/usr/local/bin/pause-pooler", "--wait", "5"]
+        );
+        assert_eq!(s.timeouts.start, std::time::Duration::from_secs(90));
+        assert_eq!(s.timeouts.stop, std::time::Duration::from_secs(90));
+        assert_eq!(s.basebackup_options, ["--verbose", "--max-rate=100M"]);
+        assert_eq!(
+            s.config_dir.as_deref(),
+            Some(std::path::Path::new("/etc/postgresql/15/main"))
+        );
+        assert_eq!(
+            s.base_conf(),
+            PathBuf::from("/etc/postgresql/site.conf"),
+            "an absolute custom_conf stays where it is"
+        );
+        assert_eq!(s.database, "appdb");
+
+        let map = format!("{MINIMAL}  basebackup: {{max-rate: 100M, checkpoint: spread}}\n");
+        let s = pg_settings(&Config::from_yaml_str(&map).unwrap()).unwrap();
+        assert_eq!(
+            s.basebackup_options,
+            ["--max-rate=100M", "--checkpoint=spread"],
+            "in the order written"
+        );
+    }
+
+    #[test]
+    fn connection_options_reach_pg_control() {
+        let c = load(
+            "      sslmode: verify-ca\n      sslrootcert: /etc/pg/ca.crt\n      sslsni: 0\n      channel_binding: require\n",
+            &[("PATRONI_SUPERUSER_SSLMODE", "verify-full"), ("PATRONI_SUPERUSER_SSLROOTCERT", "/etc/pg/ca.crt")],
+        )
+        .unwrap();
+        let rep = c.postgresql.authentication.replication.as_ref().unwrap();
+        assert_eq!(rep.options["sslmode"], "verify-ca");
+        assert_eq!(rep.options["sslsni"], "0");
+        let s = pg_settings(&c).unwrap();
+        assert_eq!(s.replication.options, rep.options);
+        assert_eq!(s.replication.options["channel_binding"], "require");
+        assert_eq!(s.superuser.options["sslmode"], "verify-full");
+        assert_eq!(s.superuser.options["sslrootcert"], "/etc/pg/ca.crt");
+    }
+
+    #[test]
+    fn patronis_pgbackrest_example_and_its_recovery_conf_reach_pg_control() {
+        let c = load(
+            "  recovery_conf: {restore_command: 'pgbackrest --stanza=batman archive-get %f \"%p\"', recovery_min_apply_delay: 0}\n  create_replica_methods: [pgbackrest, basebackup]\n  pgbackrest:\n    command: /usr/bin/pgbackrest --stanza=batman --delta restore\n    keep_data: true\n    no_params: true\n  wal_g:\n    command: wal-g-restore\n    no_leader: 1\n    envdir: /etc/wal-g\n",
+            &[],
+        )
+        .unwrap();
+        assert!(
+            c.warnings.is_empty(),
+            "both sections are acted on: {:?}",
+            c.warnings
+        );
+        let s = pg_settings(&c).unwrap();
+        assert_eq!(
+            s.recovery_conf["restore_command"],
+            "pgbackrest --stanza=batman archive-get %f \"%p\""
+        );
+        assert_eq!(s.recovery_conf["recovery_min_apply_delay"], "0");
+        let names: Vec<&str> = s.replica_methods.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["pgbackrest", "basebackup"]);
+        let pgbr = &s.replica_methods[0];
+        assert_eq!(
+            pgbr.argv,
+            [
+                "/usr/bin/pgbackrest",
+                "--stanza=batman",
+                "--delta",
+                "restore"
+            ]
+        );
+        assert!(
+            pgbr.keep_data && pgbr.no_params,
+            "no --scope/--datadir here and no --connstring later"
+        );
+        assert_eq!(
+            s.other_replica_methods.len(),
+            1,
+            "{:?}",
+            s.other_replica_methods
+        );
+        let walg = &s.other_replica_methods[0];
+        assert_eq!(walg.name, "wal_g");
+        assert_eq!(
+            walg.argv,
+            [
+                "wal-g-restore",
+                "--scope=batman",
+                "--role=replica",
+                "--datadir=/data",
+                "--envdir=/etc/wal-g"
+            ]
+        );
+        assert!(walg.no_leader && !walg.no_params);
+    }
+}

@@ -1,61 +1,22 @@
 //! Reading keys and certificates as operators make them (openssl), and the errors that name the key.
 
 use std::path::Path;
-use std::process::Command;
+
+use ha_core::testing::pki::{encrypt_key, openssl, patroni_suite_cert};
 
 use super::*;
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let st = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("openssl");
-    assert!(
-        st.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-}
-
-/// A self-signed certificate as Patroni's acceptance suite makes it, and its key in three encodings.
+/// A self-signed certificate as Patroni's acceptance suite makes it (`patroni.crt`), and its key in three
+/// encodings: plain (`patroni.key`), PKCS#8 encrypted (`pkcs8.key`), traditional encrypted (`legacy.key`).
 fn keys(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-nodes",
-            "-new",
-            "-x509",
-            "-subj",
-            "/CN=batman.patroni",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-keyout",
-            "plain.key",
-            "-out",
-            "cert.pem",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "pkcs8",
-            "-topk8",
-            "-in",
-            "plain.key",
-            "-out",
-            "pkcs8.key",
-            "-passout",
-            "pass:s3cret",
-        ],
-    );
+    patroni_suite_cert(dir);
+    encrypt_key(&dir.join("patroni.key"), &dir.join("pkcs8.key"), "s3cret");
     openssl(
         dir,
         &[
             "rsa",
             "-in",
-            "plain.key",
+            "patroni.key",
             "-aes256",
             "-traditional",
             "-out",
@@ -72,7 +33,7 @@ fn a_pkcs8_encrypted_key_is_read_with_its_password_and_refused_without() {
     keys(dir.path());
     let p = dir.path().join("pkcs8.key");
     let plain = read_key(
-        &dir.path().join("plain.key"),
+        &dir.path().join("patroni.key"),
         None,
         "restapi.keyfile",
         "restapi.keyfile_password",
@@ -122,8 +83,8 @@ fn server_settings_that_cannot_be_honoured_refuse_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     keys(dir.path());
     let ok = ServerTlsSettings {
-        certfile: dir.path().join("cert.pem"),
-        keyfile: Some(dir.path().join("plain.key")),
+        certfile: dir.path().join("patroni.crt"),
+        keyfile: Some(dir.path().join("patroni.key")),
         ..Default::default()
     };
     server::server_config(&ok).unwrap();
@@ -144,7 +105,7 @@ fn server_settings_that_cannot_be_honoured_refuse_naming_the_key() {
         "restapi.cafile"
     );
     let wrong_key = ServerTlsSettings {
-        keyfile: Some(dir.path().join("cert.pem")),
+        keyfile: Some(dir.path().join("patroni.crt")),
         ..ok.clone()
     };
     assert_eq!(
@@ -166,8 +127,8 @@ fn the_key_may_live_in_the_certificate_file_as_patroni_allows() {
     let dir = tempfile::tempdir().unwrap();
     keys(dir.path());
     let both = dir.path().join("both.pem");
-    let text = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap()
-        + &std::fs::read_to_string(dir.path().join("plain.key")).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("patroni.crt")).unwrap()
+        + &std::fs::read_to_string(dir.path().join("patroni.key")).unwrap();
     std::fs::write(&both, text).unwrap();
     server::server_config(&ServerTlsSettings {
         certfile: both,

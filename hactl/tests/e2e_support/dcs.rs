@@ -2,6 +2,7 @@
 //! Consul or ZooKeeper server; and etcd secured for the TLS scenarios.
 
 use super::*;
+use ha_core::testing::Restartable;
 
 /// The DCS of a test cluster: one etcd, or a cluster of them (for the loss of one member).
 pub enum Etcd {
@@ -137,6 +138,15 @@ pub const ZK_DIGEST: &str = "hactl:zk-secret";
 /// etcd's root password in a TLS cluster.
 pub const ETCD_ROOT_PASSWORD: &str = "etcd-root-pass";
 
+/// The test PKI's client files, for `etcdctl`.
+pub fn etcdctl_files(pki: &certs::TestPki) -> dcs_etcd::testing::ClientTlsFiles {
+    dcs_etcd::testing::ClientTlsFiles {
+        ca: pki.ca.clone(),
+        cert: pki.client_cert.clone(),
+        key: pki.client_key.clone(),
+    }
+}
+
 /// etcd speaking only HTTPS, requiring a client certificate of the test CA, with user authentication on (a root
 /// user whose password the nodes' configs carry), enabled with `etcdctl` as an operator would.
 pub(super) fn secure_etcd(dir: &Path, pki: &certs::TestPki) -> EtcdServer {
@@ -149,24 +159,8 @@ pub(super) fn secure_etcd(dir: &Path, pki: &certs::TestPki) -> EtcdServer {
         },
     )
     .expect("etcd over TLS");
-    let etcdctl = |args: &[&str]| {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={}", server.endpoint()))
-            .arg(format!("--cacert={}", pki.ca.display()))
-            .arg(format!("--cert={}", pki.client_cert.display()))
-            .arg(format!("--key={}", pki.client_key.display()))
-            .args(args)
-            .output()
-            .expect("etcdctl");
-        assert!(
-            out.status.success(),
-            "etcdctl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    etcdctl(&["user", "add", &format!("root:{ETCD_ROOT_PASSWORD}")]);
-    etcdctl(&["user", "grant-role", "root", "root"]);
-    etcdctl(&["auth", "enable"]);
+    server
+        .enable_root_auth(Some(&etcdctl_files(pki)), ETCD_ROOT_PASSWORD)
+        .expect("etcd's authentication on");
     server
 }

@@ -193,26 +193,8 @@ fn an_encrypted_client_key_needs_its_sslpassword() {
     let crt = write(dir.path(), "c.crt", &cert.pem());
     write(dir.path(), "plain.key", &key.serialize_pem());
     // As operators make it: `openssl pkcs8 -topk8` (PKCS#8, `BEGIN ENCRYPTED PRIVATE KEY`).
-    let st = std::process::Command::new("openssl")
-        .current_dir(dir.path())
-        .args([
-            "pkcs8",
-            "-topk8",
-            "-in",
-            "plain.key",
-            "-out",
-            "c.key",
-            "-passout",
-            "pass:k3y",
-        ])
-        .output()
-        .expect("openssl");
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
     let enc_file = dir.path().join("c.key");
+    ha_core::testing::pki::encrypt_key(&dir.path().join("plain.key"), &enc_file, "k3y");
     let with = |pw: Option<&str>| {
         let mut c = Credentials::new("postgres", None)
             .with_option("sslcert", crt.to_str().unwrap())

@@ -115,6 +115,28 @@ impl World {
         PgCtl::new(s).await.expect("valid settings")
     }
 
+    /// A bootstrapped primary `n1`, running.
+    pub async fn primary(&mut self) -> PgCtl {
+        let n1 = self.node("n1").await;
+        n1.bootstrap().await.expect("bootstrap");
+        n1
+    }
+
+    /// A primary `n1` and a replica `n2` streaming from it, with a table `t(v text)` whose one row, `first_row`,
+    /// `n2` has replayed: where the failover and rewind tests start.
+    pub async fn primary_and_replica(&mut self, first_row: &str) -> (PgCtl, PgCtl) {
+        let n1 = self.primary().await;
+        let n2 = self.node("n2").await;
+        n2.clone_from(&upstream(&n1)).await.expect("clone");
+        n2.start_replica(Some(&upstream(&n1)))
+            .await
+            .expect("start replica");
+        let create = format!("CREATE TABLE t(v text); INSERT INTO t VALUES ('{first_row}')");
+        sql(&n1, &create).await;
+        wait_rows(&n2, 1).await;
+        (n1, n2)
+    }
+
     /// Registers another data dir whose server must be killed at the end.
     pub fn track(&mut self, data_dir: PathBuf) {
         self.data_dirs.push(data_dir);
