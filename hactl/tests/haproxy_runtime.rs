@@ -1,5 +1,6 @@
 //! The daemon's HAProxy notifier against a real HAProxy: a promotion puts the node up in the primary backend and
-//! down in the replica backend through the runtime API, a primary about to stop takes itself out first, and an
+//! down in the replica backend through the runtime API and takes every other server of the primary backend out, a
+//! primary about to stop takes itself out first, and an
 //! HAProxy that is not there costs nothing but a warning. HAProxy's own checks are slowed to a minute, so every
 //! state seen here is one the hooks set.
 
@@ -34,14 +35,14 @@ impl Drop for Haproxy {
     }
 }
 
-/// HAProxy with `primary` and `replicas` backends holding `node1`, its runtime API on a unix socket.
+/// HAProxy with `primary` and `replicas` backends holding `node1` and `node2`, its runtime API on a unix socket.
 fn haproxy() -> Option<Haproxy> {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
     let (pg, api) = (free_port(), free_port());
     let cfg = format!(
         "global\n    stats socket {} level admin\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1m\n    timeout server 1m\n    default-server inter 60s fall 1 rise 1\n\
-         listen primary\n    bind 127.0.0.1:{}\n    option httpchk GET /primary\n    server node1 127.0.0.1:{pg} check port {api}\n\
+         listen primary\n    bind 127.0.0.1:{}\n    option httpchk GET /primary\n    server node1 127.0.0.1:{pg} check port {api}\n    server node2 127.0.0.1:{pg} check port {api}\n\
          listen replicas\n    bind 127.0.0.1:{}\n    option httpchk GET /replica\n    server node1 127.0.0.1:{pg} check port {api}\n",
         sock.display(),
         free_port(),
@@ -75,11 +76,16 @@ fn haproxy() -> Option<Haproxy> {
     })
 }
 
-/// `backend/server`'s status in `show stat` (`UP`, `DOWN`, ...).
+/// `backend/node1`'s status in `show stat` (`UP`, `DOWN`, ...).
 async fn status(api: &RuntimeApi, backend: &str) -> String {
+    server_status(api, backend, "node1").await
+}
+
+/// `backend/server`'s status in `show stat`.
+async fn server_status(api: &RuntimeApi, backend: &str, server: &str) -> String {
     let stat = send_to(api, "show stat\n").await.expect("show stat");
     stat.lines()
-        .find(|l| l.starts_with(&format!("{backend},node1,")))
+        .find(|l| l.starts_with(&format!("{backend},{server},")))
         .and_then(|l| l.split(',').nth(17))
         .unwrap_or("missing")
         .to_string()
@@ -110,6 +116,13 @@ async fn a_promotion_and_a_stop_move_the_node_between_haproxys_backends_at_once(
         },
         "node1",
     );
+    // node2 is the old primary, still up in HAProxy (cut off, say, so its check has not failed yet).
+    send_to(&h.api, "set server primary/node2 health up\n")
+        .await
+        .unwrap();
+    assert!(server_status(&h.api, "primary", "node2")
+        .await
+        .starts_with("UP"));
     // A stopping replica is none of HAProxy's business here.
     hooks
         .before_action(&Action::Stop(StopMode::Fast), NodeRole::Replica)
@@ -117,6 +130,18 @@ async fn a_promotion_and_a_stop_move_the_node_between_haproxys_backends_at_once(
     hooks.after_action(&Action::Promote, &Outcome::Done).await;
     eventually(&h.api, "primary", "UP").await;
     eventually(&h.api, "replicas", "DOWN").await;
+    // The lock holder is the only primary: the old one is taken out with its sessions.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !server_status(&h.api, "primary", "node2")
+        .await
+        .starts_with("DOWN")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the old primary is still routed to"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // The primary about to stop: out of the primary backend before the hook returns.
     hooks
