@@ -9,6 +9,9 @@ use tracing::{info_span, Instrument};
 use crate::ctl::PgCtl;
 use crate::error::{Error, Result};
 
+/// How long after the first nudge of the standbys the second comes ([`PgCtl::nudge_standbys`]).
+const NUDGE_AGAIN_AFTER: Duration = Duration::from_millis(100);
+
 impl PgCtl {
     /// Stores the cluster-wide parameters, regenerates postgresql.conf and, if the server runs, reloads it and
     /// returns the parameters that wait for a restart.
@@ -54,7 +57,9 @@ impl PgCtl {
     }
 
     /// Sets `synchronous_standby_names` as the leader manages it (`None`: back to the configured value),
-    /// regenerates postgresql.conf and, if the server runs, reloads it and waits until it has re-read the file.
+    /// regenerates postgresql.conf and, if the server runs, reloads it and waits until it has re-read the file; a
+    /// primary then nudges its standbys ([`PgCtl::nudge_standbys`]) so that commits waiting for a standby it now
+    /// names are released at once.
     pub async fn set_synchronous_standby_names(&self, value: Option<&str>) -> Result<()> {
         let _g = self.op_guard("set_synchronous_standby_names").await?;
         async {
@@ -65,11 +70,51 @@ impl PgCtl {
             self.rewrite_current_config().await?;
             if self.live_postmaster().is_some() {
                 self.reload_and_wait().await?;
+                self.nudge_standbys().await;
             }
             Ok(())
         }
         .instrument(info_span!("pg_set_synchronous_standby_names", node = %self.s.name, ?value))
         .await
+    }
+
+    /// On a primary, commits one empty transaction without waiting for any standby (`synchronous_commit = local`;
+    /// a transaction id is its only content), twice, 100 ms apart.
+    ///
+    /// Why: a walsender re-reads `synchronous_standby_names` on the reload but releases the commits waiting for its
+    /// standby only when that standby next reports a flushed position, which an idle standby does every
+    /// `wal_receiver_status_interval` (10 s by default). A commit made while the leader named no reachable standby
+    /// (strict mode after a failover names the old primary, or none) already reached the standby newly named, so
+    /// nothing new would make it report: the writes waited up to 10 s more after a failover. The nudge's WAL makes
+    /// every streaming standby flush and report at once; the second one covers a walsender that had not yet
+    /// processed the reload when the first report arrived. Best effort: on a standby, or if it fails, nothing
+    /// happens (the periodic report still comes).
+    pub async fn nudge_standbys(&self) {
+        for round in 0..2 {
+            if round > 0 {
+                tokio::time::sleep(NUDGE_AGAIN_AFTER).await;
+            }
+            let r = self
+                .with_client(self.local_config("postgres"), |c| async move {
+                    let in_recovery: bool = c.query_one("SELECT pg_is_in_recovery()", &[]).await?.get(0);
+                    if !in_recovery {
+                        c.batch_execute(
+                            "BEGIN; SET LOCAL synchronous_commit TO local; SELECT pg_current_xact_id(); COMMIT",
+                        )
+                        .await?;
+                    }
+                    Ok(in_recovery)
+                })
+                .await;
+            match r {
+                Ok(false) => {}
+                Ok(true) => return,
+                Err(e) => {
+                    tracing::debug!(error = ?e, "could not nudge the standbys");
+                    return;
+                }
+            }
+        }
     }
 
     /// Reloads through SQL and waits until the postmaster has re-read the files (`pg_conf_load_time` moved), so a

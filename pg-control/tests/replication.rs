@@ -2,7 +2,8 @@
 
 mod common;
 
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use common::{sql, upstream, wait_for, World};
 use ha_core::pg::{PgRunState, StopMode};
@@ -415,4 +416,51 @@ fn slot_for(m: &str) -> ha_core::pg::SlotPlan {
         create_physical: vec![m.to_string()],
         ..Default::default()
     }
+}
+
+/// A commit waits for a standby the primary does not name (strict synchronous mode after a failover names the
+/// lost primary); naming the standby that already has the commit releases it at once, not at the standby's next
+/// status report (`wal_receiver_status_interval`, set to a minute here so that waiting for it would show).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn naming_a_synchronous_standby_releases_the_waiting_commits_at_once() {
+    let Some(bin) = common::pg_bin() else { return };
+    let mut w = World::new(bin);
+    let (n1, n2) = w.primary_and_replica("before").await;
+    let quiet = BTreeMap::from([(
+        "wal_receiver_status_interval".to_string(),
+        "60s".to_string(),
+    )]);
+    n2.apply_parameters(&quiet).await.unwrap();
+    assert_eq!(
+        sql(&n2, "SHOW wal_receiver_status_interval").await,
+        ["1min"]
+    );
+    n1.set_synchronous_standby_names(Some("\"gone\""))
+        .await
+        .unwrap();
+    let commit = async {
+        sql(&n1, "INSERT INTO t VALUES ('waited')").await;
+        Instant::now()
+    };
+    let name = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let named = Instant::now();
+        n1.set_synchronous_standby_names(Some("\"n2\""))
+            .await
+            .unwrap();
+        named
+    };
+    let (committed, named) = tokio::join!(commit, name);
+    assert!(
+        committed > named,
+        "the commit did not wait for a named standby"
+    );
+    assert!(
+        committed - named < Duration::from_secs(5),
+        "the commit was released {:?} after n2 was named",
+        committed - named
+    );
+    common::wait_rows(&n2, 2).await;
+    n1.stop(StopMode::Fast).await.unwrap();
+    n2.stop(StopMode::Fast).await.unwrap();
 }
