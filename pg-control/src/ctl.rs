@@ -46,6 +46,9 @@ pub struct PgCtl {
     /// ([`PgCtl::set_local_config`]) when the daemon re-reads its configuration file.
     local: Mutex<LocalConf>,
     pub(crate) op_lock: tokio::sync::Mutex<()>,
+    /// The timeline the running postmaster's WAL receiver last streamed on, with that postmaster's start time
+    /// (see `observe::StreamedTimeline`).
+    pub(crate) streamed: crate::observe::StreamedTimeline,
 }
 
 impl std::fmt::Debug for PgCtl {
@@ -84,6 +87,7 @@ impl PgCtl {
                 pg_hba: s.pg_hba.clone(),
             }),
             op_lock: tokio::sync::Mutex::new(()),
+            streamed: Default::default(),
             s,
         };
         ctl.check_data_dir()?;

@@ -285,7 +285,8 @@ impl PgCtl {
                         .receive_lsn
                         .unwrap_or(0)
                         .max(obs.replay_lsn.unwrap_or(0));
-                    obs.timeline = [l.received_tli, l.checkpoint_tli, l.min_recovery_tli]
+                    let streamed = self.streamed.seen(l.started_ms, l.received_tli);
+                    obs.timeline = [streamed, l.checkpoint_tli, l.min_recovery_tli]
                         .into_iter()
                         .max()
                         .unwrap_or(0)
@@ -320,5 +321,56 @@ impl PgCtl {
             }
         }
         obs
+    }
+}
+
+/// The timeline a standby's WAL receiver last streamed on, remembered for as long as the same postmaster runs.
+///
+/// Why: a standby whose upstream is gone has no WAL receiver, so `pg_stat_wal_receiver` says nothing, and the
+/// control file's checkpoint and minimum-recovery timelines lag behind a standby that followed its upstream onto a
+/// new timeline until its first restartpoint there. Read alone they put the standby on its old timeline at a
+/// position past that timeline's end: it looked diverged and was stopped to rejoin, needlessly (seen in the e2e
+/// partition scenario: the synchronous standby restarted six seconds before it was needed for a failover). A
+/// receiver streams a timeline only once the startup process accepted it (a standby past the fork point refuses the
+/// switch), so the timeline it streamed is the one replay is on.
+#[derive(Debug, Default)]
+pub(crate) struct StreamedTimeline(std::sync::Mutex<Option<(Option<i64>, i32)>>);
+
+impl StreamedTimeline {
+    /// The receiver's timeline now (`received_tli` > 0), or the one it streamed before under the postmaster that
+    /// started at `started_ms`; 0 when there is none.
+    pub(crate) fn seen(&self, started_ms: Option<i64>, received_tli: i32) -> i32 {
+        let mut memo = ha_core::sync::lock(&self.0);
+        if received_tli > 0 {
+            *memo = Some((started_ms, received_tli));
+            return received_tli;
+        }
+        match *memo {
+            Some((started, tli)) if started == started_ms => tli,
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod streamed_timeline_tests {
+    use super::StreamedTimeline;
+
+    #[test]
+    fn a_standby_whose_upstream_died_keeps_the_timeline_its_receiver_streamed() {
+        let t = StreamedTimeline::default();
+        assert_eq!(t.seen(Some(1_000), 0), 0, "never streamed");
+        assert_eq!(t.seen(Some(1_000), 2), 2, "streaming on timeline 2");
+        assert_eq!(
+            t.seen(Some(1_000), 0),
+            2,
+            "the receiver is gone, the postmaster is the same"
+        );
+        assert_eq!(
+            t.seen(Some(2_000), 0),
+            0,
+            "a restarted postmaster replays from its control file again"
+        );
+        assert_eq!(t.seen(Some(2_000), 3), 3);
     }
 }
