@@ -10,7 +10,7 @@
 //! by a CA the test chose (`--client-cert-auth`); its health is then read on a plain-HTTP metrics port.
 //!
 //! ```no_run
-//! use dcs_etcd::testing::{etcd_or_skip, EtcdServer};
+//! use dcs_etcd::testing::{etcd_or_skip, EtcdServer, Restartable};
 //! let dir = tempfile::tempdir().unwrap();
 //! if etcd_or_skip("my_test").is_none() { return; }      // with CI=true a missing etcd panics instead
 //! let mut server = EtcdServer::start(dir.path()).unwrap();

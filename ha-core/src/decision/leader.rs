@@ -217,6 +217,7 @@ pub(super) fn with_note(mut d: Decision, note: Option<super::sync::Note>) -> Dec
     if let Some(n) = note {
         d.reason = format!("{}; {}", d.reason, n.text);
         d.warning |= n.warning;
+        d.rerun_now |= n.rerun;
     }
     d
 }

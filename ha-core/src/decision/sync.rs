@@ -23,6 +23,8 @@ pub struct Note {
     pub text: String,
     /// Logged at WARNING.
     pub warning: bool,
+    /// The next step may follow at once: the next loop runs now instead of after loop_wait.
+    pub rerun: bool,
 }
 
 impl From<String> for Note {
@@ -30,6 +32,7 @@ impl From<String> for Note {
         Note {
             text,
             warning: false,
+            rerun: false,
         }
     }
 }
@@ -160,6 +163,7 @@ pub(super) fn sync_duties(
                  requested. Commits will be delayed (synchronous_standby_names = {desired})"
             ),
             warning: true,
+            rerun: false,
         });
     }
     let published = caught_up_at(obs, cluster);
@@ -185,10 +189,14 @@ pub(super) fn sync_duties(
         .collect();
     if !same_set(&common, &voters) {
         actions.push(write(&common));
-        return Some(
-            format!("updating synchronous privilege temporarily from {voters:?} to {common:?}")
-                .into(),
-        );
+        // Once the key no longer names them, `synchronous_standby_names` may move on: at once, not a loop_wait
+        // later (after a failover the commits wait for the new names; the next loop observes again first).
+        return Some(Note {
+            rerun: true,
+            ..Note::from(format!(
+                "updating synchronous privilege temporarily from {voters:?} to {common:?}"
+            ))
+        });
     }
     let desired = standby_names(&picked, strict);
     if pg.synchronous_standby_names.as_deref() != Some(desired.as_str()) {

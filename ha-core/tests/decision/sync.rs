@@ -212,3 +212,37 @@ fn only_a_synchronous_standby_may_be_elected() {
         ),
     ]);
 }
+
+/// A multi-loop change does not wait a loop_wait between its steps where nothing has to be observed first: once the
+/// key stops naming a standby that left, `synchronous_standby_names` moves on in a loop run at once (after a
+/// failover in strict mode, the commits wait for exactly that). The step that renames waits for PostgreSQL to
+/// report the new standby synchronous, so it does not hurry the next loop.
+#[test]
+fn after_the_key_lets_a_standby_go_the_next_step_follows_at_once() {
+    use crate::support::{decide_with, local, me};
+    let mut names_node1 = led_by_me(true);
+    key(&mut names_node1, "node2", "node1");
+    let gone = leader_pg("\"node1\"", &[("node3", "async", 900)]);
+    let d = decide_with(&me(Tags::default()), Ok(&names_node1), &gone, &local());
+    assert_eq!(
+        d.actions,
+        vec![Action::RenewLock, writes("")],
+        "{}",
+        d.reason
+    );
+    assert!(d.rerun_now, "{}", d.reason);
+
+    let mut names_nobody = led_by_me(true);
+    key(&mut names_nobody, "node2", "");
+    let d = decide_with(&me(Tags::default()), Ok(&names_nobody), &gone, &local());
+    assert_eq!(
+        d.actions,
+        vec![
+            Action::RenewLock,
+            Action::SetSyncStandbyNames(Some("\"node3\"".into()))
+        ],
+        "{}",
+        d.reason
+    );
+    assert!(!d.rerun_now, "{}", d.reason);
+}

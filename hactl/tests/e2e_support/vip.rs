@@ -59,6 +59,16 @@ impl VipSite {
         // Leftovers of an earlier run with the same PID.
         remove_links(&tag);
         ip(&["link", "add", &bridge, "type", "bridge"]);
+        // A bridge takes the lowest MAC of its ports unless given one: adding node2's and node3's links could change
+        // the gateway's MAC under node1's ARP entry, and node1's vip-manager then timed out on every request to
+        // the forwarder (seen once in CI). A MAC set here stays.
+        ip(&[
+            "link",
+            "set",
+            &bridge,
+            "address",
+            &format!("02:00:0a:e7:{net:02x}:01"),
+        ]);
         ip(&["addr", "add", &format!("{gateway}/24"), "dev", &bridge]);
         ip(&["link", "set", &bridge, "up"]);
         let mut site = VipSite {

@@ -110,6 +110,7 @@ pub(super) fn duties(
                     any_names(num, &voters)
                 ),
                 warning: true,
+                rerun: false,
             });
         }
         if min_sync == 0
@@ -138,6 +139,7 @@ pub(super) fn duties(
             return Some(Note {
                 text: format!("quorum commit: {e}; nothing changed"),
                 warning: true,
+                rerun: false,
             })
         }
     };
