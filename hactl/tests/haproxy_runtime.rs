@@ -4,35 +4,21 @@
 //! HAProxy that is not there costs nothing but a warning. HAProxy's own checks are slowed to a minute, so every
 //! state seen here is one the hooks set.
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ha_core::decision::Action;
 use ha_core::driver::{Hooks, NodeRole, Outcome};
 use ha_core::pg::StopMode;
+use ha_core::testing::{free_port, ServerProcess};
 use hactl::config::haproxy::{HaproxyConfig, RuntimeApi};
 use hactl::daemon::haproxy::{send_to, HaproxyHooks};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
+/// Killed by PID and reaped on drop ([`ServerProcess`]), before its directory goes.
 struct Haproxy {
-    child: Child,
+    _process: ServerProcess,
     api: RuntimeApi,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// HAProxy with `primary` and `replicas` backends holding `node1` and `node2`, its runtime API on a unix socket.
@@ -50,27 +36,20 @@ fn haproxy() -> Option<Haproxy> {
     );
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, cfg).unwrap();
-    let spawned = Command::new("haproxy")
-        .args(["-db", "-f"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let child = ha_core::testing::or_skip(
+    let spawned = ServerProcess::spawn(
+        Command::new("haproxy").args(["-db", "-f"]).arg(&path),
+        &dir.path().join("haproxy.log"),
+    );
+    let mut process = ha_core::testing::or_skip(
         spawned,
         |e| e.kind() == std::io::ErrorKind::NotFound,
         "haproxy",
     )?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !sock.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "HAProxy did not open its runtime API"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    process
+        .wait_ready(Duration::from_secs(10), || sock.exists())
+        .unwrap_or_else(|e| panic!("HAProxy did not open its runtime API: {e}"));
     Some(Haproxy {
-        child,
+        _process: process,
         api: RuntimeApi::Unix(sock),
         _dir: dir,
     })
