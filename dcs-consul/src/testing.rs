@@ -189,8 +189,14 @@ impl ConsulServer {
         let port = self.http_port;
         process
             .wait_ready(READY_TIMEOUT, || {
-                // `"127.0.0.1:8300"` once elected, `""` before.
+                // `"127.0.0.1:8300"` once elected, `""` before; then the node registered in the catalog with its
+                // serfHealth check passing, which every session is created against: a session asked for in
+                // between got "Missing node registration" (once in CI).
                 http_get(port, "/v1/status/leader").is_some_and(|body| body.contains(':'))
+                    && http_get(port, "/v1/health/node/hactl-test").is_some_and(|body| {
+                        body.contains("\"CheckID\":\"serfHealth\"")
+                            && body.contains("\"Status\":\"passing\"")
+                    })
             })
             .map_err(TestServerError::NotReady)
     }
