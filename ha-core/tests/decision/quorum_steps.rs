@@ -261,3 +261,20 @@ fn a_broken_state_is_repaired_by_raising_the_quorum() {
         [quorum("a", 1, "bd"), sync(1, "bd")]
     );
 }
+
+/// hactl's deviation (see the resolver's module doc): a new leader whose voters are gone but one that has not caught
+/// up (measured: none confirmed) keeps that one from being elected alone; Patroni would give it quorum 0. The
+/// simulator's seed 1424 lost acknowledged commits that way: the old leader's last commits lived only on the new
+/// leader and on a voter whose daemon was frozen.
+#[test]
+fn a_voter_left_alone_that_has_not_caught_up_is_not_elected_alone() {
+    check(
+        measured(state("e", 1, "abc", 2, "abc", 0, "c", 1, "e"), 0),
+        &[sync(2, "ac"), quorum("e", 1, "c"), sync(1, "c")],
+    );
+    // Once it has, quorum 0 as Patroni has it.
+    check(
+        measured(state("e", 1, "abc", 2, "abc", 0, "c", 1, "e"), 1),
+        &[sync(2, "ac"), quorum("e", 0, "c"), sync(1, "c")],
+    );
+}

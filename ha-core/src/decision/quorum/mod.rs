@@ -40,7 +40,7 @@ fn active_key(cluster: &Cluster) -> Option<&SyncState> {
 /// Who may be a synchronous standby now (`active`) and which of those listed in `synchronous_standby_names` have
 /// caught up since (`confirmed`), as Patroni's `SyncHandler.current_state` sees them in quorum mode: a standby
 /// tagged `nofailover` only while fewer than `synchronous_node_count` others are available; confirmed once
-/// PostgreSQL reports it `quorum` and it flushed past the position the leader published in an earlier loop.
+/// PostgreSQL reports it `quorum` and it flushed past [`super::sync::caught_up_at`].
 fn current(
     obs: &Observation,
     cluster: &Cluster,
@@ -48,7 +48,9 @@ fn current(
     ssn: &StandbyNames,
 ) -> (Names, Names) {
     let wanted = cfg.synchronous_node_count();
-    let published = cluster.last_leader_lsn().unwrap_or(0);
+    // Where the primary was when the names last changed, not only what the leader last published: a new leader's
+    // cluster still shows the old leader's last status, which may predate commits it acknowledged afterwards.
+    let published = super::sync::caught_up_at(obs, cluster);
     let mut all = candidates(obs, cluster, cfg);
     // Those that may fail over first (a stable sort keeps the rest of the order).
     all.sort_by_key(|c| c.nofailover);
