@@ -54,6 +54,8 @@ struct Inner {
     /// Lease length per client.
     ttl_ms: BTreeMap<String, u64>,
     requests: BTreeMap<String, u64>,
+    /// Leader keys the server expired (not deleted): who held each and when its lease ended, by the server's clock.
+    leader_expiries: Vec<(String, Millis)>,
 }
 
 impl Inner {
@@ -76,7 +78,13 @@ impl Inner {
             .map(|(k, _)| k.clone())
             .collect();
         for k in expired {
-            self.entries.remove(&k);
+            if let Some(e) = self.entries.remove(&k) {
+                if k == keys::LEADER {
+                    if let Some((_, until)) = e.lease {
+                        self.leader_expiries.push((e.value, until));
+                    }
+                }
+            }
             self.next_rev();
         }
     }
@@ -176,6 +184,14 @@ impl MemoryDcs {
         g.entries
             .get(keys::LEADER)
             .map(|e| (e.value.clone(), e.version))
+    }
+    /// The leader keys the server expired since the last call (each holder and the moment, by the server's
+    /// clock, its lease ended): the ground truth the simulator's lease-safety invariant checks against.
+    pub fn take_leader_expiries(&self) -> Vec<(String, Millis)> {
+        let now = self.clock.now();
+        let mut g = self.lock();
+        g.purge(now);
+        std::mem::take(&mut g.leader_expiries)
     }
     /// Requests served per client so far (for footprint figures).
     pub fn request_counts(&self) -> BTreeMap<String, u64> {

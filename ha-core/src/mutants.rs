@@ -22,6 +22,51 @@ pub enum PlantedBug {
     /// The leader only appends to the `history` key, never replacing one written by another branch's leader (the
     /// bug the simulator's soak found on 2026-12-03).
     AppendOnlyHistory,
+    /// The lease runs the whole ttl: no safety margin for drift, a late loop or the fencer's own delay.
+    LeaseMarginZero,
+    /// The lease is counted from the reply to the renewal, not from its send (the server counts from when the
+    /// request reached it, which may be long before the reply comes back).
+    LeaseFromReply,
+    /// The watchdog is never armed: nothing fences a primary whose daemon stopped renewing.
+    NoFencer,
+    /// A graceful shutdown whose stop of PostgreSQL failed releases the lock and disarms the watchdog anyway (#11
+    /// hole 4): a hung postmaster's backends keep committing while a replica promotes.
+    ReleaseAfterFailedStop,
+}
+
+impl PlantedBug {
+    /// Every planted bug, in the order `simulate --mutants` reports them.
+    pub const ALL: [PlantedBug; 9] = [
+        PlantedBug::PromoteWithoutLock,
+        PlantedBug::SyncKeyBeforeNames,
+        PlantedBug::StaleQuorumVotes,
+        PlantedBug::LeaveDivergedStandbyRunning,
+        PlantedBug::AppendOnlyHistory,
+        PlantedBug::LeaseMarginZero,
+        PlantedBug::LeaseFromReply,
+        PlantedBug::NoFencer,
+        PlantedBug::ReleaseAfterFailedStop,
+    ];
+
+    /// The bug's name on the command line (`--planted-bug NAME`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PlantedBug::PromoteWithoutLock => "promote-without-lock",
+            PlantedBug::SyncKeyBeforeNames => "sync-key-before-names",
+            PlantedBug::StaleQuorumVotes => "stale-quorum-votes",
+            PlantedBug::LeaveDivergedStandbyRunning => "leave-diverged-standby-running",
+            PlantedBug::AppendOnlyHistory => "append-only-history",
+            PlantedBug::LeaseMarginZero => "lease-margin-zero",
+            PlantedBug::LeaseFromReply => "lease-from-reply",
+            PlantedBug::NoFencer => "no-fencer",
+            PlantedBug::ReleaseAfterFailedStop => "release-after-failed-stop",
+        }
+    }
+
+    /// The bug named `name` (see [`PlantedBug::name`]).
+    pub fn from_name(name: &str) -> Option<PlantedBug> {
+        PlantedBug::ALL.into_iter().find(|b| b.name() == name)
+    }
 }
 
 #[cfg(feature = "mutants")]

@@ -9,11 +9,21 @@ use crate::time::Millis;
 impl<D: Dcs, P: PgControl> Driver<D, P> {
     /// The lease runs from `sent` (when the successful request left this node) for ttl minus the safety margin.
     pub(super) fn take_lease(&mut self, sent: Millis) {
-        let valid = self.local.timing.lease_valid_ms();
+        use crate::mutants::{active, PlantedBug};
+        let valid = if active(PlantedBug::LeaseMarginZero) {
+            self.local.timing.ttl_ms
+        } else {
+            self.local.timing.lease_valid_ms()
+        };
+        let sent = if active(PlantedBug::LeaseFromReply) {
+            self.clock.now()
+        } else {
+            sent
+        };
         let deadline = sent.plus_ms(valid);
         self.local.lease_deadline = Some(deadline);
         // Paused, nothing is done automatically, fencing included (Patroni closes its watchdog in pause).
-        if self.local.last_config.is_paused() {
+        if self.local.last_config.is_paused() || active(PlantedBug::NoFencer) {
             self.watchdog.disarm();
         } else {
             self.watchdog.arm(deadline);

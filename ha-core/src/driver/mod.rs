@@ -217,11 +217,15 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             .before_action(&Action::Stop(crate::pg::StopMode::Fast), self.role)
             .await;
         if let Err(e) = self.pg.stop(crate::pg::StopMode::Fast).await {
-            // A postmaster that would not stop (hung) may still serve writes through its backends: the lock is
-            // kept so no replica promotes beside it, and the watchdog stays armed so it fences at the lease end
-            // (the fencer outlives this process). The others take over after the ttl.
-            error!(node = %name, error = %e, "could not stop PostgreSQL: keeping the lock and the watchdog armed");
-            return;
+            if crate::mutants::active(crate::mutants::PlantedBug::ReleaseAfterFailedStop) {
+                error!(node = %name, error = %e, "could not stop PostgreSQL (planted bug: leaving anyway)");
+            } else {
+                // A postmaster that would not stop (hung) may still serve writes through its backends: the lock is
+                // kept so no replica promotes beside it, and the watchdog stays armed so it fences at the lease end
+                // (the fencer outlives this process). The others take over after the ttl.
+                error!(node = %name, error = %e, "could not stop PostgreSQL: keeping the lock and the watchdog armed");
+                return;
+            }
         }
         // The member key goes first: a replica woken by the release must not still read "primary" in it.
         let _ = self.dcs.delete_member(&name).await;

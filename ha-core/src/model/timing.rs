@@ -203,6 +203,15 @@ impl Timing {
         safety_margin_ms(self.ttl_ms)
     }
 
+    /// The slowest DCS round trip (every call of a loop that slow) under which a healthy leader is never fenced nor
+    /// replaced. Between two renewals a slow loop makes four calls one after the other (the renewal itself, the
+    /// `status` and member-key writes, the next loop's read), paced from its start, so the renewals stay within the
+    /// lease while four round trips do; a fifth is kept for the fencer's delay, clock drift and a late wake-up.
+    /// The simulator's stability runs check it (`SimConfig::stability`).
+    pub fn dcs_round_trip_bound_ms(&self) -> u64 {
+        self.lease_valid_ms() / 5
+    }
+
     /// How long after sending a successful renewal this node may still act as the leader.
     pub fn lease_valid_ms(&self) -> u64 {
         self.ttl_ms - self.lease_safety_margin_ms()

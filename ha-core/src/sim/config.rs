@@ -53,6 +53,17 @@ pub struct SimConfig {
     pub slow_replica: Option<(usize, u64)>,
     /// Whether nodes run a watchdog that fences PostgreSQL when the lease runs out without a renewal.
     pub watchdog: bool,
+    /// Whether each machine's clock runs fast or slow (within [`crate::sim::clock::MAX_DRIFT_PPM`]).
+    pub clock_drift: bool,
+    /// The longest a fencer takes, after its deadline, to have PostgreSQL dead (drawn per node up to this).
+    pub max_fence_delay_ms: u64,
+    /// Whether the chaos phase troubles DCS links (latency, replies lost after the server applied the request,
+    /// delayed watch events) and stops daemons gracefully (SIGTERM), as well as the faults every run has.
+    pub message_faults: bool,
+    /// A stability run: the chaos phase only slows DCS links (each round trip up to this percentage of
+    /// [`Timing::dcs_round_trip_bound_ms`], nothing lost), and any promotion or fencing after the cluster formed is a
+    /// violation (see [`crate::sim::invariants::stability`]).
+    pub stability_percent: Option<u64>,
     /// Virtual time per step, in ms: faults, due loops, replication and client writes happen once per step.
     pub step_ms: u64,
     /// Time for the cluster to form before faults start.
@@ -98,6 +109,10 @@ impl SimConfig {
             sync_node_count: if nodes == 5 { 2 } else { 1 },
             slow_replica: (seed % 2 == 0).then(|| ((seed / 2) as usize % nodes, 6 * 1024)),
             watchdog: true,
+            clock_drift: true,
+            max_fence_delay_ms: 300,
+            message_faults: true,
+            stability_percent: None,
             step_ms: 100,
             settle_ms: 40_000,
             chaos_ms: 240_000,
@@ -105,6 +120,16 @@ impl SimConfig {
             write_bytes_per_step: 8 * 1024,
             trace: false,
             planted_bug: None,
+        }
+    }
+
+    /// The stability run for `seed`: its timing profile and replication mode as [`SimConfig::for_seed`], and during
+    /// the chaos phase nothing but slow DCS links, each round trip up to `percent` of the bound the timing allows
+    /// ([`Timing::dcs_round_trip_bound_ms`]; each leg up to half of it).
+    pub fn stability(seed: u64, percent: u64) -> SimConfig {
+        SimConfig {
+            stability_percent: Some(percent),
+            ..SimConfig::for_seed(seed)
         }
     }
 

@@ -3,7 +3,8 @@
 
 use rand::Rng;
 
-use super::node::Daemon;
+use super::dcs_link::LinkTrouble;
+use super::node::{Daemon, Slot};
 use super::{SimRun, Simulation};
 use crate::model::Failover;
 use crate::time::Millis;
@@ -70,6 +71,29 @@ pub enum Fault {
         /// How long the connection stays cut, in ms.
         ms: u64,
     },
+    /// The node's link to the DCS is slow and loses replies for `ms`: requests and replies each take up to
+    /// `max_latency_ms` (some longer than the deadline), a lost reply leaves the client not knowing whether the
+    /// server applied its request, and leader-change events arrive late.
+    DcsLinkTrouble {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long the trouble lasts, in ms.
+        ms: u64,
+        /// The longest one leg takes, in ms.
+        max_latency_ms: u64,
+        /// The share of replies lost, in percent.
+        reply_loss_pct: u32,
+    },
+    /// The daemon gets SIGTERM: it finishes its loop, shuts down gracefully (stops PostgreSQL, releases the lock),
+    /// and is started again `down_ms` later. With `pg_hung` PostgreSQL hangs at the same moment, so the stop fails.
+    DaemonStop {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long until the daemon is started again, in ms.
+        down_ms: u64,
+        /// Whether PostgreSQL hangs (for `down_ms`) as the stop begins.
+        pg_hung: bool,
+    },
 }
 
 impl Simulation {
@@ -80,7 +104,8 @@ impl Simulation {
         match fault {
             Fault::NodeCrash { node, down_ms } => {
                 let n = &mut self.nodes[node];
-                n.driver = None;
+                n.slot = Slot::Gone;
+                n.stop_requested = None;
                 n.daemon = Daemon::Down {
                     until: now.plus_ms(down_ms),
                 };
@@ -129,7 +154,8 @@ impl Simulation {
                 // A daemon already down (its machine crashed, or killed before) stays down until its own restart:
                 // a second kill must not move that restart earlier than the machine's return.
                 if !matches!(self.nodes[node].daemon, Daemon::Down { .. }) {
-                    self.nodes[node].driver = None;
+                    self.nodes[node].slot = Slot::Gone;
+                    self.nodes[node].stop_requested = None;
                     self.nodes[node].daemon = Daemon::Down {
                         until: now.plus_ms(down_ms),
                     };
@@ -149,6 +175,38 @@ impl Simulation {
                 self.net.lock().no_receive.insert(name);
                 self.nodes[node].replication_cut_until = Some(now.plus_ms(ms));
             }
+            Fault::DcsLinkTrouble {
+                node,
+                ms,
+                max_latency_ms,
+                reply_loss_pct,
+            } => {
+                let name = self.nodes[node].name.clone();
+                self.dcs_links.set(
+                    &name,
+                    Some(LinkTrouble {
+                        max_latency_ms,
+                        reply_loss_pct,
+                    }),
+                );
+                let until = now.plus_ms(ms);
+                let n = &mut self.nodes[node];
+                n.link_trouble_until = Some(n.link_trouble_until.map_or(until, |u| u.max(until)));
+            }
+            Fault::DaemonStop {
+                node,
+                down_ms,
+                pg_hung,
+            } => {
+                if self.nodes[node].daemon == Daemon::Up
+                    && self.nodes[node].stop_requested.is_none()
+                {
+                    self.nodes[node].stop_requested = Some(down_ms);
+                    if pg_hung {
+                        self.inject(Fault::PgHang { node, ms: down_ms });
+                    }
+                }
+            }
             Fault::Switchover { candidate } => {
                 let leader = self.dcs.leader().map(|(l, _)| l);
                 let member = Some(self.nodes[candidate].name.clone());
@@ -164,7 +222,17 @@ impl Simulation {
     pub(super) fn random_fault(&mut self) -> Fault {
         let ttl = self.timing.ttl_ms;
         let node = self.rng.gen_range(0..self.nodes.len());
-        match self.rng.gen_range(0..10) {
+        if let Some(percent) = self.cfg.stability_percent {
+            let max_latency_ms = self.timing.dcs_round_trip_bound_ms() * percent / 100 / 2;
+            return Fault::DcsLinkTrouble {
+                node,
+                ms: self.rng.gen_range(ttl / 2..ttl * 3),
+                max_latency_ms,
+                reply_loss_pct: 0,
+            };
+        }
+        let kinds = if self.cfg.message_faults { 12 } else { 10 };
+        match self.rng.gen_range(0..kinds) {
             0 => Fault::NodeCrash {
                 node,
                 down_ms: self.rng.gen_range(ttl / 2..ttl * 3),
@@ -190,9 +258,25 @@ impl Simulation {
                 ms: self.rng.gen_range(ttl / 4..ttl * 2),
             },
             8 => Fault::Switchover { candidate: node },
-            _ => Fault::ReplicationCut {
+            9 => Fault::ReplicationCut {
                 node,
                 ms: self.rng.gen_range(ttl / 2..ttl * 3),
+            },
+            10 => {
+                // Up to one and a half deadlines a leg: most calls succeed late, some time out, some of those
+                // after the server applied them.
+                let retry = self.timing.retry_timeout_ms;
+                Fault::DcsLinkTrouble {
+                    node,
+                    ms: self.rng.gen_range(ttl / 2..ttl * 3),
+                    max_latency_ms: self.rng.gen_range(retry / 10..=retry * 3 / 2),
+                    reply_loss_pct: self.rng.gen_range(0..=40),
+                }
+            }
+            _ => Fault::DaemonStop {
+                node,
+                down_ms: self.rng.gen_range(1_000..ttl * 2),
+                pg_hung: self.rng.gen_bool(0.5),
             },
         }
     }
@@ -210,6 +294,16 @@ impl Simulation {
             if self.nodes[i].partitioned_until.map_or(false, due) {
                 self.dcs.set_partitioned(&name, false);
                 self.nodes[i].partitioned_until = None;
+            }
+            if heal_all {
+                // A SIGTERM being served still ends in a stop, but the daemon comes back at once.
+                if let Some(down) = self.nodes[i].stop_requested.as_mut() {
+                    *down = 0;
+                }
+            }
+            if self.nodes[i].link_trouble_until.map_or(false, due) {
+                self.nodes[i].link_trouble_until = None;
+                self.dcs_links.set(&name, None);
             }
             if self.nodes[i].replication_cut_until.map_or(false, due) {
                 self.nodes[i].replication_cut_until = None;

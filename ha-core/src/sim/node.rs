@@ -1,19 +1,46 @@
-//! One simulated node: its daemon (up, frozen or down), the real [`Driver`] it runs, its watchdog and failsafe
-//! inbox; and the REST network between nodes, over which a leader in failsafe mode asks the others to accept it.
+//! One simulated node: its daemon (up, frozen or down), the real [`Driver`] it runs (a loop or a shutdown may be in
+//! flight across steps, waiting for the DCS), its own clock, its watchdog and failsafe inbox; and the REST network
+//! between nodes, over which a leader in failsafe mode asks the others to accept it.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
+use super::clock::NodeClock;
+use super::dcs_link::SimDcsLink;
 use super::{SimPg, SimSync, Simulation};
 use crate::decision::NodeIdentity;
-use crate::driver::{Driver, DriverSettings, FailsafeInbox, FailsafeProbe, PeerProbe, PeerStatus};
-use crate::mock_dcs::MemoryDcsClient;
+use crate::driver::{
+    CycleReport, Driver, DriverSettings, FailsafeInbox, FailsafeProbe, PeerProbe, PeerStatus,
+};
 use crate::model::{DynamicPostgresql, GlobalConfig, Timing};
 use crate::sync::lock;
 use crate::time::{Clock, Millis};
 use crate::watchdog::Watchdog;
+
+/// The driver a simulated node runs.
+pub(super) type SimDriver = Driver<SimDcsLink, SimPg>;
+
+/// A loop (`Some` report) or a graceful shutdown (`None`) in flight; it owns the driver until it completes.
+pub(super) type InFlight =
+    Pin<Box<dyn Future<Output = (Box<SimDriver>, Option<CycleReport>)> + Send>>;
+
+/// What a node's daemon is doing.
+#[derive(Default)]
+pub(super) enum Slot {
+    /// No daemon process.
+    #[default]
+    Gone,
+    /// Waiting for its next loop.
+    Idle(Box<SimDriver>),
+    /// A loop or a shutdown waits for the DCS.
+    Busy(InFlight),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) enum Daemon {
@@ -36,11 +63,13 @@ impl Watchdog for SimWatchdog {
 
 /// Which daemons answer REST calls, and their failsafe inboxes: the simulated network between nodes.
 #[derive(Clone, Default)]
-pub(super) struct RestNet(pub(super) Arc<Mutex<BTreeMap<String, (bool, FailsafeInbox)>>>);
+/// Each entry: whether the daemon answers, its inbox, and its machine's clock (the receiver stamps what it accepts).
+pub(super) struct RestNet(
+    pub(super) Arc<Mutex<BTreeMap<String, (bool, FailsafeInbox, NodeClock)>>>,
+);
 
 struct SimProbe {
     rest: RestNet,
-    clock: Arc<dyn Clock>,
     timing: Timing,
 }
 
@@ -54,16 +83,12 @@ impl FailsafeProbe for SimProbe {
         _slots: &BTreeMap<String, u64>,
     ) -> Option<BTreeMap<String, u64>> {
         let g = lock(&self.rest.0);
-        let now = self.clock.now();
         let mut all = true;
         for name in members.keys() {
             match g.get(name) {
-                Some((true, inbox)) => Driver::<MemoryDcsClient, SimPg>::accept_failsafe_leader(
-                    inbox,
-                    leader,
-                    now,
-                    self.timing,
-                ),
+                Some((true, inbox, clock)) => {
+                    SimDriver::accept_failsafe_leader(inbox, leader, clock.now(), self.timing)
+                }
                 _ => all = false,
             }
         }
@@ -84,7 +109,7 @@ impl PeerProbe for SimPeers {
         let up = lock(&self.rest.0);
         members
             .keys()
-            .filter(|n| up.get(*n).map_or(false, |(answers, _)| *answers))
+            .filter(|n| up.get(*n).map_or(false, |(answers, _, _)| *answers))
             .filter_map(|n| {
                 let s = self.net.state(n)?;
                 (s.run == super::SimRun::Running).then(|| {
@@ -103,7 +128,12 @@ impl PeerProbe for SimPeers {
 
 pub(super) struct SimNode {
     pub(super) name: String,
-    pub(super) driver: Option<Driver<MemoryDcsClient, SimPg>>,
+    pub(super) slot: Slot,
+    /// A SIGTERM arrived: the daemon shuts down once its current loop ends, and is started again this much later.
+    pub(super) stop_requested: Option<u64>,
+    pub(super) clock: NodeClock,
+    /// How long after its deadline the fencer has PostgreSQL dead (kill, then the postmaster's exit).
+    pub(super) fence_delay_ms: u64,
     pub(super) daemon: Daemon,
     pub(super) next_wake: Millis,
     pub(super) watchdog: SimWatchdog,
@@ -111,6 +141,7 @@ pub(super) struct SimNode {
     pub(super) hung_until: Option<Millis>,
     pub(super) partitioned_until: Option<Millis>,
     pub(super) replication_cut_until: Option<Millis>,
+    pub(super) link_trouble_until: Option<Millis>,
     pub(super) last_reason: String,
 }
 
@@ -176,22 +207,27 @@ impl Simulation {
             // The cluster's use_pg_rewind decides, as the scenario configures it.
             use_pg_rewind: None,
         };
-        let clock: Arc<dyn Clock> = Arc::new(self.clock.clone());
-        let mut driver = Driver::new(
+        let clock: Arc<dyn Clock> = Arc::new(self.nodes[i].clock.clone());
+        // Each daemon's link draws its latencies from its own stream (seed, node, start), so the order in which
+        // the step polls the nodes does not change what each one meets.
+        let link_seed = self.cfg.seed ^ ((i as u64 + 1) << 48) ^ self.clock.now().0;
+        let link = SimDcsLink::new(
             self.dcs.client(&name),
-            self.net.server(&name),
-            clock.clone(),
-            settings,
-        )
-        .with_failsafe_probe(Box::new(SimProbe {
-            rest: self.rest.clone(),
-            clock,
-            timing: self.timing,
-        }))
-        .with_peer_probe(Box::new(SimPeers {
-            rest: self.rest.clone(),
-            net: self.net.clone(),
-        }));
+            &name,
+            self.clock.clone(),
+            self.dcs_links.clone(),
+            ChaCha8Rng::seed_from_u64(link_seed),
+            self.timing.retry_timeout_ms,
+        );
+        let mut driver = Driver::new(link, self.net.server(&name), clock, settings)
+            .with_failsafe_probe(Box::new(SimProbe {
+                rest: self.rest.clone(),
+                timing: self.timing,
+            }))
+            .with_peer_probe(Box::new(SimPeers {
+                rest: self.rest.clone(),
+                net: self.net.clone(),
+            }));
         if self.cfg.watchdog {
             driver = driver.with_watchdog(Box::new(self.nodes[i].watchdog.clone()));
         }
@@ -201,7 +237,8 @@ impl Simulation {
         if let Some(e) = lock(&self.rest.0).get_mut(&name) {
             e.1 = inbox;
         }
-        self.nodes[i].driver = Some(driver);
+        self.nodes[i].slot = Slot::Idle(Box::new(driver));
+        self.nodes[i].stop_requested = None;
         self.nodes[i].daemon = Daemon::Up;
         self.nodes[i].next_wake = self.clock.now();
     }

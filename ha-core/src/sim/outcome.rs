@@ -1,7 +1,6 @@
 //! What a simulated run found: its violations, its figures, its trace, and the command that replays it.
 
 use super::{Fault, SimConfig, Violation};
-use crate::decision::PlantedBug;
 use crate::time::Millis;
 
 /// Figures from one run.
@@ -23,6 +22,11 @@ pub struct SimStats {
     pub longest_write_gap_ms: u64,
     /// Commits acknowledged to the client.
     pub acked_commits: u64,
+    /// DCS calls the server applied whose reply was lost or came after the client's deadline (the client was told
+    /// the call failed).
+    pub dcs_applied_unanswered: u64,
+    /// DCS calls that timed out before reaching the server.
+    pub dcs_timed_out: u64,
     /// Asynchronous: the most bytes of acknowledged commits a primary lacked (synchronous: always 0, or a violation).
     pub acked_bytes_lost: u64,
 }
@@ -43,23 +47,23 @@ pub struct SimOutcome {
 impl SimOutcome {
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
-        let bug = match self.config.planted_bug {
-            Some(PlantedBug::PromoteWithoutLock) => " --planted-bug promote-without-lock",
-            Some(PlantedBug::SyncKeyBeforeNames) => " --planted-bug sync-key-before-names",
-            Some(PlantedBug::StaleQuorumVotes) => " --planted-bug stale-quorum-votes",
-            Some(PlantedBug::LeaveDivergedStandbyRunning) => {
-                " --planted-bug leave-diverged-standby-running"
-            }
-            Some(PlantedBug::AppendOnlyHistory) => " --planted-bug append-only-history",
-            None => "",
-        };
+        let bug = self
+            .config
+            .planted_bug
+            .map(|b| format!(" --planted-bug {}", b.name()))
+            .unwrap_or_default();
+        let stability = self
+            .config
+            .stability_percent
+            .map(|p| format!(" --stability {p}"))
+            .unwrap_or_default();
         let wd = if self.config.watchdog {
             ""
         } else {
             " --no-watchdog"
         };
         format!(
-            "cargo run --release -p ha-core --example simulate -- --seed {}{bug}{wd} --trace",
+            "cargo run --release -p ha-core --example simulate -- --seed {}{bug}{stability}{wd} --trace",
             self.config.seed
         )
     }

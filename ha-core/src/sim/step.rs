@@ -1,12 +1,14 @@
 //! One step of virtual time: heal what is due, maybe inject a fault, wake daemons on a leader change, run the due
 //! loops in an order the seed decides, fire watchdogs, replicate, let the client write, and check the invariants.
 
+use std::task::{Context, Poll, Waker};
+
 use rand::Rng;
 
-use super::node::Daemon;
-use super::{invariants, now_or_never, SimRun, Simulation};
-use crate::driver::CycleReport;
+use super::node::{Daemon, InFlight, Slot};
+use super::{invariants, SimRun, Simulation};
 use crate::sync::lock;
+use crate::time::Clock;
 use crate::watchdog::Watchdog;
 
 impl Simulation {
@@ -25,12 +27,16 @@ impl Simulation {
             let f = self.random_fault();
             self.inject(f);
         }
-        // The watch: a changed leader key wakes every daemon.
+        // The watch: a changed leader key wakes every daemon (late on a troubled link: the event travels too).
         let leader_version = self.dcs.leader().map(|(_, v)| v);
         if leader_version != self.last_leader_version {
             self.last_leader_version = leader_version;
-            for n in &mut self.nodes {
-                n.next_wake = n.next_wake.min(now);
+            for i in 0..self.nodes.len() {
+                let delay = lock(&self.dcs_links.0)
+                    .get(&self.nodes[i].name)
+                    .map_or(0, |t| self.rng.gen_range(0..=t.max_latency_ms));
+                let n = &mut self.nodes[i];
+                n.next_wake = n.next_wake.min(now.plus_ms(delay));
             }
         }
         // REST reachability follows the daemons.
@@ -42,23 +48,58 @@ impl Simulation {
                 }
             }
         }
-        // Run due loops in an order the seed decides.
+        // Run due loops in an order the seed decides; a loop waiting for the DCS goes on where it stopped.
         let mut order: Vec<usize> = (0..self.nodes.len()).collect();
         for i in (1..order.len()).rev() {
             let j = self.rng.gen_range(0..=i);
             order.swap(i, j);
         }
         for i in order {
-            if self.nodes[i].daemon != Daemon::Up || self.nodes[i].next_wake > now {
+            if self.nodes[i].daemon != Daemon::Up {
                 continue;
             }
-            let Some(driver) = self.nodes[i].driver.as_mut() else {
+            let node_now = self.nodes[i].clock.now();
+            let mut fut: InFlight = match std::mem::take(&mut self.nodes[i].slot) {
+                Slot::Gone => continue,
+                Slot::Busy(f) => f,
+                Slot::Idle(mut d) if self.nodes[i].stop_requested.is_some() => {
+                    Box::pin(async move {
+                        d.shutdown().await;
+                        (d, None)
+                    })
+                }
+                Slot::Idle(mut d) if self.nodes[i].next_wake <= node_now => Box::pin(async move {
+                    let r = d.cycle().await;
+                    (d, Some(r))
+                }),
+                idle => {
+                    self.nodes[i].slot = idle;
+                    continue;
+                }
+            };
+            let (driver, report) = match fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+            {
+                Poll::Pending => {
+                    self.nodes[i].slot = Slot::Busy(fut);
+                    continue;
+                }
+                Poll::Ready(done) => done,
+            };
+            let Some(report) = report else {
+                // The graceful shutdown ended: the process exits, and is started again later.
+                let down_ms = self.nodes[i].stop_requested.take().unwrap_or(0);
+                self.nodes[i].daemon = Daemon::Down {
+                    until: now.plus_ms(down_ms),
+                };
+                let name = self.nodes[i].name.clone();
+                self.log(format!("{name}: daemon stopped gracefully"));
                 continue;
             };
-            let report: CycleReport = now_or_never(driver.cycle());
             let failsafe = driver.local_state().failsafe.clone();
+            self.nodes[i].slot = Slot::Idle(driver);
             self.stats.cycles += 1;
-            self.nodes[i].next_wake = report.next_wake.max(now.plus_ms(1));
+            // The report's times are on the node's clock.
+            self.nodes[i].next_wake = report.next_wake.max(self.nodes[i].clock.now().plus_ms(1));
             if let Some(v) = invariants::promotion_lag::check(
                 &self.nodes[i].name,
                 &report,
@@ -78,11 +119,11 @@ impl Simulation {
                 ));
             }
         }
-        // Watchdogs fire on their own, whatever the daemons are doing.
+        // Watchdogs fire on their own, whatever the daemons are doing, by their machine's clock and a little late.
         for n in &self.nodes {
             let deadline = *lock(&n.watchdog.0);
             if let Some(d) = deadline {
-                if d <= now {
+                if d.plus_ms(n.fence_delay_ms) <= n.clock.now() {
                     let fenced = self.net.with(&n.name, |s| {
                         if s.alive() && !s.standby {
                             s.run = SimRun::Crashed;
@@ -110,6 +151,20 @@ impl Simulation {
         self.stats.acked_commits = self.commits.count;
         if let Some(v) = invariants::single_writer::check(&self.net, now) {
             self.violations.push(v);
+        }
+        // Lease safety, on the server's ground truth (failsafe mode keeps a leader on purpose past its lease: it is
+        // the members' confirmation, not the lease, that protects it there).
+        for (holder, at) in self.dcs.take_leader_expiries() {
+            self.log(format!("DCS server expired {holder}'s leader lease"));
+            self.expired_leases.insert(holder, at);
+        }
+        if let Some((leader, _)) = self.dcs.leader() {
+            self.expired_leases.remove(&leader);
+        }
+        if !self.cfg.failsafe_mode {
+            if let Some(v) = invariants::lease_safety::check(&self.net, &self.expired_leases, now) {
+                self.violations.push(v);
+            }
         }
         let (v, lost) = invariants::acked_commits::check(
             &self.net,

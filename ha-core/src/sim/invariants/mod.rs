@@ -1,10 +1,12 @@
 //! The properties checked at every simulated step, one file each. Each says what a user would suffer if it broke.
 
 pub mod acked_commits;
+pub mod lease_safety;
 pub mod promotion_lag;
 pub mod recovery_bound;
 pub mod replicas_rejoin;
 pub mod single_writer;
+pub mod stability;
 
 use crate::time::Millis;
 
