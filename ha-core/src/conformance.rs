@@ -106,7 +106,8 @@ async fn futures_join_all<F: std::future::Future>(
     out
 }
 
-/// An unrenewed lock expires after its ttl; a renewed one does not.
+/// An unrenewed lock expires after its ttl, not before the lease the driver counts (ttl minus the safety margin,
+/// from the renewal's send); a renewed one does not.
 pub async fn lock_expires_unless_renewed(h: &dyn Harness) -> Result<(), String> {
     let a = h.client("a").await;
     let b = h.client("b").await;
@@ -133,8 +134,25 @@ pub async fn lock_expires_unless_renewed(h: &dyn Harness) -> Result<(), String> 
     {
         return Err("b took a lock that a kept renewing".into());
     }
-    // Not renewed: gone after ttl (+ the backend's slack).
-    h.pass(h.ttl() + h.expiry_slack()).await;
+    // Not renewed: still held at the end of the lease the driver counts from the last renewal's send (ttl minus
+    // the safety margin: the check comes a little later, after the renewal's reply), gone after ttl (+ the
+    // backend's slack). A server expiring a lock early would let a replica promote while the primary still writes.
+    let timing = crate::model::Timing {
+        ttl_ms: h.ttl().as_millis() as u64,
+        loop_wait_ms: 0,
+        retry_timeout_ms: 0,
+    };
+    let lease = Duration::from_millis(timing.lease_valid_ms());
+    h.pass(lease).await;
+    if b.acquire_leader("b")
+        .await
+        .map_err(|e| fail("acquire", e))?
+    {
+        return Err(format!(
+            "the server let b take the lock {lease:?} after a's last renewal, before the lease a counts ran out"
+        ));
+    }
+    h.pass(h.ttl() - lease + h.expiry_slack()).await;
     let snap = b.load().await.map_err(|e| fail("load", e))?;
     if snap.leader.is_some() {
         return Err(fail(

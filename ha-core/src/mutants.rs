@@ -32,11 +32,14 @@ pub enum PlantedBug {
     /// A graceful shutdown whose stop of PostgreSQL failed releases the lock and disarms the watchdog anyway (#11
     /// hole 4): a hung postmaster's backends keep committing while a replica promotes.
     ReleaseAfterFailedStop,
+    /// A replica races for the lock however far it lags behind the last primary position
+    /// (`maximum_lag_on_failover` ignored).
+    SkipLagCheck,
 }
 
 impl PlantedBug {
     /// Every planted bug, in the order `simulate --mutants` reports them.
-    pub const ALL: [PlantedBug; 9] = [
+    pub const ALL: [PlantedBug; 10] = [
         PlantedBug::PromoteWithoutLock,
         PlantedBug::SyncKeyBeforeNames,
         PlantedBug::StaleQuorumVotes,
@@ -46,6 +49,7 @@ impl PlantedBug {
         PlantedBug::LeaseFromReply,
         PlantedBug::NoFencer,
         PlantedBug::ReleaseAfterFailedStop,
+        PlantedBug::SkipLagCheck,
     ];
 
     /// The bug's name on the command line (`--planted-bug NAME`).
@@ -60,6 +64,7 @@ impl PlantedBug {
             PlantedBug::LeaseFromReply => "lease-from-reply",
             PlantedBug::NoFencer => "no-fencer",
             PlantedBug::ReleaseAfterFailedStop => "release-after-failed-stop",
+            PlantedBug::SkipLagCheck => "skip-lag-check",
         }
     }
 

@@ -189,6 +189,7 @@ fn every_planted_bug_is_caught() {
     assert_eq!(by(PlantedBug::AppendOnlyHistory), Some("replicas_rejoin"));
     // A lease counted from the reply outlives the server's by the reply's delay: only ground truth shows it.
     assert_eq!(by(PlantedBug::LeaseFromReply), Some("lease_safety"));
+    assert_eq!(by(PlantedBug::SkipLagCheck), Some("promotion_lag"));
     // The pinned seeds still run clean without their bug.
     for (bug, seed) in ha_core::sim::mutation::PINNED {
         let out = Simulation::new(SimConfig::for_seed(*seed)).run();

@@ -50,7 +50,9 @@ pub fn eligible(
     }
     if let Some(last) = cluster.last_leader_lsn() {
         let lag = last.saturating_sub(pg.lsn);
-        if lag > cfg.maximum_lag_on_failover() {
+        if lag > cfg.maximum_lag_on_failover()
+            && !crate::mutants::active(crate::mutants::PlantedBug::SkipLagCheck)
+        {
             return Err(format!(
                 "not racing for the lock: {me} lags {lag} bytes behind the last primary position, over maximum_lag_on_failover ({})",
                 cfg.maximum_lag_on_failover()
