@@ -128,11 +128,25 @@ impl Census {
         }
     }
 
-    pub async fn stop(self) {
+    /// How many answers (primary or not) the census got, all nodes together: a census that could not ask proves
+    /// nothing.
+    pub fn answers(&self) -> usize {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.iter().flatten().filter(|(_, a)| a.is_some()).count()
+    }
+
+    pub async fn stop(mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
+    }
+}
+
+impl Drop for Census {
+    /// A census dropped without `stop` (its cluster's scenario ended or failed) stops asking.
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

@@ -79,6 +79,9 @@ pub struct Cluster {
     pub tls: Option<certs::TestPki>,
     pub http: reqwest::Client,
     pub(super) hactl: PathBuf,
+    /// Watches every node from the writer's start (see [`super::scenario::cluster_with_writer_as`]); `finish`
+    /// asserts it never saw two primaries at once.
+    pub census: Option<Census>,
 }
 
 impl Cluster {
@@ -183,6 +186,7 @@ impl Cluster {
             etcd_v2: spec.etcd_v2,
             timing,
             hactl: PathBuf::from(env!("CARGO_BIN_EXE_hactl")),
+            census: None,
             dir,
         };
         for i in 1..=n {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{prerequisites_on, Cluster, Spec, Writer, SERIAL};
+use super::{prerequisites_on, Census, Cluster, Spec, Writer, SERIAL};
 
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
@@ -35,8 +35,10 @@ pub async fn cluster_with_writer_as(spec: Spec) -> Option<(Cluster, Writer, usiz
     }
     // Strict synchronous modes acknowledge nothing until the leader has a synchronous standby (a loop or two).
     let settle = if spec.synchronous { 30 } else { 2 };
-    let c = Cluster::start_spec(spec).await;
+    let mut c = Cluster::start_spec(spec).await;
     let p = c.primary().await.expect("a primary");
+    // Every scenario's census of writable nodes, from before its fault to its end (checked by `finish`).
+    c.census = Some(Census::start(&c));
     let w = Writer::start(c.write_port).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(

@@ -225,6 +225,15 @@ pub async fn finish(
     max_lost: usize,
 ) {
     let acked = w.stop().await;
+    if let Some(census) = &c.census {
+        census.assert_never_two_primaries(c);
+        figures["census_answers"] = census.answers().into();
+        assert!(
+            census.answers() > 100,
+            "{scenario}: the census got only {} answers",
+            census.answers()
+        );
+    }
     let lost = lost_rows(c, c.nodes[primary].pg_port, &acked).await;
     figures["rows_acked"] = acked.len().into();
     figures["rows_lost"] = lost.len().into();
