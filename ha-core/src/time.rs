@@ -1,9 +1,15 @@
 //! Time as the HA logic sees it: a monotonic millisecond counter plus the wall clock, both read from a
 //! [`Clock`] the driver is given. The decision never reads a clock itself; the simulator gives a virtual one.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+/// A wait [`Clock::sleep_until`] returns.
+pub type Sleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// A point on a monotonic clock, in milliseconds since the clock's own origin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -26,6 +32,31 @@ pub trait Clock: Send + Sync {
     fn now(&self) -> Millis;
     /// Wall-clock time in milliseconds since the Unix epoch: only for scheduled switchovers and timestamps shown to people.
     fn unix_ms(&self) -> i64;
+    /// Resolves once [`Clock::now`] reaches `t`. The driver races a leader's DCS calls against its lease's end
+    /// with it, so a primary never waits on a slow DCS past its lease (the fencer is the first line there; this is
+    /// the second, for a fencer that is frozen). The default never resolves: a clock that cannot wait leaves the
+    /// calls to their own deadline.
+    fn sleep_until(&self, t: Millis) -> Sleep<'_> {
+        let _ = t;
+        Box::pin(std::future::pending())
+    }
+}
+
+/// Resolves once `clock` reads `t`, checked each time it is polled: for clocks moved by hand, whose owner polls
+/// again after moving them (the simulator polls every loop in flight once a step).
+pub fn poll_until(clock: &dyn Clock, t: Millis) -> Sleep<'_> {
+    struct Until<'a>(&'a dyn Clock, Millis);
+    impl Future for Until<'_> {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            if self.0.now() >= self.1 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        }
+    }
+    Box::pin(Until(clock, t))
 }
 
 /// The real clocks of the machine.
@@ -55,6 +86,10 @@ impl Clock for SystemClock {
     }
     fn unix_ms(&self) -> i64 {
         chrono::Utc::now().timestamp_millis()
+    }
+    fn sleep_until(&self, t: Millis) -> Sleep<'_> {
+        let at = self.origin + Duration::from_millis(t.0);
+        Box::pin(tokio::time::sleep_until(at.into()))
     }
 }
 
@@ -89,5 +124,8 @@ impl Clock for ManualClock {
     }
     fn unix_ms(&self) -> i64 {
         self.unix_origin_ms.load(Ordering::SeqCst) + self.mono_ms.load(Ordering::SeqCst) as i64
+    }
+    fn sleep_until(&self, t: Millis) -> Sleep<'_> {
+        poll_until(self, t)
     }
 }

@@ -88,6 +88,10 @@ pub struct LocalState {
     /// As the leader: this server's WAL position right after it last changed `synchronous_standby_names` (a
     /// standby newly listed has caught up once it flushed past it; `None` since this daemon started).
     pub sync_names_changed_lsn: Option<u64>,
+    /// As a primary: the furthest WAL position it reached in a loop that could not publish it (`status` not
+    /// written: the DCS away, failsafe mode keeping it primary), until a `status` write succeeds. Commits it
+    /// acknowledged then reach past what the `status` key says, so a standby counts as caught up only past this.
+    pub unpublished_lsn: Option<u64>,
     /// This node's own `postgresql.use_pg_rewind`: when set it wins over the cluster configuration's, as Patroni's
     /// local configuration wins over the dynamic one ([`LocalState::use_pg_rewind`]).
     pub own_use_pg_rewind: Option<bool>,

@@ -223,12 +223,14 @@ pub(super) fn sync_duties(
 
 /// The position a standby listed in `synchronous_standby_names` must have flushed to count as holding every
 /// acknowledged commit: where the primary was when the setting last changed (commits acknowledged under the old
-/// one reach up to there), and at least the position the leader published in an earlier loop.
+/// one reach up to there), at least the position the leader published in an earlier loop, and at least the furthest
+/// one it reached without publishing it (a DCS outage in failsafe mode: the simulator's seed 2717 lost commits
+/// acknowledged then, a standby that restarted meanwhile counting as caught up past the pre-outage `status`).
 pub(super) fn caught_up_at(obs: &Observation, cluster: &Cluster) -> u64 {
     let published = cluster.last_leader_lsn().unwrap_or(0);
-    obs.local
-        .sync_names_changed_lsn
-        .map_or(published, |l| l.max(published))
+    published
+        .max(obs.local.sync_names_changed_lsn.unwrap_or(0))
+        .max(obs.local.unpublished_lsn.unwrap_or(0))
 }
 
 /// A standby that may be synchronous, as Patroni's `_ReplicaList` holds it.

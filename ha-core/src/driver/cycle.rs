@@ -27,7 +27,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
     }
 
     async fn cycle_inner(&mut self) -> CycleReport {
-        let now = self.clock.now();
+        let started = self.clock.now();
         if let Some(tags) = self.requests.tags() {
             if tags != self.settings.identity.tags {
                 info!(tags = ?tags, "tags changed by a configuration reload");
@@ -37,7 +37,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         let renewal_just_failed = std::mem::take(&mut self.renew_unreachable);
         let mut pg_obs = self.pg.observe().await;
         if pg_obs.state() == PgRunState::Unresponsive {
-            self.local.unresponsive_since.get_or_insert(now);
+            self.local.unresponsive_since.get_or_insert(started);
         } else {
             self.local.unresponsive_since = None;
         }
@@ -49,8 +49,12 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                 "the last lock renewal found the DCS unreachable".into(),
             ))
         } else {
-            self.dcs.load().await
+            self.within_lease(self.dcs.load()).await
         };
+        // The decision's time is the snapshot's, not the loop's start: a slow read (or a daemon frozen in it) must
+        // not leave the decision judging a lease by a time long past (the simulator's soak: a node frozen in its
+        // read decided on resuming that it still held a lease that had run out 25 s before).
+        let now = self.clock.now();
         if let Ok(cluster) = &loaded {
             if cluster.leader.is_none() {
                 self.local.no_leader_since.get_or_insert(now);
@@ -177,6 +181,20 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         let mut executed = Vec::with_capacity(decision.actions.len());
         let mut stopped_pg = false;
         for action in &decision.actions {
+            // A plan is only as good as its snapshot. A daemon frozen mid-loop (SIGSTOP) or a DCS call stuck in it
+            // must not, on resuming, act on a snapshot older than a lease: by then the lock, the leader and the
+            // others' data may all have changed (the simulator's soak: a node frozen 26 s in a loop whose snapshot
+            // said it still held its lease re-took the free lock and started as primary behind the new timeline).
+            // Stopping, fencing and letting go stay allowed: they are what a stale leader should do anyway.
+            let age = self.clock.now().since(now);
+            if age > self.local.timing.lease_valid_ms() && !may_run_on_a_stale_plan(action) {
+                let outcome = Outcome::Refused(format!(
+                    "this loop's snapshot is {age} ms old, older than a lease: deciding again"
+                ));
+                warn!(?action, "{outcome:?}");
+                executed.push((action.clone(), outcome));
+                break;
+            }
             self.hooks.before_action(action, self.role).await;
             let outcome = if *action == Action::Promote && !self.hooks.pre_promote().await {
                 // Cancelled by the embedder: give the lock back so another node can lead.
@@ -217,15 +235,21 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         if names_changed {
             self.local.sync_names_changed_lsn = Some(pg_after.lsn);
         }
+        let published = executed
+            .iter()
+            .any(|(a, o)| matches!(a, Action::WriteStatus { .. }) && *o == Outcome::Done);
+        if published {
+            self.local.unpublished_lsn = None;
+        } else if pg_after.is_primary() && (loaded.is_err() || self.renew_unreachable) {
+            let furthest = self.local.unpublished_lsn.unwrap_or(0).max(pg_after.lsn);
+            self.local.unpublished_lsn = Some(furthest);
+        }
         // After a renewal that found the DCS unreachable, the member write would only wait out another timeout
         // while the lease runs down: the next loop (at once, below) sees the outage and can act on it.
         if loaded.is_ok() && !self.renew_unreachable {
             let data = self.member_data(&pg_after);
-            if let Err(e) = self
-                .dcs
-                .touch_member(&self.settings.identity.name, &data)
-                .await
-            {
+            let name = &self.settings.identity.name;
+            if let Err(e) = self.within_lease(self.dcs.touch_member(name, &data)).await {
                 warn!(error = %e, "could not update the member key");
             }
         }
@@ -245,17 +269,18 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             // came from a cache) is tried again every second (at most loop_wait),
             // so a short blip costs a second, not a whole loop_wait; a request that waited out its timeout is
             // followed by the next at once, so a healed network is seen as soon as possible.
-            now.plus_ms(
-                self.local
-                    .timing
-                    .loop_wait_ms
-                    .min(self.dcs_retry_interval_ms()),
-            )
-            .max(after)
+            started
+                .plus_ms(
+                    self.local
+                        .timing
+                        .loop_wait_ms
+                        .min(self.dcs_retry_interval_ms()),
+                )
+                .max(after)
         } else {
             // Paced from the loop's start, as Patroni's `schedule_next_run` does: a loop that took long (a query
             // to a hung PostgreSQL waits out its timeout) does not add a whole loop_wait on top.
-            now.plus_ms(self.local.timing.loop_wait_ms).max(after)
+            started.plus_ms(self.local.timing.loop_wait_ms).max(after)
         };
         if let Some(deadline) = self.local.lease_deadline {
             next = next.min(deadline);
@@ -359,4 +384,18 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
         }
     }
+}
+
+/// The actions a loop may still run after its snapshot went stale: the ones that only give up (a stale leader
+/// should stop, fence, forget or release anyway), never one that takes the lock, starts or promotes a primary, or
+/// rewrites what the others follow.
+fn may_run_on_a_stale_plan(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Stop(_)
+            | Action::StopOrKill { .. }
+            | Action::Fence
+            | Action::ForgetLease
+            | Action::ReleaseLock
+    )
 }

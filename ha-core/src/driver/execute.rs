@@ -76,7 +76,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             }
             Action::RenewLock => {
                 let sent = self.clock.now();
-                match self.dcs.renew_leader(&name).await {
+                match self.within_lease(self.dcs.renew_leader(&name)).await {
                     Ok(true) => {
                         self.take_lease(sent);
                         Outcome::Done
@@ -222,7 +222,7 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
                     retain_slots: retain_slots.clone(),
                     ..Default::default()
                 };
-                let r = self.dcs.write_status(&status).await;
+                let r = self.within_lease(self.dcs.write_status(&status)).await;
                 if r.is_ok() {
                     self.last_status = Some(status);
                 }

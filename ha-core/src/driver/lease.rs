@@ -1,8 +1,10 @@
 //! The lease: how long this node may act as the leader after a lock request succeeded. It runs from the moment the
 //! request was *sent*, not from when the answer came, and the watchdog is armed with the same deadline.
 
+use std::future::Future;
+
 use super::Driver;
-use crate::dcs::Dcs;
+use crate::dcs::{Dcs, DcsError};
 use crate::pg::PgControl;
 use crate::time::Millis;
 
@@ -27,6 +29,26 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             self.watchdog.disarm();
         } else {
             self.watchdog.arm(deadline);
+        }
+    }
+
+    /// Runs a DCS call, given up with [`DcsError::Unreachable`] if this node's lease ends first: a leader waiting on
+    /// a slow DCS must still demote at its lease's end (its fencer does that too, unless it is frozen). Without a
+    /// lease the call has only its own deadline.
+    pub(super) async fn within_lease<T>(
+        &self,
+        call: impl Future<Output = Result<T, DcsError>>,
+    ) -> Result<T, DcsError> {
+        let Some(deadline) = self.local.lease_deadline else {
+            return call.await;
+        };
+        let lease_end = self.clock.sleep_until(deadline);
+        tokio::select! {
+            biased;
+            r = call => r,
+            () = lease_end => Err(DcsError::Unreachable(
+                "the lease ended while waiting for the DCS".into(),
+            )),
         }
     }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use crate::time::{Clock, ManualClock, Millis};
+use crate::time::{poll_until, Clock, ManualClock, Millis, Sleep};
 
 /// The most a simulated machine's clock runs fast or slow, in parts per million (0.5 %: far worse than any quartz,
 /// the order of a badly overcommitted VM).
@@ -45,6 +45,9 @@ impl Clock for NodeClock {
     fn unix_ms(&self) -> i64 {
         let truth = self.truth.now();
         self.truth.unix_ms() + self.local(truth).0 as i64 - self.offset_ms as i64 - truth.0 as i64
+    }
+    fn sleep_until(&self, t: Millis) -> Sleep<'_> {
+        poll_until(self, t)
     }
 }
 

@@ -27,6 +27,10 @@ pub struct LinkTrouble {
     pub max_latency_ms: u64,
     /// The share of replies lost on the way back (the request was applied), in percent.
     pub reply_loss_pct: u32,
+    /// The share of reads answered from an older state (a lagging etcd member's serializable read, a client cache
+    /// behind its watch, a ZooKeeper follower cut off from its quorum), in percent: the snapshot an earlier read on
+    /// this troubled link got.
+    pub stale_read_pct: u32,
 }
 
 /// The troubled links, by node name (a node absent here has a perfect link), and what they did to calls.
@@ -43,6 +47,8 @@ pub struct LinkCounts {
     pub applied_unanswered: AtomicU64,
     /// Timed out before reaching the server.
     pub timed_out: AtomicU64,
+    /// Reads answered from an older snapshot.
+    pub stale_reads: AtomicU64,
 }
 
 impl DcsLinks {
@@ -63,6 +69,7 @@ struct Flight {
     request_ms: u64,
     reply_ms: u64,
     reply_lost: bool,
+    stale: bool,
     deadline_ms: u64,
 }
 
@@ -109,6 +116,8 @@ pub struct SimDcsLink {
     links: DcsLinks,
     rng: Mutex<ChaCha8Rng>,
     deadline_ms: AtomicU64,
+    /// The snapshot a read on the troubled link got, which a stale read answers again.
+    seen: Mutex<Option<Cluster>>,
 }
 
 impl SimDcsLink {
@@ -127,19 +136,21 @@ impl SimDcsLink {
             links,
             rng: Mutex::new(rng),
             deadline_ms: AtomicU64::new(retry_timeout_ms),
+            seen: Mutex::new(None),
         }
     }
 
     fn flight(&self) -> Flight {
         let trouble = lock(&self.links.0).get(&self.name).copied();
-        let (request_ms, reply_ms, reply_lost) = match trouble {
-            None => (0, 0, false),
+        let (request_ms, reply_ms, reply_lost, stale) = match trouble {
+            None => (0, 0, false, false),
             Some(t) => {
                 let mut rng = lock(&self.rng);
                 (
                     rng.gen_range(0..=t.max_latency_ms),
                     rng.gen_range(0..=t.max_latency_ms),
                     rng.gen_range(0..100) < t.reply_loss_pct,
+                    rng.gen_range(0..100) < t.stale_read_pct,
                 )
             }
         };
@@ -150,6 +161,7 @@ impl SimDcsLink {
             request_ms,
             reply_ms,
             reply_lost,
+            stale,
             deadline_ms: self.deadline_ms.load(Ordering::SeqCst),
         }
     }
@@ -168,7 +180,36 @@ macro_rules! over_link {
 #[async_trait]
 impl DcsClient for SimDcsLink {
     async fn load(&self) -> Result<Cluster, DcsError> {
-        over_link!(self, self.inner.load())
+        let flight = self.flight();
+        flight.arrive().await?;
+        let fresh = self.inner.load().await;
+        let answer = match fresh {
+            Ok(c) if flight.stale => {
+                let mut seen = lock(&self.seen);
+                match seen.as_ref() {
+                    Some(old) => {
+                        self.links.1.stale_reads.fetch_add(1, Ordering::Relaxed);
+                        Ok(old.clone())
+                    }
+                    None => {
+                        *seen = Some(c.clone());
+                        Ok(c)
+                    }
+                }
+            }
+            Ok(c) => {
+                // Kept only while the link is troubled (a stale read answers from it); cleared once it is not.
+                let mut seen = lock(&self.seen);
+                if lock(&self.links.0).contains_key(&self.name) {
+                    *seen = Some(c.clone());
+                } else {
+                    *seen = None;
+                }
+                Ok(c)
+            }
+            e => e,
+        };
+        flight.answer(answer).await
     }
     async fn delete_member(&self, name: &str) -> Result<(), DcsError> {
         over_link!(self, self.inner.delete_member(name))

@@ -83,6 +83,25 @@ pub enum Fault {
         max_latency_ms: u64,
         /// The share of replies lost, in percent.
         reply_loss_pct: u32,
+        /// The share of reads answered from an older snapshot, in percent.
+        stale_read_pct: u32,
+    },
+    /// The node's REST API is cut off for `ms` (both ways: nobody reaches it, it reaches nobody) while its DCS and
+    /// replication links work: failsafe confirmations and the leader race's live answers fail.
+    RestCut {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long the cut lasts, in ms.
+        ms: u64,
+    },
+    /// The node's fencer is frozen for `ms` (it fences late, when it thaws, if its deadline passed): the daemon,
+    /// up, must demote its primary by itself. Not combined with a daemon fault on the same node (nothing could
+    /// protect against both).
+    FencerFreeze {
+        /// Index of the node (0 is `node1`).
+        node: usize,
+        /// How long the fencer stays frozen, in ms.
+        ms: u64,
     },
     /// The daemon gets SIGTERM: it finishes its loop, shuts down gracefully (stops PostgreSQL, releases the lock),
     /// and is started again `down_ms` later. With `pg_hung` PostgreSQL hangs at the same moment, so the stop fails.
@@ -144,7 +163,9 @@ impl Simulation {
                 }
             }
             Fault::DaemonFreeze { node, ms } => {
-                if self.nodes[node].daemon == Daemon::Up {
+                if self.nodes[node].daemon == Daemon::Up
+                    && self.nodes[node].fencer_frozen_until.is_none()
+                {
                     self.nodes[node].daemon = Daemon::Frozen {
                         until: now.plus_ms(ms),
                     };
@@ -153,7 +174,9 @@ impl Simulation {
             Fault::DaemonKill { node, down_ms } => {
                 // A daemon already down (its machine crashed, or killed before) stays down until its own restart:
                 // a second kill must not move that restart earlier than the machine's return.
-                if !matches!(self.nodes[node].daemon, Daemon::Down { .. }) {
+                if !matches!(self.nodes[node].daemon, Daemon::Down { .. })
+                    && self.nodes[node].fencer_frozen_until.is_none()
+                {
                     self.nodes[node].slot = Slot::Gone;
                     self.nodes[node].stop_requested = None;
                     self.nodes[node].daemon = Daemon::Down {
@@ -180,6 +203,7 @@ impl Simulation {
                 ms,
                 max_latency_ms,
                 reply_loss_pct,
+                stale_read_pct,
             } => {
                 let name = self.nodes[node].name.clone();
                 self.dcs_links.set(
@@ -187,11 +211,26 @@ impl Simulation {
                     Some(LinkTrouble {
                         max_latency_ms,
                         reply_loss_pct,
+                        stale_read_pct,
                     }),
                 );
                 let until = now.plus_ms(ms);
                 let n = &mut self.nodes[node];
                 n.link_trouble_until = Some(n.link_trouble_until.map_or(until, |u| u.max(until)));
+            }
+            Fault::RestCut { node, ms } => {
+                let until = now.plus_ms(ms);
+                let n = &mut self.nodes[node];
+                n.rest_cut_until = Some(n.rest_cut_until.map_or(until, |u| u.max(until)));
+            }
+            Fault::FencerFreeze { node, ms } => {
+                let n = &mut self.nodes[node];
+                if n.daemon == Daemon::Up
+                    && n.stop_requested.is_none()
+                    && n.fencer_frozen_until.is_none()
+                {
+                    n.fencer_frozen_until = Some(now.plus_ms(ms));
+                }
             }
             Fault::DaemonStop {
                 node,
@@ -200,6 +239,7 @@ impl Simulation {
             } => {
                 if self.nodes[node].daemon == Daemon::Up
                     && self.nodes[node].stop_requested.is_none()
+                    && self.nodes[node].fencer_frozen_until.is_none()
                 {
                     self.nodes[node].stop_requested = Some(down_ms);
                     if pg_hung {
@@ -229,9 +269,10 @@ impl Simulation {
                 ms: self.rng.gen_range(ttl / 2..ttl * 3),
                 max_latency_ms,
                 reply_loss_pct: 0,
+                stale_read_pct: 0,
             };
         }
-        let kinds = if self.cfg.message_faults { 12 } else { 10 };
+        let kinds = if self.cfg.message_faults { 14 } else { 10 };
         match self.rng.gen_range(0..kinds) {
             0 => Fault::NodeCrash {
                 node,
@@ -271,12 +312,21 @@ impl Simulation {
                     ms: self.rng.gen_range(ttl / 2..ttl * 3),
                     max_latency_ms: self.rng.gen_range(retry / 10..=retry * 3 / 2),
                     reply_loss_pct: self.rng.gen_range(0..=40),
+                    stale_read_pct: self.rng.gen_range(0..=50),
                 }
             }
-            _ => Fault::DaemonStop {
+            11 => Fault::DaemonStop {
                 node,
                 down_ms: self.rng.gen_range(1_000..ttl * 2),
                 pg_hung: self.rng.gen_bool(0.5),
+            },
+            12 => Fault::RestCut {
+                node,
+                ms: self.rng.gen_range(ttl / 2..ttl * 3),
+            },
+            _ => Fault::FencerFreeze {
+                node,
+                ms: self.rng.gen_range(ttl / 2..ttl * 3),
             },
         }
     }
@@ -300,6 +350,12 @@ impl Simulation {
                 if let Some(down) = self.nodes[i].stop_requested.as_mut() {
                     *down = 0;
                 }
+            }
+            if self.nodes[i].rest_cut_until.map_or(false, due) {
+                self.nodes[i].rest_cut_until = None;
+            }
+            if self.nodes[i].fencer_frozen_until.map_or(false, due) {
+                self.nodes[i].fencer_frozen_until = None;
             }
             if self.nodes[i].link_trouble_until.map_or(false, due) {
                 self.nodes[i].link_trouble_until = None;

@@ -170,6 +170,8 @@ impl Simulation {
                 partitioned_until: None,
                 replication_cut_until: None,
                 link_trouble_until: None,
+                rest_cut_until: None,
+                fencer_frozen_until: None,
                 last_reason: String::new(),
             });
             sim.start_daemon(i);
@@ -292,6 +294,9 @@ impl Simulation {
             .applied_unanswered
             .load(std::sync::atomic::Ordering::Relaxed);
         self.stats.dcs_timed_out = counts.timed_out.load(std::sync::atomic::Ordering::Relaxed);
+        self.stats.dcs_stale_reads = counts
+            .stale_reads
+            .load(std::sync::atomic::Ordering::Relaxed);
         SimOutcome {
             config: self.cfg,
             violations: self.violations,

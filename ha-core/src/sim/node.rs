@@ -69,6 +69,7 @@ pub(super) struct RestNet(
 );
 
 struct SimProbe {
+    me: String,
     rest: RestNet,
     timing: Timing,
 }
@@ -83,6 +84,10 @@ impl FailsafeProbe for SimProbe {
         _slots: &BTreeMap<String, u64>,
     ) -> Option<BTreeMap<String, u64>> {
         let g = lock(&self.rest.0);
+        if !g.get(&self.me).map_or(false, |(answers, _, _)| *answers) {
+            // Cut off from the other daemons: no request leaves.
+            return None;
+        }
         let mut all = true;
         for name in members.keys() {
             match g.get(name) {
@@ -99,6 +104,7 @@ impl FailsafeProbe for SimProbe {
 /// The other daemons' REST answers (`GET /patroni`): a daemon that is down or frozen answers nothing, one whose
 /// PostgreSQL does not answer reports no position.
 struct SimPeers {
+    me: String,
     rest: RestNet,
     net: super::SimPgNet,
 }
@@ -107,6 +113,9 @@ struct SimPeers {
 impl PeerProbe for SimPeers {
     async fn statuses(&self, members: &BTreeMap<String, String>) -> BTreeMap<String, PeerStatus> {
         let up = lock(&self.rest.0);
+        if !up.get(&self.me).map_or(false, |(answers, _, _)| *answers) {
+            return BTreeMap::new();
+        }
         members
             .keys()
             .filter(|n| up.get(*n).map_or(false, |(answers, _, _)| *answers))
@@ -142,6 +151,8 @@ pub(super) struct SimNode {
     pub(super) partitioned_until: Option<Millis>,
     pub(super) replication_cut_until: Option<Millis>,
     pub(super) link_trouble_until: Option<Millis>,
+    pub(super) rest_cut_until: Option<Millis>,
+    pub(super) fencer_frozen_until: Option<Millis>,
     pub(super) last_reason: String,
 }
 
@@ -221,10 +232,12 @@ impl Simulation {
         );
         let mut driver = Driver::new(link, self.net.server(&name), clock, settings)
             .with_failsafe_probe(Box::new(SimProbe {
+                me: name.clone(),
                 rest: self.rest.clone(),
                 timing: self.timing,
             }))
             .with_peer_probe(Box::new(SimPeers {
+                me: name.clone(),
                 rest: self.rest.clone(),
                 net: self.net.clone(),
             }));

@@ -27,6 +27,8 @@ pub struct SimStats {
     pub dcs_applied_unanswered: u64,
     /// DCS calls that timed out before reaching the server.
     pub dcs_timed_out: u64,
+    /// DCS reads answered from an older snapshot.
+    pub dcs_stale_reads: u64,
     /// Asynchronous: the most bytes of acknowledged commits a primary lacked (synchronous: always 0, or a violation).
     pub acked_bytes_lost: u64,
 }

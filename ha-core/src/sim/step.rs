@@ -44,7 +44,7 @@ impl Simulation {
             let mut g = lock(&self.rest.0);
             for n in &self.nodes {
                 if let Some(e) = g.get_mut(&n.name) {
-                    e.0 = n.daemon == Daemon::Up;
+                    e.0 = n.daemon == Daemon::Up && n.rest_cut_until.is_none();
                 }
             }
         }
@@ -120,7 +120,11 @@ impl Simulation {
             }
         }
         // Watchdogs fire on their own, whatever the daemons are doing, by their machine's clock and a little late.
-        for n in &self.nodes {
+        for n in self
+            .nodes
+            .iter()
+            .filter(|n| n.fencer_frozen_until.is_none())
+        {
             let deadline = *lock(&n.watchdog.0);
             if let Some(d) = deadline {
                 if d.plus_ms(n.fence_delay_ms) <= n.clock.now() {
