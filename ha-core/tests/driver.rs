@@ -1,5 +1,6 @@
 //! The driver with the mock DCS and simulated PostgreSQL: leases, the watchdog, hooks, graceful shutdown.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -387,4 +388,65 @@ async fn a_primary_whose_stop_hangs_is_killed_after_primary_stop_timeout_in_sync
     assert_eq!(w.dcs.leader(), None, "the lock was not released");
     let r = n2.cycle().await;
     assert!(r.promoted(), "{}", r.decision.reason);
+}
+
+/// Holds every `AcquireLock` in `before_action` until opened: a daemon stopped (SIGSTOP) between deciding and acting.
+struct HoldBeforeAcquire(Arc<std::sync::atomic::AtomicBool>);
+
+#[async_trait]
+impl Hooks for HoldBeforeAcquire {
+    async fn before_action(&self, action: &Action, _serving: ha_core::driver::NodeRole) {
+        if *action == Action::AcquireLock {
+            let open = self.0.clone();
+            std::future::poll_fn(move |_| {
+                if open.load(std::sync::atomic::Ordering::SeqCst) {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+        }
+    }
+}
+
+/// #11: a plan is only as good as its snapshot. A replica decided to take the free lock and promote, then stood
+/// still longer than a lease before acting: it must decide again, not take the lock and promote on what it saw
+/// then (the simulator's soak found a daemon frozen mid-loop that re-took the lock and started as primary behind
+/// the new timeline on resuming).
+#[test]
+fn a_plan_older_than_a_lease_is_not_carried_out_but_decided_again() {
+    let w = world();
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut n1 = node(&w, "node1");
+    let mut n2 = node(&w, "node2").with_hooks(Box::new(HoldBeforeAcquire(open.clone())));
+    now_or_never(n1.cycle());
+    now_or_never(n2.cycle());
+    now_or_never(n2.cycle());
+    now_or_never(n1.shutdown());
+    let r = {
+        let mut stuck = std::pin::pin!(n2.cycle());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(stuck.as_mut().poll(&mut cx).is_pending(), "the loop did not stop before acting");
+        w.clock.advance_ms(10_000); // longer than the lease (ttl 5 s)
+        open.store(true, std::sync::atomic::Ordering::SeqCst);
+        match stuck.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(r) => r,
+            std::task::Poll::Pending => panic!("the loop did not finish"),
+        }
+    };
+    assert!(
+        matches!(
+            r.executed.first(),
+            Some((Action::AcquireLock, Outcome::Refused(why))) if why.contains("older than a lease")
+        ),
+        "{:?}",
+        r.executed
+    );
+    assert!(!r.promoted());
+    assert_eq!(w.dcs.leader(), None, "the stale plan took the lock");
+    // The next loop decides on a fresh snapshot, and takes over.
+    now_or_never(n2.cycle());
+    let r = now_or_never(n2.cycle());
+    assert_eq!(w.dcs.leader().map(|(n, _)| n).as_deref(), Some("node2"), "{}", r.decision.reason);
 }

@@ -186,16 +186,18 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             // others' data may all have changed (the simulator's soak: a node frozen 26 s in a loop whose snapshot
             // said it still held its lease re-took the free lock and started as primary behind the new timeline).
             // Stopping, fencing and letting go stay allowed: they are what a stale leader should do anyway.
+            // Checked after the embedder's `before_action`, which may itself have taken long.
+            self.hooks.before_action(action, self.role).await;
             let age = self.clock.now().since(now);
             if age > self.local.timing.lease_valid_ms() && !may_run_on_a_stale_plan(action) {
                 let outcome = Outcome::Refused(format!(
                     "this loop's snapshot is {age} ms old, older than a lease: deciding again"
                 ));
                 warn!(?action, "{outcome:?}");
+                self.hooks.after_action(action, &outcome).await;
                 executed.push((action.clone(), outcome));
                 break;
             }
-            self.hooks.before_action(action, self.role).await;
             let outcome = if *action == Action::Promote && !self.hooks.pre_promote().await {
                 // Cancelled by the embedder: give the lock back so another node can lead.
                 self.local.lease_deadline = None;
@@ -282,7 +284,9 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
             // to a hung PostgreSQL waits out its timeout) does not add a whole loop_wait on top.
             started.plus_ms(self.local.timing.loop_wait_ms).max(after)
         };
-        if let Some(deadline) = self.local.lease_deadline {
+        // Woken at the lease's end to act on it; a lease already over (a demotion that failed) wakes nothing: the
+        // loop's own pace retries it, rather than a loop at once, again and again.
+        if let Some(deadline) = self.local.lease_deadline.filter(|d| *d > after) {
             next = next.min(deadline);
         }
         let report = CycleReport {
