@@ -427,7 +427,10 @@ fn a_plan_older_than_a_lease_is_not_carried_out_but_decided_again() {
     let r = {
         let mut stuck = std::pin::pin!(n2.cycle());
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-        assert!(stuck.as_mut().poll(&mut cx).is_pending(), "the loop did not stop before acting");
+        assert!(
+            stuck.as_mut().poll(&mut cx).is_pending(),
+            "the loop did not stop before acting"
+        );
         w.clock.advance_ms(10_000); // longer than the lease (ttl 5 s)
         open.store(true, std::sync::atomic::Ordering::SeqCst);
         match stuck.as_mut().poll(&mut cx) {
@@ -448,5 +451,10 @@ fn a_plan_older_than_a_lease_is_not_carried_out_but_decided_again() {
     // The next loop decides on a fresh snapshot, and takes over.
     now_or_never(n2.cycle());
     let r = now_or_never(n2.cycle());
-    assert_eq!(w.dcs.leader().map(|(n, _)| n).as_deref(), Some("node2"), "{}", r.decision.reason);
+    assert_eq!(
+        w.dcs.leader().map(|(n, _)| n).as_deref(),
+        Some("node2"),
+        "{}",
+        r.decision.reason
+    );
 }

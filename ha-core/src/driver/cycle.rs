@@ -36,6 +36,14 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
         }
         let renewal_just_failed = std::mem::take(&mut self.renew_unreachable);
         let mut pg_obs = self.pg.observe().await;
+        // A lease that ended is forgotten once PostgreSQL no longer runs as primary (stopped by this daemon, or
+        // killed by the fencer while this daemon's own stop failed): kept, it would cut every DCS call short and
+        // the node would never read the cluster again (e2e: a partitioned primary looped 50,000 times a minute).
+        let not_primary = pg_obs.is_replica()
+            || matches!(pg_obs.state(), PgRunState::Stopped | PgRunState::Crashed);
+        if self.local.lease_deadline.is_some_and(|d| d <= started) && not_primary {
+            self.local.lease_deadline = None;
+        }
         if pg_obs.state() == PgRunState::Unresponsive {
             self.local.unresponsive_since.get_or_insert(started);
         } else {

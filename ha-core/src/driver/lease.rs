@@ -34,18 +34,13 @@ impl<D: Dcs, P: PgControl> Driver<D, P> {
 
     /// Runs a DCS call, given up with [`DcsError::Unreachable`] if this node's lease ends first: a leader waiting on
     /// a slow DCS must still demote at its lease's end (its fencer does that too, unless it is frozen). Without a
-    /// lease, or once it has ended, the call has only its own deadline.
+    /// lease the call has only its own deadline (a lease that ended is forgotten once PostgreSQL no longer runs as
+    /// primary, see `cycle_inner`).
     pub(super) async fn within_lease<T>(
         &self,
         call: impl Future<Output = Result<T, DcsError>>,
     ) -> Result<T, DcsError> {
-        // A lease that already ended (its demotion failed and will be retried) does not cut calls short: the
-        // call keeps its own deadline, or every loop would end at once and spin.
-        let Some(deadline) = self
-            .local
-            .lease_deadline
-            .filter(|d| *d > self.clock.now())
-        else {
+        let Some(deadline) = self.local.lease_deadline else {
             return call.await;
         };
         let lease_end = self.clock.sleep_until(deadline);
